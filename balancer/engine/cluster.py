@@ -1,0 +1,175 @@
+"""The engine's indexed view of a snapshot: numpy arrays over hosts and VMs, and compiled rules.
+
+Built once per plan; every planner (CP-SAT optimiser, greedy baseline) and the
+ordering step work on integer indices into these arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..snapshot import Snapshot, VmHostRule, VmVmRule
+from .options import PlanOptions
+from .vmotion import modelled_dirty_rate_mbps
+
+CPU, MEM = 0, 1
+
+
+@dataclass(frozen=True)
+class VmVmGroup:
+    rule: str
+    vms: np.ndarray  # VM indices
+    mandatory: bool
+
+
+@dataclass(frozen=True)
+class VmHostGroup:
+    rule: str
+    vms: np.ndarray
+    hosts: np.ndarray  # bool mask over hosts: the rule's host group
+    affine: bool
+    mandatory: bool
+
+    def allows(self, host: int) -> bool:
+        return bool(self.hosts[host]) == self.affine
+
+
+@dataclass
+class Cluster:
+    snapshot: Snapshot
+    host_names: list[str]
+    vm_names: list[str]
+    cap: np.ndarray  # (H, 2) capacity: MHz, MB
+    on: np.ndarray  # (H,) bool: host is on (counts for balance, may receive VMs)
+    bound: np.ndarray  # (H, 2) the most a host may carry after any step
+    limit: np.ndarray  # (H, 2) capacity minus headroom
+    load: np.ndarray  # (V, 2) entitlement: demand raised to reservation, 0 when powered off
+    mem_mb: np.ndarray  # (V,) configured memory (what vMotion copies)
+    dirty_mbps: np.ndarray  # (V,)
+    bandwidth_mbps: np.ndarray  # (H,)
+    place: np.ndarray  # (V,) current host index
+    movable: np.ndarray  # (V,) bool: may be moved automatically
+    must_leave: np.ndarray  # (V,) bool: powered-on VM on a host that is not on (maintenance)
+    powered: np.ndarray  # (V,) bool
+    allowed: np.ndarray  # (V, H) bool: hosts a VM may run on under mandatory rules
+    anti: list[VmVmGroup] = field(default_factory=list)
+    affine: list[VmVmGroup] = field(default_factory=list)
+    vmhost: list[VmHostGroup] = field(default_factory=list)
+    power_idle_w: np.ndarray | None = None
+    power_peak_w: np.ndarray | None = None
+
+    @property
+    def n_hosts(self) -> int:
+        return len(self.host_names)
+
+    @property
+    def n_vms(self) -> int:
+        return len(self.vm_names)
+
+    def host_loads(self, place: np.ndarray) -> np.ndarray:
+        """(H, 2) summed entitlement per host for a placement."""
+        out = np.zeros((self.n_hosts, 2))
+        np.add.at(out, place, self.load)
+        return out
+
+    def vm_index(self, name: str) -> int:
+        return self._vm_idx[name]
+
+    def host_index(self, name: str) -> int:
+        return self._host_idx[name]
+
+    def __post_init__(self) -> None:
+        self._vm_idx = {n: i for i, n in enumerate(self.vm_names)}
+        self._host_idx = {n: i for i, n in enumerate(self.host_names)}
+        self.anti_of: dict[int, list[VmVmGroup]] = {}
+        for g in self.anti:
+            if g.mandatory:
+                for v in g.vms:
+                    self.anti_of.setdefault(int(v), []).append(g)
+
+    def stranded(self, place: np.ndarray) -> np.ndarray:
+        """(V,) bool: powered-on VMs on a host that is not on."""
+        return self.powered & ~self.on[place]
+
+
+def build_cluster(snapshot: Snapshot, options: PlanOptions) -> Cluster:
+    hosts = snapshot.hosts
+    vms = snapshot.vms
+    host_idx = {h.name: i for i, h in enumerate(hosts)}
+    vm_idx = {v.name: i for i, v in enumerate(vms)}
+    H, V = len(hosts), len(vms)
+
+    cap = np.array([[h.cpu_capacity_mhz, h.mem_capacity_mb] for h in hosts], dtype=float).reshape(H, 2)
+    on = np.array([h.is_on for h in hosts], dtype=bool)
+    limit = cap * np.array([1.0 - options.cpu_headroom, 1.0 - options.mem_headroom])
+    load = np.array([[v.cpu_load_mhz, v.mem_load_mb] for v in vms], dtype=float).reshape(V, 2)
+    mem_mb = np.array([v.mem_mb for v in vms], dtype=float)
+    dirty = np.array(
+        [v.dirty_rate_mbps if v.dirty_rate_mbps is not None else modelled_dirty_rate_mbps(v.mem_demand_mb) for v in vms],
+        dtype=float,
+    )
+    bandwidth = np.array(
+        [h.vmotion_mbps if h.vmotion_mbps is not None else options.default_vmotion_mbps for h in hosts], dtype=float
+    )
+    place = np.array([host_idx[v.host] for v in vms], dtype=np.int64)
+    powered = np.array([v.powered_on for v in vms], dtype=bool)
+    movable = np.array([v.movable for v in vms], dtype=bool) if V else np.zeros(0, dtype=bool)
+    must_leave = powered & ~on[place] if V else np.zeros(0, dtype=bool)
+    # An evacuation moves powered-on VMs off a maintenance host whatever their automation level.
+    movable = movable | must_leave
+
+    # Current load may already exceed the limit: such a host must not get worse, and is repaired.
+    cur = np.zeros((H, 2))
+    np.add.at(cur, place, load)
+    bound = np.maximum(limit, cur)
+
+    allowed = np.repeat(on[None, :], V, axis=0)
+    anti: list[VmVmGroup] = []
+    affine: list[VmVmGroup] = []
+    vmhost: list[VmHostGroup] = []
+    for rule in snapshot.rules:
+        if not rule.enabled:
+            continue
+        if isinstance(rule, VmVmRule):
+            group = VmVmGroup(rule.name, np.array([vm_idx[n] for n in rule.vms], dtype=np.int64), rule.mandatory)
+            (affine if rule.type == "vm-affinity" else anti).append(group)
+        elif isinstance(rule, VmHostRule):
+            members = np.array([vm_idx[n] for n in snapshot.vm_groups.get(rule.vm_group, [])], dtype=np.int64)
+            mask = np.zeros(H, dtype=bool)
+            for n in snapshot.host_groups.get(rule.host_group, []):
+                mask[host_idx[n]] = True
+            g = VmHostGroup(rule.name, members, mask, rule.affine, rule.mandatory)
+            vmhost.append(g)
+            if rule.mandatory and len(members):
+                allowed[members] &= mask[None, :] if rule.affine else ~mask[None, :]
+
+    idle = peak = None
+    if all(h.power_idle_w is not None and h.power_peak_w is not None for h in hosts):
+        idle = np.array([h.power_idle_w for h in hosts], dtype=float)
+        peak = np.array([h.power_peak_w for h in hosts], dtype=float)
+
+    return Cluster(
+        snapshot=snapshot,
+        host_names=[h.name for h in hosts],
+        vm_names=[v.name for v in vms],
+        cap=cap,
+        on=on,
+        bound=bound,
+        limit=limit,
+        load=load,
+        mem_mb=mem_mb,
+        dirty_mbps=dirty,
+        bandwidth_mbps=bandwidth,
+        place=place,
+        movable=movable,
+        must_leave=must_leave,
+        powered=powered,
+        allowed=allowed,
+        anti=anti,
+        affine=affine,
+        vmhost=vmhost,
+        power_idle_w=idle,
+        power_peak_w=peak,
+    )

@@ -1,0 +1,49 @@
+"""Is a plan still valid for the cluster as it is now? Checked before applying and before each action."""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from ..plan import Move, Plan
+from ..snapshot import HostState, Snapshot, snapshot_digest
+
+
+def move_premise(snapshot: Snapshot, move: Move) -> str | None:
+    """None when ``move`` can still be made on ``snapshot``; otherwise why not (the plan went stale)."""
+    vms = snapshot._vms_by_name()
+    hosts = snapshot._hosts_by_name()
+    vm = vms.get(move.vm)
+    if vm is None:
+        return f"VM {move.vm} no longer exists"
+    if vm.host != move.source:
+        return f"VM {move.vm} is on {vm.host}, not on {move.source} as planned"
+    target = hosts.get(move.target)
+    if target is None:
+        return f"host {move.target} no longer exists"
+    if target.state is not HostState.ON:
+        return f"host {move.target} is {target.state.value}"
+    return None
+
+
+def check_plan_against(snapshot: Snapshot, plan: Plan) -> None:
+    """Reject a plan that was made for another cluster, or that is infeasible (InputError, one line)."""
+    if plan.cluster != snapshot.cluster:
+        raise InputError(f"plan: made for cluster {plan.cluster!r}, not {snapshot.cluster!r}")
+    if plan.status != "ok":
+        raise InputError(f"plan: status is {plan.status}; there is nothing to apply")
+    names_v = snapshot._vms_by_name()
+    names_h = snapshot._hosts_by_name()
+    for m in plan.moves:
+        if m.vm not in names_v:
+            raise InputError(f"plan: step {m.step}: unknown VM {m.vm!r}")
+        for h in (m.source, m.target):
+            if h not in names_h:
+                raise InputError(f"plan: step {m.step}: unknown host {h!r}")
+    for p in plan.power:
+        if p.host not in names_h:
+            raise InputError(f"plan: step {p.step}: unknown host {p.host!r}")
+    steps = [a.step for a in plan.actions]
+    if len(set(steps)) != len(steps):
+        raise InputError("plan: two actions share a step number")
+
+
+__all__ = ["check_plan_against", "move_premise", "snapshot_digest"]

@@ -1,0 +1,250 @@
+"""The cluster snapshot: the vendor-neutral description of one cluster.
+
+Every source (embedded simulator, vCenter) produces one; the engine reads one.
+The JSON form is a public, versioned contract documented in docs/snapshot-format.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+SNAPSHOT_VERSION = 1
+
+Name = Annotated[str, Field(min_length=1, max_length=256)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+Count = Annotated[int, Field(ge=1, strict=True)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HostState(str, Enum):
+    ON = "on"
+    STANDBY = "standby"
+    MAINTENANCE = "maintenance"
+    DISCONNECTED = "disconnected"
+
+
+class Automation(str, Enum):
+    DEFAULT = "default"
+    MANUAL = "manual"
+    DISABLED = "disabled"
+
+
+class Host(_Strict):
+    name: Name
+    cpu_capacity_mhz: Positive
+    mem_capacity_mb: Positive
+    state: HostState = HostState.ON
+    power_idle_w: NonNegative | None = None
+    power_peak_w: NonNegative | None = None
+    vmotion_mbps: Positive | None = None
+    cpu_cores: Count | None = None
+
+    @model_validator(mode="after")
+    def _power_order(self) -> "Host":
+        if self.power_idle_w is not None and self.power_peak_w is not None and self.power_peak_w < self.power_idle_w:
+            raise ValueError(f"host {self.name}: power_peak_w is below power_idle_w")
+        return self
+
+    @property
+    def is_on(self) -> bool:
+        return self.state is HostState.ON
+
+
+class VM(_Strict):
+    name: Name
+    host: Name
+    vcpus: Count
+    mem_mb: Positive
+    cpu_demand_mhz: NonNegative
+    mem_demand_mb: NonNegative
+    cpu_reservation_mhz: NonNegative = 0.0
+    mem_reservation_mb: NonNegative = 0.0
+    dirty_rate_mbps: NonNegative | None = None
+    powered_on: Annotated[bool, Field(strict=True)] = True
+    automation: Automation = Automation.DEFAULT
+
+    @property
+    def movable(self) -> bool:
+        """May the balancer move this VM on its own? (powered-off VMs are moved only by evacuation)"""
+        return self.powered_on and self.automation is Automation.DEFAULT
+
+    @property
+    def cpu_load_mhz(self) -> float:
+        """CPU entitlement as DRS sees it: demand, raised to the reservation; 0 when powered off."""
+        return max(self.cpu_demand_mhz, self.cpu_reservation_mhz) if self.powered_on else 0.0
+
+    @property
+    def mem_load_mb(self) -> float:
+        return max(self.mem_demand_mb, self.mem_reservation_mb) if self.powered_on else 0.0
+
+
+class VmVmRule(_Strict):
+    name: Name
+    type: Literal["vm-affinity", "vm-anti-affinity"]
+    vms: Annotated[list[Name], Field(min_length=2)]
+    mandatory: bool = True
+    enabled: bool = True
+
+
+class VmHostRule(_Strict):
+    name: Name
+    type: Literal["vm-host"]
+    vm_group: Name
+    host_group: Name
+    affine: bool
+    mandatory: bool = False
+    enabled: bool = True
+
+
+Rule = Annotated[Union[VmVmRule, VmHostRule], Field(discriminator="type")]
+
+
+class Snapshot(_Strict):
+    version: Annotated[int, Field(strict=True)]
+    cluster: Name
+    collected_at: datetime | None = None
+    source: str | None = None
+    hosts: list[Host]
+    vms: list[VM] = []
+    vm_groups: dict[Name, list[Name]] = {}
+    host_groups: dict[Name, list[Name]] = {}
+    rules: list[Rule] = []
+
+    _host_index: dict[str, Host] | None = PrivateAttr(default=None)
+    _vm_index: dict[str, VM] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version_first(cls, data):
+        if isinstance(data, dict):
+            version = data.get("version")
+            if version is None:
+                raise ValueError("version: missing (this balancer reads snapshot version 1)")
+            if version != SNAPSHOT_VERSION or isinstance(version, bool):
+                raise ValueError(
+                    f"version: unsupported snapshot version {version!r} (this balancer reads version {SNAPSHOT_VERSION})"
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _references(self) -> "Snapshot":
+        check_references(self)
+        return self
+
+    # --- lookups -------------------------------------------------------------------------
+    def host(self, name: str) -> Host:
+        return self._hosts_by_name()[name]
+
+    def vm(self, name: str) -> VM:
+        return self._vms_by_name()[name]
+
+    def _hosts_by_name(self) -> dict[str, Host]:
+        if self._host_index is None:
+            self._host_index = {h.name: h for h in self.hosts}
+        return self._host_index
+
+    def _vms_by_name(self) -> dict[str, VM]:
+        if self._vm_index is None:
+            self._vm_index = {v.name: v for v in self.vms}
+        return self._vm_index
+
+    def rule_vms(self, rule: VmVmRule | VmHostRule) -> list[str]:
+        return list(rule.vms) if isinstance(rule, VmVmRule) else list(self.vm_groups.get(rule.vm_group, []))
+
+    def to_json_dict(self) -> dict:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def _duplicates(names: list[str]) -> str | None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            return n
+        seen.add(n)
+    return None
+
+
+def check_references(s: Snapshot) -> None:
+    """Cross-item checks: names unique, every reference resolves, no contradictory rules."""
+    dup = _duplicates([h.name for h in s.hosts])
+    if dup:
+        raise ValueError(f"hosts: duplicate host name {dup!r}")
+    dup = _duplicates([v.name for v in s.vms])
+    if dup:
+        raise ValueError(f"vms: duplicate VM name {dup!r}")
+    dup = _duplicates([r.name for r in s.rules])
+    if dup:
+        raise ValueError(f"rules: duplicate rule name {dup!r}")
+    if not s.hosts:
+        raise ValueError("hosts: the cluster has no hosts")
+    hosts = {h.name: h for h in s.hosts}
+    vms = {v.name for v in s.vms}
+    for v in s.vms:
+        if v.host not in hosts:
+            raise ValueError(f"vm {v.name}: unknown host {v.host!r}")
+        if v.powered_on and hosts[v.host].state is HostState.STANDBY:
+            raise ValueError(f"vm {v.name}: powered on but its host {v.host} is in standby")
+    for g, members in s.vm_groups.items():
+        for m in members:
+            if m not in vms:
+                raise ValueError(f"vm_groups.{g}: unknown VM {m!r}")
+        dup = _duplicates(members)
+        if dup:
+            raise ValueError(f"vm_groups.{g}: VM {dup!r} listed twice")
+    for g, members in s.host_groups.items():
+        for m in members:
+            if m not in hosts:
+                raise ValueError(f"host_groups.{g}: unknown host {m!r}")
+        dup = _duplicates(members)
+        if dup:
+            raise ValueError(f"host_groups.{g}: host {dup!r} listed twice")
+    together: dict[frozenset[str], str] = {}
+    apart: dict[frozenset[str], str] = {}
+    for r in s.rules:
+        if isinstance(r, VmVmRule):
+            for m in r.vms:
+                if m not in vms:
+                    raise ValueError(f"rule {r.name}: unknown VM {m!r}")
+            dup = _duplicates(list(r.vms))
+            if dup:
+                raise ValueError(f"rule {r.name}: VM {dup!r} listed twice")
+            if not r.enabled:
+                continue
+            target = together if r.type == "vm-affinity" else apart
+            for i, a in enumerate(r.vms):
+                for b in r.vms[i + 1:]:
+                    target.setdefault(frozenset((a, b)), r.name)
+        else:
+            if r.vm_group not in s.vm_groups:
+                raise ValueError(f"rule {r.name}: unknown VM group {r.vm_group!r}")
+            if r.host_group not in s.host_groups:
+                raise ValueError(f"rule {r.name}: unknown host group {r.host_group!r}")
+    # Affinity is transitive: VMs kept together by a chain of affinity rules may not be kept apart.
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
+        return x
+
+    for pair in together:
+        a, b = tuple(pair)
+        parent[find(a)] = find(b)
+    for pair, apart_rule in apart.items():
+        a, b = tuple(pair)
+        if find(a) == find(b):
+            with_rule = together.get(pair)
+            if with_rule is None:
+                with_rule = next(name for p, name in together.items() if find(next(iter(p))) == find(a))
+            raise ValueError(
+                f"rules {with_rule} and {apart_rule}: VMs {a} and {b} are under both affinity and anti-affinity"
+            )

@@ -1,0 +1,21 @@
+"""Cluster sources: where snapshots come from and where plans are carried out."""
+
+from __future__ import annotations
+
+from ..config import Config
+from .base import Source
+
+
+def open_source(config: Config) -> Source:
+    """The source the config names: the embedded simulated cluster or a vCenter cluster."""
+    if config.source == "vcenter":
+        from .vcenter import VCenterSource  # pyvmomi is only imported when needed
+
+        assert config.vcenter is not None
+        return VCenterSource(config.vcenter, config.drs)
+    from .sim import SimulatedCluster
+
+    return SimulatedCluster(config.sim)
+
+
+__all__ = ["Source", "open_source"]

@@ -1,0 +1,78 @@
+"""Turn pydantic validation errors and JSON errors into one line naming the bad item."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import InputError
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise InputError(f"duplicate key {key!r}")
+        seen[key] = value
+    return seen
+
+
+def parse_json_text(text: str, what: str) -> Any:
+    """Parse JSON strictly: duplicate keys are an error, NaN/Infinity literals are kept
+    so that the model can name the field holding them."""
+    try:
+        return json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except InputError as exc:
+        raise InputError(f"{what}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()):
+            raise InputError(f"{what}: truncated JSON (ended at line {exc.lineno} column {exc.colno})") from None
+        raise InputError(f"{what}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+def _describe_location(data: Any, loc: tuple[Any, ...]) -> str:
+    """Render a pydantic error location, adding the item's name where one is known:
+    ``vms[3] (web-01).cpu_demand_mhz``."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            name = None
+            if isinstance(node, list) and 0 <= item < len(node):
+                node = node[item]
+                if isinstance(node, dict) and isinstance(node.get("name"), str):
+                    name = node["name"]
+            else:
+                node = None
+            parts.append(f"[{item}]" + (f" ({name})" if name else ""))
+        else:
+            if isinstance(node, dict):
+                node = node.get(item)
+            else:
+                node = None
+            # discriminated unions add the tag as a location step: skip it
+            if parts and isinstance(item, str) and item in {"vm-affinity", "vm-anti-affinity", "vm-host"}:
+                continue
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def one_line(exc: ValidationError, data: Any, what: str) -> InputError:
+    """The first validation error as one line: ``what: location: message``."""
+    err = exc.errors(include_url=False)[0]
+    loc = _describe_location(data, tuple(err.get("loc", ())))
+    msg = err.get("msg", "invalid")
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    value = err.get("input")
+    shown = ""
+    if err.get("type") not in {"missing", "extra_forbidden", "value_error", "model_type", "dict_type"}:
+        if isinstance(value, (int, float, str, bool)) or value is None:
+            shown = f" (got {json.dumps(value) if not isinstance(value, float) else repr(value)})"
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown field"
+    extra = f"; {len(exc.errors())-1} more error(s)" if len(exc.errors()) > 1 else ""
+    where = f"{loc}: " if err.get("loc") else ""
+    return InputError(f"{what}: {where}{msg}{shown}{extra}")
