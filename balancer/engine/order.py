@@ -1,0 +1,92 @@
+"""Order moves so that every intermediate state is valid.
+
+After each step, every host carries at most its bound (capacity minus headroom, or what
+it carried at the start if that was more), no VM sits on a host a mandatory rule forbids,
+and no two VMs of a mandatory anti-affinity rule share a host. Affinity can only hold
+at the end: a group moves one VM at a time.
+
+A cycle of moves that block each other (a swap on full hosts) is broken with a temporary
+hop to a host that has room, when the move budget allows; otherwise the move is dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cluster import Cluster
+from .rules import move_allowed
+
+
+@dataclass
+class Step:
+    vm: int
+    source: int
+    target: int
+    final: int  # the VM's destination; differs from target for a temporary hop
+
+    @property
+    def hop(self) -> bool:
+        return self.target != self.final
+
+
+@dataclass
+class Ordering:
+    steps: list[Step]
+    dropped: list[int]  # VMs whose move could not be ordered
+    place: np.ndarray  # placement after all steps
+
+
+def order_moves(cluster: Cluster, place0: np.ndarray, final: np.ndarray, priority: np.ndarray,
+                max_steps: int | None = None) -> Ordering:
+    """``priority``: lower goes first (mandatory moves before balancing ones)."""
+    cur = place0.copy()
+    loads = cluster.host_loads(cur)
+    pending = [int(v) for v in np.flatnonzero(place0 != final)]
+    pending.sort(key=lambda v: (priority[v], v))
+    steps: list[Step] = []
+    dropped: list[int] = []
+    budget = max_steps if max_steps is not None else len(pending) * 2 + 1
+
+    def apply(v: int, target: int) -> None:
+        loads[cur[v]] -= cluster.load[v]
+        loads[target] += cluster.load[v]
+        steps.append(Step(v, int(cur[v]), int(target), int(final[v])))
+        cur[v] = target
+
+    while pending:
+        progressed = False
+        rest = []
+        for v in pending:
+            if len(steps) < budget and move_allowed(cluster, v, int(final[v]), cur, loads):
+                apply(v, int(final[v]))
+                progressed = True
+            else:
+                rest.append(v)
+        pending = rest
+        if progressed or not pending:
+            continue
+        # Deadlock: every pending move waits for another. Hop the first one through a host with room.
+        v = pending[0]
+        hop = _hop_host(cluster, v, cur, loads, int(final[v]))
+        if hop is not None and len(steps) + 2 <= budget:
+            apply(v, hop)
+        else:
+            dropped.append(v)
+            pending = pending[1:]
+    return Ordering(steps, dropped, cur)
+
+
+def _hop_host(cluster: Cluster, v: int, cur: np.ndarray, loads: np.ndarray, final: int) -> int | None:
+    best, best_room = None, -np.inf
+    for h in np.flatnonzero(cluster.on & cluster.allowed[v]):
+        h = int(h)
+        if h in (final, int(cur[v])):
+            continue
+        if not move_allowed(cluster, v, h, cur, loads):
+            continue
+        room = float(((cluster.bound[h] - loads[h] - cluster.load[v]) / cluster.cap[h]).min())
+        if room > best_room:
+            best, best_room = h, room
+    return best

@@ -1,0 +1,168 @@
+"""The engine's entry point: a snapshot goes in, a plan comes out. No I/O, no clock."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..plan import Imbalance, Move, Plan, ResourcePair, Suppressed, VMotionEstimate
+from ..snapshot import Snapshot, snapshot_digest
+from .balance import combined, imbalance, needs_balancing, target_imbalance
+from .cluster import Cluster, build_cluster
+from .feasibility import find_conflicts
+from .greedy import hill_climb
+from .optimizer import optimise
+from .options import PlanOptions
+from .order import order_moves
+from .rules import all_violations
+from .vmotion import estimate
+
+PLANNERS = {"cp-sat": optimise, "greedy": hill_climb}
+
+# Priority of a move in the order: mandatory repairs first.
+_PRIORITY = {"evacuate": 0, "rule": 1, "capacity": 2, "dpm": 3, "balance": 4}
+
+
+def make_plan(snapshot: Snapshot, options: PlanOptions | None = None) -> Plan:
+    options = options or PlanOptions()
+    cluster = build_cluster(snapshot, options)
+    before = imbalance(cluster, cluster.host_loads(cluster.place))
+    target = target_imbalance(options.threshold, int(cluster.on.sum()))
+    base = dict(
+        cluster=snapshot.cluster,
+        snapshot_digest=snapshot_digest(snapshot),
+        collected_at=snapshot.collected_at.isoformat() if snapshot.collected_at else None,
+        planner=options.planner,
+        threshold=options.threshold,
+    )
+    violations_before = all_violations(cluster, cluster.place)
+    conflicts = find_conflicts(cluster)
+    if conflicts:
+        pair = ResourcePair(cpu=before[0], mem=before[1])
+        return Plan(
+            **base,
+            status="infeasible",
+            imbalance=Imbalance(before=pair, after=pair, target=_finite(target)),
+            violations_before=violations_before,
+            violations_after=violations_before,
+            conflicts=conflicts,
+            notes=["the mandatory rules cannot all hold: nothing is moved until they are changed"],
+        )
+
+    result = PLANNERS[options.planner](cluster, options)
+    reasons = _reasons(cluster, result.place)
+    priority = np.array([_PRIORITY[reasons.get(v, ("balance",))[0]] for v in range(cluster.n_vms)])
+    ordering = order_moves(cluster, cluster.place, result.place, priority, options.max_moves)
+
+    moves: list[Move] = []
+    cur = cluster.place.copy()
+    loads = cluster.host_loads(cur)
+    score = combined(*imbalance(cluster, loads))
+    for i, step in enumerate(ordering.steps, start=1):
+        v = step.vm
+        loads[step.source] -= cluster.load[v]
+        loads[step.target] += cluster.load[v]
+        cur[v] = step.target
+        new_score = combined(*imbalance(cluster, loads))
+        reason, detail, rule = reasons.get(v, ("balance", "", None))
+        if step.hop:
+            detail = (detail + "; " if detail else "") + f"temporary hop on the way to {cluster.host_names[step.final]}"
+        elif reason == "balance":
+            detail = f"imbalance {score:.3f} -> {new_score:.3f}"
+        est = estimate(cluster.mem_mb[v], cluster.dirty_mbps[v], float(min(cluster.bandwidth_mbps[step.source], cluster.bandwidth_mbps[step.target])))
+        moves.append(
+            Move(
+                step=i,
+                vm=cluster.vm_names[v],
+                source=cluster.host_names[step.source],
+                target=cluster.host_names[step.target],
+                reason=reason,
+                detail=detail,
+                rule=rule,
+                gain=round(score - new_score, 6),
+                vmotion=VMotionEstimate(
+                    seconds=round(est.seconds, 2), downtime_ms=round(est.downtime_ms, 1),
+                    data_mb=round(est.data_mb, 1), converges=est.converges,
+                ),
+                mem_mb=float(cluster.mem_mb[v]),
+                mandatory=reason in ("evacuate", "capacity") or (reason == "rule" and _is_mandatory(cluster, rule)),
+            )
+        )
+        score = new_score
+    after = imbalance(cluster, loads)
+    suppressed = [
+        Suppressed(vm=cluster.vm_names[v], target=cluster.host_names[int(result.place[v])], reason="unorderable",
+                   detail="no order of moves keeps every step within capacity and rules")
+        for v in ordering.dropped
+    ]
+    notes = []
+    if not moves:
+        if options.threshold == 1:
+            notes.append("threshold 1: only mandatory moves; none needed")
+        elif not needs_balancing(cluster, cluster.host_loads(cluster.place), options.threshold):
+            notes.append(f"balanced within threshold {options.threshold} (target imbalance {target:.3f})")
+        else:
+            notes.append("no move gains enough to pay for its vMotion")
+    return Plan(
+        **base,
+        moves=moves,
+        imbalance=Imbalance(
+            before=ResourcePair(cpu=round(before[0], 6), mem=round(before[1], 6)),
+            after=ResourcePair(cpu=round(after[0], 6), mem=round(after[1], 6)),
+            target=_finite(target),
+        ),
+        violations_before=violations_before,
+        violations_after=all_violations(cluster, cur),
+        suppressed=suppressed,
+        notes=notes,
+    )
+
+
+def _finite(x: float) -> float | None:
+    return None if not np.isfinite(x) else round(float(x), 6)
+
+
+def _is_mandatory(cluster: Cluster, rule: str | None) -> bool:
+    for g in [*cluster.anti, *cluster.affine, *cluster.vmhost]:
+        if g.rule == rule:
+            return g.mandatory
+    return False
+
+
+def _reasons(cluster: Cluster, final: np.ndarray) -> dict[int, tuple[str, str, str | None]]:
+    """Why each moved VM moves, judged on the starting placement: (reason, words, rule)."""
+    place = cluster.place
+    hn, vn = cluster.host_names, cluster.vm_names
+    out: dict[int, tuple[str, str, str | None]] = {}
+    moved = set(int(v) for v in np.flatnonzero(place != final))
+    for v in moved:
+        if cluster.must_leave[v]:
+            state = cluster.snapshot.hosts[int(place[v])].state.value
+            out[v] = ("evacuate", f"{hn[place[v]]} is in {state}", None)
+    for g in sorted(cluster.anti, key=lambda g: not g.mandatory):
+        hosts: dict[int, int] = {}
+        for v in g.vms:
+            v = int(v)
+            h = int(place[v])
+            if h in hosts and v in moved and v not in out:
+                out[v] = ("rule", f"rule {g.rule}: {vn[hosts[h]]} and {vn[v]} share {hn[h]}", g.rule)
+            hosts.setdefault(h, v)
+    for g in sorted(cluster.affine, key=lambda g: not g.mandatory):
+        if len(set(int(place[v]) for v in g.vms)) > 1:
+            for v in g.vms:
+                v = int(v)
+                if v in moved and v not in out:
+                    out[v] = ("rule", f"rule {g.rule}: keeps {', '.join(vn[int(u)] for u in g.vms[:4])} together", g.rule)
+    for g in sorted(cluster.vmhost, key=lambda g: not g.mandatory):
+        for v in g.vms:
+            v = int(v)
+            if v in moved and v not in out and not g.allows(int(place[v])):
+                where = "on" if g.affine else "off"
+                out[v] = ("rule", f"rule {g.rule}: {vn[v]} belongs {where} its host group, not on {hn[place[v]]}", g.rule)
+    loads = cluster.host_loads(place)
+    over = np.any(loads > cluster.limit + 1e-6, axis=1)
+    for v in moved:
+        if v not in out and over[place[v]] and cluster.on[place[v]]:
+            h = int(place[v])
+            pct = 100 * (loads[h] / cluster.cap[h]).max()
+            out[v] = ("capacity", f"{hn[h]} at {pct:.0f} % is above its {100 * (cluster.limit[h] / cluster.cap[h]).min():.0f} % limit", None)
+    return out

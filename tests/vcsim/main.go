@@ -1,0 +1,334 @@
+// Command vcsim serves govmomi's vCenter simulator (simulator.VPX) for the balancer's
+// integration tests.
+//
+// One datacenter, one cluster (DC0_C0) with -hosts hosts (DC0_C0_H0..) and
+// -hosts x -vms-per-host powered-on VMs, placed round-robin (VM i on host i mod hosts).
+// It listens on 127.0.0.1:PORT over plain http, prints the SDK URL on stdout when ready
+// and shuts down on SIGTERM or SIGINT.
+//
+// Added to the simulator of govmomi 0.24:
+//
+//   - PowerDownHostToStandBy_Task and PowerUpHostFromStandBy_Task (not implemented there).
+//     They cannot be added by wrapping the simulator's HostSystem type in its object map,
+//     because the simulator's own methods type-assert hosts to *simulator.HostSystem
+//     (RelocateVM_Task would panic), so they are served by an HTTP layer in front of the
+//     SDK endpoint: the request is decoded with the simulator's own SOAP decoder, a real
+//     simulator task is created and run, runtime.powerState is set to standBy / poweredOn
+//     through the object registry (so property collectors see the change), and the task
+//     reference is returned.
+//   - Test instrumentation under /_vcsim/ (plain HTTP, not SOAP):
+//     GET  /_vcsim/stats          SOAP request counts by method, and every RelocateVM_Task
+//     call with VM, source, target and its start / end time (Unix ns)
+//     POST /_vcsim/reset          zero the counts and the relocation log
+//     POST /_vcsim/fail?vm=NAME   make the next RelocateVM_Task of that VM end in a task error
+//
+// Flags: see -h.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io/ioutil"
+	"log"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/simulator/esx"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+type relocation struct {
+	VM     string `json:"vm"`
+	Source string `json:"source"`
+	Target string `json:"target"`
+	Start  int64  `json:"start_ns"`
+	End    int64  `json:"end_ns"`
+	Failed bool   `json:"failed"`
+}
+
+type stats struct {
+	mu          sync.Mutex
+	requests    int
+	methods     map[string]int
+	relocations []relocation
+	failVMs     map[string]bool
+}
+
+func (s *stats) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = 0
+	s.methods = map[string]int{}
+	s.relocations = nil
+}
+
+func entityName(ref *types.ManagedObjectReference) string {
+	if ref == nil {
+		return ""
+	}
+	obj := simulator.Map.Get(*ref)
+	if obj == nil {
+		return ""
+	}
+	if e, ok := obj.(mo.Entity); ok {
+		return e.Entity().Name
+	}
+	return ref.Value
+}
+
+func vmHost(ref types.ManagedObjectReference) *types.ManagedObjectReference {
+	vm, ok := simulator.Map.Get(ref).(*simulator.VirtualMachine)
+	if !ok {
+		return nil
+	}
+	var host *types.ManagedObjectReference
+	simulator.Map.WithLock(vm, func() {
+		if vm.Runtime.Host != nil {
+			h := *vm.Runtime.Host
+			host = &h
+		}
+	})
+	return host
+}
+
+const soapResponse = `<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<soapenv:Body><%sResponse xmlns="urn:vim25"><returnval type="Task">%s</returnval></%sResponse></soapenv:Body>
+</soapenv:Envelope>`
+
+const soapFault = `<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<soapenv:Body><soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>%s</faultstring><detail><ManagedObjectNotFoundFault xmlns="urn:vim25" xsi:type="ManagedObjectNotFound"><obj type="%s">%s</obj></ManagedObjectNotFoundFault></detail></soapenv:Fault></soapenv:Body>
+</soapenv:Envelope>`
+
+// hostPower serves PowerDownHostToStandBy_Task / PowerUpHostFromStandBy_Task.
+func hostPower(w http.ResponseWriter, method string, this types.ManagedObjectReference) {
+	host, ok := simulator.Map.Get(this).(*simulator.HostSystem)
+	if !ok {
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(w, soapFault, "managed object not found: "+this.Value, this.Type, this.Value)
+		return
+	}
+	var id string
+	var state types.HostSystemPowerState
+	var want types.HostSystemPowerState
+	if method == "PowerDownHostToStandBy_Task" {
+		id, want, state = "powerDownHostToStandBy", types.HostSystemPowerStatePoweredOn, types.HostSystemPowerStateStandBy
+	} else {
+		id, want, state = "powerUpHostFromStandBy", types.HostSystemPowerStateStandBy, types.HostSystemPowerStatePoweredOn
+	}
+	task := simulator.CreateTask(host, id, func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+		var fault types.BaseMethodFault
+		simulator.Map.WithLock(host, func() {
+			if host.Runtime.PowerState != want {
+				fault = &types.InvalidState{}
+				return
+			}
+			simulator.Map.Update(host, []types.PropertyChange{
+				{Name: "runtime.powerState", Val: state},
+				{Name: "summary.runtime.powerState", Val: state},
+			})
+		})
+		return nil, fault
+	})
+	ref := task.Run()
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, soapResponse, method, ref.Value, method)
+}
+
+// failRelocate answers a RelocateVM_Task with a task that ends in an error.
+func failRelocate(w http.ResponseWriter, this types.ManagedObjectReference) {
+	vm := simulator.Map.Get(this)
+	task := simulator.CreateTask(vm, "relocateVm", func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+		return nil, &types.InsufficientResourcesFault{}
+	})
+	ref := task.Run()
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, soapResponse, "RelocateVM_Task", ref.Value, "RelocateVM_Task")
+}
+
+func wrap(next http.Handler, st *stats, sdkPath string) http.Handler {
+	typeFunc := types.TypeFunc()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/_vcsim/stats":
+			st.mu.Lock()
+			out, _ := json.Marshal(map[string]interface{}{
+				"requests":    st.requests,
+				"methods":     st.methods,
+				"relocations": st.relocations,
+			})
+			st.mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(out)
+			return
+		case "/_vcsim/reset":
+			st.reset()
+			w.WriteHeader(http.StatusNoContent)
+			return
+		case "/_vcsim/fail":
+			st.mu.Lock()
+			st.failVMs[r.URL.Query().Get("vm")] = true
+			st.mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if r.URL.Path != sdkPath || r.Method != http.MethodPost {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := ioutil.ReadAll(r.Body)
+		_ = r.Body.Close()
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		r.Body = ioutil.NopCloser(bytes.NewReader(body))
+		method, err := simulator.UnmarshalBody(typeFunc, body)
+		name := "?"
+		if err == nil {
+			name = method.Name
+		}
+		st.mu.Lock()
+		st.requests++
+		st.methods[name]++
+		st.mu.Unlock()
+		if err != nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		switch name {
+		case "PowerDownHostToStandBy_Task", "PowerUpHostFromStandBy_Task":
+			hostPower(w, name, method.This)
+			return
+		case "RelocateVM_Task":
+			req, ok := method.Body.(*types.RelocateVM_Task)
+			if !ok {
+				break
+			}
+			rec := relocation{
+				VM:     entityName(&method.This),
+				Source: entityName(vmHost(method.This)),
+				Target: entityName(req.Spec.Host),
+				Start:  time.Now().UnixNano(),
+			}
+			st.mu.Lock()
+			fail := rec.VM != "" && st.failVMs[rec.VM]
+			delete(st.failVMs, rec.VM)
+			st.mu.Unlock()
+			if fail {
+				failRelocate(w, method.This)
+				rec.Failed = true
+			} else {
+				next.ServeHTTP(w, r)
+			}
+			rec.End = time.Now().UnixNano()
+			st.mu.Lock()
+			st.relocations = append(st.relocations, rec)
+			st.mu.Unlock()
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// placeRoundRobin puts VM i on host i mod len(hosts) (the simulator places VMs at random).
+func placeRoundRobin(cluster *simulator.ClusterComputeResource) {
+	hosts := cluster.Host
+	var vms []*simulator.VirtualMachine
+	for _, e := range simulator.Map.All("VirtualMachine") {
+		vms = append(vms, e.(*simulator.VirtualMachine))
+	}
+	// Map.All has no stable order: sort by name (VM names end in a number: DC0_C0_RP0_VM12).
+	byName := map[string]*simulator.VirtualMachine{}
+	for _, vm := range vms {
+		byName[vm.Name] = vm
+	}
+	lists := make(map[types.ManagedObjectReference][]types.ManagedObjectReference)
+	i := 0
+	for n := 0; n < len(vms); n++ {
+		vm, ok := byName[fmt.Sprintf("DC0_C0_RP0_VM%d", n)]
+		if !ok {
+			continue
+		}
+		ref := hosts[i%len(hosts)]
+		i++
+		h := ref
+		simulator.Map.Update(vm, []types.PropertyChange{
+			{Name: "runtime.host", Val: &h},
+			{Name: "summary.runtime.host", Val: &h},
+		})
+		lists[ref] = append(lists[ref], vm.Self)
+	}
+	for _, ref := range hosts {
+		host := simulator.Map.Get(ref).(*simulator.HostSystem)
+		host.Vm = lists[ref]
+	}
+}
+
+func main() {
+	port := flag.Int("port", 0, "TCP port on 127.0.0.1 (0: any free port)")
+	hosts := flag.Int("hosts", 3, "hosts in the cluster")
+	vmsPerHost := flag.Int("vms-per-host", 2, "powered-on VMs per host")
+	cpuMhz := flag.Int("host-cpu-mhz", 2294, "host CPU MHz per core")
+	cores := flag.Int("host-cores", 2, "host CPU cores")
+	memMB := flag.Int64("host-mem-mb", 4096, "host memory in MB")
+	relocateMs := flag.Int("relocate-ms", 0, "extra milliseconds every RelocateVM_Task call takes")
+	flag.Parse()
+	if *hosts < 1 || *vmsPerHost < 0 || *cpuMhz < 1 || *cores < 1 || *memMB < 1 {
+		log.Fatal("hosts, host-cpu-mhz, host-cores and host-mem-mb must be at least 1, vms-per-host at least 0")
+	}
+
+	// Host hardware template used by the simulator for every new host.
+	esx.HostSystem.Summary.Hardware.CpuMhz = int32(*cpuMhz)
+	esx.HostSystem.Summary.Hardware.NumCpuCores = int16(*cores)
+	esx.HostSystem.Summary.Hardware.NumCpuThreads = int16(*cores)
+	esx.HostSystem.Summary.Hardware.MemorySize = *memMB * 1024 * 1024
+	esx.HostHardwareInfo.CpuInfo.NumCpuCores = int16(*cores)
+	esx.HostHardwareInfo.CpuInfo.NumCpuThreads = int16(*cores)
+	esx.HostHardwareInfo.CpuInfo.Hz = int64(*cpuMhz) * 1000 * 1000
+	esx.HostHardwareInfo.MemorySize = *memMB * 1024 * 1024
+
+	m := simulator.VPX()
+	m.Host = 0 // no standalone host: the cluster is the whole inventory
+	m.Cluster = 1
+	m.ClusterHost = *hosts
+	m.Machine = *hosts * *vmsPerHost
+	if *relocateMs > 0 {
+		m.DelayConfig.MethodDelay = map[string]int{"RelocateVM_Task": *relocateMs}
+	}
+	if err := m.Create(); err != nil {
+		log.Fatalf("creating the simulated inventory: %s", err)
+	}
+	defer m.Remove()
+
+	cluster := simulator.Map.Any("ClusterComputeResource").(*simulator.ClusterComputeResource)
+	placeRoundRobin(cluster)
+
+	m.Service.Listen = &url.URL{Host: fmt.Sprintf("127.0.0.1:%d", *port)}
+	srv := m.Service.NewServer()
+	st := &stats{methods: map[string]int{}, failVMs: map[string]bool{}}
+	srv.Server.Config.Handler = wrap(srv.Server.Config.Handler, st, srv.URL.Path)
+
+	u := *srv.URL
+	u.User = nil
+	fmt.Println(u.String())
+	os.Stdout.Sync()
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	srv.Close()
+}
