@@ -139,13 +139,16 @@ def _reasons(cluster: Cluster, final: np.ndarray) -> dict[int, tuple[str, str, s
             state = cluster.snapshot.hosts[int(place[v])].state.value
             out[v] = ("evacuate", f"{hn[place[v]]} is in {state}", None)
     for g in sorted(cluster.anti, key=lambda g: not g.mandatory):
-        hosts: dict[int, int] = {}
+        by_host: dict[int, list[int]] = {}
         for v in g.vms:
-            v = int(v)
-            h = int(place[v])
-            if h in hosts and v in moved and v not in out:
-                out[v] = ("rule", f"rule {g.rule}: {vn[hosts[h]]} and {vn[v]} share {hn[h]}", g.rule)
-            hosts.setdefault(h, v)
+            by_host.setdefault(int(place[v]), []).append(int(v))
+        for h, members in by_host.items():
+            if len(members) < 2:
+                continue
+            for v in members:
+                if v in moved and v not in out:
+                    others = " and ".join(vn[u] for u in members)
+                    out[v] = ("rule", f"rule {g.rule}: {others} share {hn[h]}", g.rule)
     for g in sorted(cluster.affine, key=lambda g: not g.mandatory):
         if len(set(int(place[v]) for v in g.vms)) > 1:
             for v in g.vms:

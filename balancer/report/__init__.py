@@ -1,0 +1,1 @@
+"""Showing plans and snapshots to people: terminal tables and JSON."""

@@ -1,0 +1,5 @@
+"""The embedded simulated cluster."""
+
+from .cluster import SimulatedCluster
+
+__all__ = ["SimulatedCluster"]

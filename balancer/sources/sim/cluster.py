@@ -1,0 +1,209 @@
+"""The embedded simulated cluster: the default source, replaying real PlanetLab CPU traces.
+
+Hosts come in three sizes and VMs in four; each VM replays one trace row, so its CPU
+demand is utilisation x vCPUs x vCPU MHz. Memory demand is modelled (see
+``memory_demand``). Each cycle advances the trace clock; moves and power actions applied
+here change what the next snapshot shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+from ...config import SimConfig
+from ...execute import ActionResult, move_premise
+from ...plan import Move, Plan, PowerAction
+from ...snapshot import VM, Host, HostState, Snapshot
+from .traces import SAMPLE_SECONDS, load_trace
+
+# name, cores, MHz per core, memory MB, idle W, peak W
+HOST_SIZES = [
+    ("large", 64, 2600, 1_048_576, 240.0, 620.0),
+    ("medium", 48, 2400, 786_432, 200.0, 500.0),
+    ("small", 32, 2200, 524_288, 160.0, 380.0),
+]
+# name, vCPUs, memory MB, share of VMs
+VM_SIZES = [
+    ("s", 2, 4096, 0.40),
+    ("m", 4, 16384, 0.35),
+    ("l", 8, 32768, 0.20),
+    ("xl", 16, 65536, 0.05),
+]
+VCPU_MHZ = 2400.0
+EPOCH = datetime(2011, 3, 3, tzinfo=timezone.utc)
+
+
+def memory_demand(mem_mb: float, cpu_util: float, base_active: float) -> float:
+    """DRS's memory demand: active + 25 % of idle consumed memory.
+
+    Consumed memory is 85 % of configured memory (the guest touched most of it); active
+    memory is a per-VM base share (15-45 %) plus a part that follows CPU activity.
+    """
+    consumed = 0.85 * mem_mb
+    active = min(consumed, mem_mb * (base_active + 0.35 * cpu_util))
+    return active + 0.25 * (consumed - active)
+
+
+@dataclass
+class _SimVM:
+    name: str
+    host: int
+    vcpus: int
+    mem_mb: float
+    trace_row: int
+    base_active: float
+    powered_on: bool = True
+    automation: str = "default"
+
+
+@dataclass
+class SimulatedCluster:
+    config: SimConfig
+    name: str = field(init=False)
+    step: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self.name = cfg.cluster
+        self.trace = load_trace(cfg.trace)
+        self.step = cfg.start % self.trace.shape[1]
+        self.cycle = 0
+        rng = np.random.default_rng(cfg.seed)
+        self.hosts: list[dict] = []
+        for i in range(cfg.hosts):
+            size = HOST_SIZES[i % len(HOST_SIZES)]
+            self.hosts.append(dict(name=f"esx{i + 1:02d}", size=size, state=HostState.ON, ready_at=None))
+        shares = np.array([s[3] for s in VM_SIZES])
+        kinds = rng.choice(len(VM_SIZES), size=cfg.vms, p=shares / shares.sum())
+        rows = rng.permutation(max(cfg.vms, self.trace.shape[0]))[: cfg.vms] % self.trace.shape[0]
+        self.vms: list[_SimVM] = []
+        names = {"s": "app", "m": "web", "l": "db", "xl": "big"}
+        counters: dict[str, int] = {}
+        for j in range(cfg.vms):
+            kind = VM_SIZES[int(kinds[j])]
+            prefix = names[kind[0]]
+            counters[prefix] = counters.get(prefix, 0) + 1
+            self.vms.append(
+                _SimVM(f"{prefix}-{counters[prefix]:03d}", 0, kind[1], float(kind[2]), int(rows[j]),
+                       float(rng.uniform(0.15, 0.45)))
+            )
+        self._initial_placement(rng)
+        self.rules, self.vm_groups, self.host_groups = self._rules()
+
+    # --- construction ---------------------------------------------------------------------
+    def _initial_placement(self, rng: np.random.Generator) -> None:
+        """A skewed start, as after a maintenance window: the first hosts are filled up first."""
+        H = len(self.hosts)
+        mem_cap = np.array([h["size"][3] for h in self.hosts], dtype=float)
+        mem_used = np.zeros(H)
+        weights = np.linspace(2.0, 0.5, H)
+        for vm in self.vms:
+            order = rng.choice(H, size=H, replace=False, p=weights / weights.sum())
+            for h in order:
+                if mem_used[h] + vm.mem_mb <= 0.8 * mem_cap[h]:
+                    break
+            else:
+                h = int(np.argmin(mem_used / mem_cap))
+            vm.host = int(h)
+            mem_used[h] += vm.mem_mb
+
+    def _rules(self):
+        """A few rules of the usual kinds; two web VMs start on one host, breaking their rule."""
+        web = [v for v in self.vms if v.name.startswith("web")]
+        app = [v for v in self.vms if v.name.startswith("app")]
+        db = [v for v in self.vms if v.name.startswith("db")]
+        rules: list[dict] = []
+        vm_groups: dict[str, list[str]] = {}
+        host_groups: dict[str, list[str]] = {}
+        if len(web) >= 2 and len(self.hosts) >= 2:
+            web[1].host = web[0].host
+            rules.append({"name": "web-spread", "type": "vm-anti-affinity", "vms": [web[0].name, web[1].name]})
+        if len(app) >= 2:
+            app[1].host = app[0].host
+            rules.append({"name": "app-together", "type": "vm-affinity", "vms": [app[0].name, app[1].name]})
+        if len(db) >= 2 and len(self.hosts) >= 3:
+            vm_groups["db"] = [v.name for v in db[:4]]
+            host_groups["rack-a"] = [h["name"] for h in self.hosts[: max(2, len(self.hosts) // 2)]]
+            rules.append({"name": "db-on-rack-a", "type": "vm-host", "vm_group": "db", "host_group": "rack-a",
+                          "affine": True, "mandatory": False})
+        return rules, vm_groups, host_groups
+
+    # --- the source interface -------------------------------------------------------------
+    def now(self) -> datetime:
+        return EPOCH + timedelta(seconds=SAMPLE_SECONDS * (self.config.start + self.cycle * self.config.steps_per_cycle))
+
+    def snapshot(self) -> Snapshot:
+        util = self.trace[:, self.step]
+        hosts = []
+        for h in self.hosts:
+            _, cores, mhz, mem, idle, peak = h["size"]
+            hosts.append(Host(name=h["name"], cpu_capacity_mhz=float(cores * mhz), mem_capacity_mb=float(mem),
+                              state=h["state"], power_idle_w=idle, power_peak_w=peak, vmotion_mbps=10_000.0,
+                              cpu_cores=cores))
+        vms = []
+        for v in self.vms:
+            u = float(util[v.trace_row])
+            vms.append(VM(
+                name=v.name, host=self.hosts[v.host]["name"], vcpus=v.vcpus, mem_mb=v.mem_mb,
+                cpu_demand_mhz=round(u * v.vcpus * VCPU_MHZ, 1) if v.powered_on else 0.0,
+                mem_demand_mb=round(memory_demand(v.mem_mb, u, v.base_active), 1) if v.powered_on else 0.0,
+                powered_on=v.powered_on, automation=v.automation,
+            ))
+        return Snapshot.model_validate(dict(
+            version=1, cluster=self.name, collected_at=self.now(), source="sim", hosts=hosts, vms=vms,
+            vm_groups=self.vm_groups, host_groups=self.host_groups, rules=self.rules,
+        ))
+
+    def advance(self) -> None:
+        """One cycle later: the trace clock moves on and hosts powering on come back."""
+        self.cycle += 1
+        self.step = (self.config.start + self.cycle * self.config.steps_per_cycle) % self.trace.shape[1]
+        for h in self.hosts:
+            if h["ready_at"] is not None and self.cycle >= h["ready_at"]:
+                h["state"], h["ready_at"] = HostState.ON, None
+
+    def execute(self, plan: Plan) -> list[ActionResult]:
+        results = []
+        snap = self.snapshot()
+        host_idx = {h["name"]: i for i, h in enumerate(self.hosts)}
+        vm_by_name = {v.name: v for v in self.vms}
+        for action in plan.actions:
+            if isinstance(action, Move):
+                why = move_premise(snap, action)
+                if why:
+                    results.append(ActionResult(action.step, "move", action.vm, f"{action.source} -> {action.target}",
+                                                "skipped", action.reason, why))
+                    continue
+                vm_by_name[action.vm].host = host_idx[action.target]
+                secs = action.vmotion.seconds if action.vmotion else 0.0
+                results.append(ActionResult(action.step, "move", action.vm, f"{action.source} -> {action.target}",
+                                            "success", action.reason, "", secs))
+            elif isinstance(action, PowerAction):
+                results.append(self._power(action, host_idx))
+            snap = self.snapshot()
+        return results
+
+    def _power(self, action: PowerAction, host_idx: dict[str, int]) -> ActionResult:
+        h = self.hosts[host_idx[action.host]]
+        ok = ActionResult(action.step, "power", action.host, action.action, "success", action.reason)
+        if action.action == "standby":
+            if any(self.hosts[v.host] is h and v.powered_on for v in self.vms):
+                return ActionResult(action.step, "power", action.host, action.action, "failed", action.reason,
+                                    "host still runs powered-on VMs")
+            h["state"] = HostState.STANDBY
+        elif action.action == "power-on":
+            if self.config.power_on_cycles == 0:
+                h["state"] = HostState.ON
+            else:
+                h["ready_at"] = self.cycle + self.config.power_on_cycles
+        elif action.action == "enter-maintenance":
+            h["state"] = HostState.MAINTENANCE
+        elif action.action == "exit-maintenance":
+            h["state"] = HostState.ON
+        return ok
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,60 @@
+"""PlanetLab CPU traces: one row per VM, 288 five-minute samples of utilisation in percent."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import InputError
+
+SAMPLE_SECONDS = 300
+
+
+def packaged_days() -> list[str]:
+    folder = resources.files("balancer.data").joinpath("traces")
+    return sorted(p.name.split(".")[0] for p in folder.iterdir() if p.name.endswith(".csv.gz"))
+
+
+def load_trace(name_or_path: str) -> np.ndarray:
+    """(VMs, samples) utilisation in [0, 1]. A packaged day (YYYYMMDD) or a path to a .csv.gz / .csv."""
+    path = Path(name_or_path)
+    if path.exists():
+        raw = path.read_bytes()
+        label = str(path)
+    else:
+        res = resources.files("balancer.data").joinpath("traces", f"{name_or_path}.csv.gz")
+        if not res.is_file():
+            raise InputError(
+                f"trace {name_or_path!r}: no such file or packaged day (packaged: {', '.join(packaged_days())})"
+            )
+        raw = res.read_bytes()
+        label = name_or_path
+    try:
+        text = gzip.decompress(raw).decode() if raw[:2] == b"\x1f\x8b" else raw.decode()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise InputError(f"trace {label}: cannot read: {exc}") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or len(rows[0]) < 2 or rows[0][0] != "vm":
+        raise InputError(f"trace {label}: expected a header 'vm,t000,t001,...'")
+    width = len(rows[0]) - 1
+    values = []
+    for n, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != width + 1:
+            raise InputError(f"trace {label}: line {n} ({row[0]}): expected {width} samples, got {len(row) - 1}")
+        try:
+            sample = [float(x) for x in row[1:]]
+        except ValueError:
+            raise InputError(f"trace {label}: line {n} ({row[0]}): a sample is not a number") from None
+        if any(not (0.0 <= x <= 100.0) for x in sample):
+            raise InputError(f"trace {label}: line {n} ({row[0]}): samples must be percentages 0..100")
+        values.append(sample)
+    if not values:
+        raise InputError(f"trace {label}: no VM rows")
+    return np.array(values, dtype=float) / 100.0

@@ -1,0 +1,52 @@
+"""The vCenter backend: read one cluster into a Snapshot, carry out plans with vMotion and host power calls.
+
+Modules: ``connection`` (session, TLS, credentials, re-login), ``inventory`` (bulk PropertyCollector
+reads), ``collector`` (vCenter objects -> Snapshot), ``executor`` (plan actions -> vCenter tasks).
+See docs/vcenter.md.
+"""
+
+from __future__ import annotations
+
+from ...config import DrsConfig, VCenterConfig
+from ...execute.result import ActionResult
+from ...plan import Plan
+from ...snapshot import Snapshot
+from .collector import Collector
+from .connection import Connection
+from .executor import Executor  # noqa: E402
+
+
+class VCenterSource:
+    """One vCenter cluster (``vc.cluster``), as a balancer Source."""
+
+    def __init__(self, vc: VCenterConfig, drs: DrsConfig | None = None):
+        self.vc = vc
+        self.drs = drs or DrsConfig()
+        self.name = f"vcenter:{vc.host}/{vc.cluster}"
+        self.conn = Connection(vc)
+        self.collector = Collector(self.conn, vc.cluster)
+        self.executor = self._make_executor()
+
+    def _make_executor(self) -> Executor:
+        return Executor(self.conn, self.collector, self.drs, timeout=self.vc.timeout)
+
+    def __repr__(self) -> str:
+        return f"VCenterSource({self.name})"
+
+    def snapshot(self) -> Snapshot:
+        return self.collector.snapshot()
+
+    def execute(self, plan: Plan) -> list[ActionResult]:
+        return self.executor.run(plan)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "VCenterSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["VCenterSource"]

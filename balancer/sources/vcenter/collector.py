@@ -1,0 +1,346 @@
+"""Read one vCenter cluster into a Snapshot.
+
+Per collection, whatever the number of hosts and VMs:
+  3 requests to find the cluster by name (CreateContainerView, RetrievePropertiesEx, DestroyView),
+  3 requests to read every host and VM of the cluster and the cluster's rules and groups,
+  1 QueryPerf per PERF_BATCH powered-on VMs (one call up to 2,000 VMs),
+  plus 1 request on the first collection to learn the performance counter ids,
+  plus ContinueRetrievePropertiesEx pages when vCenter splits a large result.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import ValidationError
+
+from ...errors import SourceError
+from ...snapshot import SNAPSHOT_VERSION, VM, Automation, Host, HostState, Snapshot, VmHostRule, VmVmRule
+from .connection import Connection
+from .inventory import ClusterRefs, duplicate_error, duplicates, find_cluster, moid, objects_spec, props, read_view, retrieve
+
+log = logging.getLogger("balancer.vcenter")
+
+PERF_INTERVAL = 20  # real-time samples, seconds
+PERF_SAMPLES = 15  # the last 5 minutes; without maxSample the simulator returns nothing
+PERF_BATCH = 2000  # VMs per QueryPerf call
+IDLE_MEMORY_SHARE = 0.25  # DRS counts active memory + 25 % of idle consumed memory
+
+COUNTERS = ("cpu.usagemhz.average", "cpu.ready.summation", "mem.active.average", "mem.consumed.average")
+
+HOST_PATHS = ["name", "summary.hardware", "runtime"]
+VM_PATHS = ["name", "runtime.host", "runtime.powerState", "summary.config", "summary.quickStats"]
+CLUSTER_PATHS = ["name", "resourcePool", "configurationEx"]
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def host_state(runtime: Any) -> HostState:
+    """runtime.connectionState / powerState / inMaintenanceMode / standbyMode -> HostState."""
+    if runtime is None:
+        return HostState.DISCONNECTED
+    power = str(getattr(runtime, "powerState", "") or "")
+    standby = str(getattr(runtime, "standbyMode", "") or "")
+    if power == "standBy" or standby in ("entering", "in", "exiting"):
+        return HostState.STANDBY
+    if str(getattr(runtime, "connectionState", "") or "") != "connected" or power != "poweredOn":
+        return HostState.DISCONNECTED
+    if getattr(runtime, "inMaintenanceMode", False):
+        return HostState.MAINTENANCE
+    return HostState.ON
+
+
+def vm_automation(override: Any) -> Automation:
+    """A ClusterDrsVmConfigInfo -> automation: enabled false -> disabled; manual or partial -> manual."""
+    if override is None:
+        return Automation.DEFAULT
+    if getattr(override, "enabled", None) is False:
+        return Automation.DISABLED
+    if str(getattr(override, "behavior", "") or "") in ("manual", "partiallyAutomated"):
+        return Automation.MANUAL
+    return Automation.DEFAULT
+
+
+class Collector:
+    def __init__(self, conn: Connection, cluster_name: str):
+        self.conn = conn
+        self.cluster_name = cluster_name
+        self._counter_ids: dict[str, int] | None = None
+
+    # --- inventory ------------------------------------------------------------------------
+    def read_cluster(self) -> tuple[Any, dict[str, Any], list[tuple[Any, dict]], list[tuple[Any, dict]]]:
+        """(cluster, cluster properties, [(host, props)], [(vm, props)]) in 6 requests."""
+        from pyVmomi import vim
+
+        content = self.conn.content
+        cluster = find_cluster(content, self.cluster_name, self.conn.where)
+        objects = read_view(
+            content, cluster, [vim.HostSystem, vim.VirtualMachine],
+            {vim.HostSystem: HOST_PATHS, vim.VirtualMachine: VM_PATHS},
+            extra=[(cluster, vim.ClusterComputeResource, CLUSTER_PATHS)],
+        )
+        cprops: dict[str, Any] = {}
+        hosts: list[tuple[Any, dict]] = []
+        vms: list[tuple[Any, dict]] = []
+        for oc in objects:
+            p = props(oc)
+            if isinstance(oc.obj, vim.ClusterComputeResource):
+                cprops = p
+            elif isinstance(oc.obj, vim.HostSystem):
+                hosts.append((oc.obj, p))
+            elif isinstance(oc.obj, vim.VirtualMachine):
+                vms.append((oc.obj, p))
+        if not cprops:
+            raise SourceError(f"{self.conn.where}: cluster {self.cluster_name!r} disappeared while it was being read")
+        host_ids = {moid(h) for h, _ in hosts}
+        # A cluster's VMs: those running on its hosts (runtime.host; HostSystem.vm can be stale), no templates.
+        vms = [
+            (vm, p) for vm, p in vms
+            if p.get("runtime.host") is not None and moid(p["runtime.host"]) in host_ids
+            and not getattr(p.get("summary.config"), "template", False)
+        ]
+        return cluster, cprops, hosts, vms
+
+    def refs(self) -> ClusterRefs:
+        """Managed-object references by name, for the executor (same requests as a collection, no perf)."""
+        def read() -> ClusterRefs:
+            cluster, cprops, hosts, vms = self.read_cluster()
+            self._check_unique(hosts, "host")
+            refs = ClusterRefs(name=self.cluster_name, cluster=cluster, pool=cprops.get("resourcePool"))
+            refs.hosts = {p["name"]: h for h, p in hosts}
+            refs.duplicate_vms = duplicates((p.get("name", moid(v)), moid(v)) for v, p in vms)
+            refs.vms = {p.get("name", moid(v)): v for v, p in vms}
+            return refs
+
+        return self.conn.call("reading the cluster inventory", read)
+
+    def _check_unique(self, objs: list[tuple[Any, dict]], kind: str) -> None:
+        dups = duplicates((p.get("name", moid(o)), moid(o)) for o, p in objs)
+        if dups:
+            raise duplicate_error(self.conn.where, self.cluster_name, kind, dups)
+
+    # --- performance ----------------------------------------------------------------------
+    def counter_ids(self) -> dict[str, int]:
+        """group.name.rollup -> counter id (ids differ between servers); read once."""
+        if self._counter_ids is None:
+            from pyVmomi import vim
+
+            content = self.conn.content
+            pm = content.perfManager
+            found = retrieve(content, [objects_spec([(pm, vim.PerformanceManager, ["perfCounter"])])])
+            counters = props(found[0]).get("perfCounter", []) if found else []
+            ids: dict[str, int] = {}
+            for c in counters or []:
+                key = f"{c.groupInfo.key}.{c.nameInfo.key}.{c.rollupType}"
+                if key in COUNTERS:
+                    ids[key] = c.key
+            self._counter_ids = ids
+        return self._counter_ids
+
+    def query_perf(self, vms: list[Any]) -> dict[str, dict[str, list[float]]]:
+        """{vm moid: {counter: [samples]}} for the given VMs, in ceil(len/PERF_BATCH) QueryPerf calls."""
+        from pyVmomi import vim
+
+        ids = self.counter_ids()
+        if not ids or not vms:
+            return {}
+        by_id = {v: k for k, v in ids.items()}
+        metric_ids = [vim.PerformanceManager.MetricId(counterId=i, instance="") for i in ids.values()]
+        pm = self.conn.content.perfManager
+        out: dict[str, dict[str, list[float]]] = {}
+        for start in range(0, len(vms), PERF_BATCH):
+            specs = [
+                vim.PerformanceManager.QuerySpec(entity=vm, metricId=metric_ids, intervalId=PERF_INTERVAL,
+                                                 maxSample=PERF_SAMPLES)
+                for vm in vms[start:start + PERF_BATCH]
+            ]
+            try:
+                results = pm.QueryPerf(querySpec=specs) or []
+            except vim.fault.NotAuthenticated:
+                raise
+            except Exception as exc:  # noqa: BLE001 - no metrics: fall back to quickStats
+                log.warning("QueryPerf failed (%s); using quickStats for demand", type(exc).__name__)
+                continue
+            for em in results:
+                series: dict[str, list[float]] = {}
+                for s in getattr(em, "value", None) or []:
+                    if getattr(s.id, "instance", "") not in ("", None):
+                        continue
+                    name = by_id.get(s.id.counterId)
+                    if name is None:
+                        continue
+                    vals = [float(v) for v in (getattr(s, "value", None) or []) if v is not None and v >= 0]
+                    if vals:
+                        series.setdefault(name, []).extend(vals)
+                if series:
+                    out[moid(em.entity)] = series
+        return out
+
+    # --- the snapshot ---------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        return self.conn.call(f"collecting cluster {self.cluster_name!r}", self._snapshot)
+
+    def _snapshot(self) -> Snapshot:
+        collected_at = datetime.now(timezone.utc)
+        cluster, cprops, host_objs, vm_objs = self.read_cluster()
+        self._check_unique(host_objs, "host")
+        self._check_unique(vm_objs, "VM")
+
+        hosts: list[Host] = []
+        host_name: dict[str, str] = {}
+        core_mhz: dict[str, float] = {}
+        for h, p in host_objs:
+            hw = p.get("summary.hardware")
+            mhz = _finite(getattr(hw, "cpuMhz", None)) or 0.0
+            cores = int(getattr(hw, "numCpuCores", 0) or 0)
+            mem = (_finite(getattr(hw, "memorySize", None)) or 0.0) / (1024 * 1024)
+            state = host_state(p.get("runtime"))
+            if mhz <= 0 or cores <= 0 or mem <= 0:
+                # Hardware not reported (typically a disconnected host): keep the host, unusable.
+                log.warning("host %s reports no hardware summary; treated as disconnected", p.get("name"))
+                mhz, cores, mem, state = max(mhz, 1.0), max(cores, 1), max(mem, 1.0), HostState.DISCONNECTED
+            hosts.append(Host(name=p["name"], cpu_capacity_mhz=float(mhz * cores), mem_capacity_mb=float(mem),
+                              cpu_cores=cores, state=state))
+            host_name[moid(h)] = p["name"]
+            core_mhz[moid(h)] = float(mhz)
+
+        config = cprops.get("configurationEx")
+        overrides = {moid(o.key): o for o in (getattr(config, "drsVmConfig", None) or []) if getattr(o, "key", None)}
+
+        powered_on = [vm for vm, p in vm_objs if str(p.get("runtime.powerState")) == "poweredOn"]
+        perf = self.query_perf(powered_on)
+
+        vms: list[VM] = []
+        vm_name: dict[str, str] = {}
+        for vm, p in vm_objs:
+            mid = moid(vm)
+            cfg = p.get("summary.config")
+            on = str(p.get("runtime.powerState")) == "poweredOn"
+            host_id = moid(p["runtime.host"])
+            vcpus = max(1, int(getattr(cfg, "numCpu", 0) or 0))
+            mem_mb = float(max(1, int(getattr(cfg, "memorySizeMB", 0) or 0)))
+            cpu_d, mem_d = (0.0, 0.0)
+            if on:
+                cpu_d, mem_d = demand(perf.get(mid), p.get("summary.quickStats"), core_mhz.get(host_id, 0.0))
+                cpu_d = min(cpu_d, vcpus * core_mhz.get(host_id, 0.0) or cpu_d)
+                mem_d = min(mem_d, mem_mb)
+            vms.append(VM(
+                name=p.get("name", mid),
+                host=host_name[host_id],
+                vcpus=vcpus,
+                mem_mb=mem_mb,
+                cpu_demand_mhz=float(cpu_d),
+                mem_demand_mb=float(mem_d),
+                cpu_reservation_mhz=float(max(0, _finite(getattr(cfg, "cpuReservation", 0)) or 0)),
+                mem_reservation_mb=float(max(0, _finite(getattr(cfg, "memoryReservation", 0)) or 0)),
+                powered_on=on,
+                automation=vm_automation(overrides.get(mid)),
+            ))
+            vm_name[mid] = p.get("name", mid)
+
+        vm_groups, host_groups = groups(config, vm_name, host_name)
+        rules = cluster_rules(config, vm_name, vm_groups, host_groups)
+        try:
+            return Snapshot(
+                version=SNAPSHOT_VERSION, cluster=self.cluster_name, collected_at=collected_at, source="vcenter",
+                hosts=hosts, vms=vms, vm_groups=vm_groups, host_groups=host_groups, rules=rules,
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+            raise SourceError(f"{self.conn.where}: cluster {self.cluster_name}: cannot build a snapshot: {msg}") from None
+
+
+def demand(series: dict[str, list[float]] | None, quick: Any, core_mhz: float) -> tuple[float, float]:
+    """(CPU MHz, memory MB) demand of a powered-on VM: perf samples averaged, quickStats as fallback."""
+    cpu = mem = None
+    if series:
+        usage = series.get("cpu.usagemhz.average")
+        if usage:
+            cpu = sum(usage) / len(usage)
+            ready = series.get("cpu.ready.summation")
+            if ready and core_mhz > 0:
+                # ready ms per 20 s sample (summed over vCPUs) -> MHz the VM wanted but did not get
+                cpu += (sum(ready) / len(ready)) / (PERF_INTERVAL * 1000.0) * core_mhz
+        active = series.get("mem.active.average")
+        if active:
+            a = sum(active) / len(active)
+            consumed = series.get("mem.consumed.average")
+            c = sum(consumed) / len(consumed) if consumed else a
+            mem = (a + IDLE_MEMORY_SHARE * max(0.0, c - a)) / 1024.0
+    if cpu is None or not math.isfinite(cpu):
+        cpu = _finite(getattr(quick, "overallCpuDemand", None)) or _finite(getattr(quick, "overallCpuUsage", None)) or 0.0
+    if mem is None or not math.isfinite(mem):
+        a = _finite(getattr(quick, "activeMemory", None)) or 0.0
+        c = _finite(getattr(quick, "hostMemoryUsage", None)) or _finite(getattr(quick, "guestMemoryUsage", None)) or a
+        mem = a + IDLE_MEMORY_SHARE * max(0.0, c - a)
+    return max(0.0, cpu), max(0.0, mem)
+
+
+def groups(config: Any, vm_name: dict[str, str], host_name: dict[str, str]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """ClusterVmGroup / ClusterHostGroup -> name: members (members outside the cluster dropped)."""
+    from pyVmomi import vim
+
+    vm_groups: dict[str, list[str]] = {}
+    host_groups: dict[str, list[str]] = {}
+    for g in getattr(config, "group", None) or []:
+        if isinstance(g, vim.cluster.VmGroup):
+            vm_groups[g.name] = _members(g.vm, vm_name)
+        elif isinstance(g, vim.cluster.HostGroup):
+            host_groups[g.name] = _members(g.host, host_name)
+    return vm_groups, host_groups
+
+
+def _members(objs: Any, names: dict[str, str]) -> list[str]:
+    out: list[str] = []
+    for o in objs or []:
+        n = names.get(moid(o))
+        if n is not None and n not in out:
+            out.append(n)
+    return out
+
+
+def cluster_rules(config: Any, vm_name: dict[str, str], vm_groups: dict, host_groups: dict) -> list:
+    """Affinity, anti-affinity and VM-host rules; other rule kinds are skipped (logged)."""
+    from pyVmomi import vim
+
+    rules: list = []
+    for r in getattr(config, "rule", None) or []:
+        enabled = getattr(r, "enabled", None) is not False
+        if isinstance(r, (vim.cluster.AffinityRuleSpec, vim.cluster.AntiAffinityRuleSpec)):
+            members = _members(r.vm, vm_name)
+            if len(members) < 2:
+                log.warning("rule %s: fewer than two of its VMs are in the cluster; ignored", r.name)
+                continue
+            mandatory = getattr(r, "mandatory", None)
+            rules.append(VmVmRule(
+                name=r.name,
+                type="vm-affinity" if isinstance(r, vim.cluster.AffinityRuleSpec) else "vm-anti-affinity",
+                vms=members, mandatory=True if mandatory is None else bool(mandatory), enabled=enabled,
+            ))
+        elif isinstance(r, vim.cluster.VmHostRuleInfo):
+            affine = getattr(r, "affineHostGroupName", None)
+            anti = getattr(r, "antiAffineHostGroupName", None)
+            host_group = affine or anti
+            if not r.vmGroupName or not host_group:
+                log.warning("rule %s: VM-host rule without a VM group or host group; ignored", r.name)
+                continue
+            if r.vmGroupName not in vm_groups or host_group not in host_groups:
+                log.warning("rule %s: refers to a group that does not exist; ignored", r.name)
+                continue
+            rules.append(VmHostRule(
+                name=r.name, type="vm-host", vm_group=r.vmGroupName, host_group=host_group,
+                affine=bool(affine), mandatory=bool(getattr(r, "mandatory", False)), enabled=enabled,
+            ))
+        else:
+            log.info("rule %s: %s rules are not modelled; ignored", getattr(r, "name", "?"), type(r).__name__)
+    return rules
