@@ -27,7 +27,8 @@ def parse_json_text(text: str, what: str) -> Any:
     except InputError as exc:
         raise InputError(f"{what}: {exc}") from None
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
+        unterminated = exc.msg.startswith("Unterminated string") and '"' not in text[exc.pos + 1:]
+        if exc.pos >= len(text.rstrip()) or unterminated:
             raise InputError(f"{what}: truncated JSON (ended at line {exc.lineno} column {exc.colno})") from None
         raise InputError(f"{what}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
 

@@ -315,6 +315,11 @@ def _solve_round(cluster, options, scoring, costs, place0, place, hosts, vms, bu
             expr = base + sum(c * var for var, c in coef)
             now = base + sum(c for var, c in coef if var in current_vars)
             m.Add(expr <= max(bound, now))  # never worse than now, even through rounding
+            limit = int(math.floor(cluster.limit[h, r] / cap * S + 1e-9))
+            if now > limit:  # over the limit now: every unit above it costs like a broken rule
+                excess = m.NewIntVar(0, max(now - limit, 0), "")
+                m.Add(excess >= expr - limit)
+                objective.append((excess, int(BIG_PENALTY * var_unit / S)))
             if not cluster.on[h]:
                 continue
             target = int(round(scoring.balance[r] * S))
@@ -409,7 +414,7 @@ def evaluate(cluster: Cluster, options: PlanOptions, costs: np.ndarray, place0: 
     balance = cluster.load.sum(axis=0) / cluster.cap[on].sum(axis=0)
     value = float(((util - balance) ** 2).sum())
     value += float(costs[place != place0].sum())
-    pen = 0.0
+    pen = BIG_PENALTY * float(np.maximum(loads[on] - cluster.limit[on], 0.0).__truediv__(cluster.cap[on]).sum())
     stranded = cluster.stranded(place) | (~cluster.allowed[np.arange(cluster.n_vms), place] & cluster.powered)
     pen += BIG_PENALTY * int(stranded.sum())
     for g in cluster.anti:

@@ -105,6 +105,10 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {_reason(exc)}"
 
 
+class ObjectGone(SourceError):
+    """The managed object a call was made on no longer exists (ManagedObjectNotFound)."""
+
+
 class Connection:
     """A logged-in pyvmomi service instance, shared by the collector and the executor (thread-safe)."""
 
@@ -187,7 +191,7 @@ class Connection:
 
         Any other failure becomes a SourceError naming ``what``.
         """
-        from pyVmomi import vim
+        from pyVmomi import vim, vmodl
 
         for attempt in range(len(RELOGIN_BACKOFF) + 1):
             generation = self._generation
@@ -206,6 +210,8 @@ class Connection:
                         raise SourceError(f"{self.where}: {what}: session lost; logging in again failed: {describe(exc)}") from None
             except SourceError:
                 raise
+            except vmodl.fault.ManagedObjectNotFound:
+                raise ObjectGone(f"{self.where}: {what}: object no longer exists") from None
             except Exception as exc:  # noqa: BLE001
                 raise SourceError(f"{self.where}: {what}: {describe(exc)}") from None
         raise AssertionError("unreachable")

@@ -1,0 +1,327 @@
+"""Carry out a plan's actions on vCenter: vMotions (RelocateVM_Task) and host power / maintenance calls.
+
+Scheduling (see docs/vcenter.md):
+- actions are considered in step order; a power action is a barrier: it starts when every earlier
+  action has finished, and nothing after it starts before it has finished;
+- a move waits for every earlier move of the same VM and every earlier move *away from* its target
+  host (the capacity or rule it needs is freed by that move); moves into the same host, or out of
+  the same host, may run together;
+- at most ``max_vmotions_per_host`` moves in flight per host (source and target both count) and
+  ``max_vmotions_per_cluster`` in the cluster;
+- just before each action its premise is re-read from vCenter; a stale action is "skipped";
+- an action that depends on a failed one is skipped; after ``max_failures`` failures nothing new
+  starts and the rest is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Union
+
+from ...config import DrsConfig
+from ...errors import SourceError
+from ...execute.premise import move_premise
+from ...execute.result import ActionResult
+from ...plan import Move, Plan, PowerAction
+from ...snapshot import SNAPSHOT_VERSION, VM, Host, HostState, Snapshot
+from .collector import Collector, host_state
+from .connection import Connection, ObjectGone
+from .inventory import ClusterRefs, moid, objects_spec, props, read_view, retrieve
+
+log = logging.getLogger("balancer.vcenter")
+
+Action = Union[Move, PowerAction]
+
+HOST_TASK_MIN_TIMEOUT = 900.0  # entering standby or booting a host takes minutes on real hardware
+
+
+class ActionFailed(Exception):
+    """An action could not be carried out; the message says why (one line)."""
+
+
+class Executor:
+    max_failures = 3
+
+    def __init__(self, conn: Connection, collector: Collector, drs: DrsConfig, timeout: float):
+        self.conn = conn
+        self.collector = collector
+        self.per_host = drs.max_vmotions_per_host
+        self.per_cluster = drs.max_vmotions_per_cluster
+        self.timeout = float(timeout) if timeout and timeout > 0 else 60.0
+
+    # --- hooks (tests and callers may override) -------------------------------------------
+    def before_action(self, action: Action) -> None:
+        """Called in the worker thread right after the premise check, just before the vCenter call."""
+
+    def after_action(self, action: Action, result: ActionResult) -> None:
+        """Called in the worker thread when an action has an outcome."""
+
+    # --- scheduling -----------------------------------------------------------------------
+    def run(self, plan: Plan) -> list[ActionResult]:
+        actions: list[Action] = list(plan.actions)
+        if not actions:
+            return []
+        refs = self.collector.refs()
+        if refs.pool is None:
+            raise SourceError(f"{self.conn.where}: cluster {refs.name} has no root resource pool")
+        results: dict[int, ActionResult] = {}
+        pending: list[int] = list(range(len(actions)))  # indexes into actions, in step order
+        running: dict[Future, int] = {}
+        in_flight: dict[str, int] = {}
+        failures = 0
+        outcome: dict[int, str] = {}  # index -> outcome, for finished actions
+
+        def deps(i: int) -> list[int]:
+            a = actions[i]
+            if isinstance(a, PowerAction):
+                return list(range(i))
+            out = []
+            for j in range(i):
+                b = actions[j]
+                if isinstance(b, PowerAction) or b.vm == a.vm or b.source == a.target:
+                    out.append(j)
+            return out
+
+        dependencies = {i: deps(i) for i in pending}
+
+        def blocking_failure(i: int) -> int | None:
+            a = actions[i]
+            for j in dependencies[i]:
+                if outcome.get(j) != "failed":
+                    continue
+                b = actions[j]
+                if isinstance(a, Move):
+                    return j
+                touched = {b.host} if isinstance(b, PowerAction) else {b.source, b.target}
+                if a.host in touched:
+                    return j
+            return None
+
+        with ThreadPoolExecutor(max_workers=self.per_cluster, thread_name_prefix="vmotion") as pool:
+            while pending or running:
+                if failures >= self.max_failures and pending:
+                    for i in pending:
+                        results[i] = self._result(actions[i], "skipped",
+                                                  f"not started: {failures} actions failed (limit {self.max_failures})")
+                        outcome[i] = "skipped"
+                    pending = []
+                for i in list(pending):
+                    a = actions[i]
+                    if any(j not in outcome for j in dependencies[i]):
+                        if isinstance(a, PowerAction):
+                            break  # nothing after a power action starts before it has finished
+                        continue
+                    failed_dep = blocking_failure(i)
+                    if failed_dep is not None:
+                        results[i] = self._result(a, "skipped", f"step {actions[failed_dep].step}, which it depends on, failed")
+                        outcome[i] = "skipped"
+                        pending.remove(i)
+                        continue
+                    if isinstance(a, Move):
+                        hosts = {a.source, a.target}
+                        if len(running) >= self.per_cluster or any(in_flight.get(h, 0) >= self.per_host for h in hosts):
+                            continue
+                        for h in hosts:
+                            in_flight[h] = in_flight.get(h, 0) + 1
+                        running[pool.submit(self._move, a, refs)] = i
+                        pending.remove(i)
+                    else:
+                        if running:
+                            break
+                        running[pool.submit(self._power, a, refs)] = i
+                        pending.remove(i)
+                        break
+                if not running:
+                    if pending:  # cannot happen: the first pending action always has its dependencies done
+                        raise AssertionError("executor: no action can start")
+                    break
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i = running.pop(fut)
+                    a = actions[i]
+                    if isinstance(a, Move):
+                        for h in {a.source, a.target}:
+                            in_flight[h] -= 1
+                    try:
+                        res = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - a worker bug must not take the plan down
+                        res = self._result(a, "failed", f"internal error: {type(exc).__name__}: {exc}")
+                    results[i] = res
+                    outcome[i] = res.outcome
+                    if res.outcome == "failed":
+                        failures += 1
+        return [results[i] for i in range(len(actions))]
+
+    # --- one action -----------------------------------------------------------------------
+    def _result(self, a: Action, outcome: str, message: str = "", seconds: float = 0.0) -> ActionResult:
+        if isinstance(a, Move):
+            return ActionResult(a.step, "move", a.vm, f"{a.source} -> {a.target}", outcome, a.reason, message,
+                                round(seconds, 3))
+        return ActionResult(a.step, "power", a.host, a.action, outcome, a.reason, message, round(seconds, 3))
+
+    def _finish(self, a: Action, outcome: str, message: str, t0: float) -> ActionResult:
+        res = self._result(a, outcome, message, time.monotonic() - t0)
+        log.info("step %s %s %s: %s%s", a.step, res.subject, res.action, outcome, f" ({message})" if message else "")
+        try:
+            self.after_action(a, res)
+        except Exception:  # noqa: BLE001
+            log.exception("after_action hook failed")
+        return res
+
+    def _move(self, m: Move, refs: ClusterRefs) -> ActionResult:
+        from pyVmomi import vim
+
+        t0 = time.monotonic()
+        try:
+            if m.vm in refs.duplicate_vms:
+                return self._finish(m, "skipped", f"VM name {m.vm} is ambiguous in vCenter", t0)
+            vm = refs.vms.get(m.vm)
+            target = refs.hosts.get(m.target)
+            why = self._move_premise(m, vm, target, refs)
+            if why:
+                return self._finish(m, "skipped", why, t0)
+            self.before_action(m)
+            spec = vim.vm.RelocateSpec(host=target, pool=refs.pool)
+            task = self.conn.call(f"moving VM {m.vm} to {m.target}",
+                                  lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
+            self._wait(task, self.timeout)
+            return self._finish(m, "success", "", t0)
+        except (SourceError, ActionFailed) as exc:
+            return self._finish(m, "failed", str(exc), t0)
+
+    def _move_premise(self, m: Move, vm: Any, target: Any, refs: ClusterRefs) -> str | None:
+        """Re-read the VM's host and the target's state; move_premise decides (None: go ahead)."""
+        from pyVmomi import vim
+
+        host_names = {moid(h): n for n, h in refs.hosts.items()}
+        current: str | None = None
+        target_state: HostState | None = None
+        if vm is not None:
+            try:
+                found = self.conn.call(f"re-reading VM {m.vm}", lambda: retrieve(
+                    self.conn.content, [objects_spec([(vm, vim.VirtualMachine, ["runtime.host"])])]))
+                h = props(found[0]).get("runtime.host") if found else None
+                if found:
+                    current = host_names.get(moid(h), moid(h)) if h is not None else "(no host)"
+            except ObjectGone:
+                pass
+        if target is not None:
+            try:
+                found = self.conn.call(f"re-reading host {m.target}", lambda: retrieve(
+                    self.conn.content, [objects_spec([(target, vim.HostSystem, ["runtime"])])]))
+                if found:
+                    target_state = host_state(props(found[0]).get("runtime"))
+            except ObjectGone:
+                pass
+        # The same rule as for snapshots: build the smallest snapshot that holds the facts just read.
+        hosts = {m.source: HostState.ON}
+        if current is not None:
+            hosts.setdefault(current, HostState.ON)
+        if target_state is not None:
+            hosts[m.target] = target_state
+        snap = Snapshot(
+            version=SNAPSHOT_VERSION, cluster=refs.name,
+            hosts=[Host(name=n, cpu_capacity_mhz=1.0, mem_capacity_mb=1.0, state=s) for n, s in hosts.items()],
+            vms=[VM(name=m.vm, host=current, vcpus=1, mem_mb=1.0, cpu_demand_mhz=0.0, mem_demand_mb=0.0,
+                    powered_on=False)] if current is not None else [],
+        )
+        return move_premise(snap, m)
+
+    def _power(self, p: PowerAction, refs: ClusterRefs) -> ActionResult:
+        from pyVmomi import vim
+
+        t0 = time.monotonic()
+        try:
+            host = refs.hosts.get(p.host)
+            if host is None:
+                return self._finish(p, "skipped", f"host {p.host} no longer exists", t0)
+            why = self._power_premise(p, host, refs)
+            if why:
+                return self._finish(p, "skipped", why, t0)
+            self.before_action(p)
+            secs = int(max(self.timeout, HOST_TASK_MIN_TIMEOUT))
+            calls = {
+                "standby": lambda: host.PowerDownHostToStandBy_Task(timeoutSec=secs, evacuatePoweredOffVms=False),
+                "power-on": lambda: host.PowerUpHostFromStandBy_Task(timeoutSec=secs),
+                "enter-maintenance": lambda: host.EnterMaintenanceMode_Task(timeout=secs, evacuatePoweredOffVms=False),
+                "exit-maintenance": lambda: host.ExitMaintenanceMode_Task(timeout=secs),
+            }
+            task = self.conn.call(f"{p.action} of host {p.host}", calls[p.action])
+            self._wait(task, secs + 30.0)
+            return self._finish(p, "success", "", t0)
+        except (SourceError, ActionFailed) as exc:
+            return self._finish(p, "failed", str(exc), t0)
+
+    def _power_premise(self, p: PowerAction, host: Any, refs: ClusterRefs) -> str | None:
+        from pyVmomi import vim
+
+        def read() -> tuple[Any, int]:
+            found = retrieve(self.conn.content, [objects_spec([(host, vim.HostSystem, ["runtime"])])])
+            runtime = props(found[0]).get("runtime") if found else None
+            busy = 0
+            if p.action in ("standby", "enter-maintenance"):
+                vms = read_view(self.conn.content, refs.cluster, [vim.VirtualMachine],
+                                {vim.VirtualMachine: ["runtime.host", "runtime.powerState"]})
+                hid = moid(host)
+                busy = sum(1 for oc in vms
+                           if (pp := props(oc)).get("runtime.host") is not None
+                           and moid(pp["runtime.host"]) == hid and str(pp.get("runtime.powerState")) == "poweredOn")
+            return runtime, busy
+
+        try:
+            runtime, busy = self.conn.call(f"re-reading host {p.host}", read)
+        except ObjectGone:
+            return f"host {p.host} no longer exists"
+        state = host_state(runtime)
+        if p.action == "standby":
+            if state not in (HostState.ON, HostState.MAINTENANCE):
+                return f"host {p.host} is {state.value}"
+            if busy:
+                return f"host {p.host} still runs {busy} powered-on VM{'s' if busy != 1 else ''}"
+        elif p.action == "power-on" and state is not HostState.STANDBY:
+            return f"host {p.host} is {state.value}, not standby"
+        elif p.action == "enter-maintenance" and state is not HostState.ON:
+            return f"host {p.host} is {state.value}"
+        elif p.action == "exit-maintenance" and state is not HostState.MAINTENANCE:
+            return f"host {p.host} is {state.value}, not in maintenance"
+        return None
+
+    # --- tasks ----------------------------------------------------------------------------
+    def _wait(self, task: Any, timeout: float) -> None:
+        """Poll the task through the property collector until it ends or ``timeout`` seconds pass."""
+        from pyVmomi import vim
+
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            found = self.conn.call("waiting for a task", lambda: retrieve(
+                self.conn.content, [objects_spec([(task, vim.Task, ["info.state", "info.error"])])]))
+            p = props(found[0]) if found else {}
+            state = str(p.get("info.state", ""))
+            if state == "success":
+                return
+            if state == "error":
+                raise ActionFailed(f"task failed: {describe_fault(p.get('info.error'))}")
+            if time.monotonic() >= deadline:
+                try:
+                    self.conn.call("cancelling a task", lambda: task.CancelTask())
+                except SourceError:
+                    pass
+                raise ActionFailed(f"task did not finish within {timeout:.0f} s (cancel requested)")
+            time.sleep(delay)
+            delay = min(1.0, delay * 2)
+
+
+def describe_fault(fault: Any) -> str:
+    if fault is None:
+        return "unknown error"
+    text = " ".join(str(getattr(fault, "msg", "") or getattr(fault, "localizedMessage", "") or "").split())
+    name = type(fault).__name__.rsplit(".", 1)[-1]
+    if not text or name in text:
+        return name
+    return f"{name}: {text}"
+
+
+__all__ = ["ActionFailed", "Executor"]

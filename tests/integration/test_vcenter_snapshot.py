@@ -1,0 +1,152 @@
+"""The collector against the vCenter simulator: the snapshot holds exactly what vCenter holds."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pytest
+
+from balancer.errors import SourceError
+from balancer.snapshot import Automation, HostState, VmHostRule, VmVmRule
+from vcsim_harness import CLUSTER, PASSWORD, host_name, vm_name
+
+pytestmark = pytest.mark.integration
+
+
+def _configure(admin) -> None:
+    """Groups, rules and per-VM overrides, written the way an administrator would (ReconfigureComputeResource_Task)."""
+    from pyVmomi import vim
+
+    vms, hosts = admin.vms(), admin.hosts()
+    add = vim.option.ArrayUpdateSpec.Operation.add
+    spec = vim.cluster.ConfigSpecEx(
+        groupSpec=[
+            vim.cluster.GroupSpec(operation=add, info=vim.cluster.VmGroup(name="web", vm=[vms[vm_name(0)], vms[vm_name(4)]])),
+            vim.cluster.GroupSpec(operation=add, info=vim.cluster.VmGroup(name="batch", vm=[vms[vm_name(9)]])),
+            vim.cluster.GroupSpec(operation=add, info=vim.cluster.HostGroup(name="rack-a", host=[hosts[host_name(0)], hosts[host_name(1)]])),
+            vim.cluster.GroupSpec(operation=add, info=vim.cluster.HostGroup(name="rack-b", host=[hosts[host_name(2)]])),
+        ],
+        rulesSpec=[
+            vim.cluster.RuleSpec(operation=add, info=vim.cluster.AffinityRuleSpec(
+                name="db-together", enabled=True, mandatory=False, vm=[vms[vm_name(1)], vms[vm_name(5)]])),
+            vim.cluster.RuleSpec(operation=add, info=vim.cluster.AntiAffinityRuleSpec(
+                name="spread", enabled=True, vm=[vms[vm_name(2)], vms[vm_name(6)], vms[vm_name(10)]])),
+            vim.cluster.RuleSpec(operation=add, info=vim.cluster.VmHostRuleInfo(
+                name="web-on-a", enabled=True, mandatory=True, vmGroupName="web", affineHostGroupName="rack-a")),
+            vim.cluster.RuleSpec(operation=add, info=vim.cluster.VmHostRuleInfo(
+                name="batch-off-b", enabled=False, mandatory=False, vmGroupName="batch", antiAffineHostGroupName="rack-b")),
+        ],
+        drsVmConfigSpec=[
+            vim.cluster.DrsVmConfigSpec(operation=add, info=vim.cluster.DrsVmConfigInfo(
+                key=vms[vm_name(3)], behavior="manual")),
+            vim.cluster.DrsVmConfigSpec(operation=add, info=vim.cluster.DrsVmConfigInfo(
+                key=vms[vm_name(7)], enabled=False)),
+            vim.cluster.DrsVmConfigSpec(operation=add, info=vim.cluster.DrsVmConfigInfo(
+                key=vms[vm_name(8)], enabled=True, behavior="fullyAutomated")),
+        ],
+    )
+    admin.reconfigure(spec)
+
+
+def test_snapshot_reproduces_inventory_rules_and_groups(vcsim, admin):
+    _configure(admin)
+    admin.wait(admin.vms()[vm_name(11)].PowerOffVM_Task())
+    admin.wait(admin.hosts()[host_name(3)].EnterMaintenanceMode_Task(timeout=0))
+    admin.relocate(vm_name(0), host_name(1))  # HostSystem.vm goes stale; runtime.host is the truth
+
+    with vcsim.source() as src:
+        snap = src.snapshot()
+
+    assert snap.cluster == CLUSTER and snap.source == "vcenter"
+    assert snap.collected_at is not None and snap.collected_at.utcoffset() == timedelta(0)
+
+    assert sorted(h.name for h in snap.hosts) == [host_name(i) for i in range(4)]
+    for h in snap.hosts:
+        assert h.cpu_capacity_mhz == 2000 * 8 and h.cpu_cores == 8 and h.mem_capacity_mb == 65536
+    assert {h.name: h.state for h in snap.hosts} == {
+        host_name(0): HostState.ON, host_name(1): HostState.ON, host_name(2): HostState.ON,
+        host_name(3): HostState.MAINTENANCE,
+    }
+
+    expected = {vm_name(i): host_name(i % 4) for i in range(12)}
+    expected[vm_name(0)] = host_name(1)
+    assert {v.name: v.host for v in snap.vms} == expected == admin.placement()
+
+    vms = {v.name: v for v in snap.vms}
+    assert vms[vm_name(11)].powered_on is False
+    assert vms[vm_name(11)].cpu_demand_mhz == 0 and vms[vm_name(11)].mem_demand_mb == 0
+    for v in snap.vms:
+        assert v.vcpus >= 1 and v.mem_mb > 0
+        assert math.isfinite(v.cpu_demand_mhz) and v.cpu_demand_mhz >= 0
+        assert 0 <= v.mem_demand_mb <= v.mem_mb
+        if v.powered_on:
+            assert v.cpu_demand_mhz > 0  # the simulator's real-time samples were read
+    assert {n: v.automation for n, v in vms.items() if v.automation is not Automation.DEFAULT} == {
+        vm_name(3): Automation.MANUAL, vm_name(7): Automation.DISABLED,
+    }
+
+    assert snap.vm_groups == {"web": [vm_name(0), vm_name(4)], "batch": [vm_name(9)]}
+    assert snap.host_groups == {"rack-a": [host_name(0), host_name(1)], "rack-b": [host_name(2)]}
+    assert sorted(snap.rules, key=lambda r: r.name) == [
+        VmHostRule(name="batch-off-b", type="vm-host", vm_group="batch", host_group="rack-b", affine=False,
+                   mandatory=False, enabled=False),
+        VmVmRule(name="db-together", type="vm-affinity", vms=[vm_name(1), vm_name(5)], mandatory=False, enabled=True),
+        VmVmRule(name="spread", type="vm-anti-affinity", vms=[vm_name(2), vm_name(6), vm_name(10)], mandatory=True,
+                 enabled=True),
+        VmHostRule(name="web-on-a", type="vm-host", vm_group="web", host_group="rack-a", affine=True,
+                   mandatory=True, enabled=True),
+    ]
+
+
+def test_duplicate_vm_names_are_one_clear_error(vcsim, admin):
+    # vCenter keeps names unique per folder only: the same name can exist in two folders.
+    from pyVmomi import vim
+
+    dc = [e for e in admin.content.rootFolder.childEntity if isinstance(e, vim.Datacenter)][0]
+    other = dc.vmFolder.CreateFolder("other")
+    admin.wait(other.MoveIntoFolder_Task([admin.vms()[vm_name(5)]]))
+    admin.wait(admin.vms()[vm_name(5)].Rename_Task(vm_name(2)))
+    with vcsim.source() as src:
+        with pytest.raises(SourceError) as err:
+            src.snapshot()
+    msg = str(err.value)
+    assert "\n" not in msg and vm_name(2) in msg and "unique" in msg
+    assert err.value.__cause__ is None
+
+
+def test_unknown_cluster_is_a_clear_error(vcsim):
+    from balancer.sources.vcenter import VCenterSource
+
+    src = VCenterSource(vcsim.config(cluster="no-such-cluster"))
+    try:
+        with pytest.raises(SourceError, match="cluster 'no-such-cluster' not found.*DC0_C0"):
+            src.snapshot()
+    finally:
+        src.close()
+
+
+def test_bad_password_and_unreachable_vcenter(vcsim, monkeypatch, tmp_path):
+    from balancer.config import VCenterConfig
+    from balancer.sources.vcenter import VCenterSource
+
+    secret = "s3cret-not-the-password"
+    monkeypatch.setenv("VCSIM_WRONG_PASSWORD", secret)
+    cfg = vcsim.config(password_env="VCSIM_WRONG_PASSWORD")
+    with pytest.raises(SourceError) as err:
+        VCenterSource(cfg)
+    assert "login failed for user 'user'" in str(err.value) and secret not in str(err.value)
+
+    vcsim.stop()
+    with pytest.raises(SourceError) as err:
+        VCenterSource(VCenterConfig.model_validate(vcsim.vcenter_section()))
+    assert "cannot connect" in str(err.value) and PASSWORD not in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_session_loss_is_repaired(vcsim):
+    with vcsim.source() as src:
+        before = src.snapshot()
+        src.conn.content.sessionManager.Logout()  # the session ends (as on a vCenter restart or idle timeout)
+        after = src.snapshot()
+    assert {v.name: v.host for v in after.vms} == {v.name: v.host for v in before.vms}

@@ -1,0 +1,242 @@
+"""Start and drive the vCenter simulator launcher (tests/vcsim) for integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[2]
+VCSIM_DIR = ROOT / "tests" / "vcsim"
+BINARY = VCSIM_DIR / "vcsim"
+PASSWORD_ENV = "BALANCER_TEST_VCSIM_PASSWORD"
+PASSWORD = "pass"  # the simulator's fixed password (user "user")
+CLUSTER = "DC0_C0"
+
+
+def build() -> tuple[bool, str]:
+    """Run build.sh; (ok, output)."""
+    try:
+        proc = subprocess.run(["sh", str(VCSIM_DIR / "build.sh")], capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, str(exc)
+    return proc.returncode == 0 and BINARY.exists(), (proc.stdout + proc.stderr).strip()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def host_name(i: int) -> str:
+    return f"{CLUSTER}_H{i}"
+
+
+def vm_name(i: int) -> str:
+    return f"{CLUSTER}_RP0_VM{i}"
+
+
+class VcSim:
+    """One running simulator: ``hosts`` hosts, VM i on host i mod hosts."""
+
+    def __init__(self, hosts: int = 3, vms_per_host: int = 2, cpu_mhz: int = 2000, cores: int = 8,
+                 mem_mb: int = 65536, relocate_ms: int = 0, startup_timeout: float = 60.0):
+        self.hosts, self.vms_per_host = hosts, vms_per_host
+        self.cpu_mhz, self.cores, self.mem_mb = cpu_mhz, cores, mem_mb
+        last = ""
+        for _ in range(3):  # the free port may be taken between the check and the start
+            self.port = free_port()
+            args = [str(BINARY), "-port", str(self.port), "-hosts", str(hosts), "-vms-per-host", str(vms_per_host),
+                    "-host-cpu-mhz", str(cpu_mhz), "-host-cores", str(cores), "-host-mem-mb", str(mem_mb),
+                    "-relocate-ms", str(relocate_ms)]
+            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            line = self._first_line(startup_timeout)
+            if line.startswith("http"):
+                self.url = line
+                u = urlparse(line)
+                self.host, self.port = u.hostname, u.port
+                threading.Thread(target=self._drain, daemon=True).start()
+                return
+            self.stop()
+            last = self.proc.stderr.read() if self.proc.stderr else ""
+        raise RuntimeError(f"vcsim did not start: {last.strip()[-500:]}")
+
+    def _first_line(self, timeout: float) -> str:
+        out: list[str] = []
+        t = threading.Thread(target=lambda: out.append(self.proc.stdout.readline()), daemon=True)
+        t.start()
+        t.join(timeout)
+        return out[0].strip() if out else ""
+
+    def _drain(self) -> None:
+        for _ in self.proc.stderr or []:
+            pass
+
+    @property
+    def vm_count(self) -> int:
+        return self.hosts * self.vms_per_host
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    # --- instrumentation (see tests/vcsim/main.go) ----------------------------------------
+    def _http(self, path: str, method: str = "GET") -> bytes:
+        req = urllib.request.Request(f"http://{self.host}:{self.port}{path}", method=method)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.read()
+
+    def stats(self) -> dict:
+        return json.loads(self._http("/_vcsim/stats"))
+
+    def reset(self) -> None:
+        self._http("/_vcsim/reset", "POST")
+
+    def fail_relocate(self, vm: str) -> None:
+        self._http(f"/_vcsim/fail?vm={vm}", "POST")
+
+    # --- config ---------------------------------------------------------------------------
+    def vcenter_section(self, **extra: Any) -> dict:
+        section = {"host": self.host, "port": self.port, "protocol": "http", "user": "user",
+                   "password_env": PASSWORD_ENV, "cluster": CLUSTER, "timeout": "30s"}
+        section.update(extra)
+        return section
+
+    def config(self, **extra: Any):
+        from balancer.config import VCenterConfig
+
+        os.environ[PASSWORD_ENV] = PASSWORD
+        return VCenterConfig.model_validate(self.vcenter_section(**extra))
+
+    def source(self, **drs: Any):
+        from balancer.config import DrsConfig
+        from balancer.sources.vcenter import VCenterSource
+
+        return VCenterSource(self.config(), DrsConfig(**drs))
+
+    # --- a separate pyvmomi session, to change the inventory behind the balancer's back ---
+    def connect(self) -> "Admin":
+        return Admin(self)
+
+
+class Admin:
+    """Direct pyvmomi access to the simulator (test side)."""
+
+    def __init__(self, sim: VcSim):
+        from pyVim.connect import SmartConnect
+        from pyVmomi import vim
+
+        self.si = SmartConnect(protocol="http", host=sim.host, port=sim.port, user="user", pwd=PASSWORD)
+        self.content = self.si.RetrieveContent()
+        view = self.content.viewManager.CreateContainerView(self.content.rootFolder, [vim.ClusterComputeResource], True)
+        self.cluster = [c for c in view.view if c.name == CLUSTER][0]
+        view.DestroyView()
+
+    def _objects(self, kind: Any) -> dict[str, Any]:
+        from pyVmomi import vim, vmodl
+
+        view = self.content.viewManager.CreateContainerView(self.content.rootFolder, [kind], True)
+        PC = vmodl.query.PropertyCollector
+        spec = PC.FilterSpec(
+            objectSet=[PC.ObjectSpec(obj=view, skip=True, selectSet=[PC.TraversalSpec(type=vim.view.ContainerView, path="view")])],
+            propSet=[PC.PropertySpec(type=kind, pathSet=["name"])],
+        )
+        res = self.content.propertyCollector.RetrieveContents([spec])
+        view.DestroyView()
+        return {oc.propSet[0].val: oc.obj for oc in res}
+
+    def vms(self) -> dict[str, Any]:
+        from pyVmomi import vim
+
+        return self._objects(vim.VirtualMachine)
+
+    def hosts(self) -> dict[str, Any]:
+        from pyVmomi import vim
+
+        return self._objects(vim.HostSystem)
+
+    def placement(self) -> dict[str, str]:
+        """VM name -> host name, from runtime.host (read through the property collector)."""
+        from pyVmomi import vim, vmodl
+
+        view = self.content.viewManager.CreateContainerView(self.content.rootFolder, [vim.VirtualMachine, vim.HostSystem], True)
+        PC = vmodl.query.PropertyCollector
+        spec = PC.FilterSpec(
+            objectSet=[PC.ObjectSpec(obj=view, skip=True, selectSet=[PC.TraversalSpec(type=vim.view.ContainerView, path="view")])],
+            propSet=[PC.PropertySpec(type=vim.VirtualMachine, pathSet=["name", "runtime.host"]),
+                     PC.PropertySpec(type=vim.HostSystem, pathSet=["name"])],
+        )
+        res = self.content.propertyCollector.RetrieveContents([spec])
+        view.DestroyView()
+        names = {}
+        vm_host = {}
+        for oc in res:
+            p = {x.name: x.val for x in oc.propSet}
+            if isinstance(oc.obj, vim.HostSystem):
+                names[oc.obj._GetMoId()] = p["name"]
+            else:
+                vm_host[p["name"]] = p["runtime.host"]._GetMoId()
+        return {vm: names[h] for vm, h in vm_host.items()}
+
+    def host_power_state(self, name: str) -> str:
+        from pyVmomi import vim, vmodl
+
+        PC = vmodl.query.PropertyCollector
+        spec = PC.FilterSpec(objectSet=[PC.ObjectSpec(obj=self.hosts()[name])],
+                             propSet=[PC.PropertySpec(type=vim.HostSystem, pathSet=["runtime.powerState"])])
+        return str(self.content.propertyCollector.RetrieveContents([spec])[0].propSet[0].val)
+
+    def wait(self, task: Any) -> None:
+        from pyVim.task import WaitForTask
+
+        WaitForTask(task, si=self.si)
+
+    def relocate(self, vm: str, host: str) -> None:
+        from pyVmomi import vim
+
+        self.wait(self.vms()[vm].RelocateVM_Task(spec=vim.vm.RelocateSpec(host=self.hosts()[host])))
+
+    def destroy_vm(self, vm: str) -> None:
+        obj = self.vms()[vm]
+        self.wait(obj.PowerOffVM_Task())
+        self.wait(obj.Destroy_Task())
+
+    def reconfigure(self, spec: Any) -> None:
+        self.wait(self.cluster.ReconfigureComputeResource_Task(spec, True))
+
+    def close(self) -> None:
+        from pyVim.connect import Disconnect
+
+        Disconnect(self.si)
+
+
+def max_overlap(intervals: list[tuple[int, int]]) -> int:
+    """Largest number of [start, end] intervals open at the same time."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda x: (x[0], x[1]))
+    best = cur = 0
+    for _, d in events:
+        cur += d
+        best = max(best, cur)
+    return best
+
+
+def wait_until(pred, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()

@@ -1,0 +1,156 @@
+"""Every bad input gets one clear line naming the bad item, and exit status 2."""
+
+import copy
+import json
+
+import pytest
+
+from conftest import example_snapshot, run_cli
+
+
+def _mut(fn):
+    s = example_snapshot()
+    fn(s)
+    return json.dumps(s)
+
+
+CASES = {
+    "unknown host": (lambda s: s["vms"][0].update(host="esx99"), "esx99"),
+    "unknown VM in rule": (lambda s: s["rules"][0]["vms"].append("ghost-01"), "ghost-01"),
+    "unknown VM in group": (lambda s: s["vm_groups"]["db"].append("ghost-02"), "ghost-02"),
+    "unknown host in group": (lambda s: s["host_groups"]["rack-a"].append("esx77"), "esx77"),
+    "unknown group in rule": (lambda s: s["rules"][2].update(vm_group="nope"), "nope"),
+    "duplicate VM": (lambda s: s["vms"].append(copy.deepcopy(s["vms"][0])), "web-01"),
+    "duplicate host": (lambda s: s["hosts"].append(copy.deepcopy(s["hosts"][0])), "esx01"),
+    "duplicate rule": (lambda s: s["rules"].append(copy.deepcopy(s["rules"][0])), "web-spread"),
+    "negative capacity": (lambda s: s["hosts"][1].update(cpu_capacity_mhz=-5), "esx02"),
+    "zero memory": (lambda s: s["hosts"][1].update(mem_capacity_mb=0), "mem_capacity_mb"),
+    "non-numeric capacity": (lambda s: s["hosts"][2].update(mem_capacity_mb="lots"), "esx03"),
+    "boolean capacity": (lambda s: s["hosts"][2].update(cpu_capacity_mhz=True), "cpu_capacity_mhz"),
+    "negative demand": (lambda s: s["vms"][3].update(mem_demand_mb=-1), "app-02"),
+    "unknown rule type": (lambda s: s["rules"][1].update(type="vm-friendship"), "app-together"),
+    "unknown host state": (lambda s: s["hosts"][0].update(state="off"), "esx01"),
+    "unknown automation": (lambda s: s["vms"][0].update(automation="auto"), "web-01"),
+    "misspelt field": (lambda s: s["vms"][0].update(automaton="disabled"), "automaton"),
+    "missing field": (lambda s: s["vms"][0].pop("mem_mb"), "mem_mb"),
+    "both affinity and anti": (
+        lambda s: s["rules"].append({"name": "web-together", "type": "vm-affinity", "vms": ["web-02", "web-01"]}),
+        "web-together",
+    ),
+    "transitive affinity vs anti": (
+        lambda s: s["rules"].extend([
+            {"name": "a1", "type": "vm-affinity", "vms": ["web-01", "idle-01"]},
+            {"name": "a2", "type": "vm-affinity", "vms": ["idle-01", "web-02"]},
+        ]),
+        "web-spread",
+    ),
+    "unknown version": (lambda s: s.update(version=2), "version"),
+    "version as string": (lambda s: s.update(version="1"), "version"),
+    "rule with one VM": (lambda s: s["rules"][0]["vms"].pop(), "web-spread"),
+    "powered-on VM on standby host": (lambda s: s["hosts"][3].update(state="standby"), "legacy-01"),
+    "no hosts": (lambda s: s.update(hosts=[], vms=[], vm_groups={}, host_groups={}, rules=[]), "hosts"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_snapshot_is_one_line_exit_2(tmp_path, case):
+    mutate, needle = CASES[case]
+    path = tmp_path / "s.json"
+    path.write_text(_mut(mutate))
+    r = run_cli("recommend", "--snapshot", str(path), "--format", "json")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: snapshot ")
+    assert needle in lines[0]
+    assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+RAW_CASES = {
+    "NaN demand": ('"cpu_demand_mhz": 9000', '"cpu_demand_mhz": NaN', "cpu_demand_mhz"),
+    "Infinity capacity": ('"cpu_capacity_mhz": 76800', '"cpu_capacity_mhz": Infinity', "cpu_capacity_mhz"),
+    "duplicate key": ('"name": "esx01",', '"name": "esx01", "name": "esx09",', "duplicate key"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RAW_CASES))
+def test_bad_json_literals(tmp_path, case):
+    old, new, needle = RAW_CASES[case]
+    text = json.dumps(example_snapshot(), indent=2)
+    assert old in text
+    path = tmp_path / "s.json"
+    path.write_text(text.replace(old, new, 1))
+    r = run_cli("recommend", "--snapshot", str(path))
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr
+
+
+@pytest.mark.parametrize("cut", [1, 100, 1000])
+def test_truncated_json(tmp_path, cut):
+    text = json.dumps(example_snapshot(), indent=2)
+    path = tmp_path / "s.json"
+    path.write_text(text[:cut])
+    r = run_cli("recommend", "--snapshot", str(path))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()]
+    assert "truncated JSON" in r.stderr
+
+
+def test_not_an_object(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text("[1, 2]")
+    r = run_cli("recommend", "--snapshot", str(path))
+    assert r.returncode == 2 and "JSON object" in r.stderr
+
+
+def test_missing_file():
+    r = run_cli("recommend", "--snapshot", "/nonexistent/s.json")
+    assert r.returncode == 2 and "no such file" in r.stderr
+
+
+CONFIG_CASES = {
+    "unknown key": ("drs:\n  treshold: 3\n", "treshold"),
+    "bad threshold": ("drs:\n  migration_threshold: 9\n", "migration_threshold"),
+    "bad interval": ("drs:\n  interval: 5 minutes\n", "interval"),
+    "bad automation": ("drs:\n  automation: auto\n", "automation"),
+    "bad source": ("source: hyperv\n", "source"),
+    "vcenter missing": ("source: vcenter\n", "vcenter"),
+    "two password sources": (
+        "source: vcenter\nvcenter:\n  host: vc\n  user: u\n  cluster: c\n  password_env: A\n  password_file: /x\n",
+        "password",
+    ),
+    "bad listen": ("metrics:\n  listen: localhost\n", "listen"),
+    "invalid yaml": ("drs: [\n", "invalid YAML"),
+    "not a mapping": ("- a\n- b\n", "mapping"),
+    "bad dpm target": ("dpm:\n  target: 1.5\n", "target"),
+    "negative max moves": ("drs:\n  max_moves_per_cycle: -1\n", "max_moves_per_cycle"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_CASES))
+def test_bad_config(tmp_path, case):
+    text, needle = CONFIG_CASES[case]
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    for args in (["check-config", str(path)], ["recommend", "--config", str(path)]):
+        r = run_cli(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert needle in r.stderr and str(path) in r.stderr
+
+
+def test_bad_cli_usage_is_one_line():
+    r = run_cli("recommend", "--threshold", "9")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_config_and_snapshot_together(tmp_path):
+    r = run_cli("recommend", "--snapshot", "a.json", "--config", "b.yaml")
+    assert r.returncode == 2 and "either" in r.stderr
+
+
+def test_bad_trace(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("sim:\n  trace: 19990101\n")
+    r = run_cli("recommend", "--config", str(path))
+    assert r.returncode == 2 and "19990101" in r.stderr

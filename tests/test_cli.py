@@ -1,0 +1,99 @@
+"""The command line end to end on the embedded simulated cluster and on saved snapshots."""
+
+import json
+
+import jsonschema
+
+from balancer.plan import plan_schema
+from conftest import DATA, ROOT, run_cli
+
+
+def test_recommend_json_on_embedded_cluster_is_a_valid_plan():
+    r = run_cli("recommend", "--format", "json", "--time-limit", "1")
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    jsonschema.validate(plan, plan_schema())
+    assert plan["version"] == 1 and plan["cluster"] == "sim-cluster"
+    assert plan["moves"], "the embedded cluster starts skewed and with a broken rule"
+    assert {"before", "after"} <= set(plan["imbalance"])
+    after = plan["imbalance"]["after"]
+    before = plan["imbalance"]["before"]
+    assert after["cpu"] ** 2 + after["mem"] ** 2 < before["cpu"] ** 2 + before["mem"] ** 2
+    # the broken mandatory rule is mended first
+    assert plan["moves"][0]["reason"] == "rule" and plan["moves"][0]["rule"] == "web-spread"
+
+
+def test_snapshot_then_recommend_from_it(tmp_path):
+    out = tmp_path / "s.json"
+    r = run_cli("snapshot", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    snap = json.loads(out.read_text())
+    assert snap["version"] == 1 and len(snap["hosts"]) == 8 and len(snap["vms"]) == 160
+    r = run_cli("recommend", "--snapshot", str(out), "--format", "json", "--time-limit", "1")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["snapshot_digest"].startswith("sha256:")
+
+
+def test_recommend_table_names_reasons():
+    r = run_cli("recommend", "--snapshot", str(DATA / "example-snapshot.json"), "--time-limit", "1")
+    assert r.returncode == 0, r.stderr
+    for word in ("web-spread", "repaired", "evacuate", "imbalance"):
+        assert word in r.stdout
+
+
+def test_max_moves_and_threshold_flags():
+    r = run_cli("recommend", "--snapshot", str(DATA / "example-snapshot.json"), "--format", "json",
+                "--max-moves", "1", "--threshold", "1")
+    plan = json.loads(r.stdout)
+    assert len(plan["moves"]) == 1 and plan["threshold"] == 1
+    assert plan["moves"][0]["reason"] in ("evacuate", "rule", "capacity")
+
+
+def test_infeasible_exits_3_and_names_rule(tmp_path):
+    s = json.loads((DATA / "example-snapshot.json").read_text())
+    s["rules"].append({"name": "all-apart", "type": "vm-anti-affinity",
+                       "vms": ["batch-01", "batch-02", "idle-01", "legacy-01"]})
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(s))
+    r = run_cli("recommend", "--snapshot", str(path), "--format", "json")
+    assert r.returncode == 3
+    plan = json.loads(r.stdout)
+    assert plan["status"] == "infeasible" and plan["moves"] == []
+    assert any("all-apart" in c for c in plan["conflicts"])
+
+
+def test_check_config_examples():
+    for cfg in sorted((ROOT / "config").glob("*.yaml")):
+        r = run_cli("check-config", str(cfg))
+        assert r.returncode == 0, (cfg, r.stderr)
+
+
+def test_config_changes_the_simulated_cluster(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("sim:\n  hosts: 4\n  vms: 40\n  trace: '20110306'\ndrs:\n  migration_threshold: 2\n")
+    out = tmp_path / "s.json"
+    assert run_cli("snapshot", "--config", str(cfg), "--out", str(out)).returncode == 0
+    snap = json.loads(out.read_text())
+    assert len(snap["hosts"]) == 4 and len(snap["vms"]) == 40
+
+
+def test_apply_on_embedded_cluster(tmp_path):
+    r = run_cli("recommend", "--format", "json", "--time-limit", "1", "--out", str(tmp_path / "p.json"))
+    assert r.returncode == 0
+    r = run_cli("apply", str(tmp_path / "p.json"), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    results = json.loads(r.stdout)
+    assert results and all(x["outcome"] == "success" for x in results)
+
+
+def test_apply_rejects_plan_for_another_cluster(tmp_path):
+    r = run_cli("recommend", "--snapshot", str(DATA / "example-snapshot.json"), "--format", "json",
+                "--out", str(tmp_path / "p.json"))
+    r = run_cli("apply", str(tmp_path / "p.json"))
+    assert r.returncode == 2 and "prod-a" in r.stderr
+
+
+def test_help_lists_commands():
+    r = run_cli("--help")
+    for cmd in ("recommend", "snapshot", "check-config", "apply"):
+        assert cmd in r.stdout

@@ -1,0 +1,122 @@
+"""Hand-built cases: repairs, infeasibility, evacuation, imbalance measure."""
+
+import math
+
+import pytest
+
+from balancer.engine import PlanOptions, make_plan
+from balancer.engine.vmotion import estimate
+from balancer.snapshot import parse_snapshot
+
+
+def host(name, cpu=10000, mem=10000, state="on"):
+    return {"name": name, "cpu_capacity_mhz": cpu, "mem_capacity_mb": mem, "state": state}
+
+
+def vm(name, h, cpu=1000, mem=1000, **kw):
+    return {"name": name, "host": h, "vcpus": 1, "mem_mb": 1024, "cpu_demand_mhz": cpu, "mem_demand_mb": mem, **kw}
+
+
+def snap(hosts, vms, rules=(), vm_groups=None, host_groups=None):
+    return parse_snapshot({"version": 1, "cluster": "t", "hosts": hosts, "vms": vms, "rules": list(rules),
+                           "vm_groups": vm_groups or {}, "host_groups": host_groups or {}})
+
+
+def test_imbalance_is_population_stddev_over_hosts_on():
+    s = snap([host("a"), host("b"), host("c", state="maintenance")],
+             [vm("v1", "a", cpu=6000, mem=2000), vm("v2", "b", cpu=2000, mem=2000)])
+    plan = make_plan(s, PlanOptions(threshold=1))
+    # utilisations 0.6 and 0.2 -> std-dev 0.2; memory 0.2 and 0.2 -> 0
+    assert plan.imbalance.before.cpu == pytest.approx(0.2)
+    assert plan.imbalance.before.mem == pytest.approx(0.0)
+
+
+def test_anti_affinity_repaired_at_threshold_one():
+    s = snap([host("a"), host("b")], [vm("w1", "a"), vm("w2", "a")],
+             [{"name": "spread", "type": "vm-anti-affinity", "vms": ["w1", "w2"]}])
+    plan = make_plan(s, PlanOptions(threshold=1))
+    assert len(plan.moves) == 1
+    m = plan.moves[0]
+    assert m.reason == "rule" and m.rule == "spread" and m.target == "b" and "share a" in m.detail
+    assert plan.violations_after == []
+
+
+def test_vm_host_must_rule_repaired():
+    s = snap([host("a"), host("b"), host("c")], [vm("d1", "a"), vm("d2", "b")],
+             [{"name": "on-c", "type": "vm-host", "vm_group": "db", "host_group": "hc", "affine": True,
+               "mandatory": True}], {"db": ["d1", "d2"]}, {"hc": ["c"]})
+    plan = make_plan(s, PlanOptions(threshold=1))
+    assert sorted((m.vm, m.target, m.reason) for m in plan.moves) == [("d1", "c", "rule"), ("d2", "c", "rule")]
+
+
+def test_capacity_repair():
+    s = snap([host("a"), host("b")], [vm("big", "a", cpu=7000), vm("x", "a", cpu=2800)])
+    plan = make_plan(s, PlanOptions(threshold=1, cpu_headroom=0.1))
+    assert len(plan.moves) == 1 and plan.moves[0].reason == "capacity" and plan.moves[0].target == "b"
+
+
+def test_evacuation_of_maintenance_host_even_for_manual_vms():
+    s = snap([host("a"), host("b"), host("m", state="maintenance")],
+             [vm("v1", "m", automation="manual"), vm("v2", "m"), vm("off", "m", powered_on=False)])
+    plan = make_plan(s, PlanOptions(threshold=1))
+    moved = {m.vm: m for m in plan.moves}
+    assert set(moved) == {"v1", "v2"}
+    assert all(m.reason == "evacuate" and m.target in ("a", "b") for m in moved.values())
+
+
+def test_infeasible_anti_affinity_names_rule():
+    s = snap([host("a"), host("b")], [vm("w1", "a"), vm("w2", "b"), vm("w3", "b")],
+             [{"name": "three-apart", "type": "vm-anti-affinity", "vms": ["w1", "w2", "w3"]}])
+    plan = make_plan(s, PlanOptions())
+    assert plan.status == "infeasible" and plan.moves == []
+    assert any("three-apart" in c for c in plan.conflicts)
+
+
+def test_infeasible_affinity_vs_host_rules():
+    s = snap([host("a"), host("b")], [vm("x", "a"), vm("y", "b")],
+             [{"name": "tog", "type": "vm-affinity", "vms": ["x", "y"]},
+              {"name": "x-on-a", "type": "vm-host", "vm_group": "gx", "host_group": "ha", "affine": True, "mandatory": True},
+              {"name": "y-on-b", "type": "vm-host", "vm_group": "gy", "host_group": "hb", "affine": True, "mandatory": True}],
+             {"gx": ["x"], "gy": ["y"]}, {"ha": ["a"], "hb": ["b"]})
+    plan = make_plan(s, PlanOptions())
+    assert plan.status == "infeasible"
+    text = " ".join(plan.conflicts)
+    assert "tog" in text and "x-on-a" in text and "y-on-b" in text
+
+
+def test_balanced_cluster_gets_no_moves():
+    s = snap([host("a"), host("b")], [vm("v1", "a", cpu=3000, mem=3000), vm("v2", "b", cpu=3000, mem=3000)])
+    plan = make_plan(s, PlanOptions(threshold=5))
+    assert plan.moves == []
+
+
+def test_balancing_reduces_imbalance_and_orders_swaps():
+    # two full hosts that must swap VMs: needs a hop through the third host or an ordering
+    s = snap([host("a"), host("b"), host("c")],
+             [vm(f"a{i}", "a", cpu=1400, mem=1400) for i in range(6)] + [vm(f"b{i}", "b", cpu=200, mem=200) for i in range(2)])
+    plan = make_plan(s, PlanOptions(threshold=5))
+    assert plan.moves
+    before = math.hypot(plan.imbalance.before.cpu, plan.imbalance.before.mem)
+    after = math.hypot(plan.imbalance.after.cpu, plan.imbalance.after.mem)
+    assert after < before * 0.5
+
+
+def test_max_moves_respected():
+    s = snap([host("a"), host("b")], [vm(f"v{i}", "a", cpu=800, mem=800) for i in range(10)])
+    plan = make_plan(s, PlanOptions(threshold=5, max_moves=2))
+    assert len(plan.moves) == 2
+
+
+def test_vmotion_precopy_model_hand_checked():
+    # 8 GiB at 10 Gb/s with no dirtying: one copy of 65,536 Mb = 6.55 s + 1 s setup
+    e = estimate(8192, 0.0, 10_000)
+    assert e.seconds == pytest.approx(1 + 8192 * 8 / 10_000)
+    assert e.data_mb == pytest.approx(8192)
+    # lambda = 0.5: rounds until V * 0.5^n <= 64 MB -> n = 7 for 8 GiB; data = V(1 - 0.5^8)/(1 - 0.5)
+    e = estimate(8192, 5_000.0, 10_000)
+    assert e.rounds == 7
+    assert e.data_mb == pytest.approx(8192 * (1 - 0.5**8) / 0.5)
+    assert e.downtime_ms == pytest.approx((8192 * 8 * 0.5**7 / 10_000 + 0.05) * 1000)
+    # dirtying faster than the link: does not converge and costs more than a plain copy
+    e2 = estimate(8192, 20_000.0, 10_000)
+    assert not e2.converges and e2.seconds > e.seconds
