@@ -1,31 +1,4 @@
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data"
-
-
-def example_snapshot() -> dict:
-    return json.loads((DATA / "example-snapshot.json").read_text())
-
-
-@pytest.fixture
-def snapshot_dict() -> dict:
-    return example_snapshot()
-
-
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "balancer", *args], capture_output=True, text=True, cwd=cwd,
-                          env=full_env, timeout=timeout)
-
-
-@pytest.fixture
-def cli():
-    return run_cli
+sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import example_snapshot, run_cli
+from helpers import example_snapshot, run_cli
 
 
 def _mut(fn):

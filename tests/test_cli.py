@@ -5,7 +5,7 @@ import json
 import jsonschema
 
 from balancer.plan import plan_schema
-from conftest import DATA, ROOT, run_cli
+from helpers import DATA, ROOT, run_cli
 
 
 def test_recommend_json_on_embedded_cluster_is_a_valid_plan():

@@ -22,7 +22,7 @@
 //     POST /_vcsim/reset          zero the counts and the relocation log
 //     POST /_vcsim/fail?vm=NAME   make the next RelocateVM_Task of that VM end in a task error
 //
-// Flags: see -h.
+// Login accepts only -user / -password (default user / pass). Flags: see -h.
 package main
 
 import (
@@ -286,6 +286,8 @@ func main() {
 	cores := flag.Int("host-cores", 2, "host CPU cores")
 	memMB := flag.Int64("host-mem-mb", 4096, "host memory in MB")
 	relocateMs := flag.Int("relocate-ms", 0, "extra milliseconds every RelocateVM_Task call takes")
+	user := flag.String("user", "user", "user name accepted by Login")
+	password := flag.String("password", "pass", "password accepted by Login")
 	flag.Parse()
 	if *hosts < 1 || *vmsPerHost < 0 || *cpuMhz < 1 || *cores < 1 || *memMB < 1 {
 		log.Fatal("hosts, host-cpu-mhz, host-cores and host-mem-mb must be at least 1, vms-per-host at least 0")
@@ -317,7 +319,8 @@ func main() {
 	cluster := simulator.Map.Any("ClusterComputeResource").(*simulator.ClusterComputeResource)
 	placeRoundRobin(cluster)
 
-	m.Service.Listen = &url.URL{Host: fmt.Sprintf("127.0.0.1:%d", *port)}
+	// An explicit user makes the simulator check the password (with its default it accepts any).
+	m.Service.Listen = &url.URL{Host: fmt.Sprintf("127.0.0.1:%d", *port), User: url.UserPassword(*user, *password)}
 	srv := m.Service.NewServer()
 	st := &stats{methods: map[string]int{}, failVMs: map[string]bool{}}
 	srv.Server.Config.Handler = wrap(srv.Server.Config.Handler, st, srv.URL.Path)

@@ -1,0 +1,210 @@
+"""The executor against the vCenter simulator: plans land, limits hold, stale and failing actions are contained."""
+
+from __future__ import annotations
+
+import pytest
+
+from balancer.plan import Imbalance, Move, Plan, PowerAction, ResourcePair
+from balancer.snapshot import HostState
+from balancer.sources.vcenter import VCenterSource
+from balancer.sources.vcenter.executor import Executor
+from vcsim_harness import CLUSTER, host_name, max_overlap, vm_name
+
+pytestmark = pytest.mark.integration
+
+
+def make_plan(*actions) -> Plan:
+    zero = ResourcePair(cpu=0.0, mem=0.0)
+    moves, power = [], []
+    for step, a in enumerate(actions, start=1):
+        if len(a) == 3:
+            moves.append(Move(step=step, vm=a[0], source=a[1], target=a[2], reason="balance"))
+        else:
+            power.append(PowerAction(step=step, host=a[0], action=a[1]))
+    return Plan(cluster=CLUSTER, snapshot_digest="test", imbalance=Imbalance(before=zero, after=zero),
+                moves=moves, power=power)
+
+
+def outcomes(results) -> dict[int, str]:
+    return {r.step: r.outcome for r in results}
+
+
+def test_applied_plan_lands(vcsim, admin):
+    # 4 hosts, VM i on host i % 4
+    plan = make_plan(
+        (vm_name(0), host_name(0), host_name(1)),
+        (vm_name(4), host_name(0), host_name(2)),
+        (vm_name(1), host_name(1), host_name(3)),
+        (vm_name(8), host_name(0), host_name(1)),
+    )
+    with vcsim.source() as src:
+        results = src.execute(plan)
+        snap = src.snapshot()
+    assert outcomes(results) == {1: "success", 2: "success", 3: "success", 4: "success"}
+    assert all(r.kind == "move" and r.seconds >= 0 and r.message == "" for r in results)
+    placement = admin.placement()
+    assert placement[vm_name(0)] == host_name(1) and placement[vm_name(4)] == host_name(2)
+    assert placement[vm_name(1)] == host_name(3) and placement[vm_name(8)] == host_name(1)
+    assert {v.name: v.host for v in snap.vms} == placement
+    assert sum(1 for h in placement.values() if h == host_name(0)) == 0
+
+
+def test_concurrency_limits_are_respected(start_vcsim):
+    # Every RelocateVM_Task takes 300 ms in the simulator; the launcher logs when each one runs.
+    sim = start_vcsim(hosts=4, vms_per_host=4, relocate_ms=300)
+    moves = []
+    for i in range(16):
+        if i % 4 in (0, 1):  # the 8 VMs of hosts 0 and 1 go to hosts 2 and 3
+            moves.append((vm_name(i), host_name(i % 4), host_name(2 + (i // 4) % 2)))
+    plan = make_plan(*moves)
+    with sim.source(max_vmotions_per_host=2, max_vmotions_per_cluster=3) as src:
+        sim.reset()
+        results = src.execute(plan)
+    assert [r.outcome for r in results] == ["success"] * 8
+
+    relocations = sim.stats()["relocations"]
+    assert len(relocations) == 8
+    per_host: dict[str, list] = {}
+    for r in relocations:
+        for h in (r["source"], r["target"]):
+            per_host.setdefault(h, []).append((r["start_ns"], r["end_ns"]))
+    overall = max_overlap([(r["start_ns"], r["end_ns"]) for r in relocations])
+    assert overall <= 3
+    assert overall >= 2, "moves on different hosts should have run concurrently"
+    assert max(max_overlap(iv) for iv in per_host.values()) <= 2
+
+
+def test_moves_wait_for_earlier_moves_freeing_their_target(start_vcsim):
+    sim = start_vcsim(hosts=3, vms_per_host=2, relocate_ms=200)
+    # step 2 moves onto host 0, which step 1 empties first: step 2 must start after step 1 ended.
+    plan = make_plan(
+        (vm_name(0), host_name(0), host_name(2)),
+        (vm_name(1), host_name(1), host_name(0)),
+    )
+    with sim.source() as src:
+        sim.reset()
+        results = src.execute(plan)
+    assert outcomes(results) == {1: "success", 2: "success"}
+    log = {r["vm"]: r for r in sim.stats()["relocations"]}
+    assert log[vm_name(1)]["start_ns"] >= log[vm_name(0)]["end_ns"]
+
+
+def test_stale_plan_moves_are_skipped(vcsim, admin):
+    plan = make_plan(
+        (vm_name(0), host_name(0), host_name(1)),
+        (vm_name(5), host_name(1), host_name(2)),
+        (vm_name(2), host_name(2), host_name(3)),
+        (vm_name(6), host_name(2), host_name(3)),
+    )
+    with vcsim.source() as src:
+        admin.relocate(vm_name(0), host_name(3))  # someone moved it after the plan was made
+        admin.destroy_vm(vm_name(5))  # and deleted another VM
+        admin.wait(admin.hosts()[host_name(3)].EnterMaintenanceMode_Task(timeout=0))  # target left service
+        results = src.execute(plan)
+    by_step = {r.step: r for r in results}
+    assert by_step[1].outcome == "skipped" and f"is on {host_name(3)}, not on {host_name(0)}" in by_step[1].message
+    assert by_step[2].outcome == "skipped" and "no longer exists" in by_step[2].message
+    assert by_step[3].outcome == "skipped" and f"host {host_name(3)} is maintenance" in by_step[3].message
+    assert by_step[4].outcome == "skipped"
+    assert admin.placement()[vm_name(0)] == host_name(3)
+    assert admin.placement()[vm_name(2)] == host_name(2)
+
+
+def test_failing_tasks_fail_cleanly_and_others_still_run(vcsim, admin):
+    class DeletingExecutor(Executor):
+        """Deletes the VM of step 2 after its premise was checked: the relocation then hits a VM that is gone."""
+
+        def before_action(self, action):
+            if action.step == 2:
+                admin.destroy_vm(action.vm)
+
+    class Source(VCenterSource):
+        def _make_executor(self):
+            return DeletingExecutor(self.conn, self.collector, self.drs, timeout=self.vc.timeout)
+
+    plan = make_plan(
+        (vm_name(0), host_name(0), host_name(1)),
+        (vm_name(4), host_name(0), host_name(2)),
+        (vm_name(1), host_name(1), host_name(3)),
+        (vm_name(2), host_name(2), host_name(3)),
+    )
+    vcsim.fail_relocate(vm_name(1))  # the simulator answers step 3 with a task error
+    from balancer.config import DrsConfig
+
+    src = Source(vcsim.config(), DrsConfig())
+    try:
+        results = src.execute(plan)
+    finally:
+        src.close()
+    by_step = {r.step: r for r in results}
+    assert by_step[2].outcome == "failed" and "no longer exists" in by_step[2].message
+    assert by_step[3].outcome == "failed" and "InsufficientResourcesFault" in by_step[3].message
+    assert by_step[1].outcome == "success" and by_step[4].outcome == "success"
+    placement = admin.placement()
+    assert vm_name(4) not in placement
+    assert placement[vm_name(0)] == host_name(1) and placement[vm_name(2)] == host_name(3)
+    assert placement[vm_name(1)] == host_name(1)  # the failed move left it where it was
+
+
+def test_after_three_failures_the_rest_is_skipped(vcsim, admin):
+    vms = [0, 1, 4, 5, 8, 9]  # on hosts 0 and 1, moving to hosts 2 and 3: no move depends on another
+    plan = make_plan(*[(vm_name(i), host_name(i % 4), host_name(2 + i % 2)) for i in vms])
+    for i in vms[:3]:
+        vcsim.fail_relocate(vm_name(i))
+    with vcsim.source(max_vmotions_per_cluster=1) as src:
+        results = src.execute(plan)
+    assert [r.outcome for r in results] == ["failed"] * 3 + ["skipped"] * 3
+    assert all("3 actions failed" in r.message for r in results[3:])
+    assert all(admin.placement()[vm_name(i)] == host_name(i % 4) for i in vms)
+
+
+def test_vcenter_going_away_mid_plan_fails_actions_without_crashing(vcsim):
+    class StoppingExecutor(Executor):
+        def before_action(self, action):
+            if action.step == 2:
+                vcsim.stop()
+
+    class Source(VCenterSource):
+        def _make_executor(self):
+            return StoppingExecutor(self.conn, self.collector, self.drs, timeout=self.vc.timeout)
+
+    plan = make_plan(*[(vm_name(i), host_name(0), host_name(1)) for i in (0, 4, 8)],
+                     (host_name(2), "enter-maintenance"))
+    from balancer.config import DrsConfig
+
+    src = Source(vcsim.config(), DrsConfig(max_vmotions_per_cluster=1))
+    results = src.execute(plan)
+    src.close()
+    assert [r.step for r in results] == [1, 2, 3, 4]
+    assert results[0].outcome == "success"
+    assert {r.outcome for r in results[1:]} <= {"failed", "skipped"}
+    assert results[1].outcome == "failed" and results[1].message
+    assert all("\n" not in r.message for r in results)
+
+
+def test_standby_and_power_on_reach_the_simulator(vcsim, admin):
+    evacuate = [(vm_name(i), host_name(3), host_name(i % 3)) for i in (3, 7, 11)]
+    with vcsim.source() as src:
+        results = src.execute(make_plan(*evacuate, (host_name(3), "standby")))
+        assert [r.outcome for r in results] == ["success"] * 4
+        assert results[3].kind == "power" and results[3].action == "standby"
+        assert admin.host_power_state(host_name(3)) == "standBy"
+        assert src.snapshot().host(host_name(3)).state is HostState.STANDBY
+
+        # standby of a host that still runs VMs is refused before vCenter is asked
+        again = src.execute(make_plan((host_name(2), "standby")))
+        assert again[0].outcome == "skipped" and "still runs" in again[0].message
+        assert admin.host_power_state(host_name(2)) == "poweredOn"
+
+        results = src.execute(make_plan((host_name(3), "power-on"), (vm_name(0), host_name(0), host_name(3))))
+        assert [r.outcome for r in results] == ["success", "success"]
+        assert admin.host_power_state(host_name(3)) == "poweredOn"
+        assert admin.placement()[vm_name(0)] == host_name(3)
+
+        results = src.execute(make_plan((host_name(1), "enter-maintenance")))
+        assert results[0].outcome == "success"
+        assert src.snapshot().host(host_name(1)).state is HostState.MAINTENANCE
+        results = src.execute(make_plan((host_name(1), "exit-maintenance"), (host_name(1), "power-on")))
+        assert [r.outcome for r in results] == ["success", "skipped"]
+        assert "not standby" in results[1].message
+        assert src.snapshot().host(host_name(1)).state is HostState.ON
