@@ -30,10 +30,13 @@ def hill_climb(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
     return OptimiseResult(place, moves, moves, False)
 
 
-def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int, place0: np.ndarray) -> np.ndarray:
+def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int, place0: np.ndarray,
+          focus_hosts: int | None = None) -> np.ndarray:
     """Best single move at a time, until the target imbalance, MinGoodness or ``budget`` moves.
 
     ``budget`` counts VMs away from ``place0``: moving a VM again, or back home, is free or refunds.
+    ``focus_hosts``: consider only VMs on that many of the most loaded hosts at each step (faster
+    on large clusters; the baseline considers every VM).
     """
     place = place.copy()
     on = cluster.on
@@ -64,35 +67,45 @@ def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int
         var = S2 / n_on - (S1 / n_on) ** 2
         if math.sqrt(max(var.max(), 0.0)) <= target:
             break
-        src = place[candidates]
-        d_src = frac[np.arange(len(candidates)), src]  # (C, 2)
+        rows = np.arange(len(candidates))
+        if focus_hosts is not None and focus_hosts < n_on:
+            heat = np.where(on, (u - S1 / n_on).max(axis=1), -np.inf)
+            hot = np.zeros(cluster.n_hosts, dtype=bool)
+            hot[np.argsort(-heat, kind="stable")[:focus_hosts]] = True
+            rows = np.flatnonzero(hot[place[candidates]])
+            if not len(rows):
+                break
+        cand = candidates[rows]
+        src = place[cand]
+        frac_c = frac[rows]
+        d_src = frac_c[np.arange(len(cand)), src]  # (C, 2)
         u_src = u[src]  # (C, 2)
         u_dst = u[None, :, :]  # (1, H, 2)
         # Σ u² and Σ u after moving candidate c to host h
         new_S2 = S2 - u_src**2 + (u_src - d_src) ** 2
-        new_S2 = new_S2[:, None, :] - u_dst**2 + (u_dst + frac) ** 2
-        new_S1 = (S1 - d_src)[:, None, :] + frac
+        new_S2 = new_S2[:, None, :] - u_dst**2 + (u_dst + frac_c) ** 2
+        new_S1 = (S1 - d_src)[:, None, :] + frac_c
         new_var = (new_S2 / n_on - (new_S1 / n_on) ** 2).sum(axis=2)  # (C, H)
         gain = var.sum() - new_var
-        ok = cluster.allowed[candidates] & on[None, :]
-        ok &= np.all(loads[None, :, :] + cluster.load[candidates][:, None, :] <= cluster.bound[None, :, :] + 1e-6, axis=2)
-        ok[np.arange(len(candidates)), src] = False
+        ok = cluster.allowed[cand] & on[None, :]
+        ok &= np.all(loads[None, :, :] + cluster.load[cand][:, None, :] <= cluster.bound[None, :, :] + 1e-6, axis=2)
+        ok[np.arange(len(cand)), src] = False
         if spent >= budget:  # only VMs already away from home may move on (or back)
-            ok[src == home] = False
+            ok[src == home[rows]] = False
         for g in cluster.anti:
             if not g.mandatory:
                 continue
-            pos = np.searchsorted(candidates, g.vms)
-            present = (pos < len(candidates)) & (candidates[np.minimum(pos, len(candidates) - 1)] == g.vms)
+            pos = np.searchsorted(cand, g.vms)
+            present = (pos < len(cand)) & (cand[np.minimum(pos, len(cand) - 1)] == g.vms)
             for p in pos[present]:
-                others = [int(o) for o in g.vms if o != candidates[p]]
+                others = [int(o) for o in g.vms if o != cand[p]]
                 ok[p, place[others]] = False
         gain = np.where(ok, gain, -np.inf)
         best = int(np.argmax(gain))
         c, h = divmod(best, cluster.n_hosts)
         if not np.isfinite(gain[c, h]) or gain[c, h] * n_on < min_gain:
             break
-        v = int(candidates[c])
+        v = int(cand[c])
         loads[place[v]] -= cluster.load[v]
         loads[h] += cluster.load[v]
         place[v] = h

@@ -38,6 +38,7 @@ BIG_PENALTY = 1000.0  # a broken mandatory rule, in variance units (Σ dev²)
 NB_HOSTS = 6  # hosts in one neighbourhood
 NB_VMS_PER_HOST = 20  # candidate VMs taken from each neighbourhood host
 ROUND_WORK = 0.15  # CP-SAT deterministic time per round
+FOCUS_HOSTS = 12  # the warm start looks at VMs on this many of the most loaded hosts per step
 MEND_PRICE = 1.0  # extra price of a move while mending: above any balance gain, far below a rule
 ROUNDS_PER_SECOND = 8  # round budget per second of time limit
 MAX_STALE = 6  # rounds in a row without improvement before stopping
@@ -157,7 +158,7 @@ def optimise(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
     run_rounds("mend")
     if balance_wanted:
         spent = int((place != place0).sum())
-        place = climb(cluster, options, place, budget - spent, place0)
+        place = climb(cluster, options, place, budget - spent, place0, focus_hosts=FOCUS_HOSTS)
     if balance_wanted or (soft_wanted and _penalties(cluster, place)["soft"].any()):
         run_rounds("polish")
     return OptimiseResult(place, rounds, improved, work_left <= 1e-3)

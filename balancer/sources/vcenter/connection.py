@@ -118,6 +118,7 @@ class Connection:
         self._password = read_password(vc)
         self._lock = threading.Lock()
         self._si: Any = None
+        self._content: Any = None
         self._generation = 0
         self.connect()
 
@@ -155,8 +156,13 @@ class Connection:
             ) from None
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear line
             raise SourceError(f"{self.where}: cannot connect: {describe(exc)}") from None
+        try:
+            content = si.RetrieveContent()  # a data object: read once, then no round trip per use
+        except Exception as exc:  # noqa: BLE001
+            raise SourceError(f"{self.where}: cannot read the service content: {describe(exc)}") from None
         with self._lock:
             self._si = si
+            self._content = content
             self._generation += 1
         log.info("connected to %s as %s", endpoint(self.vc), self.vc.user)
 
@@ -168,7 +174,7 @@ class Connection:
             if generation != self._generation:
                 return  # another thread already logged in again
             try:
-                self._si.content.sessionManager.Login(self.vc.user, self._password)
+                self._content.sessionManager.Login(self.vc.user, self._password)
             except vim.fault.InvalidLogin:
                 raise SourceError(
                     f"{self.where}: session lost and logging in again failed for user {self.vc.user!r}"
@@ -184,7 +190,9 @@ class Connection:
 
     @property
     def content(self) -> Any:
-        return self.si.content
+        if self._content is None:
+            raise SourceError(f"{self.where}: connection is closed")
+        return self._content
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` (one or more vCenter calls); log in again and retry when the session was lost.
@@ -220,7 +228,7 @@ class Connection:
         from pyVim.connect import Disconnect
 
         with self._lock:
-            si, self._si = self._si, None
+            si, self._si, self._content = self._si, None, None
         if si is not None:
             try:
                 Disconnect(si)
