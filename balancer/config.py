@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from .errors import InputError
-from .validation import one_line
+from .validation import read_input_file, validate_model
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
 
@@ -133,24 +133,12 @@ class Config(_Section):
 
 
 def parse_config(data: Any, what: str = "config") -> Config:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise InputError(f"{what}: expected a mapping at the top level")
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        raise one_line(exc, data, what) from None
+    return validate_model(Config, {} if data is None else data, what, container="a mapping")
 
 
 def load_config(path: str | Path) -> Config:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"config {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"config {path}: cannot read: {exc}") from None
+    text = read_input_file(path, f"config {path}")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

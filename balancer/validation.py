@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .errors import InputError
 
@@ -77,3 +78,26 @@ def one_line(exc: ValidationError, data: Any, what: str) -> InputError:
     extra = f"; {len(exc.errors())-1} more error(s)" if len(exc.errors()) > 1 else ""
     where = f"{loc}: " if err.get("loc") else ""
     return InputError(f"{what}: {where}{msg}{shown}{extra}")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_input_file(path: Path, what: str) -> str:
+    """A UTF-8 text file's content, or InputError naming the file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{what}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{what}: cannot read: {exc}") from None
+
+
+def validate_model(model: type[M], data: Any, what: str, container: str = "a JSON object") -> M:
+    """Validate parsed data into ``model``, or InputError with one line naming the bad item."""
+    if not isinstance(data, dict):
+        raise InputError(f"{what}: expected {container} at the top level")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise one_line(exc, data, what) from None

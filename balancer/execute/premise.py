@@ -9,8 +9,8 @@ from ..snapshot import HostState, Snapshot, snapshot_digest
 
 def move_premise(snapshot: Snapshot, move: Move) -> str | None:
     """None when ``move`` can still be made on ``snapshot``; otherwise why not (the plan went stale)."""
-    vms = snapshot._vms_by_name()
-    hosts = snapshot._hosts_by_name()
+    vms = snapshot.vms_by_name()
+    hosts = snapshot.hosts_by_name()
     vm = vms.get(move.vm)
     if vm is None:
         return f"VM {move.vm} no longer exists"
@@ -30,8 +30,8 @@ def check_plan_against(snapshot: Snapshot, plan: Plan) -> None:
         raise InputError(f"plan: made for cluster {plan.cluster!r}, not {snapshot.cluster!r}")
     if plan.status != "ok":
         raise InputError(f"plan: status is {plan.status}; there is nothing to apply")
-    names_v = snapshot._vms_by_name()
-    names_h = snapshot._hosts_by_name()
+    names_v = snapshot.vms_by_name()
+    names_h = snapshot.hosts_by_name()
     for m in plan.moves:
         if m.vm not in names_v:
             raise InputError(f"plan: step {m.step}: unknown VM {m.vm!r}")

@@ -6,32 +6,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from ..errors import InputError
-from ..validation import one_line, parse_json_text
+from ..validation import parse_json_text, read_input_file, validate_model
 from .model import PLAN_VERSION, Plan
 
 
 def parse_plan(data: Any, what: str = "plan") -> Plan:
-    if not isinstance(data, dict):
-        raise InputError(f"{what}: expected a JSON object at the top level")
-    if data.get("version") != PLAN_VERSION:
+    if isinstance(data, dict) and data.get("version") != PLAN_VERSION:
         raise InputError(f"{what}: version: unsupported plan version {data.get('version')!r} (this balancer reads version {PLAN_VERSION})")
-    try:
-        return Plan.model_validate(data)
-    except ValidationError as exc:
-        raise one_line(exc, data, what) from None
+    return validate_model(Plan, data, what)
 
 
 def load_plan(path: str | Path) -> Plan:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"plan {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"plan {path}: cannot read: {exc}") from None
+    text = read_input_file(path, f"plan {path}")
     return parse_plan(parse_json_text(text, f"plan {path}"), f"plan {path}")
 
 

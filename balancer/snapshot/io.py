@@ -7,31 +7,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from ..errors import InputError
-from ..validation import one_line, parse_json_text
+from ..validation import parse_json_text, read_input_file, validate_model
 from .model import Snapshot
 
 
 def parse_snapshot(data: Any, what: str = "snapshot") -> Snapshot:
     """Validate already-parsed JSON data into a Snapshot, or raise InputError (one line)."""
-    if not isinstance(data, dict):
-        raise InputError(f"{what}: expected a JSON object at the top level")
-    try:
-        return Snapshot.model_validate(data)
-    except ValidationError as exc:
-        raise one_line(exc, data, what) from None
+    return validate_model(Snapshot, data, what)
 
 
 def load_snapshot(path: str | Path) -> Snapshot:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"snapshot {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"snapshot {path}: cannot read: {exc}") from None
+    text = read_input_file(path, f"snapshot {path}")
     return parse_snapshot(parse_json_text(text, f"snapshot {path}"), f"snapshot {path}")
 
 

@@ -141,17 +141,17 @@ class Snapshot(_Strict):
 
     # --- lookups -------------------------------------------------------------------------
     def host(self, name: str) -> Host:
-        return self._hosts_by_name()[name]
+        return self.hosts_by_name()[name]
 
     def vm(self, name: str) -> VM:
-        return self._vms_by_name()[name]
+        return self.vms_by_name()[name]
 
-    def _hosts_by_name(self) -> dict[str, Host]:
+    def hosts_by_name(self) -> dict[str, Host]:
         if self._host_index is None:
             self._host_index = {h.name: h for h in self.hosts}
         return self._host_index
 
-    def _vms_by_name(self) -> dict[str, VM]:
+    def vms_by_name(self) -> dict[str, VM]:
         if self._vm_index is None:
             self._vm_index = {v.name: v for v in self.vms}
         return self._vm_index

@@ -13,7 +13,7 @@ from ...plan import Plan
 from ...snapshot import Snapshot
 from .collector import Collector
 from .connection import Connection
-from .executor import Executor  # noqa: E402
+from .executor import Executor
 
 
 class VCenterSource:
