@@ -208,3 +208,31 @@ def test_standby_and_power_on_reach_the_simulator(vcsim, admin):
         assert [r.outcome for r in results] == ["success", "skipped"]
         assert "not standby" in results[1].message
         assert src.snapshot().host(host_name(1)).state is HostState.ON
+
+
+def test_a_move_needing_a_failed_move_is_skipped(vcsim, admin):
+    # step 2 moves onto host 0, counting on step 1 to have emptied room there; step 1 fails.
+    plan = make_plan(
+        (vm_name(0), host_name(0), host_name(2)),
+        (vm_name(1), host_name(1), host_name(0)),
+        (vm_name(3), host_name(3), host_name(2)),
+    )
+    vcsim.fail_relocate(vm_name(0))
+    with vcsim.source() as src:
+        results = src.execute(plan)
+    assert [r.outcome for r in results] == ["failed", "skipped", "success"]
+    assert "step 1, which it depends on, failed" in results[1].message
+    assert admin.placement()[vm_name(1)] == host_name(1)
+
+
+def test_a_move_that_outlasts_the_timeout_fails(start_vcsim):
+    sim = start_vcsim(hosts=2, vms_per_host=1, relocate_ms=2500)
+    from balancer.config import DrsConfig
+
+    src = VCenterSource(sim.config(timeout="1s"), DrsConfig())
+    try:
+        results = src.execute(make_plan((vm_name(0), host_name(0), host_name(1))))
+    finally:
+        src.close()
+    assert results[0].outcome == "failed" and "timed out" in results[0].message
+    assert results[0].seconds < 2.5

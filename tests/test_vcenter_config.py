@@ -1,0 +1,139 @@
+"""vCenter credentials and TLS settings: where the password comes from, and that it never shows."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+import pytest
+
+from balancer.config import VCenterConfig, parse_config
+from balancer.errors import InputError, SourceError
+from balancer.sources.vcenter.connection import Connection, read_password, ssl_context
+
+SECRET = "Tr0ub4dor&3-secret"
+
+
+def vc(**kw) -> VCenterConfig:
+    base = {"host": "vcenter.example", "user": "svc-balancer", "cluster": "prod"}
+    base.update(kw)
+    return VCenterConfig.model_validate(base)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_password_from_environment(monkeypatch):
+    monkeypatch.setenv("VC_PW", SECRET)
+    assert read_password(vc(password_env="VC_PW")) == SECRET
+
+
+def test_missing_environment_variable_is_named_not_echoed(monkeypatch):
+    monkeypatch.delenv("VC_PW_MISSING", raising=False)
+    with pytest.raises(SourceError, match="environment variable VC_PW_MISSING .* is not set"):
+        read_password(vc(password_env="VC_PW_MISSING"))
+
+
+def test_password_from_file_strips_the_line_end(tmp_path):
+    f = tmp_path / "pw"
+    f.write_text(SECRET + "\n")
+    assert read_password(vc(password_file=str(f))) == SECRET
+
+
+def test_password_file_missing_or_empty(tmp_path):
+    with pytest.raises(SourceError, match="no such file"):
+        read_password(vc(password_file=str(tmp_path / "absent")))
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    with pytest.raises(SourceError, match="is empty"):
+        read_password(vc(password_file=str(empty)))
+
+
+def test_exactly_one_password_source():
+    with pytest.raises(InputError, match="exactly one of password_env or password_file"):
+        parse_config({"source": "vcenter", "vcenter": {"host": "h", "user": "u", "cluster": "c"}})
+    with pytest.raises(InputError, match="exactly one of password_env or password_file"):
+        parse_config({"source": "vcenter", "vcenter": {"host": "h", "user": "u", "cluster": "c",
+                                                       "password_env": "A", "password_file": "/x"}})
+
+
+def test_config_holds_no_password_and_repr_shows_none(monkeypatch):
+    monkeypatch.setenv("VC_PW", SECRET)
+    cfg = vc(password_env="VC_PW")
+    assert SECRET not in repr(cfg) and SECRET not in cfg.model_dump_json()
+
+
+def test_connection_failure_is_one_line_without_the_password(monkeypatch):
+    monkeypatch.setenv("VC_PW", SECRET)
+    cfg = vc(host="127.0.0.1", port=closed_port(), protocol="http", password_env="VC_PW", timeout="5s")
+    with pytest.raises(SourceError) as err:
+        Connection(cfg)
+    msg = str(err.value)
+    assert "cannot connect" in msg and "connection refused" in msg and "\n" not in msg
+    assert SECRET not in msg and SECRET not in repr(err.value.args)
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_repr_of_a_connection_shows_no_password(monkeypatch):
+    monkeypatch.setenv("VC_PW", SECRET)
+    conn = Connection.__new__(Connection)
+    conn.vc = vc(password_env="VC_PW")
+    conn._password = SECRET
+    assert SECRET not in repr(conn) and "svc-balancer" in repr(conn)
+
+
+def test_tls_is_verified_by_default():
+    ctx = ssl_context(vc(password_env="X"))
+    assert ctx is not None and ctx.verify_mode is ssl.CERT_REQUIRED and ctx.check_hostname
+
+
+def test_tls_verification_can_be_turned_off_and_http_has_none():
+    ctx = ssl_context(vc(password_env="X", verify_tls=False))
+    assert ctx is not None and ctx.verify_mode is ssl.CERT_NONE
+    assert ssl_context(vc(password_env="X", protocol="http")) is None
+
+
+def test_unreadable_ca_file_is_a_clear_error(tmp_path):
+    with pytest.raises(SourceError, match="ca_file .* cannot load"):
+        ssl_context(vc(password_env="X", ca_file=str(tmp_path / "missing.pem")))
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    with pytest.raises(SourceError, match="ca_file .* cannot load"):
+        ssl_context(vc(password_env="X", ca_file=str(bad)))
+
+
+def test_self_signed_certificate_is_refused_by_default(monkeypatch, tmp_path):
+    import http.server
+    import shutil
+    import subprocess
+    import threading
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(str(cert), str(key))
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("VC_PW", SECRET)
+        cfg = vc(host="127.0.0.1", port=server.server_address[1], password_env="VC_PW", timeout="5s")
+        with pytest.raises(SourceError) as err:
+            Connection(cfg)
+        assert "certificate" in str(err.value) and SECRET not in str(err.value) and "\n" not in str(err.value)
+
+        # Trusting the server's CA through ca_file gets past TLS (this toy server is no vCenter, though).
+        with pytest.raises(SourceError) as err:
+            Connection(vc(host="127.0.0.1", port=server.server_address[1], password_env="VC_PW", timeout="5s",
+                          ca_file=str(cert)))
+        assert "certificate" not in str(err.value) and "cannot connect" in str(err.value)
+    finally:
+        server.shutdown()
+        server.server_close()
