@@ -114,7 +114,6 @@ def optimise(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
     costs = move_costs(cluster, options)
     budget = options.max_moves if options.max_moves is not None else cluster.n_vms
     work_left = options.work_limit or max(options.time_limit_s * WORK_PER_SECOND, 0.05)
-    rng = np.random.default_rng(options.seed)
     balance_wanted = needs_balancing(cluster, cluster.host_loads(place), options.threshold)
     soft_wanted = options.threshold >= 2
     rounds = improved = 0
@@ -138,11 +137,11 @@ def optimise(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
                 return
             if phase == "polish":
                 to_mend = np.zeros_like(to_mend)
-            hosts, vms = _neighbourhood(cluster, place0, place, to_mend, over, phase == "polish", rng, rounds, stale)
+            hosts, vms = _neighbourhood(cluster, place0, place, to_mend, over, phase == "polish", rounds, stale)
             if len(vms) == 0:
                 return
             new_place, changed, used = _solve_round(
-                cluster, options, scoring, prices, place0, place, hosts, vms, budget, min(work_left, ROUND_WORK), pen
+                cluster, options, scoring, prices, place0, place, hosts, vms, budget, min(work_left, ROUND_WORK)
             )
             work_left -= max(used, 0.01)
             rounds += 1
@@ -164,7 +163,7 @@ def optimise(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
     return OptimiseResult(place, rounds, improved, work_left <= 1e-3)
 
 
-def _neighbourhood(cluster, place0, place, to_mend, over, balance_wanted, rng, round_no, stale):
+def _neighbourhood(cluster, place0, place, to_mend, over, balance_wanted, round_no, stale):
     """Hosts and candidate VMs for one round.
 
     Mending first: the hosts of VMs that break a rule (or stand on a host being evacuated)
@@ -249,7 +248,7 @@ def _neighbourhood(cluster, place0, place, to_mend, over, balance_wanted, rng, r
     return hosts, vms
 
 
-def _solve_round(cluster, options, scoring, costs, place0, place, hosts, vms, budget, work, pen):
+def _solve_round(cluster, options, scoring, costs, place0, place, hosts, vms, budget, work):
     """Build and solve one neighbourhood's CP-SAT model. Returns (placement, changed, work used)."""
     m = cp_model.CpModel()
     H_idx = {int(h): i for i, h in enumerate(hosts)}
@@ -415,7 +414,7 @@ def evaluate(cluster: Cluster, options: PlanOptions, costs: np.ndarray, place0: 
     balance = cluster.load.sum(axis=0) / cluster.cap[on].sum(axis=0)
     value = float(((util - balance) ** 2).sum())
     value += float(costs[place != place0].sum())
-    pen = BIG_PENALTY * float(np.maximum(loads[on] - cluster.limit[on], 0.0).__truediv__(cluster.cap[on]).sum())
+    pen = BIG_PENALTY * float((np.maximum(loads[on] - cluster.limit[on], 0.0) / cluster.cap[on]).sum())
     stranded = cluster.stranded(place) | (~cluster.allowed[np.arange(cluster.n_vms), place] & cluster.powered)
     pen += BIG_PENALTY * int(stranded.sum())
     for g in cluster.anti:

@@ -138,29 +138,39 @@ def _reasons(cluster: Cluster, final: np.ndarray) -> dict[int, tuple[str, str, s
         if cluster.must_leave[v]:
             state = cluster.snapshot.hosts[int(place[v])].state.value
             out[v] = ("evacuate", f"{hn[place[v]]} is in {state}", None)
-    for g in sorted(cluster.anti, key=lambda g: not g.mandatory):
-        by_host: dict[int, list[int]] = {}
-        for v in g.vms:
-            by_host.setdefault(int(place[v]), []).append(int(v))
-        for h, members in by_host.items():
-            if len(members) < 2:
-                continue
-            for v in members:
-                if v in moved and v not in out:
-                    others = " and ".join(vn[u] for u in members)
-                    out[v] = ("rule", f"rule {g.rule}: {others} share {hn[h]}", g.rule)
-    for g in sorted(cluster.affine, key=lambda g: not g.mandatory):
-        if len(set(int(place[v]) for v in g.vms)) > 1:
+    # mandatory rules first, then capacity, then should-rules: a move is named for its strongest reason
+    for mandatory in (True, False):
+        if not mandatory:
+            _capacity_reasons(cluster, moved, out)
+        for g in (g for g in cluster.anti if g.mandatory == mandatory):
+            by_host: dict[int, list[int]] = {}
+            for v in g.vms:
+                by_host.setdefault(int(place[v]), []).append(int(v))
+            for h, members in by_host.items():
+                if len(members) < 2:
+                    continue
+                for v in members:
+                    if v in moved and v not in out:
+                        others = " and ".join(vn[u] for u in members)
+                        out[v] = ("rule", f"rule {g.rule}: {others} share {hn[h]}", g.rule)
+        for g in (g for g in cluster.affine if g.mandatory == mandatory):
+            if len(set(int(place[v]) for v in g.vms)) > 1:
+                for v in g.vms:
+                    v = int(v)
+                    if v in moved and v not in out:
+                        out[v] = ("rule", f"rule {g.rule}: keeps {', '.join(vn[int(u)] for u in g.vms[:4])} together", g.rule)
+        for g in (g for g in cluster.vmhost if g.mandatory == mandatory):
             for v in g.vms:
                 v = int(v)
-                if v in moved and v not in out:
-                    out[v] = ("rule", f"rule {g.rule}: keeps {', '.join(vn[int(u)] for u in g.vms[:4])} together", g.rule)
-    for g in sorted(cluster.vmhost, key=lambda g: not g.mandatory):
-        for v in g.vms:
-            v = int(v)
-            if v in moved and v not in out and not g.allows(int(place[v])):
-                where = "on" if g.affine else "off"
-                out[v] = ("rule", f"rule {g.rule}: {vn[v]} belongs {where} its host group, not on {hn[place[v]]}", g.rule)
+                if v in moved and v not in out and not g.allows(int(place[v])):
+                    where = "on" if g.affine else "off"
+                    out[v] = ("rule", f"rule {g.rule}: {vn[v]} belongs {where} its host group, not on {hn[place[v]]}", g.rule)
+    return out
+
+
+def _capacity_reasons(cluster: Cluster, moved: set[int], out: dict) -> None:
+    place = cluster.place
+    hn = cluster.host_names
     loads = cluster.host_loads(place)
     over = np.any(loads > cluster.limit + 1e-6, axis=1)
     for v in moved:
@@ -168,4 +178,3 @@ def _reasons(cluster: Cluster, final: np.ndarray) -> dict[int, tuple[str, str, s
             h = int(place[v])
             pct = 100 * (loads[h] / cluster.cap[h]).max()
             out[v] = ("capacity", f"{hn[h]} at {pct:.0f} % is above its {100 * (cluster.limit[h] / cluster.cap[h]).min():.0f} % limit", None)
-    return out
