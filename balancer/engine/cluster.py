@@ -89,6 +89,10 @@ class Cluster:
                 for v in g.vms:
                     self.anti_of.setdefault(int(v), []).append(g)
 
+    def balance_point(self) -> np.ndarray:
+        """(2,) the utilisation every host that is on would have if the load were spread perfectly."""
+        return self.load.sum(axis=0) / np.maximum(self.cap[self.on].sum(axis=0), 1e-9)
+
     def stranded(self, place: np.ndarray) -> np.ndarray:
         """(V,) bool: powered-on VMs on a host that is not on."""
         return self.powered & ~self.on[place]

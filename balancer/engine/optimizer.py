@@ -70,10 +70,7 @@ class _Scoring:
     """Numbers shared by all rounds: balance point, scaled coefficients."""
 
     def __init__(self, cluster: Cluster):
-        on = cluster.on
-        total_cap = cluster.cap[on].sum(axis=0) if on.any() else np.ones(2)
-        total_load = cluster.load.sum(axis=0)
-        self.balance = total_load / np.maximum(total_cap, 1e-9)  # fluid balance point per resource
+        self.balance = cluster.balance_point()
         # tangent points of the convex square approximation (in scaled units)
         pts = [0, 8, 20, 40, 70, 110, 160, 220, 300, 400, 520, 680, 880, 1150, 1500, 2000, 2700, 3600, 5000, 7000]
         self.tangents = sorted({p for q in pts for p in (q, -q)})
@@ -173,8 +170,7 @@ def _neighbourhood(cluster, place0, place, to_mend, over, balance_wanted, round_
     H = cluster.n_hosts
     loads = cluster.host_loads(place)
     on = cluster.on
-    balance = cluster.load.sum(axis=0) / cluster.cap[on].sum(axis=0)
-    dev = loads / cluster.cap - balance
+    dev = loads / cluster.cap - cluster.balance_point()
     chosen: list[int] = []
 
     def add(h) -> None:
@@ -411,8 +407,7 @@ def evaluate(cluster: Cluster, options: PlanOptions, costs: np.ndarray, place0: 
     on = cluster.on
     loads = cluster.host_loads(place)
     util = loads[on] / cluster.cap[on]
-    balance = cluster.load.sum(axis=0) / cluster.cap[on].sum(axis=0)
-    value = float(((util - balance) ** 2).sum())
+    value = float(((util - cluster.balance_point()) ** 2).sum())
     value += float(costs[place != place0].sum())
     pen = BIG_PENALTY * float((np.maximum(loads[on] - cluster.limit[on], 0.0) / cluster.cap[on]).sum())
     stranded = cluster.stranded(place) | (~cluster.allowed[np.arange(cluster.n_vms), place] & cluster.powered)

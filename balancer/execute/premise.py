@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import InputError
 from ..plan import Move, Plan
-from ..snapshot import HostState, Snapshot, snapshot_digest
+from ..snapshot import HostState, Snapshot
 
 
 def move_premise(snapshot: Snapshot, move: Move) -> str | None:
@@ -46,4 +46,4 @@ def check_plan_against(snapshot: Snapshot, plan: Plan) -> None:
         raise InputError("plan: two actions share a step number")
 
 
-__all__ = ["check_plan_against", "move_premise", "snapshot_digest"]
+__all__ = ["check_plan_against", "move_premise"]
