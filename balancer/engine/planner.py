@@ -10,6 +10,7 @@ from .balance import combined, imbalance, needs_balancing, target_imbalance
 from .cluster import Cluster, build_cluster
 from .feasibility import find_conflicts
 from .greedy import hill_climb
+from .history import NO_HISTORY, History
 from .optimizer import optimise
 from .options import PlanOptions
 from .order import order_moves
@@ -22,8 +23,9 @@ PLANNERS = {"cp-sat": optimise, "greedy": hill_climb}
 _PRIORITY = {"evacuate": 0, "rule": 1, "capacity": 2, "dpm": 3, "balance": 4}
 
 
-def make_plan(snapshot: Snapshot, options: PlanOptions | None = None) -> Plan:
+def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: History | None = None) -> Plan:
     options = options or PlanOptions()
+    history = history or NO_HISTORY
     cluster = build_cluster(snapshot, options)
     before = imbalance(cluster, cluster.host_loads(cluster.place))
     target = target_imbalance(options.threshold, int(cluster.on.sum()))

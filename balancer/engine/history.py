@@ -1,0 +1,30 @@
+"""What the engine is told about the past. Pure data, built by the service from its journal.
+
+The engine has no clock and no storage: anything that depends on earlier cycles (cooldowns,
+back-and-forth detection, DPM demand windows and hold times) reaches it through this object.
+An empty History (the default) means "no past": a dry run on a single snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class History:
+    # VMs moved within the cooldown: they move again only for a mandatory reason
+    # (a broken mandatory rule, a host above capacity, an evacuation).
+    cooling: frozenset[str] = frozenset()
+    # VM -> hosts it left within the oscillation window: no balance move back to them.
+    left: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Hosts whose power state changed within the DPM hold time: DPM leaves them as they are.
+    power_hold: frozenset[str] = frozenset()
+    # Cluster demand (CPU MHz, memory MB) judged over the DPM windows (e.g. mean + 2 sigma):
+    # power-on decisions use the short window, power-off decisions the long one.
+    # None: judge on the snapshot's current demand.
+    demand_power_on: tuple[float, float] | None = None
+    demand_power_off: tuple[float, float] | None = None
+
+
+NO_HISTORY = History()
