@@ -13,22 +13,14 @@ from . import __version__
 from .config import Config, load_config
 from .engine import PLANNERS, PlanOptions, make_plan
 from .errors import BalancerError, InputError
+from .plan_options import plan_options
 from .plan import Plan, load_plan, plan_json
 from .snapshot import Snapshot, load_snapshot
 from .snapshot.io import snapshot_json
 
 
-def _options(cfg: Config, threshold: int | None, max_moves: int | None, planner: str = "cp-sat",
-             time_limit: float | None = None) -> PlanOptions:
-    drs = cfg.drs
-    return PlanOptions(
-        threshold=threshold if threshold is not None else drs.migration_threshold,
-        max_moves=max_moves if max_moves is not None else drs.max_moves_per_cycle,
-        cpu_headroom=drs.cpu_headroom,
-        mem_headroom=drs.mem_headroom,
-        time_limit_s=time_limit if time_limit is not None else drs.time_limit,
-        planner=planner,
-    )
+# Config -> engine options lives in balancer/plan_options.py (shared with the service).
+_options = plan_options
 
 
 def _config(path: str | None) -> Config:
@@ -55,14 +47,22 @@ def _write(text: str, out: str | None) -> None:
         click.echo(text, nl=False)
 
 
-def _show_plan(plan: Plan, fmt: str, out: str | None) -> None:
-    if fmt == "json":
-        _write(plan_json(plan), out)
-    else:
-        console = Console(file=open(out, "w", encoding="utf-8") if out else None, width=160 if out else None)
-        from .report.table import render_plan
+# Report formats of `recommend` and `evacuate` (balancer/report/render.py).
+PLAN_FORMATS = ["table", "json", "markdown", "html"]
 
-        render_plan(plan, console)
+
+def _show_plan(plan: Plan, fmt: str, out: str | None, snapshot: Snapshot | None = None,
+               cfg: Config | None = None) -> None:
+    """Print (or write to --out) the plan in `fmt`; `snapshot` is the one the plan was made from (html needs it)."""
+    import shutil
+
+    from .report import dpm_band, render
+
+    dpm = (cfg or Config()).dpm
+    tty = out is None and sys.stdout.isatty()
+    text = render(plan, snapshot, fmt, dpm_band=dpm_band(dpm.target, dpm.tolerance), color=tty,
+                  width=shutil.get_terminal_size().columns if tty else None)
+    _write(text, out)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -92,13 +92,15 @@ def _with(options):
 
 @cli.command()
 @_with(source_options)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(PLAN_FORMATS), default="table", show_default=True,
+              help="html: one self-contained file with per-host charts (use with --out).")
 @click.option("--max-moves", type=click.IntRange(min=0), help="Cap on moves in the plan [config: drs.max_moves_per_cycle].")
 @click.option("--threshold", type=click.IntRange(1, 5), help="Migration threshold 1 (mandatory only) .. 5 (aggressive).")
-@click.option("--planner", type=click.Choice(sorted(PLANNERS)), default="cp-sat", show_default=True)
+@click.option("--planner", type=click.Choice(sorted(PLANNERS)), help="Planner [config: drs.planner, default cp-sat].")
 @click.option("--time-limit", type=click.FloatRange(min=0.1), help="Solver time limit, seconds [config: drs.time_limit].")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead of standard output.")
-def recommend(config_path, snapshot_path, fmt, max_moves, threshold, planner, time_limit, out) -> None:
+@click.option("--dpm", is_flag=True, help="Include DPM decisions: hosts to standby or to power on [config: dpm.automation].")
+def recommend(config_path, snapshot_path, fmt, max_moves, threshold, planner, time_limit, out, dpm) -> None:
     """Dry run: collect (or load) a snapshot, plan, print the plan. Nothing is changed.
 
     Exit status: 0 with a plan, 2 on bad input, 3 when the mandatory rules cannot all hold.
@@ -107,10 +109,67 @@ def recommend(config_path, snapshot_path, fmt, max_moves, threshold, planner, ti
         raise InputError("use either --config or --snapshot, not both")
     cfg = _config(config_path)
     snap = load_snapshot(snapshot_path) if snapshot_path else _collect(cfg)
-    plan = make_plan(snap, _options(cfg, threshold, max_moves, planner, time_limit))
-    _show_plan(plan, fmt, out)
+    plan = make_plan(snap, _options(cfg, threshold, max_moves, planner, time_limit, dpm=True if dpm else None))
+    _show_plan(plan, fmt, out, snap, cfg)
     if plan.status == "infeasible":
         raise SystemExit(3)
+
+
+@cli.command()
+@click.argument("host")
+@_with(source_options)
+@click.option("--format", "fmt", type=click.Choice(PLAN_FORMATS), default="table", show_default=True)
+@click.option("--execute", is_flag=True, help="Carry out the moves, then put HOST into maintenance mode.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the plan to this file instead of standard output.")
+def evacuate(host, config_path, snapshot_path, fmt, execute, out) -> None:
+    """Plan moving every VM registered on HOST (powered-off ones too) off it, for maintenance mode.
+
+    Only HOST's VMs move, each honouring capacity and the mandatory rules at every step. With
+    --execute the moves are carried out and HOST then enters maintenance mode, only if every
+    move succeeded and HOST is empty. Exit status: 0 when HOST can be (with --execute: was)
+    emptied, 1 when an action failed, 2 on bad input, 3 when the rules or the room left make
+    it impossible (the message names the rule).
+    """
+    from .errors import InfeasibleError
+    from .execute.evacuation import carry_out_evacuation, vms_left_on
+    from .sources import open_source
+
+    if config_path and snapshot_path:
+        raise InputError("use either --config or --snapshot, not both")
+    if execute and snapshot_path:
+        raise InputError("--execute acts on the cluster: use --config (or neither, for the embedded simulated cluster), "
+                         "not --snapshot")
+    cfg = _config(config_path)
+    source = open_source(cfg) if execute else None
+    try:
+        snap = load_snapshot(snapshot_path) if snapshot_path else (source.snapshot() if source else _collect(cfg))
+        if host not in snap.hosts_by_name():
+            raise InputError(f"host {host!r}: not in cluster {snap.cluster}")
+        plan = make_plan(snap, _options(cfg, evacuate=(host,)))
+        if not (execute and fmt == "json"):
+            _show_plan(plan, fmt, out, snap, cfg)
+        if plan.status == "infeasible":
+            raise InfeasibleError(f"cannot evacuate {host}: "
+                                  + "; ".join(c.removeprefix(f"evacuating {host}: ") for c in plan.conflicts))
+        left = vms_left_on(plan, host, [v.name for v in snap.vms if v.host == host])
+        if left:
+            raise InfeasibleError(f"cannot evacuate {host}: {len(left)} VM(s) would stay on it ({', '.join(left[:5])}); "
+                                  + " ".join(plan.notes))
+        if not execute:
+            return
+        results = carry_out_evacuation(source, plan, host)
+    finally:
+        if source is not None:
+            source.close()
+    if fmt == "json":
+        _write(json.dumps({"plan": plan.to_json_dict(), "results": [r.to_json_dict() for r in results]}, indent=2) + "\n",
+               out)
+    else:
+        from .report.table import render_results
+
+        render_results(results, Console())
+    if any(r.outcome != "success" for r in results):
+        raise SystemExit(1)
 
 
 @cli.command()
@@ -129,6 +188,10 @@ def snapshot(config_path, out) -> None:
 def check_config(file) -> None:
     """Validate a config file."""
     cfg = load_config(file)
+    if cfg.clusters is not None:
+        names = ", ".join(f"{n} ({c.source}, automation {c.drs.automation})" for n, c in cfg.cluster_configs())
+        click.echo(f"{file}: ok ({len(cfg.clusters)} clusters: {names})")
+        return
     click.echo(f"{file}: ok (source {cfg.source}, automation {cfg.drs.automation}, "
                f"threshold {cfg.drs.migration_threshold}, DPM {cfg.dpm.automation})")
 
@@ -177,6 +240,51 @@ def apply(plan_file, config_path, max_age, fmt) -> None:
         render_results(results, Console())
     if any(r.outcome != "success" for r in results):
         raise SystemExit(1)
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--once", is_flag=True, help="Run one cycle per cluster, then exit.")
+@click.option("--cycles", type=click.IntRange(min=1), help="Run N cycles per cluster, then exit.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="One line per event on standard error, as text or JSON.")
+def run(config_path, once, cycles, log_format) -> None:
+    """The service: a cycle per cluster every drs.interval (collect, plan, act by automation level).
+
+    Every cycle, plan and action goes to the journal; metrics are served on metrics.listen
+    (/metrics, /healthz). SIGTERM or Ctrl-C stops it cleanly (exit 0). With --once or --cycles
+    it exits when done: 0 when every cycle succeeded, 1 otherwise.
+    """
+    from .logs import setup_logging
+    from .service import Service
+
+    if once and cycles:
+        raise InputError("use either --once or --cycles, not both")
+    cfg = _config(config_path)
+    setup_logging(log_format)
+    code = Service(cfg, cycles=1 if once else cycles).run()
+    if code:
+        raise SystemExit(code)
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file (for journal.path).")
+@click.option("--last", type=click.IntRange(min=1), default=10, show_default=True, help="How many cycles to show.")
+@click.option("--cluster", help="Only this cluster's cycles.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def history(config_path, last, cluster, fmt) -> None:
+    """Print the journal: the last cycles with their plans, actions and outcomes."""
+    from .journal import open_journal
+    from .journal.render import history_data, render_history
+
+    journal = open_journal(_config(config_path).journal.path)
+    try:
+        if fmt == "json":
+            click.echo(json.dumps(history_data(journal, last, cluster), indent=2))
+        else:
+            render_history(journal, last, Console(width=None if sys.stdout.isatty() else 160), cluster)
+    finally:
+        journal.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -49,6 +49,7 @@ class SimConfig(_Section):
     steps_per_cycle: Annotated[int, Field(ge=1)] = 1  # trace samples advanced per cycle
     seed: int = 1
     power_on_cycles: Annotated[int, Field(ge=0)] = 1  # cycles a host takes to come back from standby
+    action_seconds: Duration = 0.0  # wall-clock time each vMotion or host action takes (0: instant)
     cluster: str = "sim-cluster"
 
 
@@ -79,7 +80,11 @@ class DrsConfig(_Section):
     cpu_headroom: Fraction = 0.10
     mem_headroom: Fraction = 0.10
     time_limit: Duration = 3.0
+    planner: Literal["cp-sat", "greedy"] = "cp-sat"  # greedy: DRS's own hill-climb (faster, less thorough)
     cooldown: Duration = 3600.0
+    # minimum gain of a balance move (reduction of cpu + mem variance x hosts); None: the threshold's
+    min_gain: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    oscillation_window: Duration = 14400.0  # a VM does not go back to a host it left within this time
     max_vmotions_per_host: Annotated[int, Field(ge=1)] = 4
     max_vmotions_per_cluster: Annotated[int, Field(ge=1)] = 16
 
@@ -96,24 +101,63 @@ class DpmConfig(_Section):
     tolerance: Annotated[float, Field(ge=0, lt=1)] = 0.18
     min_hosts_on: Annotated[int, Field(ge=1)] = 2
     headroom_hosts: Annotated[int, Field(ge=0)] = 1
+    max_standby_per_cycle: Annotated[int, Field(ge=1)] = 1  # hosts put into standby per plan
     power_on_window: Duration = 300.0
     power_off_window: Duration = 2400.0
     hold_time: Duration = 1800.0
 
 
+class BasicAuthConfig(_Section):
+    user: str
+    password_env: str | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> "BasicAuthConfig":
+        if (self.password_env is None) == (self.password_file is None):
+            raise ValueError("set exactly one of password_env or password_file")
+        return self
+
+
 class MetricsConfig(_Section):
     listen: str = "127.0.0.1:9108"
+    tls_cert: Path | None = None  # serve https with this certificate (PEM) ...
+    tls_key: Path | None = None  # ... and key
+    basic_auth: BasicAuthConfig | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "MetricsConfig":
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("set both tls_cert and tls_key, or neither")
+        return self
 
     @model_validator(mode="after")
     def _listen_form(self) -> "MetricsConfig":
         host, sep, port = self.listen.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"listen must be HOST:PORT, got {self.listen!r}")
+        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f"listen must be HOST:PORT (port 0: any free port), got {self.listen!r}")
         return self
 
 
 class JournalConfig(_Section):
     path: Path = Path("balancer-journal.sqlite")
+
+
+class ServiceConfig(_Section):
+    """The long-lived service (`balancer run`)."""
+
+    shutdown_wait: Duration = 300.0  # on SIGTERM, how long in-flight actions may take to finish
+
+
+class ClusterConfig(_Section):
+    """One cluster of a multi-cluster config: its source and optional drs/dpm overrides."""
+
+    name: str | None = None  # label in logs, metrics and the journal; default: the cluster's name
+    source: Literal["sim", "vcenter"] = "sim"
+    sim: SimConfig | None = None
+    vcenter: VCenterConfig | None = None
+    drs: dict[str, Any] = {}  # keys of the top-level drs section, overriding it for this cluster
+    dpm: dict[str, Any] = {}
 
 
 class Config(_Section):
@@ -124,12 +168,24 @@ class Config(_Section):
     dpm: DpmConfig = DpmConfig()
     metrics: MetricsConfig = MetricsConfig()
     journal: JournalConfig = JournalConfig()
+    service: ServiceConfig = ServiceConfig()
+    clusters: list[ClusterConfig] | None = None  # several clusters; instead of source/sim/vcenter
 
     @model_validator(mode="after")
     def _source_configured(self) -> "Config":
         if self.source == "vcenter" and self.vcenter is None:
             raise ValueError("source is vcenter but there is no vcenter section")
+        if self.clusters is not None:
+            from .clusters import resolve_clusters
+
+            resolve_clusters(self)  # raises ValueError naming the bad cluster
         return self
+
+    def cluster_configs(self) -> list[tuple[str, "Config"]]:
+        """(name, single-cluster config) for every cluster this config balances."""
+        from .clusters import resolve_clusters
+
+        return resolve_clusters(self)
 
 
 def parse_config(data: Any, what: str = "config") -> Config:

@@ -19,4 +19,37 @@ if [ -f tests/vcsim/build.sh ]; then
   bash tests/vcsim/build.sh || { [ "${CI:-}" = "true" ] && exit 1; echo "warning: vCenter simulator not built; its tests will skip" >&2; }
 fi
 
+# Headless Chromium (and a font) for the HTML report test, from Debian.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; } \
+      || { [ "${CI:-}" = "true" ] && exit 1; echo "warning: chromium not installed; the HTML report browser test will skip" >&2; }
+  else
+    [ "${CI:-}" = "true" ] && { echo "chromium is missing and installing it needs root" >&2; exit 1; }
+    echo "warning: chromium is missing (apt-get install chromium as root); the HTML report browser test will skip" >&2
+  fi
+fi
+
+# Prometheus and promtool for the monitoring tests, from Debian.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } \
+      || { [ "${CI:-}" = "true" ] && exit 1; echo "warning: prometheus not installed; the monitoring tests will skip" >&2; }
+  else
+    [ "${CI:-}" = "true" ] && { echo "prometheus is missing and installing it needs root" >&2; exit 1; }
+    echo "warning: prometheus is missing (apt-get install prometheus as root); the monitoring tests will skip" >&2
+  fi
+fi
+
+# openssl makes the self-signed certificates of the TLS tests (vCenter CA file, metrics endpoint).
+if ! command -v openssl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; } \
+      || { [ "${CI:-}" = "true" ] && exit 1; echo "warning: openssl not installed; the TLS tests will skip" >&2; }
+  else
+    [ "${CI:-}" = "true" ] && { echo "openssl is missing and installing it needs root" >&2; exit 1; }
+    echo "warning: openssl is missing (apt-get install openssl as root); the TLS tests will skip" >&2
+  fi
+fi
+
 exec .venv/bin/python -m pytest "$@"

@@ -6,6 +6,29 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class DpmOptions:
+    """Distributed Power Management: when hosts go to standby or come back (engine/dpm.py)."""
+
+    target: float = 0.63  # demand / capacity DPM aims for
+    tolerance: float = 0.18  # band: target - tolerance .. target + tolerance (45 %..81 %)
+    min_hosts_on: int = 2  # never fewer hosts on
+    headroom_hosts: int = 1  # the demand must still fit with this many of the largest hosts lost
+    max_standby: int | None = 1  # hosts put into standby per plan (None: no cap); the next plan judges again
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target < 1.0 or not 0.0 <= self.tolerance < 1.0:
+            raise ValueError("dpm target must be in (0, 1) and tolerance in [0, 1)")
+        if self.min_hosts_on < 1 or self.headroom_hosts < 0:
+            raise ValueError("dpm min_hosts_on must be >= 1 and headroom_hosts >= 0")
+        if self.max_standby is not None and self.max_standby < 1:
+            raise ValueError("dpm max_standby must be >= 1 (or None: no cap)")
+
+    @property
+    def band(self) -> tuple[float, float]:
+        return max(self.target - self.tolerance, 0.0), self.target + self.tolerance
+
+
+@dataclass(frozen=True)
 class PlanOptions:
     threshold: int = 3  # DRS migration threshold 1 (mandatory only) .. 5 (aggressive)
     max_moves: int | None = None  # cap on moves per plan (temporary hops count)
@@ -19,6 +42,10 @@ class PlanOptions:
     soft_rule_weight: float = 0.05  # penalty of a broken should-rule (per VM), in combined variance units
     seed: int = 0
     planner: str = "cp-sat"  # cp-sat | greedy
+    dpm: DpmOptions | None = None  # None: DPM off (no host power decisions)
+    # Hosts entering maintenance: every VM registered on them (powered-off ones too) moves off,
+    # nothing else moves, and the plan ends with their enter-maintenance actions (engine/power.py).
+    evacuate: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.threshold <= 5:

@@ -11,9 +11,11 @@ from .cluster import Cluster, build_cluster
 from .feasibility import find_conflicts
 from .greedy import hill_climb
 from .history import NO_HISTORY, History
+from .holds import apply_history
 from .optimizer import optimise
 from .options import PlanOptions
 from .order import order_moves
+from .power import evacuation_conflicts, plan_power
 from .rules import all_violations
 from .vmotion import estimate
 
@@ -38,6 +40,9 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
     )
     violations_before = all_violations(cluster, cluster.place)
     conflicts = find_conflicts(cluster)
+    note = "the mandatory rules cannot all hold: nothing is moved until they are changed"
+    if not conflicts and (conflicts := evacuation_conflicts(cluster, options)):
+        note = "the hosts cannot be emptied (see conflicts): nothing is moved"
     if conflicts:
         pair = ResourcePair(cpu=before[0], mem=before[1])
         return Plan(
@@ -47,29 +52,35 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
             violations_before=violations_before,
             violations_after=violations_before,
             conflicts=conflicts,
-            notes=["the mandatory rules cannot all hold: nothing is moved until they are changed"],
+            notes=[note],
         )
 
-    result = PLANNERS[options.planner](cluster, options)
+    held = apply_history(cluster, history, options)  # anti-oscillation holds (engine/holds.py)
+    power = plan_power(cluster, options, history)  # DPM and maintenance: hosts leaving or woken (engine/power.py)
+    cluster = power.cluster
+    result = PLANNERS[options.planner](power.planning, options)
     reasons = _reasons(cluster, result.place)
+    reasons.update(power.move_reasons(result.place))
     priority = np.array([_PRIORITY[reasons.get(v, ("balance",))[0]] for v in range(cluster.n_vms)])
-    ordering = order_moves(cluster, cluster.place, result.place, priority, options.max_moves)
+    ordering = order_moves(cluster, cluster.place, result.place, priority, power.step_budget(options.max_moves))
 
     moves: list[Move] = []
     cur = cluster.place.copy()
     loads = cluster.host_loads(cur)
-    score = combined(*imbalance(cluster, loads))
-    for i, step in enumerate(ordering.steps, start=1):
+    im = imbalance(cluster, loads)
+    score = combined(*im)
+    for i, step in enumerate(ordering.steps, start=power.first_step):
         v = step.vm
         loads[step.source] -= cluster.load[v]
         loads[step.target] += cluster.load[v]
         cur[v] = step.target
-        new_score = combined(*imbalance(cluster, loads))
+        new_im = imbalance(cluster, loads)
+        new_score = combined(*new_im)
         reason, detail, rule = reasons.get(v, ("balance", "", None))
         if step.hop:
             detail = (detail + "; " if detail else "") + f"temporary hop on the way to {cluster.host_names[step.final]}"
         elif reason == "balance":
-            detail = f"imbalance {score:.3f} -> {new_score:.3f}"
+            detail = f"CPU imbalance {im[0]:.3f} → {new_im[0]:.3f}, memory imbalance {im[1]:.3f} → {new_im[1]:.3f}"
         est = estimate(cluster.mem_mb[v], cluster.dirty_mbps[v], float(min(cluster.bandwidth_mbps[step.source], cluster.bandwidth_mbps[step.target])))
         moves.append(
             Move(
@@ -89,13 +100,15 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
                 mandatory=reason in ("evacuate", "capacity") or (reason == "rule" and _is_mandatory(cluster, rule)),
             )
         )
-        score = new_score
+        score, im = new_score, new_im
+    cluster = power.settle(ordering.place)  # a host the moves could not empty stays on
+    power_actions = power.actions(ordering.place, len(moves))
     after = imbalance(cluster, loads)
     suppressed = [
         Suppressed(vm=cluster.vm_names[v], target=cluster.host_names[int(result.place[v])], reason="unorderable",
                    detail="no order of moves keeps every step within capacity and rules")
         for v in ordering.dropped
-    ]
+    ] + held
     notes = []
     if not moves:
         if options.threshold == 1:
@@ -115,7 +128,8 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
         violations_before=violations_before,
         violations_after=all_violations(cluster, cur),
         suppressed=suppressed,
-        notes=notes,
+        power=power_actions,
+        notes=notes + power.notes,
     )
 
 

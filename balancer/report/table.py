@@ -6,17 +6,26 @@ from rich.console import Console
 from rich.table import Table
 
 from ..execute import ActionResult
-from ..plan import Move, Plan
+from ..plan import Plan
+from ..snapshot import Snapshot
+from .view import DEFAULT_DPM_BAND, ReportView, build_view
+from .words import pct
 
 
-def _pct(x: float) -> str:
+def _num(x: float) -> str:
     return f"{x:.3f}"
 
 
-def render_plan(plan: Plan, console: Console) -> None:
+def render_plan(plan: Plan, console: Console, snapshot: Snapshot | None = None,
+                dpm_band: tuple[float, float] = DEFAULT_DPM_BAND) -> None:
+    """Print the plan: imbalance, actions with reasons in words, per-host load, rules, suppressed moves."""
+    render_view(build_view(plan, snapshot, dpm_band), console)
+
+
+def render_view(view: ReportView, console: Console) -> None:
+    plan = view.plan
     im = plan.imbalance
-    title = f"Plan for cluster {plan.cluster} (threshold {plan.threshold}, planner {plan.planner})"
-    console.print(f"[bold]{title}[/bold]")
+    console.print(f"[bold]{view.title}[/bold] (threshold {plan.threshold}, planner {plan.planner})")
     if plan.status != "ok":
         console.print(f"[bold red]status: {plan.status}[/bold red]")
         for c in plan.conflicts:
@@ -25,50 +34,57 @@ def render_plan(plan: Plan, console: Console) -> None:
     summary.add_column("imbalance")
     summary.add_column("before", justify="right")
     summary.add_column("after", justify="right")
-    summary.add_row("CPU", _pct(im.before.cpu), _pct(im.after.cpu))
-    summary.add_row("memory", _pct(im.before.mem), _pct(im.after.mem))
+    summary.add_row("CPU", _num(im.before.cpu), _num(im.after.cpu))
+    summary.add_row("memory", _num(im.before.mem), _num(im.after.mem))
     if im.target is not None:
-        summary.add_row("target", _pct(im.target), _pct(im.target))
+        summary.add_row("target", _num(im.target), _num(im.target))
     console.print(summary)
 
-    if plan.actions:
+    if view.actions:
         t = Table(title="Actions, in order", show_header=True, header_style="bold")
         for col, just in [("step", "right"), ("VM / host", "left"), ("from → to", "left"), ("reason", "left"),
-                          ("gain", "right"), ("vMotion", "right"), ("why", "left")]:
+                          ("gain", "right"), ("vMotion", "right")]:
             t.add_column(col, justify=just)
-        for a in plan.actions:
-            if isinstance(a, Move):
-                vm_time = f"{a.vmotion.seconds:.0f} s" if a.vmotion else ""
-                t.add_row(str(a.step), a.vm, f"{a.source} → {a.target}", a.reason, f"{a.gain:+.3f}", vm_time, a.detail)
-            else:
-                saves = f", saves ~{a.saves_w:.0f} W" if a.saves_w else ""
-                t.add_row(str(a.step), a.host, a.action, a.reason, "", "", a.detail + saves)
+        for a in view.actions:
+            gain = f"{a.gain:+.3f}" if a.gain is not None else ""
+            vmotion = f"{a.vmotion_s:.0f} s" if a.vmotion_s is not None else ""
+            if vmotion and not a.converges:
+                vmotion += " (forced)"
+            t.add_row(str(a.step), a.subject, a.change, a.words, gain, vmotion)
         console.print(t)
     else:
         console.print("No actions.")
-    if plan.violations_before or plan.violations_after:
-        t = Table(title="Rules and capacity", show_header=True, header_style="bold")
-        t.add_column("kind")
-        t.add_column("name")
-        t.add_column("found")
-        t.add_column("after the plan")
-        after = {(v.kind, v.name) for v in plan.violations_after}
-        for v in plan.violations_before:
-            kind = v.kind + ("" if v.mandatory else " (should)")
-            t.add_row(kind, v.name, v.detail, "still broken" if (v.kind, v.name) in after else "repaired")
-        before = {(v.kind, v.name) for v in plan.violations_before}
-        for v in plan.violations_after:
-            if (v.kind, v.name) not in before:
-                t.add_row(v.kind, v.name, "", v.detail)
+
+    if view.hosts:
+        lo, hi = view.dpm_band
+        t = Table(title=f"Hosts (DPM band {pct(lo)}–{pct(hi)})", show_header=True, header_style="bold")
+        for col, just in [("host", "left"), ("state", "left"), ("VMs", "right"), ("CPU", "right"),
+                          ("memory", "right")]:
+            t.add_column(col, justify=just)
+        for h in view.hosts:
+            state = h.state_before if h.state_before == h.state_after else f"{h.state_before} → {h.state_after}"
+            t.add_row(h.name, state, f"{h.vms_before} → {h.vms_after}",
+                      f"{pct(h.cpu_before)} → {pct(h.cpu_after)}", f"{pct(h.mem_before)} → {pct(h.mem_after)}")
         console.print(t)
-    if plan.suppressed:
+
+    if view.status:
+        t = Table(title="Rules and capacity", show_header=True, header_style="bold")
+        for col in ("kind", "name", "found", "after the plan"):
+            t.add_column(col)
+        colour = {"repaired": "green", "still broken": "red", "holds": "", "disabled": "dim"}
+        for r in view.status:
+            kind = r.kind + ("" if r.mandatory else " (should)")
+            c = colour.get(r.after, "red")
+            t.add_row(kind, r.name, r.found, f"[{c}]{r.after}[/]" if c else r.after)
+        console.print(t)
+
+    if view.suppressed:
         t = Table(title="Suppressed moves", show_header=True, header_style="bold")
         t.add_column("VM")
         t.add_column("to")
-        t.add_column("reason")
-        t.add_column("detail")
-        for s in plan.suppressed:
-            t.add_row(s.vm, s.target or "", s.reason, s.detail)
+        t.add_column("why not")
+        for s in view.suppressed:
+            t.add_row(s.vm, s.target, s.words)
         console.print(t)
     for n in plan.notes:
         console.print(f"note: {n}")

@@ -19,7 +19,14 @@ class Source(Protocol):
         ...
 
     def execute(self, plan: Plan) -> list[ActionResult]:
-        """Carry out a plan's actions in step order; every attempted action comes back with its outcome."""
+        """Carry out a plan's actions in step order; every attempted action comes back with its outcome.
+
+        The service journals each action through hooks the executing object offers (the source
+        itself, or its ``executor``): ``before_action(action)`` just before the cluster is asked,
+        ``after_action(action, result)`` when it has an outcome, and ``should_stop()``, polled before
+        starting each further action (True: skip the rest). A source with a clock of its own (the
+        embedded simulator) also has ``advance()``, called once per cycle.
+        """
         ...
 
     def close(self) -> None:

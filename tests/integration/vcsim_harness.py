@@ -48,12 +48,12 @@ class VcSim:
     """One running simulator: ``hosts`` hosts, VM i on host i mod hosts."""
 
     def __init__(self, hosts: int = 3, vms_per_host: int = 2, cpu_mhz: int = 2000, cores: int = 8,
-                 mem_mb: int = 65536, relocate_ms: int = 0, startup_timeout: float = 60.0):
+                 mem_mb: int = 65536, relocate_ms: int = 0, startup_timeout: float = 60.0, port: int | None = None):
         self.hosts, self.vms_per_host = hosts, vms_per_host
         self.cpu_mhz, self.cores, self.mem_mb = cpu_mhz, cores, mem_mb
         last = ""
         for _ in range(3):  # the free port may be taken between the check and the start
-            self.port = free_port()
+            self.port = port or free_port()  # a given port: a simulator "coming back" where it was
             args = [str(BINARY), "-port", str(self.port), "-hosts", str(hosts), "-vms-per-host", str(vms_per_host),
                     "-host-cpu-mhz", str(cpu_mhz), "-host-cores", str(cores), "-host-mem-mb", str(mem_mb),
                     "-relocate-ms", str(relocate_ms)]

@@ -164,6 +164,18 @@ class SimulatedCluster:
         for h in self.hosts:
             if h["ready_at"] is not None and self.cycle >= h["ready_at"]:
                 h["state"], h["ready_at"] = HostState.ON, None
+        self.save()
+
+    # --- hooks (the service journals each action; see balancer/service) ---------------------
+    def before_action(self, action: Move | PowerAction) -> None:
+        """Called just before an action is carried out (after its premise check)."""
+
+    def after_action(self, action: Move | PowerAction, result: ActionResult) -> None:
+        """Called when an action has an outcome (after the state is saved, when it is kept in a file)."""
+
+    def should_stop(self) -> bool:
+        """True: start no further action (the rest is skipped)."""
+        return False
 
     def execute(self, plan: Plan) -> list[ActionResult]:
         results = []
@@ -171,20 +183,46 @@ class SimulatedCluster:
         host_idx = {h["name"]: i for i, h in enumerate(self.hosts)}
         vm_by_name = {v.name: v for v in self.vms}
         for action in plan.actions:
-            if isinstance(action, Move):
+            what = f"{action.source} -> {action.target}" if isinstance(action, Move) else action.action
+            kind, subject = ("move", action.vm) if isinstance(action, Move) else ("power", action.host)
+            if self.should_stop():
+                res = ActionResult(action.step, kind, subject, what, "skipped", action.reason,
+                                   "not started: the balancer is stopping")
+            elif isinstance(action, Move):
                 why = move_premise(snap, action)
                 if why:
-                    results.append(ActionResult(action.step, "move", action.vm, f"{action.source} -> {action.target}",
-                                                "skipped", action.reason, why))
-                    continue
-                vm_by_name[action.vm].host = host_idx[action.target]
-                secs = action.vmotion.seconds if action.vmotion else 0.0
-                results.append(ActionResult(action.step, "move", action.vm, f"{action.source} -> {action.target}",
-                                            "success", action.reason, "", secs))
-            elif isinstance(action, PowerAction):
-                results.append(self._power(action, host_idx))
+                    res = ActionResult(action.step, "move", action.vm, what, "skipped", action.reason, why)
+                else:
+                    self.before_action(action)
+                    self._take_time()
+                    vm_by_name[action.vm].host = host_idx[action.target]
+                    secs = action.vmotion.seconds if action.vmotion else 0.0
+                    res = ActionResult(action.step, "move", action.vm, what, "success", action.reason, "", secs)
+            else:
+                self.before_action(action)
+                self._take_time()
+                res = self._power(action, host_idx)
+            self.save()
+            self.after_action(action, res)
+            results.append(res)
             snap = self.snapshot()
         return results
+
+    def _take_time(self) -> None:
+        """An action takes ``config.action_seconds`` of wall-clock time (0: instant)."""
+        if self.config.action_seconds > 0:
+            import time
+
+            time.sleep(self.config.action_seconds)
+
+    # --- persistence: the cluster's state survives a restart of the balancer ----------------
+    state_file = None  # a Path: the state is restored from it and saved after every change
+
+    def save(self) -> None:
+        if self.state_file is not None:
+            from .state import save_state
+
+            save_state(self, self.state_file)
 
     def _power(self, action: PowerAction, host_idx: dict[str, int]) -> ActionResult:
         h = self.hosts[host_idx[action.host]]

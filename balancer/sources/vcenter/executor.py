@@ -10,7 +10,9 @@ Scheduling (see docs/vcenter.md):
   ``max_vmotions_per_cluster`` in the cluster;
 - just before each action its premise is re-read from vCenter; a stale action is "skipped";
 - an action that depends on a failed one is skipped; after ``max_failures`` failures nothing new
-  starts and the rest is skipped.
+  starts and the rest is skipped;
+- once ``should_stop()`` answers True (the service is shutting down) nothing new starts either:
+  actions in flight finish, the rest is skipped.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ class Executor:
     def after_action(self, action: Action, result: ActionResult) -> None:
         """Called in the worker thread when an action has an outcome."""
 
+    def should_stop(self) -> bool:
+        """True: start no further action (actions in flight finish; the rest is skipped)."""
+        return False
+
     # --- scheduling -----------------------------------------------------------------------
     def run(self, plan: Plan) -> list[ActionResult]:
         actions: list[Action] = list(plan.actions)
@@ -101,6 +107,11 @@ class Executor:
 
         with ThreadPoolExecutor(max_workers=self.per_cluster, thread_name_prefix="vmotion") as pool:
             while pending or running:
+                if pending and self.should_stop():
+                    for i in pending:
+                        results[i] = self._result(actions[i], "skipped", "not started: the balancer is stopping")
+                        outcome[i] = "skipped"
+                    pending = []
                 if failures >= self.max_failures and pending:
                     for i in pending:
                         results[i] = self._result(actions[i], "skipped",

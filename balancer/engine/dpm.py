@@ -1,0 +1,300 @@
+"""DPM (Distributed Power Management): which hosts to put into standby or to power on. Pure.
+
+Demand is judged per resource as demand / capacity of the hosts that are on (the higher of
+CPU and memory counts), against the band target ± tolerance (63 % ± 18 % = 45 %–81 % by
+default, as in DRS):
+
+- **power on** when the demand judged over the power-on window is above the band, or no
+  longer fits with the ``headroom_hosts`` largest hosts lost (HA headroom), or a mandatory
+  VM-host rule's host group is above the band: standby hosts are woken, the most efficient
+  first (CPU capacity per peak watt when host power is known, else the largest), until the
+  demand is back at the target and the headroom holds;
+- **standby** when the demand judged over the power-off window is below the band: hosts are
+  taken one at a time, the cheapest to evacuate per watt saved first (memory to move divided
+  by the predicted saving when host power is known, else memory to move), as long as after
+  them the demand stays at or below the target, at least ``min_hosts_on`` hosts stay on, the
+  demand fits with the ``headroom_hosts`` largest remaining hosts lost, every mandatory
+  VM-host rule's host group keeps its VMs' demand at or below the target, and the mandatory
+  rules can still all hold;
+- hosts in ``History.power_hold`` (their power state changed within the hold time) are left
+  as they are, so a decision is not reversed at once; while a held host is on (it was just
+  powered on) no other host goes to standby either; a host with a VM that may not be moved
+  (manual or disabled override, or within its cooldown) is not put into standby;
+- the HA headroom has a margin: a standby host is powered on when the demand no longer fits
+  within the limits (capacity minus headroom) with the largest hosts lost, while a host goes
+  to standby only if the demand would still fit within the band's top (81 %) of the rest.
+
+The windows are computed outside the engine (``window_demand`` is the statistic: mean + 2
+standard deviations of the samples in the window); without them the snapshot's current
+demand is used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ..snapshot import HostState
+from .cluster import CPU, MEM, Cluster
+from .feasibility import find_conflicts
+from .history import History
+from .hoststate import host_mask, vms_on, with_hosts_leaving
+from .options import DpmOptions
+
+SIGMAS = 2.0  # a window's demand: mean + SIGMAS x standard deviation
+
+
+def window_demand(samples: Sequence[Sequence[float]]) -> tuple[float, float]:
+    """The demand a DPM window stands for: mean + 2 standard deviations of its (CPU MHz, memory MB) samples."""
+    arr = np.asarray(samples, dtype=float).reshape(-1, 2)
+    if not len(arr):
+        raise ValueError("a demand window needs at least one sample")
+    value = arr.mean(axis=0) + SIGMAS * arr.std(axis=0)
+    return float(value[CPU]), float(value[MEM])
+
+
+@dataclass
+class PowerChoice:
+    power_on: list[int] = field(default_factory=list)  # standby hosts to wake, in order
+    standby: list[int] = field(default_factory=list)  # hosts to empty and put into standby
+    why: dict[int, str] = field(default_factory=dict)  # host -> the decision in words
+    notes: list[str] = field(default_factory=list)
+    demand_off: np.ndarray | None = None  # (2,) the demand the standby decision was judged on
+    windowed_off: bool = False
+
+
+@dataclass
+class _Scope:
+    """Hosts and the demand that has to run on them: the whole cluster, or one mandatory VM-host rule."""
+
+    rule: str | None
+    hosts: np.ndarray  # (H,) bool
+    demand_on: np.ndarray  # (2,) judged over the power-on window
+    demand_off: np.ndarray  # (2,) judged over the power-off window
+
+
+def _pct(x: float) -> str:
+    return "∞" if not math.isfinite(x) else f"{100 * x:.0f} %"
+
+
+def _ratio(demand: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(cap > 0, demand / np.where(cap > 0, cap, 1.0), np.where(demand > 0, np.inf, 0.0))
+    return out
+
+
+def utilisation(cluster: Cluster, hosts_on: np.ndarray, demand: np.ndarray, scope: np.ndarray | None = None) -> np.ndarray:
+    """(2,) demand / capacity of the hosts on (within ``scope``)."""
+    mask = hosts_on if scope is None else hosts_on & scope
+    return _ratio(demand, cluster.cap[mask].sum(axis=0))
+
+
+def headroom_ok(cluster: Cluster, hosts_on: np.ndarray, demand: np.ndarray, lost: int,
+                level: float | None = None) -> bool:
+    """Does ``demand`` fit on the hosts on with the ``lost`` largest of them gone?
+
+    It fits within the hosts' limits (capacity minus headroom), or, with ``level``, within that
+    share of their capacity (at most their limits).
+    """
+    lim = cluster.limit[hosts_on]
+    if level is not None:
+        lim = np.minimum(lim, cluster.cap[hosts_on] * level)
+    for r in (CPU, MEM):
+        kept = np.sort(lim[:, r])[::-1][lost:].sum()
+        if demand[r] > kept + 1e-6:
+            return False
+    return True
+
+
+def _describe(u: np.ndarray) -> str:
+    return f"CPU {_pct(u[CPU])}, memory {_pct(u[MEM])}"
+
+
+def choose_power(cluster: Cluster, dpm: DpmOptions, history: History) -> PowerChoice:
+    """DPM's decision for this snapshot: hosts to power on, or hosts to put into standby (never both)."""
+    on = cluster.on.copy()
+    current = cluster.load.sum(axis=0) if cluster.n_vms else np.zeros(2)
+    d_on = np.array(history.demand_power_on, dtype=float) if history.demand_power_on is not None else current
+    d_off = np.array(history.demand_power_off, dtype=float) if history.demand_power_off is not None else current
+    windowed_on = history.demand_power_on is not None
+    windowed_off = history.demand_power_off is not None
+    lo, hi = dpm.band
+    held = host_mask(cluster, (cluster._host_idx[n] for n in history.power_hold if n in cluster._host_idx))
+    scopes = _scopes(cluster, d_on, d_off, current)
+    out = PowerChoice()
+    if not on.any():
+        return out
+
+    # --- power on ---------------------------------------------------------------------------------
+    wake_reasons = []
+    for s in scopes:
+        u = utilisation(cluster, on, s.demand_on, s.hosts)
+        if u.max() > hi + 1e-9:
+            where = "cluster" if s.rule is None else f"rule {s.rule}'s hosts"
+            wake_reasons.append((s, f"{where} demand {_describe(u)}{' (power-on window)' if windowed_on else ''} "
+                                    f"is above the {_pct(lo)}–{_pct(hi)} band"))
+    cluster_scope = scopes[0]
+    if not headroom_ok(cluster, on, d_on, dpm.headroom_hosts):
+        wake_reasons.append((cluster_scope, f"HA headroom: the demand no longer fits with the {dpm.headroom_hosts} "
+                                            f"largest host(s) lost"))
+    standby = np.array([h.state is HostState.STANDBY for h in cluster.snapshot.hosts], dtype=bool) & ~held
+    if wake_reasons:
+        if not standby.any():
+            out.notes.append(f"DPM: {wake_reasons[0][1]}, and no standby host can be powered on")
+            return out
+        order = _wake_order(cluster, standby)
+        woken = on.copy()
+        for scope, reason in wake_reasons:
+            for h in order:
+                if woken[h] or not scope.hosts[h]:
+                    continue
+                u = utilisation(cluster, woken, scope.demand_on, scope.hosts)
+                ha = scope.rule is not None or headroom_ok(cluster, woken, d_on, dpm.headroom_hosts)
+                if u.max() <= dpm.target + 1e-9 and ha:
+                    break
+                woken[h] = True
+                out.power_on.append(int(h))
+                out.why[int(h)] = reason
+        return out
+
+    # --- standby ----------------------------------------------------------------------------------
+    u_off = utilisation(cluster, on, d_off)
+    window = " (power-off window)" if windowed_off else ""
+    if u_off.max() >= lo:
+        if windowed_on or windowed_off:
+            judged = (f"{_describe(utilisation(cluster, on, d_on))} over the power-on window and "
+                      f"{_describe(u_off)} over the power-off window")
+        else:
+            judged = _describe(u_off)
+        out.notes.append(f"DPM: demand {judged} is within the {_pct(lo)}–{_pct(hi)} band; no power change")
+        return out
+    recently_on = [cluster.host_names[h] for h in np.flatnonzero(on & held)]
+    if recently_on:
+        # a power-on within the hold time is not undone by putting another host into standby
+        out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the band, but {', '.join(recently_on)} "
+                         f"changed power state within the hold time; no host goes to standby until it has passed")
+        return out
+    candidates = _standby_candidates(cluster, on & ~held)
+    if not candidates:
+        out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the band, but every host that is on "
+                         f"runs a VM that may not move or is held after a recent power change")
+        return out
+    chosen = np.zeros(cluster.n_hosts, dtype=bool)
+    refusal: str | None = None
+    for h in candidates:
+        if dpm.max_standby is not None and len(out.standby) >= dpm.max_standby:
+            break  # a few hosts at a time: the next plan judges the demand again
+        trial = on & ~chosen
+        trial[h] = False
+        why_not = _standby_refusal(cluster, dpm, trial, chosen | host_mask(cluster, [h]), scopes, h)
+        if why_not:
+            refusal = refusal or f"{cluster.host_names[h]}: {why_not}"
+            continue
+        chosen[h] = True
+        out.standby.append(int(h))
+    if not out.standby:
+        out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the {_pct(lo)}–{_pct(hi)} band, "
+                         f"but no host can go to standby ({refusal})")
+        return out
+    out.demand_off = d_off
+    out.windowed_off = windowed_off
+    for h in out.standby:
+        out.why[h] = standby_reason(cluster, dpm, out, on & ~chosen)
+    return out
+
+
+def standby_reason(cluster: Cluster, dpm: DpmOptions, choice: PowerChoice, remaining: np.ndarray) -> str:
+    """A standby decision in words: the demand that was judged, and the hosts that stay on."""
+    lo, hi = dpm.band
+    window = " (power-off window)" if choice.windowed_off else ""
+    before = utilisation(cluster, cluster.on, choice.demand_off)
+    after = utilisation(cluster, remaining, choice.demand_off)
+    return (f"demand {_describe(before)}{window} is below the {_pct(lo)}–{_pct(hi)} band; "
+            f"{int(remaining.sum())} hosts stay on at {_describe(after)}")
+
+
+def _scopes(cluster: Cluster, d_on: np.ndarray, d_off: np.ndarray, current: np.ndarray) -> list[_Scope]:
+    scopes = [_Scope(None, np.ones(cluster.n_hosts, dtype=bool), d_on, d_off)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f_on = np.where(current > 0, d_on / np.where(current > 0, current, 1.0), 1.0)
+        f_off = np.where(current > 0, d_off / np.where(current > 0, current, 1.0), 1.0)
+    for g in cluster.vmhost:
+        if not g.mandatory or not len(g.vms):
+            continue
+        members = g.vms[cluster.powered[g.vms]]
+        if not len(members):
+            continue
+        demand = cluster.load[members].sum(axis=0)
+        hosts = g.hosts if g.affine else ~g.hosts
+        scopes.append(_Scope(g.rule, hosts.copy(), demand * f_on, demand * f_off))
+    return scopes
+
+
+def _wake_order(cluster: Cluster, standby: np.ndarray) -> list[int]:
+    """Standby hosts, the best to wake first: most CPU capacity per peak watt, else the largest."""
+    hosts = [int(h) for h in np.flatnonzero(standby)]
+    cap = cluster.cap / np.maximum(cluster.cap.max(axis=0), 1e-9)
+    if cluster.power_peak_w is not None:
+        key = {h: -cluster.cap[h, CPU] / max(float(cluster.power_peak_w[h]), 1.0) for h in hosts}
+    else:
+        key = {h: -float(cap[h].sum()) for h in hosts}
+    return sorted(hosts, key=lambda h: (key[h], h))
+
+
+def saving_estimate_w(cluster: Cluster, h: int, hosts_on: np.ndarray) -> float | None:
+    """Watts saved by emptying host ``h`` into the other hosts that are on (linear idle-to-peak power model)."""
+    if cluster.power_idle_w is None or cluster.power_peak_w is None:
+        return None
+    slope = (cluster.power_peak_w - cluster.power_idle_w) / cluster.cap[:, CPU]  # W per MHz
+    cpu = float(cluster.host_loads(cluster.place)[h, CPU])
+    others = hosts_on.copy()
+    others[h] = False
+    elsewhere = float(np.median(slope[others])) if others.any() else 0.0
+    return float(cluster.power_idle_w[h] + slope[h] * cpu - elsewhere * cpu)
+
+
+def _standby_candidates(cluster: Cluster, eligible: np.ndarray) -> list[int]:
+    """Hosts that may go to standby, the cheapest to evacuate per watt saved first."""
+    out = []
+    key = {}
+    for h in np.flatnonzero(eligible):
+        h = int(h)
+        leaving = vms_on(cluster, host_mask(cluster, [h]))
+        if (leaving & ~cluster.movable).any():
+            continue  # a VM that may not move keeps the host on
+        mem = float(cluster.mem_mb[leaving].sum())
+        saved = saving_estimate_w(cluster, h, eligible | cluster.on)
+        key[h] = (mem + 1.0) / max(saved, 1.0) if saved is not None else mem
+        out.append(h)
+    return sorted(out, key=lambda h: (key[h], h))
+
+
+def _standby_refusal(cluster: Cluster, dpm: DpmOptions, remaining: np.ndarray, leaving: np.ndarray,
+                     scopes: list[_Scope], h: int) -> str | None:
+    """Why ``h`` may not join the hosts going to standby (None: it may)."""
+    if int(remaining.sum()) < dpm.min_hosts_on:
+        return f"min_hosts_on is {dpm.min_hosts_on}"
+    for s in scopes:
+        if not s.hosts[h]:
+            continue
+        u = utilisation(cluster, remaining, s.demand_off, s.hosts)
+        if u.max() > dpm.target + 1e-9:
+            where = "the demand" if s.rule is None else f"rule {s.rule}'s VMs"
+            return f"{where} would reach {_describe(u)}, above the {_pct(dpm.target)} target"
+    # HA headroom, with a margin against flapping: a host is powered on again only when the demand
+    # no longer fits within the limits with the largest hosts lost; it goes to standby only when
+    # the demand would then still fit within the band's top.
+    if not headroom_ok(cluster, remaining, scopes[0].demand_off, dpm.headroom_hosts, level=dpm.band[1]):
+        return (f"with the {dpm.headroom_hosts} largest host(s) lost the demand would be above "
+                f"{_pct(dpm.band[1])} of the rest")
+    conflicts = find_conflicts(with_hosts_leaving(cluster, leaving))
+    if conflicts:
+        return conflicts[0]
+    return None
+
+
+__all__ = ["PowerChoice", "choose_power", "headroom_ok", "saving_estimate_w", "standby_reason", "utilisation",
+           "window_demand"]

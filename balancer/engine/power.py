@@ -1,0 +1,227 @@
+"""Host power and maintenance in a plan: DPM standby / power-on, and maintenance-mode evacuation.
+
+``plan_power`` runs before the planner:
+
+1. it decides which hosts leave service (DPM standby, engine/dpm.py; or ``options.evacuate``
+   for maintenance) or come back (DPM power-on);
+2. **evacuation stage**: the optimiser's mend phase (as at threshold 1) moves the VMs that must
+   leave, within capacity and the mandatory rules; a standby candidate whose VMs cannot all
+   leave stays on (its VMs stay where they were);
+3. the planner then balances the cluster with those hosts changed, starting from the evacuated
+   placement, and the ordering step orders every move from the original placement, so each
+   intermediate step respects capacity and the mandatory rules.
+
+After ordering, ``settle`` keeps on any leaving host the ordering could not empty, and
+``actions`` numbers the power actions: power-on first (before the moves that use the woken
+hosts), standby / enter-maintenance after the last move (once their hosts are empty).
+Evacuation moves do not count against ``max_moves``: a host is emptied completely or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..plan import PowerAction
+from ..snapshot import HostState
+from .cluster import CPU, Cluster
+from .dpm import PowerChoice, choose_power, standby_reason
+from .feasibility import find_conflicts
+from .history import History
+from .hoststate import host_mask, vms_on, with_hosts_leaving, with_hosts_woken
+from .optimizer import optimise
+from .options import PlanOptions
+
+EVACUATION_TIME_LIMIT_S = 10.0  # wall-clock safety net of the evacuation stage (it stops once every VM is placed)
+
+
+@dataclass
+class PowerPlan:
+    original: Cluster  # the cluster as the snapshot shows it
+    cluster: Cluster  # with the host changes made; placement: the start (moves are ordered on this)
+    planning: Cluster  # the same, starting from the placement after the evacuation stage (the planner's input)
+    woken: list[int] = field(default_factory=list)  # standby hosts powered on first
+    leaving: list[int] = field(default_factory=list)  # hosts emptied, then put into standby / maintenance
+    leave_action: str = "standby"  # or "enter-maintenance"
+    why: dict[int, str] = field(default_factory=dict)  # host -> the decision in words
+    notes: list[str] = field(default_factory=list)
+    evacuation_moves: int = 0
+
+    @property
+    def every_vm(self) -> bool:
+        return self.leave_action == "enter-maintenance"
+
+    @property
+    def first_step(self) -> int:
+        """Step number of the first move: power-on actions come before every move."""
+        return 1 + len(self.woken)
+
+    def step_budget(self, max_moves: int | None) -> int | None:
+        """Steps the ordering may use: the move budget plus the evacuation's moves."""
+        return None if max_moves is None else max_moves + self.evacuation_moves
+
+    def _must_go(self, hosts: list[int]) -> np.ndarray:
+        return vms_on(self.original, host_mask(self.original, hosts), self.every_vm)
+
+    def move_reasons(self, final: np.ndarray) -> dict[int, tuple[str, str, str | None]]:
+        """Why each VM leaving a host moves: (reason, words, rule), as the planner names moves."""
+        out: dict[int, tuple[str, str, str | None]] = {}
+        names = self.original.host_names
+        for h in self.leaving:
+            for v in np.flatnonzero(self._must_go([h]) & (final != self.original.place)):
+                if self.every_vm:
+                    out[int(v)] = ("evacuate", f"{names[h]} enters maintenance", None)
+                else:
+                    out[int(v)] = ("dpm", f"empties {names[h]} for standby", None)
+        return out
+
+    def settle(self, place: np.ndarray) -> Cluster:
+        """The cluster after the plan, given the placement the ordering reached: a host not emptied stays on."""
+        done = [h for h in self.leaving if not (self._must_go([h]) & (place == h)).any()]
+        for h in self.leaving:
+            if h not in done:
+                what = "standby" if not self.every_vm else "maintenance"
+                self.notes.append(f"{self.original.host_names[h]} does not go into {what}: the moves that empty it "
+                                  "could not all be ordered within the move budget, capacity and the rules")
+        if done == self.leaving:
+            return self.cluster
+        self.leaving = done
+        base = with_hosts_woken(self.original, host_mask(self.original, self.woken)) if self.woken else self.original
+        return with_hosts_leaving(base, host_mask(self.original, done), self.every_vm)
+
+    def actions(self, final: np.ndarray, n_moves: int) -> list[PowerAction]:
+        """Power actions with their steps: power-on before the moves, standby / enter-maintenance after them."""
+        c = self.original
+        out = [PowerAction(step=i, host=c.host_names[h], action="power-on", reason="dpm", detail=self.why.get(h, ""))
+               for i, h in enumerate(self.woken, start=1)]
+        step = len(self.woken) + n_moves + 1
+        total = 0.0
+        for h in self.leaving:
+            if self.every_vm:
+                if c.snapshot.hosts[h].state is HostState.MAINTENANCE:
+                    continue  # already in maintenance: the moves were all it needed
+                out.append(PowerAction(step=step, host=c.host_names[h], action="enter-maintenance",
+                                       reason="maintenance", detail=self.why.get(h, "")))
+            else:
+                saves = self._saving(h, final)
+                total += saves or 0.0
+                out.append(PowerAction(step=step, host=c.host_names[h], action="standby", reason="dpm",
+                                       detail=self.why.get(h, ""), saves_w=saves))
+            step += 1
+        if self.leaving and not self.every_vm and c.power_idle_w is not None:
+            self.notes.append(f"DPM: {len(self.leaving)} host(s) to standby, predicted saving ~{total:.0f} W")
+        return out
+
+    def _saving(self, h: int, final: np.ndarray) -> float | None:
+        """Watts saved by host ``h`` in standby (linear idle-to-peak model; its CPU load runs elsewhere)."""
+        c = self.original
+        if c.power_idle_w is None or c.power_peak_w is None:
+            return None
+        slope = (c.power_peak_w - c.power_idle_w) / c.cap[:, CPU]
+        moved = np.flatnonzero(self._must_go([h]))
+        cpu = c.load[moved, CPU]
+        saves = c.power_idle_w[h] + slope[h] * cpu.sum() - float((slope[final[moved]] * cpu).sum())
+        return round(float(saves), 1)
+
+
+def unchanged(cluster: Cluster, notes: list[str] | None = None) -> PowerPlan:
+    return PowerPlan(original=cluster, cluster=cluster, planning=cluster, notes=list(notes or []))
+
+
+def plan_power(cluster: Cluster, options: PlanOptions, history: History) -> PowerPlan:
+    """Host changes for this plan (DPM or maintenance) and the evacuation stage; see the module doc."""
+    if options.evacuate:
+        return _maintenance(cluster, options)
+    if options.dpm is None:
+        return unchanged(cluster)
+    choice = choose_power(cluster, options.dpm, history)
+    if choice.power_on:
+        work = with_hosts_woken(cluster, host_mask(cluster, choice.power_on), history.left)
+        return PowerPlan(original=cluster, cluster=work, planning=work, woken=choice.power_on, why=choice.why,
+                         notes=choice.notes)
+    if not choice.standby:
+        return unchanged(cluster, choice.notes)
+    return _standby(cluster, options, choice)
+
+
+def _evacuate(work: Cluster, options: PlanOptions) -> np.ndarray:
+    """The placement after moving the VMs that must leave: the optimiser's mend phase only."""
+    if not work.must_leave.any():
+        return work.place.copy()
+    # The solver's budget is counted deterministically; the wall-clock limit is only a safety net,
+    # widened here so that a busy machine does not cut an evacuation short (the same input gives the same plan).
+    mend_only = replace(options, threshold=1, max_moves=None, planner="cp-sat", dpm=None, evacuate=(),
+                        time_limit_s=max(options.time_limit_s, EVACUATION_TIME_LIMIT_S))
+    return optimise(work, mend_only).place
+
+
+def _standby(cluster: Cluster, options: PlanOptions, choice: PowerChoice) -> PowerPlan:
+    hosts, notes = list(choice.standby), list(choice.notes)
+    work = with_hosts_leaving(cluster, host_mask(cluster, hosts))
+    # the evacuation stage moves only the VMs that leave; repairs and balancing are the planner's
+    place = _evacuate(replace(work, movable=work.movable & vms_on(cluster, host_mask(cluster, hosts))), options)
+    stuck = [h for h in hosts if (vms_on(cluster, host_mask(cluster, [h])) & (place == h)).any()]
+    if stuck:
+        # Those hosts stay on: their VMs stay where they were (nothing moved onto a leaving host).
+        back = vms_on(cluster, host_mask(cluster, stuck))
+        place[back] = cluster.place[back]
+        for h in stuck:
+            notes.append(f"DPM: {cluster.host_names[h]} stays on: its VMs could not all be moved (capacity, rules or the solver's time budget)")
+        hosts = [h for h in hosts if h not in stuck]
+        if not hosts:
+            return unchanged(cluster, notes)
+        work = with_hosts_leaving(cluster, host_mask(cluster, hosts))
+    assert options.dpm is not None
+    why = {h: standby_reason(cluster, options.dpm, choice, work.on) for h in hosts}
+    return PowerPlan(original=cluster, cluster=work, planning=replace(work, place=place), leaving=hosts,
+                     leave_action="standby", why=why, notes=notes,
+                     evacuation_moves=int((place != cluster.place).sum()))
+
+
+def _maintenance_cluster(cluster: Cluster, options: PlanOptions) -> tuple[Cluster, list[int]]:
+    hosts = []
+    for name in options.evacuate:
+        if name not in cluster._host_idx:
+            raise ValueError(f"evacuate: unknown host {name!r}")
+        hosts.append(cluster._host_idx[name])
+    mask = host_mask(cluster, hosts)
+    work = with_hosts_leaving(cluster, mask, every_vm=True)
+    # Only the VMs registered on the hosts being evacuated move.
+    return replace(work, movable=vms_on(cluster, mask, every_vm=True)), hosts
+
+
+def evacuation_conflicts(cluster: Cluster, options: PlanOptions) -> list[str]:
+    """Why the hosts in ``options.evacuate`` cannot be emptied (mandatory rules, or no room); [] when they can."""
+    if not options.evacuate:
+        return []
+    work, hosts = _maintenance_cluster(cluster, options)
+    what = "evacuating " + ", ".join(options.evacuate)
+    for h in hosts:
+        state = cluster.snapshot.hosts[h].state
+        if state in (HostState.STANDBY, HostState.DISCONNECTED):
+            return [f"{what}: host {cluster.host_names[h]} is {state.value}; its VMs cannot be moved until it is on"]
+    conflicts = [f"{what}: {c}" for c in find_conflicts(work)]
+    if conflicts:
+        return conflicts
+    place = _evacuate(work, options)
+    stuck = np.flatnonzero(vms_on(cluster, host_mask(cluster, hosts), every_vm=True) & host_mask(cluster, hosts)[place])
+    if len(stuck):
+        names = ", ".join(cluster.vm_names[v] for v in stuck[:5]) + (" ..." if len(stuck) > 5 else "")
+        return [f"{what}: no room for {len(stuck)} VM(s) ({names}) on the other hosts within capacity "
+                "and the mandatory rules"]
+    return []
+
+
+def _maintenance(cluster: Cluster, options: PlanOptions) -> PowerPlan:
+    work, hosts = _maintenance_cluster(cluster, options)
+    place = _evacuate(work, options)
+    why = {h: f"{len(np.flatnonzero(vms_on(cluster, host_mask(cluster, [h]), every_vm=True)))} VM(s) registered on it moved off"
+           for h in hosts}
+    # The planner gets nothing more to move: an evacuation plan moves only the evacuated VMs, once.
+    planning = replace(work, place=place, movable=np.zeros(cluster.n_vms, dtype=bool))
+    return PowerPlan(original=cluster, cluster=work, planning=planning, leaving=hosts, leave_action="enter-maintenance",
+                     why=why, evacuation_moves=int((place != cluster.place).sum()))
+
+
+__all__ = ["PowerPlan", "evacuation_conflicts", "plan_power"]

@@ -1,0 +1,78 @@
+"""`balancer history`: the journal's last cycles, with their plans and actions, as text or JSON."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .store import Journal
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) if ts else "-"
+
+
+def history_data(journal: Journal, last: int, cluster: str | None = None) -> list[dict[str, Any]]:
+    out = []
+    for c in journal.cycles(last, cluster):
+        actions = journal.actions(c.id)
+        out.append({
+            "cycle": c.id, "cluster": c.cluster, "status": c.status, "phase": c.phase, "error": c.error,
+            "started_at": c.started_at, "finished_at": c.finished_at, "cluster_time": c.cluster_time,
+            "automation": c.automation, "dpm_automation": c.dpm_automation,
+            "imbalance_before": None if c.imbalance_cpu is None else {"cpu": c.imbalance_cpu, "mem": c.imbalance_mem},
+            "imbalance_after": None if c.imbalance_after_cpu is None else {"cpu": c.imbalance_after_cpu,
+                                                                            "mem": c.imbalance_after_mem},
+            "planned_moves": c.planned_moves, "planned_power": c.planned_power, "note": c.note,
+            "actions": [{"step": a.step, "kind": a.kind, "subject": a.subject, "source": a.source, "target": a.target,
+                         "reason": a.reason, "state": a.state, "message": a.message, "recovered": a.recovered}
+                        for a in actions],
+            "suppressed": journal.suppressed(c.id),
+        })
+    return out
+
+
+def render_history(journal: Journal, last: int, console: Console, cluster: str | None = None) -> None:
+    cycles = history_data(journal, last, cluster)
+    if not cycles:
+        console.print("the journal has no cycles yet")
+        return
+    table = Table(title=f"last {len(cycles)} cycle(s) — {journal.path}", show_lines=False)
+    for col in ("cycle", "cluster", "started (UTC)", "cluster time", "status", "imbalance cpu/mem", "planned",
+                "carried out", "held back"):
+        table.add_column(col)
+    for c in cycles:
+        before, after = c["imbalance_before"], c["imbalance_after"]
+        im = "-" if before is None else f"{before['cpu']:.3f}/{before['mem']:.3f}"
+        if after is not None and before is not None and after != before:
+            im += f" → {after['cpu']:.3f}/{after['mem']:.3f}"
+        outcomes = Counter(a["state"] for a in c["actions"])
+        done = ", ".join(f"{n} {s}" for s, n in sorted(outcomes.items())) or "-"
+        planned = "-" if c["planned_moves"] is None else f"{c['planned_moves']} moves" + (
+            f", {c['planned_power']} power" if c["planned_power"] else "")
+        held = Counter(s["reason"] for s in c["suppressed"])
+        status = c["status"] + (f" ({c['phase']}: {c['error']})" if c["error"] else "")
+        table.add_row(str(c["cycle"]), c["cluster"], _when(c["started_at"]), _when(c["cluster_time"]), status, im,
+                      planned, done, ", ".join(f"{n} {r}" for r, n in sorted(held.items())) or "-")
+    console.print(table)
+    acts = [(c, a) for c in cycles for a in c["actions"]]
+    if acts:
+        t = Table(title="actions")
+        for col in ("cycle", "step", "action", "reason", "outcome", "message"):
+            t.add_column(col)
+        for c, a in acts:
+            what = (f"move {a['subject']} {a['source']} → {a['target']}" if a["kind"] == "move"
+                    else f"{a['target']} {a['subject']}")
+            outcome = a["state"] + (" (after restart)" if a["recovered"] else "")
+            t.add_row(str(c["cycle"]), str(a["step"]), what, a["reason"] or "", outcome, a["message"] or "")
+        console.print(t)
+    unfinished = journal.unfinished(cluster)
+    if unfinished:
+        console.print(f"[bold yellow]{len(unfinished)} action(s) unfinished[/] (the service stopped while they ran; "
+                      "the next `balancer run` checks them against the cluster):")
+        for a in unfinished:
+            console.print(f"  cycle {a.cycle_id} step {a.step}: {a.words} ({a.state})")

@@ -1,0 +1,184 @@
+"""The service's Prometheus metrics, in their own registry, updated from each cycle's outcome.
+
+Metric names and labels are a public interface (dashboards and alerts are built on them); they
+are listed in README.md.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, get_args
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ..execute.result import Outcome
+from ..plan.model import MoveReason, PowerAction
+from ..snapshot import HostState
+
+if TYPE_CHECKING:
+    from ..service.cycle import CycleResult
+
+RESOURCES = ("cpu", "mem")
+PHASES = ("collect", "plan", "execute")
+# Every value the counters' labels can take: each series starts at 0, so "none yet" reads as 0 in
+# dashboards and alerts rather than as no data.
+OUTCOMES = get_args(Outcome)
+MOVE_REASONS = get_args(MoveReason)
+POWER_ACTIONS = get_args(PowerAction.model_fields["action"].annotation)
+SUPPRESSED_REASONS = ("cooldown", "oscillation", "unorderable")
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+
+@dataclass
+class _ClusterHealth:
+    interval: float
+    last_end: float | None = None
+    last_ok: bool = False
+    last_error: str | None = None
+
+
+class Metrics:
+    """Every balancer metric, registered in ``self.registry`` (not the process-global registry)."""
+
+    def __init__(self, clock=time.time):
+        self.clock = clock
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self.imbalance = Gauge("balancer_cluster_imbalance",
+                               "Population std-dev of host demand/capacity over hosts that are on (DRS's measure)",
+                               ["cluster", "resource"], registry=r)
+        self.imbalance_target = Gauge("balancer_cluster_imbalance_target",
+                                      "Imbalance the migration threshold tolerates (absent at threshold 1)",
+                                      ["cluster"], registry=r)
+        self.utilisation = Gauge("balancer_host_utilization_ratio", "Host demand / capacity",
+                                 ["cluster", "host", "resource"], registry=r)
+        self.power_state = Gauge("balancer_host_power_state", "1 for the host's current state, 0 for the others",
+                                 ["cluster", "host", "state"], registry=r)
+        self.planned_moves = Gauge("balancer_planned_moves", "Moves in the last cycle's recommended plan",
+                                   ["cluster"], registry=r)
+        self.planned_power = Gauge("balancer_planned_power_actions",
+                                   "Host power actions in the last cycle's recommended plan", ["cluster"], registry=r)
+        self.migrations = Counter("balancer_migrations_total", "vMotions attempted, by reason and result",
+                                  ["cluster", "reason", "result"], registry=r)
+        self.power_actions = Counter("balancer_power_actions_total", "Host power actions attempted, by result",
+                                     ["cluster", "action", "result"], registry=r)
+        self.duration = Histogram("balancer_cycle_duration_seconds", "Time spent in each phase of a cycle",
+                                  ["cluster", "phase"], buckets=DURATION_BUCKETS, registry=r)
+        self.errors = Counter("balancer_cycle_errors_total", "Cycles that failed, by the phase that failed",
+                              ["cluster", "phase"], registry=r)
+        self.last_cycle = Gauge("balancer_last_cycle_timestamp_seconds", "When the last cycle ended (Unix time)",
+                                ["cluster"], registry=r)
+        self.last_success = Gauge("balancer_last_success_timestamp_seconds",
+                                  "When the last successful cycle ended (Unix time)", ["cluster"], registry=r)
+        self.suppressed = Counter("balancer_moves_suppressed_total",
+                                  "Moves held back, by reason (cooldown, oscillation, unorderable)",
+                                  ["cluster", "reason"], registry=r)
+        self.oscillating = Gauge("balancer_oscillating_hosts",
+                                 "Hosts whose balance moves changed direction repeatedly within the cooldown",
+                                 ["cluster"], registry=r)
+        self.cycles = Counter("balancer_cycles_total", "Cycles run, by status (ok, error, stopped)",
+                              ["cluster", "status"], registry=r)
+        self._lock = threading.Lock()
+        self._health: dict[str, _ClusterHealth] = {}
+        self._hosts: dict[str, set[str]] = {}
+
+    def add_cluster(self, name: str, interval: float) -> None:
+        """Make a cluster known (health is 503 until its first cycle succeeds) and create its series."""
+        with self._lock:
+            self._health[name] = _ClusterHealth(interval)
+        for phase in PHASES:
+            self.errors.labels(name, phase)
+        self.planned_moves.labels(name)
+        for outcome in OUTCOMES:
+            for reason in MOVE_REASONS:
+                self.migrations.labels(name, reason, outcome)
+            for action in POWER_ACTIONS:
+                self.power_actions.labels(name, action, outcome)
+        for reason in SUPPRESSED_REASONS:
+            self.suppressed.labels(name, reason)
+
+    # --- updates ----------------------------------------------------------------------------
+    def observe(self, res: "CycleResult") -> None:
+        """Fold one cycle's outcome into the metrics."""
+        name = res.cluster
+        for phase, secs in res.durations.items():
+            self.duration.labels(name, phase).observe(secs)
+        if res.status == "error" and res.phase:
+            self.errors.labels(name, res.phase).inc()
+        self.cycles.labels(name, res.status).inc()
+        if res.snapshot is not None:
+            self._observe_snapshot(name, res)
+        if res.history is not None:
+            self.oscillating.labels(name).set(len(res.oscillating_hosts))
+        plan = res.recommendation
+        if plan is not None:
+            self.imbalance.labels(name, "cpu").set(plan.imbalance.before.cpu)
+            self.imbalance.labels(name, "mem").set(plan.imbalance.before.mem)
+            if plan.imbalance.target is not None:
+                self.imbalance_target.labels(name).set(plan.imbalance.target)
+            else:
+                self._remove(self.imbalance_target, (name,))
+            self.planned_moves.labels(name).set(len(plan.moves))
+            self.planned_power.labels(name).set(len(plan.power))
+            for s in plan.suppressed:
+                self.suppressed.labels(name, s.reason).inc()
+        for r in res.results:
+            if r.kind == "move":
+                self.migrations.labels(name, r.reason or "balance", r.outcome).inc()
+            else:
+                self.power_actions.labels(name, r.action, r.outcome).inc()
+        now = res.finished_at or self.clock()
+        self.last_cycle.labels(name).set(now)
+        if res.status == "ok":
+            self.last_success.labels(name).set(now)
+        with self._lock:
+            h = self._health.setdefault(name, _ClusterHealth(res.interval))
+            h.last_end, h.last_ok, h.last_error = now, res.status == "ok", res.error
+
+    def _observe_snapshot(self, name: str, res: "CycleResult") -> None:
+        snap = res.snapshot
+        assert snap is not None
+        load: dict[str, list[float]] = {h.name: [0.0, 0.0] for h in snap.hosts}
+        for v in snap.vms:
+            load[v.host][0] += v.cpu_load_mhz
+            load[v.host][1] += v.mem_load_mb
+        hosts = {h.name for h in snap.hosts}
+        for h in snap.hosts:
+            self.utilisation.labels(name, h.name, "cpu").set(load[h.name][0] / h.cpu_capacity_mhz)
+            self.utilisation.labels(name, h.name, "mem").set(load[h.name][1] / h.mem_capacity_mb)
+            for state in HostState:
+                self.power_state.labels(name, h.name, state.value).set(1.0 if h.state is state else 0.0)
+        with self._lock:
+            gone = self._hosts.get(name, set()) - hosts
+            self._hosts[name] = hosts
+        for host in gone:  # a host that left the cluster leaves the metrics too
+            for resource in RESOURCES:
+                self._remove(self.utilisation, (name, host, resource))
+            for state in HostState:
+                self._remove(self.power_state, (name, host, state.value))
+
+    @staticmethod
+    def _remove(metric, labels: tuple[str, ...]) -> None:
+        try:
+            metric.remove(*labels)
+        except KeyError:
+            pass
+
+    # --- health -----------------------------------------------------------------------------
+    def health(self) -> tuple[bool, dict[str, str]]:
+        """Healthy when every cluster's last cycle succeeded and ended within two intervals."""
+        now = self.clock()
+        ok = True
+        out: dict[str, str] = {}
+        with self._lock:
+            for name, h in sorted(self._health.items()):
+                if h.last_end is None:
+                    ok, out[name] = False, "no cycle yet"
+                elif not h.last_ok:
+                    ok, out[name] = False, f"last cycle failed: {h.last_error or 'error'}"
+                elif now - h.last_end > 2 * h.interval:
+                    ok, out[name] = False, f"no cycle for {now - h.last_end:.0f} s (interval {h.interval:g} s)"
+                else:
+                    out[name] = "ok"
+        return ok, out

@@ -1,0 +1,120 @@
+"""The metrics endpoint: GET /metrics (Prometheus text format) and GET /healthz, with optional TLS and
+HTTP basic auth. A small WSGI app served by wsgiref in a background thread.
+
+The basic-auth password comes from an environment variable or a file (config
+``metrics.basic_auth``); it is compared in constant time and never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+import os
+import ssl
+import threading
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Callable, Iterable
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import make_wsgi_app
+
+from ..config import BasicAuthConfig, MetricsConfig
+from ..errors import InputError
+from .exporter import Metrics
+
+log = logging.getLogger("balancer.metrics")
+
+
+def read_auth_password(auth: BasicAuthConfig) -> str:
+    if auth.password_env is not None:
+        value = os.environ.get(auth.password_env)
+        if not value:
+            raise InputError(f"metrics.basic_auth: environment variable {auth.password_env} (password_env) is not set")
+        return value
+    assert auth.password_file is not None
+    try:
+        value = Path(auth.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+    except FileNotFoundError:
+        raise InputError(f"metrics.basic_auth: password_file {auth.password_file}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"metrics.basic_auth: password_file {auth.password_file}: cannot read: {exc}") from None
+    if not value:
+        raise InputError(f"metrics.basic_auth: password_file {auth.password_file} is empty")
+    return value
+
+
+def make_app(metrics: Metrics, auth: tuple[str, str] | None = None) -> Callable:
+    """WSGI app: /metrics from the metrics registry, /healthz from the clusters' last cycles."""
+    prom = make_wsgi_app(metrics.registry)
+    expected = None
+    if auth is not None:
+        expected = b"Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode())
+
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if expected is not None:
+            given = environ.get("HTTP_AUTHORIZATION", "").encode()
+            if not hmac.compare_digest(given, expected):
+                start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="balancer"'),
+                                                    ("Content-Type", "text/plain")])
+                return [b"unauthorized\n"]
+        path = environ.get("PATH_INFO", "/")
+        if path == "/metrics":
+            return prom(environ, start_response)
+        if path == "/healthz":
+            ok, clusters = metrics.health()
+            body = json.dumps({"status": "ok" if ok else "unhealthy", "clusters": clusters}).encode() + b"\n"
+            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
+            return [body]
+        if path == "/":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"balancer: see /metrics and /healthz\n"]
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found\n"]
+
+    return app
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - scrapes are not events
+        pass
+
+
+class MetricsServer:
+    """A running endpoint; ``url`` is where it listens (the real port when the config says port 0)."""
+
+    def __init__(self, metrics: Metrics, config: MetricsConfig):
+        host, _, port = config.listen.rpartition(":")
+        host = host.strip("[]") or "0.0.0.0"
+        auth = None
+        if config.basic_auth is not None:
+            auth = (config.basic_auth.user, read_auth_password(config.basic_auth))
+        ctx = None
+        if config.tls_cert is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            try:
+                ctx.load_cert_chain(str(config.tls_cert), str(config.tls_key))
+            except (OSError, ssl.SSLError) as exc:
+                raise InputError(f"metrics.tls_cert / tls_key: cannot load: {exc}") from None
+        try:
+            self.httpd = make_server(host, int(port), make_app(metrics, auth), server_class=_Server,
+                                     handler_class=_QuietHandler)
+        except OSError as exc:
+            raise InputError(f"metrics.listen {config.listen}: cannot listen: {exc.strerror or exc}") from None
+        if ctx is not None:
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        bound_host, bound_port = self.httpd.server_address[:2]
+        self.url = f"{'https' if ctx else 'http'}://{bound_host}:{bound_port}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="metrics-http", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

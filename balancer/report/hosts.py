@@ -1,0 +1,93 @@
+"""Per-host utilisation before and after a plan, for reports.
+
+The plan carries the cluster-wide imbalance but not per-host loads; the report works them out
+from the snapshot the plan was made from and the plan's actions: each VM ends on the target of
+its last move, each host in the state its last power action leaves it in. Loads are DRS's
+entitlements (demand raised to the reservation, nothing for a powered-off VM), as in the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InputError
+from ..plan import Move, Plan
+from ..snapshot import HostState, Snapshot, snapshot_digest
+
+# The state a host is in once a power action has completed.
+_STATE_AFTER = {
+    "standby": HostState.STANDBY,
+    "power-on": HostState.ON,
+    "enter-maintenance": HostState.MAINTENANCE,
+    "exit-maintenance": HostState.ON,
+}
+
+
+@dataclass(frozen=True)
+class HostLoad:
+    """One host before and after the plan; utilisation is demand / capacity (0.5 = 50 %)."""
+
+    name: str
+    state_before: str
+    state_after: str
+    vms_before: int
+    vms_after: int
+    cpu_before: float
+    cpu_after: float
+    mem_before: float
+    mem_after: float
+
+
+def check_pair(plan: Plan, snapshot: Snapshot) -> None:
+    """The report needs the snapshot the plan was made from; anything else would chart wrong numbers."""
+    digest = snapshot_digest(snapshot)
+    if plan.cluster != snapshot.cluster or plan.snapshot_digest != digest:
+        raise InputError(
+            f"plan for cluster {plan.cluster} ({plan.snapshot_digest}) was not made from snapshot of cluster "
+            f"{snapshot.cluster} ({digest}); a report needs the snapshot the plan was made from"
+        )
+
+
+def host_loads(plan: Plan, snapshot: Snapshot) -> list[HostLoad]:
+    """Per-host utilisation before and after `plan`, in the snapshot's host order."""
+    check_pair(plan, snapshot)
+    hosts = snapshot.hosts_by_name()
+    vms = snapshot.vms_by_name()
+    place = {v.name: v.host for v in snapshot.vms}
+    state = {h.name: h.state for h in snapshot.hosts}
+    for a in plan.actions:
+        if isinstance(a, Move):
+            if a.vm not in vms or a.target not in hosts:
+                raise InputError(f"plan step {a.step}: VM {a.vm} or host {a.target} is not in the snapshot")
+            place[a.vm] = a.target
+        else:
+            if a.host not in hosts:
+                raise InputError(f"plan step {a.step}: host {a.host} is not in the snapshot")
+            state[a.host] = _STATE_AFTER[a.action]
+
+    def totals(where: dict[str, str]) -> dict[str, list[float]]:
+        out = {h: [0.0, 0.0, 0] for h in hosts}
+        for vm in snapshot.vms:
+            t = out[where[vm.name]]
+            t[0] += vm.cpu_load_mhz
+            t[1] += vm.mem_load_mb
+            t[2] += 1
+        return out
+
+    before = totals({v.name: v.host for v in snapshot.vms})
+    after = totals(place)
+    rows = []
+    for h in snapshot.hosts:
+        b, a = before[h.name], after[h.name]
+        rows.append(HostLoad(
+            name=h.name,
+            state_before=h.state.value,
+            state_after=state[h.name].value,
+            vms_before=int(b[2]),
+            vms_after=int(a[2]),
+            cpu_before=b[0] / h.cpu_capacity_mhz,
+            cpu_after=a[0] / h.cpu_capacity_mhz,
+            mem_before=b[1] / h.mem_capacity_mb,
+            mem_after=a[1] / h.mem_capacity_mb,
+        ))
+    return rows

@@ -1,0 +1,35 @@
+"""Plans as one self-contained HTML file: inline CSS and SVG charts, no scripts, no network.
+
+A Content-Security-Policy in the page forbids loading anything, so a report opened from a
+ticket or a mail attachment cannot reach out; every name from the cluster is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from .. import __version__
+from .charts import utilisation_svg
+from .view import ReportView
+from .words import pct
+
+_env = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+def render_html(view: ReportView) -> str:
+    lo, hi = view.dpm_band
+    chart = Markup(utilisation_svg(view.hosts, view.dpm_band)) if view.hosts else None
+    return _env.get_template("report.html.j2").render(
+        view=view, plan=view.plan, chart=chart, chart_min_px=40 * len(view.hosts), band_lo=f"{100 * lo:.0f}", band_hi=f"{100 * hi:.0f}", pct=pct,
+        version=__version__,
+    )

@@ -1,0 +1,79 @@
+"""Plans as Markdown (GitHub-flavoured tables), e.g. for a change ticket or a pull request."""
+
+from __future__ import annotations
+
+import re
+
+from .view import ReportView
+from .words import pct
+
+_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+
+
+def md(text: object) -> str:
+    """Text safe inside a Markdown table cell: punctuation escaped, no line breaks."""
+    return _SPECIAL.sub(r"\\\1", str(text)).replace("\r", " ").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+    out = ["| " + " | ".join(header) + " |",
+           "| " + " | ".join("---:" if i in right else "---" for i in range(len(header))) + " |"]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    return out + [""]
+
+
+def render_markdown(view: ReportView) -> str:
+    plan = view.plan
+    im = plan.imbalance
+    lines = [f"# {md(view.title)}", ""]
+    meta = [f"status **{plan.status}**", f"threshold {plan.threshold}", f"planner {md(plan.planner)}",
+            f"snapshot {md(plan.snapshot_digest)}"]
+    if plan.collected_at:
+        meta.append(f"collected {md(plan.collected_at)}")
+    lines += [" · ".join(meta), ""]
+    if plan.conflicts:
+        lines += ["## Conflicts", ""] + [f"- {md(c)}" for c in plan.conflicts] + [""]
+
+    lines += ["## Imbalance", ""]
+    rows = [["CPU", f"{im.before.cpu:.3f}", f"{im.after.cpu:.3f}"],
+            ["memory", f"{im.before.mem:.3f}", f"{im.after.mem:.3f}"]]
+    if im.target is not None:
+        rows.append(["target", f"{im.target:.3f}", f"{im.target:.3f}"])
+    lines += _table(["resource", "before", "after"], rows, right={1, 2})
+
+    lines += ["## Actions, in order", ""]
+    if view.actions:
+        rows = []
+        for a in view.actions:
+            gain = f"{a.gain:+.3f}" if a.gain is not None else ""
+            vmotion = f"{a.vmotion_s:.0f} s" if a.vmotion_s is not None else ""
+            downtime = f"{a.downtime_ms:.0f} ms" if a.downtime_ms is not None else ""
+            rows.append([str(a.step), md(a.subject), md(a.change), md(a.words), gain, vmotion, downtime])
+        lines += _table(["step", "VM / host", "from → to", "reason", "gain", "vMotion", "downtime"], rows,
+                        right={0, 4, 5, 6})
+    else:
+        lines += ["No actions.", ""]
+
+    if view.hosts:
+        lo, hi = view.dpm_band
+        lines += ["## Hosts", "", f"Utilisation is demand / capacity; DPM's band is {pct(lo)}–{pct(hi)}.", ""]
+        rows = []
+        for h in view.hosts:
+            state = h.state_before if h.state_before == h.state_after else f"{h.state_before} → {h.state_after}"
+            rows.append([md(h.name), md(state), f"{h.vms_before} → {h.vms_after}",
+                         f"{pct(h.cpu_before)} → {pct(h.cpu_after)}", f"{pct(h.mem_before)} → {pct(h.mem_after)}"])
+        lines += _table(["host", "state", "VMs", "CPU", "memory"], rows, right={2, 3, 4})
+
+    if view.status:
+        lines += ["## Rules and capacity", ""]
+        rows = [[md(r.kind + ("" if r.mandatory else " (should)")), md(r.name), md(r.asks), md(r.found), md(r.after)]
+                for r in view.status]
+        lines += _table(["kind", "name", "asks", "found", "after the plan"], rows)
+
+    if view.suppressed:
+        lines += ["## Suppressed moves", ""]
+        lines += _table(["VM", "to", "why not"], [[md(s.vm), md(s.target), md(s.words)] for s in view.suppressed])
+
+    if plan.notes:
+        lines += ["## Notes", ""] + [f"- {md(n)}" for n in plan.notes] + [""]
+    return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""What a report shows, gathered once from a plan (and the snapshot it was made from).
+
+Every format (table, Markdown, HTML) lays out the same rows, so a plan reads the same
+whichever way it is shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..plan import Move, Plan
+from ..snapshot import Snapshot
+from .hosts import HostLoad, host_loads
+from .words import action_words, rule_words, suppressed_words
+
+# The DPM band used when no config says otherwise: 63 % ± 18 %.
+DEFAULT_DPM_BAND = (0.45, 0.81)
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    step: int
+    kind: str  # "move" or "power"
+    subject: str  # VM, or host for a power action
+    change: str  # "esx03 → esx08", or the power action
+    reason: str  # the reason code: rule, balance, dpm, ...
+    words: str  # the reason in words
+    mandatory: bool
+    gain: float | None = None
+    vmotion_s: float | None = None
+    downtime_ms: float | None = None
+    data_mb: float | None = None
+    converges: bool = True
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    kind: str  # "rule" or "capacity"
+    name: str
+    mandatory: bool
+    asks: str  # what the rule asks for ("" for capacity)
+    found: str  # what was wrong before the plan, or "holds"
+    after: str  # "repaired", "still broken", "holds", "broken by the plan", "disabled"
+
+
+@dataclass(frozen=True)
+class SuppressedRow:
+    vm: str
+    target: str
+    words: str
+
+
+@dataclass
+class ReportView:
+    plan: Plan
+    title: str
+    actions: list[ActionRow]
+    status: list[StatusRow]
+    suppressed: list[SuppressedRow]
+    hosts: list[HostLoad] = field(default_factory=list)  # empty without a snapshot
+    dpm_band: tuple[float, float] = DEFAULT_DPM_BAND
+
+    @property
+    def moves(self) -> list[ActionRow]:
+        return [a for a in self.actions if a.kind == "move"]
+
+    @property
+    def power(self) -> list[ActionRow]:
+        return [a for a in self.actions if a.kind == "power"]
+
+    @property
+    def repaired(self) -> list[StatusRow]:
+        return [s for s in self.status if s.after == "repaired"]
+
+
+def build_view(plan: Plan, snapshot: Snapshot | None = None,
+               dpm_band: tuple[float, float] = DEFAULT_DPM_BAND) -> ReportView:
+    actions = []
+    for a in plan.actions:
+        if isinstance(a, Move):
+            vm = a.vmotion
+            actions.append(ActionRow(
+                step=a.step, kind="move", subject=a.vm, change=f"{a.source} → {a.target}", reason=a.reason,
+                words=action_words(a), mandatory=a.mandatory, gain=a.gain,
+                vmotion_s=vm.seconds if vm else None, downtime_ms=vm.downtime_ms if vm else None,
+                data_mb=vm.data_mb if vm else None, converges=vm.converges if vm else True,
+            ))
+        else:
+            actions.append(ActionRow(
+                step=a.step, kind="power", subject=a.host, change=a.action, reason=a.reason,
+                words=action_words(a), mandatory=a.reason != "dpm",
+            ))
+    return ReportView(
+        plan=plan,
+        title=f"Plan for cluster {plan.cluster}",
+        actions=actions,
+        status=_status(plan, snapshot),
+        suppressed=[SuppressedRow(s.vm, s.target or "", suppressed_words(s)) for s in plan.suppressed],
+        hosts=host_loads(plan, snapshot) if snapshot is not None else [],
+        dpm_band=dpm_band,
+    )
+
+
+def _status(plan: Plan, snapshot: Snapshot | None) -> list[StatusRow]:
+    """Rules and capacity before and after the plan; with the snapshot, rules that hold are listed too."""
+    rules = {r.name: r for r in snapshot.rules} if snapshot is not None else {}
+    after = {(v.kind, v.name): v for v in plan.violations_after}
+    before = {(v.kind, v.name) for v in plan.violations_before}
+    rows: list[StatusRow] = []
+    for v in plan.violations_before:
+        rule = rules.get(v.name) if v.kind == "rule" else None
+        rows.append(StatusRow(v.kind, v.name, v.mandatory, rule_words(rule) if rule else "", v.detail,
+                              "still broken" if (v.kind, v.name) in after else "repaired"))
+    for key, v in after.items():
+        if key not in before:
+            rule = rules.get(v.name) if v.kind == "rule" else None
+            rows.append(StatusRow(v.kind, v.name, v.mandatory, rule_words(rule) if rule else "", "holds",
+                                  f"broken by the plan: {v.detail}"))
+    listed = {r.name for r in rows if r.kind == "rule"}
+    for rule in rules.values():
+        if rule.name not in listed:
+            rows.append(StatusRow("rule", rule.name, rule.mandatory, rule_words(rule), "holds" if rule.enabled else "",
+                                  "holds" if rule.enabled else "disabled"))
+    return rows

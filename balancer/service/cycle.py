@@ -1,0 +1,333 @@
+"""One cycle for one cluster: collect -> plan -> act by automation level, every step journaled.
+
+``ClusterCycle`` knows nothing of schedulers or HTTP: give it a single-cluster Config, a Journal
+(a file, or ``Journal(":memory:")`` for a replay) and a way to open the source, and call
+``run()`` once per cycle. It returns a ``CycleResult`` that the service folds into its metrics.
+
+What is carried out (see README, "Automation levels"):
+- the *recommendation* is always the plan for the configured threshold with the configured DPM;
+  it is journaled, logged and exported whatever the automation level;
+- ``drs.automation`` manual: no vMotion is carried out; partial: the plan made at threshold 1
+  (mandatory moves only: mandatory rules, capacity, evacuations), which is executable on its
+  own, unlike a subset of the full plan; full: the recommendation, within max_moves_per_cycle;
+- ``dpm.automation`` automatic: the power actions of that plan are carried out too; manual or
+  off: the executed plan is made without DPM (its power decisions stay recommendations).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..config import Config
+from ..engine import History, make_plan
+from ..execute.result import ActionResult
+from ..journal import ActionRow, Journal
+from ..logs import cycle_context, event
+from ..plan import Move, Plan, PowerAction
+from ..plan_options import plan_options
+from ..snapshot import HostState, Snapshot
+from ..sources.base import Source
+from .past import HOST_SWINGS, Past, build_past, cluster_demand
+
+log = logging.getLogger("balancer.cycle")
+
+# A plan is carried out only while its snapshot is at most one interval old (and at least this many seconds).
+STALE_AFTER_MIN = 60.0
+
+_POWER_RESULT = {"standby": HostState.STANDBY, "power-on": HostState.ON,
+                 "enter-maintenance": HostState.MAINTENANCE, "exit-maintenance": HostState.ON}
+
+
+@dataclass
+class CycleResult:
+    cluster: str
+    cycle_id: int
+    interval: float
+    status: str = "ok"  # ok | error | stopped
+    phase: str | None = None  # the phase that failed
+    error: str | None = None
+    snapshot: Snapshot | None = None
+    recommendation: Plan | None = None
+    executed: Plan | None = None  # the plan carried out (None: nothing to carry out)
+    results: list[ActionResult] = field(default_factory=list)
+    history: History | None = None
+    oscillating_hosts: tuple[str, ...] = ()
+    resolved: list[tuple[ActionRow, str, str]] = field(default_factory=list)  # (action, outcome, why) after a restart
+    durations: dict[str, float] = field(default_factory=dict)
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    note: str | None = None
+
+
+def sim_state_path(journal_path: str | Path, cluster: str) -> Path:
+    """Where the service keeps an embedded simulated cluster's state: next to the journal."""
+    p = Path(journal_path)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in cluster)
+    return p.with_name(f"{p.stem}.{safe}.sim-state.json")
+
+
+def default_opener(name: str, config: Config, state_dir_journal: str | Path | None) -> Callable[[], Source]:
+    """Open the cluster's source; an embedded simulator keeps its state next to the journal."""
+
+    def open_() -> Source:
+        from ..sources import open_source
+
+        source = open_source(config)
+        if config.source == "sim" and state_dir_journal is not None and str(state_dir_journal) != ":memory:":
+            from ..sources.sim.state import attach_state_file
+
+            if attach_state_file(source, sim_state_path(state_dir_journal, name)):  # type: ignore[arg-type]
+                event(log, "simulator state restored", cluster=name, cycle=getattr(source, "cycle", None))
+        return source
+
+    return open_
+
+
+class ClusterCycle:
+    """Cycles of one cluster. Not re-entrant: a cycle that is still running makes ``run`` return None."""
+
+    def __init__(self, name: str, config: Config, journal: Journal, open_source: Callable[[], Source] | None = None,
+                 stopping: threading.Event | None = None, wall: Callable[[], float] = time.time):
+        self.name = name
+        self.config = config
+        self.journal = journal
+        self.open_source = open_source or default_opener(name, config, journal.path)
+        self.stopping = stopping or threading.Event()
+        self.wall = wall
+        self.source: Source | None = None
+        self._busy = threading.Lock()
+        self._oscillating: set[str] = set()
+
+    @property
+    def interval(self) -> float:
+        return float(self.config.drs.interval)
+
+    @property
+    def busy(self) -> bool:
+        return self._busy.locked()
+
+    def close(self) -> None:
+        if self.source is not None:
+            try:
+                self.source.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection is not an error
+                pass
+            self.source = None
+
+    # --- one cycle --------------------------------------------------------------------------
+    def run(self) -> CycleResult | None:
+        if not self._busy.acquire(blocking=False):
+            event(log, "cycle skipped: the previous one is still running", logging.WARNING, cluster=self.name)
+            return None
+        try:
+            drs, dpm = self.config.drs, self.config.dpm
+            cid = self.journal.begin_cycle(self.name, drs.automation, dpm.automation)
+            res = CycleResult(self.name, cid, self.interval, started_at=self.wall())
+            with cycle_context(self.name, cid):
+                try:
+                    self._run(res)
+                finally:
+                    self._advance_clock()
+                    res.finished_at = self.wall()
+                    self.journal.end_cycle(cid, res.status, res.phase, res.error, res.note)
+                    event(log, "cycle end", logging.INFO if res.status != "error" else logging.WARNING,
+                          status=res.status, phase=res.phase,
+                          **{f"{k}_s": round(v, 3) for k, v in res.durations.items()})
+            return res
+        finally:
+            self._busy.release()
+
+    def _fail(self, res: CycleResult, phase: str, exc: BaseException) -> None:
+        res.status, res.phase = "error", phase
+        text = " ".join(str(exc).split())
+        if not type(exc).__module__.startswith("balancer"):  # not one of ours: say what it is
+            text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        res.error = text or type(exc).__name__
+        event(log, "cycle failed", logging.ERROR, phase=phase, error=res.error)
+
+    def _run(self, res: CycleResult) -> None:
+        event(log, "cycle start", automation=self.config.drs.automation, dpm=self.config.dpm.automation)
+        # --- collect ---
+        t0 = time.monotonic()
+        try:
+            if self.source is None:
+                self.source = self.open_source()
+            snap = self.source.snapshot()
+        except Exception as exc:  # noqa: BLE001 - a source failure fails this cycle, not the service
+            res.durations["collect"] = time.monotonic() - t0
+            self.close()  # the next cycle connects afresh
+            self._fail(res, "collect", exc)
+            return
+        collected_wall = self.wall()
+        res.durations["collect"] = time.monotonic() - t0
+        res.snapshot = snap
+        now = snap.collected_at.timestamp() if snap.collected_at else collected_wall
+        demand = cluster_demand(snap)
+        self.journal.record_collection(res.cycle_id, now, *demand)
+        event(log, "collected", hosts=len(snap.hosts), vms=len(snap.vms),
+              cluster_time=snap.collected_at.isoformat() if snap.collected_at else None,
+              demand_cpu_mhz=round(demand[0]), demand_mem_mb=round(demand[1]))
+        res.resolved = self._resolve_unfinished(snap)
+
+        # --- plan ---
+        t0 = time.monotonic()
+        try:
+            past = build_past(self.journal, self.name, now, snap, self.config.drs, self.config.dpm)
+            res.history, res.oscillating_hosts = past.history, past.oscillating_hosts
+            for host in sorted(set(past.oscillating_hosts) - self._oscillating):
+                event(log, "host balancing back and forth: its balance moves changed direction "
+                           f"{HOST_SWINGS} times within the cooldown", logging.WARNING, host=host)
+            self._oscillating = set(past.oscillating_hosts)
+            rec_options = plan_options(self.config)
+            res.recommendation = rec = make_plan(snap, rec_options, past.history)
+            self.journal.record_plan(res.cycle_id, self.name, "recommended", rec)
+            res.executed = self._execution_plan(snap, rec, rec_options, past)
+            if res.executed is not None and res.executed is not rec:
+                self.journal.record_plan(res.cycle_id, self.name, "executed", res.executed)
+        except Exception as exc:  # noqa: BLE001
+            res.durations["plan"] = time.monotonic() - t0
+            self._fail(res, "plan", exc)
+            return
+        res.durations["plan"] = time.monotonic() - t0
+        held: dict[str, int] = {}
+        for s in rec.suppressed:
+            held[s.reason] = held.get(s.reason, 0) + 1
+        event(log, "plan", status=rec.status, moves=len(rec.moves), power=len(rec.power),
+              imbalance_cpu=rec.imbalance.before.cpu, imbalance_mem=rec.imbalance.before.mem,
+              imbalance_after_cpu=rec.imbalance.after.cpu, imbalance_after_mem=rec.imbalance.after.mem,
+              **{f"held_{k}": n for k, n in held.items()}, to_execute=len(res.executed.actions) if res.executed else 0,
+              notes="; ".join(rec.notes) or None, conflicts="; ".join(rec.conflicts) or None)
+
+        # --- act ---
+        plan = res.executed
+        if plan is None or not plan.actions:
+            return
+        if self.stopping.is_set():
+            res.status, res.note = "stopped", "not carried out: the balancer is stopping"
+            event(log, "plan not carried out: the balancer is stopping", logging.WARNING)
+            return
+        age = self.wall() - collected_wall
+        if age > max(self.interval, STALE_AFTER_MIN):
+            res.note = f"not carried out: the snapshot went stale ({age:.0f} s old, interval {self.interval:g} s)"
+            event(log, res.note, logging.WARNING)
+            return
+        t0 = time.monotonic()
+        try:
+            res.results = self._execute(res, plan, now)
+        except Exception as exc:  # noqa: BLE001
+            res.durations["execute"] = time.monotonic() - t0
+            self.close()
+            self._fail(res, "execute", exc)
+            return
+        res.durations["execute"] = time.monotonic() - t0
+        if self.stopping.is_set() and any(r.outcome == "skipped" and "stopping" in r.message for r in res.results):
+            res.status, res.note = "stopped", "the balancer stopped before every action had started"
+
+    # --- what to carry out --------------------------------------------------------------------
+    def _execution_plan(self, snap: Snapshot, rec: Plan, rec_options, past: Past) -> Plan | None:
+        """The plan the automation levels allow to be carried out (None: nothing)."""
+        drs, dpm = self.config.drs, self.config.dpm
+        if rec.status != "ok":
+            return None
+        cfg = self.config
+        with_dpm = dpm.automation == "automatic"  # manual DPM: its decisions stay recommendations
+        if drs.automation == "manual":
+            if not with_dpm:
+                return None
+            options = plan_options(cfg, max_moves=0, dpm=True)  # host power actions that need no vMotion
+        elif drs.automation == "partial":
+            options = plan_options(cfg, threshold=1, dpm=with_dpm)
+        else:
+            options = plan_options(cfg, dpm=with_dpm)
+        if options == rec_options:
+            return rec
+        plan = make_plan(snap, options, past.history)
+        return plan if plan.status == "ok" else None
+
+    # --- carrying out, journaled --------------------------------------------------------------
+    def _execute(self, res: CycleResult, plan: Plan, now: float) -> list[ActionResult]:
+        assert self.source is not None
+        ids = self.journal.add_actions(res.cycle_id, self.name, plan, now)
+        name, cid = self.name, res.cycle_id
+
+        def before(action: Move | PowerAction) -> None:
+            self.journal.action_started(ids[action.step])
+            what = f"{action.source} -> {action.target}" if isinstance(action, Move) else action.action
+            event(log, "action start", cluster=name, cycle=cid, step=action.step,
+                  subject=action.vm if isinstance(action, Move) else action.host, action=what, reason=action.reason)
+
+        def after(action: Move | PowerAction, result: ActionResult) -> None:
+            self.journal.action_finished(ids[action.step], result)
+            event(log, "action", logging.INFO if result.outcome == "success" else logging.WARNING,
+                  cluster=name, cycle=cid, step=result.step, kind=result.kind, subject=result.subject,
+                  action=result.action, reason=result.reason, outcome=result.outcome,
+                  message=result.message or None, seconds=result.seconds)
+
+        target = getattr(self.source, "executor", self.source)
+        target.before_action, target.after_action = before, after  # type: ignore[union-attr]
+        target.should_stop = self.stopping.is_set  # type: ignore[union-attr]
+        try:
+            results = self.source.execute(plan)
+        finally:
+            for hook in ("before_action", "after_action", "should_stop"):
+                target.__dict__.pop(hook, None)
+        for r in results:  # outcomes the executor decided without calling the hook (e.g. skipped)
+            if self.journal.action_finished(ids[r.step], r):
+                event(log, "action", logging.WARNING if r.outcome != "success" else logging.INFO,
+                      step=r.step, kind=r.kind, subject=r.subject, action=r.action, reason=r.reason,
+                      outcome=r.outcome, message=r.message or None)
+        return results
+
+    def _advance_clock(self) -> None:
+        """The embedded simulated cluster moves its trace clock on once per cycle."""
+        advance = getattr(self.source, "advance", None)
+        if callable(advance):
+            try:
+                advance()
+            except Exception as exc:  # noqa: BLE001
+                event(log, "simulator clock could not advance", logging.ERROR, error=str(exc))
+
+    # --- after a restart ----------------------------------------------------------------------
+    def _resolve_unfinished(self, snap: Snapshot) -> list[tuple[ActionRow, str, str]]:
+        """Settle actions a crash left unfinished, by looking at the cluster as it is now."""
+        out = []
+        vms, hosts = snap.vms_by_name(), snap.hosts_by_name()
+        for a in self.journal.unfinished(self.name):
+            if a.state == "pending":
+                outcome, why = "skipped", "not started: the balancer stopped first"
+            elif a.kind == "move":
+                vm = vms.get(a.subject)
+                if vm is None:
+                    outcome, why = "interrupted", f"VM {a.subject} no longer exists"
+                elif vm.host == a.target:
+                    outcome, why = "success", "found completed after the balancer stopped while it ran"
+                elif vm.host == a.source:
+                    outcome, why = "interrupted", "not carried out: the balancer stopped while it ran"
+                else:
+                    outcome, why = "interrupted", f"VM {a.subject} is now on {vm.host}"
+            else:
+                host = hosts.get(a.subject)
+                want = _POWER_RESULT.get(a.target or "")
+                if host is not None and want is not None and host.state is want:
+                    outcome, why = "success", "found completed after the balancer stopped while it ran"
+                else:
+                    state = host.state.value if host is not None else "gone"
+                    outcome, why = "interrupted", f"host {a.subject} is {state}: not completed"
+            self.journal.resolve(a.id, outcome, why)
+            out.append((a, outcome, why))
+            event(log, "unfinished action settled", logging.WARNING, from_cycle=a.cycle_id, step=a.step,
+                  action=a.words, was=a.state, outcome=outcome, why=why)
+        return out
+
+
+def replace_config(config: Config, **drs) -> Config:
+    """A copy of ``config`` with some drs keys changed (convenience for replays and tests)."""
+    return config.model_copy(update={"drs": config.drs.model_copy(update=drs)})
+
+
+__all__ = ["ClusterCycle", "CycleResult", "default_opener", "replace_config", "sim_state_path"]

@@ -1,0 +1,91 @@
+"""What the engine is told about the past (engine History), built from the journal.
+
+All times are on the cluster's clock (the snapshots' ``collected_at``), so a replayed trace day
+and a live vCenter are judged alike.
+
+- cooling: VMs with a successful move (any reason) within ``drs.cooldown``;
+- left: VM -> hosts it left by a balance move within ``drs.oscillation_window`` (no balance move
+  takes it back there);
+- oscillating hosts (reported, not held): hosts whose net balance flow (received minus given
+  per cycle) changed direction at least ``HOST_SWINGS`` times within the cooldown. Holding balance
+  moves into such hosts was tried and made balancing worse on the packaged trace days (more moves,
+  higher imbalance), so the service only logs them and exports their number;
+- power_hold: hosts with a successful power action within ``dpm.hold_time``;
+- demand_power_on / demand_power_off: cluster demand (CPU MHz, memory MB: the VMs' entitlements
+  summed) over ``dpm.power_on_window`` / ``dpm.power_off_window``, as mean + 2 standard deviations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+from ..config import DpmConfig, DrsConfig
+from ..engine import History
+from ..engine.dpm import window_demand as dpm_window_demand
+from ..journal import ActionRow, Journal
+from ..snapshot import Snapshot
+
+HOST_SWINGS = 3  # direction changes (gave -> received -> gave -> received) that make a host "oscillating"
+
+
+@dataclass(frozen=True)
+class Past:
+    history: History
+    oscillating_hosts: tuple[str, ...] = ()
+
+
+def cluster_demand(snapshot: Snapshot) -> tuple[float, float]:
+    """(CPU MHz, memory MB): the entitlements of all VMs summed (0 for powered-off VMs)."""
+    return (float(sum(v.cpu_load_mhz for v in snapshot.vms)), float(sum(v.mem_load_mb for v in snapshot.vms)))
+
+
+def window_demand(samples: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """The demand a DPM window stands for (engine.dpm.window_demand); None without samples."""
+    if not samples:
+        return None
+    cpu, mem = dpm_window_demand(samples)
+    return (round(cpu, 1), round(mem, 1))
+
+
+def swinging_hosts(moves: list[ActionRow], swings: int = HOST_SWINGS) -> list[str]:
+    """Hosts whose net balance flow (received minus given, per cycle) changed sign ``swings`` times."""
+    flow: dict[str, dict[int, int]] = {}
+    for m in moves:
+        if m.source:
+            flow.setdefault(m.source, {}).setdefault(m.cycle_id, 0)
+            flow[m.source][m.cycle_id] -= 1
+        if m.target:
+            flow.setdefault(m.target, {}).setdefault(m.cycle_id, 0)
+            flow[m.target][m.cycle_id] += 1
+    out = []
+    for host, per_cycle in sorted(flow.items()):
+        signs = [1 if n > 0 else -1 for _, n in sorted(per_cycle.items()) if n != 0]
+        changes = sum(1 for a, b in zip(signs, signs[1:]) if a != b)
+        if changes >= swings:
+            out.append(host)
+    return out
+
+
+def build_past(journal: Journal, cluster: str, now: float, snapshot: Snapshot, drs: DrsConfig,
+               dpm: DpmConfig) -> Past:
+    """The History for a cycle of ``cluster`` whose snapshot was collected at ``now`` (cluster clock)."""
+    horizon = max(drs.cooldown, drs.oscillation_window)
+    moves = journal.recent_actions(cluster, "move", now - horizon, now)
+    cooling = frozenset(m.subject for m in moves if m.cluster_time is not None and m.cluster_time >= now - drs.cooldown)
+    balance = [m for m in moves if m.reason == "balance" and m.cluster_time is not None
+               and m.cluster_time >= now - drs.oscillation_window]
+    left: dict[str, set[str]] = {}
+    for m in balance:
+        if m.source:
+            left.setdefault(m.subject, set()).add(m.source)
+    swinging = swinging_hosts([m for m in balance if m.cluster_time >= now - drs.cooldown])
+    power = journal.recent_actions(cluster, "power", now - dpm.hold_time, now)
+    history = History(
+        cooling=cooling,
+        left={vm: frozenset(hosts) for vm, hosts in left.items()},
+        power_hold=frozenset(a.subject for a in power),
+        demand_power_on=window_demand(journal.demand_samples(cluster, now - dpm.power_on_window, now)),
+        demand_power_off=window_demand(journal.demand_samples(cluster, now - dpm.power_off_window, now)),
+    )
+    return Past(history, tuple(swinging))

@@ -1,0 +1,114 @@
+"""The journal: cycles, plans and actions with outcomes; recovery after a crash; `balancer history`."""
+
+import json
+
+import pytest
+
+from balancer.config import SimConfig
+from balancer.engine import PlanOptions, make_plan
+from balancer.errors import InputError
+from balancer.execute import ActionResult
+from balancer.journal import Journal
+from balancer.sources.sim import SimulatedCluster
+from helpers import run_cli
+from service_helpers import config_of, sim_config, write_config
+
+
+def _plan():
+    snap = SimulatedCluster(SimConfig(hosts=5, vms=50)).snapshot()
+    return make_plan(snap, PlanOptions(planner="greedy", max_moves=4))
+
+
+def test_cycle_plan_and_actions_round_trip(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    plan = _plan()
+    assert len(plan.moves) >= 2
+    cid = j.begin_cycle("c1", "full", "off")
+    j.record_collection(cid, 1000.0, 5.0, 6.0)
+    j.record_plan(cid, "c1", "recommended", plan)
+    ids = j.add_actions(cid, "c1", plan, 1000.0)
+    first, second = plan.moves[0], plan.moves[1]
+    j.action_started(ids[first.step])
+    assert j.action_finished(ids[first.step], ActionResult(first.step, "move", first.vm, "x", "success", first.reason))
+    # an outcome is recorded once
+    assert not j.action_finished(ids[first.step], ActionResult(first.step, "move", first.vm, "x", "failed"))
+    j.end_cycle(cid, "ok")
+    j.close()
+
+    j = Journal(tmp_path / "j.sqlite")
+    (c,) = j.cycles(5)
+    assert (c.cluster, c.status, c.planned_moves, c.demand_cpu_mhz) == ("c1", "ok", len(plan.moves), 5.0)
+    assert j.plan(cid).moves == plan.moves
+    states = {a.step: a.state for a in j.actions(cid)}
+    assert states[first.step] == "success" and states[second.step] == "pending"
+    moves = j.recent_actions("c1", "move", 0.0, 2000.0)
+    assert [m.subject for m in moves] == [first.vm]
+    assert j.demand_samples("c1", 0.0, 2000.0) == [(5.0, 6.0)]
+    assert j.demand_samples("c1", 1001.0, 2000.0) == []
+
+
+def test_recover_closes_running_cycles_and_returns_unfinished_actions(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    plan = _plan()
+    cid = j.begin_cycle("c1")
+    ids = j.add_actions(cid, "c1", plan, 10.0)
+    j.action_started(ids[plan.moves[0].step])
+    j.close()  # as if the process died here
+
+    j = Journal(tmp_path / "j.sqlite")
+    unfinished = j.recover()
+    assert {a.state for a in unfinished} == {"started", "pending"}
+    assert unfinished[0].words.startswith(f"move {plan.moves[0].vm} ")
+    assert j.cycles(1)[0].status == "interrupted"
+    j.resolve(unfinished[0].id, "success", "found completed")
+    assert len(j.unfinished()) == len(unfinished) - 1
+    assert j.actions(cid)[0].recovered
+
+
+def test_one_service_per_journal(tmp_path):
+    a = Journal(tmp_path / "j.sqlite")
+    a.lock()
+    b = Journal(tmp_path / "j.sqlite")
+    with pytest.raises(InputError, match="in use by another balancer run"):
+        b.lock()
+    a.close()
+    b.lock()  # free again
+    b.close()
+
+
+def test_journal_in_a_missing_directory_is_one_clear_error(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        Journal(tmp_path / "nope" / "j.sqlite")
+
+
+def test_not_a_journal_is_one_clear_error(tmp_path):
+    bad = tmp_path / "j.sqlite"
+    bad.write_text("this is not sqlite" * 100)
+    with pytest.raises(InputError, match="not a usable journal"):
+        Journal(bad)
+
+
+def test_history_command_prints_the_journal(tmp_path):
+    cfg = write_config(tmp_path, sim_config(tmp_path, drs={"interval": "0.2s"}))
+    r = run_cli("run", "--config", str(cfg), "--cycles", "2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("history", "--config", str(cfg), "--format", "json", "--last", "5")
+    assert r.returncode == 0, r.stderr
+    cycles = json.loads(r.stdout)
+    assert [c["status"] for c in cycles] == ["ok", "ok"]
+    assert cycles[0]["actions"] and all(a["state"] == "success" for a in cycles[0]["actions"])
+    r = run_cli("history", "--config", str(cfg), "--last", "1")
+    assert r.returncode == 0 and "sim-cluster" in r.stdout and "cycle" in r.stdout
+
+
+def test_history_without_a_journal_exits_2_with_one_line(tmp_path):
+    data = sim_config(tmp_path)
+    data["journal"]["path"] = str(tmp_path / "missing.sqlite")
+    r = run_cli("history", "--config", str(write_config(tmp_path, data)))
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "no such file" in r.stderr
+
+
+def test_config_sections_of_the_service_validate(tmp_path):
+    cfg = config_of(sim_config(tmp_path))
+    assert cfg.metrics.listen.endswith(":0") and cfg.service.shutdown_wait == 30.0

@@ -1,0 +1,134 @@
+"""Prometheus metrics over the real HTTP endpoint: values after cycles, /healthz, TLS and basic auth."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import ssl
+import subprocess
+import urllib.error
+
+import pytest
+
+from balancer.metrics import Metrics
+from balancer.service import CycleResult
+from service_helpers import Running, config_of, samples, scrape, sim_config, total, value
+
+PASSWORD_ENV = "BALANCER_TEST_METRICS_PASSWORD"
+
+
+def test_cycles_on_the_embedded_cluster_change_the_metrics(tmp_path):
+    cfg = config_of(sim_config(tmp_path, drs={"interval": "0.3s"}))
+    svc = Running(cfg)
+    try:
+        svc.wait_cycles("sim-cluster", 1)
+        _, first = scrape(svc.url)
+        svc.wait_cycles("sim-cluster", 4)
+        status, later = scrape(svc.url)
+        health, body = scrape(svc.url, "/healthz")
+    finally:
+        assert svc.stop() == 0
+    assert status == 200 and health == 200 and '"ok"' in body
+    c = {"cluster": "sim-cluster"}
+    # per-host gauges for every host of the simulator
+    for i in range(1, 9):
+        host = f"esx{i:02d}"
+        for resource in ("cpu", "mem"):
+            assert 0.0 < value(later, "balancer_host_utilization_ratio", **c, host=host, resource=resource) < 1.5
+        assert value(later, "balancer_host_power_state", **c, host=host, state="on") == 1.0
+        assert value(later, "balancer_host_power_state", **c, host=host, state="standby") == 0.0
+    # counters grow cycle after cycle
+    n1 = value(first, "balancer_cycle_duration_seconds_count", **c, phase="collect")
+    n2 = value(later, "balancer_cycle_duration_seconds_count", **c, phase="collect")
+    assert n1 >= 1 and n2 >= n1 + 3
+    assert total(later, "balancer_migrations_total", **c, result="success") > 0
+    assert total(later, "balancer_migrations_total", **c) >= total(first, "balancer_migrations_total", **c)
+    assert value(later, "balancer_cycle_errors_total", **c, phase="collect") == 0.0
+    assert value(later, "balancer_last_cycle_timestamp_seconds", **c) > \
+        value(first, "balancer_last_cycle_timestamp_seconds", **c)
+    for resource in ("cpu", "mem"):
+        assert value(later, "balancer_cluster_imbalance", **c, resource=resource) >= 0.0
+    assert ("balancer_planned_moves", (("cluster", "sim-cluster"),)) in samples(later)
+    # the simulator's trace moves on and the balancer acts: the imbalance is not frozen
+    assert value(first, "balancer_cluster_imbalance", **c, resource="cpu") != \
+        value(later, "balancer_cluster_imbalance", **c, resource="cpu")
+    # the cooldown holds moves back, and says so
+    assert total(later, "balancer_moves_suppressed_total", **c, reason="cooldown") > 0
+
+
+def test_healthz_is_503_while_the_source_fails(tmp_path, monkeypatch):
+    monkeypatch.setenv("BALANCER_TEST_VC_PASSWORD", "secret-password-123")
+    data = sim_config(tmp_path, drs={"interval": "0.3s"})
+    data["source"] = "vcenter"
+    data["vcenter"] = {"host": "127.0.0.1", "port": 9, "protocol": "http", "user": "u",
+                       "password_env": "BALANCER_TEST_VC_PASSWORD", "cluster": "C", "timeout": "2s"}
+    svc = Running(config_of(data))
+    try:
+        svc.wait_cycles("C", 2)
+        status, body = scrape(svc.url, "/healthz")
+        _, text = scrape(svc.url)
+    finally:
+        svc.stop()
+    assert status == 503 and "last cycle failed" in body and "secret-password-123" not in body
+    assert value(text, "balancer_cycle_errors_total", cluster="C", phase="collect") >= 2
+
+
+def test_health_needs_a_recent_successful_cycle():
+    now = [1000.0]
+    m = Metrics(clock=lambda: now[0])
+    m.add_cluster("a", 10.0)
+    assert m.health()[0] is False  # no cycle yet
+    m.observe(CycleResult("a", 1, 10.0, status="ok", finished_at=1000.0))
+    assert m.health() == (True, {"a": "ok"})
+    now[0] = 1019.0
+    assert m.health()[0] is True
+    now[0] = 1021.0  # more than two intervals without a cycle
+    ok, detail = m.health()
+    assert not ok and "no cycle for 21 s" in detail["a"]
+    m.observe(CycleResult("a", 2, 10.0, status="error", phase="plan", error="boom", finished_at=1021.0))
+    assert m.health() == (False, {"a": "last cycle failed: boom"})
+
+
+def _self_signed(tmp_path):
+    if shutil.which("openssl") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("openssl is not installed")
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_tls_and_basic_auth_on_the_endpoint(tmp_path, monkeypatch, caplog):
+    cert, key = _self_signed(tmp_path)
+    monkeypatch.setenv(PASSWORD_ENV, "s3cret-scrape")
+    data = sim_config(tmp_path, drs={"interval": "0.3s"})
+    data["metrics"] = {"listen": "127.0.0.1:0", "tls_cert": str(cert), "tls_key": str(key),
+                       "basic_auth": {"user": "prom", "password_env": PASSWORD_ENV}}
+    svc = Running(config_of(data))
+    try:
+        svc.wait_cycles("sim-cluster", 1)
+        assert svc.url.startswith("https://")
+        ctx = ssl.create_default_context(cafile=str(cert))
+        assert scrape(svc.url, context=ctx)[0] == 401
+        assert scrape(svc.url, auth=("prom", "wrong"), context=ctx)[0] == 401
+        status, text = scrape(svc.url, auth=("prom", "s3cret-scrape"), context=ctx)
+        assert status == 200 and "balancer_cluster_imbalance" in text
+        assert scrape(svc.url, "/healthz", auth=("prom", "s3cret-scrape"), context=ctx)[0] == 200
+        with pytest.raises(urllib.error.URLError):  # the certificate is checked by clients
+            scrape(svc.url, auth=("prom", "s3cret-scrape"))
+    finally:
+        svc.stop()
+    assert "s3cret-scrape" not in caplog.text
+
+
+def test_a_missing_scrape_password_is_one_clear_error(tmp_path):
+    from helpers import run_cli
+    from service_helpers import write_config
+
+    data = sim_config(tmp_path)
+    data["metrics"] = {"listen": "127.0.0.1:0", "basic_auth": {"user": "prom", "password_env": "NOT_SET_ANYWHERE_X"}}
+    r = run_cli("run", "--once", "--config", str(write_config(tmp_path, data)), cwd=tmp_path)
+    assert r.returncode == 2 and "NOT_SET_ANYWHERE_X" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,263 @@
+"""The service: automation levels, journaled actions, SIGTERM, kill -9 and restart, several clusters."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from balancer.errors import SourceError
+from balancer.journal import Journal
+from balancer.service import ClusterCycle
+from balancer.service.cycle import sim_state_path
+from balancer.sources.sim import SimulatedCluster
+from balancer.sources.sim.state import attach_state_file
+from helpers import run_cli
+from service_helpers import ServiceProcess, config_of, sim_config, write_config
+
+
+def _cycle(tmp_path: Path, drs: dict | None = None, dpm: dict | None = None, sim: dict | None = None):
+    cfg = config_of(sim_config(tmp_path, drs=drs, dpm=dpm, sim=sim))
+    journal = Journal(":memory:")
+    source = SimulatedCluster(cfg.sim)
+    return ClusterCycle("c", cfg, journal, open_source=lambda: source), source, journal
+
+
+def _placement(source: SimulatedCluster) -> dict[str, str]:
+    return {v.name: v.host for v in source.snapshot().vms}
+
+
+# --- automation levels ------------------------------------------------------------------------------
+
+def test_manual_recommends_and_journals_but_changes_nothing(tmp_path):
+    cycle, source, journal = _cycle(tmp_path, drs={"automation": "manual"})
+    before = _placement(source)
+    res = cycle.run()
+    assert res.status == "ok" and res.recommendation.moves
+    assert res.executed is None and res.results == []
+    assert _placement(source) == before
+    assert journal.plan(res.cycle_id).moves == res.recommendation.moves
+    assert journal.actions(res.cycle_id) == []
+
+
+def test_partial_carries_out_only_mandatory_moves(tmp_path):
+    cycle, source, journal = _cycle(tmp_path, drs={"automation": "partial"})
+    res = cycle.run()
+    rec = res.recommendation
+    assert any(not m.mandatory for m in rec.moves), "the recommendation also balances"
+    assert res.results and all(r.outcome == "success" for r in res.results)
+    assert all(m.mandatory for m in res.executed.moves)
+    assert {m.rule for m in res.executed.moves} >= {"web-spread"}
+    after = _placement(source)
+    for m in res.executed.moves:
+        assert after[m.vm] == m.target
+    assert {a.subject for a in journal.actions(res.cycle_id)} == {m.vm for m in res.executed.moves}
+    assert journal.plan(res.cycle_id, "executed") == res.executed
+
+
+def test_full_carries_out_the_recommendation_within_the_move_cap(tmp_path):
+    cycle, source, journal = _cycle(tmp_path, drs={"automation": "full", "max_moves_per_cycle": 3})
+    res = cycle.run()
+    assert res.executed is res.recommendation
+    assert 0 < len(res.results) <= 3
+    assert [r.subject for r in res.results] == [m.vm for m in res.recommendation.moves]
+    after = _placement(source)
+    assert all(after[m.vm] == m.target for m in res.recommendation.moves)
+    assert Counter(a.state for a in journal.actions(res.cycle_id)) == Counter(success=len(res.results))
+
+
+@pytest.mark.parametrize("dpm", ["manual", "automatic"])
+def test_dpm_power_actions_follow_their_own_level(tmp_path, dpm):
+    # a lightly loaded night: DPM wants hosts in standby
+    cycle, source, journal = _cycle(tmp_path, drs={"automation": "full"}, sim={"vms": 60, "start": 24},
+                                    dpm={"automation": dpm})
+    res = cycle.run()
+    assert res.recommendation.power, "DPM recommends standby at night"
+    power = [r for r in res.results if r.kind == "power"]
+    standby = {h.name for h in source.snapshot().hosts if h.state.value == "standby"}
+    if dpm == "manual":
+        assert power == [] and standby == set()
+        assert not [m for m in res.results if m.reason == "dpm"]
+    else:
+        assert power and all(r.outcome == "success" for r in power)
+        assert standby == {r.subject for r in power}
+        # the next cycle holds the hosts it just changed (dpm.hold_time, from the journal)
+        nxt = cycle.run()
+        assert nxt.history.power_hold >= standby
+
+
+def test_a_failing_source_fails_the_cycle_and_nothing_is_carried_out(tmp_path):
+    cfg = config_of(sim_config(tmp_path))
+    journal = Journal(":memory:")
+
+    def broken():
+        raise SourceError("vcenter 10.0.0.1:443: cannot connect: connection refused")
+
+    res = ClusterCycle("c", cfg, journal, open_source=broken).run()
+    assert (res.status, res.phase) == ("error", "collect") and "connection refused" in res.error
+    (row,) = journal.cycles(1)
+    assert (row.status, row.phase) == ("error", "collect")
+    assert journal.counts() == {}
+
+
+def test_the_history_the_engine_gets_comes_from_the_journal(tmp_path):
+    cycle, source, journal = _cycle(tmp_path, drs={"cooldown": "1h"})
+    first = cycle.run()
+    moved = {r.subject for r in first.results if r.outcome == "success"}
+    second = cycle.run()
+    assert second.history.cooling == moved
+    assert second.history.demand_power_on is not None and second.history.demand_power_off is not None
+
+
+# --- the simulated cluster's state survives a restart ---------------------------------------------------
+
+def test_simulator_state_is_restored_from_its_file(tmp_path):
+    cfg = config_of(sim_config(tmp_path))
+    path = sim_state_path(tmp_path / "journal.sqlite", "c")
+    a = SimulatedCluster(cfg.sim)
+    assert not attach_state_file(a, path)
+    plan_source = ClusterCycle("c", cfg, Journal(":memory:"), open_source=lambda: a)
+    res = plan_source.run()
+    assert res.results
+    b = SimulatedCluster(cfg.sim)
+    assert attach_state_file(b, path)
+    assert _placement(b) == _placement(a) and b.now() == a.now()
+    other = config_of(sim_config(tmp_path, sim={"seed": 7}))
+    c = SimulatedCluster(other.sim)
+    assert not attach_state_file(c, path)  # made for another simulator: start over
+
+
+# --- the service as a process ---------------------------------------------------------------------------
+
+def _journal_rows(path: Path) -> list[dict]:
+    db = sqlite3.connect(path)
+    db.row_factory = sqlite3.Row
+    rows = [dict(r) for r in db.execute("SELECT * FROM actions ORDER BY id")]
+    db.close()
+    return rows
+
+
+def test_sigterm_during_a_cycle_exits_0_with_nothing_lost(tmp_path):
+    data = sim_config(tmp_path, sim={"action_seconds": "0.4s"}, drs={"interval": "1s"})
+    cfg = write_config(tmp_path, data)
+    svc = ServiceProcess(cfg, cwd=tmp_path)
+    try:
+        svc.wait_for(lambda e: e.get("event") == "action" and e.get("outcome") == "success")
+        svc.proc.send_signal(signal.SIGTERM)
+        code = svc.finish(60)
+    finally:
+        svc.kill()
+    assert code == 0, "".join(svc.raw[-20:])
+    assert any(e.get("event") == "service stop" for e in svc.events)
+    rows = _journal_rows(tmp_path / "journal.sqlite")
+    states = Counter(r["state"] for r in rows)
+    assert not states["pending"] and not states["started"], states
+    assert states["success"] >= 1
+    stopped = [r for r in rows if r["state"] == "skipped"]
+    assert all("stopping" in r["message"] for r in stopped)
+    # the cluster (the simulator's saved state) shows exactly the moves journaled as done
+    state = json.loads(sim_state_path(tmp_path / "journal.sqlite", "sim-cluster").read_text())
+    for r in rows:
+        if r["state"] == "success":
+            assert state["vms"][r["subject"]]["host"] == r["target"]
+        elif r["state"] == "skipped":
+            assert state["vms"][r["subject"]]["host"] == r["source"]
+
+
+def test_kill_9_then_restart_repeats_no_action_and_reports_the_unfinished(tmp_path):
+    data = sim_config(tmp_path, sim={"action_seconds": "0.4s"}, drs={"interval": "1s", "cooldown": "1h"})
+    cfg = write_config(tmp_path, data)
+    svc = ServiceProcess(cfg, cwd=tmp_path)
+    try:
+        first = svc.wait_for(lambda e: e.get("event") == "action" and e.get("outcome") == "success")
+        # killed with an action in flight
+        svc.wait_for(lambda e: e.get("event") == "action start" and e["step"] > first["step"])
+        svc.proc.send_signal(signal.SIGKILL)
+        svc.proc.wait(10)
+    finally:
+        svc.kill()
+    before = _journal_rows(tmp_path / "journal.sqlite")
+    done_before = {(r["subject"], r["source"], r["target"]) for r in before if r["state"] == "success"}
+    unfinished = [r for r in before if r["state"] in ("pending", "started")]
+    assert done_before and unfinished, "killed in the middle of a plan"
+
+    again = ServiceProcess(cfg, "--cycles", "2", cwd=tmp_path)
+    try:
+        code = again.finish(120)
+    finally:
+        again.kill()
+    assert code == 0, "".join(again.raw[-30:])
+    reported = [e for e in again.events if e.get("event", "").startswith("unfinished action from an earlier run")]
+    assert len(reported) == len(unfinished)
+    settled = {e["action"]: e["outcome"] for e in again.events if e.get("event") == "unfinished action settled"}
+    assert len(settled) == len(unfinished)
+
+    after = _journal_rows(tmp_path / "journal.sqlite")
+    assert not [r for r in after if r["state"] in ("pending", "started")]
+    new = [r for r in after if r["id"] > before[-1]["id"]]
+    redone = [(r["subject"], r["source"], r["target"]) for r in new if r["state"] == "success"]
+    assert not set(redone) & done_before, "a completed action was carried out again"
+    moved_before = {vm for vm, _, _ in done_before}
+    for r in new:
+        if r["subject"] in moved_before:
+            assert r["mandatory"], f"{r['subject']} moved again within the cooldown"
+    # the unfinished actions got an outcome, marked as established after the restart
+    recovered = [r for r in after if r["recovered"]]
+    assert len(recovered) == len(unfinished)
+
+
+def test_several_clusters_in_one_service(tmp_path):
+    data = sim_config(tmp_path, drs={"interval": "0.5s"})
+    del data["sim"]
+    data["clusters"] = [{"name": "east", "sim": {"hosts": 4, "vms": 40}},
+                        {"name": "west", "sim": {"hosts": 6, "vms": 60, "seed": 3}, "drs": {"automation": "manual"}}]
+    cfg = write_config(tmp_path, data)
+    r = run_cli("check-config", str(cfg))
+    assert r.returncode == 0 and "east" in r.stdout and "west" in r.stdout
+    r = run_cli("run", "--config", str(cfg), "--cycles", "2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    j = Journal(tmp_path / "journal.sqlite")
+    cycles = j.cycles(10)
+    assert Counter(c.cluster for c in cycles) == {"east": 2, "west": 2}
+    assert {c.automation for c in cycles if c.cluster == "west"} == {"manual"}
+    assert j.counts("west") == {} and j.counts("east").get("success", 0) > 0
+    assert sim_state_path(tmp_path / "journal.sqlite", "east").exists()
+
+
+@pytest.mark.parametrize("clusters, message", [
+    ([{"name": "a"}, {"name": "a"}], "a second cluster named 'a'"),
+    ([{"name": "a", "drs": {"migration_threshold": 9}}], "clusters[0] (a).drs.migration_threshold"),
+    ([{"name": "a", "drs": {"nonsense": 1}}], "clusters[0] (a).drs.nonsense: unknown field"),
+    ([{"name": "v", "source": "vcenter"}], "source is vcenter but there is no vcenter section"),
+    ([], "the list is empty"),
+])
+def test_bad_cluster_lists_are_one_line_errors(tmp_path, clusters, message):
+    data = {"clusters": clusters}
+    r = run_cli("check-config", str(write_config(tmp_path, data)))
+    assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_clusters_and_a_top_level_source_do_not_mix(tmp_path):
+    r = run_cli("check-config", str(write_config(tmp_path, {"source": "sim", "clusters": [{"name": "a"}]})))
+    assert r.returncode == 2 and "use either clusters or the top-level source" in r.stderr
+
+
+def test_run_rejects_once_with_cycles(tmp_path):
+    r = run_cli("run", "--once", "--cycles", "2", "--config", str(write_config(tmp_path, sim_config(tmp_path))))
+    assert r.returncode == 2 and "either --once or --cycles" in r.stderr
+
+
+def test_a_second_service_on_the_same_journal_is_refused(tmp_path):
+    cfg = write_config(tmp_path, sim_config(tmp_path, drs={"interval": "1s"}))
+    first = ServiceProcess(cfg, cwd=tmp_path)
+    try:
+        first.wait_for(lambda e: e.get("event") == "service start")
+        r = run_cli("run", "--once", "--config", str(cfg), cwd=tmp_path)
+        assert r.returncode == 2 and "in use by another balancer run" in r.stderr
+    finally:
+        first.proc.send_signal(signal.SIGTERM)
+        assert first.finish(60) == 0
