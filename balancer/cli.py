@@ -27,14 +27,22 @@ def _config(path: str | None) -> Config:
     return load_config(path) if path else Config()
 
 
-def _collect(cfg: Config) -> Snapshot:
-    from .sources import open_source
+def _cluster(config_path: str | None, name: str | None) -> tuple[str, Config]:
+    """The cluster a one-off command works on: --cluster NAME of the config's clusters (optional with one)."""
+    from .clusters import select_cluster
 
-    source = open_source(cfg)
-    try:
-        return source.snapshot()
-    finally:
-        source.close()
+    return select_cluster(_config(config_path), name)
+
+
+def _collect(name: str, cfg: Config) -> Snapshot:
+    """The cluster's snapshot as the service sees it (the simulator from the service's state, read only)."""
+    from .service.oneoff import collect
+
+    return collect(name, cfg)
+
+
+cluster_option = click.option("--cluster", "cluster_name", metavar="NAME",
+                              help="Which of the config's clusters (needed when it has several).")
 
 
 def _write(text: str, out: str | None) -> None:
@@ -72,11 +80,15 @@ def cli() -> None:
 
     With no --config and no --snapshot, commands use the embedded simulated cluster,
     whose load replays real PlanetLab traces.
+
+    Global flag: --debug (anywhere on the command line) shows a traceback instead of the
+    one-line error message.
     """
 
 
 source_options = [
     click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file."),
+    cluster_option,
     click.option("--snapshot", "snapshot_path", type=click.Path(dir_okay=False), help="Plan from a saved snapshot."),
 ]
 
@@ -100,15 +112,18 @@ def _with(options):
 @click.option("--time-limit", type=click.FloatRange(min=0.1), help="Solver time limit, seconds [config: drs.time_limit].")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead of standard output.")
 @click.option("--dpm", is_flag=True, help="Include DPM decisions: hosts to standby or to power on [config: dpm.automation].")
-def recommend(config_path, snapshot_path, fmt, max_moves, threshold, planner, time_limit, out, dpm) -> None:
+def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, threshold, planner, time_limit, out,
+              dpm) -> None:
     """Dry run: collect (or load) a snapshot, plan, print the plan. Nothing is changed.
 
     Exit status: 0 with a plan, 2 on bad input, 3 when the mandatory rules cannot all hold.
     """
     if config_path and snapshot_path:
         raise InputError("use either --config or --snapshot, not both")
-    cfg = _config(config_path)
-    snap = load_snapshot(snapshot_path) if snapshot_path else _collect(cfg)
+    if cluster_name and snapshot_path:
+        raise InputError("--cluster picks one of the config's clusters: use it with --config, not --snapshot")
+    name, cfg = _cluster(config_path, cluster_name)
+    snap = load_snapshot(snapshot_path) if snapshot_path else _collect(name, cfg)
     plan = make_plan(snap, _options(cfg, threshold, max_moves, planner, time_limit, dpm=True if dpm else None))
     _show_plan(plan, fmt, out, snap, cfg)
     if plan.status == "infeasible":
@@ -121,7 +136,7 @@ def recommend(config_path, snapshot_path, fmt, max_moves, threshold, planner, ti
 @click.option("--format", "fmt", type=click.Choice(PLAN_FORMATS), default="table", show_default=True)
 @click.option("--execute", is_flag=True, help="Carry out the moves, then put HOST into maintenance mode.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the plan to this file instead of standard output.")
-def evacuate(host, config_path, snapshot_path, fmt, execute, out) -> None:
+def evacuate(host, config_path, cluster_name, snapshot_path, fmt, execute, out) -> None:
     """Plan moving every VM registered on HOST (powered-off ones too) off it, for maintenance mode.
 
     Only HOST's VMs move, each honouring capacity and the mandatory rules at every step. With
@@ -130,19 +145,23 @@ def evacuate(host, config_path, snapshot_path, fmt, execute, out) -> None:
     emptied, 1 when an action failed, 2 on bad input, 3 when the rules or the room left make
     it impossible (the message names the rule).
     """
+    from contextlib import ExitStack
+
     from .errors import InfeasibleError
     from .execute.evacuation import carry_out_evacuation, vms_left_on
-    from .sources import open_source
+    from .service.oneoff import acting
 
     if config_path and snapshot_path:
         raise InputError("use either --config or --snapshot, not both")
+    if cluster_name and snapshot_path:
+        raise InputError("--cluster picks one of the config's clusters: use it with --config, not --snapshot")
     if execute and snapshot_path:
         raise InputError("--execute acts on the cluster: use --config (or neither, for the embedded simulated cluster), "
                          "not --snapshot")
-    cfg = _config(config_path)
-    source = open_source(cfg) if execute else None
-    try:
-        snap = load_snapshot(snapshot_path) if snapshot_path else (source.snapshot() if source else _collect(cfg))
+    name, cfg = _cluster(config_path, cluster_name)
+    with ExitStack() as stack:
+        act = stack.enter_context(acting(name, cfg, "evacuate")) if execute else None
+        snap = load_snapshot(snapshot_path) if snapshot_path else (act.source.snapshot() if act else _collect(name, cfg))
         if host not in snap.hosts_by_name():
             raise InputError(f"host {host!r}: not in cluster {snap.cluster}")
         plan = make_plan(snap, _options(cfg, evacuate=(host,)))
@@ -155,12 +174,9 @@ def evacuate(host, config_path, snapshot_path, fmt, execute, out) -> None:
         if left:
             raise InfeasibleError(f"cannot evacuate {host}: {len(left)} VM(s) would stay on it ({', '.join(left[:5])}); "
                                   + " ".join(plan.notes))
-        if not execute:
+        if act is None:
             return
-        results = carry_out_evacuation(source, plan, host)
-    finally:
-        if source is not None:
-            source.close()
+        results = act.carry_out(plan, snap, lambda source, p: carry_out_evacuation(source, p, host))
     if fmt == "json":
         _write(json.dumps({"plan": plan.to_json_dict(), "results": [r.to_json_dict() for r in results]}, indent=2) + "\n",
                out)
@@ -174,10 +190,11 @@ def evacuate(host, config_path, snapshot_path, fmt, execute, out) -> None:
 
 @cli.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@cluster_option
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the snapshot JSON.")
-def snapshot(config_path, out) -> None:
+def snapshot(config_path, cluster_name, out) -> None:
     """Write the configured source's current snapshot as JSON."""
-    snap = _collect(_config(config_path))
+    snap = _collect(*_cluster(config_path, cluster_name))
     _write(snapshot_json(snap), out)
     click.echo(f"wrote {out}: cluster {snap.cluster}, {len(snap.hosts)} hosts, {len(snap.vms)} VMs, "
                f"{len(snap.rules)} rules", err=True)
@@ -186,8 +203,16 @@ def snapshot(config_path, out) -> None:
 @cli.command("check-config")
 @click.argument("file", type=click.Path(dir_okay=False))
 def check_config(file) -> None:
-    """Validate a config file."""
+    """Validate a config file, and the files it names (trace, journal directory, TLS files).
+
+    Settings that weaken security (vCenter over http, verify_tls false) get a warning line on
+    standard error. Exit status: 0 when valid, 2 otherwise.
+    """
+    from .config_check import check_config_files
+
     cfg = load_config(file)
+    for line in check_config_files(cfg, f"config {file}"):
+        click.echo(f"warning: {line}", err=True)
     if cfg.clusters is not None:
         names = ", ".join(f"{n} ({c.source}, automation {c.drs.automation})" for n, c in cfg.cluster_configs())
         click.echo(f"{file}: ok ({len(cfg.clusters)} clusters: {names})")
@@ -199,39 +224,46 @@ def check_config(file) -> None:
 @cli.command()
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@cluster_option
 @click.option("--max-age", default="15m", show_default=True,
-              help="Refuse a plan whose snapshot is older than this, measured on the source's clock.")
+              help="Refuse a plan whose snapshot is older than this (5m, 1h, or seconds), measured on the source's clock.")
+@click.option("--max-moves", type=click.IntRange(min=0),
+              help="Refuse a plan with more moves than this, not counting those that empty a host "
+                   "[config: drs.max_moves_per_cycle].")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def apply(plan_file, config_path, max_age, fmt) -> None:
+def apply(plan_file, config_path, cluster_name, max_age, max_moves, fmt) -> None:
     """Carry out a saved plan after re-validating it against a fresh snapshot.
 
-    Moves whose premise no longer holds (the VM moved, the target left service) are skipped.
-    Exit status: 0 when every action succeeded, 1 otherwise, 2 on bad input.
+    The plan is refused (exit 2) when it has no collection time or is older than --max-age, or
+    when, replayed on the fresh snapshot, a step would put a host above its capacity limit or
+    break a mandatory rule. Moves whose premise no longer holds (the VM moved, the target left
+    service) are skipped. Exit status: 0 when every action succeeded, 1 otherwise, 2 on bad input.
     """
     from .config import parse_duration
-    from .execute import check_plan_against
-    from .sources import open_source
+    from .execute import check_plan_against, check_plan_age, check_plan_steps
+    from .service.oneoff import acting
 
     try:
         max_age_s = parse_duration(max_age)
     except ValueError as exc:
         raise InputError(f"--max-age: {exc}") from None
     plan = load_plan(plan_file)
-    cfg = _config(config_path)
-    source = open_source(cfg)
-    try:
+    name, cfg = _cluster(config_path, cluster_name)
+    expected = {name, cfg.vcenter.cluster if cfg.source == "vcenter" and cfg.vcenter else cfg.sim.cluster}
+    if plan.cluster not in expected:
+        raise InputError(f"plan {plan_file}: made for cluster {plan.cluster!r}, not {name!r}")
+    with acting(name, cfg, "apply") as act:
+        source = act.source
         fresh = source.snapshot()
         check_plan_against(fresh, plan)
-        if plan.collected_at and fresh.collected_at:
-            from datetime import datetime
-
-            age = (fresh.collected_at - datetime.fromisoformat(plan.collected_at)).total_seconds()
-            if age > max_age_s:
-                raise InputError(f"plan {plan_file}: made from a snapshot {age:.0f} s old (limit {max_age_s:.0f} s); "
-                                 "run recommend again")
-        results = source.execute(plan)
-    finally:
-        source.close()
+        check_plan_age(fresh, plan, max_age_s, f"plan {plan_file}")
+        check_plan_steps(fresh, plan, _options(cfg, max_moves=max_moves), f"plan {plan_file}")
+        if not plan.actions:
+            click.echo(f"plan {plan_file}: nothing to do (no moves, no host actions)", err=True)
+            if fmt == "json":
+                click.echo("[]")
+            return
+        results = act.carry_out(plan, fresh)
     if fmt == "json":
         click.echo(json.dumps([r.to_json_dict() for r in results], indent=2))
     else:
@@ -279,6 +311,10 @@ def history(config_path, last, cluster, fmt) -> None:
 
     journal = open_journal(_config(config_path).journal.path)
     try:
+        if cluster is not None and cluster not in journal.clusters():
+            known = journal.clusters()
+            raise InputError(f"--cluster {cluster}: the journal has no cycles of this cluster"
+                             + (f" (it has: {', '.join(known)})" if known else ""))
         if fmt == "json":
             click.echo(json.dumps(history_data(journal, last, cluster), indent=2))
         else:
@@ -287,10 +323,73 @@ def history(config_path, last, cluster, fmt) -> None:
         journal.close()
 
 
+@cli.command()
+@click.option("--trace", required=True, help="Trace .csv.gz (vm,t000,...,t287) or a packaged day (YYYYMMDD).")
+@click.option("--hosts", type=click.IntRange(1, 96), default=40, show_default=True, help="Hosts in the cluster.")
+@click.option("--vms", type=click.IntRange(1, 10_000), help="VMs (default: one per trace row; more reuse rows).")
+@click.option("--interval", default="5m", show_default=True, help="Cycle interval: a multiple of 5m.")
+@click.option("--policy", type=click.Choice(["ours", "greedy", "none"]), default="ours", show_default=True,
+              help="ours: the optimiser; greedy: DRS's hill-climb (the baseline); none: no balancing.")
+@click.option("--dpm", type=click.Choice(["on", "off"]), default="off", show_default=True,
+              help="DPM automatic (hosts to standby and back) or off.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Simulator seed: VM sizes, trace rows, start.")
+@click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
+              help="First trace sample (0 = 00:00, 5-minute samples).")
+@click.option("--steps", type=click.IntRange(min=1), help="Samples to replay (default: to the end of the trace).")
+@click.option("--threshold", type=click.IntRange(1, 5), help="Migration threshold [config: drs.migration_threshold].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Take the drs and dpm tuning from this config (its source is not used).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def simulate(trace, hosts, vms, interval, policy, dpm, seed, start, steps, threshold, config_path, fmt) -> None:
+    """What-if replay: a trace day through the embedded simulated cluster, balanced by a policy.
+
+    Every 5-minute sample is measured once; every --interval a cycle of the service runs
+    (collect, plan, carry out, fully automated). Prints overload minutes, migrations, imbalance,
+    host-hours and energy.
+    """
+    from .simulate import ReplaySpec, replay
+    from .simulate.report import render_table
+
+    spec = ReplaySpec(trace=trace, hosts=hosts, vms=vms, interval=interval, policy=policy, dpm=dpm == "on",
+                      seed=seed, start=start, steps=steps, threshold=threshold)
+    base = load_config(config_path) if config_path else None
+    err = Console(stderr=True)
+    if err.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("replaying {task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=err, transient=True) as bar:
+            task = bar.add_task(f"{trace} ({policy}, DPM {dpm})", total=None)
+            result = replay(spec, base, on_step=lambda done, total: bar.update(task, completed=done, total=total))
+    else:
+        result = replay(spec, base)
+    if fmt == "json":
+        click.echo(json.dumps(result.to_json_dict(), indent=2))
+    else:
+        render_table(result, Console(width=None if sys.stdout.isatty() else 120))
+
+
+def _warnings_to_stderr() -> None:
+    """Until a command sets up its own logging (`run`), warnings are one line each: ``warning: ...``."""
+    import logging
+
+    root = logging.getLogger()
+    if not root.handlers:
+        class OneLine(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                return f"{record.levelname.lower()}: {' '.join(record.getMessage().split())}"
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(OneLine())
+        handler.setLevel(logging.WARNING)
+        root.addHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every error becomes one line on stderr and an exit status, never a traceback."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     args = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--debug"]
+    _warnings_to_stderr()
     try:
         cli.main(args=args, prog_name="balancer", standalone_mode=False)
     except click.exceptions.Abort:

@@ -68,3 +68,23 @@ def resolve_clusters(cfg: "Config") -> list[tuple[str, "Config"]]:
         )
         out.append((name, single))
     return out
+
+
+def select_cluster(cfg: "Config", name: str | None, option: str = "--cluster") -> tuple[str, "Config"]:
+    """The (name, single-cluster Config) a one-off command acts on.
+
+    ``name`` None: the config's only cluster; with several, InputError listing their names.
+    An unknown name is an InputError naming it (and the names there are).
+    """
+    from .errors import InputError
+
+    clusters = cfg.cluster_configs()
+    names = [n for n, _ in clusters]
+    if name is None:
+        if len(clusters) == 1:
+            return clusters[0]
+        raise InputError(f"the config has {len(clusters)} clusters ({', '.join(names)}): choose one with {option} NAME")
+    for n, c in clusters:
+        if n == name:
+            return n, c
+    raise InputError(f"{option} {name}: no such cluster in the config (clusters: {', '.join(names)})")

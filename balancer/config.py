@@ -15,11 +15,17 @@ from .validation import read_input_file, validate_model
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
 
 
+_SECONDS = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
+MAX_DURATION = 366 * 24 * 3600.0  # no interval, window or timeout is longer than a year
+
+
 def parse_duration(value: Any) -> float:
-    """'5m', '30s', '1h30m', '2s' or a number of seconds -> seconds (float)."""
+    """'5m', '30s', '1h30m', '2s' or a number of seconds ('900' too) -> seconds (float), at most a year."""
     if isinstance(value, bool):
         raise ValueError("expected a duration like 5m, 30s or 1h")
     if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and _SECONDS.match(value):
         seconds = float(value)
     elif isinstance(value, str) and value.strip() and (m := _DURATION.match(value)) and any(m.groups()):
         h, mi, s = (float(g) if g else 0.0 for g in m.groups())
@@ -28,6 +34,8 @@ def parse_duration(value: Any) -> float:
         raise ValueError(f"expected a duration like 5m, 30s or 1h, got {value!r}")
     if not seconds == seconds or seconds < 0:  # NaN or negative
         raise ValueError(f"duration must be a non-negative number of seconds, got {value!r}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"duration must be at most a year (8784h), got {value!r}")
     return seconds
 
 
@@ -63,13 +71,44 @@ class VCenterConfig(_Section):
     verify_tls: bool = True
     ca_file: Path | None = None
     cluster: str
-    timeout: Duration = 60.0
+    timeout: Annotated[Duration, Field(gt=0)] = 60.0  # per HTTP request; a vMotion's deadline: docs/vcenter.md
+    allow_insecure: bool = False  # allow protocol http to a vCenter that is not on this machine
 
     @model_validator(mode="after")
     def _one_password_source(self) -> "VCenterConfig":
         if (self.password_env is None) == (self.password_file is None):
             raise ValueError("set exactly one of password_env or password_file")
         return self
+
+    @model_validator(mode="after")
+    def _plain_http_only_locally(self) -> "VCenterConfig":
+        if self.protocol == "http" and not is_loopback(self.host) and not self.allow_insecure:
+            raise ValueError(f"protocol http to {self.host} would send the password in clear text over the network; "
+                             "use https, or set allow_insecure: true")
+        return self
+
+    def insecure_warnings(self) -> list[str]:
+        """One line per setting that weakens the connection's security (logged when connecting, shown by check-config)."""
+        out = []
+        if self.protocol == "http":
+            out.append(f"vcenter {self.host}: protocol http: the password and all data cross the network "
+                       "unencrypted (use it only for a simulator)")
+        elif not self.verify_tls:
+            out.append(f"vcenter {self.host}: verify_tls is false: the server's certificate is not checked, "
+                       "so anyone in between can pose as vCenter and read the password")
+        return out
+
+
+def is_loopback(host: str) -> bool:
+    """Is ``host`` this machine (localhost, 127.0.0.0/8, ::1)? Judged from the name alone, without DNS."""
+    import ipaddress
+
+    if host.strip().lower().rstrip(".") in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class DrsConfig(_Section):
@@ -79,7 +118,7 @@ class DrsConfig(_Section):
     max_moves_per_cycle: Annotated[int, Field(ge=0)] = 8
     cpu_headroom: Fraction = 0.10
     mem_headroom: Fraction = 0.10
-    time_limit: Duration = 3.0
+    time_limit: Annotated[Duration, Field(ge=0.1)] = 3.0  # seconds, as --time-limit
     planner: Literal["cp-sat", "greedy"] = "cp-sat"  # greedy: DRS's own hill-climb (faster, less thorough)
     cooldown: Duration = 3600.0
     # minimum gain of a balance move (reduction of cpu + mem variance x hosts); None: the threshold's
@@ -105,6 +144,13 @@ class DpmConfig(_Section):
     power_on_window: Duration = 300.0
     power_off_window: Duration = 2400.0
     hold_time: Duration = 1800.0
+
+    @model_validator(mode="after")
+    def _band_within_capacity(self) -> "DpmConfig":
+        if self.target + self.tolerance > 1.0:
+            raise ValueError(f"target + tolerance must be at most 1 (the band's top is {self.target:g} + "
+                             f"{self.tolerance:g} = {100 * (self.target + self.tolerance):.0f} % of capacity)")
+        return self
 
 
 class BasicAuthConfig(_Section):
@@ -188,6 +234,31 @@ class Config(_Section):
         return resolve_clusters(self)
 
 
+class DuplicateKeyError(Exception):
+    """A mapping of the YAML file has the same key twice."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (SafeLoader keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: construct_mapping reports it
+                    continue
+                line = key_node.start_mark.line + 1
+                if first is not None:
+                    raise DuplicateKeyError(f"duplicate key {key!r} at line {line} (first at line {first})")
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_config(data: Any, what: str = "config") -> Config:
     return validate_model(Config, {} if data is None else data, what, container="a mapping")
 
@@ -196,7 +267,9 @@ def load_config(path: str | Path) -> Config:
     path = Path(path)
     text = read_input_file(path, f"config {path}")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except DuplicateKeyError as exc:
+        raise InputError(f"config {path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""

@@ -93,11 +93,13 @@ def read_input_file(path: Path, what: str) -> str:
         raise InputError(f"{what}: cannot read: {exc}") from None
 
 
-def validate_model(model: type[M], data: Any, what: str, container: str = "a JSON object") -> M:
-    """Validate parsed data into ``model``, or InputError with one line naming the bad item."""
+def validate_model(model: type[M], data: Any, what: str, container: str = "a JSON object", strict: bool = False) -> M:
+    """Validate parsed data into ``model``, or InputError with one line naming the bad item.
+
+    ``strict``: no coercion (a number given as a string is an error, not converted)."""
     if not isinstance(data, dict):
         raise InputError(f"{what}: expected {container} at the top level")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=strict or None)
     except ValidationError as exc:
         raise one_line(exc, data, what) from None

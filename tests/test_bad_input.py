@@ -49,6 +49,13 @@ CASES = {
     "rule with one VM": (lambda s: s["rules"][0]["vms"].pop(), "web-spread"),
     "powered-on VM on standby host": (lambda s: s["hosts"][3].update(state="standby"), "legacy-01"),
     "no hosts": (lambda s: s.update(hosts=[], vms=[], vm_groups={}, host_groups={}, rules=[]), "hosts"),
+    "memory demand above the VM's memory": (lambda s: s["vms"][0].update(mem_demand_mb=1e12), "vms[0] (web-01).mem_demand_mb"),
+    "memory reservation above the VM's memory": (lambda s: s["vms"][0].update(mem_reservation_mb=20000),
+                                                 "vms[0] (web-01).mem_reservation_mb"),
+    "CPU demand beyond the vCPUs": (lambda s: s["vms"][1].update(cpu_demand_mhz=1e9), "vms[1] (web-02).cpu_demand_mhz"),
+    "huge host memory": (lambda s: s["hosts"][0].update(mem_capacity_mb=1e300), "hosts[0] (esx01).mem_capacity_mb"),
+    "sub-MHz host": (lambda s: s["hosts"][0].update(cpu_capacity_mhz=1e-9), "hosts[0] (esx01).cpu_capacity_mhz"),
+    "absurd vCPU count": (lambda s: s["vms"][0].update(vcpus=10**9), "vms[0] (web-01).vcpus"),
 }
 
 
@@ -124,6 +131,13 @@ CONFIG_CASES = {
     "not a mapping": ("- a\n- b\n", "mapping"),
     "bad dpm target": ("dpm:\n  target: 1.5\n", "target"),
     "negative max moves": ("drs:\n  max_moves_per_cycle: -1\n", "max_moves_per_cycle"),
+    "duplicate top-level key": ("drs: {automation: full}\ndrs: {interval: 10m}\n", "duplicate key 'drs' at line 2"),
+    "duplicate nested key": ("sim:\n  hosts: 4\n  seed: 2\n  hosts: 5\n", "duplicate key 'hosts' at line 4"),
+    "interval beyond a year": ("drs:\n  interval: 99999999999999999h\n", "drs.interval"),
+    "DPM band above capacity": ("dpm:\n  target: 0.9\n  tolerance: 0.5\n", "target + tolerance"),
+    "zero time limit": ("drs:\n  time_limit: 0s\n", "drs.time_limit"),
+    "http to a remote vCenter": ("source: vcenter\nvcenter:\n  host: vc.example.com\n  protocol: http\n  user: u\n"
+                                 "  password_env: X\n  cluster: c\n", "allow_insecure"),
 }
 
 
@@ -154,3 +168,37 @@ def test_bad_trace(tmp_path):
     path.write_text("sim:\n  trace: 19990101\n")
     r = run_cli("recommend", "--config", str(path))
     assert r.returncode == 2 and "19990101" in r.stderr
+
+
+def test_durations_accept_plain_seconds_and_stop_at_a_year():
+    from balancer.config import parse_duration
+
+    assert parse_duration("900") == 900 == parse_duration(900) == parse_duration("15m")
+    assert parse_duration("1h30m") == 5400
+    for bad in ("99999999999999999h", 10**20, "5 minutes", "-1", True):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_extreme_but_valid_figures_do_not_break_the_planners():
+    """The largest and smallest figures a snapshot accepts, mixed on one cluster: a plan, not a crash."""
+    from balancer.engine import PlanOptions, make_plan
+    from balancer.engine.options import DpmOptions
+    from balancer.snapshot import Snapshot
+    from balancer.snapshot.model import MAX_CPU_MHZ, MAX_MEM_MB, MAX_MHZ_PER_VCPU, MAX_VCPUS
+
+    big = dict(vcpus=MAX_VCPUS, mem_mb=MAX_MEM_MB, cpu_demand_mhz=MAX_VCPUS * MAX_MHZ_PER_VCPU, mem_demand_mb=MAX_MEM_MB)
+    tiny = dict(vcpus=1, mem_mb=1e-6, cpu_demand_mhz=1e-6, mem_demand_mb=1e-6)
+    snap = Snapshot.model_validate(dict(
+        version=1, cluster="extreme",
+        hosts=[dict(name="small", cpu_capacity_mhz=1.0, mem_capacity_mb=1.0),
+               dict(name="large", cpu_capacity_mhz=MAX_CPU_MHZ, mem_capacity_mb=MAX_MEM_MB),
+               dict(name="medium", cpu_capacity_mhz=5.0, mem_capacity_mb=5.0)],
+        vms=[dict(name="v0", host="small", **big), dict(name="v1", host="large", **tiny),
+             dict(name="v2", host="medium", **big), dict(name="v3", host="medium", **tiny)],
+        rules=[dict(name="apart", type="vm-anti-affinity", vms=["v0", "v2"])],
+    ))
+    for options in (PlanOptions(time_limit_s=0.5), PlanOptions(planner="greedy"), PlanOptions(dpm=DpmOptions()),
+                    PlanOptions(evacuate=("small",), time_limit_s=0.5)):
+        plan = make_plan(snap, options)
+        assert plan.status in ("ok", "infeasible")

@@ -62,10 +62,33 @@ def test_infeasible_exits_3_and_names_rule(tmp_path):
     assert any("all-apart" in c for c in plan["conflicts"])
 
 
-def test_check_config_examples():
+def test_check_config_examples(tmp_path):
+    import yaml
+
     for cfg in sorted((ROOT / "config").glob("*.yaml")):
-        r = run_cli("check-config", str(cfg))
+        data = yaml.safe_load(cfg.read_text())
+        # the examples' journal directory (/var/lib/balancer) exists where the service is installed
+        data.setdefault("journal", {})["path"] = str(tmp_path / "journal.sqlite")
+        here = tmp_path / cfg.name
+        here.write_text(yaml.safe_dump(data))
+        r = run_cli("check-config", str(here))
         assert r.returncode == 0, (cfg, r.stderr)
+        assert "ok" in r.stdout
+
+
+def test_check_config_checks_the_files_it_names(tmp_path):
+    cases = {
+        "sim:\n  trace: '19990101'\n": "sim.trace: trace '19990101': no such file",
+        f"journal:\n  path: {tmp_path}/absent/j.sqlite\n": "journal.path: directory",
+        "metrics:\n  tls_cert: /nonexistent/c.pem\n  tls_key: /nonexistent/k.pem\n": "metrics.tls_cert: no such file",
+        f"metrics:\n  tls_cert: {tmp_path}/c.yaml\n  tls_key: {tmp_path}/c.yaml\n": "cannot load the certificate",
+    }
+    for text, needle in cases.items():
+        path = tmp_path / "c.yaml"
+        path.write_text(text)
+        r = run_cli("check-config", str(path))
+        assert r.returncode == 2, (text, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
 
 
 def test_config_changes_the_simulated_cluster(tmp_path):
@@ -78,9 +101,10 @@ def test_config_changes_the_simulated_cluster(tmp_path):
 
 
 def test_apply_on_embedded_cluster(tmp_path):
-    r = run_cli("recommend", "--format", "json", "--time-limit", "1", "--out", str(tmp_path / "p.json"))
+    # (in tmp_path: apply keeps the journal and the simulator's state in the current directory)
+    r = run_cli("recommend", "--format", "json", "--time-limit", "1", "--out", str(tmp_path / "p.json"), cwd=tmp_path)
     assert r.returncode == 0
-    r = run_cli("apply", str(tmp_path / "p.json"), "--format", "json")
+    r = run_cli("apply", str(tmp_path / "p.json"), "--format", "json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     results = json.loads(r.stdout)
     assert results and all(x["outcome"] == "success" for x in results)
@@ -89,7 +113,7 @@ def test_apply_on_embedded_cluster(tmp_path):
 def test_apply_rejects_plan_for_another_cluster(tmp_path):
     r = run_cli("recommend", "--snapshot", str(DATA / "example-snapshot.json"), "--format", "json",
                 "--out", str(tmp_path / "p.json"))
-    r = run_cli("apply", str(tmp_path / "p.json"))
+    r = run_cli("apply", str(tmp_path / "p.json"), cwd=tmp_path)
     assert r.returncode == 2 and "prod-a" in r.stderr
 
 

@@ -31,7 +31,8 @@ def host(name, cpu=10000, mem=10000, state="on", **kw):
 
 
 def vm(name, h, cpu=1000, mem=500, **kw):
-    return {"name": name, "host": h, "vcpus": 1, "mem_mb": 1024, "cpu_demand_mhz": cpu, "mem_demand_mb": mem, **kw}
+    return {"name": name, "host": h, "vcpus": 1, "mem_mb": max(1024, int(mem) + 1), "cpu_demand_mhz": cpu,
+            "mem_demand_mb": mem, **kw}
 
 
 def snap(hosts, vms, rules=(), vm_groups=None, host_groups=None):
@@ -361,19 +362,25 @@ ON_WINDOW, OFF_WINDOW, HOLD = timedelta(minutes=5), timedelta(minutes=40), timed
 
 def replay_day(trace: str, steps_per_cycle: int, options: PlanOptions):
     """Run a day through the simulator: snapshot, History windows and holds, plan, execute, advance."""
+    from balancer.service.past import off_window_gap
+
     sim = SimulatedCluster(SimConfig(trace=trace, start=0, steps_per_cycle=steps_per_cycle))
     samples: deque = deque()
+    first = None
     last_power: dict[str, object] = {}
     events = []
     hosts_on = []
     for _ in range(288 // steps_per_cycle):
         s = sim.snapshot()
         now = s.collected_at
+        first = first or now
         demand = (sum(v.cpu_load_mhz for v in s.vms), sum(v.mem_load_mb for v in s.vms))
         samples.append((now, demand))
-        while samples[0][0] <= now - OFF_WINDOW:
+        while samples[0][0] < now - OFF_WINDOW:
             samples.popleft()
         history = History(
+            standby_blocked=off_window_gap([(t - first).total_seconds() for t, _ in samples],
+                                           (now - first).total_seconds(), OFF_WINDOW.total_seconds(), 600.0),
             demand_power_on=window_demand([d for t, d in samples if t > now - ON_WINDOW]),
             demand_power_off=window_demand([d for _, d in samples]),
             power_hold=frozenset(h for h, t in last_power.items() if now - t < HOLD),
@@ -406,9 +413,128 @@ def test_no_flapping_over_a_replayed_day():
             undone = [(t2, h2) for t2, h2, a2 in events if a2 == "standby" and t1 <= t2 < t1 + HOLD]
             assert not undone, f"{h1} powered on at {t1:%H:%M}, then {undone} to standby within the hold time"
     assert len(events) <= 10, f"few power actions over the day: {len(events)}"
+    standby = sorted({t for t, _, a in events if a == "standby"})  # plans with standby (several hosts each here)
+    assert min(standby) - OFF_WINDOW >= first_collection("20110306"), "no standby before the window is covered"
+    assert all(b - a >= HOLD for a, b in zip(standby, standby[1:])), "standby steps a hold time apart"
+
+
+def first_collection(trace):
+    return SimulatedCluster(SimConfig(trace=trace, start=0)).snapshot().collected_at
 
 
 def test_no_standby_while_a_host_just_powered_on_is_held():
     s = snap(*low_load())
     plan = make_plan(s, PlanOptions(dpm=DPM, **FAST), History(power_hold=frozenset({"h0"})))
     assert plan.power == [] and any("within the hold time" in n for n in plan.notes)
+
+
+# --- no moves allowed: only hosts already empty go to standby ----------------------------------------
+
+def test_max_moves_0_puts_only_an_empty_host_into_standby():
+    hosts, vms = low_load()
+    hosts.append(host("h6"))  # empty but for a powered-off VM
+    vms.append(vm("off", "h6", cpu=0, mem=0, powered_on=False))
+    s = snap(hosts, vms)
+    options = PlanOptions(dpm=DPM, max_moves=0, **FAST)
+    plan = make_plan(s, options)
+    assert plan.status == "ok" and plan.moves == []
+    assert [(p.host, p.action, p.step) for p in plan.power] == [("h6", "standby", 1)]
+    assert "--max-moves 0: no moves allowed" in plan.notes
+    replay(s, plan, options)
+    # without an empty host: nothing at all, and the note says why
+    plan = make_plan(snap(*low_load()), options)
+    assert plan.moves == [] and plan.power == []
+    assert any("no moves are allowed and no host that is on is empty" in n for n in plan.notes)
+
+
+def test_max_moves_0_still_powers_hosts_on():
+    plan = make_plan(rising(), PlanOptions(dpm=DPM, max_moves=0, **FAST))
+    assert plan.moves == [] and [p.action for p in plan.power] == ["power-on"]
+
+
+def test_recommend_max_moves_0_with_dpm_lists_no_move():
+    proc = run_cli("recommend", "--max-moves", "0", "--dpm", "--format", "json", "--time-limit", "1")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert plan["moves"] == [] and "--max-moves 0: no moves allowed" in plan["notes"]
+    assert all(p["action"] != "standby" for p in plan["power"]), "every simulated host runs VMs"
+
+
+# --- the power-off window must be covered; one standby per hold time cluster-wide -------------------
+
+def test_no_standby_while_the_power_off_window_is_not_covered():
+    s = snap(*low_load())
+    why = "the 40 min power-off window is not yet covered by collections (5 min so far)"
+    plan = make_plan(s, PlanOptions(dpm=DPM, **FAST), History(standby_blocked=why))
+    assert plan.power == [] and plan.moves == []
+    assert any(why in n and "no host goes to standby" in n for n in plan.notes)
+    # power-on is not held back by it
+    plan = make_plan(rising(), PlanOptions(dpm=DPM, **FAST), History(standby_blocked=why))
+    assert [p.action for p in plan.power][:1] == ["power-on"]
+
+
+def test_no_second_standby_within_the_hold_time_cluster_wide():
+    hosts, vms = low_load()
+    hosts.append(host("h6", state="standby"))  # went to standby a moment ago
+    s = snap(hosts, vms)
+    plan = make_plan(s, PlanOptions(dpm=DPM, **FAST), History(power_hold=frozenset({"h6"})))
+    assert plan.power == [] and any("h6 changed power state within the hold time" in n for n in plan.notes)
+    assert [p.action for p in make_plan(s, PlanOptions(dpm=DPM, **FAST)).power][:1] == ["standby"]
+    # while power-on is never held back that way
+    plan = make_plan(rising(), PlanOptions(dpm=DPM, **FAST), History(power_hold=frozenset({"h0"})))
+    assert [p.action for p in plan.power] == ["power-on"]
+
+
+def test_off_window_coverage():
+    from balancer.service.past import off_window_gap
+
+    now, window, gap = 10_000.0, 2400.0, 600.0
+    every5 = [now - 300 * i for i in range(8, -1, -1)]  # a window old, every 5 min
+    assert off_window_gap(every5, now, window, gap) is None
+    young = every5[1:]
+    assert "not yet covered" in off_window_gap(young, now, window, gap)
+    assert "not yet covered" in off_window_gap([now], now, window, gap)
+    holed = [t for t in every5 if not now - 1800 < t < now - 600]  # 20 min without collections
+    assert "gap" in off_window_gap(holed, now, window, gap)
+
+
+# --- over the service: fresh journal, DPM automatic ------------------------------------------------
+
+def _service_cycle(tmp_path, drs):
+    from balancer.journal import Journal
+    from balancer.service import ClusterCycle
+    from service_helpers import config_of, sim_config
+
+    cfg = config_of(sim_config(tmp_path, drs=drs, sim={"vms": 60, "start": 24}, dpm={"automation": "automatic"}))
+    source = SimulatedCluster(cfg.sim)
+    return ClusterCycle("c", cfg, Journal(":memory:"), open_source=lambda: source), cfg
+
+
+def test_service_standby_waits_for_the_window_and_a_hold_time_between_hosts(tmp_path):
+    cycle, cfg = _service_cycle(tmp_path, {"automation": "full"})
+    window, hold = timedelta(seconds=cfg.dpm.power_off_window), timedelta(seconds=cfg.dpm.hold_time)
+    start, standby = None, []
+    for _ in range(22):
+        res = cycle.run()
+        assert res.status == "ok", res.error
+        now = res.snapshot.collected_at
+        start = start or now
+        done = [r for r in res.results if r.kind == "power" and r.action == "standby" and r.outcome == "success"]
+        standby += [now] * len(done)
+        if now - start < window:
+            assert not [p for p in res.recommendation.power if p.action == "standby"]
+            assert any("power-off window is not yet covered" in n for n in res.recommendation.notes)
+    assert standby, "a quiet night puts hosts into standby once the window is covered"
+    assert standby[0] - start >= window
+    assert all(b - a >= hold for a, b in zip(standby, standby[1:])), standby
+
+
+def test_service_drs_manual_dpm_automatic_makes_no_vmotion(tmp_path):
+    cycle, _ = _service_cycle(tmp_path, {"automation": "manual"})
+    for _ in range(10):
+        res = cycle.run()
+        assert res.status == "ok", res.error
+        assert res.recommendation.moves, "the recommendation still lists moves"
+        assert not [r for r in res.results if r.kind == "move"]
+        if res.executed is not None:
+            assert res.executed.moves == []

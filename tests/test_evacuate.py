@@ -98,8 +98,9 @@ def test_evacuate_command_plans_and_bad_input(tmp_path):
     assert proc.returncode == 2 and "--execute" in proc.stderr
 
 
-def test_evacuate_execute_on_the_simulated_cluster():
-    proc = run_cli("evacuate", "esx03", "--execute", "--format", "json")
+def test_evacuate_execute_on_the_simulated_cluster(tmp_path):
+    # run where its journal and the simulator's state file may be written
+    proc = run_cli("evacuate", "esx03", "--execute", "--format", "json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["plan"]["moves"] and all(m["source"] == "esx03" for m in out["plan"]["moves"])
@@ -158,3 +159,121 @@ def test_evacuation_plans_empty_the_host_or_refuse(snapshot, pick):
     expected = [] if snapshot.host(target).state.value == "maintenance" else [(target, "enter-maintenance")]
     assert [(p.host, p.action) for p in plan.power] == expected
     assert all(p.step > len(plan.moves) for p in plan.power)
+
+
+# --- a rule already broken by VMs that may not move blocks nothing else ------------------------------
+
+def broken_elsewhere(automation="default"):
+    # web-spread is broken on c (w1 and w2 share it); a is evacuated: w1, w2 stay where they are
+    hosts = [host("a"), host("b"), host("c"), host("d")]
+    vms = [vm("a1", "a"), vm("a2", "a"), vm("w1", "c", automation=automation), vm("w2", "c", automation=automation),
+           vm("w3", "b"), vm("b1", "b", cpu=3000), vm("d1", "d", cpu=500)]
+    rules = [{"name": "web-spread", "type": "vm-anti-affinity", "vms": ["w1", "w2", "w3"]}]
+    return snap(hosts, vms, rules)
+
+
+def test_evacuation_goes_ahead_when_a_rule_is_broken_elsewhere(tmp_path):
+    data = broken_elsewhere()
+    s = parse_snapshot(data)
+    options = PlanOptions(evacuate=("a",), **FAST)
+    plan = make_plan(s, options)
+    assert plan.status == "ok", plan.conflicts
+    assert sorted(m.vm for m in plan.moves) == ["a1", "a2"]
+    assert [p.action for p in plan.power] == ["enter-maintenance"]
+    assert "web-spread" in {v.name for v in plan.violations_after}
+    assert any("rule web-spread stays broken" in n and "w1, w2" in n and "only the VMs on a move" in n
+               for n in plan.notes)
+    replay(s, plan, options)
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(data))
+    proc = run_cli("evacuate", "a", "--snapshot", str(path))
+    assert proc.returncode == 0, proc.stderr
+    # evacuating the host of the broken rule repairs it on the way
+    plan = make_plan(s, PlanOptions(evacuate=("c",), **FAST))
+    assert plan.status == "ok" and "web-spread" not in {v.name for v in plan.violations_after}
+
+
+def test_evacuation_refused_for_the_evacuated_vms_names_the_real_rule():
+    # w3 leaves b: with w1, w2 pinned on c and a, d full, it has nowhere to go; the refusal is about w3's room
+    hosts = [host("b"), host("c"), host("d")]
+    vms = [vm("w1", "c"), vm("w2", "c"), vm("w3", "b"), vm("d1", "d")]
+    rules = [{"name": "web-spread", "type": "vm-anti-affinity", "vms": ["w1", "w2", "w3", "d1"]}]
+    plan = make_plan(parse_snapshot(snap(hosts, vms, rules)), PlanOptions(evacuate=("b",), **FAST))
+    assert plan.status == "infeasible" and plan.moves == []
+    assert any("web-spread" in c for c in plan.conflicts)
+
+
+def test_recommend_with_manual_vms_breaking_a_rule_balances_the_rest(tmp_path):
+    data = broken_elsewhere("manual")
+    data["vms"] += [vm(f"x{i}", "d", cpu=2500) for i in range(3)]  # d is hot: balancing has work to do
+    s = parse_snapshot(data)
+    options = PlanOptions(**FAST)
+    plan = make_plan(s, options)
+    assert plan.status == "ok" and plan.moves and plan.conflicts == []
+    assert not {"w1", "w2"} & {m.vm for m in plan.moves}
+    assert any("rule web-spread stays broken" in n and "manual DRS override" in n for n in plan.notes)
+    assert "web-spread" in {v.name for v in plan.violations_after}
+    replay(s, plan, options)  # capacity and the rest of web-spread hold at every step
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(data))
+    proc = run_cli("recommend", "--snapshot", str(path), "--format", "json", "--time-limit", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "ok"
+
+
+def test_infeasible_plan_imbalance_is_rounded():
+    data = snap([host("a"), host("b")], [vm("w1", "a", cpu=1234), vm("w2", "b", cpu=777), vm("w3", "b")],
+                [{"name": "spread", "type": "vm-anti-affinity", "vms": ["w1", "w2", "w3"]}])
+    plan = make_plan(parse_snapshot(data), PlanOptions(**FAST))
+    assert plan.status == "infeasible"
+    for value in (plan.imbalance.before.cpu, plan.imbalance.before.mem, plan.imbalance.after.cpu):
+        assert value == round(value, 6)
+
+
+def test_max_moves_0_with_a_broken_rule_says_why_nothing_moves():
+    s = parse_snapshot(broken_elsewhere())
+    plan = make_plan(s, PlanOptions(max_moves=0, **FAST))
+    assert plan.status == "ok" and plan.moves == []
+    assert plan.notes[0] == "--max-moves 0: no moves allowed"
+
+
+@st.composite
+def pinned_violations(draw):
+    n_hosts = draw(st.integers(3, 6))
+    hosts = [host(f"h{i}", cpu=20000, mem=20000) for i in range(n_hosts)]
+    vms = [vm(f"p{j}", "h0", cpu=draw(st.integers(0, 3000)), automation=draw(st.sampled_from(["manual", "disabled"])))
+           for j in range(draw(st.integers(2, 3)))]  # pinned, breaking "stuck" on h0
+    stuck = [v["name"] for v in vms]
+    if draw(st.booleans()):
+        vms.append(vm("s-free", f"h{draw(st.integers(0, n_hosts - 1))}", cpu=1000))
+        stuck.append("s-free")
+    free = []
+    for j in range(draw(st.integers(2, 14))):
+        vms.append(vm(f"f{j}", f"h{draw(st.integers(0, n_hosts - 1))}", cpu=draw(st.integers(0, 5000)),
+                      mem=draw(st.integers(0, 3000))))
+        free.append(f"f{j}")
+    # "apart" holds at the start (its VMs on distinct hosts) and must hold at every step
+    apart = draw(st.lists(st.sampled_from(free), min_size=2, max_size=min(3, n_hosts - 1), unique=True))
+    for i, name in enumerate(apart):
+        next(v for v in vms if v["name"] == name)["host"] = f"h{i + 1}"
+    rules = [{"name": "stuck", "type": "vm-anti-affinity", "vms": stuck},
+             {"name": "apart", "type": "vm-anti-affinity", "vms": apart}]
+    evacuate = draw(st.sampled_from([(), (f"h{n_hosts - 1}",)]))
+    return snap(hosts, vms, rules), evacuate, draw(st.integers(3, 5))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pinned_violations())
+def test_pinned_violations_do_not_block_the_plan(case):
+    data, evacuate, threshold = case
+    s = parse_snapshot(data)
+    options = PlanOptions(evacuate=evacuate, threshold=threshold, time_limit_s=0.5)
+    plan = make_plan(s, options)
+    assert plan.status == "ok", plan.conflicts
+    c, place, _ = replay(s, plan, options)  # capacity and mandatory anti-affinity at every step
+    broken = {v.name for v in plan.violations_after if v.mandatory and v.kind == "rule"}
+    assert broken == {"stuck"}, "only the rule the pinned VMs break stays broken"
+    assert any(n.startswith("rule stuck stays broken") for n in plan.notes)
+    assert not {m.vm for m in plan.moves if m.vm.startswith("p")}, "pinned VMs stay"
+    if evacuate:
+        assert not any(place[v] == c.host_index(evacuate[0]) for v in range(c.n_vms))

@@ -112,3 +112,54 @@ def test_history_without_a_journal_exits_2_with_one_line(tmp_path):
 def test_config_sections_of_the_service_validate(tmp_path):
     cfg = config_of(sim_config(tmp_path))
     assert cfg.metrics.listen.endswith(":0") and cfg.service.shutdown_wait == 30.0
+
+
+def test_a_journal_of_the_first_schema_opens_and_gains_cycle_kinds(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)  # a schema-1 journal: cycles without a kind
+    db.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                     "INSERT INTO meta VALUES ('schema', '1');"
+                     "CREATE TABLE cycles (id INTEGER PRIMARY KEY AUTOINCREMENT, cluster TEXT NOT NULL, "
+                     "started_at REAL NOT NULL, finished_at REAL, cluster_time REAL, status TEXT NOT NULL, phase TEXT, "
+                     "error TEXT, automation TEXT, dpm_automation TEXT, demand_cpu_mhz REAL, demand_mem_mb REAL, "
+                     "imbalance_cpu REAL, imbalance_mem REAL, imbalance_after_cpu REAL, imbalance_after_mem REAL, "
+                     "planned_moves INTEGER, planned_power INTEGER, note TEXT);"
+                     "INSERT INTO cycles (cluster, started_at, finished_at, status) VALUES ('c1', 1.0, 2.0, 'ok');")
+    db.commit()
+    db.close()
+    j = Journal(path)
+    try:
+        (old,) = j.cycles(10)
+        assert old.kind == "cycle" and j.last_success("c1") == 2.0
+        cid = j.begin_cycle("c1", kind="apply")
+        j.end_cycle(cid, "ok")
+        assert [c.kind for c in j.cycles(10)] == ["cycle", "apply"]
+        assert j.last_success("c1") == 2.0  # a one-off command's cycle is not the service's success
+        assert j.last_success("c2") is None
+    finally:
+        j.close()
+
+
+def test_actions_of_a_cycle_in_progress_are_not_unfinished(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    plan = _plan()
+    cid = j.begin_cycle("c1", kind="apply")  # say, `balancer apply` next to the service
+    j.add_actions(cid, "c1", plan, 1000.0)
+    assert j.unfinished("c1") == []
+    j.recover()  # the next service start: a cycle still running then was cut short
+    assert len(j.unfinished("c1")) == len(plan.actions)
+    j.close()
+
+
+def test_history_of_an_unknown_cluster_is_an_error(tmp_path):
+    j = Journal(tmp_path / "journal.sqlite")
+    cid = j.begin_cycle("c1")
+    j.end_cycle(cid, "ok")
+    j.close()
+    cfg = write_config(tmp_path, sim_config(tmp_path))
+    r = run_cli("history", "--config", str(cfg), "--cluster", "nosuch")
+    assert r.returncode == 2 and "nosuch" in r.stderr and "c1" in r.stderr and r.stderr.count("\n") == 1
+    r = run_cli("history", "--config", str(cfg), "--cluster", "c1")
+    assert r.returncode == 0 and "c1" in r.stdout

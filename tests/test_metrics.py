@@ -132,3 +132,48 @@ def test_a_missing_scrape_password_is_one_clear_error(tmp_path):
     data["metrics"] = {"listen": "127.0.0.1:0", "basic_auth": {"user": "prom", "password_env": "NOT_SET_ANYWHERE_X"}}
     r = run_cli("run", "--once", "--config", str(write_config(tmp_path, data)), cwd=tmp_path)
     assert r.returncode == 2 and "NOT_SET_ANYWHERE_X" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_idle_connection_does_not_block_a_tls_scrape(tmp_path):
+    import socket
+
+    from balancer.config import MetricsConfig
+    from balancer.metrics import MetricsServer
+
+    cert, key = _self_signed(tmp_path)
+    metrics = Metrics()
+    metrics.add_cluster("a", 10.0)
+    metrics.observe(CycleResult("a", 1, 10.0, status="ok", finished_at=1000.0))
+    server = MetricsServer(metrics, MetricsConfig(listen="127.0.0.1:0", tls_cert=cert, tls_key=key))
+    host, port = server.url.removeprefix("https://").split(":")
+    idle = [socket.create_connection((host, int(port))) for _ in range(2)]  # connected, never says a word
+    try:
+        ctx = ssl.create_default_context(cafile=str(cert))
+        status, text = scrape(server.url, context=ctx)
+        health, _ = scrape(server.url, "/healthz", context=ctx)
+    finally:
+        for s in idle:
+            s.close()
+        server.close()
+    assert status == 200 and value(text, "balancer_cycles_total", cluster="a", status="ok") == 1.0
+    assert health in (200, 503)
+
+
+def test_the_last_success_survives_a_restart(tmp_path):
+    from prometheus_client import generate_latest
+
+    from balancer.journal import Journal
+    from balancer.service import Service
+
+    j = Journal(tmp_path / "journal.sqlite")
+    j.end_cycle(j.begin_cycle("sim-cluster"), "ok")
+    last = j.last_success("sim-cluster")
+    j.close()
+    svc = Service(config_of(sim_config(tmp_path)), serve_metrics=False)
+    svc.start()  # no cycle has run in this process yet
+    try:
+        text = generate_latest(svc.metrics.registry).decode()
+        exported = value(text, "balancer_last_success_timestamp_seconds", cluster="sim-cluster")
+    finally:
+        svc.shutdown("test")
+    assert exported == last

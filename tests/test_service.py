@@ -14,6 +14,8 @@ from balancer.errors import SourceError
 from balancer.journal import Journal
 from balancer.service import ClusterCycle
 from balancer.service.cycle import sim_state_path
+from balancer.service.past import build_past
+from balancer.snapshot import load_snapshot
 from balancer.sources.sim import SimulatedCluster
 from balancer.sources.sim.state import attach_state_file
 from helpers import run_cli
@@ -75,6 +77,13 @@ def test_dpm_power_actions_follow_their_own_level(tmp_path, dpm):
     # a lightly loaded night: DPM wants hosts in standby
     cycle, source, journal = _cycle(tmp_path, drs={"automation": "full"}, sim={"vms": 60, "start": 24},
                                     dpm={"automation": dpm})
+    # earlier collections cover the power-off window (40 min), so DPM may power hosts off at once
+    from balancer.service.past import cluster_demand
+    now = source.snapshot()
+    for k in range(9, 0, -1):
+        cid = journal.begin_cycle("c")
+        journal.record_collection(cid, now.collected_at.timestamp() - 300 * k, *cluster_demand(now))
+        journal.end_cycle(cid, "ok")
     res = cycle.run()
     assert res.recommendation.power, "DPM recommends standby at night"
     power = [r for r in res.results if r.kind == "power"]
@@ -261,3 +270,132 @@ def test_a_second_service_on_the_same_journal_is_refused(tmp_path):
     finally:
         first.proc.send_signal(signal.SIGTERM)
         assert first.finish(60) == 0
+
+
+def test_one_stop_request_sent_twice_is_one_stop(tmp_path):
+    # `timeout` sends SIGTERM to the process and then to its group: the same request, twice at once
+    data = sim_config(tmp_path, sim={"action_seconds": "0.4s"}, drs={"interval": "1s"})
+    svc = ServiceProcess(write_config(tmp_path, data), cwd=tmp_path)
+    try:
+        svc.wait_for(lambda e: e.get("event") == "action start")
+        svc.proc.send_signal(signal.SIGTERM)
+        svc.proc.send_signal(signal.SIGTERM)
+        code = svc.finish(60)
+    finally:
+        svc.kill()
+    assert code == 0, "".join(svc.raw[-20:])
+    assert any(e.get("event") == "service stop" for e in svc.events)
+    assert not any("second signal" in (e.get("event") or "") for e in svc.events)
+    states = Counter(r["state"] for r in _journal_rows(tmp_path / "journal.sqlite"))
+    assert not states["pending"] and not states["started"], states
+
+
+# --- one-off commands see and journal the service's cluster ----------------------------------------
+
+def _clusters_config(tmp_path: Path) -> Path:
+    data = sim_config(tmp_path, drs={"automation": "full"})
+    for key in ("source", "sim"):
+        data.pop(key, None)
+    data["clusters"] = [{"name": "small", "source": "sim", "sim": {"hosts": 3, "vms": 20}},
+                        {"name": "mid", "source": "sim", "sim": {"hosts": 4, "vms": 30}}]
+    return write_config(tmp_path, data, "clusters.yaml")
+
+
+def test_one_off_commands_pick_the_cluster_from_the_config(tmp_path):
+    single = sim_config(tmp_path)
+    single.pop("source", None)
+    single.pop("sim", None)
+    single["clusters"] = [{"name": "small", "source": "sim", "sim": {"hosts": 3, "vms": 20}}]
+    r = run_cli("snapshot", "--config", str(write_config(tmp_path, single, "one.yaml")), "--out", "s.json",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    snap = json.loads((tmp_path / "s.json").read_text())
+    assert snap["cluster"] == "small" and len(snap["hosts"]) == 3
+
+    cfg = str(_clusters_config(tmp_path))
+    r = run_cli("recommend", "--config", cfg, "--cluster", "mid", "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["cluster"] == "mid" and plan["moves"]
+    (tmp_path / "plan.json").write_text(r.stdout)
+
+    for args in (["snapshot", "--out", "x.json"], ["recommend"], ["evacuate", "esx01"], ["apply", "plan.json"]):
+        r = run_cli(*args, "--config", cfg, cwd=tmp_path)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, (args, r.stderr)
+        assert "small, mid" in r.stderr and "--cluster" in r.stderr, r.stderr
+    r = run_cli("recommend", "--config", cfg, "--cluster", "nosuch", cwd=tmp_path)
+    assert r.returncode == 2 and "nosuch" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("apply", "plan.json", "--config", cfg, "--cluster", "small", cwd=tmp_path)
+    assert r.returncode == 2 and "'mid'" in r.stderr and "'small'" in r.stderr
+    r = run_cli("apply", "plan.json", "--config", cfg, "--cluster", "mid", "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    results = json.loads(r.stdout)
+    assert results and all(x["outcome"] == "success" for x in results)
+
+    # the moves are the cluster's now: a fresh snapshot shows them, and the journal holds them
+    r = run_cli("snapshot", "--config", cfg, "--cluster", "mid", "--out", "after.json", cwd=tmp_path)
+    hosts = {v["name"]: v["host"] for v in json.loads((tmp_path / "after.json").read_text())["vms"]}
+    assert all(hosts[m["vm"]] == m["target"] for m in plan["moves"])
+    journal = Journal(tmp_path / "journal.sqlite")
+    try:
+        (c,) = journal.cycles(10, "mid")
+        assert c.kind == "apply" and c.status == "ok"
+        assert [(a.subject, a.target, a.state) for a in journal.actions(c.id)] == \
+            [(m["vm"], m["target"], "success") for m in plan["moves"]]
+    finally:
+        journal.close()
+    r = run_cli("history", "--config", cfg, "--cluster", "mid", cwd=tmp_path)
+    assert r.returncode == 0 and "apply: ok" in r.stdout
+    r = run_cli("history", "--config", cfg, "--cluster", "nosuch", cwd=tmp_path)
+    assert r.returncode == 2 and "nosuch" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_one_off_commands_see_the_service_cluster_and_their_moves_cool_down(tmp_path):
+    data = sim_config(tmp_path, drs={"automation": "manual", "cooldown": "1h"})
+    cfg = str(write_config(tmp_path, data))
+    r = run_cli("run", "--cycles", "3", "--config", cfg, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run_cli("snapshot", "--config", cfg, "--out", "s.json", cwd=tmp_path)
+    snap = json.loads((tmp_path / "s.json").read_text())
+    assert snap["collected_at"].endswith("08:15:00Z")  # three cycles of 5 trace minutes after 08:00
+
+    r = run_cli("evacuate", "esx01", "--config", cfg, "--execute", "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    moved = {x["subject"] for x in json.loads(r.stdout)["results"] if x["kind"] == "move"}
+    assert moved
+    # the service's next cycle starts from the evacuated cluster and holds the moved VMs back
+    data["drs"]["automation"] = "full"
+    cfg = str(write_config(tmp_path, data))
+    r = run_cli("run", "--once", "--config", cfg, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    journal = Journal(tmp_path / "journal.sqlite")
+    try:
+        *_, evac, last = journal.cycles(10)
+        assert evac.kind == "evacuate" and evac.status == "ok"
+        assert last.kind == "cycle" and last.status == "ok"
+        # the cycle's past counts the evacuation's moves: they are cooling down
+        snap = load_snapshot(tmp_path / "s.json")
+        past = build_past(journal, "sim-cluster", evac.cluster_time, snap, config_of(data).drs, config_of(data).dpm)
+        assert moved <= past.history.cooling
+        plan = journal.plan(last.id)
+        assert not moved & {m.vm for m in plan.moves if not m.mandatory}
+    finally:
+        journal.close()
+    state = json.loads(sim_state_path(tmp_path / "journal.sqlite", "sim-cluster").read_text())
+    assert state["hosts"]["esx01"]["state"] == "maintenance"
+    assert not moved & {v for v, s in state["vms"].items() if s["host"] == "esx01"}
+
+
+def test_acting_on_the_simulator_while_the_service_runs_it_is_refused(tmp_path):
+    cfg = write_config(tmp_path, sim_config(tmp_path, drs={"interval": "1s"}))
+    svc = ServiceProcess(cfg, cwd=tmp_path)
+    try:
+        svc.wait_for(lambda e: e.get("event") == "cycle end")
+        r = run_cli("recommend", "--config", str(cfg), "--format", "json", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        (tmp_path / "plan.json").write_text(r.stdout)
+        r = run_cli("apply", "plan.json", "--config", str(cfg), cwd=tmp_path)
+        assert r.returncode == 2 and "run by `balancer run`" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    finally:
+        svc.proc.send_signal(signal.SIGTERM)
+        assert svc.finish(60) == 0

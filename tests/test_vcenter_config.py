@@ -93,7 +93,51 @@ def test_tls_is_verified_by_default():
 def test_tls_verification_can_be_turned_off_and_http_has_none():
     ctx = ssl_context(vc(password_env="X", verify_tls=False))
     assert ctx is not None and ctx.verify_mode is ssl.CERT_NONE
-    assert ssl_context(vc(password_env="X", protocol="http")) is None
+    assert ssl_context(vc(password_env="X", protocol="http", allow_insecure=True)) is None
+
+
+def test_plain_http_is_refused_off_this_machine_unless_allowed():
+    with pytest.raises(InputError, match="vcenter: protocol http to vcenter.example .* allow_insecure: true"):
+        parse_config({"source": "vcenter", "vcenter": {"host": "vcenter.example", "user": "u", "cluster": "c",
+                                                       "password_env": "A", "protocol": "http"}})
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.53"):
+        assert vc(password_env="X", protocol="http", host=host).insecure_warnings()
+    allowed = vc(password_env="X", protocol="http", allow_insecure=True)
+    assert "unencrypted" in allowed.insecure_warnings()[0]
+
+
+def test_insecure_settings_are_warned_about(caplog, monkeypatch):
+    monkeypatch.setenv("X", SECRET)
+    assert vc(password_env="X").insecure_warnings() == []
+    assert "certificate is not checked" in vc(password_env="X", verify_tls=False).insecure_warnings()[0]
+    from balancer.sources.vcenter import VCenterSource
+
+    with caplog.at_level("WARNING", logger="balancer.vcenter"), pytest.raises(SourceError, match="cannot connect"):
+        VCenterSource(vc(password_env="X", verify_tls=False, host="127.0.0.1", port=closed_port()))
+    assert any("verify_tls is false" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+def test_check_config_warns_about_insecure_settings(tmp_path):
+    from helpers import run_cli
+
+    path = tmp_path / "c.yaml"
+    path.write_text("source: vcenter\nvcenter:\n  host: 127.0.0.1\n  protocol: http\n  user: u\n"
+                    "  password_env: X\n  cluster: c\n")
+    r = run_cli("check-config", str(path))
+    assert r.returncode == 0, r.stderr
+    assert "ok" in r.stdout
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("warning: ") and "protocol http" in r.stderr
+
+
+def test_a_vmotions_deadline_follows_its_predicted_duration():
+    from balancer.plan import Move, VMotionEstimate
+    from balancer.sources.vcenter.executor import move_deadline
+
+    move = Move(step=1, vm="a", source="h1", target="h2", reason="balance")
+    assert move_deadline(move, 60.0) == 60.0  # no prediction: vcenter.timeout
+    slow = move.model_copy(update={"vmotion": VMotionEstimate(seconds=120.0, downtime_ms=1.0, data_mb=1.0)})
+    assert move_deadline(slow, 60.0) == 3 * 120.0 + 60.0
+    assert move_deadline(slow, 3600.0) == 3600.0
 
 
 def test_unreadable_ca_file_is_a_clear_error(tmp_path):

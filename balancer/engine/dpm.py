@@ -17,9 +17,14 @@ default, as in DRS):
   VM-host rule's host group keeps its VMs' demand at or below the target, and the mandatory
   rules can still all hold;
 - hosts in ``History.power_hold`` (their power state changed within the hold time) are left
-  as they are, so a decision is not reversed at once; while a held host is on (it was just
-  powered on) no other host goes to standby either; a host with a VM that may not be moved
-  (manual or disabled override, or within its cooldown) is not put into standby;
+  as they are, so a decision is not reversed at once; while any host is held (it was just
+  powered on, or just went to standby) no other host goes to standby either, so consolidation
+  waits a hold time between steps (power-on is never held back that way); a host with a VM
+  that may not be moved (manual or disabled override, or within its cooldown) is not put into
+  standby;
+- ``History.standby_blocked`` (set by the service while the power-off window is not covered by
+  samples) keeps every host on; ``empty_only`` (a plan allowed no moves) lets only hosts with no
+  powered-on VM go to standby;
 - the HA headroom has a margin: a standby host is powered on when the demand no longer fits
   within the limits (capacity minus headroom) with the largest hosts lost, while a host goes
   to standby only if the demand would still fit within the band's top (81 %) of the rest.
@@ -113,8 +118,11 @@ def _describe(u: np.ndarray) -> str:
     return f"CPU {_pct(u[CPU])}, memory {_pct(u[MEM])}"
 
 
-def choose_power(cluster: Cluster, dpm: DpmOptions, history: History) -> PowerChoice:
-    """DPM's decision for this snapshot: hosts to power on, or hosts to put into standby (never both)."""
+def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only: bool = False) -> PowerChoice:
+    """DPM's decision for this snapshot: hosts to power on, or hosts to put into standby (never both).
+
+    ``empty_only``: no move may be made, so only hosts already empty of powered-on VMs may go to standby.
+    """
     on = cluster.on.copy()
     current = cluster.load.sum(axis=0) if cluster.n_vms else np.zeros(2)
     d_on = np.array(history.demand_power_on, dtype=float) if history.demand_power_on is not None else current
@@ -171,16 +179,25 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History) -> PowerCh
             judged = _describe(u_off)
         out.notes.append(f"DPM: demand {judged} is within the {_pct(lo)}–{_pct(hi)} band; no power change")
         return out
-    recently_on = [cluster.host_names[h] for h in np.flatnonzero(on & held)]
-    if recently_on:
-        # a power-on within the hold time is not undone by putting another host into standby
-        out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the band, but {', '.join(recently_on)} "
+    if history.standby_blocked:
+        out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the band, but no host goes to standby: "
+                         f"{history.standby_blocked}")
+        return out
+    recent = [cluster.host_names[h] for h in np.flatnonzero(held)]
+    if recent:
+        # cluster-wide hold: a power change within the hold time (a power-on, or another host's
+        # standby) is followed by no standby until it has passed; the next step is judged afresh
+        out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the band, but {', '.join(recent)} "
                          f"changed power state within the hold time; no host goes to standby until it has passed")
         return out
-    candidates = _standby_candidates(cluster, on & ~held)
+    candidates = _standby_candidates(cluster, on, empty_only)
     if not candidates:
-        out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the band, but every host that is on "
-                         f"runs a VM that may not move or is held after a recent power change")
+        if empty_only:
+            out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the band, but no moves are allowed "
+                             f"and no host that is on is empty")
+        else:
+            out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the band, but every host that is on "
+                             f"runs a VM that may not move")
         return out
     chosen = np.zeros(cluster.n_hosts, dtype=bool)
     refusal: str | None = None
@@ -256,7 +273,7 @@ def saving_estimate_w(cluster: Cluster, h: int, hosts_on: np.ndarray) -> float |
     return float(cluster.power_idle_w[h] + slope[h] * cpu - elsewhere * cpu)
 
 
-def _standby_candidates(cluster: Cluster, eligible: np.ndarray) -> list[int]:
+def _standby_candidates(cluster: Cluster, eligible: np.ndarray, empty_only: bool = False) -> list[int]:
     """Hosts that may go to standby, the cheapest to evacuate per watt saved first."""
     out = []
     key = {}
@@ -265,6 +282,8 @@ def _standby_candidates(cluster: Cluster, eligible: np.ndarray) -> list[int]:
         leaving = vms_on(cluster, host_mask(cluster, [h]))
         if (leaving & ~cluster.movable).any():
             continue  # a VM that may not move keeps the host on
+        if empty_only and leaving.any():
+            continue  # no moves allowed: only a host already empty
         mem = float(cluster.mem_mb[leaving].sum())
         saved = saving_estimate_w(cluster, h, eligible | cluster.on)
         key[h] = (mem + 1.0) / max(saved, 1.0) if saved is not None else mem

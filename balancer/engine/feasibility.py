@@ -1,10 +1,21 @@
-"""Can the mandatory rules all hold? Conflicts found here are reported by name; nothing is moved."""
+"""Can the mandatory rules all hold? Conflicts found here are reported by name; nothing is moved.
+
+A mandatory rule that is already broken by VMs that may not move (a ``manual`` / ``disabled``
+override, powered off, or outside the hosts an evacuation empties) cannot be repaired by any
+plan. That is not a conflict: ``exempt_pinned`` relaxes the rule for those VMs only -- two
+pinned members sharing a host count as one, pinned members of an affinity rule on several
+hosts split it per host, a pinned VM on a host a VM-host rule forbids may stay there -- so the
+rest of the plan goes ahead (and keeps every other rule), and the plan's notes name the rule
+and the VMs. The relaxed cluster is for planning only; violations are reported on the real rules.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
+
 import numpy as np
 
-from .cluster import Cluster
+from .cluster import Cluster, VmVmGroup
 
 
 def _candidate_hosts(cluster: Cluster, v: int) -> set[int]:
@@ -41,7 +52,98 @@ def _matching_size(options: list[set[int]]) -> int:
     return sum(1 for i in range(len(options)) if try_assign(i, set()))
 
 
+@dataclass
+class Exemptions:
+    """How the mandatory rules are relaxed for VMs that may not move and already break them."""
+
+    anti: list[VmVmGroup]
+    affine: list[VmVmGroup]
+    stay: list[int] = field(default_factory=list)  # pinned VMs on a host a mandatory VM-host rule forbids
+    broken: list[tuple[str, list[int]]] = field(default_factory=list)  # (rule, the pinned VMs that break it)
+
+    def apply(self, cluster: Cluster) -> Cluster:
+        if not self.broken:
+            return cluster
+        allowed = cluster.allowed
+        if self.stay:
+            allowed = allowed.copy()
+            allowed[self.stay, cluster.place[self.stay]] = True
+        return replace(cluster, anti=self.anti, affine=self.affine, allowed=allowed)
+
+    def notes(self, cluster: Cluster, context: str | None = None) -> list[str]:
+        out = []
+        for rule, vms in self.broken:
+            names = ", ".join(cluster.vm_names[v] for v in vms[:5]) + (" ..." if len(vms) > 5 else "")
+            hosts = sorted({cluster.host_names[int(cluster.place[v])] for v in vms})
+            causes = sorted({_why_pinned(cluster, v, context) for v in vms})
+            out.append(f"rule {rule} stays broken: {names} on {', '.join(hosts)} may not move "
+                       f"({'; '.join(causes)}); the rest of the plan goes ahead")
+        return out
+
+
+def _why_pinned(cluster: Cluster, v: int, context: str | None) -> str:
+    vm = cluster.snapshot.vms[v]
+    if not vm.powered_on:
+        return "powered off"
+    if vm.automation.value != "default":
+        return f"{vm.automation.value} DRS override"
+    return context or "held in place"
+
+
+def pinned_exemptions(cluster: Cluster, pinned: np.ndarray | None = None) -> Exemptions:
+    """The rules broken by ``pinned`` VMs (default: those that may not move) and how to relax them."""
+    if pinned is None:
+        pinned = ~cluster.movable
+    place = cluster.place
+    out = Exemptions(anti=list(cluster.anti), affine=list(cluster.affine))
+    for i, g in enumerate(cluster.anti):
+        if not g.mandatory:
+            continue
+        keep, dup, first = [], [], {}
+        for v in (int(v) for v in g.vms):
+            h = int(place[v])
+            if pinned[v] and h in first:
+                dup.append(v)
+                continue
+            if pinned[v]:
+                first[h] = v
+            keep.append(v)
+        if dup:
+            out.anti[i] = replace(g, vms=np.array(keep, dtype=np.int64))
+            out.broken.append((g.rule, sorted({first[int(place[v])] for v in dup} | set(dup))))
+    extra_affine: list[VmVmGroup] = []
+    for i, g in enumerate(cluster.affine):
+        if not g.mandatory:
+            continue
+        members = [int(v) for v in g.vms]
+        pinned_hosts = sorted({int(place[v]) for v in members if pinned[v]})
+        if len(pinned_hosts) < 2:
+            continue
+        parts = [[v for v in members if int(place[v]) == h] for h in pinned_hosts]
+        out.affine[i] = replace(g, vms=np.array(parts[0], dtype=np.int64))
+        extra_affine += [replace(g, vms=np.array(p, dtype=np.int64)) for p in parts[1:]]
+        out.broken.append((g.rule, [v for v in members if pinned[v]]))
+    out.affine += extra_affine
+    for g in cluster.vmhost:
+        if not g.mandatory:
+            continue
+        bad = [int(v) for v in g.vms if pinned[v] and cluster.powered[v] and not g.allows(int(place[v]))]
+        if bad:
+            out.stay += bad
+            out.broken.append((g.rule, bad))
+    return out
+
+
+def exempt_pinned(cluster: Cluster, context: str | None = None) -> tuple[Cluster, list[str]]:
+    """``cluster`` with the rules its unmovable VMs already break relaxed for them, and notes naming them."""
+    ex = pinned_exemptions(cluster)
+    return ex.apply(cluster), ex.notes(cluster, context)
+
+
 def find_conflicts(cluster: Cluster) -> list[str]:
+    """Why the mandatory rules cannot all hold ([] when they can). A rule broken only by VMs that
+    may not move is no conflict: those VMs are exempted (see ``exempt_pinned``)."""
+    cluster = pinned_exemptions(cluster).apply(cluster)
     conflicts: list[str] = []
     hosts_on = int(cluster.on.sum())
     # 1. a powered-on VM with nowhere to run

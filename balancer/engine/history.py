@@ -25,6 +25,10 @@ class History:
     # None: judge on the snapshot's current demand.
     demand_power_on: tuple[float, float] | None = None
     demand_power_off: tuple[float, float] | None = None
+    # Why no host may go to standby yet, in words (e.g. the power-off window is not yet covered
+    # by samples: the service just started, or collections stopped for a while). None: standby
+    # is judged as usual. Power-on is never blocked by it.
+    standby_blocked: str | None = None
 
 
 NO_HISTORY = History()

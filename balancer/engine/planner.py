@@ -44,7 +44,7 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
     if not conflicts and (conflicts := evacuation_conflicts(cluster, options)):
         note = "the hosts cannot be emptied (see conflicts): nothing is moved"
     if conflicts:
-        pair = ResourcePair(cpu=before[0], mem=before[1])
+        pair = ResourcePair(cpu=round(before[0], 6), mem=round(before[1], 6))
         return Plan(
             **base,
             status="infeasible",
@@ -111,7 +111,9 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
     ] + held
     notes = []
     if not moves:
-        if options.threshold == 1:
+        if options.max_moves == 0:
+            notes.append("--max-moves 0: no moves allowed")
+        elif options.threshold == 1:
             notes.append("threshold 1: only mandatory moves; none needed")
         elif not needs_balancing(cluster, cluster.host_loads(cluster.place), options.threshold):
             notes.append(f"balanced within threshold {options.threshold} (target imbalance {target:.3f})")

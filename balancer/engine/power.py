@@ -15,6 +15,13 @@ After ordering, ``settle`` keeps on any leaving host the ordering could not empt
 ``actions`` numbers the power actions: power-on first (before the moves that use the woken
 hosts), standby / enter-maintenance after the last move (once their hosts are empty).
 Evacuation moves do not count against ``max_moves``: a host is emptied completely or not at all.
+``max_moves == 0`` means no move at all: DPM then only puts hosts that are already empty into
+standby (and powers hosts on).
+
+Mandatory rules already broken by VMs that may not move (engine/feasibility.py,
+``exempt_pinned``) are relaxed for those VMs in ``cluster`` and ``planning``, so neither the
+evacuation stage nor the planner fights a violation no plan can repair; ``settle`` gives back
+the cluster with the real rules, on which the plan's violations are reported.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from ..plan import PowerAction
 from ..snapshot import HostState
 from .cluster import CPU, Cluster
 from .dpm import PowerChoice, choose_power, standby_reason
-from .feasibility import find_conflicts
+from .feasibility import find_conflicts, pinned_exemptions
 from .history import History
 from .hoststate import host_mask, vms_on, with_hosts_leaving, with_hosts_woken
 from .optimizer import optimise
@@ -58,8 +65,10 @@ class PowerPlan:
         return 1 + len(self.woken)
 
     def step_budget(self, max_moves: int | None) -> int | None:
-        """Steps the ordering may use: the move budget plus the evacuation's moves."""
-        return None if max_moves is None else max_moves + self.evacuation_moves
+        """Steps the ordering may use: the move budget plus the evacuation's moves (none when it is 0)."""
+        if max_moves is None:
+            return None
+        return 0 if max_moves == 0 else max_moves + self.evacuation_moves
 
     def _must_go(self, hosts: list[int]) -> np.ndarray:
         return vms_on(self.original, host_mask(self.original, hosts), self.every_vm)
@@ -77,7 +86,10 @@ class PowerPlan:
         return out
 
     def settle(self, place: np.ndarray) -> Cluster:
-        """The cluster after the plan, given the placement the ordering reached: a host not emptied stays on."""
+        """The cluster after the plan, given the placement the ordering reached: a host not emptied stays on.
+
+        It carries the snapshot's rules as they are (not the planning exemptions), for the plan's violations.
+        """
         done = [h for h in self.leaving if not (self._must_go([h]) & (place == h)).any()]
         for h in self.leaving:
             if h not in done:
@@ -85,10 +97,14 @@ class PowerPlan:
                 self.notes.append(f"{self.original.host_names[h]} does not go into {what}: the moves that empty it "
                                   "could not all be ordered within the move budget, capacity and the rules")
         if done == self.leaving:
-            return self.cluster
-        self.leaving = done
-        base = with_hosts_woken(self.original, host_mask(self.original, self.woken)) if self.woken else self.original
-        return with_hosts_leaving(base, host_mask(self.original, done), self.every_vm)
+            out = self.cluster
+        else:
+            self.leaving = done
+            base = with_hosts_woken(self.original, host_mask(self.original, self.woken)) if self.woken else self.original
+            out = with_hosts_leaving(base, host_mask(self.original, done), self.every_vm)
+        if out.anti is self.original.anti and out.affine is self.original.affine:
+            return out
+        return replace(out, anti=self.original.anti, affine=self.original.affine)
 
     def actions(self, final: np.ndarray, n_moves: int) -> list[PowerAction]:
         """Power actions with their steps: power-on before the moves, standby / enter-maintenance after them."""
@@ -131,11 +147,23 @@ def unchanged(cluster: Cluster, notes: list[str] | None = None) -> PowerPlan:
 
 def plan_power(cluster: Cluster, options: PlanOptions, history: History) -> PowerPlan:
     """Host changes for this plan (DPM or maintenance) and the evacuation stage; see the module doc."""
+    power = _plan_power(cluster, options, history)
+    # rules already broken by VMs that may not move: relaxed for them, for planning only
+    exemptions = pinned_exemptions(power.cluster)
+    if exemptions.broken:
+        context = f"only the VMs on {', '.join(options.evacuate)} move" if options.evacuate else None
+        power.notes[:0] = exemptions.notes(power.original, context)
+        power.cluster = exemptions.apply(power.cluster)
+        power.planning = exemptions.apply(power.planning)
+    return power
+
+
+def _plan_power(cluster: Cluster, options: PlanOptions, history: History) -> PowerPlan:
     if options.evacuate:
         return _maintenance(cluster, options)
     if options.dpm is None:
         return unchanged(cluster)
-    choice = choose_power(cluster, options.dpm, history)
+    choice = choose_power(cluster, options.dpm, history, empty_only=options.max_moves == 0)
     if choice.power_on:
         work = with_hosts_woken(cluster, host_mask(cluster, choice.power_on), history.left)
         return PowerPlan(original=cluster, cluster=work, planning=work, woken=choice.power_on, why=choice.why,
@@ -153,12 +181,18 @@ def _evacuate(work: Cluster, options: PlanOptions) -> np.ndarray:
     # widened here so that a busy machine does not cut an evacuation short (the same input gives the same plan).
     mend_only = replace(options, threshold=1, max_moves=None, planner="cp-sat", dpm=None, evacuate=(),
                         time_limit_s=max(options.time_limit_s, EVACUATION_TIME_LIMIT_S))
-    return optimise(work, mend_only).place
+    # a rule broken by VMs that stay where they are is not the evacuation's to mend
+    return optimise(pinned_exemptions(work).apply(work), mend_only).place
 
 
 def _standby(cluster: Cluster, options: PlanOptions, choice: PowerChoice) -> PowerPlan:
     hosts, notes = list(choice.standby), list(choice.notes)
     work = with_hosts_leaving(cluster, host_mask(cluster, hosts))
+    if options.max_moves == 0:  # only hosts already empty were chosen: nothing to move
+        assert options.dpm is not None
+        why = {h: standby_reason(cluster, options.dpm, choice, work.on) for h in hosts}
+        return PowerPlan(original=cluster, cluster=work, planning=work, leaving=hosts, leave_action="standby",
+                         why=why, notes=notes)
     # the evacuation stage moves only the VMs that leave; repairs and balancing are the planner's
     place = _evacuate(replace(work, movable=work.movable & vms_on(cluster, host_mask(cluster, hosts))), options)
     stuck = [h for h in hosts if (vms_on(cluster, host_mask(cluster, [h])) & (place == h)).any()]
@@ -201,9 +235,13 @@ def evacuation_conflicts(cluster: Cluster, options: PlanOptions) -> list[str]:
         state = cluster.snapshot.hosts[h].state
         if state in (HostState.STANDBY, HostState.DISCONNECTED):
             return [f"{what}: host {cluster.host_names[h]} is {state.value}; its VMs cannot be moved until it is on"]
+    # Only the evacuated VMs move: a rule already broken elsewhere by VMs that stay is exempted
+    # (find_conflicts), so it is reported in the plan but does not block the evacuation.
     conflicts = [f"{what}: {c}" for c in find_conflicts(work)]
     if conflicts:
         return conflicts
+    if options.max_moves == 0 and vms_on(cluster, host_mask(cluster, hosts), every_vm=True).any():
+        return [f"{what}: max moves is 0, and the host(s) still have VMs registered on them"]
     place = _evacuate(work, options)
     stuck = np.flatnonzero(vms_on(cluster, host_mask(cluster, hosts), every_vm=True) & host_mask(cluster, hosts)[place])
     if len(stuck):

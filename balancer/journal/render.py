@@ -12,6 +12,11 @@ from rich.table import Table
 from .store import Journal
 
 
+def _count(n: int, word: str) -> str:
+    """``1 move``, ``3 moves``."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) if ts else "-"
 
@@ -21,7 +26,7 @@ def history_data(journal: Journal, last: int, cluster: str | None = None) -> lis
     for c in journal.cycles(last, cluster):
         actions = journal.actions(c.id)
         out.append({
-            "cycle": c.id, "cluster": c.cluster, "status": c.status, "phase": c.phase, "error": c.error,
+            "cycle": c.id, "kind": c.kind, "cluster": c.cluster, "status": c.status, "phase": c.phase, "error": c.error,
             "started_at": c.started_at, "finished_at": c.finished_at, "cluster_time": c.cluster_time,
             "automation": c.automation, "dpm_automation": c.dpm_automation,
             "imbalance_before": None if c.imbalance_cpu is None else {"cpu": c.imbalance_cpu, "mem": c.imbalance_mem},
@@ -52,10 +57,12 @@ def render_history(journal: Journal, last: int, console: Console, cluster: str |
             im += f" → {after['cpu']:.3f}/{after['mem']:.3f}"
         outcomes = Counter(a["state"] for a in c["actions"])
         done = ", ".join(f"{n} {s}" for s, n in sorted(outcomes.items())) or "-"
-        planned = "-" if c["planned_moves"] is None else f"{c['planned_moves']} moves" + (
+        planned = "-" if c["planned_moves"] is None else _count(c["planned_moves"], "move") + (
             f", {c['planned_power']} power" if c["planned_power"] else "")
         held = Counter(s["reason"] for s in c["suppressed"])
         status = c["status"] + (f" ({c['phase']}: {c['error']})" if c["error"] else "")
+        if c["kind"] != "cycle":  # a one-off command's actions: `balancer apply` / `evacuate --execute`
+            status = f"{c['kind']}: {status}"
         table.add_row(str(c["cycle"]), c["cluster"], _when(c["started_at"]), _when(c["cluster_time"]), status, im,
                       planned, done, ", ".join(f"{n} {r}" for r, n in sorted(held.items())) or "-")
     console.print(table)

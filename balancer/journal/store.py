@@ -29,7 +29,10 @@ from ..errors import InputError
 from ..execute.result import ActionResult
 from ..plan import Move, Plan, PowerAction
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: cycles.kind
+
+# Kinds of cycle: the service's own, and the one-off commands that act on a cluster.
+CYCLE_KINDS = ("cycle", "apply", "evacuate")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,7 +55,8 @@ CREATE TABLE IF NOT EXISTS cycles (
     imbalance_after_mem REAL,
     planned_moves INTEGER,
     planned_power INTEGER,
-    note TEXT
+    note TEXT,
+    kind TEXT NOT NULL DEFAULT 'cycle'  -- cycle (the service) | apply | evacuate (one-off commands)
 );
 CREATE INDEX IF NOT EXISTS cycles_cluster ON cycles (cluster, id);
 CREATE TABLE IF NOT EXISTS plans (
@@ -147,6 +151,7 @@ class CycleRow:
     planned_moves: int | None
     planned_power: int | None
     note: str | None
+    kind: str = "cycle"
 
 
 class Journal:
@@ -169,14 +174,42 @@ class Journal:
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is None:
-                self._db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(row["value"]) > SCHEMA_VERSION:
+            if row is not None and int(row["value"]) > SCHEMA_VERSION:
                 raise InputError(f"journal {self.path}: written by a newer balancer (schema {row['value']})")
+            self._migrate()
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
             raise InputError(f"journal {self.path}: not a usable journal database: {exc}") from None
 
+    def _migrate(self) -> None:
+        """Bring a journal written by an earlier schema up to this one (columns are only ever added)."""
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(cycles)").fetchall()}
+        if "kind" not in columns:
+            self._db.execute("ALTER TABLE cycles ADD COLUMN kind TEXT NOT NULL DEFAULT 'cycle'")
+
     # --- ownership: one service per journal --------------------------------------------------
+    # The service holds the lock while it runs. One-off commands (apply, evacuate --execute) append
+    # their cycles without it, next to a running service: SQLite (WAL, busy timeout) serialises the
+    # writes. Only a one-off command on the embedded simulated cluster takes the lock, since that
+    # cluster lives in the service's process while it runs.
+    def lock_holder(self) -> str | None:
+        """The pid written by the process holding the lock, "" when unknown; None when nobody holds it."""
+        if self.path == ":memory:" or self._lockfile is not None:
+            return None
+        import fcntl
+
+        try:
+            f = open(self.path + ".lock", "r", encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        with f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return f.read().strip()
+            fcntl.flock(f, fcntl.LOCK_UN)
+        return None
+
     def lock(self) -> None:
         """Take the journal for this process; InputError when another `balancer run` holds it."""
         if self.path == ":memory:" or self._lockfile is not None:
@@ -213,9 +246,12 @@ class Journal:
             return self._db.execute(sql, tuple(args))
 
     # --- cycles -----------------------------------------------------------------------------
-    def begin_cycle(self, cluster: str, automation: str | None = None, dpm_automation: str | None = None) -> int:
-        cur = self._exec("INSERT INTO cycles (cluster, started_at, status, automation, dpm_automation) "
-                         "VALUES (?, ?, 'running', ?, ?)", (cluster, self.clock(), automation, dpm_automation))
+    def begin_cycle(self, cluster: str, automation: str | None = None, dpm_automation: str | None = None,
+                    kind: str = "cycle") -> int:
+        """Start a cycle: the service's (kind ``cycle``) or a one-off command's (``apply``, ``evacuate``)."""
+        assert kind in CYCLE_KINDS, kind
+        cur = self._exec("INSERT INTO cycles (cluster, started_at, status, automation, dpm_automation, kind) "
+                         "VALUES (?, ?, 'running', ?, ?, ?)", (cluster, self.clock(), automation, dpm_automation, kind))
         return int(cur.lastrowid)
 
     def record_collection(self, cycle_id: int, cluster_time: float, demand_cpu_mhz: float, demand_mem_mb: float) -> None:
@@ -253,6 +289,16 @@ class Journal:
         sql = "SELECT * FROM cycles" + (" WHERE cluster=?" if cluster else "") + " ORDER BY id DESC LIMIT ?"
         rows = self._exec(sql, ((cluster,) if cluster else ()) + (last,)).fetchall()
         return [CycleRow(**dict(r)) for r in reversed(rows)]
+
+    def clusters(self) -> list[str]:
+        """The names of the clusters the journal has cycles of."""
+        return [r[0] for r in self._exec("SELECT DISTINCT cluster FROM cycles ORDER BY cluster").fetchall()]
+
+    def last_success(self, cluster: str) -> float | None:
+        """When the service's last successful cycle of ``cluster`` ended (wall-clock Unix seconds), if any."""
+        row = self._exec("SELECT MAX(finished_at) FROM cycles WHERE cluster=? AND kind='cycle' AND status='ok'",
+                         (cluster,)).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
 
     def plan(self, cycle_id: int, role: str = "recommended") -> Plan | None:
         row = self._exec("SELECT plan FROM plans WHERE cycle_id=? AND role=?", (cycle_id, role)).fetchone()
@@ -308,7 +354,13 @@ class Journal:
         return [_action(r) for r in rows]
 
     def unfinished(self, cluster: str | None = None) -> list[ActionRow]:
-        sql = "SELECT * FROM actions WHERE state IN ('pending', 'started')" + (" AND cluster=?" if cluster else "")
+        """Actions left pending or started by a cycle that is over (or was interrupted).
+
+        The actions of a cycle still running -- this process's, or a one-off command's next to the
+        service -- are in progress, not unfinished.
+        """
+        sql = ("SELECT * FROM actions WHERE state IN ('pending', 'started') "
+               "AND cycle_id NOT IN (SELECT id FROM cycles WHERE status='running')" + (" AND cluster=?" if cluster else ""))
         return [_action(r) for r in self._exec(sql + " ORDER BY id", (cluster,) if cluster else ()).fetchall()]
 
     def recover(self) -> list[ActionRow]:
@@ -334,6 +386,13 @@ class Journal:
             "SELECT demand_cpu_mhz, demand_mem_mb FROM cycles WHERE cluster=? AND demand_cpu_mhz IS NOT NULL "
             "AND cluster_time >= ? AND cluster_time <= ? ORDER BY cluster_time, id", (cluster, since, until)).fetchall()
         return [(float(r[0]), float(r[1])) for r in rows]
+
+    def collection_times(self, cluster: str, until: float, last: int) -> list[float]:
+        """Cluster times of the cluster's ``last`` collections (with demand) up to ``until``, oldest first."""
+        rows = self._exec(
+            "SELECT cluster_time FROM cycles WHERE cluster=? AND demand_cpu_mhz IS NOT NULL "
+            "AND cluster_time <= ? ORDER BY cluster_time DESC, id DESC LIMIT ?", (cluster, until, last)).fetchall()
+        return [float(r[0]) for r in reversed(rows)]
 
     def counts(self, cluster: str | None = None) -> dict[str, int]:
         """Actions per state (for reports and tests)."""

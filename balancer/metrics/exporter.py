@@ -83,10 +83,16 @@ class Metrics:
         self._health: dict[str, _ClusterHealth] = {}
         self._hosts: dict[str, set[str]] = {}
 
-    def add_cluster(self, name: str, interval: float) -> None:
-        """Make a cluster known (health is 503 until its first cycle succeeds) and create its series."""
+    def add_cluster(self, name: str, interval: float, last_success: float | None = None) -> None:
+        """Make a cluster known (health is 503 until its first cycle succeeds) and create its series.
+
+        ``last_success``: when an earlier run's last successful cycle ended (from the journal), so
+        ``balancer_last_success_timestamp_seconds`` survives a restart.
+        """
         with self._lock:
             self._health[name] = _ClusterHealth(interval)
+        if last_success is not None:
+            self.last_success.labels(name).set(last_success)
         for phase in PHASES:
             self.errors.labels(name, phase)
         self.planned_moves.labels(name)

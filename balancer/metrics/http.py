@@ -1,5 +1,6 @@
 """The metrics endpoint: GET /metrics (Prometheus text format) and GET /healthz, with optional TLS and
-HTTP basic auth. A small WSGI app served by wsgiref in a background thread.
+HTTP basic auth. A small WSGI app served by wsgiref in a background thread, one thread per
+connection (with TLS, each connection's handshake runs in its own thread, with a timeout).
 
 The basic-auth password comes from an environment variable or a file (config
 ``metrics.basic_auth``); it is compared in constant time and never logged.
@@ -77,12 +78,43 @@ def make_app(metrics: Metrics, auth: tuple[str, str] | None = None) -> Callable:
     return app
 
 
+# A client gets this long for the TLS handshake and for each read or write of its request: an idle
+# connection ties up only its own thread, and not for ever.
+CONNECTION_TIMEOUT = 10.0
+
+
 class _Server(ThreadingMixIn, WSGIServer):
+    """One thread per connection; with TLS, the handshake runs in that thread, not in the accepting one."""
+
     daemon_threads = True
+    block_on_close = False  # closing does not wait for idle clients
     allow_reuse_address = True
+    tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request, client_address) -> None:
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(CONNECTION_TIMEOUT)
+        try:
+            conn = self.tls.wrap_socket(request, server_side=True)  # the handshake, bounded by the timeout
+        except (ssl.SSLError, OSError):
+            return  # not TLS, too slow, or gone: nothing to answer
+        try:
+            super().finish_request(conn, client_address)
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def handle_error(self, request, client_address) -> None:
+        log.debug("metrics endpoint: request from %s failed", client_address, exc_info=True)  # a client went away
 
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = CONNECTION_TIMEOUT
+
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - scrapes are not events
         pass
 
@@ -108,8 +140,7 @@ class MetricsServer:
                                      handler_class=_QuietHandler)
         except OSError as exc:
             raise InputError(f"metrics.listen {config.listen}: cannot listen: {exc.strerror or exc}") from None
-        if ctx is not None:
-            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd.tls = ctx
         bound_host, bound_port = self.httpd.server_address[:2]
         self.url = f"{'https' if ctx else 'http'}://{bound_host}:{bound_port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="metrics-http", daemon=True)

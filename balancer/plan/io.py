@@ -12,9 +12,13 @@ from .model import PLAN_VERSION, Plan
 
 
 def parse_plan(data: Any, what: str = "plan") -> Plan:
-    if isinstance(data, dict) and data.get("version") != PLAN_VERSION:
+    """Validate parsed JSON into a Plan (strictly: no coercion, as for snapshots), or InputError (one line)."""
+    if isinstance(data, dict) and "version" not in data and {"plan", "results"} <= set(data):
+        raise InputError(f"{what}: this is the output of `evacuate --execute --format json` (a plan already carried "
+                         "out, with its results); the plan itself is under \"plan\"")
+    if isinstance(data, dict) and (data.get("version") != PLAN_VERSION or isinstance(data.get("version"), bool)):
         raise InputError(f"{what}: version: unsupported plan version {data.get('version')!r} (this balancer reads version {PLAN_VERSION})")
-    return validate_model(Plan, data, what)
+    return validate_model(Plan, data, what, strict=True)
 
 
 def load_plan(path: str | Path) -> Plan:

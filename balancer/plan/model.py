@@ -6,9 +6,10 @@ The JSON form is a public, versioned contract documented in docs/plan-format.md
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PLAN_VERSION = 1
 
@@ -54,6 +55,12 @@ class Move(_Model):
     mem_mb: Finite = 0.0
     mandatory: bool = False
 
+    @model_validator(mode="after")
+    def _moves_somewhere(self) -> "Move":
+        if self.source == self.target:
+            raise ValueError(f"VM {self.vm}: source and target are the same host ({self.source})")
+        return self
+
 
 class PowerAction(_Model):
     step: int
@@ -94,6 +101,16 @@ class Plan(_Model):
     conflicts: list[str] = []
     suppressed: list[Suppressed] = []
     notes: list[str] = []
+
+    @field_validator("collected_at")
+    @classmethod
+    def _iso_time(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"not an ISO 8601 date and time: {value!r}") from None
+        return value
 
     def to_json_dict(self) -> dict:
         return self.model_dump(mode="json", exclude_none=True)

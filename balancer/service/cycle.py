@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..config import Config
-from ..engine import History, make_plan
+from ..engine import History, PlanOptions, make_plan
 from ..execute.result import ActionResult
 from ..journal import ActionRow, Journal
 from ..logs import cycle_context, event
@@ -71,19 +71,34 @@ def sim_state_path(journal_path: str | Path, cluster: str) -> Path:
     return p.with_name(f"{p.stem}.{safe}.sim-state.json")
 
 
+def open_with_state(name: str, config: Config, journal_path: str | Path | None, save: bool = True) -> Source:
+    """Open the cluster's source; an embedded simulator starts from the state kept next to the journal.
+
+    ``save`` False: the state is only read (when the file exists), never written -- for commands that
+    only look at the cluster. ``save`` True: every change is saved back to the file (created when missing).
+    """
+    from ..sources import open_source
+
+    source = open_source(config)
+    if config.source != "sim" or journal_path is None or str(journal_path) == ":memory:":
+        return source
+    from ..sources.sim.state import attach_state_file, restore_state
+
+    path = sim_state_path(journal_path, name)
+    if save:
+        restored = attach_state_file(source, path)  # type: ignore[arg-type]
+    else:
+        restored = path.is_file() and restore_state(source, path)  # type: ignore[arg-type]
+    if restored:
+        event(log, "simulator state restored", cluster=name, cycle=getattr(source, "cycle", None), file=str(path))
+    return source
+
+
 def default_opener(name: str, config: Config, state_dir_journal: str | Path | None) -> Callable[[], Source]:
     """Open the cluster's source; an embedded simulator keeps its state next to the journal."""
 
     def open_() -> Source:
-        from ..sources import open_source
-
-        source = open_source(config)
-        if config.source == "sim" and state_dir_journal is not None and str(state_dir_journal) != ":memory:":
-            from ..sources.sim.state import attach_state_file
-
-            if attach_state_file(source, sim_state_path(state_dir_journal, name)):  # type: ignore[arg-type]
-                event(log, "simulator state restored", cluster=name, cycle=getattr(source, "cycle", None))
-        return source
+        return open_with_state(name, config, state_dir_journal)
 
     return open_
 
@@ -92,16 +107,24 @@ class ClusterCycle:
     """Cycles of one cluster. Not re-entrant: a cycle that is still running makes ``run`` return None."""
 
     def __init__(self, name: str, config: Config, journal: Journal, open_source: Callable[[], Source] | None = None,
-                 stopping: threading.Event | None = None, wall: Callable[[], float] = time.time):
+                 stopping: threading.Event | None = None, wall: Callable[[], float] = time.time,
+                 plan_overrides: dict[str, Any] | None = None):
         self.name = name
         self.config = config
         self.journal = journal
         self.open_source = open_source or default_opener(name, config, journal.path)
         self.stopping = stopping or threading.Event()
         self.wall = wall
+        # PlanOptions fields set on every plan whatever the config says (a replay's deterministic
+        # work budget, balancer/simulate); empty for the service
+        self.plan_overrides = dict(plan_overrides or {})
         self.source: Source | None = None
         self._busy = threading.Lock()
         self._oscillating: set[str] = set()
+
+    def _plan_options(self, **kw: Any) -> PlanOptions:
+        options = plan_options(self.config, **kw)
+        return replace(options, **self.plan_overrides) if self.plan_overrides else options
 
     @property
     def interval(self) -> float:
@@ -183,7 +206,7 @@ class ClusterCycle:
                 event(log, "host balancing back and forth: its balance moves changed direction "
                            f"{HOST_SWINGS} times within the cooldown", logging.WARNING, host=host)
             self._oscillating = set(past.oscillating_hosts)
-            rec_options = plan_options(self.config)
+            rec_options = self._plan_options()
             res.recommendation = rec = make_plan(snap, rec_options, past.history)
             self.journal.record_plan(res.cycle_id, self.name, "recommended", rec)
             res.executed = self._execution_plan(snap, rec, rec_options, past)
@@ -234,16 +257,15 @@ class ClusterCycle:
         drs, dpm = self.config.drs, self.config.dpm
         if rec.status != "ok":
             return None
-        cfg = self.config
         with_dpm = dpm.automation == "automatic"  # manual DPM: its decisions stay recommendations
         if drs.automation == "manual":
             if not with_dpm:
                 return None
-            options = plan_options(cfg, max_moves=0, dpm=True)  # host power actions that need no vMotion
+            options = self._plan_options(max_moves=0, dpm=True)  # host power actions that need no vMotion
         elif drs.automation == "partial":
-            options = plan_options(cfg, threshold=1, dpm=with_dpm)
+            options = self._plan_options(threshold=1, dpm=with_dpm)
         else:
-            options = plan_options(cfg, dpm=with_dpm)
+            options = self._plan_options(dpm=with_dpm)
         if options == rec_options:
             return rec
         plan = make_plan(snap, options, past.history)
@@ -252,36 +274,10 @@ class ClusterCycle:
     # --- carrying out, journaled --------------------------------------------------------------
     def _execute(self, res: CycleResult, plan: Plan, now: float) -> list[ActionResult]:
         assert self.source is not None
-        ids = self.journal.add_actions(res.cycle_id, self.name, plan, now)
-        name, cid = self.name, res.cycle_id
-
-        def before(action: Move | PowerAction) -> None:
-            self.journal.action_started(ids[action.step])
-            what = f"{action.source} -> {action.target}" if isinstance(action, Move) else action.action
-            event(log, "action start", cluster=name, cycle=cid, step=action.step,
-                  subject=action.vm if isinstance(action, Move) else action.host, action=what, reason=action.reason)
-
-        def after(action: Move | PowerAction, result: ActionResult) -> None:
-            self.journal.action_finished(ids[action.step], result)
-            event(log, "action", logging.INFO if result.outcome == "success" else logging.WARNING,
-                  cluster=name, cycle=cid, step=result.step, kind=result.kind, subject=result.subject,
-                  action=result.action, reason=result.reason, outcome=result.outcome,
-                  message=result.message or None, seconds=result.seconds)
-
-        target = getattr(self.source, "executor", self.source)
-        target.before_action, target.after_action = before, after  # type: ignore[union-attr]
-        target.should_stop = self.stopping.is_set  # type: ignore[union-attr]
-        try:
-            results = self.source.execute(plan)
-        finally:
-            for hook in ("before_action", "after_action", "should_stop"):
-                target.__dict__.pop(hook, None)
-        for r in results:  # outcomes the executor decided without calling the hook (e.g. skipped)
-            if self.journal.action_finished(ids[r.step], r):
-                event(log, "action", logging.WARNING if r.outcome != "success" else logging.INFO,
-                      step=r.step, kind=r.kind, subject=r.subject, action=r.action, reason=r.reason,
-                      outcome=r.outcome, message=r.message or None)
-        return results
+        with JournaledActions(self.journal, self.source, self.name, res.cycle_id, plan, now,
+                              should_stop=self.stopping.is_set) as acts:
+            acts.results = self.source.execute(plan)
+        return acts.results
 
     def _advance_clock(self) -> None:
         """The embedded simulated cluster moves its trace clock on once per cycle."""
@@ -325,9 +321,62 @@ class ClusterCycle:
         return out
 
 
+
+class JournaledActions:
+    """Carry out a plan's actions with every step journaled (a context manager around ``source.execute``).
+
+    On entry the plan's actions are journaled as pending and the source's hooks are set so each
+    action is marked started and then gets its outcome, with a log line each; assign what
+    ``execute`` returns to ``results`` inside the block: on exit, outcomes the source decided
+    without the hooks (e.g. skipped) are journaled too. Used by the service's cycles and by the
+    one-off commands that act (apply, evacuate --execute), so cooldowns see every move.
+    """
+
+    def __init__(self, journal: Journal, source: Source, cluster: str, cycle_id: int, plan: Plan,
+                 cluster_time: float | None, should_stop: Callable[[], bool] | None = None):
+        self.journal, self.source, self.cluster, self.cycle_id = journal, source, cluster, cycle_id
+        self.plan, self.cluster_time, self.should_stop = plan, cluster_time, should_stop
+        self.results: list[ActionResult] = []
+        self.ids: dict[int, int] = {}
+        self._target: Any = None
+
+    def __enter__(self) -> "JournaledActions":
+        self.ids = ids = self.journal.add_actions(self.cycle_id, self.cluster, self.plan, self.cluster_time)
+        journal, name, cid = self.journal, self.cluster, self.cycle_id
+
+        def before(action: Move | PowerAction) -> None:
+            journal.action_started(ids[action.step])
+            what = f"{action.source} -> {action.target}" if isinstance(action, Move) else action.action
+            event(log, "action start", cluster=name, cycle=cid, step=action.step,
+                  subject=action.vm if isinstance(action, Move) else action.host, action=what, reason=action.reason)
+
+        def after(action: Move | PowerAction, result: ActionResult) -> None:
+            journal.action_finished(ids[action.step], result)
+            event(log, "action", logging.INFO if result.outcome == "success" else logging.WARNING,
+                  cluster=name, cycle=cid, step=result.step, kind=result.kind, subject=result.subject,
+                  action=result.action, reason=result.reason, outcome=result.outcome,
+                  message=result.message or None, seconds=result.seconds)
+
+        self._target = target = getattr(self.source, "executor", self.source)
+        target.before_action, target.after_action = before, after
+        if self.should_stop is not None:
+            target.should_stop = self.should_stop
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for hook in ("before_action", "after_action", "should_stop"):
+            self._target.__dict__.pop(hook, None)
+        for r in self.results:  # outcomes the executor decided without calling the hook (e.g. skipped)
+            if r.step in self.ids and self.journal.action_finished(self.ids[r.step], r):
+                event(log, "action", logging.WARNING if r.outcome != "success" else logging.INFO,
+                      cluster=self.cluster, cycle=self.cycle_id, step=r.step, kind=r.kind, subject=r.subject,
+                      action=r.action, reason=r.reason, outcome=r.outcome, message=r.message or None)
+
+
 def replace_config(config: Config, **drs) -> Config:
     """A copy of ``config`` with some drs keys changed (convenience for replays and tests)."""
     return config.model_copy(update={"drs": config.drs.model_copy(update=drs)})
 
 
-__all__ = ["ClusterCycle", "CycleResult", "default_opener", "replace_config", "sim_state_path"]
+__all__ = ["ClusterCycle", "CycleResult", "JournaledActions", "default_opener", "open_with_state", "replace_config",
+           "sim_state_path"]

@@ -12,13 +12,20 @@ and a live vCenter are judged alike.
   higher imbalance), so the service only logs them and exports their number;
 - power_hold: hosts with a successful power action within ``dpm.hold_time``;
 - demand_power_on / demand_power_off: cluster demand (CPU MHz, memory MB: the VMs' entitlements
-  summed) over ``dpm.power_on_window`` / ``dpm.power_off_window``, as mean + 2 standard deviations.
+  summed) over ``dpm.power_on_window`` / ``dpm.power_off_window``, as mean + 2 standard deviations;
+- standby_blocked: set while the power-off window is not covered by samples (``off_window_gap``):
+  the oldest collection must be at least a window old and no two successive collections in the
+  window further apart than a quarter of it, or than two intervals, or than twice the usual
+  spacing of the collections on the cluster's clock (whichever is longest). A service
+  that just started, or that missed collections for a while, does not power hosts off on a few
+  samples.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 
 from ..config import DpmConfig, DrsConfig
 from ..engine import History
@@ -46,6 +53,31 @@ def window_demand(samples: list[tuple[float, float]]) -> tuple[float, float] | N
         return None
     cpu, mem = dpm_window_demand(samples)
     return (round(cpu, 1), round(mem, 1))
+
+
+COVER_LOOKBACK = 1000  # collections read to judge whether the power-off window is covered
+COVER_SLACK = 0.05  # share of the window the oldest collection may fall short of it (clock jitter)
+
+
+def off_window_gap(times: list[float], now: float, window: float, max_gap: float) -> str | None:
+    """Why collections at ``times`` (cluster clock, oldest first, up to ``now``) do not cover the
+    power-off window; None when they do."""
+    start = now - window
+    older = [t for t in times if t <= start + COVER_SLACK * window]
+    if not older:
+        have = (now - times[0]) if times else 0.0
+        return (f"the {_minutes(window)} power-off window is not yet covered by collections "
+                f"({_minutes(have)} so far)")
+    inside = [older[-1]] + [t for t in times if t > older[-1]] + [now]
+    gap = max(b - a for a, b in zip(inside, inside[1:]))
+    if gap > max_gap:
+        return (f"a {_minutes(gap)} gap between collections within the {_minutes(window)} power-off window "
+                f"(more than {_minutes(max_gap)})")
+    return None
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min"
 
 
 def swinging_hosts(moves: list[ActionRow], swings: int = HOST_SWINGS) -> list[str]:
@@ -81,11 +113,15 @@ def build_past(journal: Journal, cluster: str, now: float, snapshot: Snapshot, d
             left.setdefault(m.subject, set()).add(m.source)
     swinging = swinging_hosts([m for m in balance if m.cluster_time >= now - drs.cooldown])
     power = journal.recent_actions(cluster, "power", now - dpm.hold_time, now)
+    times = journal.collection_times(cluster, now, COVER_LOOKBACK)
+    spacing = float(np.median(np.diff(times[-21:]))) if len(times) >= 2 else 0.0
+    max_gap = max(dpm.power_off_window / 4, 2 * drs.interval, 2 * spacing)
     history = History(
         cooling=cooling,
         left={vm: frozenset(hosts) for vm, hosts in left.items()},
         power_hold=frozenset(a.subject for a in power),
         demand_power_on=window_demand(journal.demand_samples(cluster, now - dpm.power_on_window, now)),
         demand_power_off=window_demand(journal.demand_samples(cluster, now - dpm.power_off_window, now)),
+        standby_blocked=off_window_gap(times, now, dpm.power_off_window, max_gap),
     )
     return Past(history, tuple(swinging))

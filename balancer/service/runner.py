@@ -7,7 +7,9 @@ refuses to re-enter). The metrics endpoint serves /metrics and /healthz meanwhil
 Stopping (SIGTERM / SIGINT): no new cycle starts, cycles in progress start no new action, the
 actions in flight are given ``service.shutdown_wait`` to finish, the journal is closed, exit 0.
 Actions still running after that wait are left "started" in the journal and are settled against
-the cluster at the next start. A second signal exits at once.
+the cluster at the next start. A second signal exits at once -- unless it comes within
+``REPEAT_SIGNAL_WINDOW`` of the first: `timeout`, for one, sends SIGTERM to the process and then to
+its process group, and that is one stop request, not two.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from .cycle import ClusterCycle, CycleResult
 
 log = logging.getLogger("balancer.service")
 
+# Seconds after a stop signal during which a further signal is the same request delivered twice.
+REPEAT_SIGNAL_WINDOW = 2.0
+
 
 class Service:
     def __init__(self, config: Config, cycles: int | None = None, serve_metrics: bool = True):
@@ -38,6 +43,7 @@ class Service:
         self._stop_requested = threading.Event()
         self._done = threading.Event()
         self._signals = 0
+        self._first_signal_at: float | None = None
         self._counts: dict[str, int] = {}
         self._failed = 0
         self._count_lock = threading.Lock()
@@ -67,7 +73,7 @@ class Service:
                        "collection", logging.WARNING, cluster=a.cluster, from_cycle=a.cycle_id, step=a.step,
                   action=a.words, state=a.state)
         for name, cfg in clusters:
-            self.metrics.add_cluster(name, cfg.drs.interval)
+            self.metrics.add_cluster(name, cfg.drs.interval, self.journal.last_success(name))
             self.runners.append(ClusterCycle(name, cfg, self.journal, stopping=self.stopping))
             self._counts[name] = 0
         if self.serve_metrics:
@@ -142,8 +148,14 @@ class Service:
         self._stop_requested.set()
 
     def _on_signal(self, signum: int, frame) -> None:  # noqa: ARG002
-        self._signals += 1
         name = signal.Signals(signum).name
+        now = time.monotonic()
+        if self._first_signal_at is not None and now - self._first_signal_at < REPEAT_SIGNAL_WINDOW:
+            event(log, "stop already requested: repeated signal ignored", signal=name)
+            return
+        self._signals += 1
+        if self._first_signal_at is None:
+            self._first_signal_at = now
         if self._signals > 1:
             event(log, "second signal: exiting now; unfinished actions are settled at the next start",
                   logging.WARNING, signal=name)

@@ -10,9 +10,18 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 SNAPSHOT_VERSION = 1
+
+# Upper bounds, far above any real hardware (vSphere 8: 24 TiB hosts, 768 vCPUs, 24 TiB VMs), that keep
+# every figure the engine derives (sums over 10,000 VMs, scaled solver coefficients) in range.
+MAX_CPU_MHZ = 1e7  # a host's CPU capacity: 10,000 GHz
+MAX_MEM_MB = 1e8  # a host's or VM's memory: about 95 TiB
+MAX_VCPUS = 4096
+MAX_MHZ_PER_VCPU = 10_000.0  # no core runs at 10 GHz: a VM's CPU demand is at most vcpus x this
+MAX_MBPS = 1e7  # vMotion bandwidth and page dirty rate: 10 Tb/s
+MAX_WATTS = 1e6
 
 Name = Annotated[str, Field(min_length=1, max_length=256)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
@@ -39,12 +48,12 @@ class Automation(str, Enum):
 
 class Host(_Strict):
     name: Name
-    cpu_capacity_mhz: Positive
-    mem_capacity_mb: Positive
+    cpu_capacity_mhz: Annotated[Positive, Field(ge=1, le=MAX_CPU_MHZ)]
+    mem_capacity_mb: Annotated[Positive, Field(ge=1, le=MAX_MEM_MB)]
     state: HostState = HostState.ON
-    power_idle_w: NonNegative | None = None
-    power_peak_w: NonNegative | None = None
-    vmotion_mbps: Positive | None = None
+    power_idle_w: Annotated[NonNegative, Field(le=MAX_WATTS)] | None = None
+    power_peak_w: Annotated[NonNegative, Field(le=MAX_WATTS)] | None = None
+    vmotion_mbps: Annotated[Positive, Field(le=MAX_MBPS)] | None = None
     cpu_cores: Count | None = None
 
     @model_validator(mode="after")
@@ -61,15 +70,32 @@ class Host(_Strict):
 class VM(_Strict):
     name: Name
     host: Name
-    vcpus: Count
-    mem_mb: Positive
+    vcpus: Annotated[Count, Field(le=MAX_VCPUS)]
+    mem_mb: Annotated[Positive, Field(le=MAX_MEM_MB)]
     cpu_demand_mhz: NonNegative
     mem_demand_mb: NonNegative
     cpu_reservation_mhz: NonNegative = 0.0
     mem_reservation_mb: NonNegative = 0.0
-    dirty_rate_mbps: NonNegative | None = None
+    dirty_rate_mbps: Annotated[NonNegative, Field(le=MAX_MBPS)] | None = None
     powered_on: Annotated[bool, Field(strict=True)] = True
     automation: Automation = Automation.DEFAULT
+
+    @field_validator("cpu_demand_mhz", "cpu_reservation_mhz")
+    @classmethod
+    def _cpu_within_vcpus(cls, value: float, info: ValidationInfo) -> float:
+        vcpus = info.data.get("vcpus")
+        if vcpus is not None and value > vcpus * MAX_MHZ_PER_VCPU:
+            raise ValueError(f"{value:g} MHz is more than {vcpus} vCPU(s) can use "
+                             f"(at most {MAX_MHZ_PER_VCPU:g} MHz per vCPU)")
+        return value
+
+    @field_validator("mem_demand_mb", "mem_reservation_mb")
+    @classmethod
+    def _mem_within_size(cls, value: float, info: ValidationInfo) -> float:
+        mem_mb = info.data.get("mem_mb")
+        if mem_mb is not None and value > mem_mb:
+            raise ValueError(f"{value:g} MB is more than the VM's memory (mem_mb {mem_mb:g})")
+        return value
 
     @property
     def movable(self) -> bool:

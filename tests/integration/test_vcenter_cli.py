@@ -25,7 +25,8 @@ def balancer(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
 
 def write_config(sim, path, **vcenter) -> str:
     cfg = {"source": "vcenter", "vcenter": sim.vcenter_section(**vcenter),
-           "drs": {"time_limit": "2s", "max_vmotions_per_host": 2, "max_vmotions_per_cluster": 4}}
+           "drs": {"time_limit": "2s", "max_vmotions_per_host": 2, "max_vmotions_per_cluster": 4},
+           "journal": {"path": str(path.parent / "journal.sqlite")}}  # apply journals its moves
     path.write_text(yaml.safe_dump(cfg))
     return str(path)
 
@@ -96,20 +97,30 @@ def test_cli_recommend_then_apply_lands_the_plan(start_vcsim, tmp_path):
         admin.close()
 
 
+def _without_http_warning(stderr: str) -> str:
+    """Standard error less the warning every command gives for protocol http (the simulator speaks http)."""
+    lines = stderr.splitlines(keepends=True)
+    assert lines and lines[0].startswith("warning: ") and "protocol http" in lines[0], stderr
+    return "".join(lines[1:])
+
+
 def test_cli_bad_credentials_and_unreachable_vcenter_are_one_line(vcsim, tmp_path):
     wrong = "not-the-real-one-42"
     config = write_config(vcsim, tmp_path / "vc.yaml", password_env="VCSIM_CLI_WRONG")
     proc = balancer("snapshot", "--config", config, "--out", str(tmp_path / "s.json"), env={"VCSIM_CLI_WRONG": wrong})
     assert proc.returncode == 1
+    proc.stderr = _without_http_warning(proc.stderr)
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
     assert "login failed" in proc.stderr and wrong not in proc.stderr + proc.stdout
 
     config = write_config(vcsim, tmp_path / "vc2.yaml", password_env="VCSIM_CLI_UNSET")
     proc = balancer("snapshot", "--config", config, "--out", str(tmp_path / "s.json"), env={"VCSIM_CLI_UNSET": ""})
+    proc.stderr = _without_http_warning(proc.stderr)
     assert proc.returncode == 1 and "VCSIM_CLI_UNSET" in proc.stderr and proc.stderr.count("\n") == 1
 
     vcsim.stop()
     config = write_config(vcsim, tmp_path / "vc3.yaml")
     proc = balancer("snapshot", "--config", config, "--out", str(tmp_path / "s.json"))
     assert proc.returncode == 1
+    proc.stderr = _without_http_warning(proc.stderr)
     assert "cannot connect" in proc.stderr and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from balancer.plan import Imbalance, Move, Plan, PowerAction, ResourcePair
+from balancer.plan import Imbalance, Move, Plan, PowerAction, ResourcePair, VMotionEstimate
 from balancer.snapshot import HostState
 from balancer.sources.vcenter import VCenterSource
 from balancer.sources.vcenter.executor import Executor
@@ -225,7 +225,8 @@ def test_a_move_needing_a_failed_move_is_skipped(vcsim, admin):
     assert admin.placement()[vm_name(1)] == host_name(1)
 
 
-def test_a_move_that_outlasts_the_timeout_fails(start_vcsim):
+def test_a_request_that_outlasts_the_timeout_fails(start_vcsim):
+    # the RelocateVM_Task call itself hangs: the HTTP request's vcenter.timeout ends it
     sim = start_vcsim(hosts=2, vms_per_host=1, relocate_ms=2500)
     from balancer.config import DrsConfig
 
@@ -235,4 +236,42 @@ def test_a_move_that_outlasts_the_timeout_fails(start_vcsim):
     finally:
         src.close()
     assert results[0].outcome == "failed" and "timed out" in results[0].message
-    assert results[0].seconds < 2.5
+
+
+def _predicted(plan: Plan, seconds: float) -> Plan:
+    """The plan with every move's vMotion predicted to take ``seconds``."""
+    est = VMotionEstimate(seconds=seconds, downtime_ms=100.0, data_mb=1000.0)
+    return plan.model_copy(update={"moves": [m.model_copy(update={"vmotion": est}) for m in plan.moves]})
+
+
+def test_a_vmotion_longer_than_the_timeout_but_within_its_predicted_deadline_succeeds(start_vcsim):
+    # each vMotion task runs 2.5 s; vcenter.timeout is 1 s, but the move's deadline is 3 x 1 s + 60 s
+    sim = start_vcsim(hosts=2, vms_per_host=1, relocate_task_ms=2500)
+    from balancer.config import DrsConfig
+
+    src = VCenterSource(sim.config(timeout="1s"), DrsConfig())
+    try:
+        results = src.execute(_predicted(make_plan((vm_name(0), host_name(0), host_name(1))), 1.0))
+    finally:
+        src.close()
+    assert results[0].outcome == "success", results[0].message
+    admin = sim.connect()
+    try:
+        assert admin.placement()[vm_name(0)] == host_name(1)
+    finally:
+        admin.close()
+
+
+def test_a_vmotion_past_its_deadline_is_cancelled_and_fails(start_vcsim):
+    # no prediction (a hand-written plan): the deadline is vcenter.timeout, shorter than the task
+    sim = start_vcsim(hosts=2, vms_per_host=1, relocate_task_ms=2500)
+    from balancer.config import DrsConfig
+
+    src = VCenterSource(sim.config(timeout="1s"), DrsConfig())
+    try:
+        results = src.execute(make_plan((vm_name(0), host_name(0), host_name(1))))
+    finally:
+        src.close()
+    assert results[0].outcome == "failed"
+    assert "did not finish within 1 s" in results[0].message
+

@@ -21,6 +21,8 @@
 //     call with VM, source, target and its start / end time (Unix ns)
 //     POST /_vcsim/reset          zero the counts and the relocation log
 //     POST /_vcsim/fail?vm=NAME   make the next RelocateVM_Task of that VM end in a task error
+//   - -relocate-task-ms: RelocateVM_Task returns its task at once and the task runs that long
+//     before the VM moves, as a real vMotion (-relocate-ms instead delays the call itself).
 //
 // Login accepts only -user / -password (default user / pass). Flags: see -h.
 package main
@@ -147,6 +149,42 @@ func hostPower(w http.ResponseWriter, method string, this types.ManagedObjectRef
 	fmt.Fprintf(w, soapResponse, method, ref.Value, method)
 }
 
+// slowRelocate answers a RelocateVM_Task at once with a task that runs for delay before it
+// relocates the VM, as a real vMotion does (the SOAP call returns; the task takes minutes).
+// The relocation is logged when the task ends.
+func slowRelocate(w http.ResponseWriter, this types.ManagedObjectReference, spec types.VirtualMachineRelocateSpec,
+	delay time.Duration, st *stats, rec relocation) bool {
+	vm, ok := simulator.Map.Get(this).(*simulator.VirtualMachine)
+	if !ok {
+		return false
+	}
+	task := simulator.CreateTask(vm, "relocateVm", func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+		time.Sleep(delay)
+		var changes []types.PropertyChange
+		if spec.Pool != nil {
+			pool := *spec.Pool
+			changes = append(changes, types.PropertyChange{Name: "resourcePool", Val: &pool})
+		}
+		if spec.Host != nil {
+			h := *spec.Host
+			changes = append(changes,
+				types.PropertyChange{Name: "runtime.host", Val: &h},
+				types.PropertyChange{Name: "summary.runtime.host", Val: &h})
+		}
+		simulator.Map.WithLock(vm, func() { simulator.Map.Update(vm, changes) })
+		rec.End = time.Now().UnixNano()
+		st.mu.Lock()
+		st.relocations = append(st.relocations, rec)
+		st.mu.Unlock()
+		return nil, nil
+	})
+	go task.Run()
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, soapResponse, "RelocateVM_Task", task.Self.Value, "RelocateVM_Task")
+	return true
+}
+
 // failRelocate answers a RelocateVM_Task with a task that ends in an error.
 func failRelocate(w http.ResponseWriter, this types.ManagedObjectReference) {
 	vm := simulator.Map.Get(this)
@@ -159,7 +197,7 @@ func failRelocate(w http.ResponseWriter, this types.ManagedObjectReference) {
 	fmt.Fprintf(w, soapResponse, "RelocateVM_Task", ref.Value, "RelocateVM_Task")
 }
 
-func wrap(next http.Handler, st *stats, sdkPath string) http.Handler {
+func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration) http.Handler {
 	typeFunc := types.TypeFunc()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -231,6 +269,8 @@ func wrap(next http.Handler, st *stats, sdkPath string) http.Handler {
 			if fail {
 				failRelocate(w, method.This)
 				rec.Failed = true
+			} else if taskDelay > 0 && slowRelocate(w, method.This, req.Spec, taskDelay, st, rec) {
+				return // logged when its task ends
 			} else {
 				next.ServeHTTP(w, r)
 			}
@@ -286,6 +326,8 @@ func main() {
 	cores := flag.Int("host-cores", 2, "host CPU cores")
 	memMB := flag.Int64("host-mem-mb", 4096, "host memory in MB")
 	relocateMs := flag.Int("relocate-ms", 0, "extra milliseconds every RelocateVM_Task call takes")
+	relocateTaskMs := flag.Int("relocate-task-ms", 0,
+		"milliseconds every RelocateVM_Task's task runs (the call itself returns at once)")
 	user := flag.String("user", "user", "user name accepted by Login")
 	password := flag.String("password", "pass", "password accepted by Login")
 	flag.Parse()
@@ -323,7 +365,8 @@ func main() {
 	m.Service.Listen = &url.URL{Host: fmt.Sprintf("127.0.0.1:%d", *port), User: url.UserPassword(*user, *password)}
 	srv := m.Service.NewServer()
 	st := &stats{methods: map[string]int{}, failVMs: map[string]bool{}}
-	srv.Server.Config.Handler = wrap(srv.Server.Config.Handler, st, srv.URL.Path)
+	srv.Server.Config.Handler = wrap(srv.Server.Config.Handler, st, srv.URL.Path,
+		time.Duration(*relocateTaskMs)*time.Millisecond)
 
 	u := *srv.URL
 	u.User = nil

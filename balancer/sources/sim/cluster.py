@@ -179,7 +179,6 @@ class SimulatedCluster:
 
     def execute(self, plan: Plan) -> list[ActionResult]:
         results = []
-        snap = self.snapshot()
         host_idx = {h["name"]: i for i, h in enumerate(self.hosts)}
         vm_by_name = {v.name: v for v in self.vms}
         for action in plan.actions:
@@ -189,7 +188,7 @@ class SimulatedCluster:
                 res = ActionResult(action.step, kind, subject, what, "skipped", action.reason,
                                    "not started: the balancer is stopping")
             elif isinstance(action, Move):
-                why = move_premise(snap, action)
+                why = move_premise(self._placement_view(vm_by_name.get(action.vm)), action)
                 if why:
                     res = ActionResult(action.step, "move", action.vm, what, "skipped", action.reason, why)
                 else:
@@ -205,8 +204,18 @@ class SimulatedCluster:
             self.save()
             self.after_action(action, res)
             results.append(res)
-            snap = self.snapshot()
         return results
+
+    def _placement_view(self, vm: _SimVM | None) -> Snapshot:
+        """What a move's premise reads -- where its VM is, each host's state -- as it is now.
+
+        Built without validation or demand figures: a full snapshot after every action would
+        cost a day's replay of a 1,000-VM cluster more time than its planning.
+        """
+        hosts = [Host.model_construct(name=h["name"], state=h["state"]) for h in self.hosts]
+        vms = [] if vm is None else [VM.model_construct(name=vm.name, host=self.hosts[vm.host]["name"],
+                                                        powered_on=vm.powered_on)]
+        return Snapshot.model_construct(version=1, cluster=self.name, hosts=hosts, vms=vms)
 
     def _take_time(self) -> None:
         """An action takes ``config.action_seconds`` of wall-clock time (0: instant)."""
@@ -228,9 +237,10 @@ class SimulatedCluster:
         h = self.hosts[host_idx[action.host]]
         ok = ActionResult(action.step, "power", action.host, action.action, "success", action.reason)
         if action.action == "standby":
-            if any(self.hosts[v.host] is h and v.powered_on for v in self.vms):
-                return ActionResult(action.step, "power", action.host, action.action, "failed", action.reason,
-                                    "host still runs powered-on VMs")
+            busy = sum(1 for v in self.vms if self.hosts[v.host] is h and v.powered_on)
+            if busy:  # as on vCenter (docs/vcenter.md): refused before anything is done, so skipped
+                return ActionResult(action.step, "power", action.host, action.action, "skipped", action.reason,
+                                    f"host {action.host} still runs {busy} powered-on VM{'s' if busy != 1 else ''}")
             h["state"] = HostState.STANDBY
         elif action.action == "power-on":
             if self.config.power_on_cycles == 0:

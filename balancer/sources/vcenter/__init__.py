@@ -7,6 +7,8 @@ See docs/vcenter.md.
 
 from __future__ import annotations
 
+import logging
+
 from ...config import DrsConfig, VCenterConfig
 from ...execute.result import ActionResult
 from ...plan import Plan
@@ -23,6 +25,8 @@ class VCenterSource:
         self.vc = vc
         self.drs = drs or DrsConfig()
         self.name = f"vcenter:{vc.host}/{vc.cluster}"
+        for line in vc.insecure_warnings():  # protocol http, verify_tls false: said whenever the balancer connects
+            logging.getLogger("balancer.vcenter").warning(line)
         self.conn = Connection(vc)
         self.collector = Collector(self.conn, vc.cluster)
         self.executor = self._make_executor()

@@ -37,6 +37,17 @@ log = logging.getLogger("balancer.vcenter")
 Action = Union[Move, PowerAction]
 
 HOST_TASK_MIN_TIMEOUT = 900.0  # entering standby or booting a host takes minutes on real hardware
+# A vMotion's deadline: vcenter.timeout, or this many times its predicted duration plus a margin when
+# that is longer (the cost model predicts ~100 s for a busy 64 GiB VM; a real one may take longer).
+VMOTION_DEADLINE_FACTOR = 3.0
+VMOTION_DEADLINE_MARGIN_S = 60.0
+
+
+def move_deadline(move: Move, timeout: float) -> float:
+    """Seconds a move's RelocateVM_Task may run before it is cancelled: max(timeout, 3 x predicted + 60 s)."""
+    if move.vmotion is None:
+        return timeout
+    return max(timeout, VMOTION_DEADLINE_FACTOR * move.vmotion.seconds + VMOTION_DEADLINE_MARGIN_S)
 
 
 class ActionFailed(Exception):
@@ -197,7 +208,7 @@ class Executor:
             spec = vim.vm.RelocateSpec(host=target, pool=refs.pool)
             task = self.conn.call(f"moving VM {m.vm} to {m.target}",
                                   lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
-            self._wait(task, self.timeout)
+            self._wait(task, move_deadline(m, self.timeout))
             return self._finish(m, "success", "", t0)
         except (SourceError, ActionFailed) as exc:
             return self._finish(m, "failed", str(exc), t0)
@@ -335,4 +346,4 @@ def describe_fault(fault: Any) -> str:
     return f"{name}: {text}"
 
 
-__all__ = ["ActionFailed", "Executor"]
+__all__ = ["ActionFailed", "Executor", "move_deadline"]

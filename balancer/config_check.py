@@ -1,0 +1,62 @@
+"""What `check-config` checks beyond the file's own validity: the files and directories it names.
+
+A config can be valid and still fail when `run` starts: a trace that does not exist, a journal
+directory that is missing, TLS files that cannot be loaded. These are checked here, on the
+machine where check-config runs, so that `check-config` passing means `run` can start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import Config
+from .errors import InputError
+
+
+def check_config_files(cfg: Config, what: str) -> list[str]:
+    """InputError (one line naming the key) for the first missing or unusable file; otherwise the warnings
+    (insecure vCenter connections), one line each."""
+    warnings: list[str] = []
+    journal_dir = Path(cfg.journal.path).parent
+    if not journal_dir.is_dir():
+        raise InputError(f"{what}: journal.path: directory {journal_dir} does not exist")
+    metrics = cfg.metrics
+    if metrics.tls_cert is not None and metrics.tls_key is not None:
+        _exists(metrics.tls_cert, f"{what}: metrics.tls_cert")
+        _exists(metrics.tls_key, f"{what}: metrics.tls_key")
+        import ssl
+
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(metrics.tls_cert), str(metrics.tls_key))
+        except (ssl.SSLError, OSError) as exc:
+            raise InputError(f"{what}: metrics.tls_cert / tls_key: cannot load the certificate and key: "
+                             f"{getattr(exc, 'reason', None) or exc}") from None
+    if metrics.basic_auth is not None and metrics.basic_auth.password_file is not None:
+        _exists(metrics.basic_auth.password_file, f"{what}: metrics.basic_auth.password_file")
+    several = cfg.clusters is not None
+    for name, one in cfg.cluster_configs():
+        where = f"{what}: cluster {name}: " if several else f"{what}: "
+        if one.source == "sim":
+            from .sources.sim.traces import load_trace
+
+            try:
+                load_trace(one.sim.trace)
+            except InputError as exc:
+                raise InputError(f"{where}sim.trace: {exc}") from None
+        elif one.vcenter is not None:
+            vc = one.vcenter
+            # read at each connection, not at start: a cycle would fail, so a warning (the file may be
+            # mounted only where the service runs)
+            for key, path in (("password_file", vc.password_file), ("ca_file", vc.ca_file)):
+                if path is not None and not Path(path).is_file():
+                    warnings.append(f"{where}vcenter.{key}: no such file {path} (connecting will fail)")
+            warnings.extend(f"{where}{line}" for line in vc.insecure_warnings())
+    return warnings
+
+
+def _exists(path: Path, what: str) -> None:
+    if not Path(path).is_file():
+        raise InputError(f"{what}: no such file {path}")
+
+
+__all__ = ["check_config_files"]

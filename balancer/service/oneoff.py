@@ -1,0 +1,98 @@
+"""One-off commands on the service's cluster: `recommend`, `snapshot`, `apply`, `evacuate`.
+
+They see the cluster the service balances: the embedded simulated cluster is opened from the
+state the service keeps next to the journal (read only, for commands that only look at it).
+The commands that act -- `apply`, `evacuate --execute` -- journal what they do as a cycle of
+kind ``apply`` / ``evacuate``, so the service's cooldowns and no-going-back checks count their
+moves.
+
+A running service holds the journal's lock; a one-off command appends without it (SQLite
+serialises the writes). The exception is acting on the embedded simulated cluster: while the
+service runs, that cluster lives in the service's process, so the command refuses (naming the
+service's pid) instead of changing a copy the service would overwrite; otherwise it takes the
+lock for its duration, so no service starts meanwhile.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from ..config import Config
+from ..errors import InputError
+from ..execute.result import ActionResult
+from ..journal import Journal
+from ..plan import Plan
+from ..snapshot import Snapshot
+from ..sources.base import Source
+from .cycle import JournaledActions, open_with_state
+
+
+def collect(name: str, cfg: Config) -> Snapshot:
+    """The cluster's current snapshot; the simulator as the service left it (its state is not changed)."""
+    source = open_with_state(name, cfg, cfg.journal.path, save=False)
+    try:
+        return source.snapshot()
+    finally:
+        source.close()
+
+
+class Acting:
+    """An open source to act on, and a journal to record the actions in (see ``acting``)."""
+
+    def __init__(self, name: str, cfg: Config, kind: str, journal: Journal, source: Source):
+        self.name, self.cfg, self.kind, self.journal, self.source = name, cfg, kind, journal, source
+
+    def carry_out(self, plan: Plan, snap: Snapshot,
+                  run: Callable[[Source, Plan], list[ActionResult]] | None = None) -> list[ActionResult]:
+        """Carry out ``plan`` (made from ``snap``) with ``run`` (default: ``source.execute``), journaled as one cycle."""
+        drs, dpm = self.cfg.drs, self.cfg.dpm
+        cid = self.journal.begin_cycle(self.name, drs.automation, dpm.automation, kind=self.kind)
+        status, error = "error", "interrupted"
+        try:
+            now = snap.collected_at.timestamp() if snap.collected_at else None
+            if now is not None:
+                from .past import cluster_demand
+
+                self.journal.record_collection(cid, now, *cluster_demand(snap))
+            self.journal.record_plan(cid, self.name, "recommended", plan)
+            with JournaledActions(self.journal, self.source, self.name, cid, plan, now) as acts:
+                acts.results = (run or (lambda s, p: s.execute(p)))(self.source, plan)
+            failed = [r for r in acts.results if r.outcome != "success"]
+            status, error = "ok", (f"{len(failed)} action(s) did not succeed" if failed else None)
+            return acts.results
+        except BaseException as exc:
+            error = " ".join(str(exc).split()) or type(exc).__name__
+            raise
+        finally:
+            self.journal.end_cycle(cid, status, "execute" if status == "error" else None,
+                                   error if status == "error" else None,
+                                   error if status == "ok" else None)
+
+
+@contextmanager
+def acting(name: str, cfg: Config, kind: str) -> Iterator[Acting]:
+    """Open cluster ``name`` to act on it, with the journal of ``cfg`` (created when missing)."""
+    journal = Journal(cfg.journal.path)
+    try:
+        if cfg.source == "sim" and journal.path != ":memory:":
+            holder = journal.lock_holder()
+            if holder is not None:
+                raise InputError(f"cluster {name}: the embedded simulated cluster is run by `balancer run`"
+                                 + (f" (pid {holder})" if holder else "")
+                                 + f" with journal {journal.path}; stop it first, or let its cycles act")
+            try:
+                journal.lock()
+            except InputError:
+                raise InputError(f"cluster {name}: journal {journal.path} is in use by another balancer run; "
+                                 "stop it first") from None
+        source = open_with_state(name, cfg, cfg.journal.path, save=True)
+        try:
+            yield Acting(name, cfg, kind, journal, source)
+        finally:
+            source.close()
+    finally:
+        journal.close()
+
+
+__all__ = ["Acting", "acting", "collect"]
