@@ -1,11 +1,16 @@
 """Property-based tests of the engine's invariants on random clusters."""
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from balancer.engine import PlanOptions, make_plan
 from balancer.engine.cluster import build_cluster
+from balancer.engine.feasibility import find_conflicts
+from balancer.engine.optimizer import move_costs
+from balancer.engine.rules import rule_violations
+from balancer.engine.search import Search
 from balancer.snapshot import parse_snapshot
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -25,10 +30,12 @@ def clusters(draw):
     vms = []
     for j in range(n_vms):
         powered = draw(st.booleans()) or draw(st.booleans())
+        host = draw(st.sampled_from(any_hosts if powered else [h["name"] for h in hosts]))
+        mem_mb = draw(st.sampled_from([2048, 4096, 8192, 16384]))
         vms.append({
-            "name": f"v{j}", "host": draw(st.sampled_from(any_hosts if powered else [h["name"] for h in hosts])),
-            "vcpus": 2, "mem_mb": draw(st.sampled_from([2048, 4096, 8192, 16384])),
-            "cpu_demand_mhz": float(draw(st.integers(0, 6000))), "mem_demand_mb": float(draw(st.integers(0, 12000))),
+            "name": f"v{j}", "host": host, "vcpus": 2, "mem_mb": mem_mb,
+            "cpu_demand_mhz": float(draw(st.integers(0, 6000))),
+            "mem_demand_mb": float(draw(st.integers(0, min(12000, mem_mb)))),  # demand within configured memory
             "powered_on": powered, "automation": draw(st.sampled_from(["default"] * 8 + ["manual", "disabled"])),
         })
     names = [v["name"] for v in vms]
@@ -113,3 +120,65 @@ def test_threshold_one_moves_only_mandatory(snapshot):
     for m in plan.moves:
         assert m.reason in ("rule", "capacity", "evacuate")
         assert m.reason != "rule" or m.mandatory
+
+
+def _objective(c, options, prices, place0, place):
+    """What the balancing search minimises, computed from scratch: Σ squared deviations from the
+    mean utilisation over hosts that are on, move prices, should-rule weights."""
+    u = c.host_loads(place)[c.on] / c.cap[c.on]
+    value = float(((u - u.mean(axis=0)) ** 2).sum()) + float(prices[place != place0].sum())
+    w = options.soft_rule_weight
+    for g in c.anti:
+        if not g.mandatory:
+            value += w * (len(g.vms) - len(np.unique(place[g.vms])))
+    for g in c.vmhost:
+        if not g.mandatory and len(g.vms):
+            value += w * int((g.hosts[place[g.vms]] != g.affine).sum())
+    return value
+
+
+@SETTINGS
+@given(clusters(), st.integers(0, 6))
+def test_search_steps_are_scored_exactly_and_keep_the_rules(snapshot, budget):
+    """Every step the balancing search proposes saves exactly what it claims, stays within the
+    budget and capacity minus headroom, and breaks no rule."""
+    options = PlanOptions(threshold=5)
+    c = build_cluster(snapshot, options)
+    if find_conflicts(c):
+        return
+    prices = move_costs(c, options)
+    place0 = c.place.copy()
+    search = Search(c, prices, place0, place0, budget, options.soft_rule_weight)
+    for _ in range(12):
+        free = np.flatnonzero(search.free)
+        steps = [search.best_single(None, None), search.best_swap(free, free), search.best_exchange(None, None)]
+        steps = [s for s in steps if s is not None]
+        if not steps:
+            break
+        step = max(steps, key=lambda s: s.gain)
+        before_value = _objective(c, options, prices, place0, search.place)
+        before_rules = {(v.name, v.mandatory) for v in rule_violations(c, search.place)}
+        place, loads = search.place.copy(), search.loads.copy()
+        for v, h in step.moves:  # each step of the operator is a valid step of a plan
+            assert c.allowed[v, h] and c.on[h]
+            loads[place[v]] -= c.load[v]
+            loads[h] += c.load[v]
+            place[v] = h
+            assert np.all(loads[h] <= c.limit[h] + 1e-6)
+        search.apply(step)
+        assert np.array_equal(place, search.place)
+        after_value = _objective(c, options, prices, place0, search.place)
+        assert step.net == pytest.approx(before_value - after_value, abs=1e-9)
+        assert step.net > 0
+        assert int((search.place != place0).sum()) <= budget
+        assert {(v.name, v.mandatory) for v in rule_violations(c, search.place)} <= before_rules
+
+
+@SETTINGS
+@given(clusters(), st.integers(2, 5))
+def test_balancing_breaks_no_should_rule(snapshot, threshold):
+    """With nothing mandatory to repair, no should-rule that holds before the plan is broken after it."""
+    plan = make_plan(snapshot, PlanOptions(threshold=threshold, time_limit_s=0.5))
+    if plan.status == "infeasible" or any(v.mandatory or v.kind != "rule" for v in plan.violations_before):
+        return
+    assert {v.name for v in plan.violations_after} <= {v.name for v in plan.violations_before}

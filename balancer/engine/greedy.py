@@ -1,10 +1,22 @@
-"""DRS's published move selection, for comparison: greedy hill-climbing.
+"""DRS's published move selection, re-implemented for comparison: greedy hill-climbing.
 
-While the imbalance is above the threshold's target and the move budget lasts, evaluate
-every movable VM on every compatible host and take the single move that lowers the
-imbalance most, provided it gains at least the threshold's minimum (MinGoodness) and
-respects capacity and the mandatory rules. It does not mend broken rules and never
-moves a VM of a mandatory affinity group (it cannot move the group as one).
+1. **Constraint correction** first, as DRS does: VMs on hosts that are not on, on hosts a
+   mandatory VM–host rule forbids, sharing a host with a member of their mandatory
+   anti-affinity rule, split from their mandatory affinity group, and hosts above capacity
+   minus headroom are mended one VM at a time, each to the host where it lowers the
+   imbalance most.
+2. **Load balancing**: while the imbalance is above the threshold's target and the move
+   budget lasts, evaluate every movable VM on every compatible host and take the single move
+   that lowers the imbalance most, provided it gains at least the threshold's minimum
+   (MinGoodness) plus the price of its vMotion (DRS's cost–benefit filter, with the same
+   pre-copy cost model the optimiser uses). A balancing move never breaks a rule, mandatory
+   or should (a should-rule may give way to mandatory repairs, not to balance -- the same
+   rules the optimiser balances under), never exceeds a host's bound (capacity minus
+   headroom, or what it carries now if more), and never moves a member of an affinity group
+   (it cannot move the group as one).
+
+The budget counts VMs away from their starting host: moving a moved VM on is free, moving it
+home refunds.
 """
 
 from __future__ import annotations
@@ -12,103 +24,211 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .balance import MIN_GAIN, needs_balancing, target_imbalance
 from .cluster import Cluster
-from .optimizer import OptimiseResult
+from .optimizer import OptimiseResult, move_costs
 from .options import PlanOptions
+
+CHUNK = 2048  # VMs scored at once (bounds the memory of the exhaustive evaluation)
 
 
 def hill_climb(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
-    """The baseline planner: hill-climb from the current placement."""
+    """The baseline planner: constraint correction, then hill-climb from the corrected placement."""
     place0 = cluster.place.copy()
-    if not needs_balancing(cluster, cluster.host_loads(place0), options.threshold):
-        return OptimiseResult(place0, 0, 0, False)
     budget = options.max_moves if options.max_moves is not None else cluster.n_vms
-    place = climb(cluster, options, place0, budget, place0)
-    moves = int((place != place0).sum())
-    return OptimiseResult(place, moves, moves, False)
+    place = correct_constraints(cluster, place0, budget)
+    spent = int((place != place0).sum())
+    steps = spent
+    if needs_balancing(cluster, cluster.host_loads(place), options.threshold):
+        with threadpool_limits(limits=1, user_api="blas"):  # small matrix products: no BLAS threads
+            place, n = climb(cluster, options, place, budget, place0)
+        steps += n
+    return OptimiseResult(place, steps, steps, False)
 
 
-def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int, place0: np.ndarray,
-          focus_hosts: int | None = None) -> np.ndarray:
-    """Best single move at a time, until the target imbalance, MinGoodness or ``budget`` moves.
+def _gains(cluster: Cluster, place: np.ndarray, loads: np.ndarray, vms: np.ndarray) -> np.ndarray:
+    """(C, H) how much moving each VM alone to each host lowers Σ_hosts (cpu dev² + mem dev²).
 
-    ``budget`` counts VMs away from ``place0``: moving a VM again, or back home, is free or refunds.
-    ``focus_hosts``: consider only VMs on that many of the most loaded hosts at each step (faster
-    on large clusters; the baseline considers every VM).
+    Per resource, with f = load / capacity of the target, the change is f²(1 − 1/N) +
+    f (2 u_target − 2 S1/N + 2 f_source/N) + terms of the source alone: one matrix product.
     """
-    place = place.copy()
     on = cluster.on
-    if cluster.n_vms == 0 or on.sum() < 2 or budget <= 0:
-        return place
-    min_gain = options.min_gain if options.min_gain is not None else MIN_GAIN[options.threshold]
-    if math.isinf(min_gain):
-        return place
-    n_on = int(on.sum())
-    target = target_imbalance(options.threshold, n_on)
-    in_affinity = np.zeros(cluster.n_vms, dtype=bool)
-    for g in cluster.affine:
-        if g.mandatory:
-            in_affinity[g.vms] = True
-    candidates = np.flatnonzero(cluster.movable & ~in_affinity & on[place])
-    if not len(candidates):
-        return place
-    loads = cluster.host_loads(place)
+    n_on = max(int(on.sum()), 1)
     cap = cluster.cap
-    frac = cluster.load[candidates][:, None, :] / cap[None, :, :]  # (C, H, 2) VM's share of each host
-    home = place0[candidates]
-    while True:
-        spent = int((place != place0).sum())
-        u = loads / cap
-        uo = u[on]
-        S1 = uo.sum(axis=0)
-        S2 = (uo**2).sum(axis=0)
-        var = S2 / n_on - (S1 / n_on) ** 2
-        if math.sqrt(max(var.max(), 0.0)) <= target:
-            break
-        rows = np.arange(len(candidates))
-        if focus_hosts is not None and focus_hosts < n_on:
-            heat = np.where(on, (u - S1 / n_on).max(axis=1), -np.inf)
-            hot = np.zeros(cluster.n_hosts, dtype=bool)
-            hot[np.argsort(-heat, kind="stable")[:focus_hosts]] = True
-            rows = np.flatnonzero(hot[place[candidates]])
-            if not len(rows):
-                break
-        cand = candidates[rows]
-        src = place[cand]
-        frac_c = frac[rows]
-        d_src = frac_c[np.arange(len(cand)), src]  # (C, 2)
-        u_src = u[src]  # (C, 2)
-        u_dst = u[None, :, :]  # (1, H, 2)
-        # Σ u² and Σ u after moving candidate c to host h
-        new_S2 = S2 - u_src**2 + (u_src - d_src) ** 2
-        new_S2 = new_S2[:, None, :] - u_dst**2 + (u_dst + frac_c) ** 2
-        new_S1 = (S1 - d_src)[:, None, :] + frac_c
-        new_var = (new_S2 / n_on - (new_S1 / n_on) ** 2).sum(axis=2)  # (C, H)
-        gain = var.sum() - new_var
-        ok = cluster.allowed[cand] & on[None, :]
-        ok &= np.all(loads[None, :, :] + cluster.load[cand][:, None, :] <= cluster.bound[None, :, :] + 1e-6, axis=2)
-        ok[np.arange(len(cand)), src] = False
-        if spent >= budget:  # only VMs already away from home may move on (or back)
-            ok[src == home[rows]] = False
-        for g in cluster.anti:
-            if not g.mandatory:
-                continue
-            pos = np.searchsorted(cand, g.vms)
-            present = (pos < len(cand)) & (cand[np.minimum(pos, len(cand) - 1)] == g.vms)
-            for p in pos[present]:
-                others = [int(o) for o in g.vms if o != cand[p]]
-                ok[p, place[others]] = False
-        gain = np.where(ok, gain, -np.inf)
-        best = int(np.argmax(gain))
-        c, h = divmod(best, cluster.n_hosts)
-        if not np.isfinite(gain[c, h]) or gain[c, h] * n_on < min_gain:
-            break
-        v = int(cand[c])
+    u = loads / cap
+    S1 = u[on].sum(axis=0)
+    src = place[vms]
+    ld = cluster.load[vms]
+    fs = ld / cap[src] * on[src].astype(float)[:, None]
+    const = (fs * (fs - 2 * u[src])).sum(axis=1) + ((2 * S1 * fs - fs * fs) / n_on).sum(axis=1)
+    w = 1.0 / cap
+    left = np.concatenate([ld * ld * (1 - 1 / n_on), ld, 2 * ld * fs / n_on], axis=1)  # (C, 6)
+    right = np.concatenate([w * w, w * (2 * u - 2 * S1 / n_on), w], axis=1).T  # (6, H)
+    return -(left @ right + const[:, None])
+
+
+def _fits(cluster: Cluster, loads: np.ndarray, vms: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
+    room = ceiling + 1e-6 - loads
+    ld = cluster.load[vms]
+    return (ld[:, None, 0] <= room[None, :, 0]) & (ld[:, None, 1] <= room[None, :, 1])
+
+
+def _partner_hosts(cluster: Cluster, place: np.ndarray, v: int, mandatory_only: bool) -> np.ndarray:
+    out = np.zeros(cluster.n_hosts, dtype=bool)
+    for g in cluster.anti:
+        if (g.mandatory or not mandatory_only) and v in g.vms:
+            others = g.vms[g.vms != v]
+            out[place[others]] = True
+    return out
+
+
+def _best_target(cluster: Cluster, place: np.ndarray, loads: np.ndarray, v: int, ok: np.ndarray) -> int | None:
+    gain = np.where(ok, _gains(cluster, place, loads, np.array([v]))[0], -np.inf)
+    h = int(np.argmax(gain))
+    return h if np.isfinite(gain[h]) else None
+
+
+def correct_constraints(cluster: Cluster, place0: np.ndarray, budget: int) -> np.ndarray:
+    """DRS's constraint-correction pass: mandatory rules, evacuations and capacity, one VM at a time."""
+    place = place0.copy()
+    loads = cluster.host_loads(place)
+    V = cluster.n_vms
+    if not V or not cluster.on.any():
+        return place
+
+    def move(v: int, h: int) -> None:
         loads[place[v]] -= cluster.load[v]
         loads[h] += cluster.load[v]
         place[v] = h
-        if spent >= budget and int((place != place0).sum()) > budget:
-            break
+
+    def room(v: int, ceiling: np.ndarray) -> np.ndarray:
+        ok = cluster.allowed[v] & cluster.on & _fits(cluster, loads, np.array([v]), ceiling)[0]
+        ok &= ~_partner_hosts(cluster, place, v, mandatory_only=True)
+        ok[place[v]] = False
+        return ok
+
+    def spent() -> int:
+        return int((place != place0).sum())
+
+    # evacuations and mandatory VM-host rules
+    for v in np.flatnonzero(cluster.powered & ~cluster.allowed[np.arange(V), place]):
+        if spent() >= budget or not cluster.movable[v]:
+            continue
+        h = _best_target(cluster, place, loads, int(v), room(int(v), cluster.bound))
+        if h is not None:
+            move(int(v), h)
+    # mandatory anti-affinity: all but one member of each shared host leave
+    for g in cluster.anti:
+        if not g.mandatory:
+            continue
+        for v in g.vms[1:]:
+            v = int(v)
+            if spent() >= budget or not cluster.movable[v]:
+                continue
+            if np.any(place[g.vms[g.vms != v]] == place[v]):
+                h = _best_target(cluster, place, loads, v, room(v, cluster.bound))
+                if h is not None:
+                    move(v, h)
+    # mandatory affinity: members join the host holding most of the group
+    for g in cluster.affine:
+        if not g.mandatory or len(np.unique(place[g.vms])) < 2:
+            continue
+        hosts, counts = np.unique(place[g.vms], return_counts=True)
+        for h in hosts[np.argsort(-counts, kind="stable")]:
+            h = int(h)
+            away = [int(v) for v in g.vms if place[v] != h]
+            need = cluster.load[away].sum(axis=0)
+            if (cluster.on[h] and all(cluster.allowed[v, h] and cluster.movable[v] for v in away)
+                    and np.all(loads[h] + need <= cluster.bound[h] + 1e-6) and spent() + len(away) <= budget):
+                for v in away:
+                    move(v, h)
+                break
+    # capacity: shed VMs from hosts above capacity minus headroom
+    for h in range(cluster.n_hosts):
+        while cluster.on[h] and np.any(loads[h] > cluster.limit[h] + 1e-6) and spent() < budget:
+            vms = np.flatnonzero((place == h) & cluster.movable & cluster.powered)
+            if not len(vms):
+                break
+            gains = _gains(cluster, place, loads, vms)
+            ok = cluster.allowed[vms] & cluster.on[None, :] & _fits(cluster, loads, vms, cluster.limit)
+            ok[:, h] = False
+            for i, v in enumerate(vms):
+                ok[i] &= ~_partner_hosts(cluster, place, int(v), mandatory_only=True)
+            gains = np.where(ok, gains, -np.inf)
+            i = int(np.argmax(gains))
+            r, t = divmod(i, cluster.n_hosts)
+            if not np.isfinite(gains[r, t]):
+                break
+            move(int(vms[r]), t)
     return place
+
+
+def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int,
+          place0: np.ndarray) -> tuple[np.ndarray, int]:
+    """Best single move at a time until the target imbalance, the cost-benefit filter or ``budget``.
+
+    Returns the placement and the number of steps taken.
+    """
+    place = place.copy()
+    on = cluster.on
+    steps = 0
+    if cluster.n_vms == 0 or on.sum() < 2:
+        return place, steps
+    min_gain = options.min_gain if options.min_gain is not None else MIN_GAIN[options.threshold]
+    if math.isinf(min_gain):
+        return place, steps
+    prices = move_costs(cluster, options)
+    target = target_imbalance(options.threshold, int(on.sum()))
+    grouped = np.zeros(cluster.n_vms, dtype=bool)
+    for g in cluster.affine:
+        grouped[g.vms] = True
+    in_rules = np.zeros(cluster.n_vms, dtype=bool)
+    partners: dict[int, list[np.ndarray]] = {}  # anti-affinity partners, mandatory or should
+    for g in cluster.anti:
+        in_rules[g.vms] = True
+        for v in g.vms:
+            partners.setdefault(int(v), []).append(g.vms[g.vms != v])
+    partners_of = {v: np.concatenate(p) for v, p in partners.items()}
+    soft_host = np.ones((cluster.n_vms, cluster.n_hosts), dtype=bool)  # should VM-host rules kept
+    for g in cluster.vmhost:
+        if not g.mandatory and len(g.vms):
+            soft_host[g.vms] &= (g.hosts == g.affine)[None, :]
+    candidates = np.flatnonzero(cluster.movable & cluster.powered & ~grouped & on[place])
+    if not len(candidates):
+        return place, steps
+    loads = cluster.host_loads(place)
+    while True:
+        u = loads[on] / cluster.cap[on]
+        if not needs_balancing(cluster, loads, options.threshold) or u.std(axis=0).max() <= target:
+            break
+        spent = int((place != place0).sum())
+        best, best_gain = None, -np.inf
+        for lo in range(0, len(candidates), CHUNK):
+            cand = candidates[lo:lo + CHUNK]
+            gain = _gains(cluster, place, loads, cand)
+            ok = cluster.allowed[cand] & on[None, :] & _fits(cluster, loads, cand, cluster.bound)
+            ok[np.arange(len(cand)), place[cand]] = False
+            # a balancing move keeps every should VM-host rule the VM keeps now
+            keeps = soft_host[cand, place[cand]]
+            ok &= ~keeps[:, None] | soft_host[cand]
+            for i in np.flatnonzero(in_rules[cand]):
+                ok[i, place[partners_of[int(cand[i])]]] = False
+            home = place0[cand] == place[cand]
+            if spent >= budget:
+                ok[home] = False  # only VMs already away from home may move on (or back)
+            price = np.where(home, prices[cand], min_gain)  # prices: MinGoodness + vMotion cost
+            gain = np.where(ok & (gain >= price[:, None]) & (gain > 1e-12), gain, -np.inf)
+            i = int(np.argmax(gain))
+            r, h = divmod(i, cluster.n_hosts)
+            if gain[r, h] > best_gain:
+                best, best_gain = (int(cand[r]), h), float(gain[r, h])
+        if best is None or not np.isfinite(best_gain):
+            break
+        v, h = best
+        loads[place[v]] -= cluster.load[v]
+        loads[h] += cluster.load[v]
+        place[v] = h
+        steps += 1
+    return place, steps

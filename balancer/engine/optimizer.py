@@ -1,13 +1,20 @@
-"""The placement optimiser: CP-SAT over neighbourhoods of the cluster (large-neighbourhood search).
+"""The placement optimiser: repairs with CP-SAT over neighbourhoods, balancing with a move-budget-aware local search.
 
-A plain x[vm, host] model of a 96-host / 10,000-VM cluster has about a million booleans.
-Instead, each round picks a neighbourhood -- the hosts furthest above and below the
-balance point plus every host involved in a violation -- and a bounded set of candidate
-VMs on them, and solves that sub-problem exactly with CP-SAT, warm-started from the
-current placement. Everything outside the neighbourhood stays fixed. Rounds repeat
-until no neighbourhood improves, the move budget is spent or the work budget runs out.
+Phases (docs/optimizer.md):
 
-Objective of a sub-problem, in one unit (the sum over hosts of squared deviations of
+1. **Mend** -- CP-SAT rounds over neighbourhoods of the VMs that break a mandatory rule,
+   stand on a host being evacuated or on a host above capacity. A plain x[vm, host] model
+   of a 96-host / 10,000-VM cluster has about a million booleans; each round instead takes
+   the hosts involved and the allowed hosts with most room, a bounded set of candidate VMs
+   on them, and solves that sub-problem with CP-SAT, warm-started from the current
+   placement. Everything outside the neighbourhood stays fixed.
+2. **Balance** -- :mod:`.search`: single moves, swaps and exchanges scored exactly on DRS's
+   measure, within the move budget, each move paying its price (the threshold's minimum
+   gain plus its vMotion time).
+3. **Should-rules** -- CP-SAT rounds again, for broken should-rules whose weight pays for
+   the moves that mend them.
+
+Objective of a CP-SAT round, in one unit (the sum over hosts of squared deviations of
 demand/capacity from the cluster's balance point, scaled):
 
     sum_h,r dev[h,r]^2                     (tracks DRS's std-dev; tangent-line convex approximation)
@@ -15,8 +22,8 @@ demand/capacity from the cluster's balance point, scaled):
   + BIG * broken mandatory rules / stranded VMs
   + soft weight * broken should-rules.
 
-Capacity is hard: after the sub-problem every host carries at most max(capacity - headroom,
-what it carries now).
+Capacity is hard: after a round every host carries at most max(capacity - headroom,
+what it carries now). A round's answer is accepted only when the exact objective improves.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from ortools.sat.python import cp_model
+from threadpoolctl import threadpool_limits
 
-from .balance import MIN_GAIN, needs_balancing
+from .balance import MIN_GAIN
 from .cluster import Cluster
 from .options import PlanOptions
+from .search import Search
 from .vmotion import estimate
 
 SCALE = 4000  # deviations of utilisation are modelled in 1/4000ths
@@ -38,10 +47,10 @@ BIG_PENALTY = 1000.0  # a broken mandatory rule, in variance units (Σ dev²)
 NB_HOSTS = 6  # hosts in one neighbourhood
 NB_VMS_PER_HOST = 20  # candidate VMs taken from each neighbourhood host
 ROUND_WORK = 0.15  # CP-SAT deterministic time per round
-FOCUS_HOSTS = 12  # the warm start looks at VMs on this many of the most loaded hosts per step
 MEND_PRICE = 1.0  # extra price of a move while mending: above any balance gain, far below a rule
 ROUNDS_PER_SECOND = 8  # round budget per second of time limit
-MAX_STALE = 6  # rounds in a row without improvement before stopping
+MAX_STALE = 3  # CP-SAT rounds in a row without improvement before a phase stops
+SEARCH_WORK_PER_SECOND = 12.0  # local-search work units (million scored pairs) per second of time limit
 WORK_PER_SECOND = 1.2  # CP-SAT deterministic time per wall second, rough, on a 2-core machine
 
 
@@ -100,9 +109,7 @@ def _penalties(cluster: Cluster, place: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def optimise(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
-    """Mend rules and capacity, then balance: greedy warm start, polished by CP-SAT rounds."""
-    from .greedy import climb  # the baseline's move loop doubles as the warm start
-
+    """Mend rules and capacity (CP-SAT), balance (move-budget-aware local search), mend should-rules (CP-SAT)."""
     place0 = cluster.place.copy()
     place = place0.copy()
     if cluster.n_vms == 0 or not cluster.on.any():
@@ -111,7 +118,6 @@ def optimise(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
     costs = move_costs(cluster, options)
     budget = options.max_moves if options.max_moves is not None else cluster.n_vms
     work_left = options.work_limit or max(options.time_limit_s * WORK_PER_SECOND, 0.05)
-    balance_wanted = needs_balancing(cluster, cluster.host_loads(place), options.threshold)
     soft_wanted = options.threshold >= 2
     rounds = improved = 0
     # The time limit is a safety net: rounds and solver work are counted deterministically,
@@ -125,16 +131,16 @@ def optimise(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
         # mending pays MEND_PRICE per move so that only moves that mend are made
         prices = costs + MEND_PRICE if phase == "mend" else costs
         while work_left > 1e-3 and budget > 0 and rounds < max_rounds and time.monotonic() < deadline:
+            if phase == "soft" and int((place != place0).sum()) >= budget:
+                return  # the budget is spent: nothing left to mend with
             pen = _penalties(cluster, place)
             to_mend = pen["mandatory"] & cluster.movable
-            if soft_wanted:
+            if phase == "soft":
                 to_mend |= pen["soft"] & cluster.movable
             over = np.any(cluster.host_loads(place) > cluster.limit + 1e-6, axis=1) & cluster.on
-            if phase == "mend" and not (to_mend.any() or over.any()):
+            if not (to_mend.any() or over.any()):
                 return
-            if phase == "polish":
-                to_mend = np.zeros_like(to_mend)
-            hosts, vms = _neighbourhood(cluster, place0, place, to_mend, over, phase == "polish", rounds, stale)
+            hosts, vms = _neighbourhood(cluster, place0, place, to_mend, over, False, rounds, stale)
             if len(vms) == 0:
                 return
             new_place, changed, used = _solve_round(
@@ -148,16 +154,22 @@ def optimise(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
                 stale = 0
             else:
                 stale += 1
+                # each stale round shifts the neighbourhood (a small cluster is all one neighbourhood)
                 if stale >= (1 if cluster.n_hosts <= NB_HOSTS else MAX_STALE):
                     return
 
     run_rounds("mend")
-    if balance_wanted:
-        spent = int((place != place0).sum())
-        place = climb(cluster, options, place, budget - spent, place0, focus_hosts=FOCUS_HOSTS)
-    if balance_wanted or (soft_wanted and _penalties(cluster, place)["soft"].any()):
-        run_rounds("polish")
-    return OptimiseResult(place, rounds, improved, work_left <= 1e-3)
+    steps = 0  # balancing steps taken by the search
+    if options.threshold >= 2:  # the search stops at once when the cluster needs no balancing
+        search = Search(cluster, costs, place0, place, budget, options.soft_rule_weight)
+        search_work = (options.work_limit or options.time_limit_s) * SEARCH_WORK_PER_SECOND
+        # its matrix products are small: BLAS threads only contend for the cores (badly, on a busy host)
+        with threadpool_limits(limits=1, user_api="blas"):
+            place = search.run(search_work, deadline, options.threshold)
+        steps = search.steps
+    if soft_wanted and _penalties(cluster, place)["soft"].any():
+        run_rounds("soft")
+    return OptimiseResult(place, rounds + steps, improved + steps, work_left <= 1e-3)
 
 
 def _neighbourhood(cluster, place0, place, to_mend, over, balance_wanted, round_no, stale):
@@ -323,7 +335,7 @@ def _solve_round(cluster, options, scoring, costs, place0, place, hosts, vms, bu
             lo = -target
             dev = m.NewIntVar(min(lo, 0), max(hi, 0), "")
             m.Add(dev == expr - target)
-            sq = m.NewIntVar(0, max(lo * lo, hi * hi), "")
+            sq = m.NewIntVar(0, min(max(lo * lo, hi * hi), 2**62), "")  # a host far above capacity: no overflow
             for t in scoring.tangents:
                 if lo - 1 <= t <= hi + 1:
                     m.Add(sq >= 2 * t * dev - t * t)
