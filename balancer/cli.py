@@ -180,12 +180,7 @@ def evacuate(host, config_path, cluster_name, snapshot_path, fmt, execute, out) 
     if fmt == "json":
         _write(json.dumps({"plan": plan.to_json_dict(), "results": [r.to_json_dict() for r in results]}, indent=2) + "\n",
                out)
-    else:
-        from .report.table import render_results
-
-        render_results(results, Console())
-    if any(r.outcome != "success" for r in results):
-        raise SystemExit(1)
+    _finish_results(results, fmt)
 
 
 @cli.command()
@@ -266,7 +261,12 @@ def apply(plan_file, config_path, cluster_name, max_age, max_moves, fmt) -> None
         results = act.carry_out(plan, fresh)
     if fmt == "json":
         click.echo(json.dumps([r.to_json_dict() for r in results], indent=2))
-    else:
+    _finish_results(results, fmt)
+
+
+def _finish_results(results, fmt: str) -> None:
+    """Carried-out actions as a table (JSON is printed by the caller); exit 1 unless every one succeeded."""
+    if fmt != "json":
         from .report.table import render_results
 
         render_results(results, Console())

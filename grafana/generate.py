@@ -267,6 +267,18 @@ def imbalance_queries() -> tuple[Dataquery, Dataquery]:
     )
 
 
+def host_variable() -> db.QueryVariable:
+    """The Host template variable: the hosts of the chosen cluster."""
+    return (
+        db.QueryVariable("host")
+        .label("Host")
+        .datasource(DS)
+        .query(f"label_values(balancer_host_utilization_ratio{{{C}}}, host)")
+        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dm.VariableSort.ALPHABETICAL_ASC)
+    )
+
+
 def overview() -> dm.Dashboard:
     b = Board(
         OVERVIEW_UID,
@@ -274,12 +286,7 @@ def overview() -> dm.Dashboard:
         "A balancer-managed cluster: balance, host utilisation and power, migrations, cycles.",
     )
     b.builder.with_variable(
-        db.QueryVariable("host")
-        .label("Host")
-        .datasource(DS)
-        .query(f"label_values(balancer_host_utilization_ratio{{{C}}}, host)")
-        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(dm.VariableSort.ALPHABETICAL_ASC)
+        host_variable()
         .multi(True)
         .include_all(True)
         .all_value(".*")
@@ -452,14 +459,7 @@ def host() -> dm.Dashboard:
         "Balancer / Host",
         "One host of a balancer-managed cluster: utilisation against the cluster and DPM's band, power state.",
     )
-    b.builder.with_variable(
-        db.QueryVariable("host")
-        .label("Host")
-        .datasource(DS)
-        .query(f"label_values(balancer_host_utilization_ratio{{{C}}}, host)")
-        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(dm.VariableSort.ALPHABETICAL_ASC)
-    )
+    b.builder.with_variable(host_variable())
     b.builder.link(
         db.DashboardLink("Cluster overview").type(dm.DashboardLinkType.LINK).url(f"/d/{OVERVIEW_UID}/balancer-overview")
         .icon("dashboard").include_vars(True).keep_time(True)
