@@ -264,10 +264,18 @@ def test_a_must_run_on_group_above_the_band_wakes_one_of_its_hosts():
     replay(s, plan, options)
 
 
-def test_power_on_needs_a_standby_host_not_held():
-    s = rising()
-    plan = make_plan(s, PlanOptions(dpm=DPM, **FAST), History(power_hold=frozenset({"h2", "h3"})))
+def test_power_on_needs_a_standby_host_not_held_unless_the_ha_headroom_is_broken():
+    s = rising()  # 85 %: above the band; 17000 MHz does not fit in one host's 9000 either (HA broken)
+    hold = History(power_hold=frozenset({"h2", "h3"}))
+    no_ha = DpmOptions(max_standby=None, headroom_hosts=0)  # above the band only: the hold stands
+    plan = make_plan(s, PlanOptions(dpm=no_ha, **FAST), hold)
     assert plan.power == [] and any("no standby host" in n for n in plan.notes)
+    # capacity before anti-flapping: with the HA headroom broken a held host is woken
+    plan = make_plan(s, PlanOptions(dpm=DPM, **FAST), hold)
+    assert [p.action for p in plan.power] == ["power-on"]
+    # an unheld standby host is preferred to a held one
+    plan = make_plan(s, PlanOptions(dpm=DPM, **FAST), History(power_hold=frozenset({"h2"})))
+    assert [(p.host, p.action) for p in plan.power] == [("h3", "power-on")]
 
 
 # --- properties ----------------------------------------------------------------------------------

@@ -145,15 +145,20 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
             wake_reasons.append((s, f"{where} demand {_describe(u)}{' (power-on window)' if windowed_on else ''} "
                                     f"is above the {_pct(lo)}–{_pct(hi)} band"))
     cluster_scope = scopes[0]
-    if not headroom_ok(cluster, on, d_on, dpm.headroom_hosts):
+    ha_broken = not headroom_ok(cluster, on, d_on, dpm.headroom_hosts)
+    if ha_broken:
         wake_reasons.append((cluster_scope, f"HA headroom: the demand no longer fits with the {dpm.headroom_hosts} "
                                             f"largest host(s) lost"))
-    standby = np.array([h.state is HostState.STANDBY for h in cluster.snapshot.hosts], dtype=bool) & ~held
+    in_standby = np.array([h.state is HostState.STANDBY for h in cluster.snapshot.hosts], dtype=bool)
+    standby = in_standby & ~held
     if wake_reasons:
-        if not standby.any():
+        # Capacity comes before anti-flapping: when the HA headroom is broken, a host held after
+        # going to standby is woken too (after the others).
+        extra = in_standby & held if ha_broken else np.zeros_like(held)
+        if not standby.any() and not extra.any():
             out.notes.append(f"DPM: {wake_reasons[0][1]}, and no standby host can be powered on")
             return out
-        order = _wake_order(cluster, standby)
+        order = _wake_order(cluster, standby) + _wake_order(cluster, extra)
         woken = on.copy()
         for scope, reason in wake_reasons:
             for h in order:
