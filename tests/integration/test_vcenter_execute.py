@@ -201,8 +201,13 @@ def test_standby_and_power_on_reach_the_simulator(vcsim, admin):
         assert admin.host_power_state(host_name(3)) == "poweredOn"
         assert admin.placement()[vm_name(0)] == host_name(3)
 
+        # maintenance of a host that still runs VMs is refused: the balancer moves them off first
         results = src.execute(make_plan((host_name(1), "enter-maintenance")))
-        assert results[0].outcome == "success"
+        assert results[0].outcome == "skipped" and "still runs" in results[0].message
+        on_1 = [vm for vm, h in admin.placement().items() if h == host_name(1)]
+        results = src.execute(make_plan(*[(vm, host_name(1), host_name(2)) for vm in on_1],
+                                        (host_name(1), "enter-maintenance")))
+        assert [r.outcome for r in results] == ["success"] * (len(on_1) + 1)
         assert src.snapshot().host(host_name(1)).state is HostState.MAINTENANCE
         results = src.execute(make_plan((host_name(1), "exit-maintenance"), (host_name(1), "power-on")))
         assert [r.outcome for r in results] == ["success", "skipped"]

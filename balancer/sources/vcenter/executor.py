@@ -297,15 +297,14 @@ class Executor:
         except ObjectGone:
             return f"host {p.host} no longer exists"
         state = host_state(runtime)
-        if p.action == "standby":
-            if state not in (HostState.ON, HostState.MAINTENANCE):
+        if p.action in ("standby", "enter-maintenance"):
+            allowed = (HostState.ON, HostState.MAINTENANCE) if p.action == "standby" else (HostState.ON,)
+            if state not in allowed:
                 return f"host {p.host} is {state.value}"
-            if busy:
+            if busy:  # its VMs were to be moved off first: never leave vCenter to evacuate it
                 return f"host {p.host} still runs {busy} powered-on VM{'s' if busy != 1 else ''}"
         elif p.action == "power-on" and state is not HostState.STANDBY:
             return f"host {p.host} is {state.value}, not standby"
-        elif p.action == "enter-maintenance" and state is not HostState.ON:
-            return f"host {p.host} is {state.value}"
         elif p.action == "exit-maintenance" and state is not HostState.MAINTENANCE:
             return f"host {p.host} is {state.value}, not in maintenance"
         return None
