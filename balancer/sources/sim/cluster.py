@@ -235,12 +235,10 @@ class SimulatedCluster:
 
     def _power(self, action: PowerAction, host_idx: dict[str, int]) -> ActionResult:
         h = self.hosts[host_idx[action.host]]
-        ok = ActionResult(action.step, "power", action.host, action.action, "success", action.reason)
+        why = self._power_premise(action, h)
+        if why:  # as on vCenter (docs/vcenter.md): refused before anything is done, so skipped
+            return ActionResult(action.step, "power", action.host, action.action, "skipped", action.reason, why)
         if action.action == "standby":
-            busy = sum(1 for v in self.vms if self.hosts[v.host] is h and v.powered_on)
-            if busy:  # as on vCenter (docs/vcenter.md): refused before anything is done, so skipped
-                return ActionResult(action.step, "power", action.host, action.action, "skipped", action.reason,
-                                    f"host {action.host} still runs {busy} powered-on VM{'s' if busy != 1 else ''}")
             h["state"] = HostState.STANDBY
         elif action.action == "power-on":
             if self.config.power_on_cycles == 0:
@@ -251,7 +249,24 @@ class SimulatedCluster:
             h["state"] = HostState.MAINTENANCE
         elif action.action == "exit-maintenance":
             h["state"] = HostState.ON
-        return ok
+        return ActionResult(action.step, "power", action.host, action.action, "success", action.reason)
+
+    def _power_premise(self, action: PowerAction, h: dict) -> str | None:
+        """The same checks the vCenter executor makes before a host action; None when it may go ahead."""
+        state = h["state"]
+        if action.action in ("standby", "enter-maintenance"):
+            allowed = (HostState.ON, HostState.MAINTENANCE) if action.action == "standby" else (HostState.ON,)
+            if state not in allowed:
+                return f"host {action.host} is {state.value}"
+            busy = sum(1 for v in self.vms if self.hosts[v.host] is h and v.powered_on)
+            if busy:
+                return f"host {action.host} still runs {busy} powered-on VM{'s' if busy != 1 else ''}"
+        elif action.action == "power-on" and (state is not HostState.STANDBY or h["ready_at"] is not None):
+            return f"host {action.host} is {state.value}, not standby" if state is not HostState.STANDBY \
+                else f"host {action.host} is already powering on"
+        elif action.action == "exit-maintenance" and state is not HostState.MAINTENANCE:
+            return f"host {action.host} is {state.value}, not in maintenance"
+        return None
 
     def close(self) -> None:
         pass
