@@ -24,7 +24,10 @@ def load_trace(name_or_path: str) -> np.ndarray:
     """(VMs, samples) utilisation in [0, 1]. A packaged day (YYYYMMDD) or a path to a .csv.gz / .csv."""
     path = Path(name_or_path)
     if path.exists():
-        raw = path.read_bytes()
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"trace {path}: cannot read: {exc.strerror}") from None
         label = str(path)
     else:
         res = resources.files("balancer.data").joinpath("traces", f"{name_or_path}.csv.gz")

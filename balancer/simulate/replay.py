@@ -1,0 +1,183 @@
+"""What-if replay: a trace day through the embedded simulated cluster and the service's own cycle.
+
+The loop (README, "What-if replay"):
+
+1. The cluster: the embedded simulator (balancer/sources/sim) with the chosen hosts, VMs and
+   seed, one VM per trace row by default. Its start is the simulator's own — the first hosts
+   filled first, as after a maintenance window, one broken mandatory anti-affinity rule — and,
+   for a given seed, the same for every policy.
+2. Every 5-minute trace step is measured exactly once (balancer/simulate/measure.py), as the
+   hosts stood during it: placement and host states *before* the cycle that looks at that
+   step acts, so a decision made from a sample counts from the next sample on (no policy
+   sees the future).
+3. Every ``interval`` (a multiple of 5 minutes) a cycle runs: the service's ``ClusterCycle``
+   with ``drs.automation: full`` and ``dpm.automation`` automatic or off — collect, plan with
+   the same engine and the same anti-oscillation (History from an in-memory journal on the
+   trace's clock), carry out. The cycle moves the simulator's clock on by one step; between
+   cycles the replay does.
+
+Policies: ``ours`` (the CP-SAT optimiser, ``drs.planner: cp-sat``), ``greedy`` (DRS's hill-climb,
+the benchmark baseline), ``none`` (nothing is planned or moved; DPM off).
+
+The optimiser's per-cycle budget is a deterministic work limit (``WORK_LIMIT``) with a
+wall-clock safety net (``SAFETY_TIME_LIMIT_S``), so a replay gives the same numbers on any machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..config import Config, DpmConfig, DrsConfig, SimConfig, parse_duration
+from ..errors import InputError, SourceError
+from ..journal import Journal
+from ..service.cycle import ClusterCycle
+from ..sources.sim import SimulatedCluster
+from ..sources.sim.traces import SAMPLE_SECONDS, load_trace
+from .measure import STEP_MINUTES, Measure, host_loads
+
+POLICIES = ("ours", "greedy", "none")
+PLANNER = {"ours": "cp-sat", "greedy": "greedy"}
+DEFAULT_HOSTS = 40
+# The optimiser's budget per cycle (PlanOptions.work_limit: CP-SAT deterministic time; the local
+# search gets 20 work units per unit, engine/optimizer.py). Chosen on the March days: see
+# docs/evaluation.md. The time limit is only a safety net: the budget ends a plan first.
+WORK_LIMIT = 1.2
+SAFETY_TIME_LIMIT_S = 30.0  # a CP-SAT round may take a quarter of it: a busy machine must not cut one short
+CLUSTER = "replay"
+
+
+@dataclass(frozen=True)
+class ReplaySpec:
+    """What to replay, and how the cluster is balanced."""
+
+    trace: str  # a path to a trace .csv.gz / .csv, or a packaged day (YYYYMMDD)
+    hosts: int = DEFAULT_HOSTS
+    vms: int | None = None  # None: one VM per trace row
+    interval: str | float = "5m"  # cycle interval, a multiple of the 5-minute sample period
+    policy: str = "ours"
+    dpm: bool = False
+    seed: int = 1
+    start: int = 0  # first trace sample (0 = 00:00)
+    steps: int | None = None  # samples to replay; None: to the end of the trace
+    threshold: int | None = None  # None: the config's drs.migration_threshold
+    work_limit: float = WORK_LIMIT
+
+
+@dataclass
+class ReplayResult:
+    scenario: dict
+    metrics: dict
+    cycles: int = 0
+    cycle_errors: list[str] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    plan_seconds: float = 0.0
+
+    def to_json_dict(self) -> dict:
+        return {"scenario": self.scenario, **self.metrics, "cycles": self.cycles,
+                "cycle_errors": len(self.cycle_errors), "wall_seconds": round(self.wall_seconds, 2),
+                "plan_seconds": round(self.plan_seconds, 2)}
+
+
+def interval_steps(value: str | float) -> int:
+    """Trace steps per cycle; InputError unless ``value`` is a positive multiple of 5 minutes."""
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise InputError(f"--interval {value}: {exc}") from None
+    steps = seconds / SAMPLE_SECONDS
+    if seconds <= 0 or abs(steps - round(steps)) > 1e-9:
+        raise InputError(f"--interval {value}: must be a positive multiple of 5m (the trace's sample period)")
+    return int(round(steps))
+
+
+def replay_config(spec: ReplaySpec, base: Config | None, vms: int) -> Config:
+    """The single-cluster config a replay's cycles run with: the base's drs/dpm tuning, fully automated."""
+    base = base or Config()
+    drs_over: dict = dict(automation="full", interval=interval_steps(spec.interval) * float(SAMPLE_SECONDS))
+    if spec.policy in PLANNER:
+        drs_over["planner"] = PLANNER[spec.policy]
+    if spec.threshold is not None:
+        drs_over["migration_threshold"] = spec.threshold
+    drs = DrsConfig.model_validate({**base.drs.model_dump(), **drs_over})
+    dpm = DpmConfig.model_validate({**base.dpm.model_dump(), "automation": "automatic" if spec.dpm else "off"})
+    sim = SimConfig(hosts=spec.hosts, vms=vms, trace=spec.trace, start=spec.start, steps_per_cycle=1,
+                    seed=spec.seed, power_on_cycles=1, cluster=CLUSTER)
+    return Config(source="sim", sim=sim, drs=drs, dpm=dpm)
+
+
+def replay(spec: ReplaySpec, base: Config | None = None,
+           on_step: Callable[[int, int], None] | None = None) -> ReplayResult:
+    """Replay ``spec``; ``on_step(done, total)`` after each step (a progress bar). InputError on bad input."""
+    if spec.policy not in POLICIES:
+        raise InputError(f"--policy {spec.policy}: expected one of {', '.join(POLICIES)}")
+    if spec.policy == "none" and spec.dpm:
+        raise InputError("--dpm on: policy none never plans; use --policy ours or greedy with DPM")
+    t0 = time.perf_counter()
+    k = interval_steps(spec.interval)
+    trace = load_trace(spec.trace)
+    rows, samples = trace.shape
+    if not 0 <= spec.start < samples:
+        raise InputError(f"--start {spec.start}: the trace has samples 0..{samples - 1}")
+    steps = samples - spec.start if spec.steps is None else spec.steps
+    if steps < 1 or spec.start + steps > samples:
+        raise InputError(f"--steps {steps}: the trace has {samples - spec.start} samples from --start {spec.start}")
+    vms = rows if spec.vms is None else spec.vms
+    cfg = replay_config(spec, base, vms)
+    sim = SimulatedCluster(cfg.sim)
+    scenario = {
+        "trace": spec.trace, "trace_rows": rows, "hosts": spec.hosts, "vms": vms, "rows_reused": vms > rows,
+        "seed": spec.seed, "start": spec.start, "steps": steps, "interval_minutes": k * STEP_MINUTES,
+        "policy": spec.policy, "planner": PLANNER.get(spec.policy), "dpm": "on" if spec.dpm else "off",
+        "threshold": cfg.drs.migration_threshold if spec.policy != "none" else None,
+        "max_moves_per_cycle": cfg.drs.max_moves_per_cycle if spec.policy != "none" else None,
+        "work_limit": spec.work_limit if spec.policy == "ours" else None,
+    }
+    measure = Measure()
+    cycle = None
+    if spec.policy != "none":
+        cycle = ClusterCycle(CLUSTER, cfg, Journal(":memory:"), open_source=lambda: sim,
+                             plan_overrides={"work_limit": spec.work_limit, "time_limit_s": SAFETY_TIME_LIMIT_S})
+    result = ReplayResult(scenario, {})
+    powering_on: set[str] = set()
+    quiet = logging.getLogger("balancer")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the cycle's event lines are for the service; errors still show
+    try:
+        for i in range(steps):
+            if cycle is not None and i % k == 0:
+                res = cycle.run()  # collects step i, plans, acts, moves the clock on
+                if res is None or res.snapshot is None:
+                    raise SourceError(f"replay: step {spec.start + i}: the simulated cluster could not be read"
+                                      + (f" ({res.error})" if res is not None and res.error else ""))
+                snap = res.snapshot
+                result.cycles += 1
+                result.plan_seconds += res.durations.get("plan", 0.0)
+                if res.status == "error":
+                    result.cycle_errors.append(f"step {spec.start + i}: {res.phase}: {res.error}")
+            else:
+                res, snap = None, sim.snapshot()
+            powering_on -= {h.name for h in snap.hosts if h.is_on}
+            measure.step(host_loads(snap, powering_on))
+            if res is not None and res.executed is not None and res.results:
+                measure.actions(res.executed, res.results)
+                powering_on |= {r.subject for r in res.results
+                                if r.kind == "power" and r.action == "power-on" and r.outcome == "success"}
+            if res is None:
+                sim.advance()
+            if on_step is not None:
+                on_step(i + 1, steps)
+    finally:
+        quiet.setLevel(level)
+        if cycle is not None:
+            cycle.journal.close()
+            cycle.close()
+    result.wall_seconds = time.perf_counter() - t0
+    result.metrics = measure.summary()
+    return result
+
+
+__all__ = ["DEFAULT_HOSTS", "POLICIES", "ReplayResult", "ReplaySpec", "WORK_LIMIT", "interval_steps", "replay",
+           "replay_config"]
