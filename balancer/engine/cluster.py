@@ -7,6 +7,7 @@ ordering step work on integer indices into these arrays.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 
@@ -98,7 +99,8 @@ class Cluster:
         return self.powered & ~self.on[place]
 
 
-def build_cluster(snapshot: Snapshot, options: PlanOptions) -> Cluster:
+def build_cluster(snapshot: Snapshot, options: PlanOptions,
+                  vm_demand: Mapping[str, tuple[float, float]] | None = None) -> Cluster:
     hosts = snapshot.hosts
     vms = snapshot.vms
     host_idx = {h.name: i for i, h in enumerate(hosts)}
@@ -109,6 +111,11 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions) -> Cluster:
     on = np.array([h.is_on for h in hosts], dtype=bool)
     limit = cap * np.array([1.0 - options.cpu_headroom, 1.0 - options.mem_headroom])
     load = np.array([[v.cpu_load_mhz, v.mem_load_mb] for v in vms], dtype=float).reshape(V, 2)
+    if vm_demand:  # demand judged over the recent past (History.vm_demand), raised to the reservation
+        for i, v in enumerate(vms):
+            recent = vm_demand.get(v.name)
+            if recent is not None and v.powered_on:
+                load[i] = (max(recent[0], v.cpu_reservation_mhz), max(recent[1], v.mem_reservation_mb))
     mem_mb = np.array([v.mem_mb for v in vms], dtype=float)
     dirty = np.array(
         [v.dirty_rate_mbps if v.dirty_rate_mbps is not None else modelled_dirty_rate_mbps(v.mem_demand_mb) for v in vms],

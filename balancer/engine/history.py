@@ -29,6 +29,11 @@ class History:
     # by samples: the service just started, or collections stopped for a while). None: standby
     # is judged as usual. Power-on is never blocked by it.
     standby_blocked: str | None = None
+    # VM -> its demand (CPU MHz, memory MB) judged over the recent past (mean + 1 sigma of the
+    # last samples). When given and PlanOptions.recent_demand is on, the plan balances and checks
+    # capacity on max(this, the VM's reservation) instead of the single latest sample, so moves
+    # do not chase five-minute noise. VMs missing from it use the snapshot's demand.
+    vm_demand: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 NO_HISTORY = History()

@@ -46,6 +46,7 @@ class PlanOptions:
     # Hosts entering maintenance: every VM registered on them (powered-off ones too) moves off,
     # nothing else moves, and the plan ends with their enter-maintenance actions (engine/power.py).
     evacuate: tuple[str, ...] = ()
+    recent_demand: bool = True  # plan on History.vm_demand when it is given (engine/cluster.py)
 
     def __post_init__(self) -> None:
         if not 1 <= self.threshold <= 5:

@@ -28,7 +28,7 @@ _PRIORITY = {"evacuate": 0, "rule": 1, "capacity": 2, "dpm": 3, "balance": 4}
 def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: History | None = None) -> Plan:
     options = options or PlanOptions()
     history = history or NO_HISTORY
-    cluster = build_cluster(snapshot, options)
+    cluster = build_cluster(snapshot, options, history.vm_demand if options.recent_demand else None)
     before = imbalance(cluster, cluster.host_loads(cluster.place))
     target = target_imbalance(options.threshold, int(cluster.on.sum()))
     base = dict(

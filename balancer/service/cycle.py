@@ -32,7 +32,7 @@ from ..plan import Move, Plan, PowerAction
 from ..plan_options import plan_options
 from ..snapshot import HostState, Snapshot
 from ..sources.base import Source
-from .past import HOST_SWINGS, Past, build_past, cluster_demand
+from .past import HOST_SWINGS, Past, RecentDemand, build_past, cluster_demand
 
 log = logging.getLogger("balancer.cycle")
 
@@ -121,6 +121,7 @@ class ClusterCycle:
         self.source: Source | None = None
         self._busy = threading.Lock()
         self._oscillating: set[str] = set()
+        self._recent = RecentDemand()
 
     def _plan_options(self, **kw: Any) -> PlanOptions:
         options = plan_options(self.config, **kw)
@@ -201,6 +202,9 @@ class ClusterCycle:
         t0 = time.monotonic()
         try:
             past = build_past(self.journal, self.name, now, snap, self.config.drs, self.config.dpm)
+            vm_demand = self._recent.add(snap, now, self.config.drs.demand_window)
+            if vm_demand:
+                past = replace(past, history=replace(past.history, vm_demand=vm_demand))
             res.history, res.oscillating_hosts = past.history, past.oscillating_hosts
             for host in sorted(set(past.oscillating_hosts) - self._oscillating):
                 event(log, "host balancing back and forth: its balance moves changed direction "

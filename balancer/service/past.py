@@ -125,3 +125,35 @@ def build_past(journal: Journal, cluster: str, now: float, snapshot: Snapshot, d
         standby_blocked=off_window_gap(times, now, dpm.power_off_window, max_gap),
     )
     return Past(history, tuple(swinging))
+
+
+class RecentDemand:
+    """Each VM's demand over the recent past, kept in memory by a cluster's cycles.
+
+    ``add`` records a snapshot's samples and returns VM -> (CPU MHz, memory MB) judged as mean + 1
+    standard deviation over ``window`` seconds of the cluster's clock, for the VMs with at least two
+    samples in it. After a restart it fills again within one window (until then the latest sample is
+    used).
+    """
+
+    def __init__(self) -> None:
+        self._samples: dict[str, list[tuple[float, float, float]]] = {}
+
+    def add(self, snapshot: Snapshot, now: float, window: float) -> dict[str, tuple[float, float]]:
+        if window <= 0:
+            self._samples.clear()
+            return {}
+        keep: dict[str, list[tuple[float, float, float]]] = {}
+        out: dict[str, tuple[float, float]] = {}
+        for vm in snapshot.vms:
+            if not vm.powered_on:
+                continue
+            rows = [r for r in self._samples.get(vm.name, []) if now - window < r[0] < now]
+            rows.append((now, vm.cpu_demand_mhz, vm.mem_demand_mb))
+            keep[vm.name] = rows
+            if len(rows) >= 2:
+                a = np.asarray([r[1:] for r in rows])
+                judged = a.mean(axis=0) + a.std(axis=0)
+                out[vm.name] = (float(judged[0]), float(judged[1]))
+        self._samples = keep
+        return out

@@ -139,7 +139,9 @@ def replay(spec: ReplaySpec, base: Config | None = None,
     cycle = None
     if spec.policy != "none":
         cycle = ClusterCycle(CLUSTER, cfg, Journal(":memory:"), open_source=lambda: sim,
-                             plan_overrides={"work_limit": spec.work_limit, "time_limit_s": SAFETY_TIME_LIMIT_S})
+                             plan_overrides={"work_limit": spec.work_limit, "time_limit_s": SAFETY_TIME_LIMIT_S,
+                                             # the baseline is DRS's published greedy on the latest sample
+                                             "recent_demand": spec.policy == "ours"})
     result = ReplayResult(scenario, {})
     powering_on: set[str] = set()
     quiet = logging.getLogger("balancer")
