@@ -34,10 +34,6 @@ def cycle_context(cluster: str | None, cycle: int | None = None) -> Iterator[Non
         _cluster.reset(t1)
 
 
-def set_cycle(cycle: int | None) -> None:
-    _cycle.set(cycle)
-
-
 def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:
     """Log one event with named fields (None values are left out)."""
     logger.log(level, name, extra={"fields": {k: v for k, v in fields.items() if v is not None}})

@@ -52,12 +52,12 @@ from .options import DpmOptions
 SIGMAS = 2.0  # a window's demand: mean + SIGMAS x standard deviation
 
 
-def window_demand(samples: Sequence[Sequence[float]]) -> tuple[float, float]:
-    """The demand a DPM window stands for: mean + 2 standard deviations of its (CPU MHz, memory MB) samples."""
+def window_demand(samples: Sequence[Sequence[float]], sigmas: float = SIGMAS) -> tuple[float, float]:
+    """The demand a window stands for: mean + ``sigmas`` standard deviations of its (CPU MHz, memory MB) samples."""
     arr = np.asarray(samples, dtype=float).reshape(-1, 2)
     if not len(arr):
         raise ValueError("a demand window needs at least one sample")
-    value = arr.mean(axis=0) + SIGMAS * arr.std(axis=0)
+    value = arr.mean(axis=0) + sigmas * arr.std(axis=0)
     return float(value[CPU]), float(value[MEM])
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import InputError
-from ..plan import Move, Plan
+from ..plan import Move, Plan, PowerAction
 from ..snapshot import HostState, Snapshot
 
 
@@ -21,6 +21,30 @@ def move_premise(snapshot: Snapshot, move: Move) -> str | None:
         return f"host {move.target} no longer exists"
     if target.state is not HostState.ON:
         return f"host {move.target} is {target.state.value}"
+    return None
+
+
+def power_premise(action: PowerAction, state: HostState, busy: int, powering_on: bool = False) -> str | None:
+    """None when a host action may go ahead on a host in ``state`` running ``busy`` powered-on VMs.
+
+    Standby needs the host on (or in maintenance) and empty; maintenance needs it on and empty
+    (the balancer moves the VMs off first, never leaving vCenter to evacuate it); power-on needs
+    standby (and not already coming back); exit-maintenance needs maintenance.
+    """
+    host = action.host
+    if action.action in ("standby", "enter-maintenance"):
+        allowed = (HostState.ON, HostState.MAINTENANCE) if action.action == "standby" else (HostState.ON,)
+        if state not in allowed:
+            return f"host {host} is {state.value}"
+        if busy:
+            return f"host {host} still runs {busy} powered-on VM{'s' if busy != 1 else ''}"
+    elif action.action == "power-on":
+        if state is not HostState.STANDBY:
+            return f"host {host} is {state.value}, not standby"
+        if powering_on:
+            return f"host {host} is already powering on"
+    elif action.action == "exit-maintenance" and state is not HostState.MAINTENANCE:
+        return f"host {host} is {state.value}, not in maintenance"
     return None
 
 

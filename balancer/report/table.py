@@ -6,9 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..execute import ActionResult
-from ..plan import Plan
-from ..snapshot import Snapshot
-from .view import DEFAULT_DPM_BAND, ReportView, build_view
+from .view import ReportView
 from .words import pct
 
 
@@ -16,13 +14,8 @@ def _num(x: float) -> str:
     return f"{x:.3f}"
 
 
-def render_plan(plan: Plan, console: Console, snapshot: Snapshot | None = None,
-                dpm_band: tuple[float, float] = DEFAULT_DPM_BAND) -> None:
-    """Print the plan: imbalance, actions with reasons in words, per-host load, rules, suppressed moves."""
-    render_view(build_view(plan, snapshot, dpm_band), console)
-
-
 def render_view(view: ReportView, console: Console) -> None:
+    """Print the plan: imbalance, actions with reasons in words, per-host load, rules, suppressed moves."""
     plan = view.plan
     im = plan.imbalance
     console.print(f"[bold]{view.title}[/bold] (threshold {plan.threshold}, planner {plan.planner})")

@@ -377,10 +377,5 @@ class JournaledActions:
                       action=r.action, reason=r.reason, outcome=r.outcome, message=r.message or None)
 
 
-def replace_config(config: Config, **drs) -> Config:
-    """A copy of ``config`` with some drs keys changed (convenience for replays and tests)."""
-    return config.model_copy(update={"drs": config.drs.model_copy(update=drs)})
-
-
-__all__ = ["ClusterCycle", "CycleResult", "JournaledActions", "default_opener", "open_with_state", "replace_config",
+__all__ = ["ClusterCycle", "CycleResult", "JournaledActions", "default_opener", "open_with_state",
            "sim_state_path"]

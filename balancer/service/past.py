@@ -152,8 +152,6 @@ class RecentDemand:
             rows.append((now, vm.cpu_demand_mhz, vm.mem_demand_mb))
             keep[vm.name] = rows
             if len(rows) >= 2:
-                a = np.asarray([r[1:] for r in rows])
-                judged = a.mean(axis=0) + a.std(axis=0)
-                out[vm.name] = (float(judged[0]), float(judged[1]))
+                out[vm.name] = dpm_window_demand([r[1:] for r in rows], sigmas=1.0)
         self._samples = keep
         return out

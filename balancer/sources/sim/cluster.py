@@ -15,6 +15,7 @@ import numpy as np
 
 from ...config import SimConfig
 from ...execute import ActionResult, move_premise
+from ...execute.premise import power_premise
 from ...plan import Move, Plan, PowerAction
 from ...snapshot import VM, Host, HostState, Snapshot
 from .traces import SAMPLE_SECONDS, load_trace
@@ -253,20 +254,9 @@ class SimulatedCluster:
 
     def _power_premise(self, action: PowerAction, h: dict) -> str | None:
         """The same checks the vCenter executor makes before a host action; None when it may go ahead."""
-        state = h["state"]
-        if action.action in ("standby", "enter-maintenance"):
-            allowed = (HostState.ON, HostState.MAINTENANCE) if action.action == "standby" else (HostState.ON,)
-            if state not in allowed:
-                return f"host {action.host} is {state.value}"
-            busy = sum(1 for v in self.vms if self.hosts[v.host] is h and v.powered_on)
-            if busy:
-                return f"host {action.host} still runs {busy} powered-on VM{'s' if busy != 1 else ''}"
-        elif action.action == "power-on" and (state is not HostState.STANDBY or h["ready_at"] is not None):
-            return f"host {action.host} is {state.value}, not standby" if state is not HostState.STANDBY \
-                else f"host {action.host} is already powering on"
-        elif action.action == "exit-maintenance" and state is not HostState.MAINTENANCE:
-            return f"host {action.host} is {state.value}, not in maintenance"
-        return None
+        busy = sum(1 for v in self.vms if self.hosts[v.host] is h and v.powered_on) \
+            if action.action in ("standby", "enter-maintenance") else 0
+        return power_premise(action, h["state"], busy, powering_on=h["ready_at"] is not None)
 
     def close(self) -> None:
         pass

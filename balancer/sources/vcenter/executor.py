@@ -24,7 +24,7 @@ from typing import Any, Union
 
 from ...config import DrsConfig
 from ...errors import SourceError
-from ...execute.premise import move_premise
+from ...execute.premise import move_premise, power_premise
 from ...execute.result import ActionResult
 from ...plan import Move, Plan, PowerAction
 from ...snapshot import SNAPSHOT_VERSION, VM, Host, HostState, Snapshot
@@ -252,8 +252,6 @@ class Executor:
         return move_premise(snap, m)
 
     def _power(self, p: PowerAction, refs: ClusterRefs) -> ActionResult:
-        from pyVmomi import vim
-
         t0 = time.monotonic()
         try:
             host = refs.hosts.get(p.host)
@@ -296,18 +294,7 @@ class Executor:
             runtime, busy = self.conn.call(f"re-reading host {p.host}", read)
         except ObjectGone:
             return f"host {p.host} no longer exists"
-        state = host_state(runtime)
-        if p.action in ("standby", "enter-maintenance"):
-            allowed = (HostState.ON, HostState.MAINTENANCE) if p.action == "standby" else (HostState.ON,)
-            if state not in allowed:
-                return f"host {p.host} is {state.value}"
-            if busy:  # its VMs were to be moved off first: never leave vCenter to evacuate it
-                return f"host {p.host} still runs {busy} powered-on VM{'s' if busy != 1 else ''}"
-        elif p.action == "power-on" and state is not HostState.STANDBY:
-            return f"host {p.host} is {state.value}, not standby"
-        elif p.action == "exit-maintenance" and state is not HostState.MAINTENANCE:
-            return f"host {p.host} is {state.value}, not in maintenance"
-        return None
+        return power_premise(p, host_state(runtime), busy)
 
     # --- tasks ----------------------------------------------------------------------------
     def _wait(self, task: Any, timeout: float) -> None:
