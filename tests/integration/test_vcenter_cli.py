@@ -72,13 +72,22 @@ def test_cli_recommend_then_apply_lands_the_plan(start_vcsim, tmp_path):
             if i % 3:
                 admin.relocate(vm_name(i), host_name(0))
         config = write_config(sim, tmp_path / "vc.yaml")
+        # The simulator's performance samples are canned numbers with noise: the plan keeps every
+        # host at half its CPU, and apply (which re-checks capacity on a fresh, noisy sample) may
+        # fill hosts to the brim, so the noise cannot make it refuse the plan.
+        cfg = yaml.safe_load(open(config))
+        cfg["drs"]["cpu_headroom"] = 0.5
+        open(config, "w").write(yaml.safe_dump(cfg))
+        apply_config = tmp_path / "apply.yaml"
+        cfg["drs"]["cpu_headroom"] = 0.0
+        apply_config.write_text(yaml.safe_dump(cfg))
         plan_path = tmp_path / "plan.json"
         proc = balancer("recommend", "--config", config, "--format", "json", "--out", str(plan_path))
         assert proc.returncode == 0, proc.stderr
         plan = json.loads(plan_path.read_text())
         assert plan["cluster"] == CLUSTER and plan["moves"], plan
 
-        proc = balancer("apply", str(plan_path), "--config", config, "--format", "json")
+        proc = balancer("apply", str(plan_path), "--config", str(apply_config), "--format", "json")
         assert proc.returncode == 0, proc.stdout + proc.stderr
         results = json.loads(proc.stdout)
         assert len(results) == len(plan["moves"]) + len(plan.get("power", []))
@@ -88,7 +97,7 @@ def test_cli_recommend_then_apply_lands_the_plan(start_vcsim, tmp_path):
             assert placement[m["vm"]] == m["target"]
 
         # The same plan again is stale: its VMs are no longer where it expects them.
-        proc = balancer("apply", str(plan_path), "--config", config, "--format", "json")
+        proc = balancer("apply", str(plan_path), "--config", str(apply_config), "--format", "json")
         assert proc.returncode == 1
         again = json.loads(proc.stdout)
         assert again and all(r["outcome"] == "skipped" for r in again if r["kind"] == "move")
