@@ -19,3 +19,20 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "balancer", *args], capture_output=True, text=True, cwd=cwd,
                           env=full_env, timeout=timeout)
+
+
+def self_signed_certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """(certificate, key) PEM files for 127.0.0.1, made with openssl (a CI failure when it is missing)."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("openssl") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("openssl is not installed")
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import ssl
-import subprocess
 import urllib.error
 
 import pytest
 
 from balancer.metrics import Metrics
 from balancer.service import CycleResult
+from helpers import self_signed_certificate
 from service_helpers import Running, config_of, samples, scrape, sim_config, total, value
 
 PASSWORD_ENV = "BALANCER_TEST_METRICS_PASSWORD"
@@ -89,20 +87,8 @@ def test_health_needs_a_recent_successful_cycle():
     assert m.health() == (False, {"a": "last cycle failed: boom"})
 
 
-def _self_signed(tmp_path):
-    if shutil.which("openssl") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("openssl is not installed")
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return cert, key
-
-
 def test_tls_and_basic_auth_on_the_endpoint(tmp_path, monkeypatch, caplog):
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     monkeypatch.setenv(PASSWORD_ENV, "s3cret-scrape")
     data = sim_config(tmp_path, drs={"interval": "0.3s"})
     data["metrics"] = {"listen": "127.0.0.1:0", "tls_cert": str(cert), "tls_key": str(key),
@@ -140,7 +126,7 @@ def test_an_idle_connection_does_not_block_a_tls_scrape(tmp_path):
     from balancer.config import MetricsConfig
     from balancer.metrics import MetricsServer
 
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     metrics = Metrics()
     metrics.add_cluster("a", 10.0)
     metrics.observe(CycleResult("a", 1, 10.0, status="ok", finished_at=1000.0))

@@ -10,6 +10,7 @@ import pytest
 from balancer.config import VCenterConfig, parse_config
 from balancer.errors import InputError, SourceError
 from balancer.sources.vcenter.connection import Connection, read_password, ssl_context
+from helpers import self_signed_certificate
 
 SECRET = "Tr0ub4dor&3-secret"
 
@@ -151,19 +152,9 @@ def test_unreadable_ca_file_is_a_clear_error(tmp_path):
 
 def test_self_signed_certificate_is_refused_by_default(monkeypatch, tmp_path):
     import http.server
-    import os
-    import shutil
-    import subprocess
     import threading
 
-    if shutil.which("openssl") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("openssl is not installed")
-        pytest.skip("openssl is not installed")
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    cert, key = self_signed_certificate(tmp_path)
     server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(str(cert), str(key))
