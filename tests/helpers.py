@@ -36,3 +36,16 @@ def self_signed_certificate(tmp_path: Path) -> tuple[Path, Path]:
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True)
     return cert, key
+
+
+def plan_actions(*actions) -> dict:
+    """Plan fields from tuples in step order: (vm, source, target) balance moves, (host, action) power actions."""
+    from balancer.plan import Move, PowerAction
+
+    moves, power = [], []
+    for step, a in enumerate(actions, start=1):
+        if len(a) == 3:
+            moves.append(Move(step=step, vm=a[0], source=a[1], target=a[2], reason="balance"))
+        else:
+            power.append(PowerAction(step=step, host=a[0], action=a[1]))
+    return {"moves": moves, "power": power}

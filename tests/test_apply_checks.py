@@ -12,10 +12,10 @@ from balancer.config import SimConfig
 from balancer.engine import PlanOptions, make_plan
 from balancer.errors import InputError
 from balancer.execute import check_plan_age, check_plan_steps
-from balancer.plan import Move, Plan, PowerAction
+from balancer.plan import Plan
 from balancer.snapshot import Snapshot
 from balancer.sources.sim import SimulatedCluster
-from helpers import DATA, example_snapshot, run_cli
+from helpers import DATA, example_snapshot, plan_actions, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +25,7 @@ def sim_snapshot() -> Snapshot:
 
 def with_actions(plan: Plan, *actions) -> Plan:
     """``plan`` with its actions replaced: (vm, source, target) moves and (host, action) power actions, in order."""
-    moves, power = [], []
-    for step, a in enumerate(actions, start=1):
-        if len(a) == 3:
-            moves.append(Move(step=step, vm=a[0], source=a[1], target=a[2], reason="balance"))
-        else:
-            power.append(PowerAction(step=step, host=a[0], action=a[1]))
-    return plan.model_copy(update={"moves": moves, "power": power})
+    return plan.model_copy(update=plan_actions(*actions))
 
 
 @pytest.mark.parametrize("threshold,planner", [(1, "cp-sat"), (3, "cp-sat"), (5, "cp-sat"), (5, "greedy")])

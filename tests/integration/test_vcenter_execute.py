@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from balancer.plan import Imbalance, Move, Plan, PowerAction, ResourcePair, VMotionEstimate
+from balancer.plan import Imbalance, Plan, ResourcePair, VMotionEstimate
 from balancer.snapshot import HostState
 from balancer.sources.vcenter import VCenterSource
 from balancer.sources.vcenter.executor import Executor
+from helpers import plan_actions
 from vcsim_harness import CLUSTER, host_name, max_overlap, vm_name
 
 pytestmark = pytest.mark.integration
@@ -15,14 +16,8 @@ pytestmark = pytest.mark.integration
 
 def make_plan(*actions) -> Plan:
     zero = ResourcePair(cpu=0.0, mem=0.0)
-    moves, power = [], []
-    for step, a in enumerate(actions, start=1):
-        if len(a) == 3:
-            moves.append(Move(step=step, vm=a[0], source=a[1], target=a[2], reason="balance"))
-        else:
-            power.append(PowerAction(step=step, host=a[0], action=a[1]))
     return Plan(cluster=CLUSTER, snapshot_digest="test", imbalance=Imbalance(before=zero, after=zero),
-                moves=moves, power=power)
+                **plan_actions(*actions))
 
 
 def outcomes(results) -> dict[int, str]:
