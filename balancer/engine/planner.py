@@ -15,7 +15,7 @@ from .holds import apply_history
 from .optimizer import optimise
 from .options import PlanOptions
 from .order import order_moves
-from .power import evacuation_conflicts, plan_power
+from .power import evacuation, plan_power
 from .rules import all_violations
 from .vmotion import estimate
 
@@ -41,7 +41,8 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
     violations_before = all_violations(cluster, cluster.place)
     conflicts = find_conflicts(cluster)
     note = "the mandatory rules cannot all hold: nothing is moved until they are changed"
-    if not conflicts and (conflicts := evacuation_conflicts(cluster, options)):
+    evac = evacuation(cluster, options)  # maintenance mode: computed once, used below
+    if not conflicts and evac is not None and (conflicts := evac.conflicts):
         note = "the hosts cannot be emptied (see conflicts): nothing is moved"
     if conflicts:
         pair = ResourcePair(cpu=round(before[0], 6), mem=round(before[1], 6))
@@ -56,7 +57,7 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
         )
 
     held = apply_history(cluster, history, options)  # anti-oscillation holds (engine/holds.py)
-    power = plan_power(cluster, options, history)  # DPM and maintenance: hosts leaving or woken (engine/power.py)
+    power = plan_power(cluster, options, history, evac)  # DPM and maintenance: hosts leaving or woken (engine/power.py)
     cluster = power.cluster
     result = PLANNERS[options.planner](power.planning, options)
     reasons = _reasons(cluster, result.place)

@@ -145,9 +145,12 @@ def unchanged(cluster: Cluster, notes: list[str] | None = None) -> PowerPlan:
     return PowerPlan(original=cluster, cluster=cluster, planning=cluster, notes=list(notes or []))
 
 
-def plan_power(cluster: Cluster, options: PlanOptions, history: History) -> PowerPlan:
-    """Host changes for this plan (DPM or maintenance) and the evacuation stage; see the module doc."""
-    power = _plan_power(cluster, options, history)
+def plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: Evacuation | None = None) -> PowerPlan:
+    """Host changes for this plan (DPM or maintenance) and the evacuation stage; see the module doc.
+
+    ``evac``: the maintenance evacuation already computed for this cluster and options (``evacuation``).
+    """
+    power = _plan_power(cluster, options, history, evac)
     # rules already broken by VMs that may not move: relaxed for them, for planning only
     exemptions = pinned_exemptions(power.cluster)
     if exemptions.broken:
@@ -158,9 +161,9 @@ def plan_power(cluster: Cluster, options: PlanOptions, history: History) -> Powe
     return power
 
 
-def _plan_power(cluster: Cluster, options: PlanOptions, history: History) -> PowerPlan:
+def _plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: Evacuation | None) -> PowerPlan:
     if options.evacuate:
-        return _maintenance(cluster, options)
+        return _maintenance(cluster, evac or evacuation(cluster, options))
     if options.dpm is None:
         return unchanged(cluster)
     choice = choose_power(cluster, options.dpm, history, empty_only=options.max_moves == 0)
@@ -213,47 +216,53 @@ def _standby(cluster: Cluster, options: PlanOptions, choice: PowerChoice) -> Pow
                      evacuation_moves=int((place != cluster.place).sum()))
 
 
-def _maintenance_cluster(cluster: Cluster, options: PlanOptions) -> tuple[Cluster, list[int]]:
+@dataclass
+class Evacuation:
+    """Maintenance mode's evacuation stage, computed once per plan: why it cannot be done, or where the VMs go."""
+
+    work: Cluster  # the hosts leaving; only the VMs registered on them movable
+    hosts: list[int]
+    conflicts: list[str]  # [] when the hosts can be emptied
+    place: np.ndarray | None = None  # the placement after the evacuation (when there are no conflicts)
+
+
+def evacuation(cluster: Cluster, options: PlanOptions) -> Evacuation | None:
+    """The evacuation of the hosts in ``options.evacuate`` (None when there are none): conflicts or placement."""
+    if not options.evacuate:
+        return None
     hosts = []
     for name in options.evacuate:
         if name not in cluster._host_idx:
             raise ValueError(f"evacuate: unknown host {name!r}")
         hosts.append(cluster._host_idx[name])
     mask = host_mask(cluster, hosts)
-    work = with_hosts_leaving(cluster, mask, every_vm=True)
     # Only the VMs registered on the hosts being evacuated move.
-    return replace(work, movable=vms_on(cluster, mask, every_vm=True)), hosts
-
-
-def evacuation_conflicts(cluster: Cluster, options: PlanOptions) -> list[str]:
-    """Why the hosts in ``options.evacuate`` cannot be emptied (mandatory rules, or no room); [] when they can."""
-    if not options.evacuate:
-        return []
-    work, hosts = _maintenance_cluster(cluster, options)
+    work = replace(with_hosts_leaving(cluster, mask, every_vm=True), movable=vms_on(cluster, mask, every_vm=True))
     what = "evacuating " + ", ".join(options.evacuate)
     for h in hosts:
         state = cluster.snapshot.hosts[h].state
         if state in (HostState.STANDBY, HostState.DISCONNECTED):
-            return [f"{what}: host {cluster.host_names[h]} is {state.value}; its VMs cannot be moved until it is on"]
+            return Evacuation(work, hosts, [f"{what}: host {cluster.host_names[h]} is {state.value}; "
+                                            "its VMs cannot be moved until it is on"])
     # Only the evacuated VMs move: a rule already broken elsewhere by VMs that stay is exempted
     # (find_conflicts), so it is reported in the plan but does not block the evacuation.
     conflicts = [f"{what}: {c}" for c in find_conflicts(work)]
     if conflicts:
-        return conflicts
-    if options.max_moves == 0 and vms_on(cluster, host_mask(cluster, hosts), every_vm=True).any():
-        return [f"{what}: max moves is 0, and the host(s) still have VMs registered on them"]
+        return Evacuation(work, hosts, conflicts)
+    if options.max_moves == 0 and vms_on(cluster, mask, every_vm=True).any():
+        return Evacuation(work, hosts, [f"{what}: max moves is 0, and the host(s) still have VMs registered on them"])
     place = _evacuate(work, options)
-    stuck = np.flatnonzero(vms_on(cluster, host_mask(cluster, hosts), every_vm=True) & host_mask(cluster, hosts)[place])
+    stuck = np.flatnonzero(vms_on(cluster, mask, every_vm=True) & mask[place])
     if len(stuck):
         names = ", ".join(cluster.vm_names[v] for v in stuck[:5]) + (" ..." if len(stuck) > 5 else "")
-        return [f"{what}: no room for {len(stuck)} VM(s) ({names}) on the other hosts within capacity "
-                "and the mandatory rules"]
-    return []
+        return Evacuation(work, hosts, [f"{what}: no room for {len(stuck)} VM(s) ({names}) on the other hosts "
+                                        "within capacity and the mandatory rules"])
+    return Evacuation(work, hosts, [], place)
 
 
-def _maintenance(cluster: Cluster, options: PlanOptions) -> PowerPlan:
-    work, hosts = _maintenance_cluster(cluster, options)
-    place = _evacuate(work, options)
+def _maintenance(cluster: Cluster, evac: Evacuation) -> PowerPlan:
+    assert evac.place is not None, "an evacuation with conflicts is not planned"
+    work, hosts, place = evac.work, evac.hosts, evac.place
     why = {h: f"{len(np.flatnonzero(vms_on(cluster, host_mask(cluster, [h]), every_vm=True)))} VM(s) registered on it moved off"
            for h in hosts}
     # The planner gets nothing more to move: an evacuation plan moves only the evacuated VMs, once.
@@ -262,4 +271,4 @@ def _maintenance(cluster: Cluster, options: PlanOptions) -> PowerPlan:
                      why=why, evacuation_moves=int((place != cluster.place).sum()))
 
 
-__all__ = ["PowerPlan", "evacuation_conflicts", "plan_power"]
+__all__ = ["Evacuation", "PowerPlan", "evacuation", "plan_power"]
