@@ -53,3 +53,35 @@ def needs_balancing(cluster: Cluster, loads: np.ndarray, threshold: int) -> bool
     cpu, mem = imbalance(cluster, loads)
     target = target_imbalance(threshold, int(cluster.on.sum()))
     return max(cpu, mem) > target or max_gap(cluster, loads) > PAIRWISE_GAP[threshold]
+
+
+def move_delta(cluster: Cluster, on: np.ndarray, loads: np.ndarray, place: np.ndarray, vms: np.ndarray,
+               hosts: np.ndarray | None = None) -> np.ndarray:
+    """(C, D) change of Σ over hosts that are on of (cpu dev² + mem dev²) when each VM moves alone to each host.
+
+    ``on``: the hosts that count; ``loads`` (H, 2) and ``place``: the placement now; ``hosts``:
+    the targets (None: every host). With f = load × w (w = 1 / capacity of the target), the change
+    is, per resource, f²(1 − 1/N) + f (2 u_d − 2 S1/N + 2 f_s/N) + terms of the source alone — a
+    product of a (C, 6) and a (6, D) matrix, so scoring every pair costs one matrix product.
+    Negative: the move lowers the imbalance. Feasibility is not judged here (``fits``).
+    """
+    n_on = max(int(on.sum()), 1)
+    cap = cluster.cap
+    u = loads / cap
+    S1 = u[on].sum(axis=0)
+    src = place[vms]
+    ld = cluster.load[vms]
+    fs = ld / cap[src] * on[src].astype(float)[:, None]  # (C, 2) share leaving a host that counts
+    const = (fs * (fs - 2 * u[src])).sum(axis=1) + ((2 * S1 * fs - fs * fs) / n_on).sum(axis=1)
+    w = 1.0 / (cap if hosts is None else cap[hosts])  # (D, 2)
+    ud = u if hosts is None else u[hosts]
+    left = np.concatenate([ld * ld * (1 - 1 / n_on), ld, 2 * ld * fs / n_on], axis=1)  # (C, 6)
+    right = np.concatenate([w * w, w * (2 * ud - 2 * S1 / n_on), w], axis=1).T  # (6, D)
+    return left @ right + const[:, None]
+
+
+def fits(cluster: Cluster, loads: np.ndarray, vms: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
+    """(C, D) does each VM fit on each host under ``ceiling`` ((D, 2): e.g. capacity minus headroom) given ``loads``?"""
+    room = ceiling + 1e-6 - loads
+    ld = cluster.load[vms]
+    return (ld[:, None, 0] <= room[None, :, 0]) & (ld[:, None, 1] <= room[None, :, 1])

@@ -26,7 +26,7 @@ import math
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .balance import MIN_GAIN, needs_balancing, target_imbalance
+from .balance import MIN_GAIN, fits, move_delta, needs_balancing, target_imbalance
 from .cluster import Cluster
 from .optimizer import OptimiseResult, move_costs
 from .options import PlanOptions
@@ -48,33 +48,6 @@ def hill_climb(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
     return OptimiseResult(place, steps, steps, False)
 
 
-def _gains(cluster: Cluster, place: np.ndarray, loads: np.ndarray, vms: np.ndarray) -> np.ndarray:
-    """(C, H) how much moving each VM alone to each host lowers Σ_hosts (cpu dev² + mem dev²).
-
-    Per resource, with f = load / capacity of the target, the change is f²(1 − 1/N) +
-    f (2 u_target − 2 S1/N + 2 f_source/N) + terms of the source alone: one matrix product.
-    """
-    on = cluster.on
-    n_on = max(int(on.sum()), 1)
-    cap = cluster.cap
-    u = loads / cap
-    S1 = u[on].sum(axis=0)
-    src = place[vms]
-    ld = cluster.load[vms]
-    fs = ld / cap[src] * on[src].astype(float)[:, None]
-    const = (fs * (fs - 2 * u[src])).sum(axis=1) + ((2 * S1 * fs - fs * fs) / n_on).sum(axis=1)
-    w = 1.0 / cap
-    left = np.concatenate([ld * ld * (1 - 1 / n_on), ld, 2 * ld * fs / n_on], axis=1)  # (C, 6)
-    right = np.concatenate([w * w, w * (2 * u - 2 * S1 / n_on), w], axis=1).T  # (6, H)
-    return -(left @ right + const[:, None])
-
-
-def _fits(cluster: Cluster, loads: np.ndarray, vms: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
-    room = ceiling + 1e-6 - loads
-    ld = cluster.load[vms]
-    return (ld[:, None, 0] <= room[None, :, 0]) & (ld[:, None, 1] <= room[None, :, 1])
-
-
 def _partner_hosts(cluster: Cluster, place: np.ndarray, v: int, mandatory_only: bool) -> np.ndarray:
     out = np.zeros(cluster.n_hosts, dtype=bool)
     for g in cluster.anti:
@@ -85,7 +58,7 @@ def _partner_hosts(cluster: Cluster, place: np.ndarray, v: int, mandatory_only: 
 
 
 def _best_target(cluster: Cluster, place: np.ndarray, loads: np.ndarray, v: int, ok: np.ndarray) -> int | None:
-    gain = np.where(ok, _gains(cluster, place, loads, np.array([v]))[0], -np.inf)
+    gain = np.where(ok, -move_delta(cluster, cluster.on, loads, place, np.array([v]))[0], -np.inf)
     h = int(np.argmax(gain))
     return h if np.isfinite(gain[h]) else None
 
@@ -104,7 +77,7 @@ def correct_constraints(cluster: Cluster, place0: np.ndarray, budget: int) -> np
         place[v] = h
 
     def room(v: int, ceiling: np.ndarray) -> np.ndarray:
-        ok = cluster.allowed[v] & cluster.on & _fits(cluster, loads, np.array([v]), ceiling)[0]
+        ok = cluster.allowed[v] & cluster.on & fits(cluster, loads, np.array([v]), ceiling)[0]
         ok &= ~_partner_hosts(cluster, place, v, mandatory_only=True)
         ok[place[v]] = False
         return ok
@@ -151,8 +124,8 @@ def correct_constraints(cluster: Cluster, place0: np.ndarray, budget: int) -> np
             vms = np.flatnonzero((place == h) & cluster.movable & cluster.powered)
             if not len(vms):
                 break
-            gains = _gains(cluster, place, loads, vms)
-            ok = cluster.allowed[vms] & cluster.on[None, :] & _fits(cluster, loads, vms, cluster.limit)
+            gains = -move_delta(cluster, cluster.on, loads, place, vms)
+            ok = cluster.allowed[vms] & cluster.on[None, :] & fits(cluster, loads, vms, cluster.limit)
             ok[:, h] = False
             for i, v in enumerate(vms):
                 ok[i] &= ~_partner_hosts(cluster, place, int(v), mandatory_only=True)
@@ -207,8 +180,8 @@ def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int
         best, best_gain = None, -np.inf
         for lo in range(0, len(candidates), CHUNK):
             cand = candidates[lo:lo + CHUNK]
-            gain = _gains(cluster, place, loads, cand)
-            ok = cluster.allowed[cand] & on[None, :] & _fits(cluster, loads, cand, cluster.bound)
+            gain = -move_delta(cluster, cluster.on, loads, place, cand)
+            ok = cluster.allowed[cand] & on[None, :] & fits(cluster, loads, cand, cluster.bound)
             ok[np.arange(len(cand)), place[cand]] = False
             # a balancing move keeps every should VM-host rule the VM keeps now
             keeps = soft_host[cand, place[cand]]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..plan import Suppressed
-from .balance import needs_balancing
+from .balance import fits, move_delta, needs_balancing
 from .cluster import Cluster
 from .history import History
 from .optimizer import move_costs
@@ -118,27 +118,10 @@ def _single_move_gains(cluster: Cluster, vms: np.ndarray, loads: np.ndarray) -> 
     -inf where the move is not allowed: mandatory rules, capacity, hosts that are not on, the
     VM's own host, a host holding a member of its mandatory anti-affinity group.
     """
-    on = cluster.on
-    n_on = max(int(on.sum()), 1)
     place = cluster.place
-    cap = cluster.cap
-    u = loads / cap
-    uo = u[on]
-    S1, S2 = uo.sum(axis=0), (uo**2).sum(axis=0)
-    var = S2 / n_on - (S1 / n_on) ** 2
-    frac = cluster.load[vms][:, None, :] / cap[None, :, :]  # (C, H, 2)
-    src = place[vms]
-    rows = np.arange(len(vms))
-    d_src = frac[rows, src]
-    u_src = u[src]
-    new_S2 = S2 - u_src**2 + (u_src - d_src) ** 2
-    new_S2 = new_S2[:, None, :] - u[None, :, :] ** 2 + (u[None, :, :] + frac) ** 2
-    new_S1 = (S1 - d_src)[:, None, :] + frac
-    new_var = (new_S2 / n_on - (new_S1 / n_on) ** 2).sum(axis=2)
-    gain = (var.sum() - new_var) * n_on
-    ok = cluster.allowed[vms] & on[None, :]
-    ok &= np.all(loads[None, :, :] + cluster.load[vms][:, None, :] <= cluster.bound[None, :, :] + 1e-6, axis=2)
-    ok[rows, src] = False
+    gain = -move_delta(cluster, cluster.on, loads, place, vms)
+    ok = cluster.allowed[vms] & cluster.on[None, :] & fits(cluster, loads, vms, cluster.bound)
+    ok[np.arange(len(vms)), place[vms]] = False
     for row, v in enumerate(vms):
         for g in cluster.anti_of.get(int(v), ()):
             others = [int(o) for o in g.vms if o != v]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .balance import needs_balancing
+from .balance import fits, move_delta, needs_balancing
 from .cluster import Cluster
 
 EPS = 1e-12
@@ -133,9 +133,7 @@ class Search:
     def _feasible(self, vms: np.ndarray, hosts: np.ndarray) -> np.ndarray:
         """(C, D) may each VM go to each of ``hosts`` now (capacity minus headroom, allowed, mandatory anti-affinity)?"""
         c = self.c
-        ld = c.load[vms]
-        room = c.limit[hosts] + 1e-6 - self.loads[hosts]  # (D, 2); a host above its limit receives nothing
-        ok = (ld[:, None, 0] <= room[None, :, 0]) & (ld[:, None, 1] <= room[None, :, 1])
+        ok = fits(c, self.loads[hosts], vms, c.limit[hosts])  # a host above its limit receives nothing
         ok &= self.on[hosts][None, :]
         if not self.all_allowed:
             ok &= c.allowed[np.ix_(vms, hosts)]
@@ -158,27 +156,6 @@ class Search:
         for i in np.flatnonzero(self.has_anti[vms]):
             ok[i] &= not np.any(self.place[self.anti_partners[int(vms[i])]] == home[i])
         return ok
-
-    def _move_delta(self, vms: np.ndarray, hosts: np.ndarray) -> np.ndarray:
-        """(C, D) change of Σ dev² when each VM moves alone to each of ``hosts``.
-
-        With f = load × w (w = 1 / capacity of the target), the change is, per resource,
-        f²(1 − 1/N) + f (2 u_d − 2 S1/N + 2 f_s/N) + terms of the source alone -- a product of a
-        (C, 6) and a (6, D) matrix, so scoring every pair costs one matrix product.
-        """
-        c = self.c
-        u = self.util()
-        S1 = u[self.on].sum(axis=0)
-        N = self.n_on
-        src = self.place[vms]
-        ld = c.load[vms]
-        on_s = self.on[src].astype(float)[:, None]
-        fs = ld / c.cap[src] * on_s  # (C, 2) share leaving a host that counts
-        const = (fs * (fs - 2 * u[src])).sum(axis=1) + ((2 * S1 * fs - fs * fs) / N).sum(axis=1)
-        w = 1.0 / c.cap[hosts]  # (D, 2)
-        left = np.concatenate([ld * ld * (1 - 1 / N), ld, 2 * ld * fs / N], axis=1)  # (C, 6)
-        right = np.concatenate([w * w, w * (2 * u[hosts] - 2 * S1 / N), w], axis=1).T  # (6, D)
-        return left @ right + const[:, None]
 
     def _home_delta(self, vms: np.ndarray) -> np.ndarray:
         """(C,) change of Σ dev² when each VM alone goes back to its starting host."""
@@ -247,7 +224,7 @@ class Search:
             return None
         left = self.budget - self.spent if budget_left is None else budget_left
         self.work += len(cand) * len(hosts) / WORK_UNIT
-        gain = -self._move_delta(cand, hosts)
+        gain = -move_delta(self.c, self.on, self.loads, self.place, cand, hosts)
         home = self.place0[cand]
         at_home = self.place[cand] == home
         net = gain - np.where(at_home, self.prices[cand], 0.0)[:, None]
