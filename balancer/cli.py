@@ -11,10 +11,10 @@ from rich.console import Console
 
 from . import __version__
 from .config import Config, load_config
-from .engine import PLANNERS, PlanOptions, make_plan
+from .engine import PLANNERS, make_plan
 from .errors import BalancerError, InputError
 from .plan_options import plan_options
-from .plan import Plan, load_plan, plan_json
+from .plan import Plan, load_plan
 from .snapshot import Snapshot, load_snapshot
 from .snapshot.io import snapshot_json
 

@@ -145,14 +145,11 @@ class Metrics:
     def _observe_snapshot(self, name: str, res: "CycleResult") -> None:
         snap = res.snapshot
         assert snap is not None
-        load: dict[str, list[float]] = {h.name: [0.0, 0.0] for h in snap.hosts}
-        for v in snap.vms:
-            load[v.host][0] += v.cpu_load_mhz
-            load[v.host][1] += v.mem_load_mb
+        load = snap.host_totals()
         hosts = {h.name for h in snap.hosts}
         for h in snap.hosts:
-            self.utilisation.labels(name, h.name, "cpu").set(load[h.name][0] / h.cpu_capacity_mhz)
-            self.utilisation.labels(name, h.name, "mem").set(load[h.name][1] / h.mem_capacity_mb)
+            self.utilisation.labels(name, h.name, "cpu").set(load[h.name].cpu_load_mhz / h.cpu_capacity_mhz)
+            self.utilisation.labels(name, h.name, "mem").set(load[h.name].mem_load_mb / h.mem_capacity_mb)
             for state in HostState:
                 self.power_state.labels(name, h.name, state.value).set(1.0 if h.state is state else 0.0)
         with self._lock:

@@ -65,17 +65,8 @@ def host_loads(plan: Plan, snapshot: Snapshot) -> list[HostLoad]:
                 raise InputError(f"plan step {a.step}: host {a.host} is not in the snapshot")
             state[a.host] = _STATE_AFTER[a.action]
 
-    def totals(where: dict[str, str]) -> dict[str, list[float]]:
-        out = {h: [0.0, 0.0, 0] for h in hosts}
-        for vm in snapshot.vms:
-            t = out[where[vm.name]]
-            t[0] += vm.cpu_load_mhz
-            t[1] += vm.mem_load_mb
-            t[2] += 1
-        return out
-
-    before = totals({v.name: v.host for v in snapshot.vms})
-    after = totals(place)
+    before = snapshot.host_totals()
+    after = snapshot.host_totals(place)
     rows = []
     for h in snapshot.hosts:
         b, a = before[h.name], after[h.name]
@@ -83,11 +74,11 @@ def host_loads(plan: Plan, snapshot: Snapshot) -> list[HostLoad]:
             name=h.name,
             state_before=h.state.value,
             state_after=state[h.name].value,
-            vms_before=int(b[2]),
-            vms_after=int(a[2]),
-            cpu_before=b[0] / h.cpu_capacity_mhz,
-            cpu_after=a[0] / h.cpu_capacity_mhz,
-            mem_before=b[1] / h.mem_capacity_mb,
-            mem_after=a[1] / h.mem_capacity_mb,
+            vms_before=b.vms,
+            vms_after=a.vms,
+            cpu_before=b.cpu_load_mhz / h.cpu_capacity_mhz,
+            cpu_after=a.cpu_load_mhz / h.cpu_capacity_mhz,
+            mem_before=b.mem_load_mb / h.mem_capacity_mb,
+            mem_after=a.mem_load_mb / h.mem_capacity_mb,
         ))
     return rows

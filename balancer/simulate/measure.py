@@ -49,23 +49,16 @@ class HostLoads:
 
 def host_loads(snapshot: Snapshot, powering_on: frozenset[str] | set[str] = frozenset()) -> HostLoads:
     """The hosts' loads a snapshot shows; ``powering_on``: hosts woken that are not on yet."""
-    index = {h.name: i for i, h in enumerate(snapshot.hosts)}
-    n = len(snapshot.hosts)
-    cpu_demand, cpu_load, mem_load = np.zeros(n), np.zeros(n), np.zeros(n)
-    for v in snapshot.vms:
-        if v.powered_on:
-            i = index[v.host]
-            cpu_demand[i] += v.cpu_demand_mhz
-            cpu_load[i] += v.cpu_load_mhz
-            mem_load[i] += v.mem_load_mb
+    by_host = snapshot.host_totals()
+    totals = [by_host[h.name] for h in snapshot.hosts]
     on = np.array([h.is_on for h in snapshot.hosts], dtype=bool)
     powered = on | np.array([h.name in powering_on for h in snapshot.hosts], dtype=bool)
     known = all(h.power_idle_w is not None and h.power_peak_w is not None for h in snapshot.hosts)
     return HostLoads(
-        cpu_demand=cpu_demand,
+        cpu_demand=np.array([t.cpu_demand_mhz for t in totals]),
         cpu_capacity=np.array([h.cpu_capacity_mhz for h in snapshot.hosts]),
-        cpu_load=cpu_load,
-        mem_load=mem_load,
+        cpu_load=np.array([t.cpu_load_mhz for t in totals]),
+        mem_load=np.array([t.mem_load_mb for t in totals]),
         mem_capacity=np.array([h.mem_capacity_mb for h in snapshot.hosts]),
         on=on,
         powered=powered,

@@ -6,9 +6,10 @@ The JSON form is a public, versioned contract documented in docs/snapshot-format
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Mapping, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
@@ -133,6 +134,16 @@ class VmHostRule(_Strict):
 Rule = Annotated[Union[VmVmRule, VmHostRule], Field(discriminator="type")]
 
 
+@dataclass
+class HostTotals:
+    """Sums over a host's VMs: the powered-on ones' entitlements as DRS balances them and CPU demand; every VM registered."""
+
+    cpu_load_mhz: float = 0.0
+    mem_load_mb: float = 0.0
+    cpu_demand_mhz: float = 0.0
+    vms: int = 0
+
+
 class Snapshot(_Strict):
     version: Annotated[int, Field(strict=True)]
     cluster: Name
@@ -181,6 +192,18 @@ class Snapshot(_Strict):
         if self._vm_index is None:
             self._vm_index = {v.name: v for v in self.vms}
         return self._vm_index
+
+    def host_totals(self, placement: Mapping[str, str] | None = None) -> dict[str, HostTotals]:
+        """Per host, the sums over its VMs (``placement``: VM -> host; by default where they are registered)."""
+        out = {h.name: HostTotals() for h in self.hosts}
+        for v in self.vms:
+            t = out[v.host if placement is None else placement[v.name]]
+            t.vms += 1
+            if v.powered_on:
+                t.cpu_load_mhz += v.cpu_load_mhz
+                t.mem_load_mb += v.mem_load_mb
+                t.cpu_demand_mhz += v.cpu_demand_mhz
+        return out
 
     def rule_vms(self, rule: VmVmRule | VmHostRule) -> list[str]:
         return list(rule.vms) if isinstance(rule, VmVmRule) else list(self.vm_groups.get(rule.vm_group, []))
