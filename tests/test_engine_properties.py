@@ -24,7 +24,6 @@ def clusters(draw):
         state = draw(st.sampled_from(["on"] * 6 + ["maintenance", "standby"])) if i > 1 else "on"
         hosts.append({"name": f"h{i}", "cpu_capacity_mhz": draw(st.sampled_from([20000, 40000, 60000])),
                       "mem_capacity_mb": draw(st.sampled_from([65536, 131072, 262144])), "state": state})
-    on_hosts = [h["name"] for h in hosts if h["state"] == "on"]
     any_hosts = [h["name"] for h in hosts if h["state"] != "standby"]
     n_vms = draw(st.integers(1, 30))
     vms = []

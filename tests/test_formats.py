@@ -8,7 +8,7 @@ from balancer.engine import PlanOptions, make_plan
 from balancer.plan import parse_plan, plan_json, plan_schema
 from balancer.snapshot import parse_snapshot
 from balancer.snapshot.io import snapshot_json
-from helpers import DATA, ROOT, example_snapshot
+from helpers import ROOT, example_snapshot
 
 
 def test_published_schema_matches_the_model():
