@@ -182,3 +182,38 @@ def test_unlimited_budget_with_free_moves_reaches_balance():
     assert _combined(plan) <= 0.01
     greedy = make_plan(s, PlanOptions(threshold=5, min_gain=0.0, cost_per_vmotion_second=0.0, planner="greedy"))
     assert _combined(plan) <= _combined(greedy)
+
+
+def _one_large_vm_worth_a_slight_gain():
+    # CPU 51.75 % against 48.25 %, memory even; only "big" (64 GiB configured, about a minute of
+    # vMotion, little memory demand) may move, and moving its 1 % of a host's CPU gains about
+    # 2 x 0.01 x 0.035 - 2 x 0.01² = 0.0005 in the optimiser's units
+    hosts = [host("a", cpu=100000, mem=1048576), host("b", cpu=100000, mem=1048576)]
+    vms = [vm("big", "a", cpu=1000, mem=2000, mem_mb=65536, dirty_rate_mbps=500.0), vm("fill-a", "a", cpu=50750, mem=300000, vcpus=16, automation="disabled"),
+           vm("fill-b", "b", cpu=48250, mem=302000, vcpus=16, automation="disabled")]
+    return snap(hosts, vms)
+
+
+def test_vmotion_price_scales_with_the_thresholds_minimum_gain():
+    from balancer.engine.balance import MIN_GAIN
+    from balancer.engine.cluster import build_cluster
+    from balancer.engine.optimizer import move_costs
+
+    s = _one_large_vm_worth_a_slight_gain()
+    vmotion = {}
+    for level in (2, 3, 4, 5):
+        options = PlanOptions(threshold=level)
+        vmotion[level] = move_costs(build_cluster(s, options), options)[0] - MIN_GAIN[level]
+    assert vmotion[3] == pytest.approx(PlanOptions().cost_per_vmotion_second * estimate(65536, 500.0, 10000.0).seconds,
+                                       rel=0.2)
+    for level in (2, 4, 5):
+        assert vmotion[level] == pytest.approx(vmotion[3] * MIN_GAIN[level] / MIN_GAIN[3])
+
+
+def test_level_five_moves_a_large_vm_for_a_slight_gain_level_four_does_not():
+    s = _one_large_vm_worth_a_slight_gain()
+    aggressive = make_plan(s, PlanOptions(threshold=5))
+    assert [(m.vm, m.target) for m in aggressive.moves] == [("big", "b")]
+    assert aggressive.moves[0].vmotion.seconds > 40
+    assert make_plan(s, PlanOptions(threshold=4)).moves == []
+    assert [m.vm for m in make_plan(s, PlanOptions(threshold=5, planner="greedy")).moves] == ["big"]  # same prices

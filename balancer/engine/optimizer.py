@@ -63,15 +63,25 @@ class OptimiseResult:
 
 
 def move_costs(cluster: Cluster, options: PlanOptions) -> np.ndarray:
-    """Per-VM price of one vMotion, in variance units: the threshold's minimum gain plus the vMotion time."""
+    """Per-VM price of one vMotion, in variance units: the minimum gain plus the vMotion time.
+
+    The price of a vMotion second is ``cost_per_vmotion_second`` at threshold 3 and scales with
+    the minimum gain (the threshold's MinGoodness, or ``min_gain``): the threshold says how much
+    improvement a move must promise, and the migration is paid for in the same currency — level 5
+    ("even a slight improvement") accepts a long vMotion for a slight gain, level 2 ("significant
+    improvement") wants four times as much gain per vMotion second as level 3.
+    """
     min_gain = options.min_gain if options.min_gain is not None else MIN_GAIN[options.threshold]
+    per_second = options.cost_per_vmotion_second
     if math.isinf(min_gain):
         min_gain = 1.0  # level 1: only moves that mend a mandatory rule (worth BIG_PENALTY) are made
+    else:
+        per_second *= min_gain / MIN_GAIN[3]
     out = np.empty(cluster.n_vms)
     bw = cluster.bandwidth_mbps
     for v in range(cluster.n_vms):
         e = estimate(cluster.mem_mb[v], cluster.dirty_mbps[v], float(bw[cluster.place[v]]))
-        out[v] = min_gain + options.cost_per_vmotion_second * e.seconds
+        out[v] = min_gain + per_second * e.seconds
     return out
 
 

@@ -38,7 +38,7 @@ class PlanOptions:
     work_limit: float = 0.0  # solver deterministic-time budget; 0 = derived from time_limit_s
     default_vmotion_mbps: float = 10_000.0  # vMotion network, megabits per second
     min_gain: float | None = None  # override of the threshold's minimum gain per move
-    cost_per_vmotion_second: float = 0.00002  # price of a vMotion second, in combined variance units
+    cost_per_vmotion_second: float = 0.00002  # price of a vMotion second at threshold 3 (scaled with the minimum gain)
     soft_rule_weight: float = 0.05  # penalty of a broken should-rule (per VM), in combined variance units
     seed: int = 0
     planner: str = "cp-sat"  # cp-sat | greedy
