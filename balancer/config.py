@@ -120,7 +120,7 @@ class DrsConfig(_Section):
     mem_headroom: Fraction = 0.10
     time_limit: Annotated[Duration, Field(ge=0.1)] = 3.0  # seconds, as --time-limit
     planner: Literal["cp-sat", "greedy"] = "cp-sat"  # greedy: DRS's own hill-climb (faster, less thorough)
-    demand_window: Duration = 1800.0  # VM demand judged over this much of the recent past (0: latest sample)
+    demand_window: Duration = 7200.0  # VM demand judged over this much of the recent past (0: latest sample)
     cooldown: Duration = 3600.0
     # minimum gain of a balance move (reduction of cpu + mem variance x hosts); None: the threshold's
     min_gain: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
