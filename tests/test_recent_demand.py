@@ -1,8 +1,11 @@
 """Planning on each VM's recent demand rather than the latest five-minute sample."""
 
+import statistics
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from balancer.engine import History, PlanOptions, make_plan
 from balancer.service.past import RecentDemand
@@ -55,3 +58,31 @@ def test_recent_demand_is_mean_plus_one_sigma_over_the_window():
     sd = (sum((c - mean) ** 2 for c in cpu) / 3) ** 0.5
     assert out["v"] == pytest.approx((mean + sd, 500.0))
     assert recent.add(snap([host("h0")], [vm("v", "h0", cpu=1.0)]), at(20), window=0) == {}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0, 300, 300, 300, 600, -300]),  # clock step: repeats and going back too
+                          st.lists(st.tuples(st.integers(0, 3), st.floats(0, 5000), st.floats(0, 4000)),
+                                   max_size=4, unique_by=lambda r: r[0])),
+                min_size=1, max_size=25),
+       st.sampled_from([600.0, 1800.0, 7200.0]))
+def test_recent_demand_matches_the_window_statistic_over_any_sequence_of_collections(collections, window):
+    """Mean + 1 sigma over the VM's samples in (now - window, now), plus the new one; VMs absent now are forgotten."""
+    recent, kept, now = RecentDemand(), {}, 0.0
+    for step, vms in collections:
+        now += step
+        s = snap([host("h0")], [vm(f"v{i}", "h0", cpu=cpu, mem=mem) for i, cpu, mem in vms])
+        out = recent.add(s, now, window)
+        expect = {}
+        fresh = {}
+        for i, cpu, mem in vms:
+            rows = [r for r in kept.get(i, []) if now - window < r[0] < now] + [(now, cpu, mem)]
+            fresh[i] = rows
+            if len(rows) >= 2:
+                c = [r[1] for r in rows]
+                m = [r[2] for r in rows]
+                expect[f"v{i}"] = (statistics.fmean(c) + statistics.pstdev(c), statistics.fmean(m) + statistics.pstdev(m))
+        kept = fresh
+        assert out.keys() == expect.keys()
+        for name, value in expect.items():
+            assert out[name] == pytest.approx(value, rel=1e-9, abs=1e-6)
