@@ -66,6 +66,20 @@ def test_evacuation_of_maintenance_host_even_for_manual_vms():
     assert all(m.reason == "evacuate" and m.target in ("a", "b") for m in moved.values())
 
 
+@pytest.mark.parametrize("planner", ["cp-sat", "greedy"])
+def test_emptying_a_maintenance_host_does_not_count_against_the_move_cap(planner):
+    # m is in maintenance with three VMs on it; a and b share an anti-affinity pair to mend
+    s = snap([host("a"), host("b"), host("c"), host("m", state="maintenance")],
+             [vm("v1", "m"), vm("v2", "m"), vm("v3", "m"), vm("w1", "a"), vm("w2", "a")],
+             [{"name": "apart", "type": "vm-anti-affinity", "vms": ["w1", "w2"]}])
+    plan = make_plan(s, PlanOptions(threshold=1, max_moves=1, planner=planner))
+    evacuated = sorted(m.vm for m in plan.moves if m.reason == "evacuate")
+    assert evacuated == ["v1", "v2", "v3"]
+    assert [m.rule for m in plan.moves if m.reason == "rule"] == ["apart"]  # the one move the cap allows
+    assert plan.violations_after == []
+    assert make_plan(s, PlanOptions(threshold=1, max_moves=0, planner=planner)).moves == []
+
+
 def test_infeasible_anti_affinity_names_rule():
     s = snap([host("a"), host("b")], [vm("w1", "a"), vm("w2", "b"), vm("w3", "b")],
              [{"name": "three-apart", "type": "vm-anti-affinity", "vms": ["w1", "w2", "w3"]}])

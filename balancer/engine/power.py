@@ -151,6 +151,8 @@ def plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: E
     ``evac``: the maintenance evacuation already computed for this cluster and options (``evacuation``).
     """
     power = _plan_power(cluster, options, history, evac)
+    if not options.evacuate:
+        _empty_maintenance_hosts(power, options)
     # rules already broken by VMs that may not move: relaxed for them, for planning only
     exemptions = pinned_exemptions(power.cluster)
     if exemptions.broken:
@@ -159,6 +161,22 @@ def plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: E
         power.cluster = exemptions.apply(power.cluster)
         power.planning = exemptions.apply(power.planning)
     return power
+
+
+def _empty_maintenance_hosts(power: PowerPlan, options: PlanOptions) -> None:
+    """Move the powered-on VMs off hosts the snapshot shows in maintenance, before the planner runs.
+
+    Like the moves that empty a host for standby, they are an evacuation: they do not count
+    against ``max_moves`` (none are made when it is 0), and the planner starts from their result.
+    """
+    stranded = power.original.must_leave & (power.planning.place == power.original.place)
+    if options.max_moves == 0 or not stranded.any():
+        return
+    place = _evacuate(replace(power.planning, movable=stranded), options)
+    moved = int((place != power.planning.place).sum())
+    if moved:
+        power.planning = replace(power.planning, place=place)
+        power.evacuation_moves += moved
 
 
 def _plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: Evacuation | None) -> PowerPlan:
