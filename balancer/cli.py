@@ -373,14 +373,12 @@ def _warnings_to_stderr() -> None:
     """Until a command sets up its own logging (`run`), warnings are one line each: ``warning: ...``."""
     import logging
 
+    from .logs import ShortFormatter
+
     root = logging.getLogger()
     if not root.handlers:
-        class OneLine(logging.Formatter):
-            def format(self, record: logging.LogRecord) -> str:
-                return f"{record.levelname.lower()}: {' '.join(record.getMessage().split())}"
-
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(OneLine())
+        handler.setFormatter(ShortFormatter())
         handler.setLevel(logging.WARNING)
         root.addHandler(handler)
 

@@ -68,6 +68,15 @@ class TextFormatter(logging.Formatter):
         return " ".join(parts)
 
 
+class ShortFormatter(logging.Formatter):
+    """``warning: event k=v ...``: one line for a one-off command's terminal (no timestamp)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        parts = [f"{record.levelname.lower()}:", " ".join(record.getMessage().split())]
+        parts += [f"{k}={_text_value(v)}" for k, v in _fields(record).items()]
+        return " ".join(parts)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {"ts": _ts(record), "level": record.levelname.lower(), "logger": record.name,

@@ -99,7 +99,7 @@ def test_stale_plan_moves_are_skipped(vcsim, admin):
     by_step = {r.step: r for r in results}
     assert by_step[1].outcome == "skipped" and f"is on {host_name(3)}, not on {host_name(0)}" in by_step[1].message
     assert by_step[2].outcome == "skipped" and "no longer exists" in by_step[2].message
-    assert by_step[3].outcome == "skipped" and f"host {host_name(3)} is maintenance" in by_step[3].message
+    assert by_step[3].outcome == "skipped" and f"host {host_name(3)} is in maintenance" in by_step[3].message
     assert by_step[4].outcome == "skipped"
     assert admin.placement()[vm_name(0)] == host_name(3)
     assert admin.placement()[vm_name(2)] == host_name(2)
@@ -206,7 +206,7 @@ def test_standby_and_power_on_reach_the_simulator(vcsim, admin):
         assert src.snapshot().host(host_name(1)).state is HostState.MAINTENANCE
         results = src.execute(make_plan((host_name(1), "exit-maintenance"), (host_name(1), "power-on")))
         assert [r.outcome for r in results] == ["success", "skipped"]
-        assert "not standby" in results[1].message
+        assert "not in standby" in results[1].message
         assert src.snapshot().host(host_name(1)).state is HostState.ON
 
 
