@@ -7,6 +7,7 @@ machine where check-config runs, so that `check-config` passing means `run` can 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .config import Config
@@ -50,6 +51,9 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
             for key, path in (("password_file", vc.password_file), ("ca_file", vc.ca_file)):
                 if path is not None and not Path(path).is_file():
                     warnings.append(f"{where}vcenter.{key}: no such file {path} (connecting will fail)")
+            if vc.password_env is not None and not os.environ.get(vc.password_env):
+                warnings.append(f"{where}vcenter.password_env: environment variable {vc.password_env} is not set here "
+                                "(connecting will fail where it is not set)")
             warnings.extend(f"{where}{line}" for line in vc.insecure_warnings())
     return warnings
 

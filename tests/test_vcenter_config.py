@@ -124,10 +124,22 @@ def test_check_config_warns_about_insecure_settings(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("source: vcenter\nvcenter:\n  host: 127.0.0.1\n  protocol: http\n  user: u\n"
                     "  password_env: X\n  cluster: c\n")
-    r = run_cli("check-config", str(path))
+    r = run_cli("check-config", str(path), env={"X": "secret"})
     assert r.returncode == 0, r.stderr
     assert "ok" in r.stdout
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("warning: ") and "protocol http" in r.stderr
+
+
+def test_check_config_warns_when_the_password_variable_is_not_set(tmp_path):
+    from helpers import run_cli
+
+    path = tmp_path / "c.yaml"
+    path.write_text("source: vcenter\nvcenter:\n  host: vc.example.com\n  user: u\n"
+                    "  password_env: BALANCER_TEST_UNSET_PW\n  cluster: c\n")
+    r = run_cli("check-config", str(path), env={"BALANCER_TEST_UNSET_PW": ""})
+    assert r.returncode == 0 and "ok" in r.stdout
+    assert r.stderr.count("\n") == 1 and "vcenter.password_env" in r.stderr and "BALANCER_TEST_UNSET_PW" in r.stderr
+    assert run_cli("check-config", str(path), env={"BALANCER_TEST_UNSET_PW": "x"}).stderr == ""
 
 
 def test_a_vmotions_deadline_follows_its_predicted_duration():
