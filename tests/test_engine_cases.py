@@ -80,6 +80,22 @@ def test_emptying_a_maintenance_host_does_not_count_against_the_move_cap(planner
     assert make_plan(s, PlanOptions(threshold=1, max_moves=0, planner=planner)).moves == []
 
 
+def test_a_powered_off_vm_keeps_its_place_in_an_affinity_rule():
+    # run must leave m (in maintenance), but a mandatory affinity rule keeps it with off, which is
+    # powered off on m and cannot move: the rules cannot all hold, so nothing moves and the rule is named
+    s = snap([host("a"), host("b"), host("m", state="maintenance")],
+             [vm("run", "m", automation="disabled"), vm("off", "m", powered_on=False), vm("x", "a")],
+             [{"name": "together", "type": "vm-affinity", "vms": ["run", "off"]}])
+    plan = make_plan(s, PlanOptions(threshold=3))
+    assert plan.status == "infeasible" and plan.moves == []
+    assert any("together" in c for c in plan.conflicts)
+    # on a host that is on, the powered-off member is where the rule gathers the group
+    s = snap([host("a"), host("b")], [vm("run", "a"), vm("off", "b", powered_on=False)],
+             [{"name": "together", "type": "vm-affinity", "vms": ["run", "off"]}])
+    plan = make_plan(s, PlanOptions(threshold=1))
+    assert [(m.vm, m.target, m.rule) for m in plan.moves] == [("run", "b", "together")]
+
+
 def test_infeasible_anti_affinity_names_rule():
     s = snap([host("a"), host("b")], [vm("w1", "a"), vm("w2", "b"), vm("w3", "b")],
              [{"name": "three-apart", "type": "vm-anti-affinity", "vms": ["w1", "w2", "w3"]}])

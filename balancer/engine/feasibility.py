@@ -159,7 +159,8 @@ def find_conflicts(cluster: Cluster) -> list[str]:
     for g in cluster.anti:
         if not g.mandatory:
             continue
-        options = [_candidate_hosts(cluster, int(v)) for v in g.vms if cluster.powered[int(v)]]
+        # a powered-off member stays where it is registered, and the rule counts it there
+        options = [_candidate_hosts(cluster, int(v)) for v in g.vms]
         if _matching_size(options) < len(options):
             rules = [g.rule] + _host_rules_of(cluster, g.vms)
             conflicts.append(
@@ -183,7 +184,7 @@ def find_conflicts(cluster: Cluster) -> list[str]:
     for g in groups:
         components.setdefault(find(int(g.vms[0])), []).append(g)
     for gs in components.values():
-        members = sorted({int(v) for g in gs for v in g.vms if cluster.powered[int(v)]})
+        members = sorted({int(v) for g in gs for v in g.vms})  # powered-off members stay where they are
         if not members:
             continue
         common = set.intersection(*(_candidate_hosts(cluster, v) for v in members))

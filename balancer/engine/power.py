@@ -38,6 +38,7 @@ from .feasibility import find_conflicts, pinned_exemptions
 from .history import History
 from .hoststate import host_mask, vms_on, with_hosts_leaving, with_hosts_woken
 from .optimizer import optimise
+from .rules import rule_violations
 from .options import PlanOptions
 
 EVACUATION_TIME_LIMIT_S = 10.0  # wall-clock safety net of the evacuation stage (it stops once every VM is placed)
@@ -173,6 +174,9 @@ def _empty_maintenance_hosts(power: PowerPlan, options: PlanOptions) -> None:
     if options.max_moves == 0 or not stranded.any():
         return
     place = _evacuate(replace(power.planning, movable=stranded), options)
+    before = {v.name for v in rule_violations(power.planning, power.planning.place, mandatory_only=True)}
+    if any(v.name not in before for v in rule_violations(power.planning, place, mandatory_only=True)):
+        return  # it would break a mandatory rule (say, affinity with a VM that cannot move): the planner weighs it
     moved = int((place != power.planning.place).sum())
     if moved:
         power.planning = replace(power.planning, place=place)
