@@ -124,7 +124,12 @@ def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, threshol
         raise InputError("--cluster picks one of the config's clusters: use it with --config, not --snapshot")
     name, cfg = _cluster(config_path, cluster_name)
     snap = load_snapshot(snapshot_path) if snapshot_path else _collect(name, cfg)
-    plan = make_plan(snap, _options(cfg, threshold, max_moves, planner, time_limit, dpm=True if dpm else None))
+    history = None
+    if not snapshot_path:  # the service's cluster: its cooldowns and no-going-back hold here too
+        from .service.oneoff import journaled_past
+
+        history = journaled_past(name, cfg, snap)
+    plan = make_plan(snap, _options(cfg, threshold, max_moves, planner, time_limit, dpm=True if dpm else None), history)
     _show_plan(plan, fmt, out, snap, cfg)
     if plan.status == "infeasible":
         raise SystemExit(3)

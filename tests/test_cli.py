@@ -123,3 +123,30 @@ def test_help_lists_commands():
     r = run_cli("--help")
     for cmd in ("recommend", "snapshot", "check-config", "apply"):
         assert cmd in r.stdout
+
+
+def test_recommend_on_the_service_cluster_keeps_the_journals_cooldown(tmp_path):
+    # apply a plan on the embedded cluster, then recommend again: the VMs just moved are in their
+    # cooldown (1 h on the cluster's clock), so the new plan moves none of them
+    first = run_cli("recommend", "--threshold", "5", "--format", "json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (tmp_path / "plan.json").write_text(first.stdout)
+    applied = run_cli("apply", "plan.json", cwd=tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    moved = {m["vm"] for m in json.loads(first.stdout)["moves"]}
+    assert moved
+    again = json.loads(run_cli("recommend", "--threshold", "5", "--format", "json", cwd=tmp_path).stdout)
+    assert again["moves"] and not moved & {m["vm"] for m in again["moves"]}
+    # what the recommendation was told: the applied VMs are in their cooldown
+    from balancer.config import Config
+    from balancer.service.oneoff import collect, journaled_past
+
+    cfg = Config.model_validate({"journal": {"path": str(tmp_path / "balancer-journal.sqlite")}})
+    name = again["cluster"]
+    past = journaled_past(name, cfg, collect(name, cfg))
+    assert past is not None and past.cooling == moved
+    # a plan from a snapshot file has no past: the same VMs may move
+    assert run_cli("snapshot", "--out", "snap.json", cwd=tmp_path).returncode == 0
+    dry = json.loads(run_cli("recommend", "--snapshot", "snap.json", "--threshold", "5", "--format", "json",
+                             cwd=tmp_path).stdout)
+    assert dry["moves"]

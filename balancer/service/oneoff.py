@@ -16,9 +16,11 @@ lock for its duration, so no service starts meanwhile.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator
 
 from ..config import Config
+from ..engine import History
 from ..errors import InputError
 from ..execute.result import ActionResult
 from ..journal import Journal
@@ -26,6 +28,7 @@ from ..plan import Plan
 from ..snapshot import Snapshot
 from ..sources.base import Source
 from .cycle import JournaledActions, open_with_state
+from .past import build_past
 
 
 def collect(name: str, cfg: Config) -> Snapshot:
@@ -35,6 +38,26 @@ def collect(name: str, cfg: Config) -> Snapshot:
         return source.snapshot()
     finally:
         source.close()
+
+
+def journaled_past(name: str, cfg: Config, snapshot: Snapshot) -> History | None:
+    """The holds the journal sets on cluster ``name`` now: VMs in their cooldown, hosts a VM is not
+    moved back to, hosts within DPM's hold time; None without a journal or a snapshot time.
+
+    So a `recommend` on the service's cluster does not propose moving a VM the service (or an
+    `apply`) moved within the cooldown, or back where it came from, nor reversing a power change
+    at once. Demand is the snapshot's: the VMs' recent demand is the service's, in memory, and
+    DPM judges a one-off plan on the current demand (no windows).
+    """
+    path = cfg.journal.path
+    if str(path) == ":memory:" or not Path(path).is_file() or snapshot.collected_at is None:
+        return None
+    journal = Journal(path)
+    try:
+        past = build_past(journal, name, snapshot.collected_at.timestamp(), snapshot, cfg.drs, cfg.dpm).history
+        return History(cooling=past.cooling, left=past.left, power_hold=past.power_hold)
+    finally:
+        journal.close()
 
 
 class Acting:
