@@ -344,8 +344,11 @@ def history(config_path, last, cluster, fmt) -> None:
 @click.option("--threshold", type=click.IntRange(1, 5), help="Migration threshold [config: drs.migration_threshold].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Take the drs and dpm tuning from this config (its source is not used).")
+@click.option("--cluster", "cluster_name", metavar="NAME",
+              help="With --config: whose tuning, of the config's clusters (needed when it has several).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def simulate(trace, hosts, vms, interval, policy, dpm, seed, start, steps, threshold, config_path, fmt) -> None:
+def simulate(trace, hosts, vms, interval, policy, dpm, seed, start, steps, threshold, config_path, cluster_name,
+             fmt) -> None:
     """What-if replay: a trace day through the embedded simulated cluster, balanced by a policy.
 
     Every 5-minute sample is measured once; every --interval a cycle of the service runs
@@ -357,7 +360,10 @@ def simulate(trace, hosts, vms, interval, policy, dpm, seed, start, steps, thres
 
     spec = ReplaySpec(trace=trace, hosts=hosts, vms=vms, interval=interval, policy=policy, dpm=dpm == "on",
                       seed=seed, start=start, steps=steps, threshold=threshold)
-    base = load_config(config_path) if config_path else None
+    if cluster_name and not config_path:
+        raise InputError("--cluster picks one of the config's clusters: use it with --config")
+    # a config with clusters: the chosen cluster's tuning (its own drs / dpm overrides included)
+    base = _cluster(config_path, cluster_name)[1] if config_path else None
     err = Console(stderr=True)
     if err.is_terminal:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

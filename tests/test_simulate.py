@@ -276,3 +276,15 @@ def test_a_trace_that_is_a_directory_is_one_line_and_exit_2(tmp_path):
     r = run_cli("simulate", "--trace", str(tmp_path))
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [f"error: trace {tmp_path}: cannot read: Is a directory"]
+
+
+def test_simulate_takes_one_clusters_tuning_from_a_config_with_several(tmp_path):
+    from helpers import ROOT, run_cli
+
+    clusters = str(ROOT / "config" / "clusters.yaml")
+    r = run_cli("simulate", "--trace", "20110303", "--steps", "2", "--config", clusters)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--cluster" in r.stderr
+    r = run_cli("simulate", "--trace", "20110303", "--steps", "2", "--config", clusters, "--cluster", "lab",
+                "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["scenario"]["threshold"] == 4  # lab's own migration threshold
