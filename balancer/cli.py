@@ -255,7 +255,7 @@ def apply(plan_file, config_path, cluster_name, max_age, max_moves, fmt) -> None
     with acting(name, cfg, "apply") as act:
         source = act.source
         fresh = source.snapshot()
-        check_plan_against(fresh, plan)
+        check_plan_against(fresh, plan, f"plan {plan_file}")
         check_plan_age(fresh, plan, max_age_s, f"plan {plan_file}")
         check_plan_steps(fresh, plan, _options(cfg, max_moves=max_moves), f"plan {plan_file}")
         if not plan.actions:

@@ -54,26 +54,27 @@ def power_premise(action: PowerAction, state: HostState, busy: int, powering_on:
     return None
 
 
-def check_plan_against(snapshot: Snapshot, plan: Plan) -> None:
+def check_plan_against(snapshot: Snapshot, plan: Plan, what: str = "plan") -> None:
     """Reject a plan that was made for another cluster, or that is infeasible (InputError, one line)."""
     if plan.cluster != snapshot.cluster:
-        raise InputError(f"plan: made for cluster {plan.cluster!r}, not {snapshot.cluster!r}")
+        raise InputError(f"{what}: made for cluster {plan.cluster!r}, not {snapshot.cluster!r}")
     if plan.status != "ok":
-        raise InputError(f"plan: status is {plan.status}; there is nothing to apply")
+        raise InputError(f"{what}: status is {plan.status}; there is nothing to apply")
     names_v = snapshot.vms_by_name()
     names_h = snapshot.hosts_by_name()
     for m in plan.moves:
         if m.vm not in names_v:
-            raise InputError(f"plan: step {m.step}: unknown VM {m.vm!r}")
+            raise InputError(f"{what}: step {m.step}: VM {m.vm!r} is not in the cluster's current snapshot")
         for h in (m.source, m.target):
             if h not in names_h:
-                raise InputError(f"plan: step {m.step}: unknown host {h!r}")
+                raise InputError(f"{what}: step {m.step}: host {h!r} is not in the cluster's current snapshot")
     for p in plan.power:
         if p.host not in names_h:
-            raise InputError(f"plan: step {p.step}: unknown host {p.host!r}")
+            raise InputError(f"{what}: step {p.step}: host {p.host!r} is not in the cluster's current snapshot")
     steps = [a.step for a in plan.actions]
     if len(set(steps)) != len(steps):
-        raise InputError("plan: two actions share a step number")
+        twice = sorted({s for s in steps if steps.count(s) > 1})
+        raise InputError(f"{what}: step {twice[0]} is given to more than one action (each action has its own step)")
 
 
 __all__ = ["check_plan_against", "move_premise"]
