@@ -188,6 +188,38 @@ def evacuate(host, config_path, cluster_name, snapshot_path, fmt, execute, out) 
     _finish_results(results, fmt)
 
 
+@cli.command("exit-maintenance")
+@click.argument("host")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@cluster_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def exit_maintenance(host, config_path, cluster_name, fmt) -> None:
+    """Take HOST out of maintenance mode, so it runs VMs again (balancing then moves load onto it).
+
+    Journaled like `apply`. Exit status: 0 when HOST is back, 1 when the action failed, 2 on bad
+    input (HOST unknown, or not in maintenance).
+    """
+    from .plan import PowerAction
+    from .service.oneoff import acting
+
+    name, cfg = _cluster(config_path, cluster_name)
+    with acting(name, cfg, "apply") as act:
+        snap = act.source.snapshot()
+        found = snap.hosts_by_name().get(host)
+        if found is None:
+            raise InputError(f"host {host!r}: not in cluster {snap.cluster}")
+        if found.state.value != "maintenance":
+            raise InputError(f"host {host!r} is {found.state.value}, not in maintenance")
+        plan = make_plan(snap, _options(cfg, max_moves=0)).model_copy(update={
+            "moves": [], "suppressed": [], "notes": [],
+            "power": [PowerAction(step=1, host=host, action="exit-maintenance", reason="maintenance",
+                                  detail="taken out of maintenance on request")]})
+        results = act.carry_out(plan, snap)
+    if fmt == "json":
+        _write(json.dumps([r.to_json_dict() for r in results], indent=2) + "\n", None)
+    _finish_results(results, fmt)
+
+
 @cli.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
 @cluster_option

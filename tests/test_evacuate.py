@@ -277,3 +277,21 @@ def test_pinned_violations_do_not_block_the_plan(case):
     assert not {m.vm for m in plan.moves if m.vm.startswith("p")}, "pinned VMs stay"
     if evacuate:
         assert not any(place[v] == c.host_index(evacuate[0]) for v in range(c.n_vms))
+
+
+def test_exit_maintenance_brings_an_evacuated_host_back(tmp_path):
+    from helpers import run_cli
+
+    assert run_cli("exit-maintenance", "esx02", cwd=tmp_path).returncode == 2  # on: not in maintenance
+    assert run_cli("evacuate", "esx02", "--execute", cwd=tmp_path).returncode == 0
+    snap = tmp_path / "s.json"
+    assert run_cli("snapshot", "--out", str(snap), cwd=tmp_path).returncode == 0
+    assert {h["name"]: h["state"] for h in json.loads(snap.read_text())["hosts"]}["esx02"] == "maintenance"
+    r = run_cli("exit-maintenance", "esx02", "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert [(x["subject"], x["action"], x["outcome"]) for x in json.loads(r.stdout)] == \
+        [("esx02", "exit-maintenance", "success")]
+    assert run_cli("snapshot", "--out", str(snap), cwd=tmp_path).returncode == 0
+    assert {h["name"]: h["state"] for h in json.loads(snap.read_text())["hosts"]}["esx02"] == "on"
+    bad = run_cli("exit-maintenance", "esx99", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "esx99" in bad.stderr
