@@ -199,21 +199,22 @@ def exit_maintenance(host, config_path, cluster_name, fmt) -> None:
     Journaled like `apply`. Exit status: 0 when HOST is back, 1 when the action failed, 2 on bad
     input (HOST unknown, or not in maintenance).
     """
+    from .execute.premise import power_premise
     from .plan import PowerAction
     from .service.oneoff import acting
 
     name, cfg = _cluster(config_path, cluster_name)
+    action = PowerAction(step=1, host=host, action="exit-maintenance", reason="maintenance",
+                         detail="taken out of maintenance on request")
     with acting(name, cfg, "apply") as act:
         snap = act.source.snapshot()
         found = snap.hosts_by_name().get(host)
         if found is None:
             raise InputError(f"host {host!r}: not in cluster {snap.cluster}")
-        if found.state.value != "maintenance":
-            raise InputError(f"host {host!r} is {found.state.value}, not in maintenance")
-        plan = make_plan(snap, _options(cfg, max_moves=0)).model_copy(update={
-            "moves": [], "suppressed": [], "notes": [],
-            "power": [PowerAction(step=1, host=host, action="exit-maintenance", reason="maintenance",
-                                  detail="taken out of maintenance on request")]})
+        if why := power_premise(action, found.state, 0):  # the executor's own check, before anything is journaled
+            raise InputError(why)
+        plan = make_plan(snap, _options(cfg, max_moves=0)).model_copy(
+            update={"moves": [], "suppressed": [], "notes": [], "power": [action]})
         results = act.carry_out(plan, snap)
     if fmt == "json":
         _write(json.dumps([r.to_json_dict() for r in results], indent=2) + "\n", None)

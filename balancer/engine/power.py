@@ -264,7 +264,7 @@ def evacuation(cluster: Cluster, options: PlanOptions) -> Evacuation | None:
     for h in hosts:
         state = cluster.snapshot.hosts[h].state
         if state in (HostState.STANDBY, HostState.DISCONNECTED):
-            return Evacuation(work, hosts, [f"{what}: host {cluster.host_names[h]} is {'in ' if state is HostState.STANDBY else ''}{state.value}; "
+            return Evacuation(work, hosts, [f"{what}: host {cluster.host_names[h]} is {state.words}; "
                                             "its VMs cannot be moved until it is on"])
     # Only the evacuated VMs move: a rule already broken elsewhere by VMs that stay is exempted
     # (find_conflicts), so it is reported in the plan but does not block the evacuation.

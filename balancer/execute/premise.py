@@ -22,12 +22,9 @@ def move_premise(snapshot: Snapshot, move: Move) -> str | None:
     if target is None:
         return f"host {move.target} no longer exists"
     if target.state is not HostState.ON:
-        return f"host {move.target} is {_state_words(target.state)}"
+        return f"host {move.target} is {target.state.words}"
     return None
 
-
-def _state_words(state: HostState) -> str:
-    return state.value if state is HostState.DISCONNECTED else f"in {state.value}"
 
 
 def power_premise(action: PowerAction, state: HostState, busy: int, powering_on: bool = False) -> str | None:
@@ -41,16 +38,16 @@ def power_premise(action: PowerAction, state: HostState, busy: int, powering_on:
     if action.action in ("standby", "enter-maintenance"):
         allowed = (HostState.ON, HostState.MAINTENANCE) if action.action == "standby" else (HostState.ON,)
         if state not in allowed:
-            return f"host {host} is {_state_words(state)}"
+            return f"host {host} is {state.words}"
         if busy:
             return f"host {host} still runs {busy} powered-on VM{'s' if busy != 1 else ''}"
     elif action.action == "power-on":
         if state is not HostState.STANDBY:
-            return f"host {host} is {_state_words(state)}, not in standby"
+            return f"host {host} is {state.words}, not in standby"
         if powering_on:
             return f"host {host} is already powering on"
     elif action.action == "exit-maintenance" and state is not HostState.MAINTENANCE:
-        return f"host {host} is {_state_words(state)}, not in maintenance"
+        return f"host {host} is {state.words}, not in maintenance"
     return None
 
 

@@ -40,6 +40,11 @@ class HostState(str, Enum):
     MAINTENANCE = "maintenance"
     DISCONNECTED = "disconnected"
 
+    @property
+    def words(self) -> str:
+        """The state after "host X is": on, in standby, in maintenance, disconnected."""
+        return f"in {self.value}" if self in (HostState.STANDBY, HostState.MAINTENANCE) else self.value
+
 
 class Automation(str, Enum):
     DEFAULT = "default"
