@@ -247,3 +247,31 @@ def test_level_five_moves_a_large_vm_for_a_slight_gain_level_four_does_not():
     assert aggressive.moves[0].vmotion.seconds > 40
     assert make_plan(s, PlanOptions(threshold=4)).moves == []
     assert [m.vm for m in make_plan(s, PlanOptions(threshold=5, planner="greedy")).moves] == ["big"]  # same prices
+
+
+def test_a_vm_following_its_affinity_partner_moves_for_the_rule():
+    # v1 must leave a (must-not-run-on rule); v2 keeps the mandatory affinity with it by following
+    s = snap([host("a"), host("b")], [vm("v1", "a"), vm("v2", "a")],
+             [{"name": "together", "type": "vm-affinity", "vms": ["v1", "v2"]},
+              {"name": "not-a", "type": "vm-host", "vm_group": "g", "host_group": "ha", "affine": False,
+               "mandatory": True}],
+             vm_groups={"g": ["v1"]}, host_groups={"ha": ["a"]})
+    plan = make_plan(s, PlanOptions(threshold=1))
+    by_vm = {m.vm: m for m in plan.moves}
+    assert by_vm["v1"].reason == "rule" and by_vm["v1"].rule == "not-a"
+    assert by_vm["v2"].reason == "rule" and by_vm["v2"].rule == "together" and by_vm["v2"].mandatory
+    assert "follows v1" in by_vm["v2"].detail
+
+
+def test_at_threshold_one_a_move_that_makes_room_is_named_for_the_move_it_serves():
+    # v1 must run on b, which is full: a VM leaves b to make room for it
+    s = snap([host("a"), host("b")],
+             [vm("v1", "a", cpu=2000)] + [vm(f"b{i}", "b", cpu=2200) for i in range(4)],
+             [{"name": "on-b", "type": "vm-host", "vm_group": "g", "host_group": "hb", "affine": True,
+               "mandatory": True}],
+             vm_groups={"g": ["v1"]}, host_groups={"hb": ["b"]})
+    plan = make_plan(s, PlanOptions(threshold=1))
+    assert {m.vm for m in plan.moves if m.target == "b"} == {"v1"}
+    room = [m for m in plan.moves if m.source == "b"]
+    assert room and all(m.reason == "rule" and m.rule == "on-b" and m.detail == "makes room on b for v1"
+                        for m in room)

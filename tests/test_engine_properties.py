@@ -13,7 +13,7 @@ from balancer.engine.rules import rule_violations
 from balancer.engine.search import Search
 from balancer.snapshot import HostState, parse_snapshot
 
-SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=int(__import__("os").environ.get("PROP_EXAMPLES", 30)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
@@ -32,7 +32,7 @@ def clusters(draw):
         host = draw(st.sampled_from(any_hosts if powered else [h["name"] for h in hosts]))
         mem_mb = draw(st.sampled_from([2048, 4096, 8192, 16384]))
         vms.append({
-            "name": f"v{j}", "host": host, "vcpus": 2, "mem_mb": mem_mb,
+            "name": f"v{j}", "host": host, "vcpus": draw(st.sampled_from([1, 2, 2, 4, 8])), "mem_mb": mem_mb,
             "cpu_demand_mhz": float(draw(st.integers(0, 6000))),
             "mem_demand_mb": float(draw(st.integers(0, min(12000, mem_mb)))),  # demand within configured memory
             "powered_on": powered, "automation": draw(st.sampled_from(["default"] * 8 + ["manual", "disabled"])),

@@ -62,6 +62,8 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
     result = PLANNERS[options.planner](power.planning, options)
     reasons = _reasons(cluster, result.place)
     reasons.update(power.move_reasons(result.place))
+    if options.threshold <= 1:  # no balancing: a move no reason names makes room for a mandatory one
+        _room_reasons(cluster, result.place, reasons)
     priority = np.array([_PRIORITY[reasons.get(v, ("balance",))[0]] for v in range(cluster.n_vms)])
     ordering = order_moves(cluster, cluster.place, result.place, priority, power.step_budget(options.max_moves))
 
@@ -184,7 +186,33 @@ def _reasons(cluster: Cluster, final: np.ndarray) -> dict[int, tuple[str, str, s
                 if v in moved and v not in out and not g.allows(int(place[v])):
                     where = "on" if g.affine else "off"
                     out[v] = ("rule", f"rule {g.rule}: {vn[v]} belongs {where} its host group, not on {hn[place[v]]}", g.rule)
+    # a VM that follows a member of its mandatory affinity group which had to move (the group holds
+    # at the start, so no reason above names it): it moves for the rule too
+    for g in (g for g in cluster.affine if g.mandatory):
+        led = [int(u) for u in g.vms if int(u) in out and out[int(u)][0] != "balance"]
+        for v in g.vms:
+            v = int(v)
+            if v in moved and v not in out and any(final[u] == final[v] for u in led):
+                out[v] = ("rule", f"rule {g.rule}: follows {', '.join(vn[u] for u in led if final[u] == final[v])}", g.rule)
     return out
+
+
+def _room_reasons(cluster: Cluster, final: np.ndarray, out: dict) -> None:
+    """Name each unnamed move after a named move onto the host it leaves: it makes room for that VM."""
+    hn, vn = cluster.host_names, cluster.vm_names
+    unnamed = [int(v) for v in np.flatnonzero(cluster.place != final) if int(v) not in out]
+    while unnamed:  # room made for a VM that itself makes room: a chain
+        named = 0
+        for v in unnamed:
+            src = int(cluster.place[v])
+            for u, (reason, _, rule) in list(out.items()):
+                if int(final[u]) == src and int(cluster.place[u]) != src:
+                    out[v] = (reason, f"makes room on {hn[src]} for {vn[u]}", rule)
+                    named += 1
+                    break
+        if not named:
+            return
+        unnamed = [v for v in unnamed if v not in out]
 
 
 def _capacity_reasons(cluster: Cluster, moved: set[int], out: dict) -> None:
