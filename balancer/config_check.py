@@ -32,8 +32,13 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
         except (ssl.SSLError, OSError) as exc:
             raise InputError(f"{what}: metrics.tls_cert / tls_key: cannot load the certificate and key: "
                              f"{getattr(exc, 'reason', None) or exc}") from None
-    if metrics.basic_auth is not None and metrics.basic_auth.password_file is not None:
-        _exists(metrics.basic_auth.password_file, f"{what}: metrics.basic_auth.password_file")
+    if metrics.basic_auth is not None:
+        from .metrics.http import read_auth_password
+
+        try:  # read as `run` reads it at start (the value itself is not kept)
+            read_auth_password(metrics.basic_auth)
+        except InputError as exc:
+            raise InputError(f"{what}: {exc}") from None
     several = cfg.clusters is not None
     for name, one in cfg.cluster_configs():
         where = f"{what}: cluster {name}: " if several else f"{what}: "

@@ -84,6 +84,11 @@ def test_check_config_checks_the_files_it_names(tmp_path):
         f"journal:\n  path: {tmp_path}/absent/j.sqlite\n": "journal.path: directory",
         "metrics:\n  tls_cert: /nonexistent/c.pem\n  tls_key: /nonexistent/k.pem\n": "metrics.tls_cert: no such file",
         f"metrics:\n  tls_cert: {tmp_path}/c.yaml\n  tls_key: {tmp_path}/c.yaml\n": "cannot load the certificate",
+        # `run` reads the metrics password at start: unset, it would refuse to start
+        "metrics:\n  basic_auth:\n    user: prom\n    password_env: BALANCER_TEST_UNSET_PW\n":
+            "metrics.basic_auth: environment variable BALANCER_TEST_UNSET_PW (password_env) is not set",
+        "metrics:\n  basic_auth:\n    user: prom\n    password_file: /nonexistent/pw\n":
+            "metrics.basic_auth: password_file /nonexistent/pw: no such file",
     }
     for text, needle in cases.items():
         path = tmp_path / "c.yaml"
