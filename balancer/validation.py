@@ -62,8 +62,14 @@ def _describe_location(data: Any, loc: tuple[Any, ...]) -> str:
 
 
 def one_line(exc: ValidationError, data: Any, what: str) -> InputError:
-    """The first validation error as one line: ``what: location: message``."""
-    err = exc.errors(include_url=False)[0]
+    """The first validation error as one line: ``what: location: message``.
+
+    An unknown field comes first (a misspelt key also makes the right one "missing"), with the
+    missing field beside it as a suggestion.
+    """
+    errors = exc.errors(include_url=False)
+    unknown = [e for e in errors if e.get("type") == "extra_forbidden"]
+    err = unknown[0] if unknown else errors[0]
     loc = _describe_location(data, tuple(err.get("loc", ())))
     msg = err.get("msg", "invalid")
     if msg.startswith("Value error, "):
@@ -75,9 +81,17 @@ def one_line(exc: ValidationError, data: Any, what: str) -> InputError:
             shown = f" (got {json.dumps(value) if not isinstance(value, float) else repr(value)})"
     if err.get("type") == "extra_forbidden":
         msg = "unknown field"
-    extra = f"; {len(exc.errors())-1} more error(s)" if len(exc.errors()) > 1 else ""
+        parent = tuple(err.get("loc", ()))[:-1]
+        missing = [str(e["loc"][-1]) for e in errors
+                   if e.get("type") == "missing" and tuple(e.get("loc", ()))[:-1] == parent and e.get("loc")]
+        if missing:
+            msg += f" (did you mean {' or '.join(missing)}?)"
+    hint = ""
+    if isinstance(value, bool) and err.get("type") == "literal_error":
+        hint = "; a bare off/on/yes/no in YAML is read as false/true: quote it"  # YAML 1.1
+    extra = f"; {len(errors)-1} more error(s)" if len(errors) > 1 else ""
     where = f"{loc}: " if err.get("loc") else ""
-    return InputError(f"{what}: {where}{msg}{shown}{extra}")
+    return InputError(f"{what}: {where}{msg}{shown}{hint}{extra}")
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -136,6 +136,10 @@ CONFIG_CASES = {
     "interval beyond a year": ("drs:\n  interval: 99999999999999999h\n", "drs.interval"),
     "DPM band above capacity": ("dpm:\n  target: 0.9\n  tolerance: 0.5\n", "target + tolerance"),
     "zero time limit": ("drs:\n  time_limit: 0s\n", "drs.time_limit"),
+    "misspelt required key": ("metrics:\n  basic_auth:\n    username: prom\n    password_env: X\n",
+                              "metrics.basic_auth.username: unknown field (did you mean user?)"),
+    "bare off in YAML": ("dpm:\n  automation: off\n", "dpm.automation: Input should be 'off', 'manual' or "
+                         "'automatic' (got false); a bare off/on/yes/no in YAML is read as false/true: quote it"),
     "http to a remote vCenter": ("source: vcenter\nvcenter:\n  host: vc.example.com\n  protocol: http\n  user: u\n"
                                  "  password_env: X\n  cluster: c\n", "allow_insecure"),
 }
