@@ -275,3 +275,15 @@ def test_at_threshold_one_a_move_that_makes_room_is_named_for_the_move_it_serves
     room = [m for m in plan.moves if m.source == "b"]
     assert room and all(m.reason == "rule" and m.rule == "on-b" and m.detail == "makes room on b for v1"
                         for m in room)
+
+
+@pytest.mark.parametrize("threshold", [1, 3])
+def test_a_mandatory_rule_left_broken_for_lack_of_room_is_named_in_a_note(threshold):
+    # w1 and w2 must be apart, but the other host has no room for either within the 90 % limit
+    s = snap([host("a"), host("b")], [vm("w1", "a", cpu=3000), vm("w2", "a", cpu=3000), vm("full", "b", cpu=8500)],
+             [{"name": "spread", "type": "vm-anti-affinity", "vms": ["w1", "w2"]}])
+    plan = make_plan(s, PlanOptions(threshold=threshold))
+    assert plan.moves == [] and plan.status == "ok"
+    assert [v.name for v in plan.violations_after if v.mandatory] == ["spread"]
+    assert len(plan.notes) == 1
+    assert plan.notes[0].startswith("still broken after this plan: rule spread (w1 and w2 share a) — no move mends it")

@@ -112,10 +112,20 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
                    detail="no order of moves keeps every step within capacity and rules")
         for v in ordering.dropped
     ] + held
+    violations_after = all_violations(cluster, cur)
     notes = []
+    unmended = [v for v in violations_after if v.mandatory]
+    if unmended:
+        what = "; ".join(f"rule {v.name} ({v.detail})" if v.kind == "rule" else f"{v.name}: {v.detail}"
+                         for v in unmended[:3]) + (f"; {len(unmended) - 3} more" if len(unmended) > 3 else "")
+        cap = f" and at most {options.max_moves} moves" if options.max_moves is not None else ""
+        notes.append(f"still broken after this plan: {what} — no move mends {'it' if len(unmended) == 1 else 'them'} "
+                     f"within capacity minus headroom, the mandatory rules{cap}")
     if not moves:
         if options.max_moves == 0:
             notes.append("--max-moves 0: no moves allowed")
+        elif unmended:
+            pass  # said above
         elif options.threshold == 1:
             notes.append("threshold 1: only mandatory moves; none needed")
         elif not needs_balancing(cluster, cluster.host_loads(cluster.place), options.threshold):
@@ -131,7 +141,7 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
             target=_finite(target),
         ),
         violations_before=violations_before,
-        violations_after=all_violations(cluster, cur),
+        violations_after=violations_after,
         suppressed=suppressed,
         power=power_actions,
         notes=notes + power.notes,
