@@ -102,6 +102,14 @@ def test_plan_is_executable_and_safe(snapshot, threshold, max_moves):
         assert all(m.source in in_maintenance for m in plan.moves if m.reason == "evacuate")
     c, place = _replay(snapshot, plan, options)
     assert [m.step for m in plan.moves] == list(range(1, len(plan.moves) + 1))
+    # an anti-affinity rule names at most all but one of the members that shared a host as moving for it
+    for rule in snapshot.rules:
+        if rule.type == "vm-anti-affinity":
+            start = [snapshot.vm(n).host for n in rule.vms]
+            for h in set(start):
+                named = [m for m in plan.moves if m.rule == rule.name and m.vm in rule.vms and m.source == h
+                         and m.detail.startswith(f"rule {rule.name}:")]
+                assert len(named) <= max(start.count(h) - 1, 0)
     # no mandatory violation is introduced
     before = {(v.kind, v.name) for v in plan.violations_before if v.mandatory}
     after = {(v.kind, v.name) for v in plan.violations_after if v.mandatory}

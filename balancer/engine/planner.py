@@ -180,8 +180,10 @@ def _reasons(cluster: Cluster, final: np.ndarray) -> dict[int, tuple[str, str, s
             for h, members in by_host.items():
                 if len(members) < 2:
                     continue
-                for v in members:
-                    if v in moved and v not in out:
+                # all but one must leave: when every one of them moves, the last moves for another reason
+                leaving = [v for v in members if v in moved]
+                for v in leaving[: len(members) - 1]:
+                    if v not in out:
                         others = " and ".join(vn[u] for u in members)
                         out[v] = ("rule", f"rule {g.rule}: {others} share {hn[h]}", g.rule)
         for g in (g for g in cluster.affine if g.mandatory == mandatory):
