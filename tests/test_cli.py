@@ -115,6 +115,12 @@ def test_apply_on_embedded_cluster(tmp_path):
     assert r.returncode == 0, r.stderr
     results = json.loads(r.stdout)
     assert results and all(x["outcome"] == "success" for x in results)
+    # applied twice: every move is already made, which is not a failure
+    r = run_cli("apply", str(tmp_path / "p.json"), "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    again = json.loads(r.stdout)
+    moves = [x for x in again if x["kind"] == "move"]
+    assert moves and all(x["outcome"] == "skipped" and "already on" in x["message"] for x in moves)
 
 
 def test_apply_rejects_plan_for_another_cluster(tmp_path):

@@ -7,6 +7,14 @@ from ..plan import Move, Plan, PowerAction
 from ..snapshot import HostState, Snapshot
 
 
+ALREADY_MADE = "the plan's target (moved before)"
+
+
+def already_made(result) -> bool:
+    """Was this skipped move skipped because it had already been made (its VM is on its target)?"""
+    return result.kind == "move" and result.outcome == "skipped" and result.message.endswith(ALREADY_MADE)
+
+
 def move_premise(snapshot: Snapshot, move: Move) -> str | None:
     """None when ``move`` can still be made on ``snapshot``; otherwise why not (the plan went stale)."""
     vms = snapshot.vms_by_name()
@@ -15,7 +23,7 @@ def move_premise(snapshot: Snapshot, move: Move) -> str | None:
     if vm is None:
         return f"VM {move.vm} no longer exists"
     if vm.host == move.target:
-        return f"VM {move.vm} is already on {move.target}, the plan's target (moved before)"
+        return f"VM {move.vm} is already on {move.target}, {ALREADY_MADE}"
     if vm.host != move.source:
         return f"VM {move.vm} is on {vm.host}, not on {move.source} as planned"
     target = hosts.get(move.target)
