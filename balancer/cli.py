@@ -59,6 +59,28 @@ def _write(text: str, out: str | None) -> None:
 PLAN_FORMATS = ["table", "json", "markdown", "html"]
 
 
+class Duration(click.ParamType):
+    """A duration option: 30s, 5m, 1h30m or plain seconds, as in the config."""
+
+    name = "duration"
+
+    def __init__(self, minimum: float = 0.0) -> None:
+        self.minimum = minimum
+
+    def convert(self, value, param, ctx) -> float:
+        from .config import parse_duration
+
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if seconds < self.minimum:
+            self.fail(f"must be at least {self.minimum:g} s, got {value!r}", param, ctx)
+        return seconds
+
+
 def _show_plan(plan: Plan, fmt: str, out: str | None, snapshot: Snapshot | None = None,
                cfg: Config | None = None) -> None:
     """Print (or write to --out) the plan in `fmt`; `snapshot` is the one the plan was made from (html needs it)."""
@@ -109,7 +131,8 @@ def _with(options):
 @click.option("--max-moves", type=click.IntRange(min=0), help="Cap on moves in the plan [config: drs.max_moves_per_cycle].")
 @click.option("--threshold", type=click.IntRange(1, 5), help="Migration threshold 1 (mandatory only) .. 5 (aggressive).")
 @click.option("--planner", type=click.Choice(sorted(PLANNERS)), help="Planner [config: drs.planner, default cp-sat].")
-@click.option("--time-limit", type=click.FloatRange(min=0.1), help="Solver time limit, seconds [config: drs.time_limit].")
+@click.option("--time-limit", type=Duration(minimum=0.1),
+              help="Solver time limit: 3s, 1m or seconds [config: drs.time_limit].")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead of standard output.")
 @click.option("--dpm", is_flag=True, help="Include DPM decisions: hosts to standby or to power on [config: dpm.automation].")
 def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, threshold, planner, time_limit, out,
@@ -258,7 +281,7 @@ def check_config(file) -> None:
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
 @cluster_option
-@click.option("--max-age", default="15m", show_default=True,
+@click.option("--max-age", type=Duration(), default="15m", show_default=True,
               help="Refuse a plan whose snapshot is older than this (5m, 1h, or seconds), measured on the source's clock.")
 @click.option("--max-moves", type=click.IntRange(min=0),
               help="Refuse a plan with more moves than this, not counting those that empty a host "
@@ -272,14 +295,10 @@ def apply(plan_file, config_path, cluster_name, max_age, max_moves, fmt) -> None
     break a mandatory rule. Moves whose premise no longer holds (the VM moved, the target left
     service) are skipped. Exit status: 0 when every action succeeded, 1 otherwise, 2 on bad input.
     """
-    from .config import parse_duration
     from .execute import check_plan_against, check_plan_age, check_plan_steps
     from .service.oneoff import acting
 
-    try:
-        max_age_s = parse_duration(max_age)
-    except ValueError as exc:
-        raise InputError(f"--max-age: {exc}") from None
+    max_age_s = max_age
     plan = load_plan(plan_file)
     name, cfg = _cluster(config_path, cluster_name)
     expected = {name, cfg.vcenter.cluster if cfg.source == "vcenter" and cfg.vcenter else cfg.sim.cluster}

@@ -160,6 +160,10 @@ def test_bad_config(tmp_path, case):
 def test_bad_cli_usage_is_one_line():
     r = run_cli("recommend", "--threshold", "9")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    for args, needle in ((["recommend", "--time-limit", "0.05s"], "--time-limit': must be at least 0.1 s"),
+                         (["apply", "p.json", "--max-age", "5x"], "--max-age': expected a duration")):
+        r = run_cli(*args)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
 
 
 def test_config_and_snapshot_together(tmp_path):

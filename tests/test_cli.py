@@ -109,7 +109,7 @@ def test_config_changes_the_simulated_cluster(tmp_path):
 
 def test_apply_on_embedded_cluster(tmp_path):
     # (in tmp_path: apply keeps the journal and the simulator's state in the current directory)
-    r = run_cli("recommend", "--format", "json", "--time-limit", "1", "--out", str(tmp_path / "p.json"), cwd=tmp_path)
+    r = run_cli("recommend", "--format", "json", "--time-limit", "1s", "--out", str(tmp_path / "p.json"), cwd=tmp_path)
     assert r.returncode == 0
     r = run_cli("apply", str(tmp_path / "p.json"), "--format", "json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
