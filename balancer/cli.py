@@ -229,7 +229,7 @@ def exit_maintenance(host, config_path, cluster_name, fmt) -> None:
     name, cfg = _cluster(config_path, cluster_name)
     action = PowerAction(step=1, host=host, action="exit-maintenance", reason="maintenance",
                          detail="taken out of maintenance on request")
-    with acting(name, cfg, "apply") as act:
+    with acting(name, cfg, "exit-maintenance") as act:
         snap = act.source.snapshot()
         found = snap.hosts_by_name().get(host)
         if found is None:

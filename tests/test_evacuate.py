@@ -293,5 +293,7 @@ def test_exit_maintenance_brings_an_evacuated_host_back(tmp_path):
         [("esx02", "exit-maintenance", "success")]
     assert run_cli("snapshot", "--out", str(snap), cwd=tmp_path).returncode == 0
     assert {h["name"]: h["state"] for h in json.loads(snap.read_text())["hosts"]}["esx02"] == "on"
+    history = json.loads(run_cli("history", "--format", "json", cwd=tmp_path).stdout)
+    assert [c["kind"] for c in history][-2:] == ["evacuate", "exit-maintenance"]
     bad = run_cli("exit-maintenance", "esx99", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "esx99" in bad.stderr

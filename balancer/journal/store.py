@@ -32,7 +32,7 @@ from ..plan import Move, Plan, PowerAction
 SCHEMA_VERSION = 2  # 2: cycles.kind
 
 # Kinds of cycle: the service's own, and the one-off commands that act on a cluster.
-CYCLE_KINDS = ("cycle", "apply", "evacuate")
+CYCLE_KINDS = ("cycle", "apply", "evacuate", "exit-maintenance")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -248,7 +248,8 @@ class Journal:
     # --- cycles -----------------------------------------------------------------------------
     def begin_cycle(self, cluster: str, automation: str | None = None, dpm_automation: str | None = None,
                     kind: str = "cycle") -> int:
-        """Start a cycle: the service's (kind ``cycle``) or a one-off command's (``apply``, ``evacuate``)."""
+        """Start a cycle: the service's (kind ``cycle``) or a one-off command's (``apply``, ``evacuate``,
+        ``exit-maintenance``)."""
         assert kind in CYCLE_KINDS, kind
         cur = self._exec("INSERT INTO cycles (cluster, started_at, status, automation, dpm_automation, kind) "
                          "VALUES (?, ?, 'running', ?, ?, ?)", (cluster, self.clock(), automation, dpm_automation, kind))
