@@ -287,3 +287,23 @@ def test_a_mandatory_rule_left_broken_for_lack_of_room_is_named_in_a_note(thresh
     assert [v.name for v in plan.violations_after if v.mandatory] == ["spread"]
     assert len(plan.notes) == 1
     assert plan.notes[0].startswith("still broken after this plan: rule spread (w1 and w2 share a) — no move mends it")
+
+
+def test_balancing_within_the_target_imbalance_says_which_trigger_fired():
+    # ten hosts: the imbalance (0.054) is within threshold 3's target (0.063), but the hottest and
+    # coldest hosts are 24 points apart, more than the 20 the threshold allows
+    hosts = [host(f"h{i}") for i in range(10)]
+    vms = [vm(f"a{j}", "h0", cpu=500, mem=0) for j in range(12)] + [vm("a-x", "h0", cpu=200, mem=0)]
+    vms += [vm(f"z{j}", "h9", cpu=500, mem=0) for j in range(7)] + [vm("z-x", "h9", cpu=300, mem=0)]
+    vms += [vm(f"m{i}-{j}", f"h{i}", cpu=500, mem=0) for i in range(1, 9) for j in range(10)]
+    plan = make_plan(snap(hosts, vms), PlanOptions(threshold=3))
+    assert plan.imbalance.before.cpu <= plan.imbalance.target
+    assert any(m.reason == "balance" for m in plan.moves)
+    assert any(n.startswith("the imbalance is within the target (0.063), but two hosts' utilisation is 24 points "
+                            "apart, more than threshold 3's 20") for n in plan.notes), plan.notes
+
+
+def test_evacuating_an_empty_host_says_there_is_nothing_to_move():
+    s = snap([host("a"), host("b"), host("c", state="maintenance")], [vm("v1", "a"), vm("v2", "b")])
+    plan = make_plan(s, PlanOptions(evacuate=("c",)))
+    assert plan.moves == [] and plan.notes == ["c: no VMs registered on it; nothing to move"]

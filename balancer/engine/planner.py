@@ -6,7 +6,7 @@ import numpy as np
 
 from ..plan import Imbalance, Move, Plan, ResourcePair, Suppressed, VMotionEstimate
 from ..snapshot import Snapshot, snapshot_digest
-from .balance import combined, imbalance, needs_balancing, target_imbalance
+from .balance import PAIRWISE_GAP, combined, imbalance, max_gap, needs_balancing, target_imbalance
 from .cluster import Cluster, build_cluster
 from .feasibility import find_conflicts
 from .greedy import hill_climb
@@ -114,18 +114,28 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
     ] + held
     violations_after = all_violations(cluster, cur)
     notes = []
-    unmended = [v for v in violations_after if v.mandatory]
-    if unmended:
+    # (a rule broken by VMs that may not move has its own note, from plan_power)
+    unmended = [v for v in violations_after if v.mandatory and not (v.kind == "rule" and v.name in power.exempt_rules)]
+    if unmended and options.max_moves != 0:  # (with no moves allowed, the note below says why)
         what = "; ".join(f"rule {v.name} ({v.detail})" if v.kind == "rule" else f"{v.name}: {v.detail}"
                          for v in unmended[:3]) + (f"; {len(unmended) - 3} more" if len(unmended) > 3 else "")
-        cap = f" and at most {options.max_moves} moves" if options.max_moves is not None else ""
+        cap = f" and at most {options.max_moves} moves" if options.max_moves is not None and not options.evacuate else ""
         notes.append(f"still broken after this plan: {what} — no move mends {'it' if len(unmended) == 1 else 'them'} "
                      f"within capacity minus headroom, the mandatory rules{cap}")
+    balancing = [m for m in moves if m.reason == "balance"]
+    if balancing and max(before) <= target:
+        # DRS's second trigger: the imbalance is within its target, but two hosts are too far apart
+        gap = max_gap(power.original, power.original.host_loads(power.original.place))
+        notes.append(f"the imbalance is within the target ({target:.3f}), but two hosts' utilisation is "
+                     f"{100 * gap:.0f} points apart, more than threshold {options.threshold}'s "
+                     f"{100 * PAIRWISE_GAP[options.threshold]:.0f}: balancing")
     if not moves:
         if options.max_moves == 0:
             notes.append("--max-moves 0: no moves allowed")
         elif unmended:
             pass  # said above
+        elif options.evacuate:
+            notes.append(f"{', '.join(options.evacuate)}: no VMs registered on it; nothing to move")
         elif options.threshold == 1:
             notes.append("threshold 1: only mandatory moves; none needed")
         elif not needs_balancing(cluster, cluster.host_loads(cluster.place), options.threshold):

@@ -55,6 +55,7 @@ class PowerPlan:
     why: dict[int, str] = field(default_factory=dict)  # host -> the decision in words
     notes: list[str] = field(default_factory=list)
     evacuation_moves: int = 0
+    exempt_rules: list[str] = field(default_factory=list)  # mandatory rules left broken by VMs that may not move
 
     @property
     def every_vm(self) -> bool:
@@ -161,6 +162,7 @@ def plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: E
         power.notes[:0] = exemptions.notes(power.original, context)
         power.cluster = exemptions.apply(power.cluster)
         power.planning = exemptions.apply(power.planning)
+        power.exempt_rules = [rule for rule, _ in exemptions.broken]
     return power
 
 
