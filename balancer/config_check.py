@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import Config
+from .config import Config, is_loopback
 from .errors import InputError
+
+
+MIN_VCENTER_INTERVAL_S = 60.0  # a cycle interval below this on vCenter gets a warning
 
 
 def check_config_files(cfg: Config, what: str) -> list[str]:
@@ -39,6 +42,10 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
             read_auth_password(metrics.basic_auth)
         except InputError as exc:
             raise InputError(f"{what}: {exc}") from None
+    host = metrics.listen.rpartition(":")[0]
+    if metrics.basic_auth is None and not is_loopback(host):
+        warnings.append(f"{what}: metrics.listen {metrics.listen} is reachable from other machines and "
+                        "metrics.basic_auth is not set: anyone who can reach it reads the cluster's hosts, VMs and plans")
     several = cfg.clusters is not None
     for name, one in cfg.cluster_configs():
         where = f"{what}: cluster {name}: " if several else f"{what}: "
@@ -51,6 +58,9 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
                 raise InputError(f"{where}sim.trace: {exc}") from None
         elif one.vcenter is not None:
             vc = one.vcenter
+            if one.drs.interval < MIN_VCENTER_INTERVAL_S:
+                warnings.append(f"{where}drs.interval is {one.drs.interval:g} s: every cycle reads the whole "
+                                f"cluster from vCenter, and its statistics are 20-second samples; 5m is usual")
             # read at each connection, not at start: a cycle would fail, so a warning (the file may be
             # mounted only where the service runs)
             for key, path in (("password_file", vc.password_file), ("ca_file", vc.ca_file)):

@@ -187,3 +187,19 @@ def test_self_signed_certificate_is_refused_by_default(monkeypatch, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_check_config_warns_about_a_short_vcenter_interval_and_open_metrics(tmp_path):
+    from helpers import run_cli
+
+    path = tmp_path / "c.yaml"
+    path.write_text("source: vcenter\nvcenter:\n  host: vc.example.com\n  user: u\n  password_env: X\n  cluster: c\n"
+                    "drs:\n  interval: 5\nmetrics:\n  listen: 0.0.0.0:9108\n")
+    r = run_cli("check-config", str(path), env={"X": "secret"})
+    assert r.returncode == 0 and "ok" in r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("warning: ") for line in lines)
+    assert "drs.interval is 5 s" in r.stderr and "metrics.listen 0.0.0.0:9108 is reachable" in r.stderr
+    path.write_text("source: vcenter\nvcenter:\n  host: vc.example.com\n  user: u\n  password_env: X\n  cluster: c\n"
+                    "drs:\n  interval: 5m\n")
+    assert run_cli("check-config", str(path), env={"X": "secret"}).stderr == ""
