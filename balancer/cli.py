@@ -298,7 +298,6 @@ def apply(plan_file, config_path, cluster_name, max_age, max_moves, fmt) -> None
     from .execute import check_plan_against, check_plan_age, check_plan_steps
     from .service.oneoff import acting
 
-    max_age_s = max_age
     plan = load_plan(plan_file)
     name, cfg = _cluster(config_path, cluster_name)
     expected = {name, cfg.vcenter.cluster if cfg.source == "vcenter" and cfg.vcenter else cfg.sim.cluster}
@@ -308,7 +307,7 @@ def apply(plan_file, config_path, cluster_name, max_age, max_moves, fmt) -> None
         source = act.source
         fresh = source.snapshot()
         check_plan_against(fresh, plan, f"plan {plan_file}")
-        check_plan_age(fresh, plan, max_age_s, f"plan {plan_file}")
+        check_plan_age(fresh, plan, max_age, f"plan {plan_file}")
         check_plan_steps(fresh, plan, _options(cfg, max_moves=max_moves), f"plan {plan_file}")
         if not plan.actions:
             click.echo(f"plan {plan_file}: nothing to do (no moves, no host actions)", err=True)

@@ -185,6 +185,15 @@ class MetricsConfig(_Section):
             raise ValueError(f"listen must be HOST:PORT (port 0: any free port), got {self.listen!r}")
         return self
 
+    @property
+    def listen_host(self) -> str:
+        """The address to bind: brackets of an IPv6 address removed, every interface when empty."""
+        return self.listen.rpartition(":")[0].strip("[]") or "0.0.0.0"
+
+    @property
+    def listen_port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
 
 class JournalConfig(_Section):
     path: Path = Path("balancer-journal.sqlite")
@@ -261,7 +270,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def parse_config(data: Any, what: str = "config") -> Config:
-    return validate_model(Config, {} if data is None else data, what, container="a mapping")
+    return validate_model(Config, {} if data is None else data, what, container="a mapping", yaml=True)
 
 
 def load_config(path: str | Path) -> Config:

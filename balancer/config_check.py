@@ -18,8 +18,9 @@ MIN_VCENTER_INTERVAL_S = 60.0  # a cycle interval below this on vCenter gets a w
 
 
 def check_config_files(cfg: Config, what: str) -> list[str]:
-    """InputError (one line naming the key) for the first missing or unusable file; otherwise the warnings
-    (insecure vCenter connections), one line each."""
+    """InputError (one line naming the key) for the first missing or unusable file (or metrics password);
+    otherwise the warnings (insecure or unreachable vCenter settings, a short vCenter interval, metrics
+    open to other machines without basic_auth), one line each."""
     warnings: list[str] = []
     journal_dir = Path(cfg.journal.path).parent
     if not journal_dir.is_dir():
@@ -42,10 +43,9 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
             read_auth_password(metrics.basic_auth)
         except InputError as exc:
             raise InputError(f"{what}: {exc}") from None
-    host = metrics.listen.rpartition(":")[0]
-    if metrics.basic_auth is None and not is_loopback(host):
+    if metrics.basic_auth is None and not is_loopback(metrics.listen_host):
         warnings.append(f"{what}: metrics.listen {metrics.listen} is reachable from other machines and "
-                        "metrics.basic_auth is not set: anyone who can reach it reads the cluster's hosts, VMs and plans")
+                        "metrics.basic_auth is not set: anyone who can reach it reads the cluster's and hosts' names and load")
     several = cfg.clusters is not None
     for name, one in cfg.cluster_configs():
         where = f"{what}: cluster {name}: " if several else f"{what}: "

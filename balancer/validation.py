@@ -61,11 +61,11 @@ def _describe_location(data: Any, loc: tuple[Any, ...]) -> str:
     return "".join(parts)
 
 
-def one_line(exc: ValidationError, data: Any, what: str) -> InputError:
+def one_line(exc: ValidationError, data: Any, what: str, yaml: bool = False) -> InputError:
     """The first validation error as one line: ``what: location: message``.
 
     An unknown field comes first (a misspelt key also makes the right one "missing"), with the
-    missing field beside it as a suggestion.
+    missing field beside it as a suggestion. ``yaml``: the data came from YAML (a bare off/on is a bool).
     """
     errors = exc.errors(include_url=False)
     unknown = [e for e in errors if e.get("type") == "extra_forbidden"]
@@ -87,7 +87,7 @@ def one_line(exc: ValidationError, data: Any, what: str) -> InputError:
         if missing:
             msg += f" (did you mean {' or '.join(missing)}?)"
     hint = ""
-    if isinstance(value, bool) and err.get("type") == "literal_error":
+    if yaml and isinstance(value, bool) and err.get("type") == "literal_error":
         hint = "; a bare off/on/yes/no in YAML is read as false/true: quote it"  # YAML 1.1
     extra = f"; {len(errors)-1} more error(s)" if len(errors) > 1 else ""
     where = f"{loc}: " if err.get("loc") else ""
@@ -107,13 +107,15 @@ def read_input_file(path: Path, what: str) -> str:
         raise InputError(f"{what}: cannot read: {exc}") from None
 
 
-def validate_model(model: type[M], data: Any, what: str, container: str = "a JSON object", strict: bool = False) -> M:
+def validate_model(model: type[M], data: Any, what: str, container: str = "a JSON object", strict: bool = False,
+                   yaml: bool = False) -> M:
     """Validate parsed data into ``model``, or InputError with one line naming the bad item.
 
-    ``strict``: no coercion (a number given as a string is an error, not converted)."""
+    ``strict``: no coercion (a number given as a string is an error, not converted); ``yaml``: the
+    data was read from YAML."""
     if not isinstance(data, dict):
         raise InputError(f"{what}: expected {container} at the top level")
     try:
         return model.model_validate(data, strict=strict or None)
     except ValidationError as exc:
-        raise one_line(exc, data, what) from None
+        raise one_line(exc, data, what, yaml) from None

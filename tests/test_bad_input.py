@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from helpers import example_snapshot, run_cli
+from helpers import ROOT, example_snapshot, run_cli
 
 
 def _mut(fn):
@@ -210,3 +210,14 @@ def test_extreme_but_valid_figures_do_not_break_the_planners():
                     PlanOptions(evacuate=("small",), time_limit_s=0.5)):
         plan = make_plan(snap, options)
         assert plan.status in ("ok", "infeasible")
+
+
+def test_a_json_plan_with_a_boolean_gets_no_yaml_hint(tmp_path):
+    r = run_cli("recommend", "--snapshot", str(ROOT / "docs" / "example-snapshot.json"), "--format", "json",
+                "--out", str(tmp_path / "p.json"))
+    assert r.returncode == 0
+    plan = json.loads((tmp_path / "p.json").read_text())
+    plan["moves"][0]["reason"] = False
+    (tmp_path / "p.json").write_text(json.dumps(plan))
+    r = run_cli("apply", str(tmp_path / "p.json"), cwd=tmp_path)
+    assert r.returncode == 2 and "moves[0]" in r.stderr and "YAML" not in r.stderr, r.stderr

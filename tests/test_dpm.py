@@ -447,7 +447,7 @@ def test_max_moves_0_puts_only_an_empty_host_into_standby():
     plan = make_plan(s, options)
     assert plan.status == "ok" and plan.moves == []
     assert [(p.host, p.action, p.step) for p in plan.power] == [("h6", "standby", 1)]
-    assert "--max-moves 0: no moves allowed" in plan.notes
+    assert "max moves 0: no moves allowed" in plan.notes
     replay(s, plan, options)
     # without an empty host: nothing at all, and the note says why
     plan = make_plan(snap(*low_load()), options)
@@ -464,7 +464,7 @@ def test_recommend_max_moves_0_with_dpm_lists_no_move():
     proc = run_cli("recommend", "--max-moves", "0", "--dpm", "--format", "json", "--time-limit", "1")
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
-    assert plan["moves"] == [] and "--max-moves 0: no moves allowed" in plan["notes"]
+    assert plan["moves"] == [] and "max moves 0: no moves allowed" in plan["notes"]
     assert all(p["action"] != "standby" for p in plan["power"]), "every simulated host runs VMs"
 
 

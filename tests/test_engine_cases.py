@@ -273,8 +273,7 @@ def test_at_threshold_one_a_move_that_makes_room_is_named_for_the_move_it_serves
     plan = make_plan(s, PlanOptions(threshold=1))
     assert {m.vm for m in plan.moves if m.target == "b"} == {"v1"}
     room = [m for m in plan.moves if m.source == "b"]
-    assert room and all(m.reason == "rule" and m.rule == "on-b" and m.detail == "makes room on b for v1"
-                        for m in room)
+    assert room and all(m.reason == "capacity" and m.mandatory and m.detail == "makes room on b for v1" for m in room)
 
 
 @pytest.mark.parametrize("threshold", [1, 3])
@@ -286,7 +285,8 @@ def test_a_mandatory_rule_left_broken_for_lack_of_room_is_named_in_a_note(thresh
     assert plan.moves == [] and plan.status == "ok"
     assert [v.name for v in plan.violations_after if v.mandatory] == ["spread"]
     assert len(plan.notes) == 1
-    assert plan.notes[0].startswith("still broken after this plan: rule spread (w1 and w2 share a) — no move mends it")
+    assert plan.notes[0].startswith("still broken after this plan: rule spread (w1 and w2 share a) — this plan finds "
+                                    "no moves that mend it")
 
 
 def test_balancing_within_the_target_imbalance_says_which_trigger_fired():
@@ -307,3 +307,30 @@ def test_evacuating_an_empty_host_says_there_is_nothing_to_move():
     s = snap([host("a"), host("b"), host("c", state="maintenance")], [vm("v1", "a"), vm("v2", "b")])
     plan = make_plan(s, PlanOptions(evacuate=("c",)))
     assert plan.moves == [] and plan.notes == ["c: no VMs registered on it; nothing to move"]
+
+
+def test_notes_name_only_what_holds():
+    # far above the target imbalance: balancing needs no second trigger named
+    s = snap([host("a"), host("b")], [vm(f"v{i}", "a", cpu=1000) for i in range(6)])
+    plan = make_plan(s, PlanOptions(threshold=3))
+    assert any(m.reason == "balance" for m in plan.moves)
+    assert not any("points apart" in n for n in plan.notes)
+    # a host above its limit whose VMs may not move: the note says so, not that no room was found
+    s = snap([host("a"), host("b")], [vm("p1", "a", cpu=5000, automation="manual"),
+                                      vm("p2", "a", cpu=4500, automation="disabled")])
+    plan = make_plan(s, PlanOptions(threshold=1))
+    assert plan.moves == []
+    assert plan.notes == ["still broken after this plan: a: CPU 95 % of capacity, above the 90 % limit — none of the "
+                          "VMs there may move (a manual or disabled DRS override, or powered off)"]
+
+
+def test_a_vm_following_a_partner_that_moves_for_a_should_rule_is_not_mandatory():
+    s = snap([host("a"), host("b")], [vm("v1", "a"), vm("v2", "a")],
+             [{"name": "together", "type": "vm-affinity", "vms": ["v1", "v2"]},
+              {"name": "prefer-b", "type": "vm-host", "vm_group": "g", "host_group": "hb", "affine": True,
+               "mandatory": False}],
+             vm_groups={"g": ["v1"]}, host_groups={"hb": ["b"]})
+    plan = make_plan(s, PlanOptions(threshold=3))
+    by_vm = {m.vm: m for m in plan.moves}
+    assert by_vm["v1"].rule == "prefer-b" and not by_vm["v1"].mandatory
+    assert by_vm["v2"].target == "b" and not by_vm["v2"].mandatory and "follows" not in by_vm["v2"].detail

@@ -234,7 +234,7 @@ def test_max_moves_0_with_a_broken_rule_says_why_nothing_moves():
     s = parse_snapshot(broken_elsewhere())
     plan = make_plan(s, PlanOptions(max_moves=0, **FAST))
     assert plan.status == "ok" and plan.moves == []
-    assert plan.notes[0] == "--max-moves 0: no moves allowed"
+    assert plan.notes[0] == "max moves 0: no moves allowed"
 
 
 @st.composite

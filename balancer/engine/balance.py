@@ -46,13 +46,22 @@ def max_gap(cluster: Cluster, loads: np.ndarray) -> float:
     return float((u.max(axis=0) - u.min(axis=0)).max())
 
 
+def balancing_trigger(cluster: Cluster, loads: np.ndarray, threshold: int) -> str | None:
+    """Why DRS balances: "imbalance" (above the threshold's target), "gap" (within it, but two hosts
+    are further apart than the threshold allows), or None (it does not)."""
+    if threshold <= 1:
+        return None
+    cpu, mem = imbalance(cluster, loads)
+    if max(cpu, mem) > target_imbalance(threshold, int(cluster.on.sum())):
+        return "imbalance"
+    if max_gap(cluster, loads) > PAIRWISE_GAP[threshold]:
+        return "gap"
+    return None
+
+
 def needs_balancing(cluster: Cluster, loads: np.ndarray, threshold: int) -> bool:
     """DRS balances when imbalance is above the threshold's target or two hosts are too far apart."""
-    if threshold <= 1:
-        return False
-    cpu, mem = imbalance(cluster, loads)
-    target = target_imbalance(threshold, int(cluster.on.sum()))
-    return max(cpu, mem) > target or max_gap(cluster, loads) > PAIRWISE_GAP[threshold]
+    return balancing_trigger(cluster, loads, threshold) is not None
 
 
 def move_delta(cluster: Cluster, on: np.ndarray, loads: np.ndarray, place: np.ndarray, vms: np.ndarray,

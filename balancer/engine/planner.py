@@ -6,7 +6,7 @@ import numpy as np
 
 from ..plan import Imbalance, Move, Plan, ResourcePair, Suppressed, VMotionEstimate
 from ..snapshot import Snapshot, snapshot_digest
-from .balance import PAIRWISE_GAP, combined, imbalance, max_gap, needs_balancing, target_imbalance
+from .balance import PAIRWISE_GAP, balancing_trigger, combined, imbalance, max_gap, needs_balancing, target_imbalance
 from .cluster import Cluster, build_cluster
 from .feasibility import find_conflicts
 from .greedy import hill_climb
@@ -15,6 +15,7 @@ from .holds import apply_history
 from .optimizer import optimise
 from .options import PlanOptions
 from .order import order_moves
+from .hoststate import host_mask, vms_on
 from .power import evacuation, plan_power
 from .rules import all_violations
 from .vmotion import estimate
@@ -114,28 +115,23 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
     ] + held
     violations_after = all_violations(cluster, cur)
     notes = []
-    # (a rule broken by VMs that may not move has its own note, from plan_power)
-    unmended = [v for v in violations_after if v.mandatory and not (v.kind == "rule" and v.name in power.exempt_rules)]
-    if unmended and options.max_moves != 0:  # (with no moves allowed, the note below says why)
-        what = "; ".join(f"rule {v.name} ({v.detail})" if v.kind == "rule" else f"{v.name}: {v.detail}"
-                         for v in unmended[:3]) + (f"; {len(unmended) - 3} more" if len(unmended) > 3 else "")
-        cap = f" and at most {options.max_moves} moves" if options.max_moves is not None and not options.evacuate else ""
-        notes.append(f"still broken after this plan: {what} — no move mends {'it' if len(unmended) == 1 else 'them'} "
-                     f"within capacity minus headroom, the mandatory rules{cap}")
-    balancing = [m for m in moves if m.reason == "balance"]
-    if balancing and max(before) <= target:
-        # DRS's second trigger: the imbalance is within its target, but two hosts are too far apart
-        gap = max_gap(power.original, power.original.host_loads(power.original.place))
+    notes.extend(_unmended_notes(power.original, violations_after, power.exempt_rules, options))
+    start_loads = power.original.host_loads(power.original.place)
+    if any(m.reason == "balance" for m in moves) and balancing_trigger(power.original, start_loads, options.threshold) == "gap":
+        gap = max_gap(power.original, start_loads)
         notes.append(f"the imbalance is within the target ({target:.3f}), but two hosts' utilisation is "
                      f"{100 * gap:.0f} points apart, more than threshold {options.threshold}'s "
                      f"{100 * PAIRWISE_GAP[options.threshold]:.0f}: balancing")
     if not moves:
         if options.max_moves == 0:
-            notes.append("--max-moves 0: no moves allowed")
-        elif unmended:
-            pass  # said above
+            notes.append("max moves 0: no moves allowed")
+        elif any(n.startswith("still broken") for n in notes) or power.exempt_rules:
+            pass  # said above, or in the note naming the rule and the VMs that may not move
         elif options.evacuate:
-            notes.append(f"{', '.join(options.evacuate)}: no VMs registered on it; nothing to move")
+            leaving = host_mask(power.original, (power.original.host_index(h) for h in options.evacuate))
+            if not vms_on(power.original, leaving, every_vm=True).any():
+                them = "them" if len(options.evacuate) > 1 else "it"
+                notes.append(f"{', '.join(options.evacuate)}: no VMs registered on {them}; nothing to move")
         elif options.threshold == 1:
             notes.append("threshold 1: only mandatory moves; none needed")
         elif not needs_balancing(cluster, cluster.host_loads(cluster.place), options.threshold):
@@ -211,7 +207,8 @@ def _reasons(cluster: Cluster, final: np.ndarray) -> dict[int, tuple[str, str, s
     # a VM that follows a member of its mandatory affinity group which had to move (the group holds
     # at the start, so no reason above names it): it moves for the rule too
     for g in (g for g in cluster.affine if g.mandatory):
-        led = [int(u) for u in g.vms if int(u) in out and out[int(u)][0] != "balance"]
+        led = [int(u) for u in g.vms if int(u) in out
+               and (out[int(u)][0] in ("evacuate", "capacity") or _is_mandatory(cluster, out[int(u)][2]))]
         for v in g.vms:
             v = int(v)
             if v in moved and v not in out and any(final[u] == final[v] for u in led):
@@ -219,17 +216,46 @@ def _reasons(cluster: Cluster, final: np.ndarray) -> dict[int, tuple[str, str, s
     return out
 
 
+def _unmended_notes(cluster: Cluster, violations: list, exempt: list[str], options: PlanOptions) -> list[str]:
+    """Notes on the mandatory rules and hosts above their limit this plan leaves as they are, and why."""
+    if options.max_moves == 0:
+        return []  # the note on no moves allowed says why
+    # (a rule broken by VMs that may not move has its own note, from plan_power)
+    left = [v for v in violations if v.mandatory and not (v.kind == "rule" and v.name in exempt)]
+    pinned, room = [], []
+    for v in left:
+        if v.kind == "capacity" and v.name in cluster._host_idx:
+            h = cluster.host_index(v.name)
+            if not (cluster.movable & cluster.powered & (cluster.place == h)).any():
+                pinned.append(f"{v.name}: {v.detail}")
+                continue
+        room.append(f"rule {v.name} ({v.detail})" if v.kind == "rule" else f"{v.name}: {v.detail}")
+    out = []
+    if room:
+        what = "; ".join(room[:3]) + (f"; {len(room) - 3} more" if len(room) > 3 else "")
+        cap = ""
+        if options.max_moves is not None and not options.evacuate:
+            cap = f", at most {options.max_moves} move{'s' if options.max_moves != 1 else ''}"
+        out.append(f"still broken after this plan: {what} — this plan finds no moves that mend "
+                   f"{'it' if len(room) == 1 else 'them'} within capacity minus headroom and the mandatory rules{cap}")
+    if pinned:
+        out.append(f"still broken after this plan: {'; '.join(pinned[:3])} — none of the VMs there may move "
+                   f"(a manual or disabled DRS override, or powered off)")
+    return out
+
+
 def _room_reasons(cluster: Cluster, final: np.ndarray, out: dict) -> None:
-    """Name each unnamed move after a named move onto the host it leaves: it makes room for that VM."""
+    """Name each unnamed move after a named move onto the host it leaves: it makes room for that VM
+    (reason ``capacity``: it counts against the move cap like any move that is not an evacuation)."""
     hn, vn = cluster.host_names, cluster.vm_names
     unnamed = [int(v) for v in np.flatnonzero(cluster.place != final) if int(v) not in out]
     while unnamed:  # room made for a VM that itself makes room: a chain
         named = 0
         for v in unnamed:
             src = int(cluster.place[v])
-            for u, (reason, _, rule) in list(out.items()):
+            for u in list(out):
                 if int(final[u]) == src and int(cluster.place[u]) != src:
-                    out[v] = (reason, f"makes room on {hn[src]} for {vn[u]}", rule)
+                    out[v] = ("capacity", f"makes room on {hn[src]} for {vn[u]}", None)
                     named += 1
                     break
         if not named:

@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS cycles (
     planned_moves INTEGER,
     planned_power INTEGER,
     note TEXT,
-    kind TEXT NOT NULL DEFAULT 'cycle'  -- cycle (the service) | apply | evacuate (one-off commands)
+    kind TEXT NOT NULL DEFAULT 'cycle'  -- cycle (the service) | apply | evacuate | exit-maintenance (one-off commands)
 );
 CREATE INDEX IF NOT EXISTS cycles_cluster ON cycles (cluster, id);
 CREATE TABLE IF NOT EXISTS plans (

@@ -123,8 +123,7 @@ class MetricsServer:
     """A running endpoint; ``url`` is where it listens (the real port when the config says port 0)."""
 
     def __init__(self, metrics: Metrics, config: MetricsConfig):
-        host, _, port = config.listen.rpartition(":")
-        host = host.strip("[]") or "0.0.0.0"
+        host, port = config.listen_host, config.listen_port
         auth = None
         if config.basic_auth is not None:
             auth = (config.basic_auth.user, read_auth_password(config.basic_auth))
@@ -136,7 +135,7 @@ class MetricsServer:
             except (OSError, ssl.SSLError) as exc:
                 raise InputError(f"metrics.tls_cert / tls_key: cannot load: {exc}") from None
         try:
-            self.httpd = make_server(host, int(port), make_app(metrics, auth), server_class=_Server,
+            self.httpd = make_server(host, port, make_app(metrics, auth), server_class=_Server,
                                      handler_class=_QuietHandler)
         except OSError as exc:
             raise InputError(f"metrics.listen {config.listen}: cannot listen: {exc.strerror or exc}") from None

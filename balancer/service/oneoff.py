@@ -1,9 +1,9 @@
-"""One-off commands on the service's cluster: `recommend`, `snapshot`, `apply`, `evacuate`.
+"""One-off commands on the service's cluster: `recommend`, `snapshot`, `apply`, `evacuate`, `exit-maintenance`.
 
 They see the cluster the service balances: the embedded simulated cluster is opened from the
 state the service keeps next to the journal (read only, for commands that only look at it).
-The commands that act -- `apply`, `evacuate --execute` -- journal what they do as a cycle of
-kind ``apply`` / ``evacuate``, so the service's cooldowns and no-going-back checks count their
+The commands that act -- `apply`, `evacuate --execute`, `exit-maintenance` -- journal what they
+do as a cycle of kind ``apply`` / ``evacuate`` / ``exit-maintenance``, so the service's cooldowns and no-going-back checks count their
 moves.
 
 A running service holds the journal's lock; a one-off command appends without it (SQLite
