@@ -15,7 +15,7 @@ from .engine import PLANNERS, make_plan
 from .errors import BalancerError, InputError
 from .plan_options import plan_options
 from .plan import Plan, load_plan
-from .snapshot import Snapshot, load_snapshot
+from .snapshot import HostState, Snapshot, load_snapshot
 from .snapshot.io import snapshot_json
 
 
@@ -234,6 +234,8 @@ def exit_maintenance(host, config_path, cluster_name, fmt) -> None:
         found = snap.hosts_by_name().get(host)
         if found is None:
             raise InputError(f"host {host!r}: not in cluster {snap.cluster}")
+        if found.state is HostState.ON:
+            raise InputError(f"host {host} is on, not in maintenance")
         if why := power_premise(action, found.state, 0):  # the executor's own check, before anything is journaled
             raise InputError(why)
         plan = make_plan(snap, _options(cfg, max_moves=0)).model_copy(

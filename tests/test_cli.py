@@ -109,18 +109,20 @@ def test_config_changes_the_simulated_cluster(tmp_path):
 
 def test_apply_on_embedded_cluster(tmp_path):
     # (in tmp_path: apply keeps the journal and the simulator's state in the current directory)
-    r = run_cli("recommend", "--format", "json", "--time-limit", "1s", "--out", str(tmp_path / "p.json"), cwd=tmp_path)
+    r = run_cli("recommend", "--dpm", "--format", "json", "--time-limit", "1s", "--out", str(tmp_path / "p.json"),
+                cwd=tmp_path)
     assert r.returncode == 0
     r = run_cli("apply", str(tmp_path / "p.json"), "--format", "json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     results = json.loads(r.stdout)
     assert results and all(x["outcome"] == "success" for x in results)
-    # applied twice: every move is already made, which is not a failure
+    # applied twice: every move and host action is already made, which is not a failure
     r = run_cli("apply", str(tmp_path / "p.json"), "--format", "json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     again = json.loads(r.stdout)
-    moves = [x for x in again if x["kind"] == "move"]
-    assert moves and all(x["outcome"] == "skipped" and "already on" in x["message"] for x in moves)
+    assert {x["kind"] for x in again} == {"move", "power"}
+    assert all(x["outcome"] == "skipped" and "already" in x["message"] and x["message"].endswith("(done before)")
+               for x in again)
 
 
 def test_apply_rejects_plan_for_another_cluster(tmp_path):

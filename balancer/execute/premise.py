@@ -7,12 +7,17 @@ from ..plan import Move, Plan, PowerAction
 from ..snapshot import HostState, Snapshot
 
 
-ALREADY_MADE = "the plan's target (moved before)"
+ALREADY_MADE = "(done before)"
 
 
 def already_made(result) -> bool:
-    """Was this skipped move skipped because it had already been made (its VM is on its target)?"""
-    return result.kind == "move" and result.outcome == "skipped" and result.message.endswith(ALREADY_MADE)
+    """Was this action skipped because it had already been made (its VM or host is where the plan wants it)?"""
+    return result.outcome == "skipped" and result.message.endswith(ALREADY_MADE)
+
+
+# the state each host action leaves its host in
+POWER_RESULT = {"standby": HostState.STANDBY, "enter-maintenance": HostState.MAINTENANCE,
+                 "power-on": HostState.ON, "exit-maintenance": HostState.ON}
 
 
 def move_premise(snapshot: Snapshot, move: Move) -> str | None:
@@ -23,7 +28,7 @@ def move_premise(snapshot: Snapshot, move: Move) -> str | None:
     if vm is None:
         return f"VM {move.vm} no longer exists"
     if vm.host == move.target:
-        return f"VM {move.vm} is already on {move.target}, {ALREADY_MADE}"
+        return f"VM {move.vm} is already on {move.target}, the plan's target {ALREADY_MADE}"
     if vm.host != move.source:
         return f"VM {move.vm} is on {vm.host}, not on {move.source} as planned"
     target = hosts.get(move.target)
@@ -43,6 +48,8 @@ def power_premise(action: PowerAction, state: HostState, busy: int, powering_on:
     standby (and not already coming back); exit-maintenance needs maintenance.
     """
     host = action.host
+    if state is POWER_RESULT.get(action.action):
+        return f"host {host} is already {state.words} {ALREADY_MADE}"
     if action.action in ("standby", "enter-maintenance"):
         allowed = (HostState.ON, HostState.MAINTENANCE) if action.action == "standby" else (HostState.ON,)
         if state not in allowed:

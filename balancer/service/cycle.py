@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from ..config import Config
 from ..engine import History, PlanOptions, make_plan
+from ..execute.premise import POWER_RESULT, already_made
 from ..execute.result import ActionResult
 from ..journal import ActionRow, Journal
 from ..logs import cycle_context, event
@@ -38,9 +39,6 @@ log = logging.getLogger("balancer.cycle")
 
 # A plan is carried out only while its snapshot is at most one interval old (and at least this many seconds).
 STALE_AFTER_MIN = 60.0
-
-_POWER_RESULT = {"standby": HostState.STANDBY, "power-on": HostState.ON,
-                 "enter-maintenance": HostState.MAINTENANCE, "exit-maintenance": HostState.ON}
 
 
 @dataclass
@@ -312,7 +310,7 @@ class ClusterCycle:
                     outcome, why = "interrupted", f"VM {a.subject} is now on {vm.host}"
             else:
                 host = hosts.get(a.subject)
-                want = _POWER_RESULT.get(a.target or "")
+                want = POWER_RESULT.get(a.target or "")
                 if host is not None and want is not None and host.state is want:
                     outcome, why = "success", "found completed after the balancer stopped while it ran"
                 else:
@@ -356,7 +354,7 @@ class JournaledActions:
 
         def after(action: Move | PowerAction, result: ActionResult) -> None:
             journal.action_finished(ids[action.step], result)
-            event(log, "action", logging.INFO if result.outcome == "success" else logging.WARNING,
+            event(log, "action", logging.INFO if result.outcome == "success" or already_made(result) else logging.WARNING,
                   cluster=name, cycle=cid, step=result.step, kind=result.kind, subject=result.subject,
                   action=result.action, reason=result.reason, outcome=result.outcome,
                   message=result.message or None, seconds=result.seconds)
@@ -372,7 +370,7 @@ class JournaledActions:
             self._target.__dict__.pop(hook, None)
         for r in self.results:  # outcomes the executor decided without calling the hook (e.g. skipped)
             if r.step in self.ids and self.journal.action_finished(self.ids[r.step], r):
-                event(log, "action", logging.WARNING if r.outcome != "success" else logging.INFO,
+                event(log, "action", logging.WARNING if r.outcome != "success" and not already_made(r) else logging.INFO,
                       cluster=self.cluster, cycle=self.cycle_id, step=r.step, kind=r.kind, subject=r.subject,
                       action=r.action, reason=r.reason, outcome=r.outcome, message=r.message or None)
 

@@ -206,7 +206,7 @@ def test_standby_and_power_on_reach_the_simulator(vcsim, admin):
         assert src.snapshot().host(host_name(1)).state is HostState.MAINTENANCE
         results = src.execute(make_plan((host_name(1), "exit-maintenance"), (host_name(1), "power-on")))
         assert [r.outcome for r in results] == ["success", "skipped"]
-        assert "not in standby" in results[1].message
+        assert "is already on (done before)" in results[1].message
         assert src.snapshot().host(host_name(1)).state is HostState.ON
 
 
