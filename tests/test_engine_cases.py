@@ -334,3 +334,15 @@ def test_a_vm_following_a_partner_that_moves_for_a_should_rule_is_not_mandatory(
     by_vm = {m.vm: m for m in plan.moves}
     assert by_vm["v1"].rule == "prefer-b" and not by_vm["v1"].mandatory
     assert by_vm["v2"].target == "b" and not by_vm["v2"].mandatory and "follows" not in by_vm["v2"].detail
+
+
+def test_mending_a_should_rule_never_breaks_another_that_holds():
+    # moving v1 or v2 off a would mend "apart" but break "placed": a trade of rules is no mend
+    s = snap([host("a"), host("b"), host("c")], [vm("v1", "a", cpu=3000), vm("v2", "a", cpu=400), vm("f1", "a", cpu=600)],
+             [{"name": "apart", "type": "vm-anti-affinity", "vms": ["v1", "v2"], "mandatory": False},
+              {"name": "placed", "type": "vm-host", "vm_group": "g", "host_group": "ha", "affine": True,
+               "mandatory": False}],
+             vm_groups={"g": ["v1", "v2"]}, host_groups={"ha": ["a"]})
+    plan = make_plan(s, PlanOptions(threshold=2))
+    assert [v.name for v in plan.violations_after] == ["apart"]
+    assert {m.vm for m in plan.moves} <= {"f1"}

@@ -39,6 +39,7 @@ from threadpoolctl import threadpool_limits
 from .balance import MIN_GAIN
 from .cluster import Cluster
 from .options import PlanOptions
+from .rules import rule_violations
 from .search import Search
 from .vmotion import estimate
 
@@ -156,6 +157,8 @@ def optimise(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
             new_place, changed, used = _solve_round(
                 cluster, options, scoring, prices, place0, place, hosts, vms, budget, min(work_left, ROUND_WORK)
             )
+            if changed and phase == "soft" and not _broken_should(cluster, new_place) <= should_at_start:
+                changed = False  # mending should-rules never breaks one that held (a trade of rules is no mend)
             work_left -= max(used, 0.01)
             rounds += 1
             if changed:
@@ -168,6 +171,7 @@ def optimise(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
                 if stale >= (1 if cluster.n_hosts <= NB_HOSTS else MAX_STALE):
                     return
 
+    should_at_start = _broken_should(cluster, place0)
     run_rounds("mend")
     steps = 0  # balancing steps taken by the search
     if options.threshold >= 2:  # the search stops at once when the cluster needs no balancing
@@ -180,6 +184,11 @@ def optimise(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
     if soft_wanted and _penalties(cluster, place)["soft"].any():
         run_rounds("soft")
     return OptimiseResult(place, rounds + steps, improved + steps, work_left <= 1e-3)
+
+
+def _broken_should(cluster: Cluster, place: np.ndarray) -> set[str]:
+    """The should-rules ``place`` breaks."""
+    return {v.name for v in rule_violations(cluster, place) if not v.mandatory}
 
 
 def _neighbourhood(cluster, place0, place, to_mend, over, balance_wanted, round_no, stale):
