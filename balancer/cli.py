@@ -325,13 +325,11 @@ def apply(plan_file, config_path, cluster_name, max_age, max_moves, fmt) -> None
 def _finish_results(results, fmt: str) -> None:
     """Carried-out actions as a table (JSON is printed by the caller); exit 1 unless every one succeeded
     (a move that had already been made counts as done: applying a plan twice is not a failure)."""
-    from .execute.premise import already_made
-
     if fmt != "json":
         from .report.table import render_results
 
         render_results(results, Console())
-    if any(r.outcome != "success" and not already_made(r) for r in results):
+    if not all(r.done for r in results):
         raise SystemExit(1)
 
 

@@ -171,7 +171,7 @@ def optimise(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
                 if stale >= (1 if cluster.n_hosts <= NB_HOSTS else MAX_STALE):
                     return
 
-    should_at_start = _broken_should(cluster, place0)
+    should_at_start = _broken_should(cluster, place0) if soft_wanted else set()  # (only the soft phase asks)
     run_rounds("mend")
     steps = 0  # balancing steps taken by the search
     if options.threshold >= 2:  # the search stops at once when the cluster needs no balancing

@@ -114,10 +114,10 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
         for v in ordering.dropped
     ] + held
     violations_after = all_violations(cluster, cur)
-    notes = []
-    notes.extend(_unmended_notes(power.original, violations_after, power.exempt_rules, options))
-    start_loads = power.original.host_loads(power.original.place)
-    if any(m.reason == "balance" for m in moves) and balancing_trigger(power.original, start_loads, options.threshold) == "gap":
+    unmended = _unmended_notes(power.original, violations_after, power.exempt_rules, options)
+    notes = list(unmended)
+    start_loads = power.original.host_loads(power.original.place) if any(m.reason == "balance" for m in moves) else None
+    if start_loads is not None and balancing_trigger(power.original, start_loads, options.threshold) == "gap":
         gap = max_gap(power.original, start_loads)
         notes.append(f"the imbalance is within the target ({target:.3f}), but two hosts' utilisation is "
                      f"{100 * gap:.0f} points apart, more than threshold {options.threshold}'s "
@@ -125,7 +125,7 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
     if not moves:
         if options.max_moves == 0:
             notes.append("max moves 0: no moves allowed")
-        elif any(n.startswith("still broken") for n in notes) or power.exempt_rules:
+        elif unmended or power.exempt_rules:
             pass  # said above, or in the note naming the rule and the VMs that may not move
         elif options.evacuate:
             leaving = host_mask(power.original, (power.original.host_index(h) for h in options.evacuate))

@@ -5,14 +5,7 @@ from __future__ import annotations
 from ..errors import InputError
 from ..plan import Move, Plan, PowerAction
 from ..snapshot import HostState, Snapshot
-
-
-ALREADY_MADE = "(done before)"
-
-
-def already_made(result) -> bool:
-    """Was this action skipped because it had already been made (its VM or host is where the plan wants it)?"""
-    return result.outcome == "skipped" and result.message.endswith(ALREADY_MADE)
+from .result import ALREADY_MADE
 
 
 # the state each host action leaves its host in

@@ -7,6 +7,9 @@ from typing import Literal
 
 Outcome = Literal["success", "failed", "skipped"]
 
+# ends the message of an action skipped because it had already been made (execute/premise.py)
+ALREADY_MADE = "(done before)"
+
 
 @dataclass(frozen=True)
 class ActionResult:
@@ -18,6 +21,11 @@ class ActionResult:
     reason: str = ""
     message: str = ""
     seconds: float = 0.0
+
+    @property
+    def done(self) -> bool:
+        """Succeeded, or skipped because it had already been made (its VM or host is where the plan wants it)."""
+        return self.outcome == "success" or (self.outcome == "skipped" and self.message.endswith(ALREADY_MADE))
 
     def to_json_dict(self) -> dict:
         return asdict(self)

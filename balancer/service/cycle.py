@@ -25,13 +25,13 @@ from typing import Any, Callable
 
 from ..config import Config
 from ..engine import History, PlanOptions, make_plan
-from ..execute.premise import POWER_RESULT, already_made
+from ..execute.premise import POWER_RESULT
 from ..execute.result import ActionResult
 from ..journal import ActionRow, Journal
 from ..logs import cycle_context, event
 from ..plan import Move, Plan, PowerAction
 from ..plan_options import plan_options
-from ..snapshot import HostState, Snapshot
+from ..snapshot import Snapshot
 from ..sources.base import Source
 from .past import HOST_SWINGS, Past, RecentDemand, build_past, cluster_demand
 
@@ -354,7 +354,7 @@ class JournaledActions:
 
         def after(action: Move | PowerAction, result: ActionResult) -> None:
             journal.action_finished(ids[action.step], result)
-            event(log, "action", logging.INFO if result.outcome == "success" or already_made(result) else logging.WARNING,
+            event(log, "action", logging.INFO if result.done else logging.WARNING,
                   cluster=name, cycle=cid, step=result.step, kind=result.kind, subject=result.subject,
                   action=result.action, reason=result.reason, outcome=result.outcome,
                   message=result.message or None, seconds=result.seconds)
@@ -370,7 +370,7 @@ class JournaledActions:
             self._target.__dict__.pop(hook, None)
         for r in self.results:  # outcomes the executor decided without calling the hook (e.g. skipped)
             if r.step in self.ids and self.journal.action_finished(self.ids[r.step], r):
-                event(log, "action", logging.WARNING if r.outcome != "success" and not already_made(r) else logging.INFO,
+                event(log, "action", logging.INFO if r.done else logging.WARNING,
                       cluster=self.cluster, cycle=self.cycle_id, step=r.step, kind=r.kind, subject=r.subject,
                       action=r.action, reason=r.reason, outcome=r.outcome, message=r.message or None)
 
