@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import InputError
 from .validation import read_input_file, validate_model
@@ -232,16 +232,71 @@ class Config(_Section):
         if self.source == "vcenter" and self.vcenter is None:
             raise ValueError("source is vcenter but there is no vcenter section")
         if self.clusters is not None:
-            from .clusters import resolve_clusters
-
             resolve_clusters(self)  # raises ValueError naming the bad cluster
         return self
 
     def cluster_configs(self) -> list[tuple[str, "Config"]]:
         """(name, single-cluster config) for every cluster this config balances."""
-        from .clusters import resolve_clusters
-
         return resolve_clusters(self)
+
+
+def _override(section, overrides: dict, where: str):
+    """``section`` with ``overrides`` applied and validated; ValueError naming the bad key."""
+    if not overrides:
+        return section
+    try:
+        return type(section).model_validate({**section.model_dump(), **overrides})
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        msg = msg.removeprefix("Value error, ")
+        raise ValueError(f"{where}{'.' + loc if loc else ''}: {msg}") from None
+
+
+def resolve_clusters(cfg: Config) -> list[tuple[str, Config]]:
+    """(name, single-cluster Config) pairs, names unique. ValueError on a bad entry.
+
+    A config without `clusters:` balances one cluster (its `source`, `sim` / `vcenter`); with
+    `clusters:`, each entry names its own source and may override keys of the top-level `drs` and
+    `dpm` sections. The metrics endpoint, the journal and the service settings are shared.
+    """
+    if cfg.clusters is None:
+        name = cfg.vcenter.cluster if cfg.source == "vcenter" and cfg.vcenter else cfg.sim.cluster
+        return [(name, cfg)]
+    given = {"source", "sim", "vcenter"} & cfg.model_fields_set
+    if given:
+        raise ValueError(f"clusters: use either clusters or the top-level {', '.join(sorted(given))}, not both")
+    if not cfg.clusters:
+        raise ValueError("clusters: the list is empty")
+    out: list[tuple[str, Config]] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(cfg.clusters):
+        where = f"clusters[{i}]" + (f" ({entry.name})" if entry.name else "")
+        if entry.source == "vcenter":
+            if entry.vcenter is None:
+                raise ValueError(f"{where}: source is vcenter but there is no vcenter section")
+            sim = SimConfig()
+            name = entry.name or entry.vcenter.cluster
+        else:
+            sim = entry.sim or SimConfig()
+            if entry.name and "cluster" not in sim.model_fields_set:
+                sim = sim.model_copy(update={"cluster": entry.name})
+            name = entry.name or sim.cluster
+        if name in seen:
+            raise ValueError(f"{where}: a second cluster named {name!r} (give each a distinct name)")
+        seen.add(name)
+        single = Config.model_construct(
+            source=entry.source, sim=sim, vcenter=entry.vcenter,
+            drs=_override(cfg.drs, entry.drs, f"{where}.drs"),
+            dpm=_override(cfg.dpm, entry.dpm, f"{where}.dpm"),
+            metrics=cfg.metrics, journal=cfg.journal, service=cfg.service, clusters=None,
+        )
+        out.append((name, single))
+    return out
+
 
 
 class DuplicateKeyError(Exception):

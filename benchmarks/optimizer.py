@@ -135,7 +135,7 @@ def fluid_bound(snapshot: dict, headroom: float = 0.10) -> float:
     so this is a lower bound.
     """
     from balancer.engine import PlanOptions
-    from balancer.engine.cluster import build_cluster
+    from balancer.engine.compute.cluster import build_cluster
     from balancer.snapshot import parse_snapshot
 
     c = build_cluster(parse_snapshot(snapshot), PlanOptions(cpu_headroom=headroom, mem_headroom=headroom))

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from balancer.config import SimConfig
 from balancer.engine import History, PlanOptions, make_plan
-from balancer.engine.cluster import build_cluster
-from balancer.engine.dpm import window_demand
-from balancer.engine.hoststate import rule_allowed
+from balancer.engine.compute.cluster import build_cluster
+from balancer.engine.compute.dpm import window_demand
+from balancer.engine.compute.hoststate import rule_allowed
 from balancer.engine.options import DpmOptions
 from balancer.plan import PowerAction
 from balancer.snapshot import parse_snapshot

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from balancer.engine import PlanOptions, make_plan
-from balancer.engine.vmotion import estimate
+from balancer.engine.compute.vmotion import estimate
 from balancer.snapshot import parse_snapshot
 
 
@@ -225,9 +225,9 @@ def _one_large_vm_worth_a_slight_gain():
 
 
 def test_vmotion_price_scales_with_the_thresholds_minimum_gain():
-    from balancer.engine.balance import MIN_GAIN
-    from balancer.engine.cluster import build_cluster
-    from balancer.engine.optimizer import move_costs
+    from balancer.engine.compute.balance import MIN_GAIN
+    from balancer.engine.compute.cluster import build_cluster
+    from balancer.engine.compute.optimizer import move_costs
 
     s = _one_large_vm_worth_a_slight_gain()
     vmotion = {}

@@ -6,11 +6,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from balancer.engine import PlanOptions, make_plan
-from balancer.engine.cluster import build_cluster
-from balancer.engine.feasibility import find_conflicts
-from balancer.engine.optimizer import move_costs
-from balancer.engine.rules import rule_violations
-from balancer.engine.search import Search
+from balancer.engine.compute.cluster import build_cluster
+from balancer.engine.compute.feasibility import find_conflicts
+from balancer.engine.compute.optimizer import move_costs
+from balancer.engine.compute.rules import rule_violations
+from balancer.engine.compute.search import Search
 from balancer.snapshot import HostState, parse_snapshot
 
 SETTINGS = settings(max_examples=int(__import__("os").environ.get("PROP_EXAMPLES", 30)), deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from balancer.config import SimConfig
 from balancer.engine import PlanOptions, make_plan
-from balancer.engine.cluster import build_cluster
-from balancer.engine.hoststate import rule_allowed
+from balancer.engine.compute.cluster import build_cluster
+from balancer.engine.compute.hoststate import rule_allowed
 from balancer.execute.evacuation import carry_out_evacuation
 from balancer.snapshot import parse_snapshot
 from balancer.sources.sim import SimulatedCluster

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class DpmOptions:
-    """Distributed Power Management: when hosts go to standby or come back (engine/dpm.py)."""
+    """Distributed Power Management: when hosts go to standby or come back (engine/compute/dpm.py)."""
 
     target: float = 0.63  # demand / capacity DPM aims for
     tolerance: float = 0.18  # band: target - tolerance .. target + tolerance (45 %..81 %)
@@ -29,6 +29,31 @@ class DpmOptions:
 
 
 @dataclass(frozen=True)
+class StorageOptions:
+    """Storage DRS: when disks move between datastores by Storage vMotion (engine/storage/)."""
+
+    space_threshold: float = 0.80  # a datastore above this used/capacity is to be relieved
+    latency_threshold_ms: float = 15.0  # a datastore above this mean I/O latency is to be relieved
+    io_balancing: bool = True  # judge latency at all (off: space only)
+    min_space_difference: float = 0.05  # a move must narrow the source/target utilisation gap by this
+    copy_mbps: float = 2_000.0  # Storage vMotion copy rate, megabits per second, for the predicted copy time
+    keep_disks_together: bool = True  # VMDK affinity by default, as Storage DRS does
+    max_moves: int | None = None  # cap on storage moves per plan (None: no cap)
+    # Datastores entering maintenance: every disk on them moves off (datastore maintenance mode).
+    evacuate: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.space_threshold <= 1.0:
+            raise ValueError("sdrs space_threshold must be in (0, 1]")
+        if self.latency_threshold_ms <= 0 or self.copy_mbps <= 0:
+            raise ValueError("sdrs latency_threshold_ms and copy_mbps must be > 0")
+        if not 0.0 <= self.min_space_difference < 1.0:
+            raise ValueError("sdrs min_space_difference must be in [0, 1)")
+        if self.max_moves is not None and self.max_moves < 0:
+            raise ValueError("sdrs max_moves must be >= 0")
+
+
+@dataclass(frozen=True)
 class PlanOptions:
     threshold: int = 3  # DRS migration threshold 1 (mandatory only) .. 5 (aggressive)
     max_moves: int | None = None  # cap on moves per plan (temporary hops count)
@@ -44,9 +69,10 @@ class PlanOptions:
     planner: str = "cp-sat"  # cp-sat | greedy
     dpm: DpmOptions | None = None  # None: DPM off (no host power decisions)
     # Hosts entering maintenance: every VM registered on them (powered-off ones too) moves off,
-    # nothing else moves, and the plan ends with their enter-maintenance actions (engine/power.py).
+    # nothing else moves, and the plan ends with their enter-maintenance actions (engine/compute/power.py).
     evacuate: tuple[str, ...] = ()
-    recent_demand: bool = True  # plan on History.vm_demand when it is given (engine/cluster.py)
+    recent_demand: bool = True  # plan on History.vm_demand when it is given (engine/compute/cluster.py)
+    storage: StorageOptions | None = None  # None: Storage DRS off (no storage moves)
 
     def __post_init__(self) -> None:
         if not 1 <= self.threshold <= 5:

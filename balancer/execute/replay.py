@@ -2,7 +2,7 @@
 
 ``apply`` reads a plan written earlier (or by hand) and a fresh snapshot. Before anything is
 carried out, the plan's actions are replayed on the fresh snapshot with the same checks the
-engine orders its own moves by (``engine.rules.move_allowed``): after every move each host
+engine orders its own moves by (``engine.compute.rules.move_allowed``): after every move each host
 stays within its bound (capacity minus headroom, or no worse than it was when above it) and no
 mandatory rule that held is broken. A move the executor would skip -- its VM is no longer on
 the planned source, or its target is not on -- is skipped here too. Power actions change which
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from ..engine.cluster import CPU, MEM, build_cluster
-from ..engine.hoststate import host_mask, with_hosts_leaving, with_hosts_woken
+from ..engine.compute.cluster import CPU, MEM, build_cluster
+from ..engine.compute.hoststate import host_mask, with_hosts_leaving, with_hosts_woken
 from ..engine.options import PlanOptions
-from ..engine.rules import move_allowed, rule_violations
+from ..engine.compute.rules import move_allowed, rule_violations
 from ..errors import InputError
 from ..plan import Move, Plan
 from ..snapshot import Snapshot

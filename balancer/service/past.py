@@ -31,7 +31,7 @@ import numpy as np
 
 from ..config import DpmConfig, DrsConfig
 from ..engine import History
-from ..engine.dpm import window_demand as dpm_window_demand
+from ..engine.compute.dpm import window_demand as dpm_window_demand
 from ..journal import ActionRow, Journal
 from ..snapshot import Snapshot
 
@@ -50,7 +50,7 @@ def cluster_demand(snapshot: Snapshot) -> tuple[float, float]:
 
 
 def window_demand(samples: list[tuple[float, float]]) -> tuple[float, float] | None:
-    """The demand a DPM window stands for (engine.dpm.window_demand); None without samples."""
+    """The demand a DPM window stands for (engine.compute.dpm.window_demand); None without samples."""
     if not samples:
         return None
     cpu, mem = dpm_window_demand(samples)

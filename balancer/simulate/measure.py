@@ -8,7 +8,7 @@ Pure: hosts' loads and action outcomes in, numbers out (no clock, no I/O). The d
   likewise above ``HOT`` (90 %) of it, the level of the ``BalancerHostHot`` alert;
 - ``imbalance_mean`` / ``imbalance_p95``: the engine's combined measure per step,
   sqrt(cpu_sd² + mem_sd²) of the per-host entitlement / capacity over the hosts that are on
-  (balancer/engine/balance.py), averaged / its 95th percentile (linear interpolation) over steps;
+  (balancer/engine/compute/balance.py), averaged / its 95th percentile (linear interpolation) over steps;
 - ``host_hours``: powered-on hosts (hosts powering on included) × the step's hours;
 - ``energy_kwh``: per powered-on host idle + (peak − idle) × CPU utilisation (capped at 1) watts
   over the step, when every host's power figures are known (a host in standby counts 0 W);
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine.balance import combined
+from ..engine.compute.balance import combined
 from ..execute.result import ActionResult
 from ..plan import Move, Plan, PowerAction
 from ..snapshot import Snapshot

@@ -42,7 +42,7 @@ POLICIES = ("ours", "greedy", "none")
 PLANNER = {"ours": "cp-sat", "greedy": "greedy"}
 DEFAULT_HOSTS = 40
 # The optimiser's budget per cycle (PlanOptions.work_limit: CP-SAT deterministic time; the local
-# search gets 20 work units per unit, engine/optimizer.py). Chosen on the March days: see
+# search gets 20 work units per unit, engine/compute/optimizer.py). Chosen on the March days: see
 # docs/evaluation.md. The time limit is only a safety net: the budget ends a plan first.
 WORK_LIMIT = 1.2
 SAFETY_TIME_LIMIT_S = 30.0  # a CP-SAT round may take a quarter of it: a busy machine must not cut one short

@@ -9,6 +9,7 @@ here change what the next snapshot shows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -17,7 +18,7 @@ from ...config import SimConfig
 from ...execute import ActionResult, move_premise
 from ...execute.premise import power_premise
 from ...plan import Move, Plan, PowerAction
-from ...snapshot import VM, Host, HostState, Snapshot
+from ...snapshot import SNAPSHOT_VERSION, VM, Host, HostState, Snapshot
 from .traces import SAMPLE_SECONDS, load_trace
 
 # name, cores, MHz per core, memory MB, idle W, peak W
@@ -154,7 +155,7 @@ class SimulatedCluster:
                 powered_on=v.powered_on, automation=v.automation,
             ))
         return Snapshot.model_validate(dict(
-            version=1, cluster=self.name, collected_at=self.now(), source="sim", hosts=hosts, vms=vms,
+            version=SNAPSHOT_VERSION, cluster=self.name, collected_at=self.now(), source="sim", hosts=hosts, vms=vms,
             vm_groups=self.vm_groups, host_groups=self.host_groups, rules=self.rules,
         ))
 
@@ -216,7 +217,7 @@ class SimulatedCluster:
         hosts = [Host.model_construct(name=h["name"], state=h["state"]) for h in self.hosts]
         vms = [] if vm is None else [VM.model_construct(name=vm.name, host=self.hosts[vm.host]["name"],
                                                         powered_on=vm.powered_on)]
-        return Snapshot.model_construct(version=1, cluster=self.name, hosts=hosts, vms=vms)
+        return Snapshot.model_construct(version=SNAPSHOT_VERSION, cluster=self.name, hosts=hosts, vms=vms)
 
     def _take_time(self) -> None:
         """An action takes ``config.action_seconds`` of wall-clock time (0: instant)."""
@@ -226,13 +227,12 @@ class SimulatedCluster:
             time.sleep(self.config.action_seconds)
 
     # --- persistence: the cluster's state survives a restart of the balancer ----------------
-    state_file = None  # a Path: the state is restored from it and saved after every change
+    # Called after every change of state; the service's state file (sim/state.py) sets it.
+    on_change: Callable[[], None] | None = None
 
     def save(self) -> None:
-        if self.state_file is not None:
-            from .state import save_state
-
-            save_state(self, self.state_file)
+        if self.on_change is not None:
+            self.on_change()
 
     def _power(self, action: PowerAction, host_idx: dict[str, int]) -> ActionResult:
         h = self.hosts[host_idx[action.host]]

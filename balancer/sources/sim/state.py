@@ -84,7 +84,8 @@ def restore_state(sim: "SimulatedCluster", path: Path) -> bool:
 def attach_state_file(sim: "SimulatedCluster", path: Path) -> bool:
     """Restore ``sim`` from ``path`` when it holds a fitting state; from now on save every change there."""
     restored = restore_state(sim, path)
-    sim.state_file = Path(path)
+    path = Path(path)
+    sim.on_change = lambda: save_state(sim, path)
     if not restored:
-        save_state(sim, sim.state_file)
+        save_state(sim, path)
     return restored

@@ -2,7 +2,7 @@
 
 ``plan_power`` runs before the planner:
 
-1. it decides which hosts leave service (DPM standby, engine/dpm.py; or ``options.evacuate``
+1. it decides which hosts leave service (DPM standby, engine/compute/dpm.py; or ``options.evacuate``
    for maintenance) or come back (DPM power-on);
 2. **evacuation stage**: the optimiser's mend phase (as at threshold 1) moves the VMs that must
    leave, within capacity and the mandatory rules; a standby candidate whose VMs cannot all
@@ -18,7 +18,7 @@ Evacuation moves do not count against ``max_moves``: a host is emptied completel
 ``max_moves == 0`` means no move at all: DPM then only puts hosts that are already empty into
 standby (and powers hosts on).
 
-Mandatory rules already broken by VMs that may not move (engine/feasibility.py,
+Mandatory rules already broken by VMs that may not move (engine/compute/feasibility.py,
 ``exempt_pinned``) are relaxed for those VMs in ``cluster`` and ``planning``, so neither the
 evacuation stage nor the planner fights a violation no plan can repair; ``settle`` gives back
 the cluster with the real rules, on which the plan's violations are reported.
@@ -30,16 +30,16 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..plan import PowerAction
-from ..snapshot import HostState
+from ...plan import PowerAction
+from ...snapshot import HostState
 from .cluster import CPU, Cluster
 from .dpm import PowerChoice, choose_power, standby_reason
 from .feasibility import find_conflicts, pinned_exemptions
-from .history import History
+from ..history import History
 from .hoststate import host_mask, vms_on, with_hosts_leaving, with_hosts_woken
 from .optimizer import optimise
 from .rules import rule_violations
-from .options import PlanOptions
+from ..options import PlanOptions
 
 EVACUATION_TIME_LIMIT_S = 10.0  # wall-clock safety net of the evacuation stage (it stops once every VM is placed)
 

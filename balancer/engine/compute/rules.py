@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..plan import Violation
+from ...plan import Violation
 from .cluster import CPU, MEM, Cluster
 
 _RES = {CPU: "CPU", MEM: "memory"}

@@ -42,12 +42,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ..snapshot import HostState
+from ...snapshot import HostState
 from .cluster import CPU, MEM, Cluster
 from .feasibility import find_conflicts
-from .history import History
+from ..history import History
 from .hoststate import host_mask, vms_on, with_hosts_leaving
-from .options import DpmOptions
+from ..options import DpmOptions
 
 SIGMAS = 2.0  # a window's demand: mean + SIGMAS x standard deviation
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..plan import Suppressed
+from ...plan import Suppressed
 from .balance import fits, move_delta, needs_balancing
 from .cluster import Cluster
-from .history import History
+from ..history import History
 from .optimizer import move_costs
-from .options import PlanOptions
+from ..options import PlanOptions
 
 
 def mandatory_reason(cluster: Cluster) -> np.ndarray:

@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from .balance import MIN_GAIN, fits, move_delta, needs_balancing, target_imbalance
 from .cluster import Cluster
 from .optimizer import OptimiseResult, move_costs
-from .options import PlanOptions
+from ..options import PlanOptions
 
 CHUNK = 2048  # VMs scored at once (bounds the memory of the exhaustive evaluation)
 

@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_limits
 
 from .balance import MIN_GAIN
 from .cluster import Cluster
-from .options import PlanOptions
+from ..options import PlanOptions
 from .rules import rule_violations
 from .search import Search
 from .vmotion import estimate

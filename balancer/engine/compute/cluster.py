@@ -11,8 +11,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ..snapshot import Snapshot, VmHostRule, VmVmRule
-from .options import PlanOptions
+from ...snapshot import Snapshot, VmHostRule, VmVmRule
+from ..options import PlanOptions
 from .vmotion import modelled_dirty_rate_mbps
 
 CPU, MEM = 0, 1

@@ -1,0 +1,275 @@
+"""Compute planning: which VMs move between hosts, and which hosts change power state, for one snapshot."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...plan import Imbalance, Move, Plan, ResourcePair, Suppressed, VMotionEstimate
+from ...snapshot import Snapshot, snapshot_digest
+from .balance import PAIRWISE_GAP, balancing_trigger, combined, imbalance, max_gap, needs_balancing, target_imbalance
+from .cluster import Cluster, build_cluster
+from .feasibility import find_conflicts
+from .greedy import hill_climb
+from ..history import NO_HISTORY, History
+from .holds import apply_history
+from .optimizer import optimise
+from ..options import PlanOptions
+from .order import order_moves
+from .hoststate import host_mask, vms_on
+from .power import evacuation, plan_power
+from .rules import all_violations
+from .vmotion import estimate
+
+PLANNERS = {"cp-sat": optimise, "greedy": hill_climb}
+
+# Priority of a move in the order: mandatory repairs first.
+_PRIORITY = {"evacuate": 0, "rule": 1, "capacity": 2, "dpm": 3, "balance": 4}
+
+
+def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history: History | None = None) -> Plan:
+    options = options or PlanOptions()
+    history = history or NO_HISTORY
+    cluster = build_cluster(snapshot, options, history.vm_demand if options.recent_demand else None)
+    before = imbalance(cluster, cluster.host_loads(cluster.place))
+    target = target_imbalance(options.threshold, int(cluster.on.sum()))
+    base = dict(
+        cluster=snapshot.cluster,
+        snapshot_digest=snapshot_digest(snapshot),
+        collected_at=snapshot.collected_at.isoformat() if snapshot.collected_at else None,
+        planner=options.planner,
+        threshold=options.threshold,
+    )
+    violations_before = all_violations(cluster, cluster.place)
+    conflicts = find_conflicts(cluster)
+    note = "the mandatory rules cannot all hold: nothing is moved until they are changed"
+    evac = evacuation(cluster, options)  # maintenance mode: computed once, used below
+    if not conflicts and evac is not None and (conflicts := evac.conflicts):
+        note = "the hosts cannot be emptied (see conflicts): nothing is moved"
+    if conflicts:
+        pair = ResourcePair(cpu=round(before[0], 6), mem=round(before[1], 6))
+        return Plan(
+            **base,
+            status="infeasible",
+            imbalance=Imbalance(before=pair, after=pair, target=_finite(target)),
+            violations_before=violations_before,
+            violations_after=violations_before,
+            conflicts=conflicts,
+            notes=[note],
+        )
+
+    held = apply_history(cluster, history, options)  # anti-oscillation holds (engine/compute/holds.py)
+    power = plan_power(cluster, options, history, evac)  # DPM and maintenance: hosts leaving or woken (engine/compute/power.py)
+    cluster = power.cluster
+    result = PLANNERS[options.planner](power.planning, options)
+    reasons = _reasons(cluster, result.place)
+    reasons.update(power.move_reasons(result.place))
+    if options.threshold <= 1:  # no balancing: a move no reason names makes room for a mandatory one
+        _room_reasons(cluster, result.place, reasons)
+    priority = np.array([_PRIORITY[reasons.get(v, ("balance",))[0]] for v in range(cluster.n_vms)])
+    ordering = order_moves(cluster, cluster.place, result.place, priority, power.step_budget(options.max_moves))
+
+    moves: list[Move] = []
+    cur = cluster.place.copy()
+    loads = cluster.host_loads(cur)
+    im = imbalance(cluster, loads)
+    score = combined(*im)
+    for i, step in enumerate(ordering.steps, start=power.first_step):
+        v = step.vm
+        loads[step.source] -= cluster.load[v]
+        loads[step.target] += cluster.load[v]
+        cur[v] = step.target
+        new_im = imbalance(cluster, loads)
+        new_score = combined(*new_im)
+        reason, detail, rule = reasons.get(v, ("balance", "", None))
+        if step.hop:
+            detail = (detail + "; " if detail else "") + f"temporary hop on the way to {cluster.host_names[step.final]}"
+        elif reason == "balance":
+            detail = f"CPU imbalance {im[0]:.3f} → {new_im[0]:.3f}, memory imbalance {im[1]:.3f} → {new_im[1]:.3f}"
+        est = estimate(cluster.mem_mb[v], cluster.dirty_mbps[v], float(min(cluster.bandwidth_mbps[step.source], cluster.bandwidth_mbps[step.target])))
+        moves.append(
+            Move(
+                step=i,
+                vm=cluster.vm_names[v],
+                source=cluster.host_names[step.source],
+                target=cluster.host_names[step.target],
+                reason=reason,
+                detail=detail,
+                rule=rule,
+                gain=round(score - new_score, 6),
+                vmotion=VMotionEstimate(
+                    seconds=round(est.seconds, 2), downtime_ms=round(est.downtime_ms, 1),
+                    data_mb=round(est.data_mb, 1), converges=est.converges,
+                ),
+                mem_mb=float(cluster.mem_mb[v]),
+                mandatory=reason in ("evacuate", "capacity") or (reason == "rule" and _is_mandatory(cluster, rule)),
+            )
+        )
+        score, im = new_score, new_im
+    cluster = power.settle(ordering.place)  # a host the moves could not empty stays on
+    power_actions = power.actions(ordering.place, len(moves))
+    after = imbalance(cluster, loads)
+    suppressed = [
+        Suppressed(vm=cluster.vm_names[v], target=cluster.host_names[int(result.place[v])], reason="unorderable",
+                   detail="no order of moves keeps every step within capacity and rules")
+        for v in ordering.dropped
+    ] + held
+    violations_after = all_violations(cluster, cur)
+    unmended = _unmended_notes(power.original, violations_after, power.exempt_rules, options)
+    notes = list(unmended)
+    start_loads = power.original.host_loads(power.original.place) if any(m.reason == "balance" for m in moves) else None
+    if start_loads is not None and balancing_trigger(power.original, start_loads, options.threshold) == "gap":
+        gap = max_gap(power.original, start_loads)
+        notes.append(f"the imbalance is within the target ({target:.3f}), but two hosts' utilisation is "
+                     f"{100 * gap:.0f} points apart, more than threshold {options.threshold}'s "
+                     f"{100 * PAIRWISE_GAP[options.threshold]:.0f}: balancing")
+    if not moves:
+        if options.max_moves == 0:
+            notes.append("max moves 0: no moves allowed")
+        elif unmended or power.exempt_rules:
+            pass  # said above, or in the note naming the rule and the VMs that may not move
+        elif options.evacuate:
+            leaving = host_mask(power.original, (power.original.host_index(h) for h in options.evacuate))
+            if not vms_on(power.original, leaving, every_vm=True).any():
+                them = "them" if len(options.evacuate) > 1 else "it"
+                notes.append(f"{', '.join(options.evacuate)}: no VMs registered on {them}; nothing to move")
+        elif options.threshold == 1:
+            notes.append("threshold 1: only mandatory moves; none needed")
+        elif not needs_balancing(cluster, cluster.host_loads(cluster.place), options.threshold):
+            notes.append(f"balanced within threshold {options.threshold} (target imbalance {target:.3f})")
+        else:
+            notes.append("no move gains enough to pay for its vMotion")
+    return Plan(
+        **base,
+        moves=moves,
+        imbalance=Imbalance(
+            before=ResourcePair(cpu=round(before[0], 6), mem=round(before[1], 6)),
+            after=ResourcePair(cpu=round(after[0], 6), mem=round(after[1], 6)),
+            target=_finite(target),
+        ),
+        violations_before=violations_before,
+        violations_after=violations_after,
+        suppressed=suppressed,
+        power=power_actions,
+        notes=notes + power.notes,
+    )
+
+
+def _finite(x: float) -> float | None:
+    return None if not np.isfinite(x) else round(float(x), 6)
+
+
+def _is_mandatory(cluster: Cluster, rule: str | None) -> bool:
+    for g in [*cluster.anti, *cluster.affine, *cluster.vmhost]:
+        if g.rule == rule:
+            return g.mandatory
+    return False
+
+
+def _reasons(cluster: Cluster, final: np.ndarray) -> dict[int, tuple[str, str, str | None]]:
+    """Why each moved VM moves, judged on the starting placement: (reason, words, rule)."""
+    place = cluster.place
+    hn, vn = cluster.host_names, cluster.vm_names
+    out: dict[int, tuple[str, str, str | None]] = {}
+    moved = set(int(v) for v in np.flatnonzero(place != final))
+    for v in moved:
+        if cluster.must_leave[v]:
+            state = cluster.snapshot.hosts[int(place[v])].state.value
+            out[v] = ("evacuate", f"{hn[place[v]]} is in {state}", None)
+    # mandatory rules first, then capacity, then should-rules: a move is named for its strongest reason
+    for mandatory in (True, False):
+        if not mandatory:
+            _capacity_reasons(cluster, moved, out)
+        for g in (g for g in cluster.anti if g.mandatory == mandatory):
+            by_host: dict[int, list[int]] = {}
+            for v in g.vms:
+                by_host.setdefault(int(place[v]), []).append(int(v))
+            for h, members in by_host.items():
+                if len(members) < 2:
+                    continue
+                # all but one must leave: when every one of them moves, the last moves for another reason
+                leaving = [v for v in members if v in moved]
+                for v in leaving[: len(members) - 1]:
+                    if v not in out:
+                        others = " and ".join(vn[u] for u in members)
+                        out[v] = ("rule", f"rule {g.rule}: {others} share {hn[h]}", g.rule)
+        for g in (g for g in cluster.affine if g.mandatory == mandatory):
+            if len(set(int(place[v]) for v in g.vms)) > 1:
+                for v in g.vms:
+                    v = int(v)
+                    if v in moved and v not in out:
+                        out[v] = ("rule", f"rule {g.rule}: keeps {', '.join(vn[int(u)] for u in g.vms[:4])} together", g.rule)
+        for g in (g for g in cluster.vmhost if g.mandatory == mandatory):
+            for v in g.vms:
+                v = int(v)
+                if v in moved and v not in out and not g.allows(int(place[v])):
+                    where = "on" if g.affine else "off"
+                    out[v] = ("rule", f"rule {g.rule}: {vn[v]} belongs {where} its host group, not on {hn[place[v]]}", g.rule)
+    # a VM that follows a member of its mandatory affinity group which had to move (the group holds
+    # at the start, so no reason above names it): it moves for the rule too
+    for g in (g for g in cluster.affine if g.mandatory):
+        led = [int(u) for u in g.vms if int(u) in out
+               and (out[int(u)][0] in ("evacuate", "capacity") or _is_mandatory(cluster, out[int(u)][2]))]
+        for v in g.vms:
+            v = int(v)
+            if v in moved and v not in out and any(final[u] == final[v] for u in led):
+                out[v] = ("rule", f"rule {g.rule}: follows {', '.join(vn[u] for u in led if final[u] == final[v])}", g.rule)
+    return out
+
+
+def _unmended_notes(cluster: Cluster, violations: list, exempt: list[str], options: PlanOptions) -> list[str]:
+    """Notes on the mandatory rules and hosts above their limit this plan leaves as they are, and why."""
+    if options.max_moves == 0:
+        return []  # the note on no moves allowed says why
+    # (a rule broken by VMs that may not move has its own note, from plan_power)
+    left = [v for v in violations if v.mandatory and not (v.kind == "rule" and v.name in exempt)]
+    pinned, room = [], []
+    for v in left:
+        if v.kind == "capacity" and v.name in cluster._host_idx:
+            h = cluster.host_index(v.name)
+            if not (cluster.movable & cluster.powered & (cluster.place == h)).any():
+                pinned.append(f"{v.name}: {v.detail}")
+                continue
+        room.append(f"rule {v.name} ({v.detail})" if v.kind == "rule" else f"{v.name}: {v.detail}")
+    out = []
+    if room:
+        what = "; ".join(room[:3]) + (f"; {len(room) - 3} more" if len(room) > 3 else "")
+        cap = ""
+        if options.max_moves is not None and not options.evacuate:
+            cap = f", at most {options.max_moves} move{'s' if options.max_moves != 1 else ''}"
+        out.append(f"still broken after this plan: {what} — this plan finds no moves that mend "
+                   f"{'it' if len(room) == 1 else 'them'} within capacity minus headroom and the mandatory rules{cap}")
+    if pinned:
+        out.append(f"still broken after this plan: {'; '.join(pinned[:3])} — none of the VMs there may move "
+                   f"(a manual or disabled DRS override, or powered off)")
+    return out
+
+
+def _room_reasons(cluster: Cluster, final: np.ndarray, out: dict) -> None:
+    """Name each unnamed move after a named move onto the host it leaves: it makes room for that VM
+    (reason ``capacity``: it counts against the move cap like any move that is not an evacuation)."""
+    hn, vn = cluster.host_names, cluster.vm_names
+    unnamed = [int(v) for v in np.flatnonzero(cluster.place != final) if int(v) not in out]
+    while unnamed:  # room made for a VM that itself makes room: a chain
+        named = 0
+        for v in unnamed:
+            src = int(cluster.place[v])
+            for u in list(out):
+                if int(final[u]) == src and int(cluster.place[u]) != src:
+                    out[v] = ("capacity", f"makes room on {hn[src]} for {vn[u]}", None)
+                    named += 1
+                    break
+        if not named:
+            return
+        unnamed = [v for v in unnamed if v not in out]
+
+
+def _capacity_reasons(cluster: Cluster, moved: set[int], out: dict) -> None:
+    place = cluster.place
+    hn = cluster.host_names
+    loads = cluster.host_loads(place)
+    over = np.any(loads > cluster.limit + 1e-6, axis=1)
+    for v in moved:
+        if v not in out and over[place[v]] and cluster.on[place[v]]:
+            h = int(place[v])
+            pct = 100 * (loads[h] / cluster.cap[h]).max()
+            out[v] = ("capacity", f"{hn[h]} at {pct:.0f} % is above its {100 * (cluster.limit[h] / cluster.cap[h]).min():.0f} % limit", None)

@@ -1,0 +1,1 @@
+"""The storage planner: disks between datastores by Storage vMotion (Storage DRS)."""
