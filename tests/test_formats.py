@@ -44,3 +44,37 @@ def test_defaults_documented():
     assert vm.powered_on is True and vm.automation.value == "default" and vm.cpu_reservation_mhz == 0
     rule = next(r for r in snap.rules if r.name == "web-spread")
     assert rule.mandatory is True
+
+
+def test_a_version_1_snapshot_reads_as_version_2_with_no_storage():
+    doc = example_snapshot()
+    doc["version"] = 1
+    snap = parse_snapshot(doc)
+    assert snap.version == 2 and snap.datastores == [] and all(v.disks == [] for v in snap.vms)
+    assert json.loads(snapshot_json(snap))["version"] == 2
+    v2 = parse_snapshot({**doc, "version": 2})
+    assert v2 == snap
+
+
+def test_a_version_1_plan_still_reads_and_keeps_its_steps():
+    plan = make_plan(parse_snapshot(example_snapshot()), PlanOptions(time_limit_s=1))
+    data = json.loads(plan_json(plan))
+    assert data["version"] == 2
+    data["version"] = 1
+    data.pop("storage_moves", None)
+    for m in data["moves"]:
+        m.pop("disks", None)
+    old = parse_plan(data)
+    assert old.version == 2 and [m.vm for m in old.moves] == [m.vm for m in plan.moves]
+
+
+def test_a_version_2_field_in_a_version_1_file_is_named():
+    import pytest
+
+    from balancer.errors import InputError
+
+    with pytest.raises(InputError, match="datastores"):
+        parse_snapshot({**example_snapshot(), "version": 1, "datastores": []})
+    plan = json.loads(plan_json(make_plan(parse_snapshot(example_snapshot()), PlanOptions(time_limit_s=1))))
+    with pytest.raises(InputError, match="storage_moves"):
+        parse_plan({**plan, "version": 1, "storage_moves": []})

@@ -1,9 +1,12 @@
 """The plan: model and JSON format."""
 
 from .io import load_plan, parse_plan, plan_json, plan_schema
-from .model import PLAN_VERSION, Imbalance, Move, Plan, PowerAction, ResourcePair, Suppressed, Violation, VMotionEstimate
+from .model import (
+    PLAN_VERSION, CopyEstimate, DiskMove, Imbalance, Move, Plan, PowerAction, ResourcePair, StorageMove, Suppressed,
+    Violation, VMotionEstimate,
+)
 
 __all__ = [
-    "PLAN_VERSION", "Imbalance", "Move", "Plan", "PowerAction", "ResourcePair", "Suppressed", "Violation",
+    "PLAN_VERSION", "CopyEstimate", "DiskMove", "Imbalance", "StorageMove", "Move", "Plan", "PowerAction", "ResourcePair", "Suppressed", "Violation",
     "VMotionEstimate", "load_plan", "parse_plan", "plan_json", "plan_schema",
 ]

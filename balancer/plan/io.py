@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..validation import parse_json_text, read_input_file, validate_model
-from .model import PLAN_VERSION, Plan
+from .model import PLAN_VERSION, READ_VERSIONS, Plan
 
 
 def parse_plan(data: Any, what: str = "plan") -> Plan:
@@ -16,9 +16,31 @@ def parse_plan(data: Any, what: str = "plan") -> Plan:
     if isinstance(data, dict) and "version" not in data and {"plan", "results"} <= set(data):
         raise InputError(f"{what}: this is the output of `evacuate --execute --format json` (a plan already carried "
                          "out, with its results); the plan itself is under \"plan\"")
-    if isinstance(data, dict) and (data.get("version") != PLAN_VERSION or isinstance(data.get("version"), bool)):
-        raise InputError(f"{what}: version: unsupported plan version {data.get('version')!r} (this balancer reads version {PLAN_VERSION})")
+    if isinstance(data, dict):
+        version = data.get("version")
+        if version not in READ_VERSIONS or isinstance(version, bool):
+            readable = " and ".join(str(v) for v in READ_VERSIONS)
+            raise InputError(f"{what}: version: unsupported plan version {version!r} (this balancer reads versions {readable})")
+        if version == 1:
+            data = _migrate_v1(data, what)
     return validate_model(Plan, data, what, strict=True)
+
+
+# Fields that version 1 did not have, at the top level and in a move.
+V2_FIELDS = ("storage_moves",)
+V2_MOVE_FIELDS = ("disks",)
+
+
+def _migrate_v1(data: dict, what: str) -> dict:
+    """A version-1 plan as version 2: the same steps; a version-2 field in it is refused by name."""
+    for name in V2_FIELDS:
+        if name in data:
+            raise InputError(f"{what}: {name}: a version 2 field in a version 1 plan")
+    for i, move in enumerate(data.get("moves") or []):
+        for name in V2_MOVE_FIELDS:
+            if isinstance(move, dict) and name in move:
+                raise InputError(f"{what}: moves[{i}].{name}: a version 2 field in a version 1 plan")
+    return {**data, "version": PLAN_VERSION}
 
 
 def load_plan(path: str | Path) -> Plan:

@@ -11,9 +11,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # the version written
+READ_VERSIONS = (1, 2)  # a version-1 plan reads as version 2 with no version-2 fields (docs/plan-format.md)
 
 MoveReason = Literal["rule", "capacity", "evacuate", "dpm", "balance"]
+StorageReason = Literal["space", "latency", "rule", "evacuate", "follows-host"]
 PowerReason = Literal["dpm", "capacity", "maintenance"]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -42,6 +44,28 @@ class VMotionEstimate(_Model):
     converges: bool = True
 
 
+class DiskMove(_Model):
+    """One disk changing datastore (version 2)."""
+
+    disk: str
+    source: str  # datastore
+    target: str  # datastore
+    size_gb: Finite  # what the copy moves (the disk's space on its datastore)
+
+    @model_validator(mode="after")
+    def _moves_somewhere(self) -> "DiskMove":
+        if self.source == self.target:
+            raise ValueError(f"disk {self.disk}: source and target are the same datastore ({self.source})")
+        return self
+
+
+class CopyEstimate(_Model):
+    """A Storage vMotion's predicted cost (version 2)."""
+
+    seconds: Finite
+    data_gb: Finite
+
+
 class Move(_Model):
     step: int
     vm: str
@@ -54,12 +78,29 @@ class Move(_Model):
     vmotion: VMotionEstimate | None = None
     mem_mb: Finite = 0.0
     mandatory: bool = False
+    # version 2: disks that move with the VM (a shared-nothing vMotion: host and datastore in one
+    # RelocateVM_Task), when the target host does not mount the datastore they are on
+    disks: list[DiskMove] = []
 
     @model_validator(mode="after")
     def _moves_somewhere(self) -> "Move":
         if self.source == self.target:
             raise ValueError(f"VM {self.vm}: source and target are the same host ({self.source})")
         return self
+
+
+class StorageMove(_Model):
+    """A Storage vMotion: some or all of a VM's disks change datastore, the VM stays on its host (version 2)."""
+
+    step: int
+    vm: str
+    disks: Annotated[list[DiskMove], Field(min_length=1)]
+    reason: StorageReason
+    detail: str = ""
+    rule: str | None = None
+    gain: Finite = 0.0  # how much this step lowers the storage imbalance measure
+    storage_vmotion: CopyEstimate | None = None
+    mandatory: bool = False
 
 
 class PowerAction(_Model):
@@ -86,7 +127,7 @@ class Suppressed(_Model):
 
 
 class Plan(_Model):
-    version: Literal[1] = PLAN_VERSION
+    version: Literal[1, 2] = PLAN_VERSION
     cluster: str
     snapshot_digest: str
     collected_at: str | None = None
@@ -94,6 +135,7 @@ class Plan(_Model):
     planner: str = "cp-sat"
     threshold: int = 3
     moves: list[Move] = []
+    storage_moves: list[StorageMove] = []  # version 2
     power: list[PowerAction] = []
     imbalance: Imbalance
     violations_before: list[Violation] = []
@@ -116,6 +158,6 @@ class Plan(_Model):
         return self.model_dump(mode="json", exclude_none=True)
 
     @property
-    def actions(self) -> list[Move | PowerAction]:
-        """Moves and power actions together, in step order."""
-        return sorted([*self.moves, *self.power], key=lambda a: a.step)
+    def actions(self) -> list[Move | StorageMove | PowerAction]:
+        """Moves, storage moves and power actions together, in step order."""
+        return sorted([*self.moves, *self.storage_moves, *self.power], key=lambda a: a.step)

@@ -1,8 +1,14 @@
 """Cluster snapshot: model and JSON format."""
 
 from .model import (
+    READ_VERSIONS,
     SNAPSHOT_VERSION,
     VM,
+    Datastore,
+    DatastoreState,
+    Disk,
+    VmDatastoreRule,
+    VmdkRule,
     Automation,
     Host,
     HostState,
@@ -14,6 +20,6 @@ from .model import (
 from .io import dump_snapshot, load_snapshot, parse_snapshot, snapshot_digest
 
 __all__ = [
-    "SNAPSHOT_VERSION", "VM", "Automation", "Host", "HostState", "Rule", "Snapshot",
+    "READ_VERSIONS", "SNAPSHOT_VERSION", "VM", "Datastore", "DatastoreState", "Disk", "VmDatastoreRule", "VmdkRule", "Automation", "Host", "HostState", "Rule", "Snapshot",
     "VmHostRule", "VmVmRule", "dump_snapshot", "load_snapshot", "parse_snapshot", "snapshot_digest",
 ]

@@ -13,7 +13,8 @@ from typing import Annotated, Literal, Mapping, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # the version written
+READ_VERSIONS = (1, 2)  # the versions read; a version-1 snapshot is migrated on reading (docs/snapshot-format.md)
 
 # Upper bounds, far above any real hardware (vSphere 8: 24 TiB hosts, 768 vCPUs, 24 TiB VMs), that keep
 # every figure the engine derives (sums over 10,000 VMs, scaled solver coefficients) in range.
@@ -23,6 +24,7 @@ MAX_VCPUS = 4096
 MAX_MHZ_PER_VCPU = 10_000.0  # no core runs at 10 GHz: a VM's CPU demand is at most vcpus x this
 MAX_MBPS = 1e7  # vMotion bandwidth and page dirty rate: 10 Tb/s
 MAX_WATTS = 1e6
+MAX_GB = 1e7  # a datastore or disk: about 10 PB
 
 Name = Annotated[str, Field(min_length=1, max_length=256)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
@@ -73,6 +75,43 @@ class Host(_Strict):
         return self.state is HostState.ON
 
 
+class DatastoreState(str, Enum):
+    NORMAL = "normal"
+    MAINTENANCE = "maintenance"
+
+
+class Datastore(_Strict):
+    """A datastore the cluster's hosts mount (snapshot version 2)."""
+
+    name: Name
+    capacity_gb: Annotated[Positive, Field(le=MAX_GB)]
+    free_gb: Annotated[NonNegative, Field(le=MAX_GB)]
+    provisioned_gb: Annotated[NonNegative, Field(le=MAX_GB)] | None = None  # thin disks' full sizes counted
+    latency_ms: Annotated[NonNegative, Field(le=1e6)] | None = None  # mean I/O latency over the window
+    hosts: list[Name] = []  # the hosts that mount it
+    state: DatastoreState = DatastoreState.NORMAL
+    datastore_cluster: Name | None = None  # the datastore cluster (storage pod) it belongs to
+
+    @property
+    def used_gb(self) -> float:
+        return self.capacity_gb - self.free_gb
+
+
+class Disk(_Strict):
+    """One virtual disk of a VM (snapshot version 2)."""
+
+    name: Name  # unique within its VM, e.g. "Hard disk 1"
+    datastore: Name
+    size_gb: Annotated[Positive, Field(le=MAX_GB)]  # provisioned size
+    used_gb: Annotated[NonNegative, Field(le=MAX_GB)] | None = None  # space it takes now (thin); default size_gb
+    thin: Annotated[bool, Field(strict=True)] = False
+
+    @property
+    def space_gb(self) -> float:
+        """What the disk takes on its datastore, and what a Storage vMotion copies."""
+        return self.size_gb if self.used_gb is None else self.used_gb
+
+
 class VM(_Strict):
     name: Name
     host: Name
@@ -85,6 +124,7 @@ class VM(_Strict):
     dirty_rate_mbps: Annotated[NonNegative, Field(le=MAX_MBPS)] | None = None
     powered_on: Annotated[bool, Field(strict=True)] = True
     automation: Automation = Automation.DEFAULT
+    disks: list[Disk] = []  # version 2
 
     @field_validator("cpu_demand_mhz", "cpu_reservation_mhz")
     @classmethod
@@ -136,7 +176,27 @@ class VmHostRule(_Strict):
     enabled: bool = True
 
 
-Rule = Annotated[Union[VmVmRule, VmHostRule], Field(discriminator="type")]
+class VmdkRule(_Strict):
+    """Storage DRS: keep one VM's disks on one datastore (affinity) or apart (anti-affinity). Version 2."""
+
+    name: Name
+    type: Literal["vmdk-affinity", "vmdk-anti-affinity"]
+    vm: Name
+    disks: list[Name] = []  # anti-affinity: at least 2; affinity: empty means every disk of the VM
+    enabled: bool = True
+
+
+class VmDatastoreRule(_Strict):
+    """Storage DRS VM anti-affinity: the VMs' disks on different datastores. Version 2."""
+
+    name: Name
+    type: Literal["vm-datastore-anti-affinity"]
+    vms: Annotated[list[Name], Field(min_length=2)]
+    enabled: bool = True
+
+
+Rule = Annotated[Union[VmVmRule, VmHostRule, VmdkRule, VmDatastoreRule], Field(discriminator="type")]
+STORAGE_RULE_TYPES = ("vmdk-affinity", "vmdk-anti-affinity", "vm-datastore-anti-affinity")
 
 
 @dataclass
@@ -159,6 +219,7 @@ class Snapshot(_Strict):
     vm_groups: dict[Name, list[Name]] = {}
     host_groups: dict[Name, list[Name]] = {}
     rules: list[Rule] = []
+    datastores: list[Datastore] = []  # version 2
 
     _host_index: dict[str, Host] | None = PrivateAttr(default=None)
     _vm_index: dict[str, VM] | None = PrivateAttr(default=None)
@@ -168,12 +229,15 @@ class Snapshot(_Strict):
     def _version_first(cls, data):
         if isinstance(data, dict):
             version = data.get("version")
+            readable = " and ".join(str(v) for v in READ_VERSIONS)
             if version is None:
-                raise ValueError("version: missing (this balancer reads snapshot version 1)")
-            if version != SNAPSHOT_VERSION or isinstance(version, bool):
+                raise ValueError(f"version: missing (this balancer reads snapshot versions {readable})")
+            if version not in READ_VERSIONS or isinstance(version, bool):
                 raise ValueError(
-                    f"version: unsupported snapshot version {version!r} (this balancer reads version {SNAPSHOT_VERSION})"
+                    f"version: unsupported snapshot version {version!r} (this balancer reads versions {readable})"
                 )
+            if version == 1:
+                data = migrate_v1(data)
         return data
 
     @model_validator(mode="after")
@@ -213,8 +277,35 @@ class Snapshot(_Strict):
     def rule_vms(self, rule: VmVmRule | VmHostRule) -> list[str]:
         return list(rule.vms) if isinstance(rule, VmVmRule) else list(self.vm_groups.get(rule.vm_group, []))
 
+    @property
+    def compute_rules(self) -> list[VmVmRule | VmHostRule]:
+        """The VM-VM and VM-host rules (what the compute planner reads)."""
+        return [r for r in self.rules if isinstance(r, (VmVmRule, VmHostRule))]
+
+    @property
+    def storage_rules(self) -> list[VmdkRule | VmDatastoreRule]:
+        """The Storage DRS rules (what the storage planner reads)."""
+        return [r for r in self.rules if isinstance(r, (VmdkRule, VmDatastoreRule))]
+
     def to_json_dict(self) -> dict:
         return self.model_dump(mode="json", exclude_none=True)
+
+
+def migrate_v1(data: dict) -> dict:
+    """A version-1 snapshot as version 2: the same cluster with no datastores and no disks.
+
+    Version 1 had no storage: a field of version 2 in a version-1 snapshot is refused by name,
+    rather than read as if the version had been 2.
+    """
+    if "datastores" in data:
+        raise ValueError("datastores: a version 2 field in a version 1 snapshot (set \"version\": 2)")
+    for i, vm in enumerate(data.get("vms") or []):
+        if isinstance(vm, dict) and "disks" in vm:
+            raise ValueError(f"vms.{i}.disks: a version 2 field in a version 1 snapshot (set \"version\": 2)")
+    for i, rule in enumerate(data.get("rules") or []):
+        if isinstance(rule, dict) and rule.get("type") in STORAGE_RULE_TYPES:
+            raise ValueError(f"rules.{i}: rule type {rule['type']!r} needs snapshot version 2")
+    return {**data, "version": SNAPSHOT_VERSION}
 
 
 def _duplicates(names: list[str]) -> str | None:
@@ -276,11 +367,12 @@ def check_references(s: Snapshot) -> None:
             for i, a in enumerate(r.vms):
                 for b in r.vms[i + 1:]:
                     target.setdefault(frozenset((a, b)), r.name)
-        else:
+        elif isinstance(r, VmHostRule):
             if r.vm_group not in s.vm_groups:
                 raise ValueError(f"rule {r.name}: unknown VM group {r.vm_group!r}")
             if r.host_group not in s.host_groups:
                 raise ValueError(f"rule {r.name}: unknown host group {r.host_group!r}")
+    _check_storage(s, hosts)
     # Affinity is transitive: VMs kept together by a chain of affinity rules may not be kept apart.
     parent: dict[str, str] = {}
 
@@ -302,3 +394,50 @@ def check_references(s: Snapshot) -> None:
             raise ValueError(
                 f"rules {with_rule} and {apart_rule}: VMs {a} and {b} are under both affinity and anti-affinity"
             )
+
+
+def _check_storage(s: Snapshot, hosts: Mapping[str, Host]) -> None:
+    """Datastores, disks and storage rules: names unique, references resolve, space adds up."""
+    dup = _duplicates([d.name for d in s.datastores])
+    if dup:
+        raise ValueError(f"datastores: duplicate datastore name {dup!r}")
+    stores = {d.name: d for d in s.datastores}
+    for d in s.datastores:
+        if d.free_gb > d.capacity_gb:
+            raise ValueError(f"datastore {d.name}: free_gb {d.free_gb:g} is more than its capacity_gb {d.capacity_gb:g}")
+        for h in d.hosts:
+            if h not in hosts:
+                raise ValueError(f"datastore {d.name}: unknown host {h!r} in hosts")
+        dup = _duplicates(list(d.hosts))
+        if dup:
+            raise ValueError(f"datastore {d.name}: host {dup!r} listed twice")
+    disks: dict[str, set[str]] = {}
+    for v in s.vms:
+        dup = _duplicates([k.name for k in v.disks])
+        if dup:
+            raise ValueError(f"vm {v.name}: duplicate disk name {dup!r}")
+        for k in v.disks:
+            if k.datastore not in stores:
+                raise ValueError(f"vm {v.name}: disk {k.name!r} is on unknown datastore {k.datastore!r}")
+            if k.used_gb is not None and k.used_gb > k.size_gb:
+                raise ValueError(f"vm {v.name}: disk {k.name!r} uses {k.used_gb:g} GB, more than its size_gb {k.size_gb:g}")
+        disks[v.name] = {k.name for k in v.disks}
+    for r in s.rules:
+        if isinstance(r, VmdkRule):
+            if r.vm not in disks:
+                raise ValueError(f"rule {r.name}: unknown VM {r.vm!r}")
+            for k in r.disks:
+                if k not in disks[r.vm]:
+                    raise ValueError(f"rule {r.name}: VM {r.vm} has no disk {k!r}")
+            dup = _duplicates(list(r.disks))
+            if dup:
+                raise ValueError(f"rule {r.name}: disk {dup!r} listed twice")
+            if r.type == "vmdk-anti-affinity" and len(r.disks) < 2:
+                raise ValueError(f"rule {r.name}: vmdk-anti-affinity needs at least 2 disks")
+        elif isinstance(r, VmDatastoreRule):
+            for m in r.vms:
+                if m not in disks:
+                    raise ValueError(f"rule {r.name}: unknown VM {m!r}")
+            dup = _duplicates(list(r.vms))
+            if dup:
+                raise ValueError(f"rule {r.name}: VM {dup!r} listed twice")
