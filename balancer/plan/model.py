@@ -103,6 +103,25 @@ class StorageMove(_Model):
     mandatory: bool = False
 
 
+class DatastoreChange(_Model):
+    """One datastore before and after the plan (version 2): space used and mean I/O latency."""
+
+    name: str
+    capacity_gb: Finite
+    used_before_gb: Finite
+    used_after_gb: Finite
+    latency_ms: Finite | None = None  # as measured; a plan does not predict latency
+    state: Literal["normal", "maintenance"] = "normal"
+
+    @property
+    def utilisation_before(self) -> float:
+        return self.used_before_gb / self.capacity_gb
+
+    @property
+    def utilisation_after(self) -> float:
+        return self.used_after_gb / self.capacity_gb
+
+
 class PowerAction(_Model):
     step: int
     host: str
@@ -136,6 +155,7 @@ class Plan(_Model):
     threshold: int = 3
     moves: list[Move] = []
     storage_moves: list[StorageMove] = []  # version 2
+    datastores: list[DatastoreChange] = []  # version 2: every datastore, space before -> after
     power: list[PowerAction] = []
     imbalance: Imbalance
     violations_before: list[Violation] = []
