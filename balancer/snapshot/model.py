@@ -317,6 +317,16 @@ def _duplicates(names: list[str]) -> str | None:
     return None
 
 
+def _check_members(where: str, what: str, members: list[str], known) -> None:
+    """Every name in ``members`` is one of ``known``, and none is listed twice."""
+    for m in members:
+        if m not in known:
+            raise ValueError(f"{where}: unknown {what} {m!r}")
+    dup = _duplicates(list(members))
+    if dup:
+        raise ValueError(f"{where}: {what} {dup!r} listed twice")
+
+
 def check_references(s: Snapshot) -> None:
     """Cross-item checks: names unique, every reference resolves, no contradictory rules."""
     dup = _duplicates([h.name for h in s.hosts])
@@ -338,29 +348,14 @@ def check_references(s: Snapshot) -> None:
         if v.powered_on and hosts[v.host].state is HostState.STANDBY:
             raise ValueError(f"vm {v.name}: powered on but its host {v.host} is in standby")
     for g, members in s.vm_groups.items():
-        for m in members:
-            if m not in vms:
-                raise ValueError(f"vm_groups.{g}: unknown VM {m!r}")
-        dup = _duplicates(members)
-        if dup:
-            raise ValueError(f"vm_groups.{g}: VM {dup!r} listed twice")
+        _check_members(f"vm_groups.{g}", "VM", members, vms)
     for g, members in s.host_groups.items():
-        for m in members:
-            if m not in hosts:
-                raise ValueError(f"host_groups.{g}: unknown host {m!r}")
-        dup = _duplicates(members)
-        if dup:
-            raise ValueError(f"host_groups.{g}: host {dup!r} listed twice")
+        _check_members(f"host_groups.{g}", "host", members, hosts)
     together: dict[frozenset[str], str] = {}
     apart: dict[frozenset[str], str] = {}
     for r in s.rules:
         if isinstance(r, VmVmRule):
-            for m in r.vms:
-                if m not in vms:
-                    raise ValueError(f"rule {r.name}: unknown VM {m!r}")
-            dup = _duplicates(list(r.vms))
-            if dup:
-                raise ValueError(f"rule {r.name}: VM {dup!r} listed twice")
+            _check_members(f"rule {r.name}", "VM", r.vms, vms)
             if not r.enabled:
                 continue
             target = together if r.type == "vm-affinity" else apart
@@ -405,12 +400,7 @@ def _check_storage(s: Snapshot, hosts: Mapping[str, Host]) -> None:
     for d in s.datastores:
         if d.free_gb > d.capacity_gb:
             raise ValueError(f"datastore {d.name}: free_gb {d.free_gb:g} is more than its capacity_gb {d.capacity_gb:g}")
-        for h in d.hosts:
-            if h not in hosts:
-                raise ValueError(f"datastore {d.name}: unknown host {h!r} in hosts")
-        dup = _duplicates(list(d.hosts))
-        if dup:
-            raise ValueError(f"datastore {d.name}: host {dup!r} listed twice")
+        _check_members(f"datastore {d.name}", "host", d.hosts, hosts)
     disks: dict[str, set[str]] = {}
     for v in s.vms:
         dup = _duplicates([k.name for k in v.disks])
@@ -426,18 +416,8 @@ def _check_storage(s: Snapshot, hosts: Mapping[str, Host]) -> None:
         if isinstance(r, VmdkRule):
             if r.vm not in disks:
                 raise ValueError(f"rule {r.name}: unknown VM {r.vm!r}")
-            for k in r.disks:
-                if k not in disks[r.vm]:
-                    raise ValueError(f"rule {r.name}: VM {r.vm} has no disk {k!r}")
-            dup = _duplicates(list(r.disks))
-            if dup:
-                raise ValueError(f"rule {r.name}: disk {dup!r} listed twice")
+            _check_members(f"rule {r.name} (VM {r.vm})", "disk", r.disks, disks[r.vm])
             if r.type == "vmdk-anti-affinity" and len(r.disks) < 2:
                 raise ValueError(f"rule {r.name}: vmdk-anti-affinity needs at least 2 disks")
         elif isinstance(r, VmDatastoreRule):
-            for m in r.vms:
-                if m not in disks:
-                    raise ValueError(f"rule {r.name}: unknown VM {m!r}")
-            dup = _duplicates(list(r.vms))
-            if dup:
-                raise ValueError(f"rule {r.name}: VM {dup!r} listed twice")
+            _check_members(f"rule {r.name}", "VM", r.vms, disks)
