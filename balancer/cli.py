@@ -211,6 +211,57 @@ def evacuate(host, config_path, cluster_name, snapshot_path, fmt, execute, out) 
     _finish_results(results, fmt)
 
 
+@cli.command()
+@click.option("--vm-spec", "spec_path", required=True, type=click.Path(dir_okay=False),
+              help="The VM to place: YAML or JSON (docs/placement.md).")
+@_with(source_options)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--execute", is_flag=True, help="On vCenter: power the VM on at the best host (relocating it there first).")
+def place(spec_path, config_path, cluster_name, snapshot_path, fmt, execute) -> None:
+    """Initial placement: rank the hosts a VM may power on, with the reason and the imbalance after.
+
+    Honours capacity minus headroom, the mandatory rules (should-rules rank), and DPM's standby
+    hosts (one is woken only when no host that is on fits). Exit status: 0 with a host, 1 when
+    --execute failed, 2 on bad input, 3 when the VM fits nowhere (the message says why).
+    """
+    from .placement import execute_placement, fail_if_impossible, load_vm_spec, placement_json, rank, render_placement
+
+    if config_path and snapshot_path:
+        raise InputError("use either --config or --snapshot, not both")
+    if cluster_name and snapshot_path:
+        raise InputError("--cluster picks one of the config's clusters: use it with --config, not --snapshot")
+    if execute and snapshot_path:
+        raise InputError("--execute acts on the cluster: use --config with a vCenter source, not --snapshot")
+    spec = load_vm_spec(spec_path)
+    name, cfg = _cluster(config_path, cluster_name)
+    if execute and cfg.source != "vcenter":
+        raise InputError("--execute powers the VM on through vCenter: use a config with source vcenter "
+                         "(the embedded simulated cluster's VMs all replay traces)")
+    options = _options(cfg)
+    if not execute:
+        snap = load_snapshot(snapshot_path) if snapshot_path else _collect(name, cfg)
+        p = rank(snap, spec, options, f"vm spec {spec_path}")
+        click.echo(placement_json(p), nl=False) if fmt == "json" else render_placement(p, Console())
+        fail_if_impossible(p)
+        return
+    from .sources import open_source
+
+    source = open_source(cfg)
+    try:
+        snap = source.snapshot()
+        p = rank(snap, spec, options, f"vm spec {spec_path}")
+        if fmt != "json":
+            render_placement(p, Console())
+        fail_if_impossible(p)
+        outcome = execute_placement(source, p, snap)
+    finally:
+        source.close()
+    if fmt == "json":
+        click.echo(json.dumps({"placement": p.to_json_dict(), "result": outcome}, indent=2))
+    else:
+        click.echo(outcome)
+
+
 @cli.command("exit-maintenance")
 @click.argument("host")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")

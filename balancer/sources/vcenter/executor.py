@@ -296,6 +296,48 @@ class Executor:
             return f"host {p.host} no longer exists"
         return power_premise(p, host_state(runtime), busy)
 
+    # --- initial placement (`balancer place --execute`) -------------------------------------
+    def power_on_vm(self, vm_name: str, host_name: str) -> str:
+        """Power on a powered-off VM at ``host_name``: RelocateVM_Task there first when it is registered
+        elsewhere, then PowerOnVM_Task(host). A one-line outcome; SourceError when it cannot be done."""
+        from pyVmomi import vim
+
+        refs = self.collector.refs()
+        if vm_name in refs.duplicate_vms:
+            raise SourceError(f"VM name {vm_name} is ambiguous in vCenter")
+        vm, host = refs.vms.get(vm_name), refs.hosts.get(host_name)
+        if vm is None or host is None:
+            raise SourceError(f"{'VM ' + vm_name if vm is None else 'host ' + host_name} no longer exists")
+        found = self.conn.call(f"re-reading VM {vm_name}", lambda: retrieve(self.conn.content, [objects_spec(
+            [(vm, vim.VirtualMachine, ["runtime.host", "runtime.powerState"]),
+             (host, vim.HostSystem, ["runtime"])])]))
+        by_id = {moid(oc.obj): props(oc) for oc in found}
+        vp, hp = by_id.get(moid(vm), {}), by_id.get(moid(host), {})
+        if str(vp.get("runtime.powerState")) == "poweredOn":
+            raise SourceError(f"VM {vm_name} is already powered on: nothing done")
+        state = host_state(hp.get("runtime"))
+        if state is not HostState.ON:
+            raise SourceError(f"host {host_name} is {state.words}: VM {vm_name} not powered on")
+        deadline = max(self.timeout, 60.0)
+        current = vp.get("runtime.host")
+        moved = ""
+        if current is None or moid(current) != moid(host):
+            spec = vim.vm.RelocateSpec(host=host, pool=refs.pool)
+            task = self.conn.call(f"relocating VM {vm_name} to {host_name}",
+                                  lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
+            try:
+                self._wait(task, deadline)
+            except ActionFailed as exc:
+                raise SourceError(f"relocating VM {vm_name} to {host_name}: {exc}") from None
+            moved = f"relocated to {host_name}, "
+        task = self.conn.call(f"powering on VM {vm_name}", lambda: vm.PowerOnVM_Task(host=host))
+        try:
+            self._wait(task, deadline)
+        except ActionFailed as exc:
+            raise SourceError(f"powering on VM {vm_name} on {host_name}: {exc}") from None
+        log.info("VM %s %spowered on at %s", vm_name, moved, host_name)
+        return f"VM {vm_name} {moved}powered on at {host_name}"
+
     # --- tasks ----------------------------------------------------------------------------
     def _wait(self, task: Any, timeout: float) -> None:
         """Poll the task through the property collector until it ends or ``timeout`` seconds pass."""

@@ -1,0 +1,239 @@
+"""Initial placement: rank the hosts a VM may power on, as DRS does before a VM starts.
+
+Pure: a snapshot and a VM spec in, a ranked Placement out. A host qualifies when it is on, the
+VM fits within its capacity minus headroom, and every mandatory rule the VM belongs to holds
+there (anti-affinity: no other member on it; affinity: with the members that run; VM-host: inside
+or outside the host group). Qualified hosts are ranked by the should-rules placing the VM there
+would break, then by the cluster's imbalance after (DRS's balance measure), then by the host's
+utilisation after. A host in standby is ranked only when no host that is on qualifies, in DPM's
+wake order (the most CPU per peak watt, else the largest): the VM then needs that host powered on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Mapping
+
+import numpy as np
+
+from ...plan.model import ResourcePair
+from ...plan.placement import HostChoice, Placement, Rejection
+from ...snapshot import HostState, Snapshot, VmHostRule, VmVmRule
+from ...snapshot.vmspec import VmSpec
+from ..options import PlanOptions
+from .balance import combined, imbalance
+from .cluster import CPU, MEM, Cluster, build_cluster
+from .dpm import _wake_order
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """The enabled rules that bind the VM: VM-VM rules it is a member of, VM-host rules on its groups."""
+
+    anti: list[VmVmRule]
+    affine: list[VmVmRule]
+    vmhost: list[VmHostRule]
+
+
+def spec_problem(snapshot: Snapshot, spec: VmSpec) -> str | None:
+    """What makes the spec unusable with this cluster (one line), or None."""
+    vm = snapshot.vms_by_name().get(spec.name)
+    if vm is not None and vm.powered_on:
+        return f"VM {spec.name} is already powered on (on {vm.host}): placement is for a VM before it powers on"
+    if vm is None:
+        for field in ("vcpus", "mem_mb"):
+            if getattr(spec, field) is None:
+                return f"{field}: missing (needed for a VM the cluster does not have yet: {spec.name})"
+    rules = {r.name: r for r in snapshot.rules}
+    for name in spec.rules:
+        rule = rules.get(name)
+        if rule is None:
+            return f"rules: unknown rule {name!r} (cluster {snapshot.cluster})"
+        if not isinstance(rule, VmVmRule):
+            what = "a VM-host rule: join its VM group (vm_groups) instead" if isinstance(rule, VmHostRule) \
+                else "a Storage DRS rule"
+            return f"rules: {name!r} is {what}"
+    for name in spec.vm_groups:
+        if name not in snapshot.vm_groups:
+            return f"vm_groups: unknown VM group {name!r} (cluster {snapshot.cluster})"
+    mem_mb = spec.mem_mb if spec.mem_mb is not None else vm.mem_mb  # type: ignore[union-attr]
+    for field in ("mem_demand_mb", "mem_reservation_mb"):
+        value = getattr(spec, field)
+        if value is not None and value > mem_mb:
+            return f"{field}: {value:g} MB is more than the VM's memory (mem_mb {mem_mb:g})"
+    return None
+
+
+def _binding_rules(snapshot: Snapshot, spec: VmSpec) -> _Rules:
+    groups = set(spec.vm_groups) | {g for g, members in snapshot.vm_groups.items() if spec.name in members}
+    anti, affine, vmhost = [], [], []
+    for r in snapshot.rules:
+        if not r.enabled:
+            continue
+        if isinstance(r, VmVmRule) and (r.name in spec.rules or spec.name in r.vms):
+            (affine if r.type == "vm-affinity" else anti).append(r)
+        elif isinstance(r, VmHostRule) and r.vm_group in groups:
+            vmhost.append(r)
+    return _Rules(anti, affine, vmhost)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f} %"
+
+
+def vm_load(snapshot: Snapshot, spec: VmSpec) -> tuple[float, float]:
+    """The VM's entitlement once on: expected demand raised to its reservation (MHz, MB)."""
+    vm = snapshot.vms_by_name().get(spec.name)
+    mem_mb = spec.mem_mb if spec.mem_mb is not None else vm.mem_mb  # type: ignore[union-attr]
+    mem_demand = spec.mem_demand_mb if spec.mem_demand_mb is not None else mem_mb
+    return max(spec.cpu_demand_mhz, spec.cpu_reservation_mhz), max(mem_demand, spec.mem_reservation_mb)
+
+
+def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = None,
+             vm_demand: Mapping[str, tuple[float, float]] | None = None) -> Placement:
+    """Rank the hosts ``spec``'s VM may power on. The spec must pass ``spec_problem`` first.
+
+    ``vm_demand``: the other VMs' recent demand (History.vm_demand), as the planner uses it.
+    """
+    options = options or PlanOptions()
+    cluster = build_cluster(snapshot, options, vm_demand if options.recent_demand else None)
+    loads = cluster.host_loads(cluster.place)
+    need = np.array(vm_load(snapshot, spec))
+    rules = _binding_rules(snapshot, spec)
+    where = {v.name: v.host for v in snapshot.vms if v.name != spec.name}
+    running = {v.name for v in snapshot.vms if v.powered_on and v.name != spec.name}
+    before = imbalance(cluster, loads)
+
+    rejected: dict[int, str] = {}
+    soft: dict[int, list[str]] = {}
+    for h, host in enumerate(snapshot.hosts):
+        why = _hard_rule(h, host.name, snapshot, rules, where, running)
+        if why is None and host.state not in (HostState.ON, HostState.STANDBY):
+            why = f"{host.state.words}: receives no VM"
+        if why is None:
+            why = _capacity(cluster, loads, h, need)
+        if why is not None:
+            rejected[h] = why
+            continue
+        soft[h] = _soft_rules(h, host.name, snapshot, rules, where, running)
+
+    on_hosts = [h for h in soft if cluster.on[h]]
+    standby = [h for h in soft if not cluster.on[h]]
+    choices: list[HostChoice] = []
+    if on_hosts:
+        scored = []
+        for h in on_hosts:
+            after = loads.copy()
+            after[h] += need
+            cpu, mem = imbalance(cluster, after)
+            u = after[h] / cluster.cap[h]
+            scored.append((len(soft[h]), round(combined(cpu, mem), 9), round(float(u.max()), 9), h, cpu, mem, u))
+        scored.sort(key=lambda s: s[:4])
+        for s in scored:
+            choices.append(_choice(cluster, len(choices) + 1, s[3], s[6], (s[4], s[5]), soft[s[3]], before,
+                                   power_on=False, loads=loads))
+        for h in standby:
+            rejected[h] = "in standby: a host in standby is woken only when no host that is on fits"
+    elif standby:
+        mask = np.zeros(cluster.n_hosts, dtype=bool)
+        mask[standby] = True
+        order = _wake_order(cluster, mask)
+        for h in sorted(standby, key=lambda h: (len(soft[h]), order.index(h))):
+            woken = replace(cluster, on=cluster.on | (np.arange(cluster.n_hosts) == h))
+            after = loads.copy()
+            after[h] += need
+            cpu, mem = imbalance(woken, after)
+            choices.append(_choice(cluster, len(choices) + 1, h, after[h] / cluster.cap[h], (cpu, mem), soft[h],
+                                   before, power_on=True, loads=loads))
+
+    registered = snapshot.vms_by_name().get(spec.name)
+    out = Placement(
+        cluster=snapshot.cluster,
+        collected_at=snapshot.collected_at.isoformat() if snapshot.collected_at else None,
+        vm=spec.name,
+        registered_on=registered.host if registered is not None else None,
+        load=ResourcePair(cpu=float(need[CPU]), mem=float(need[MEM])),
+        imbalance_before=ResourcePair(cpu=before[0], mem=before[1]),
+        hosts=choices,
+        rejected=[Rejection(host=cluster.host_names[h], why=w) for h, w in sorted(rejected.items())],
+    )
+    if not choices:
+        out.status = "impossible"
+        out.why_not = _why_not(spec, need, out.rejected)
+    return out
+
+
+def _hard_rule(h: int, name: str, snapshot: Snapshot, rules: _Rules, where: dict[str, str],
+               running: set[str]) -> str | None:
+    for r in rules.anti:
+        if r.mandatory:
+            there = [m for m in r.vms if where.get(m) == name]
+            if there:
+                return f"rule {r.name}: {there[0]} is on it (anti-affinity)"
+    for r in rules.affine:
+        if r.mandatory:
+            hosts = sorted({where[m] for m in r.vms if m in running})
+            if hosts and name not in hosts:
+                return f"rule {r.name}: keeps it with {', '.join(m for m in r.vms if m in running)[:80]} " \
+                       f"on {', '.join(hosts)} (affinity)"
+    for r in rules.vmhost:
+        if r.mandatory and (name in snapshot.host_groups.get(r.host_group, [])) != r.affine:
+            return f"rule {r.name}: must run {'on' if r.affine else 'off'} host group {r.host_group}"
+    return None
+
+
+def _soft_rules(h: int, name: str, snapshot: Snapshot, rules: _Rules, where: dict[str, str],
+                running: set[str]) -> list[str]:
+    out = []
+    for r in rules.anti:
+        if not r.mandatory and any(where.get(m) == name for m in r.vms):
+            out.append(r.name)
+    for r in rules.affine:
+        if not r.mandatory:
+            hosts = {where[m] for m in r.vms if m in running}
+            if hosts and name not in hosts:
+                out.append(r.name)
+    for r in rules.vmhost:
+        if not r.mandatory and (name in snapshot.host_groups.get(r.host_group, [])) != r.affine:
+            out.append(r.name)
+    return out
+
+
+def _capacity(cluster: Cluster, loads: np.ndarray, h: int, need: np.ndarray) -> str | None:
+    after = loads[h] + need
+    for r, word in ((CPU, "CPU"), (MEM, "memory")):
+        if after[r] > cluster.limit[h, r] + 1e-6:
+            cap, lim = cluster.cap[h, r], cluster.limit[h, r]
+            return f"{word} would be {_pct(after[r] / cap)} of capacity, above the {_pct(lim / cap)} limit"
+    return None
+
+
+def _choice(cluster: Cluster, rank: int, h: int, u: np.ndarray, after: tuple[float, float], soft: list[str],
+            before: tuple[float, float], power_on: bool, loads: np.ndarray) -> HostChoice:
+    now = loads[h] / cluster.cap[h]
+    words = [f"CPU {_pct(now[CPU])} → {_pct(u[CPU])}, memory {_pct(now[MEM])} → {_pct(u[MEM])}",
+             f"imbalance CPU {before[0]:.3f} → {after[0]:.3f}, memory {before[1]:.3f} → {after[1]:.3f}"]
+    if power_on:
+        words.insert(0, "power on from standby: no host that is on fits")
+    if soft:
+        words.append("breaks should-rule " + ", ".join(soft))
+    return HostChoice(rank=rank, host=cluster.host_names[h], power_on=power_on, cpu_before=float(now[CPU]),
+                      mem_before=float(now[MEM]), cpu_after=float(u[CPU]),
+                      mem_after=float(u[MEM]), imbalance_after=ResourcePair(cpu=after[0], mem=after[1]),
+                      should_rules_broken=soft, reason="; ".join(words))
+
+
+def _why_not(spec: VmSpec, need: np.ndarray, rejected: list[Rejection]) -> str:
+    by_why: dict[str, list[str]] = {}
+    for r in rejected:
+        key = r.why.split(" would be ")[0] + " above its limit" if " would be " in r.why else r.why
+        by_why.setdefault(key, []).append(r.host)
+    parts = []
+    for why, hosts in by_why.items():
+        shown = ", ".join(hosts[:4]) + (f" and {len(hosts) - 4} more" if len(hosts) > 4 else "")
+        parts.append(f"{shown}: {why}")
+    return (f"no host fits {spec.name} ({need[CPU]:.0f} MHz, {need[MEM]:.0f} MB): " + "; ".join(parts)
+            if parts else f"no host fits {spec.name}: the cluster has no host")
+
+
+__all__ = ["place_vm", "spec_problem", "vm_load"]

@@ -1,0 +1,57 @@
+"""The VM spec: a VM to place before it powers on (`balancer place --vm-spec FILE`, `POST /place`).
+
+A public input format, documented in docs/placement.md. It names the VM, its size, its expected
+demand and the rules and VM groups it belongs to; it is validated like a snapshot (one line naming
+the bad item), then checked against the cluster's snapshot (unknown rules or groups, a VM that is
+already running).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from .model import MAX_MEM_MB, MAX_MHZ_PER_VCPU, MAX_VCPUS, Count, Name, NonNegative, Positive, _Strict
+
+VM_SPEC_VERSION = 1
+
+
+class VmSpec(_Strict):
+    version: Annotated[int, Field(strict=True, ge=1, le=VM_SPEC_VERSION)] = VM_SPEC_VERSION
+    name: Name
+    # Size: required for a new VM; for a VM the cluster has (powered off), left out means as registered.
+    vcpus: Annotated[Count, Field(le=MAX_VCPUS)] | None = None
+    mem_mb: Annotated[Positive, Field(le=MAX_MEM_MB)] | None = None
+    # Expected demand once it runs; memory defaults to the whole of mem_mb (every page active).
+    cpu_demand_mhz: NonNegative
+    mem_demand_mb: NonNegative | None = None
+    cpu_reservation_mhz: NonNegative = 0.0
+    mem_reservation_mb: NonNegative = 0.0
+    rules: list[Name] = []  # VM-VM rules (affinity / anti-affinity) of the cluster the VM joins
+    vm_groups: list[Name] = []  # VM groups it joins: the VM-host rules on them apply
+
+    @field_validator("cpu_demand_mhz", "cpu_reservation_mhz")
+    @classmethod
+    def _cpu_within_vcpus(cls, value: float, info: ValidationInfo) -> float:
+        vcpus = info.data.get("vcpus")
+        if vcpus is not None and value > vcpus * MAX_MHZ_PER_VCPU:
+            raise ValueError(f"{value:g} MHz is more than {vcpus} vCPU(s) can use "
+                             f"(at most {MAX_MHZ_PER_VCPU:g} MHz per vCPU)")
+        return value
+
+    @model_validator(mode="after")
+    def _memory_within_size(self) -> "VmSpec":
+        for field in ("mem_demand_mb", "mem_reservation_mb"):
+            value = getattr(self, field)
+            if self.mem_mb is not None and value is not None and value > self.mem_mb:
+                raise ValueError(f"{field}: {value:g} MB is more than the VM's memory (mem_mb {self.mem_mb:g})")
+        for field in ("rules", "vm_groups"):
+            names = getattr(self, field)
+            if len(set(names)) != len(names):
+                dup = next(n for n in names if names.count(n) > 1)
+                raise ValueError(f"{field}: {dup!r} listed twice")
+        return self
+
+
+__all__ = ["VM_SPEC_VERSION", "VmSpec"]
