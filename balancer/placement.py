@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 from rich.console import Console
@@ -51,12 +51,15 @@ def load_vm_spec(path: str | Path) -> VmSpec:
     return validate_model(VmSpec, data, what, container="a mapping", yaml=True)
 
 
-def rank(snapshot: Snapshot, spec: VmSpec, options: PlanOptions, what: str = "vm spec") -> Placement:
-    """The engine's ranking, after checking the spec against the cluster (InputError when it does not match)."""
+def rank(snapshot: Snapshot, spec: VmSpec, options: PlanOptions, what: str = "vm spec",
+         vm_demand: Mapping[str, tuple[float, float]] | None = None) -> Placement:
+    """The engine's ranking, after checking the spec against the cluster (InputError when it does not match).
+
+    ``vm_demand``: the VMs' recent demand (the service's), planned on as the service's cycles do."""
     problem = spec_problem(snapshot, spec)
     if problem:
         raise InputError(f"{what}: {problem}")
-    return place_vm(snapshot, spec, options)
+    return place_vm(snapshot, spec, options, vm_demand)
 
 
 def render_placement(p: Placement, console: Console) -> None:

@@ -1,5 +1,5 @@
-"""The metrics endpoint: GET /metrics (Prometheus text format) and GET /healthz, with optional TLS and
-HTTP basic auth. A small WSGI app served by wsgiref in a background thread, one thread per
+"""The metrics endpoint: GET /metrics (Prometheus text format), GET /healthz and POST /place (a VM's
+initial placement, when the service offers it), with optional TLS and HTTP basic auth. A small WSGI app served by wsgiref in a background thread, one thread per
 connection (with TLS, each connection's handshake runs in its own thread, with a timeout).
 
 The basic-auth password comes from an environment variable or a file (config
@@ -47,8 +47,36 @@ def read_auth_password(auth: BasicAuthConfig) -> str:
     return value
 
 
-def make_app(metrics: Metrics, auth: tuple[str, str] | None = None) -> Callable:
-    """WSGI app: /metrics from the metrics registry, /healthz from the clusters' last cycles."""
+# POST /place: (request body, query string) -> (HTTP status, JSON answer)
+PlaceHandler = Callable[[bytes, str], "tuple[int, dict]"]
+MAX_PLACE_BODY = 64 * 1024  # a VM spec is a few hundred bytes
+
+_STATUS = {200: "200 OK", 400: "400 Bad Request", 405: "405 Method Not Allowed", 409: "409 Conflict",
+           411: "411 Length Required", 413: "413 Payload Too Large", 500: "500 Internal Server Error", 503: "503 Service Unavailable"}
+
+
+def _json(start_response: Callable, code: int, body: dict, headers: list | None = None) -> list[bytes]:
+    start_response(_STATUS.get(code, f"{code} Error"), [("Content-Type", "application/json"), *(headers or [])])
+    return [json.dumps(body).encode() + b"\n"]
+
+
+def _place(environ: dict, start_response: Callable, place: PlaceHandler) -> list[bytes]:
+    if environ.get("REQUEST_METHOD") != "POST":
+        return _json(start_response, 405, {"error": "POST a VM spec (JSON) to /place"}, [("Allow", "POST")])
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return _json(start_response, 411, {"error": "Content-Length required"})
+    if length < 0 or length > MAX_PLACE_BODY:
+        return _json(start_response, 413, {"error": f"a VM spec is at most {MAX_PLACE_BODY} bytes"})
+    body = environ["wsgi.input"].read(length)
+    code, answer = place(body, environ.get("QUERY_STRING", ""))
+    return _json(start_response, code, answer)
+
+
+def make_app(metrics: Metrics, auth: tuple[str, str] | None = None, place: PlaceHandler | None = None) -> Callable:
+    """WSGI app: /metrics from the metrics registry, /healthz from the clusters' last cycles, POST /place
+    from ``place`` (absent: 404)."""
     prom = make_wsgi_app(metrics.registry)
     expected = None
     if auth is not None:
@@ -69,9 +97,11 @@ def make_app(metrics: Metrics, auth: tuple[str, str] | None = None) -> Callable:
             body = json.dumps({"status": "ok" if ok else "unhealthy", "clusters": clusters}).encode() + b"\n"
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
             return [body]
+        if path == "/place" and place is not None:
+            return _place(environ, start_response, place)
         if path == "/":
             start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"balancer: see /metrics and /healthz\n"]
+            return [b"balancer: see /metrics and /healthz" + (b"; POST /place" if place else b"") + b"\n"]
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found\n"]
 
@@ -122,7 +152,7 @@ class _QuietHandler(WSGIRequestHandler):
 class MetricsServer:
     """A running endpoint; ``url`` is where it listens (the real port when the config says port 0)."""
 
-    def __init__(self, metrics: Metrics, config: MetricsConfig):
+    def __init__(self, metrics: Metrics, config: MetricsConfig, place: PlaceHandler | None = None):
         host, port = config.listen_host, config.listen_port
         auth = None
         if config.basic_auth is not None:
@@ -135,7 +165,7 @@ class MetricsServer:
             except (OSError, ssl.SSLError) as exc:
                 raise InputError(f"metrics.tls_cert / tls_key: cannot load: {exc}") from None
         try:
-            self.httpd = make_server(host, port, make_app(metrics, auth), server_class=_Server,
+            self.httpd = make_server(host, port, make_app(metrics, auth, place), server_class=_Server,
                                      handler_class=_QuietHandler)
         except OSError as exc:
             raise InputError(f"metrics.listen {config.listen}: cannot listen: {exc.strerror or exc}") from None

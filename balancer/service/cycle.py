@@ -120,6 +120,8 @@ class ClusterCycle:
         self._busy = threading.Lock()
         self._oscillating: set[str] = set()
         self._recent = RecentDemand()
+        # the last collection and the VMs' recent demand then: what `POST /place` ranks hosts on
+        self.last_seen: tuple[Snapshot, dict[str, tuple[float, float]]] | None = None
 
     def _plan_options(self, **kw: Any) -> PlanOptions:
         options = plan_options(self.config, **kw)
@@ -204,6 +206,7 @@ class ClusterCycle:
             if vm_demand:
                 past = replace(past, history=replace(past.history, vm_demand=vm_demand))
             res.history, res.oscillating_hosts = past.history, past.oscillating_hosts
+            self.last_seen = (snap, dict(vm_demand or {}))
             for host in sorted(set(past.oscillating_hosts) - self._oscillating):
                 event(log, "host balancing back and forth: its balance moves changed direction "
                            f"{HOST_SWINGS} times within the cooldown", logging.WARNING, host=host)

@@ -77,7 +77,11 @@ class Service:
             self.runners.append(ClusterCycle(name, cfg, self.journal, stopping=self.stopping))
             self._counts[name] = 0
         if self.serve_metrics:
-            self.server = MetricsServer(self.metrics, self.config.metrics)
+            from .place import place_request
+
+            runners = tuple(self.runners)
+            self.server = MetricsServer(self.metrics, self.config.metrics,
+                                        place=lambda body, query: place_request(runners, body, query))
         event(log, "service start", clusters=",".join(n for n, _ in clusters), journal=str(self.config.journal.path),
               metrics=f"{self.server.url}/metrics" if self.server else None, unfinished=len(unfinished) or None,
               pid=os.getpid())
