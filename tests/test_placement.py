@@ -192,6 +192,11 @@ def test_cli_place_on_a_saved_snapshot(tmp_path):
 
 
 def test_cli_place_on_the_embedded_cluster(tmp_path):
+    # the README's command, with the example spec: web-spread keeps it off the host of web-001
+    proc = run_cli("place", "--vm-spec", str(ROOT / "docs" / "example-vm-spec.yaml"), "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    p = json.loads(proc.stdout)
+    assert len(p["hosts"]) == 7 and [r["why"] for r in p["rejected"]] == ["rule web-spread: web-001 is on it (anti-affinity)"]
     f = tmp_path / "vm.json"
     f.write_text(json.dumps({"name": "new-01", "vcpus": 4, "mem_mb": 8192, "cpu_demand_mhz": 2000}))
     proc = run_cli("place", "--vm-spec", str(f), "--format", "json", cwd=tmp_path)
