@@ -7,6 +7,7 @@ from ..snapshot import Snapshot
 from .compute import PLANNERS, plan_compute
 from .history import NO_HISTORY, History
 from .options import PlanOptions
+from .storage import plan_storage
 
 __all__ = ["PLANNERS", "make_plan"]
 
@@ -15,4 +16,4 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
     """Plan one snapshot: the compute planner (hosts), then the storage planner (datastores)."""
     options = options or PlanOptions()
     history = history or NO_HISTORY
-    return plan_compute(snapshot, options, history)
+    return plan_storage(snapshot, options, plan_compute(snapshot, options, history))

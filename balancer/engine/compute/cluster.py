@@ -12,6 +12,7 @@ from typing import Mapping
 import numpy as np
 
 from ...snapshot import Snapshot, VmHostRule, VmVmRule
+from ..mounts import vm_reach
 from ..options import PlanOptions
 from .vmotion import modelled_dirty_rate_mbps
 
@@ -137,6 +138,8 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
     bound = np.maximum(limit, cur)
 
     allowed = np.repeat(on[None, :], V, axis=0)
+    if snapshot.datastores and V:  # a VM only goes to a host that mounts the datastores of its disks
+        allowed &= vm_reach(snapshot)
     anti: list[VmVmGroup] = []
     affine: list[VmVmGroup] = []
     vmhost: list[VmHostGroup] = []

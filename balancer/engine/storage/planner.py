@@ -1,0 +1,143 @@
+"""Storage planning: which disks move between datastores (Storage vMotion), after the compute plan.
+
+The storage moves come after the compute moves (and before the hosts that leave enter standby or
+maintenance): a disk may only go to a datastore that both the VM's host now and the host the
+compute moves leave it on mount. Every plan of a snapshot with datastores lists them
+(``Plan.datastores``: space before and after), whether Storage DRS is on or not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...plan import CopyEstimate, DatastoreChange, DiskMove, Plan, StorageMove
+from ...snapshot import Snapshot
+from ..options import PlanOptions, StorageOptions
+from .copy import copy_seconds
+from .pool import Pool, build_pool
+from .rules import build_rules
+from .select import Choice, Step, choose, pct
+
+AFTER_MOVES = ("standby", "enter-maintenance")  # power actions numbered after the last move
+
+
+def plan_storage(snapshot: Snapshot, options: PlanOptions, plan: Plan) -> Plan:
+    """``plan`` (the compute plan) with the storage moves and the datastores added."""
+    if not snapshot.datastores:
+        return plan
+    storage = options.storage
+    final_host = {m.vm: m.target for m in plan.moves}  # the last move of a VM wins (hops come first)
+    carried = {(m.vm, d.disk): d.target for m in plan.moves for d in m.disks}
+    unknown = [n for n in (storage.evacuate if storage else ()) if n not in {d.name for d in snapshot.datastores}]
+    if unknown:
+        return _infeasible(plan, build_pool(snapshot, final_host, (), carried),
+                           [f"evacuating {n}: no datastore of that name in the cluster" for n in unknown])
+    pool = build_pool(snapshot, final_host, storage.evacuate if storage else (), carried)
+    if storage is None or plan.status != "ok":
+        return plan.model_copy(update={"datastores": _datastores(pool, pool.used)})
+    rules = build_rules(pool, storage.keep_disks_together)
+    choice = choose(pool, rules, storage)
+    if choice.conflicts:
+        return _infeasible(plan, pool, choice.conflicts)
+    moves = _storage_moves(pool, storage, choice, first_step=_first_step(plan))
+    power = [p.model_copy(update={"step": p.step + len(moves)}) if p.action in AFTER_MOVES else p for p in plan.power]
+    notes = list(plan.notes) + choice.notes
+    if not moves and not choice.notes:
+        notes.append(_quiet_note(pool, storage))
+    return plan.model_copy(update={
+        "storage_moves": moves, "power": power, "notes": notes,
+        "datastores": _datastores(pool, choice.used),
+    })
+
+
+def _first_step(plan: Plan) -> int:
+    before = [m.step for m in plan.moves] + [p.step for p in plan.power if p.action not in AFTER_MOVES]
+    return max(before, default=0) + 1
+
+
+def _infeasible(plan: Plan, pool: Pool, conflicts: list[str]) -> Plan:
+    return plan.model_copy(update={
+        "status": "infeasible", "moves": [], "power": [], "storage_moves": [], "suppressed": [],
+        "violations_after": plan.violations_before, "conflicts": list(plan.conflicts) + conflicts,
+        "notes": ["the datastores cannot be emptied (see conflicts): nothing is moved"
+                  if any(c.startswith("evacuating") for c in conflicts)
+                  else "the storage rules cannot all hold: nothing is moved until they are changed"],
+        "datastores": _datastores(pool, pool.used),
+    })
+
+
+def spread(pool: Pool, used: np.ndarray) -> float:
+    """The storage imbalance measure: population std-dev of space utilisation over the datastores in
+    service, averaged over the pools weighted by their datastore count (moves never cross pools)."""
+    util = used / pool.cap
+    total, n = 0.0, 0
+    for q in range(len(pool.pod_names)):
+        members = (pool.pod == q) & ~pool.leaving
+        if members.sum() > 1:
+            total += float(util[members].std()) * int(members.sum())
+            n += int(members.sum())
+    return total / n if n else 0.0
+
+
+def _storage_moves(pool: Pool, options: StorageOptions, choice: Choice, first_step: int) -> list[StorageMove]:
+    used = pool.used.copy()
+    score = spread(pool, used)
+    out: list[StorageMove] = []
+    for i, step in enumerate(choice.steps):
+        detail = step.detail
+        src = step.disks[0][1]
+        before = (used[src] / pool.cap[src], used[step.target] / pool.cap[step.target])
+        for k, s in step.disks:
+            used[s] -= pool.disk_space[k]
+        used[step.target] += step.size_gb
+        new = spread(pool, used)
+        if step.reason in ("space", "latency"):
+            detail += (f": {pool.ds_names[src]} {pct(before[0])} → {pct(used[src] / pool.cap[src])}, "
+                       f"{pool.ds_names[step.target]} {pct(before[1])} → {pct(used[step.target] / pool.cap[step.target])}")
+        out.append(_move(pool, options, step, first_step + i, detail, round(score - new, 6)))
+        score = new
+    return out
+
+
+def _move(pool: Pool, options: StorageOptions, step: Step, number: int, detail: str, gain: float) -> StorageMove:
+    vm = pool.snapshot.vms[int(pool.disk_vm[step.disks[0][0]])]
+    return StorageMove(
+        step=number,
+        vm=vm.name,
+        disks=[DiskMove(disk=pool.disk_names[k], source=pool.ds_names[s], target=pool.ds_names[step.target],
+                        size_gb=round(float(pool.disk_space[k]), 3)) for k, s in step.disks],
+        reason=step.reason,
+        detail=detail,
+        rule=step.rule,
+        gain=gain,
+        storage_vmotion=CopyEstimate(seconds=round(copy_seconds(step.size_gb, options.copy_mbps), 1),
+                                     data_gb=round(step.size_gb, 3)),
+        mandatory=step.mandatory,
+    )
+
+
+def _datastores(pool: Pool, used_after: np.ndarray) -> list[DatastoreChange]:
+    s = pool.snapshot
+    return [
+        DatastoreChange(
+            name=d.name, capacity_gb=d.capacity_gb, used_before_gb=round(d.used_gb, 3) + 0.0,
+            used_after_gb=round(float(used_after[i]), 3) + 0.0, latency_ms=d.latency_ms,
+            state="maintenance" if pool.leaving[i] else d.state.value,
+        )
+        for i, d in enumerate(s.datastores)
+    ]
+
+
+def _quiet_note(pool: Pool, options: StorageOptions) -> str:
+    """Why no disk moves, when nothing else said so."""
+    if options.evacuate:
+        them = "them" if len(options.evacuate) > 1 else "it"
+        return f"{', '.join(options.evacuate)}: no disks on {them}; nothing to move"
+    if options.max_moves == 0:
+        return "sdrs max moves 0: no storage moves allowed"
+    util = pool.used / pool.cap
+    top = int(np.argmax(np.where(pool.leaving, -1.0, util)))
+    words = f"datastores within the {pct(options.space_threshold)} space threshold (fullest: {pool.ds_names[top]} {pct(util[top])})"
+    if options.io_balancing:
+        words += f" and the {options.latency_threshold_ms:g} ms latency threshold"
+    return words + ": no storage moves"

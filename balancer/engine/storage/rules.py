@@ -1,0 +1,178 @@
+"""Storage DRS rules over a pool: which disks move together (units) and where a unit may not go.
+
+- **VMDK affinity** (Storage DRS's default): a VM's disks on one datastore stay together: they move
+  as one unit. A VM whose disks already sit on several datastores keeps each datastore's group
+  together (the planner does not merge them on its own). An explicit ``vmdk-affinity`` rule binds
+  its disks (all of the VM's when it names none) into one unit wherever they are, so a rule whose
+  disks are apart is broken and mended by moving them onto one datastore.
+- A VM under a ``vmdk-anti-affinity`` rule, or every VM when ``keep_disks_together`` is off, has
+  no default affinity: each disk is a unit of its own (explicit affinity rules still bind).
+- **VMDK anti-affinity**: the rule's disks on pairwise different datastores.
+- **VM anti-affinity** (``vm-datastore-anti-affinity``): no datastore holds disks of two of its VMs.
+
+Every enabled storage rule is mandatory: no move breaks one, and the planner mends broken ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...snapshot import VmDatastoreRule, VmdkRule
+from .pool import Pool
+
+_NONE = np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Unit:
+    vm: int
+    disks: np.ndarray  # disk indices that move together
+    rule: str | None = None  # the explicit vmdk-affinity rule that binds them, if any
+
+
+@dataclass(frozen=True)
+class DiskApart:
+    """vmdk-anti-affinity: these disks (of one VM) on pairwise different datastores."""
+
+    rule: str
+    disks: np.ndarray
+
+
+@dataclass(frozen=True)
+class VmsApart:
+    """vm-datastore-anti-affinity: no datastore holds disks of two of these VMs."""
+
+    rule: str
+    vms: np.ndarray
+
+
+@dataclass
+class StorageRules:
+    units: list[Unit]
+    unit_of_disk: np.ndarray  # (N,) unit index
+    disks_apart: list[DiskApart] = field(default_factory=list)
+    vms_apart: list[VmsApart] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)  # rules that contradict one another
+    apart_of_disk: dict[int, list[DiskApart]] = field(default_factory=dict)
+    apart_of_vm: dict[int, list[VmsApart]] = field(default_factory=dict)
+    disks_of_vm: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def unit_ok(self, pool: Pool, disk_ds: np.ndarray, u: int, target: int) -> str | None:
+        """None when unit ``u`` may go to datastore ``target`` under the rules, else the rule it would break."""
+        unit = self.units[u]
+        mine = set(int(k) for k in unit.disks)
+        for k in unit.disks:
+            for g in self.apart_of_disk.get(int(k), ()):
+                for other in g.disks:
+                    if int(other) not in mine and disk_ds[other] == target:
+                        return g.rule
+        for g in self.apart_of_vm.get(unit.vm, ()):
+            for w in g.vms:
+                w = int(w)
+                if w != unit.vm and (disk_ds[self.disks_of_vm.get(w, _NONE)] == target).any():
+                    return g.rule
+        return None
+
+    def violations(self, pool: Pool, disk_ds: np.ndarray) -> list[tuple[str, str]]:
+        """(rule, words) for every storage rule broken in ``disk_ds``."""
+        out: list[tuple[str, str]] = []
+        names, ds = pool.disk_names, pool.ds_names
+        for unit in self.units:
+            if unit.rule is not None and len(set(disk_ds[unit.disks].tolist())) > 1:
+                vm = pool.vm_names[unit.vm]
+                out.append((unit.rule, f"{vm}'s disks {', '.join(names[k] for k in unit.disks)} are on "
+                                       f"{', '.join(sorted(set(ds[d] for d in disk_ds[unit.disks])))}"))
+        for g in self.disks_apart:
+            where: dict[int, list[int]] = {}
+            for k in g.disks:
+                where.setdefault(int(disk_ds[k]), []).append(int(k))
+            for d, ks in where.items():
+                if len(ks) > 1:
+                    vm = pool.vm_names[pool.disk_vm[ks[0]]]
+                    out.append((g.rule, f"{vm}'s disks {' and '.join(names[k] for k in ks)} share {ds[d]}"))
+        for g in self.vms_apart:
+            where = {}
+            for w in g.vms:
+                for d in set(disk_ds[self.disks_of_vm.get(int(w), _NONE)].tolist()):
+                    where.setdefault(d, []).append(int(w))
+            for d, ws in where.items():
+                if len(ws) > 1:
+                    out.append((g.rule, f"{' and '.join(pool.vm_names[w] for w in ws)} have disks on {ds[d]}"))
+        return out
+
+
+def build_rules(pool: Pool, keep_disks_together: bool = True) -> StorageRules:
+    s = pool.snapshot
+    vm_idx = {n: i for i, n in enumerate(pool.vm_names)}
+    disks_of_vm: dict[int, list[int]] = {}
+    for k, v in enumerate(pool.disk_vm.tolist()):
+        disks_of_vm.setdefault(v, []).append(k)
+    by_name = {(int(pool.disk_vm[k]), pool.disk_names[k]): k for k in range(pool.n_disks)}
+    rules = [r for r in s.storage_rules if r.enabled]
+
+    parent = list(range(pool.n_disks))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def join(a: int, b: int) -> None:
+        parent[find(a)] = find(b)
+
+    apart_vms = {vm_idx[r.vm] for r in rules if isinstance(r, VmdkRule) and r.type == "vmdk-anti-affinity"}
+    if keep_disks_together:  # default affinity: a VM's disks on one datastore stay together
+        for v, ks in disks_of_vm.items():
+            if v in apart_vms:
+                continue
+            first: dict[int, int] = {}
+            for k in ks:
+                d = int(pool.disk_ds[k])
+                if d in first:
+                    join(k, first[d])
+                else:
+                    first[d] = k
+    bound_by: dict[int, str] = {}  # unit root -> explicit affinity rule
+    for r in rules:
+        if isinstance(r, VmdkRule) and r.type == "vmdk-affinity":
+            v = vm_idx[r.vm]
+            ks = [by_name[(v, n)] for n in r.disks] if r.disks else disks_of_vm.get(v, [])
+            for a, b in zip(ks, ks[1:]):
+                join(a, b)
+            if ks:
+                bound_by[ks[0]] = r.name
+    roots: dict[int, list[int]] = {}
+    for k in range(pool.n_disks):
+        roots.setdefault(find(k), []).append(k)
+    rule_of_root = {find(k): name for k, name in bound_by.items()}
+    units: list[Unit] = []
+    unit_of_disk = np.zeros(pool.n_disks, dtype=np.int64)
+    for root, ks in roots.items():
+        unit_of_disk[ks] = len(units)
+        units.append(Unit(vm=int(pool.disk_vm[ks[0]]), disks=np.array(ks, dtype=np.int64), rule=rule_of_root.get(root)))
+
+    out = StorageRules(units=units, unit_of_disk=unit_of_disk,
+                       disks_of_vm={v: np.array(ks, dtype=np.int64) for v, ks in disks_of_vm.items()})
+    for r in rules:
+        if isinstance(r, VmdkRule) and r.type == "vmdk-anti-affinity":
+            v = vm_idx[r.vm]
+            g = DiskApart(r.name, np.array([by_name[(v, n)] for n in r.disks], dtype=np.int64))
+            out.disks_apart.append(g)
+            for k in g.disks:
+                out.apart_of_disk.setdefault(int(k), []).append(g)
+            together = {}
+            for k in g.disks:
+                together.setdefault(int(unit_of_disk[k]), []).append(int(k))
+            for u, ks in together.items():
+                if len(ks) > 1:
+                    out.conflicts.append(f"rules {units[u].rule} and {r.name}: {r.vm}'s disks "
+                                         f"{' and '.join(pool.disk_names[k] for k in ks)} are under both affinity and anti-affinity")
+        elif isinstance(r, VmDatastoreRule):
+            g = VmsApart(r.name, np.array([vm_idx[n] for n in r.vms], dtype=np.int64))
+            out.vms_apart.append(g)
+            for w in g.vms:
+                out.apart_of_vm.setdefault(int(w), []).append(g)
+    return out

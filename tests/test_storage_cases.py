@@ -1,0 +1,227 @@
+"""Hand-built cases of the storage planner (engine/storage): space, latency, rules, mounts, evacuation."""
+
+import pytest
+
+from balancer.engine import PlanOptions, make_plan
+from balancer.engine.options import StorageOptions
+from balancer.engine.storage.select import cover
+from balancer.snapshot import parse_snapshot
+
+from helpers import example_snapshot
+from storage_helpers import datastore, disk, host, replay, storage_snap, vm
+
+ALL = ["h0", "h1"]
+
+
+def sdrs(**kw):
+    return PlanOptions(threshold=1, storage=StorageOptions(**kw))
+
+
+def two_datastores(fill=850.0, sizes=(300.0, 200.0, 100.0, 120.0, 130.0), **ds_kw):
+    """ds0 at fill/1000 with the given disks (the rest other files), ds1 empty."""
+    vms = [vm(f"v{i}", "h0", [disk("Hard disk 1", "ds0", s)]) for i, s in enumerate(sizes)]
+    other = fill - sum(sizes)
+    return storage_snap([host("h0"), host("h1")],
+                        [datastore("ds0", hosts=ALL, other_gb=other, **ds_kw), datastore("ds1", hosts=ALL)], vms)
+
+
+def test_a_snapshot_without_datastores_plans_as_before():
+    s = parse_snapshot(example_snapshot())
+    off = make_plan(s, PlanOptions())
+    on = make_plan(s, PlanOptions(storage=StorageOptions()))
+    assert on.to_json_dict() == off.to_json_dict()
+    assert on.storage_moves == [] and on.datastores == []
+
+
+def test_space_relief_moves_the_least_data_that_brings_the_datastore_within_the_threshold():
+    s = two_datastores()
+    plan = make_plan(s, sdrs())
+    assert plan.status == "ok"
+    # 850 GB used: 50 GB over 80 %, relief level 75 % (ds1 is empty): 100 GB must go; the 100 GB disk does it
+    assert [(m.vm, m.reason) for m in plan.storage_moves] == [("v2", "space")]
+    m = plan.storage_moves[0]
+    assert m.disks[0].source == "ds0" and m.disks[0].target == "ds1" and m.disks[0].size_gb == 100
+    assert m.storage_vmotion.data_gb == 100
+    assert m.storage_vmotion.seconds == pytest.approx(100 * 8192 / 2000, abs=0.1)
+    assert m.gain > 0 and "ds0 at 85 % is above the 80 % space threshold" in m.detail
+    after = {d.name: d.utilisation_after for d in plan.datastores}
+    assert after == {"ds0": pytest.approx(0.75), "ds1": pytest.approx(0.1)}
+
+
+def test_copy_time_follows_the_configured_bandwidth():
+    plan = make_plan(two_datastores(), sdrs(copy_mbps=8192))
+    assert plan.storage_moves[0].storage_vmotion.seconds == pytest.approx(100.0)
+
+
+def test_no_moves_and_a_note_when_every_datastore_is_within_its_thresholds():
+    plan = make_plan(two_datastores(fill=700.0), sdrs())
+    assert plan.storage_moves == []
+    assert any("within the 80 % space threshold" in n and "no storage moves" in n for n in plan.notes)
+    assert [d.used_before_gb for d in plan.datastores] == [d.used_after_gb for d in plan.datastores] == [700.0, 0.0]
+
+
+def test_storage_drs_off_still_lists_the_datastores():
+    plan = make_plan(two_datastores(), PlanOptions(threshold=1))
+    assert plan.storage_moves == [] and [d.name for d in plan.datastores] == ["ds0", "ds1"]
+
+
+def test_cover_takes_the_fewest_disks_and_then_the_least_data():
+    sizes = [90.0, 60.0, 50.0]
+    assert sorted(sizes[i] for i in cover(sizes, 100.0)) == [50.0, 60.0]
+    assert [sizes[i] for i in cover(sizes, 55.0)] == [60.0]
+    assert sorted(cover(sizes, 500.0)) == [0, 1, 2]  # not enough: everything
+
+
+def test_min_space_difference_keeps_disks_off_a_target_nearly_as_full():
+    s = storage_snap([host("h0")],
+                     [datastore("ds0", hosts=["h0"], other_gb=800.0), datastore("ds1", hosts=["h0"], other_gb=780.0)],
+                     [vm("v0", "h0", [disk("Hard disk 1", "ds0", 50.0)])])
+    plan = make_plan(s, sdrs())
+    assert plan.storage_moves == []
+    assert any("ds0 stays above its space threshold" in n for n in plan.notes)
+
+
+def test_a_disk_only_goes_to_a_datastore_its_host_mounts():
+    s = storage_snap([host("h0"), host("h1")],
+                     [datastore("ds0", hosts=ALL, other_gb=700.0), datastore("ds1", hosts=["h1"]),
+                      datastore("ds2", hosts=ALL, other_gb=400.0)],
+                     [vm("v0", "h0", [disk("Hard disk 1", "ds0", 150.0)])])
+    plan = make_plan(s, sdrs())
+    assert [m.disks[0].target for m in plan.storage_moves] == ["ds2"]  # ds1 is emptier but h0 does not mount it
+
+
+def test_compute_moves_only_to_hosts_that_mount_the_vms_datastores():
+    hosts = [host("h0", cpu=10000, mem=10000), host("h1", cpu=10000, mem=10000), host("h2", cpu=10000, mem=10000)]
+    vms = [vm(f"v{i}", "h0", [disk("Hard disk 1", "local0" if i % 2 else "shared", 10.0)], cpu_demand_mhz=2000.0)
+           for i in range(4)]
+    s = storage_snap(hosts, [datastore("shared", hosts=["h0", "h1"]), datastore("local0", hosts=["h0"])], vms)
+    plan = make_plan(s, PlanOptions(threshold=5))
+    assert plan.moves, "the cluster is skewed onto h0"
+    for m in plan.moves:
+        assert m.vm in ("v0", "v2") and m.target == "h1"  # only h1 mounts shared; nothing mounts local0 but h0
+
+
+def test_vmdk_affinity_moves_a_vms_disks_together_by_default():
+    vms = [vm("v0", "h0", [disk("Hard disk 1", "ds0", 60.0), disk("Hard disk 2", "ds0", 50.0)])]
+    s = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"], other_gb=700.0), datastore("ds1", hosts=["h0"])], vms)
+    plan = make_plan(s, sdrs())  # 810 GB used: 60 GB over the relief level (75 %)
+    assert len(plan.storage_moves) == 1
+    assert sorted(d.disk for d in plan.storage_moves[0].disks) == ["Hard disk 1", "Hard disk 2"]
+    # without the default affinity the smallest disk that brings ds0 to its relief level moves alone
+    plan = make_plan(s, sdrs(keep_disks_together=False))
+    assert [[d.disk for d in m.disks] for m in plan.storage_moves] == [["Hard disk 1"]]
+
+
+def test_vmdk_anti_affinity_is_mended_and_never_broken():
+    vms = [vm("v0", "h0", [disk("Hard disk 1", "ds0", 60.0), disk("Hard disk 2", "ds0", 50.0)])]
+    rule = {"name": "apart", "type": "vmdk-anti-affinity", "vm": "v0", "disks": ["Hard disk 1", "Hard disk 2"]}
+    s = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"]), datastore("ds1", hosts=["h0"])], vms, [rule])
+    plan = make_plan(s, sdrs())
+    assert [(m.reason, m.rule, [d.disk for d in m.disks], m.mandatory) for m in plan.storage_moves] == \
+        [("rule", "apart", ["Hard disk 2"], True)]
+
+
+def test_vm_anti_affinity_across_datastores_is_mended():
+    vms = [vm("a", "h0", [disk("Hard disk 1", "ds0", 60.0)]), vm("b", "h0", [disk("Hard disk 1", "ds0", 40.0)])]
+    rule = {"name": "db-apart", "type": "vm-datastore-anti-affinity", "vms": ["a", "b"]}
+    s = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"]), datastore("ds1", hosts=["h0"])], vms, [rule])
+    plan = make_plan(s, sdrs())
+    assert [(m.vm, m.rule, m.disks[0].target) for m in plan.storage_moves] == [("b", "db-apart", "ds1")]
+
+
+def test_explicit_vmdk_affinity_gathers_the_disks():
+    vms = [vm("v0", "h0", [disk("Hard disk 1", "ds0", 60.0), disk("Hard disk 2", "ds1", 20.0)])]
+    rule = {"name": "together", "type": "vmdk-affinity", "vm": "v0"}
+    s = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"]), datastore("ds1", hosts=["h0"])], vms, [rule])
+    plan = make_plan(s, sdrs())
+    assert [(m.rule, [(d.disk, d.target) for d in m.disks]) for m in plan.storage_moves] == \
+        [("together", [("Hard disk 2", "ds0")])]
+
+
+def test_space_moves_stay_within_a_datastore_cluster():
+    vms = [vm("v0", "h0", [disk("Hard disk 1", "a1", 100.0)])]
+    s = storage_snap([host("h0")],
+                     [datastore("a1", hosts=["h0"], other_gb=800.0, datastore_cluster="pod-a"),
+                      datastore("b1", hosts=["h0"], datastore_cluster="pod-b"),
+                      datastore("a2", hosts=["h0"], other_gb=500.0, datastore_cluster="pod-a")], vms)
+    plan = make_plan(s, sdrs())
+    assert [m.disks[0].target for m in plan.storage_moves] == ["a2"]
+
+
+def test_latency_relief_moves_data_to_a_cool_datastore():
+    vms = [vm(f"v{i}", "h0", [disk("Hard disk 1", "ds0", 100.0)]) for i in range(4)]
+    s = storage_snap([host("h0")],
+                     [datastore("ds0", hosts=["h0"], latency_ms=30.0), datastore("ds1", hosts=["h0"], latency_ms=25.0),
+                      datastore("ds2", hosts=["h0"], other_gb=300.0, latency_ms=5.0)], vms)
+    plan = make_plan(s, sdrs())
+    # ds0 at 30 ms sheds half its data (400 GB x (1 - 15/30)); ds2 takes up to 300 x 15/5 = 900 GB by the model
+    assert [m.reason for m in plan.storage_moves] == ["latency", "latency"]
+    assert {m.disks[0].target for m in plan.storage_moves} == {"ds2"}
+    assert "30.0 ms is above the 15 ms latency threshold" in plan.storage_moves[0].detail
+    assert make_plan(s, sdrs(io_balancing=False)).storage_moves == []
+
+
+def test_evacuation_empties_the_datastore_and_moves_nothing_else():
+    vms = [vm(f"v{i}", "h0", [disk("Hard disk 1", "ds0", 100.0)]) for i in range(3)]
+    vms.append(vm("w", "h0", [disk("Hard disk 1", "ds1", 50.0)]))
+    s = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"]), datastore("ds1", hosts=["h0"], other_gb=800.0),
+                                    datastore("ds2", hosts=["h0"])], vms)
+    storage = StorageOptions(evacuate=("ds0",))
+    plan = make_plan(s, PlanOptions(threshold=1, storage=storage))
+    assert plan.status == "ok"
+    assert sorted(m.vm for m in plan.storage_moves) == ["v0", "v1", "v2"]
+    assert all(m.reason == "evacuate" and m.mandatory and m.detail == "ds0 enters maintenance"
+               for m in plan.storage_moves)
+    assert {d.name: d.used_after_gb for d in plan.datastores}["ds0"] == 0
+    assert {d.name: d.state for d in plan.datastores}["ds0"] == "maintenance"
+    replay(s, plan, storage)
+
+
+def test_evacuation_without_room_is_infeasible_and_names_the_disks():
+    vms = [vm("v0", "h0", [disk("Hard disk 1", "ds0", 300.0)])]
+    s = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"]), datastore("ds1", hosts=["h0"], other_gb=600.0)], vms)
+    plan = make_plan(s, PlanOptions(threshold=1, storage=StorageOptions(evacuate=("ds0",))))
+    assert plan.status == "infeasible" and not plan.actions
+    assert plan.conflicts == ["evacuating ds0: no room for VM v0's disk Hard disk 1 (300 GB) on a datastore its host "
+                              "mounts, within the 80 % space threshold"]
+
+
+def test_evacuation_blocked_by_a_rule_names_the_rule():
+    vms = [vm("a", "h0", [disk("Hard disk 1", "ds0", 10.0)]), vm("b", "h0", [disk("Hard disk 1", "ds1", 10.0)])]
+    rule = {"name": "db-apart", "type": "vm-datastore-anti-affinity", "vms": ["a", "b"]}
+    s = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"]), datastore("ds1", hosts=["h0"])], vms, [rule])
+    plan = make_plan(s, PlanOptions(threshold=1, storage=StorageOptions(evacuate=("ds0",))))
+    assert plan.status == "infeasible"
+    assert plan.conflicts == ["evacuating ds0: rule db-apart keeps VM a's disk Hard disk 1 (10 GB) off every "
+                              "datastore with room"]
+
+
+def test_a_datastore_in_maintenance_is_emptied():
+    vms = [vm("v0", "h0", [disk("Hard disk 1", "ds0", 10.0)])]
+    s = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"], state="maintenance"), datastore("ds1", hosts=["h0"])],
+                     vms)
+    plan = make_plan(s, sdrs())
+    assert [(m.reason, m.detail) for m in plan.storage_moves] == [("evacuate", "ds0 is in maintenance")]
+
+
+def test_storage_moves_follow_the_compute_moves_and_precede_standby():
+    hosts = [host("h0", cpu=20000, mem=40000), host("h1", cpu=20000, mem=40000), host("h2", cpu=20000, mem=40000)]
+    for h in hosts:
+        h.update(power_idle_w=100.0, power_peak_w=300.0)
+    vms = [vm(f"v{i}", f"h{i % 3}", [disk("Hard disk 1", "ds0", 100.0)], cpu_demand_mhz=300.0, mem_demand_mb=500.0)
+           for i in range(6)]
+    s = storage_snap(hosts, [datastore("ds0", hosts=["h0", "h1", "h2"], other_gb=300.0),
+                             datastore("ds1", hosts=["h0", "h1", "h2"])], vms)
+    from balancer.engine.options import DpmOptions
+
+    plan = make_plan(s, PlanOptions(dpm=DpmOptions(min_hosts_on=1, headroom_hosts=0), storage=StorageOptions()))
+    kinds = [type(a).__name__ for a in plan.actions]
+    assert "StorageMove" in kinds and "PowerAction" in kinds
+    assert [a.step for a in plan.actions] == list(range(1, len(kinds) + 1))
+    assert kinds.index("StorageMove") > max((i for i, k in enumerate(kinds) if k == "Move"), default=-1)
+    assert kinds[-1] == "PowerAction" and plan.power[-1].action == "standby"
+
+
+def test_evacuating_an_unknown_datastore_is_a_conflict():
+    plan = make_plan(two_datastores(), PlanOptions(threshold=1, storage=StorageOptions(evacuate=("nope",))))
+    assert plan.status == "infeasible" and plan.conflicts == ["evacuating nope: no datastore of that name in the cluster"]
