@@ -135,9 +135,15 @@ def _with(options):
               help="Solver time limit: 3s, 1m or seconds [config: drs.time_limit].")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead of standard output.")
 @click.option("--dpm", is_flag=True, help="Include DPM decisions: hosts to standby or to power on [config: dpm.automation].")
+@click.option("--all-steps", is_flag=True,
+              help="With DPM: plan the whole consolidation in one plan (every host that can go to standby, each "
+                   "right after the moves that empty it) instead of dpm.max_standby_per_cycle hosts. Implies --dpm.")
 def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, threshold, planner, time_limit, out,
-              dpm) -> None:
+              dpm, all_steps) -> None:
     """Dry run: collect (or load) a snapshot, plan, print the plan. Nothing is changed.
+
+    With DPM the plan also shows DPM's end state at this demand: how many hosts stay on once
+    every standby step is taken, and which hosts could follow this plan's.
 
     Exit status: 0 with a plan, 2 on bad input, 3 when the mandatory rules cannot all hold.
     """
@@ -152,7 +158,9 @@ def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, threshol
         from .service.oneoff import journaled_past
 
         history = journaled_past(name, cfg, snap)
-    plan = make_plan(snap, _options(cfg, threshold, max_moves, planner, time_limit, dpm=True if dpm else None), history)
+    options = _options(cfg, threshold, max_moves, planner, time_limit, dpm=True if dpm or all_steps else None,
+                       dpm_all_steps=all_steps)
+    plan = make_plan(snap, options, history)
     _show_plan(plan, fmt, out, snap, cfg)
     if plan.status == "infeasible":
         raise SystemExit(3)

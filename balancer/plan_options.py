@@ -9,11 +9,12 @@ from .engine.options import DpmOptions
 
 def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | None = None,
                  planner: str | None = None, time_limit: float | None = None, dpm: bool | None = None,
-                 evacuate: tuple[str, ...] = ()) -> PlanOptions:
+                 evacuate: tuple[str, ...] = (), dpm_all_steps: bool = False) -> PlanOptions:
     """The engine options a (single-cluster) config asks for; explicit arguments override the config.
 
     ``dpm``: True includes DPM decisions whatever ``dpm.automation`` says; None: DPM is on unless
-    ``dpm.automation`` is off. ``evacuate``: hosts to empty for maintenance (``balancer evacuate``).
+    ``dpm.automation`` is off. ``evacuate``: hosts to empty for maintenance (``balancer evacuate``). ``dpm_all_steps``: DPM's whole
+    consolidation in one plan (``recommend --all-steps``) instead of ``dpm.max_standby_per_cycle`` hosts.
     """
     drs = cfg.drs
     dpm_on = dpm if dpm is not None else cfg.dpm.automation != "off"
@@ -26,6 +27,7 @@ def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | Non
         planner=planner if planner is not None else drs.planner,
         min_gain=drs.min_gain,
         dpm=DpmOptions(target=cfg.dpm.target, tolerance=cfg.dpm.tolerance, min_hosts_on=cfg.dpm.min_hosts_on,
-                       headroom_hosts=cfg.dpm.headroom_hosts, max_standby=cfg.dpm.max_standby_per_cycle) if dpm_on and not evacuate else None,
+                       headroom_hosts=cfg.dpm.headroom_hosts, max_standby=cfg.dpm.max_standby_per_cycle,
+                       all_steps=dpm_all_steps) if dpm_on and not evacuate else None,
         evacuate=tuple(evacuate),
     )

@@ -14,6 +14,9 @@ class DpmOptions:
     min_hosts_on: int = 2  # never fewer hosts on
     headroom_hosts: int = 1  # the demand must still fit with this many of the largest hosts lost
     max_standby: int | None = 1  # hosts put into standby per plan (None: no cap); the next plan judges again
+    # The whole consolidation in one plan: no cap on hosts put into standby, no hold time between
+    # them (hosts held individually stay as they are), each standby right after the moves that empty it.
+    all_steps: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.target < 1.0 or not 0.0 <= self.tolerance < 1.0:
@@ -22,6 +25,11 @@ class DpmOptions:
             raise ValueError("dpm min_hosts_on must be >= 1 and headroom_hosts >= 0")
         if self.max_standby is not None and self.max_standby < 1:
             raise ValueError("dpm max_standby must be >= 1 (or None: no cap)")
+
+    @property
+    def standby_cap(self) -> int | None:
+        """Hosts one plan may put into standby (None: no cap)."""
+        return None if self.all_steps else self.max_standby
 
     @property
     def band(self) -> tuple[float, float]:

@@ -131,6 +131,31 @@ class PowerAction(_Model):
     saves_w: Finite | None = None
 
 
+class DpmStep(_Model):
+    """One point on the way to DPM's end state: the hosts on and the demand / capacity of those hosts."""
+
+    hosts_on: int
+    cpu: Finite  # demand / capacity of the hosts on (0.18 = 18 %)
+    mem: Finite
+    standby: str | None = None  # the host that went to standby for this point (none: the start, or a power-on)
+
+
+class DpmEndState(_Model):
+    """Where DPM's consolidation ends at this demand, beyond this plan's step (version 2)."""
+
+    hosts_now: int  # hosts on in the snapshot
+    hosts_on: int  # hosts on at the end state
+    power_on: list[str] = []  # hosts this plan powers on (the end state then keeps them on)
+    standby_now: list[str] = []  # hosts this plan puts into standby
+    standby_later: list[str] = []  # hosts that could go to standby after this plan's, in order
+    saves_w: Finite | None = None  # predicted watts saved at the end state (every standby host)
+    band_low: Finite  # DPM's demand / capacity band: a host goes to standby below it ...
+    band_high: Finite  # ... and one is powered on above it
+    limit: str | None = None  # what keeps the next host on (names HA admission control when it does)
+    ha: str | None = None  # the HA admission control the end state keeps, in words
+    steps: list[DpmStep] = []  # now, then after each standby step
+
+
 class Violation(_Model):
     kind: Literal["rule", "capacity"]
     name: str
@@ -163,6 +188,7 @@ class Plan(_Model):
     conflicts: list[str] = []
     suppressed: list[Suppressed] = []
     notes: list[str] = []
+    dpm_end_state: DpmEndState | None = None  # version 2: DPM's end state at this demand (DPM plans)
 
     @field_validator("collected_at")
     @classmethod

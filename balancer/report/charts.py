@@ -66,3 +66,64 @@ def utilisation_svg(hosts: list[HostLoad], dpm_band: tuple[float, float]) -> str
         # no metadata: no date (deterministic output) and no links to outside vocabularies
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     return _PROLOGUE.sub("", buf.getvalue(), count=1)
+
+
+LATER_COLOUR = "#9dbce0"
+
+
+def dpm_steps_svg(steps: list, dpm_band: tuple[float, float]) -> str:
+    """DPM's way to its end state: hosts on at each step (now, this plan's steps, later steps), and the
+    cluster's demand / capacity of the hosts on with the DPM band shaded.
+
+    ``steps``: report rows (index, hosts_on, cpu, mem, host, when). Bars are dpm-hosts-0, dpm-hosts-1, ...;
+    the utilisation lines dpm-cpu and dpm-mem; the band dpm-steps-band.
+    """
+    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    n = len(steps)
+    lo, hi = dpm_band
+    width = min(max(9.0, 0.45 * n + 2.0), 40.0)
+    colour = {"now": BEFORE_COLOUR, "this plan": AFTER_COLOUR, "later": LATER_COLOUR}
+    with matplotlib.rc_context({"svg.hashsalt": "balancer-report", "svg.fonttype": "none",
+                                "font.family": "DejaVu Sans", "font.size": 10}):
+        fig = Figure(figsize=(width, 5.6), layout="constrained")
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1])
+        x = list(range(n))
+        bars = top.bar(x, [s.hosts_on for s in steps], 0.6, color=[colour[s.when] for s in steps])
+        for i, b in enumerate(bars):
+            b.set_gid(f"dpm-hosts-{i}")
+        for i, s in enumerate(steps):
+            top.annotate(str(s.hosts_on), (i, s.hosts_on), xytext=(0, 2), textcoords="offset points",
+                         ha="center", va="bottom", fontsize=8)
+        top.set_ylim(0, max(s.hosts_on for s in steps) * 1.15 + 0.5)
+        top.yaxis.set_major_locator(MaxNLocator(integer=True))
+        top.set_ylabel("hosts on")
+        top.set_title("hosts on", loc="left", fontsize=11, fontweight="bold")
+        whens = [w for w in ("now", "this plan", "later") if any(s.when == w for s in steps)]
+        top.legend(handles=[Patch(color=colour[w], label=w) for w in whens], loc="lower right",
+                   bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2, ncols=3, fontsize=8, frameon=False)
+        band = bottom.axhspan(lo, hi, color=BAND_COLOUR, alpha=0.13, lw=0,
+                              label=f"DPM band {100 * lo:.0f}–{100 * hi:.0f} %")
+        band.set_gid("dpm-steps-band")
+        cpu, = bottom.plot(x, [s.cpu for s in steps], marker="o", color=AFTER_COLOUR, label="CPU")
+        mem, = bottom.plot(x, [s.mem for s in steps], marker="s", color="#c77c1e", label="memory")
+        cpu.set_gid("dpm-cpu")
+        mem.set_gid("dpm-mem")
+        bottom.set_ylim(0, max([1.0, *(s.cpu for s in steps), *(s.mem for s in steps)]) * 1.05)
+        bottom.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        bottom.set_ylabel("demand / capacity of the hosts on")
+        bottom.set_title("cluster demand", loc="left", fontsize=11, fontweight="bold")
+        bottom.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2, ncols=3, fontsize=8,
+                      frameon=False)
+        for ax in (top, bottom):
+            ax.grid(axis="y", color="#dddddd", lw=0.6)
+            ax.set_axisbelow(True)
+            ax.spines[["top", "right"]].set_visible(False)
+        labels = ["now" if s.index == 0 else (f"−{s.host}" if s.host else "power-on") for s in steps]
+        bottom.set_xticks(x, labels, rotation=45 if n > 8 else 0, ha="right" if n > 8 else "center")
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    return _PROLOGUE.sub("", buf.getvalue(), count=1)

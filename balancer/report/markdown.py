@@ -54,6 +54,13 @@ def render_markdown(view: ReportView) -> str:
     else:
         lines += ["No actions.", ""]
 
+    if view.dpm_end is not None:
+        lines += ["## DPM end state at this demand", ""] + [f"- {md(x)}" for x in view.dpm_end.lines] + [""]
+        if len(view.dpm_end.steps) > 1:
+            rows = [[str(s.index), md(s.host or ("now" if s.index == 0 else "power-on")), md(s.when), str(s.hosts_on),
+                     pct(s.cpu), pct(s.mem)] for s in view.dpm_end.steps]
+            lines += _table(["step", "to standby", "when", "hosts on", "CPU", "memory"], rows, right={0, 3, 4, 5})
+
     if view.hosts:
         lo, hi = view.dpm_band
         lines += ["## Hosts", "", f"Utilisation is demand / capacity; DPM's band is {pct(lo)}–{pct(hi)}.", ""]

@@ -48,6 +48,11 @@ def render_view(view: ReportView, console: Console) -> None:
     else:
         console.print("No actions.")
 
+    if view.dpm_end is not None:
+        console.print("[bold]DPM end state at this demand[/bold]")
+        for line in view.dpm_end.lines:
+            console.print(f"  {line}")
+
     if view.hosts:
         lo, hi = view.dpm_band
         t = Table(title=f"Hosts (DPM band {pct(lo)}–{pct(hi)})", show_header=True, header_style="bold")

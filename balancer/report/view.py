@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..plan import Move, Plan
+from ..plan import DpmEndState, Move, Plan
 from ..snapshot import Snapshot
 from .hosts import HostLoad, host_loads
-from .words import action_words, rule_words, suppressed_words
+from .words import action_words, pct, rule_words, suppressed_words
 
 # The DPM band used when no config says otherwise: 63 % ± 18 %.
 DEFAULT_DPM_BAND = (0.45, 0.81)
@@ -50,6 +50,52 @@ class SuppressedRow:
     words: str
 
 
+@dataclass(frozen=True)
+class DpmStepRow:
+    index: int  # 0: the snapshot; then each standby step
+    hosts_on: int
+    cpu: float  # demand / capacity of the hosts on
+    mem: float
+    host: str  # the host that went to standby at this step ("" for the start or a power-on)
+    when: str  # "now", "this plan" or "later"
+
+
+@dataclass(frozen=True)
+class DpmEndView:
+    """DPM's end state at this demand, for reports: a summary in words and the steps to it."""
+
+    hosts_now: int
+    hosts_on: int
+    lines: list[str]  # the summary, one fact a line
+    steps: list[DpmStepRow]
+
+
+def dpm_end_view(end: DpmEndState) -> DpmEndView:
+    now = set(end.standby_now)
+    steps = []
+    for i, s in enumerate(end.steps):
+        when = "now" if i == 0 else ("later" if s.standby and s.standby not in now else "this plan")
+        steps.append(DpmStepRow(i, s.hosts_on, s.cpu, s.mem, s.standby or "", when))
+    lines = [f"{end.hosts_on} of {end.hosts_now} host(s) on at the end state, at this demand "
+             f"(DPM band {pct(end.band_low)}–{pct(end.band_high)})"]
+    if end.power_on:
+        lines.append(f"this plan powers on: {', '.join(end.power_on)}")
+    if end.standby_now:
+        lines.append(f"this plan puts into standby: {', '.join(end.standby_now)}")
+    if end.standby_later:
+        lines.append(f"could go to standby after this plan, in order: {', '.join(end.standby_later)}")
+    if end.saves_w is not None:
+        lines.append(f"predicted saving at the end state: ~{end.saves_w:.0f} W")
+    if end.limit:
+        lines.append(f"what keeps the next host on: {end.limit}")
+    if end.ha:
+        lines.append(f"kept: {end.ha}")
+    if len(steps) > 1:
+        last = steps[-1]
+        lines.append(f"demand / capacity at the end state: CPU {pct(last.cpu)}, memory {pct(last.mem)}")
+    return DpmEndView(end.hosts_now, end.hosts_on, lines, steps)
+
+
 @dataclass
 class ReportView:
     plan: Plan
@@ -59,6 +105,7 @@ class ReportView:
     suppressed: list[SuppressedRow]
     hosts: list[HostLoad] = field(default_factory=list)  # empty without a snapshot
     dpm_band: tuple[float, float] = DEFAULT_DPM_BAND
+    dpm_end: DpmEndView | None = None  # DPM plans: the end state at this demand
 
     @property
     def moves(self) -> list[ActionRow]:
@@ -98,6 +145,7 @@ def build_view(plan: Plan, snapshot: Snapshot | None = None,
         suppressed=[SuppressedRow(s.vm, s.target or "", suppressed_words(s)) for s in plan.suppressed],
         hosts=host_loads(plan, snapshot) if snapshot is not None else [],
         dpm_band=dpm_band,
+        dpm_end=dpm_end_view(plan.dpm_end_state) if plan.dpm_end_state is not None else None,
     )
 
 

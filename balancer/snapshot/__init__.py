@@ -10,6 +10,7 @@ from .model import (
     VmDatastoreRule,
     VmdkRule,
     Automation,
+    HaAdmissionControl,
     Host,
     HostState,
     Rule,
@@ -20,6 +21,6 @@ from .model import (
 from .io import dump_snapshot, load_snapshot, parse_snapshot, snapshot_digest
 
 __all__ = [
-    "READ_VERSIONS", "SNAPSHOT_VERSION", "VM", "Datastore", "DatastoreState", "Disk", "VmDatastoreRule", "VmdkRule", "Automation", "Host", "HostState", "Rule", "Snapshot",
+    "READ_VERSIONS", "SNAPSHOT_VERSION", "VM", "Datastore", "DatastoreState", "Disk", "VmDatastoreRule", "VmdkRule", "Automation", "HaAdmissionControl", "Host", "HostState", "Rule", "Snapshot",
     "VmHostRule", "VmVmRule", "dump_snapshot", "load_snapshot", "parse_snapshot", "snapshot_digest",
 ]

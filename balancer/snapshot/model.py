@@ -196,6 +196,32 @@ class VmDatastoreRule(_Strict):
 
 
 Rule = Annotated[Union[VmVmRule, VmHostRule, VmdkRule, VmDatastoreRule], Field(discriminator="type")]
+
+
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, strict=True)]
+
+
+class HaAdmissionControl(_Strict):
+    """vSphere HA admission control: the capacity the cluster keeps for failover (version 2).
+
+    ``policy``: ``host-failures`` (tolerate ``host_failures`` hosts lost), ``percentage`` (keep
+    ``cpu_percent`` / ``mem_percent`` of the capacity of the hosts that are on free) or
+    ``failover-hosts`` (``failover_hosts`` are kept for failover).
+    """
+
+    policy: Literal["host-failures", "percentage", "failover-hosts"]
+    host_failures: Annotated[int, Field(ge=1, le=32, strict=True)] = 1
+    cpu_percent: Percent = 0.0
+    mem_percent: Percent = 0.0
+    failover_hosts: list[Name] = []
+
+    @model_validator(mode="after")
+    def _policy_fields(self) -> "HaAdmissionControl":
+        if self.policy == "failover-hosts" and not self.failover_hosts:
+            raise ValueError("policy failover-hosts: failover_hosts is empty")
+        if self.policy == "percentage" and self.cpu_percent == 0 and self.mem_percent == 0:
+            raise ValueError("policy percentage: cpu_percent and mem_percent are both 0")
+        return self
 STORAGE_RULE_TYPES = ("vmdk-affinity", "vmdk-anti-affinity", "vm-datastore-anti-affinity")
 
 
@@ -220,6 +246,7 @@ class Snapshot(_Strict):
     host_groups: dict[Name, list[Name]] = {}
     rules: list[Rule] = []
     datastores: list[Datastore] = []  # version 2
+    ha: HaAdmissionControl | None = None  # version 2: HA admission control, when it is enabled
 
     _host_index: dict[str, Host] | None = PrivateAttr(default=None)
     _vm_index: dict[str, VM] | None = PrivateAttr(default=None)
@@ -297,8 +324,9 @@ def migrate_v1(data: dict) -> dict:
     Version 1 had no storage: a field of version 2 in a version-1 snapshot is refused by name,
     rather than read as if the version had been 2.
     """
-    if "datastores" in data:
-        raise ValueError("datastores: a version 2 field in a version 1 snapshot (set \"version\": 2)")
+    for name in ("datastores", "ha"):
+        if name in data:
+            raise ValueError(f"{name}: a version 2 field in a version 1 snapshot (set \"version\": 2)")
     for i, vm in enumerate(data.get("vms") or []):
         if isinstance(vm, dict) and "disks" in vm:
             raise ValueError(f"vms.{i}.disks: a version 2 field in a version 1 snapshot (set \"version\": 2)")
@@ -367,6 +395,13 @@ def check_references(s: Snapshot) -> None:
                 raise ValueError(f"rule {r.name}: unknown VM group {r.vm_group!r}")
             if r.host_group not in s.host_groups:
                 raise ValueError(f"rule {r.name}: unknown host group {r.host_group!r}")
+    if s.ha is not None:
+        for m in s.ha.failover_hosts:
+            if m not in hosts:
+                raise ValueError(f"ha.failover_hosts: unknown host {m!r}")
+        dup = _duplicates(list(s.ha.failover_hosts))
+        if dup:
+            raise ValueError(f"ha.failover_hosts: host {dup!r} listed twice")
     _check_storage(s, hosts)
     # Affinity is transitive: VMs kept together by a chain of affinity rules may not be kept apart.
     parent: dict[str, str] = {}

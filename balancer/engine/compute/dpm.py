@@ -145,10 +145,11 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
             wake_reasons.append((s, f"{where} demand {_describe(u)}{' (power-on window)' if windowed_on else ''} "
                                     f"is above the {_pct(lo)}–{_pct(hi)} band"))
     cluster_scope = scopes[0]
-    ha_broken = not headroom_ok(cluster, on, d_on, dpm.headroom_hosts)
+    lost = lost_hosts(cluster, dpm)
+    ha_broken = not headroom_ok(cluster, on, d_on, lost)
     if ha_broken:
-        wake_reasons.append((cluster_scope, f"HA headroom: the demand no longer fits with the {dpm.headroom_hosts} "
-                                            f"largest host(s) lost"))
+        wake_reasons.append((cluster_scope, f"{_headroom_words(cluster, dpm)}: the demand no longer fits with the "
+                                            f"{lost} largest host(s) lost"))
     in_standby = np.array([h.state is HostState.STANDBY for h in cluster.snapshot.hosts], dtype=bool)
     standby = in_standby & ~held
     if wake_reasons:
@@ -165,7 +166,7 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
                 if woken[h] or not scope.hosts[h]:
                     continue
                 u = utilisation(cluster, woken, scope.demand_on, scope.hosts)
-                ha = scope.rule is not None or headroom_ok(cluster, woken, d_on, dpm.headroom_hosts)
+                ha = scope.rule is not None or headroom_ok(cluster, woken, d_on, lost)
                 if u.max() <= dpm.target + 1e-9 and ha:
                     break
                 woken[h] = True
@@ -189,13 +190,14 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
                          f"{history.standby_blocked}")
         return out
     recent = [cluster.host_names[h] for h in np.flatnonzero(held)]
-    if recent:
+    if recent and not dpm.all_steps:
         # cluster-wide hold: a power change within the hold time (a power-on, or another host's
         # standby) is followed by no standby until it has passed; the next step is judged afresh
         out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the band, but {', '.join(recent)} "
                          f"changed power state within the hold time; no host goes to standby until it has passed")
         return out
-    candidates = _standby_candidates(cluster, on, empty_only)
+    # all_steps: no wait between the steps, but a host held itself stays as it is
+    candidates = _standby_candidates(cluster, on & ~held if dpm.all_steps else on, empty_only)
     if not candidates:
         if empty_only:
             out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the band, but no moves are allowed "
@@ -204,19 +206,10 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
             out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the band, but every host that is on "
                              f"runs a VM that may not move")
         return out
-    chosen = np.zeros(cluster.n_hosts, dtype=bool)
-    refusal: str | None = None
-    for h in candidates:
-        if dpm.max_standby is not None and len(out.standby) >= dpm.max_standby:
-            break  # a few hosts at a time: the next plan judges the demand again
-        trial = on & ~chosen
-        trial[h] = False
-        why_not = _standby_refusal(cluster, dpm, trial, chosen | host_mask(cluster, [h]), scopes, h)
-        if why_not:
-            refusal = refusal or f"{cluster.host_names[h]}: {why_not}"
-            continue
-        chosen[h] = True
-        out.standby.append(int(h))
+    picked, refusals = _pick_standby(cluster, dpm, on, candidates, scopes, dpm.standby_cap)
+    out.standby = picked
+    chosen = host_mask(cluster, picked)
+    refusal = next((f"{cluster.host_names[h]}: {why}" for h, why in refusals.items()), None)
     if not out.standby:
         out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the {_pct(lo)}–{_pct(hi)} band, "
                          f"but no host can go to standby ({refusal})")
@@ -296,6 +289,73 @@ def _standby_candidates(cluster: Cluster, eligible: np.ndarray, empty_only: bool
     return sorted(out, key=lambda h: (key[h], h))
 
 
+def lost_hosts(cluster: Cluster, dpm: DpmOptions) -> int:
+    """Hosts whose loss the demand must survive: ``headroom_hosts``, raised to HA's host failures to tolerate."""
+    ha = cluster.snapshot.ha
+    if ha is not None and ha.policy == "host-failures":
+        return max(dpm.headroom_hosts, ha.host_failures)
+    return dpm.headroom_hosts
+
+
+def _headroom_words(cluster: Cluster, dpm: DpmOptions) -> str:
+    ha = cluster.snapshot.ha
+    if ha is not None and ha.policy == "host-failures" and ha.host_failures > dpm.headroom_hosts:
+        return f"HA admission control ({ha.host_failures} host failure(s) tolerated)"
+    return "HA headroom"
+
+
+def ha_words(cluster: Cluster) -> str | None:
+    """The snapshot's HA admission control in words (None: none)."""
+    ha = cluster.snapshot.ha
+    if ha is None:
+        return None
+    if ha.policy == "host-failures":
+        return f"HA admission control: {ha.host_failures} host failure(s) tolerated"
+    if ha.policy == "percentage":
+        return f"HA admission control: {ha.cpu_percent:g} % CPU and {ha.mem_percent:g} % memory kept for failover"
+    return f"HA admission control: failover host(s) {', '.join(ha.failover_hosts)}"
+
+
+def ha_shortfall(cluster: Cluster, hosts_on: np.ndarray, demand: np.ndarray) -> str | None:
+    """Why ``demand`` on ``hosts_on`` would not leave the capacity HA admission control keeps (None: it would)."""
+    ha = cluster.snapshot.ha
+    if ha is None:
+        return None
+    if ha.policy == "percentage":
+        free = 1.0 - np.array([ha.cpu_percent, ha.mem_percent]) / 100.0
+        u = utilisation(cluster, hosts_on, demand)
+        if (u > free + 1e-9).any():
+            return (f"HA admission control keeps {ha.cpu_percent:g} % CPU and {ha.mem_percent:g} % memory free for "
+                    f"failover; the demand would take {_describe(u)} of the rest")
+    elif ha.policy == "failover-hosts":
+        failover = host_mask(cluster, (cluster._host_idx[n] for n in ha.failover_hosts if n in cluster._host_idx))
+        rest = hosts_on & ~failover
+        if not headroom_ok(cluster, rest, demand, 0):
+            return (f"HA admission control: the demand would not fit within the limits of the hosts on besides "
+                    f"the failover host(s) {', '.join(ha.failover_hosts)}")
+    return None
+
+
+def _pick_standby(cluster: Cluster, dpm: DpmOptions, on: np.ndarray, candidates: list[int], scopes: list[_Scope],
+                  cap: int | None) -> tuple[list[int], dict[int, str]]:
+    """Hosts to put into standby, taken in the candidates' order while each keeps the checks; and why the others may not."""
+    chosen = np.zeros(cluster.n_hosts, dtype=bool)
+    picked: list[int] = []
+    refusals: dict[int, str] = {}
+    for h in candidates:
+        if cap is not None and len(picked) >= cap:
+            break  # a few hosts at a time: the next plan judges the demand again
+        trial = on & ~chosen
+        trial[h] = False
+        why_not = _standby_refusal(cluster, dpm, trial, chosen | host_mask(cluster, [h]), scopes, h)
+        if why_not:
+            refusals[int(h)] = why_not
+            continue
+        chosen[h] = True
+        picked.append(int(h))
+    return picked, refusals
+
+
 def _standby_refusal(cluster: Cluster, dpm: DpmOptions, remaining: np.ndarray, leaving: np.ndarray,
                      scopes: list[_Scope], h: int) -> str | None:
     """Why ``h`` may not join the hosts going to standby (None: it may)."""
@@ -308,17 +368,80 @@ def _standby_refusal(cluster: Cluster, dpm: DpmOptions, remaining: np.ndarray, l
         if u.max() > dpm.target + 1e-9:
             where = "the demand" if s.rule is None else f"rule {s.rule}'s VMs"
             return f"{where} would reach {_describe(u)}, above the {_pct(dpm.target)} target"
+    ha = cluster.snapshot.ha
+    if ha is not None and ha.policy == "failover-hosts" and cluster.host_names[h] in ha.failover_hosts:
+        return f"HA admission control: {cluster.host_names[h]} is a dedicated failover host"
     # HA headroom, with a margin against flapping: a host is powered on again only when the demand
     # no longer fits within the limits with the largest hosts lost; it goes to standby only when
     # the demand would then still fit within the band's top.
-    if not headroom_ok(cluster, remaining, scopes[0].demand_off, dpm.headroom_hosts, level=dpm.band[1]):
-        return (f"with the {dpm.headroom_hosts} largest host(s) lost the demand would be above "
+    lost = lost_hosts(cluster, dpm)
+    if not headroom_ok(cluster, remaining, scopes[0].demand_off, lost, level=dpm.band[1]):
+        return (f"{_headroom_words(cluster, dpm)}: with the {lost} largest host(s) lost the demand would be above "
                 f"{_pct(dpm.band[1])} of the rest")
+    short = ha_shortfall(cluster, remaining, scopes[0].demand_off)
+    if short:
+        return short
     conflicts = find_conflicts(with_hosts_leaving(cluster, leaving))
     if conflicts:
         return conflicts[0]
     return None
 
 
-__all__ = ["PowerChoice", "choose_power", "headroom_ok", "saving_estimate_w", "standby_reason", "utilisation",
+@dataclass
+class EndState:
+    """Where DPM's consolidation ends at this demand: the hosts on once every standby step is taken."""
+
+    hosts_on: np.ndarray  # (H,) bool: on at the end state
+    standby: list[int]  # hosts that go to standby on the way there, in order (this plan's first)
+    limit: str | None  # what keeps the next host on, in words (None: no host is below the band)
+    steps: list[tuple[int, np.ndarray, int | None]]  # (hosts on, utilisation (2,), host that left): now, then each step
+    saves_w: float | None  # predicted watts saved by every host in ``standby``
+
+
+def end_state(cluster: Cluster, dpm: DpmOptions, history: History, standby_now: list[int],
+              woken: list[int]) -> EndState:
+    """DPM's end state at the demand judged now: this plan's changes, then standby steps one at a time with
+    the same checks (band target, min_hosts_on, HA headroom and admission control, rules) until none passes.
+
+    Unlike one plan's step, it waits for no hold time and no demand window to fill, and takes no cap:
+    it is where the service's pace (``max_standby`` per plan, a hold time between steps) leads.
+    """
+    on = cluster.on.copy()
+    current = cluster.load.sum(axis=0) if cluster.n_vms else np.zeros(2)
+    d_on = np.array(history.demand_power_on, dtype=float) if history.demand_power_on is not None else current
+    d_off = np.array(history.demand_power_off, dtype=float) if history.demand_power_off is not None else current
+    steps: list[tuple[int, np.ndarray, int | None]] = [(int(on.sum()), utilisation(cluster, on, d_off), None)]
+    if woken:
+        end = on | host_mask(cluster, woken)
+        steps.append((int(end.sum()), utilisation(cluster, end, d_on), None))
+        return EndState(end, [], None, steps, None)
+    lo, _ = dpm.band
+    if not on.any() or utilisation(cluster, on, d_off).max() >= lo:
+        return EndState(on, [], None, steps, None)
+    scopes = _scopes(cluster, d_on, d_off, current)
+    candidates = _standby_candidates(cluster, on)
+    order = list(standby_now) + [h for h in candidates if h not in standby_now]
+    picked, refusals = _pick_standby(cluster, dpm, on, order, scopes, None)
+    end = on & ~host_mask(cluster, picked)
+    remaining = on.copy()
+    for h in picked:
+        remaining[h] = False
+        steps.append((int(remaining.sum()), utilisation(cluster, remaining, d_off), h))
+    left = [h for h in order if end[h]]
+    if left:  # the next candidate, judged at the end state
+        h = left[0]
+        trial = end.copy()
+        trial[h] = False
+        why = _standby_refusal(cluster, dpm, trial, (on & ~end) | host_mask(cluster, [h]), scopes, h) or refusals.get(h)
+        limit = f"{cluster.host_names[h]}: {why}"
+    elif int(end.sum()) > 0 and len(candidates) < int(on.sum()):
+        limit = "every other host that is on runs a VM that may not move"
+    else:
+        limit = None
+    saves = [saving_estimate_w(cluster, h, end | host_mask(cluster, [h])) for h in picked]
+    total = round(float(sum(x for x in saves if x is not None)), 1) if picked and None not in saves else None
+    return EndState(end, picked, limit, steps, total)
+
+
+__all__ = ["EndState", "PowerChoice", "choose_power", "end_state", "ha_words", "headroom_ok", "saving_estimate_w", "standby_reason", "utilisation",
            "window_demand"]

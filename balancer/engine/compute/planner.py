@@ -16,7 +16,7 @@ from .optimizer import optimise
 from ..options import PlanOptions
 from .order import order_moves
 from .hoststate import host_mask, vms_on
-from .power import evacuation, plan_power
+from .power import evacuation, interleave_standby, plan_power
 from .rules import all_violations
 from .vmotion import estimate
 
@@ -65,7 +65,9 @@ def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history
     reasons.update(power.move_reasons(result.place))
     if options.threshold <= 1:  # no balancing: a move no reason names makes room for a mandatory one
         _room_reasons(cluster, result.place, reasons)
-    priority = np.array([_PRIORITY[reasons.get(v, ("balance",))[0]] for v in range(cluster.n_vms)])
+    priority = np.array([_PRIORITY[reasons.get(v, ("balance",))[0]] for v in range(cluster.n_vms)], dtype=float)
+    if options.dpm is not None and options.dpm.all_steps:
+        priority += power.leave_rank()  # empty one host after the other
     ordering = order_moves(cluster, cluster.place, result.place, priority, power.step_budget(options.max_moves))
 
     moves: list[Move] = []
@@ -107,6 +109,9 @@ def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history
         score, im = new_score, new_im
     cluster = power.settle(ordering.place)  # a host the moves could not empty stays on
     power_actions = power.actions(ordering.place, len(moves))
+    if options.dpm is not None and options.dpm.all_steps:
+        interleave_standby(moves, power_actions)  # each host to standby once it is empty
+    end_state = power.end_state(options, history)
     after = imbalance(cluster, loads)
     suppressed = [
         Suppressed(vm=cluster.vm_names[v], target=cluster.host_names[int(result.place[v])], reason="unorderable",
@@ -151,6 +156,7 @@ def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history
         suppressed=suppressed,
         power=power_actions,
         notes=notes + power.notes,
+        dpm_end_state=end_state,
     )
 
 

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ...plan import PowerAction
+from ...plan import DpmEndState, DpmStep, Move, PowerAction
 from ...snapshot import HostState
 from .cluster import CPU, Cluster
-from .dpm import PowerChoice, choose_power, standby_reason
+from .dpm import PowerChoice, choose_power, end_state, ha_words, standby_reason
 from .feasibility import find_conflicts, pinned_exemptions
 from ..history import History
 from .hoststate import host_mask, vms_on, with_hosts_leaving, with_hosts_woken
@@ -141,6 +141,59 @@ class PowerPlan:
         cpu = c.load[moved, CPU]
         saves = c.power_idle_w[h] + slope[h] * cpu.sum() - float((slope[final[moved]] * cpu).sum())
         return round(float(saves), 1)
+
+
+    def leave_rank(self) -> np.ndarray:
+        """(V,) a fraction by the order of the host each VM leaves for standby (0 for the others): with it added
+        to the moves' priority, the moves that empty one host come before those of the next."""
+        out = np.zeros(self.original.n_vms)
+        for i, h in enumerate(self.leaving):
+            out[self._must_go([h])] = (i + 1) / (len(self.leaving) + 1)
+        return out
+
+    def end_state(self, options: PlanOptions, history: History) -> DpmEndState | None:
+        """DPM's end state at this demand, beyond this plan (None when DPM is off or hosts enter maintenance)."""
+        dpm = options.dpm
+        if dpm is None or self.every_vm:
+            return None
+        c = self.original
+        end = end_state(c, dpm, history, list(self.leaving), list(self.woken))
+        names = c.host_names
+        now = set(self.leaving)
+        note = f"DPM end state at this demand: {int(end.hosts_on.sum())} of {int(c.on.sum())} host(s) on"
+        later = [names[h] for h in end.standby if h not in now]
+        if later:
+            pace = f" ({dpm.standby_cap} a plan)" if dpm.standby_cap else ""
+            note += f"; {', '.join(later)} could go to standby in later plans{pace}"
+        if end.limit and end.standby:
+            note += f"; it stops there ({end.limit})"
+        if end.standby or self.leaving:
+            self.notes.append(note)
+        return DpmEndState(
+            hosts_now=int(c.on.sum()), hosts_on=int(end.hosts_on.sum()),
+            power_on=[names[h] for h in self.woken], standby_now=[names[h] for h in self.leaving],
+            standby_later=later, saves_w=end.saves_w, band_low=round(dpm.band[0], 6), band_high=round(dpm.band[1], 6),
+            limit=end.limit, ha=ha_words(c),
+            steps=[DpmStep(hosts_on=n, cpu=_finite(u[0]), mem=_finite(u[1]), standby=names[h] if h is not None else None)
+                   for n, u, h in end.steps],
+        )
+
+
+def _finite(x: float) -> float:
+    return round(float(x), 6) if np.isfinite(x) else 0.0
+
+
+def interleave_standby(moves: list[Move], power: list[PowerAction]) -> None:
+    """Renumber the steps so that each host goes to standby right after the last move off it (power-on first)."""
+    first = [p for p in power if p.action in ("power-on", "exit-maintenance")]
+    leave = [p for p in power if p not in first]
+    last = {p.host: max((i for i, m in enumerate(moves) if p.host in (m.source, m.target)), default=-1) for p in leave}
+    seq: list[Move | PowerAction] = [*first, *(p for p in leave if last[p.host] < 0)]
+    for i, m in enumerate(moves):
+        seq.append(m)
+        seq.extend(p for p in leave if last[p.host] == i)
+    for step, action in enumerate(seq, start=1):
+        action.step = step
 
 
 def unchanged(cluster: Cluster, notes: list[str] | None = None) -> PowerPlan:
