@@ -21,6 +21,11 @@
 //     call with VM, source, target and its start / end time (Unix ns)
 //     POST /_vcsim/reset          zero the counts and the relocation log
 //     POST /_vcsim/fail?vm=NAME   make the next RelocateVM_Task of that VM end in a task error
+//   - HA settings: ReconfigureComputeResource_Task stores rules, groups and VM overrides but
+//     drops spec.dasConfig (checked: configurationEx.dasConfig reads back unchanged), so the
+//     layer in front stores the dasConfig it carries (enabled, admission control enabled, the
+//     admission control policy, failover level) in the cluster's configurationEx before the
+//     simulator handles the rest of the request.
 //   - -relocate-task-ms: RelocateVM_Task returns its task at once and the task runs that long
 //     before the VM moves, as a real vMotion (-relocate-ms instead delays the call itself).
 //
@@ -149,6 +154,32 @@ func hostPower(w http.ResponseWriter, method string, this types.ManagedObjectRef
 	fmt.Fprintf(w, soapResponse, method, ref.Value, method)
 }
 
+// storeDasConfig merges a reconfigure request's dasConfig into the cluster's configurationEx.
+func storeDasConfig(this types.ManagedObjectReference, das *types.ClusterDasConfigInfo) {
+	cluster, ok := simulator.Map.Get(this).(*simulator.ClusterComputeResource)
+	if !ok || das == nil {
+		return
+	}
+	simulator.Map.WithLock(cluster, func() {
+		cfg, ok := cluster.ConfigurationEx.(*types.ClusterConfigInfoEx)
+		if !ok {
+			return
+		}
+		if das.Enabled != nil {
+			cfg.DasConfig.Enabled = das.Enabled
+		}
+		if das.AdmissionControlEnabled != nil {
+			cfg.DasConfig.AdmissionControlEnabled = das.AdmissionControlEnabled
+		}
+		if das.AdmissionControlPolicy != nil {
+			cfg.DasConfig.AdmissionControlPolicy = das.AdmissionControlPolicy
+		}
+		if das.FailoverLevel != 0 {
+			cfg.DasConfig.FailoverLevel = das.FailoverLevel
+		}
+	})
+}
+
 // slowRelocate answers a RelocateVM_Task at once with a task that runs for delay before it
 // relocates the VM, as a real vMotion does (the SOAP call returns; the task takes minutes).
 // The relocation is logged when the task ends.
@@ -251,6 +282,12 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration)
 		case "PowerDownHostToStandBy_Task", "PowerUpHostFromStandBy_Task":
 			hostPower(w, name, method.This)
 			return
+		case "ReconfigureComputeResource_Task":
+			if req, ok := method.Body.(*types.ReconfigureComputeResource_Task); ok {
+				if spec, ok := req.Spec.(*types.ClusterConfigSpecEx); ok && spec.DasConfig != nil {
+					storeDasConfig(method.This, spec.DasConfig)
+				}
+			}
 		case "RelocateVM_Task":
 			req, ok := method.Body.(*types.RelocateVM_Task)
 			if !ok {

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ...errors import SourceError
-from ...snapshot import SNAPSHOT_VERSION, VM, Automation, Host, HostState, Snapshot, VmHostRule, VmVmRule
+from ...snapshot import SNAPSHOT_VERSION, VM, Automation, HaAdmissionControl, Host, HostState, Snapshot, VmHostRule, VmVmRule
 from .connection import Connection
 from .inventory import ClusterRefs, duplicate_error, duplicates, find_cluster, moid, objects_spec, props, read_view, retrieve
 
@@ -249,10 +249,12 @@ class Collector:
 
         vm_groups, host_groups = groups(config, vm_name, host_name)
         rules = cluster_rules(config, vm_name, vm_groups, host_groups)
+        ha = ha_admission_control(config, host_name)
         try:
             return Snapshot(
                 version=SNAPSHOT_VERSION, cluster=self.cluster_name, collected_at=collected_at, source="vcenter",
                 hosts=hosts, vms=vms, vm_groups=vm_groups, host_groups=host_groups, rules=rules,
+                ha=ha,
             )
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -344,3 +346,38 @@ def cluster_rules(config: Any, vm_name: dict[str, str], vm_groups: dict, host_gr
         else:
             log.info("rule %s: %s rules are not modelled; ignored", getattr(r, "name", "?"), type(r).__name__)
     return rules
+
+
+def ha_admission_control(config: Any, host_name: dict[str, str]) -> HaAdmissionControl | None:
+    """vSphere HA admission control from ``configurationEx.dasConfig``; None when HA or admission control is off.
+
+    Dedicated failover hosts -> ``failover-hosts``; cluster resources with percentages given ->
+    ``percentage``; with automatically computed percentages, or the slot policy -> ``host-failures``
+    (the failover level).
+    """
+    from pyVmomi import vim
+
+    das = getattr(config, "dasConfig", None)
+    if das is None or not getattr(das, "enabled", False) or not getattr(das, "admissionControlEnabled", False):
+        return None
+    policy = getattr(das, "admissionControlPolicy", None)
+    level = int(getattr(policy, "failoverLevel", 0) or getattr(das, "failoverLevel", 0) or 1)
+    level = min(max(level, 1), 32)
+    if isinstance(policy, vim.cluster.FailoverHostAdmissionControlPolicy):
+        hosts = [host_name[moid(h)] for h in (policy.failoverHosts or []) if moid(h) in host_name]
+        if not hosts:
+            log.warning("HA admission control: no failover host of the policy is in the cluster; ignored")
+            return None
+        return HaAdmissionControl(policy="failover-hosts", failover_hosts=sorted(set(hosts), key=hosts.index))
+    if isinstance(policy, vim.cluster.FailoverResourcesAdmissionControlPolicy):
+        if getattr(policy, "autoComputePercentages", False):
+            return HaAdmissionControl(policy="host-failures", host_failures=level)
+        cpu = min(max(float(policy.cpuFailoverResourcesPercent or 0), 0.0), 100.0)
+        mem = min(max(float(policy.memoryFailoverResourcesPercent or 0), 0.0), 100.0)
+        if cpu == 0 and mem == 0:
+            return None
+        return HaAdmissionControl(policy="percentage", cpu_percent=cpu, mem_percent=mem)
+    if policy is None or isinstance(policy, vim.cluster.FailoverLevelAdmissionControlPolicy):
+        return HaAdmissionControl(policy="host-failures", host_failures=level)
+    log.info("HA admission control: %s is not modelled; ignored", type(policy).__name__)
+    return None
