@@ -109,7 +109,7 @@ def dpm_steps_svg(steps: list, dpm_band: tuple[float, float]) -> str:
                               label=f"DPM band {100 * lo:.0f}–{100 * hi:.0f} %")
         band.set_gid("dpm-steps-band")
         cpu, = bottom.plot(x, [s.cpu for s in steps], marker="o", color=AFTER_COLOUR, label="CPU")
-        mem, = bottom.plot(x, [s.mem for s in steps], marker="s", color="#c77c1e", label="memory")
+        mem, = bottom.plot(x, [s.mem for s in steps], marker="s", ls="--", color="#c77c1e", label="memory")
         cpu.set_gid("dpm-cpu")
         mem.set_gid("dpm-mem")
         bottom.set_ylim(0, max([1.0, *(s.cpu for s in steps), *(s.mem for s in steps)]) * 1.05)

@@ -127,3 +127,49 @@ def test_screenshot_shows_the_charts(page, tmp_path):
     a = 0.13
     wash = "#%02x%02x%02x" % tuple(round(255 * (1 - a) + c * a) for c in (r, g, b))
     assert near(wash, tol=4) > 20000
+
+
+# --- DPM's end state: hosts on over the steps, with the band ---------------------------------------
+
+@pytest.fixture(scope="module")
+def dpm_page(browser_binary, tmp_path_factory):
+    """A 16-host cluster at 18 % demand, planned with DPM at the service's pace, in Chromium (offline)."""
+    from balancer.engine import PlanOptions, make_plan
+    from balancer.engine.options import DpmOptions
+    from test_dpm_end_state import cluster
+
+    snapshot = cluster()
+    plan = make_plan(snapshot, PlanOptions(dpm=DpmOptions(), time_limit_s=2.0))
+    path = tmp_path_factory.mktemp("dpm-report") / "report.html"
+    path.write_text(render(plan, snapshot, "html"), encoding="utf-8")
+    with Browser(browser_binary) as b:
+        for domain in ("Runtime", "Log", "Network", "Page"):
+            b.send(f"{domain}.enable")
+        b.send("Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1,
+               uploadThroughput=-1)
+        b.send("Page.navigate", url=path.as_uri())
+        b.wait_event("Page.loadEventFired")
+        yield b, plan, path
+
+
+def test_dpm_end_state_chart_shows_hosts_on_over_the_steps(dpm_page):
+    b, plan, path = dpm_page
+    assert b.problems() == [] and b.requests() == [path.as_uri()]
+    end = plan.dpm_end_state
+    drawn = b.evaluate("""(() => {
+        const out = {};
+        for (const g of document.querySelectorAll('#dpm-end-state g[id]')) {
+            const r = g.getBoundingClientRect();
+            out[g.id] = [r.width, r.height];
+        }
+        return out; })()""")
+    bars = [drawn[f"dpm-hosts-{i}"] for i in range(len(end.steps))]
+    assert f"dpm-hosts-{len(end.steps)}" not in drawn
+    # bar heights follow the hosts on: 16 now, one fewer each step, down to the end state
+    for st, (w, h) in zip(end.steps, bars):
+        assert w > 5 and h == pytest.approx(bars[0][1] * st.hosts_on / end.steps[0].hosts_on, abs=1.5)
+    assert drawn["dpm-steps-band"][0] > 300 and drawn["dpm-steps-band"][1] > 10
+    assert drawn["dpm-cpu"][0] > 300 and drawn["dpm-mem"][0] > 300
+    text = b.evaluate("document.querySelector('#dpm-end-state').innerText")
+    assert f"{end.hosts_on} of 16 host(s) on at the end state" in text
+    assert ", ".join(end.standby_later) in text
