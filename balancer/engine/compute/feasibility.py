@@ -147,14 +147,13 @@ def find_conflicts(cluster: Cluster) -> list[str]:
     conflicts: list[str] = []
     hosts_on = int(cluster.on.sum())
     # 1. a powered-on VM with nowhere to run
-    for v in np.flatnonzero(cluster.powered & cluster.movable):
+    for v in np.flatnonzero(cluster.powered & cluster.movable & ~cluster.allowed.any(axis=1)):
         v = int(v)
-        if not cluster.allowed[v].any():
-            rules = _host_rules_of(cluster, [v])
-            if rules:
-                conflicts.append(f"VM {cluster.vm_names[v]}: no powered-on host satisfies rule(s) {', '.join(rules)}")
-            else:
-                conflicts.append(f"VM {cluster.vm_names[v]}: no host is on to run it")
+        rules = _host_rules_of(cluster, [v])
+        if rules:
+            conflicts.append(f"VM {cluster.vm_names[v]}: no powered-on host satisfies rule(s) {', '.join(rules)}")
+        else:
+            conflicts.append(f"VM {cluster.vm_names[v]}: no host is on to run it")
     # 2. anti-affinity: VMs need distinct hosts
     for g in cluster.anti:
         if not g.mandatory:

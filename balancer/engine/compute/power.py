@@ -274,7 +274,14 @@ def _standby(cluster: Cluster, options: PlanOptions, choice: PowerChoice) -> Pow
         return PowerPlan(original=cluster, cluster=work, planning=work, leaving=hosts, leave_action="standby",
                          why=why, notes=notes)
     # the evacuation stage moves only the VMs that leave; repairs and balancing are the planner's
-    place = _evacuate(replace(work, movable=work.movable & vms_on(cluster, host_mask(cluster, hosts))), options)
+    if options.dpm is not None and options.dpm.all_steps:
+        # the whole consolidation: one host after the other (small solves), each onto the hosts that stay on
+        place = cluster.place.copy()
+        for h in hosts:
+            place = _evacuate(replace(work, place=place, movable=work.movable & vms_on(cluster, host_mask(cluster, [h]))),
+                              options)
+    else:
+        place = _evacuate(replace(work, movable=work.movable & vms_on(cluster, host_mask(cluster, hosts))), options)
     stuck = [h for h in hosts if (vms_on(cluster, host_mask(cluster, [h])) & (place == h)).any()]
     if stuck:
         # Those hosts stay on: their VMs stay where they were (nothing moved onto a leaving host).
