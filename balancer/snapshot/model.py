@@ -396,12 +396,7 @@ def check_references(s: Snapshot) -> None:
             if r.host_group not in s.host_groups:
                 raise ValueError(f"rule {r.name}: unknown host group {r.host_group!r}")
     if s.ha is not None:
-        for m in s.ha.failover_hosts:
-            if m not in hosts:
-                raise ValueError(f"ha.failover_hosts: unknown host {m!r}")
-        dup = _duplicates(list(s.ha.failover_hosts))
-        if dup:
-            raise ValueError(f"ha.failover_hosts: host {dup!r} listed twice")
+        _check_members("ha.failover_hosts", "host", s.ha.failover_hosts, hosts)
     _check_storage(s, hosts)
     # Affinity is transitive: VMs kept together by a chain of affinity rules may not be kept apart.
     parent: dict[str, str] = {}
