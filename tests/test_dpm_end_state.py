@@ -254,3 +254,23 @@ def test_recommend_all_steps_from_a_snapshot(tmp_path):
         r = run_cli("recommend", "--snapshot", str(path), "--dpm", "--format", fmt, cwd=tmp_path)
         assert r.returncode == 0 and needle in r.stdout
         assert f"of 16 host(s) on at the end state" in r.stdout
+
+
+def test_all_steps_with_storage_moves_keeps_one_step_sequence():
+    from balancer.engine.options import StorageOptions
+
+    data = cluster().to_json_dict()
+    names = [h["name"] for h in data["hosts"]]
+    data["datastores"] = [
+        {"name": "ds-full", "capacity_gb": 1000.0, "free_gb": 100.0, "hosts": names},
+        {"name": "ds-empty", "capacity_gb": 1000.0, "free_gb": 1000.0, "hosts": names},
+    ]
+    for i, v in enumerate(data["vms"][:30]):
+        v["disks"] = [{"name": "Hard disk 1", "datastore": "ds-full", "size_gb": 30.0}]
+    s = parse_snapshot(data)
+    plan = make_plan(s, PlanOptions(dpm=DpmOptions(all_steps=True), storage=StorageOptions(), **FAST))
+    assert plan.status == "ok" and plan.storage_moves and len(standby(plan)) > 1
+    steps = [a.step for a in plan.actions]
+    assert steps == list(range(1, len(steps) + 1))
+    for p in (a for a in plan.power if a.action == "standby"):
+        assert not [m for m in plan.moves if m.step > p.step and p.host in (m.source, m.target)]

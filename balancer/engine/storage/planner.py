@@ -39,8 +39,12 @@ def plan_storage(snapshot: Snapshot, options: PlanOptions, plan: Plan) -> Plan:
     choice = choose(pool, rules, storage)
     if choice.conflicts:
         return _infeasible(plan, pool, choice.conflicts)
-    moves = _storage_moves(pool, storage, choice, first_step=_first_step(plan))
-    power = [p.model_copy(update={"step": p.step + len(moves)}) if p.action in AFTER_MOVES else p for p in plan.power]
+    first = _first_step(plan)
+    moves = _storage_moves(pool, storage, choice, first_step=first)
+    # a host action after the last compute move follows the storage moves (one before it, as a standby
+    # right after the moves that empty its host in an --all-steps plan, keeps its step)
+    power = [p.model_copy(update={"step": p.step + len(moves)}) if p.action in AFTER_MOVES and p.step >= first else p
+             for p in plan.power]
     notes = list(plan.notes) + choice.notes
     if not moves and not choice.notes:
         notes.append(_quiet_note(pool, storage))
