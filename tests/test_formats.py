@@ -6,6 +6,7 @@ import jsonschema
 
 from balancer.engine import PlanOptions, make_plan
 from balancer.plan import parse_plan, plan_json, plan_schema
+from balancer.plan.io import V2_FIELDS
 from balancer.snapshot import parse_snapshot
 from balancer.snapshot.io import snapshot_json
 from helpers import ROOT, example_snapshot
@@ -61,12 +62,27 @@ def test_a_version_1_plan_still_reads_and_keeps_its_steps():
     data = json.loads(plan_json(plan))
     assert data["version"] == 2
     data["version"] = 1
-    data.pop("storage_moves", None)
-    data.pop("datastores", None)
+    for name in V2_FIELDS:
+        data.pop(name, None)
     for m in data["moves"]:
         m.pop("disks", None)
     old = parse_plan(data)
     assert old.version == 2 and [m.vm for m in old.moves] == [m.vm for m in plan.moves]
+    assert old.totals == plan.totals  # derived from the moves
+
+
+def test_totals_add_up_the_moves_predicted_cost():
+    plan = make_plan(parse_snapshot(example_snapshot()), PlanOptions(time_limit_s=1))
+    assert plan.moves
+    t = plan.totals
+    assert t.moves == len(plan.moves)
+    assert abs(t.vmotion_seconds - sum(m.vmotion.seconds for m in plan.moves)) < 0.01
+    assert abs(t.data_mb - sum(m.vmotion.data_mb for m in plan.moves)) < 0.1
+    assert t.mem_mb == sum(m.mem_mb for m in plan.moves) and t.storage_moves == 0
+    data = json.loads(plan_json(plan))
+    assert data["totals"]["data_mb"] == t.data_mb
+    data["totals"]["data_mb"] = 1.0  # a value given is replaced: it always matches the moves
+    assert parse_plan(data).totals == t
 
 
 def test_a_version_2_field_in_a_version_1_file_is_named():

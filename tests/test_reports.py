@@ -14,7 +14,7 @@ from balancer.errors import InputError
 from balancer.plan import Plan, PowerAction, parse_plan, plan_schema
 from balancer.report import FORMATS, dpm_band, render
 from balancer.report.hosts import host_loads
-from balancer.report.words import move_words, power_words
+from balancer.report.words import duration, move_words, power_words, size_mb, totals_words
 from balancer.snapshot import load_snapshot, parse_snapshot
 from helpers import DATA, run_cli
 from report_data import RULES, rules_plan, rules_snapshot
@@ -49,6 +49,8 @@ def _must_show(plan: Plan) -> list[str]:
     words += ["legacy-off-rack-a", "holds", "old-spread", "disabled"]  # rules that were never broken
     im = plan.imbalance
     words += [f"{im.before.cpu:.3f}", f"{im.after.cpu:.3f}", f"{im.before.mem:.3f}", f"{im.after.mem:.3f}"]
+    # what the migrations cost: their predicted time and the data they copy
+    words += [duration(plan.totals.vmotion_seconds), size_mb(plan.totals.data_mb)]
     return words
 
 
@@ -70,6 +72,16 @@ def test_reason_words():
         "dpm: demand above 81 %"
     assert power_words(PowerAction(step=2, host="esx02", action="enter-maintenance", reason="maintenance")) == \
         "maintenance: esx02 into maintenance"
+
+
+def test_totals_words():
+    from balancer.plan import Totals
+
+    assert duration(42) == "42 s" and duration(125) == "2 min 05 s" and duration(7384) == "2 h 03 min"
+    assert size_mb(512) == "512 MB" and size_mb(18425.2) == "18.0 GB" and size_mb(2.5e6) == "2.38 TB"
+    assert totals_words(Totals()) == ""
+    assert totals_words(Totals(moves=2, vmotion_seconds=125, data_mb=18425.2, mem_mb=16384)) == (
+        "2 vMotions, 2 min 05 s predicted one after another, 18.0 GB copied (16.0 GB of configured memory)")
 
 
 def test_balance_moves_name_each_resource():

@@ -27,7 +27,7 @@ def parse_plan(data: Any, what: str = "plan") -> Plan:
 
 
 # Fields that version 1 did not have, at the top level and in a move.
-V2_FIELDS = ("storage_moves", "datastores", "dpm_end_state")
+V2_FIELDS = ("storage_moves", "datastores", "dpm_end_state", "totals")
 V2_MOVE_FIELDS = ("disks",)
 
 

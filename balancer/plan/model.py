@@ -170,6 +170,35 @@ class Suppressed(_Model):
     detail: str = ""
 
 
+class Totals(_Model):
+    """What the plan's migrations cost, predicted (version 2): sums over its moves and storage moves.
+
+    Derived from the moves (recomputed whenever a plan is built or read), so it always matches them.
+    """
+
+    moves: int = 0  # vMotions, temporary hops included
+    vmotion_seconds: Finite = 0.0  # their predicted durations added up (one after another)
+    data_mb: Finite = 0.0  # memory vMotion copies, pre-copy rounds included
+    mem_mb: Finite = 0.0  # configured memory of the VMs moved
+    storage_moves: int = 0  # Storage vMotions
+    storage_vmotion_seconds: Finite = 0.0
+    storage_data_gb: Finite = 0.0  # disk data Storage vMotion copies
+
+
+def plan_totals(moves: list[Move], storage_moves: list[StorageMove]) -> Totals:
+    vm = [m.vmotion for m in moves if m.vmotion is not None]
+    disk = [s.storage_vmotion for s in storage_moves if s.storage_vmotion is not None]
+    return Totals(
+        moves=len(moves),
+        vmotion_seconds=round(sum(e.seconds for e in vm), 2),
+        data_mb=round(sum(e.data_mb for e in vm), 1),
+        mem_mb=round(sum(m.mem_mb for m in moves), 1),
+        storage_moves=len(storage_moves),
+        storage_vmotion_seconds=round(sum(e.seconds for e in disk), 2),
+        storage_data_gb=round(sum(e.data_gb for e in disk), 2),
+    )
+
+
 class Plan(_Model):
     version: Literal[1, 2] = PLAN_VERSION
     cluster: str
@@ -189,6 +218,12 @@ class Plan(_Model):
     suppressed: list[Suppressed] = []
     notes: list[str] = []
     dpm_end_state: DpmEndState | None = None  # version 2: DPM's end state at this demand (DPM plans)
+    totals: Totals | None = None  # version 2: derived from the moves (any value given is replaced)
+
+    @model_validator(mode="after")
+    def _totals(self) -> "Plan":
+        self.totals = plan_totals(self.moves, self.storage_moves)
+        return self
 
     @field_validator("collected_at")
     @classmethod

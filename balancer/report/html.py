@@ -14,7 +14,7 @@ from markupsafe import Markup
 from .. import __version__
 from .charts import dpm_steps_svg, utilisation_svg
 from .view import ReportView
-from .words import pct
+from .words import duration, pct, size_mb
 
 _env = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
@@ -33,5 +33,5 @@ def render_html(view: ReportView) -> str:
     dpm_chart = Markup(dpm_steps_svg(end.steps, view.dpm_band)) if end is not None and len(end.steps) > 1 else None
     return _env.get_template("report.html.j2").render(
         view=view, plan=view.plan, chart=chart, dpm_chart=dpm_chart, chart_min_px=40 * len(view.hosts), band_lo=f"{100 * lo:.0f}", band_hi=f"{100 * hi:.0f}", pct=pct,
-        version=__version__,
+        duration=duration, size_mb=size_mb, version=__version__,
     )

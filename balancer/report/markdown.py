@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from .view import ReportView
-from .words import pct
+from .words import pct, totals_words
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
 
@@ -40,6 +40,8 @@ def render_markdown(view: ReportView) -> str:
     if im.target is not None:
         rows.append(["target", f"{im.target:.3f}", f"{im.target:.3f}"])
     lines += _table(["resource", "before", "after"], rows, right={1, 2})
+    if cost := totals_words(plan.totals):
+        lines += [f"Migration cost: {md(cost)}", ""]
 
     lines += ["## Actions, in order", ""]
     if view.actions:

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from ..execute import ActionResult
 from .view import ReportView
-from .words import pct
+from .words import pct, totals_words
 
 
 def _num(x: float) -> str:
@@ -32,6 +32,8 @@ def render_view(view: ReportView, console: Console) -> None:
     if im.target is not None:
         summary.add_row("target", _num(im.target), _num(im.target))
     console.print(summary)
+    if cost := totals_words(plan.totals):
+        console.print(f"Migration cost: {cost}")
 
     if view.actions:
         t = Table(title="Actions, in order", show_header=True, header_style="bold")

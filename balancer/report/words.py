@@ -8,7 +8,7 @@ followed by the engine's detail ("; demand 30 % is below the 45–81 % band").
 
 from __future__ import annotations
 
-from ..plan import Move, PowerAction, Suppressed
+from ..plan import Move, PowerAction, Suppressed, Totals
 from ..snapshot import VmHostRule, VmVmRule
 
 _POWER_PHRASE = {
@@ -64,3 +64,37 @@ def rule_words(rule: VmVmRule | VmHostRule) -> str:
 def pct(x: float) -> str:
     """A utilisation as a percentage: 0.634 -> "63 %"."""
     return f"{100 * x:.0f} %"
+
+
+def duration(seconds: float) -> str:
+    """A predicted duration: 42 -> "42 s", 125 -> "2 min 05 s", 7384 -> "2 h 03 min"."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def size_mb(mb: float) -> str:
+    """An amount of data: 512 -> "512 MB", 18425 -> "18.0 GB", 2.5e6 -> "2.38 TB" (binary units)."""
+    if mb < 1024:
+        return f"{mb:.0f} MB"
+    if mb < 1024 ** 2:
+        return f"{mb / 1024:.1f} GB"
+    return f"{mb / 1024 ** 2:.2f} TB"
+
+
+def totals_words(totals: Totals | None) -> str:
+    """What the plan's migrations cost, in one line ("" when it moves nothing)."""
+    if totals is None or not (totals.moves or totals.storage_moves):
+        return ""
+    parts = []
+    if totals.moves:
+        parts.append(f"{totals.moves} vMotion{'s' if totals.moves != 1 else ''}, {duration(totals.vmotion_seconds)} "
+                     f"predicted one after another, {size_mb(totals.data_mb)} copied "
+                     f"({size_mb(totals.mem_mb)} of configured memory)")
+    if totals.storage_moves:
+        parts.append(f"{totals.storage_moves} Storage vMotion{'s' if totals.storage_moves != 1 else ''}, "
+                     f"{duration(totals.storage_vmotion_seconds)}, {size_mb(totals.storage_data_gb * 1024)} copied")
+    return "; ".join(parts)
