@@ -1,5 +1,8 @@
 """Property-based tests of the engine's invariants on random clusters."""
 
+import math
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -194,3 +197,29 @@ def test_balancing_breaks_no_should_rule(snapshot, threshold):
     if plan.status == "infeasible" or any(v.mandatory or v.kind != "rule" for v in plan.violations_before):
         return
     assert {v.name for v in plan.violations_after} <= {v.name for v in plan.violations_before}
+
+
+def _judged(plan):
+    """(mandatory violations, broken should-rules, final imbalance) of a plan as the user sees it."""
+    mandatory = sum(1 for v in plan.violations_after if v.mandatory)
+    return mandatory, len(plan.violations_after) - mandatory, math.hypot(plan.imbalance.after.cpu, plan.imbalance.after.mem)
+
+
+@SETTINGS
+@given(clusters(), st.integers(2, 5), st.integers(1, 8), st.booleans())
+def test_never_worse_than_the_greedy_at_the_same_cap(snapshot, threshold, cap, no_rules):
+    """With a move cap, the cp-sat plan's final imbalance is at most the greedy hill-climb's at the
+    same cap (the same options otherwise), unless it leaves fewer rules broken."""
+    if no_rules:
+        snapshot = snapshot.model_copy(update={"rules": []})
+    options = PlanOptions(threshold=threshold, max_moves=cap, time_limit_s=0.5)
+    ours = make_plan(snapshot, options)
+    greedy = make_plan(snapshot, replace(options, planner="greedy"))
+    if ours.status == "infeasible":
+        assert greedy.status == "infeasible"
+        return
+    m, s, imbalance = _judged(ours)
+    gm, gs, greedy_imbalance = _judged(greedy)
+    assert (m, s) <= (gm, gs)
+    if (m, s) == (gm, gs):
+        assert imbalance <= greedy_imbalance

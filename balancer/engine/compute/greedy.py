@@ -24,26 +24,28 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from .balance import MIN_GAIN, fits, move_delta, needs_balancing, target_imbalance
 from .cluster import Cluster
 from .optimizer import OptimiseResult, move_costs
 from ..options import PlanOptions
 
-CHUNK = 2048  # VMs scored at once (bounds the memory of the exhaustive evaluation)
+CHUNK = 2048  # candidate VMs scored at once (the score matrices of a chunk stay in the CPU's cache)
 
 
-def hill_climb(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
-    """The baseline planner: constraint correction, then hill-climb from the corrected placement."""
+
+def hill_climb(cluster: Cluster, options: PlanOptions, prices: np.ndarray | None = None) -> OptimiseResult:
+    """The baseline planner: constraint correction, then hill-climb from the corrected placement.
+
+    ``prices``: ``move_costs(cluster, options)`` when the caller has it. Run with one BLAS thread
+    (``threadpool_limits``): its matrix products are small."""
     place0 = cluster.place.copy()
     budget = options.max_moves if options.max_moves is not None else cluster.n_vms
     place = correct_constraints(cluster, place0, budget)
     spent = int((place != place0).sum())
     steps = spent
     if needs_balancing(cluster, cluster.host_loads(place), options.threshold):
-        with threadpool_limits(limits=1, user_api="blas"):  # small matrix products: no BLAS threads
-            place, n = climb(cluster, options, place, budget, place0)
+        place, n = climb(cluster, options, place, budget, place0, prices)
         steps += n
     return OptimiseResult(place, steps, steps, False)
 
@@ -139,7 +141,7 @@ def correct_constraints(cluster: Cluster, place0: np.ndarray, budget: int) -> np
 
 
 def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int,
-          place0: np.ndarray) -> tuple[np.ndarray, int]:
+          place0: np.ndarray, prices: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Best single move at a time until the target imbalance, the cost-benefit filter or ``budget``.
 
     Returns the placement and the number of steps taken.
@@ -152,7 +154,7 @@ def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int
     min_gain = options.min_gain if options.min_gain is not None else MIN_GAIN[options.threshold]
     if math.isinf(min_gain):
         return place, steps
-    prices = move_costs(cluster, options)
+    prices = move_costs(cluster, options) if prices is None else prices
     target = target_imbalance(options.threshold, int(on.sum()))
     grouped = np.zeros(cluster.n_vms, dtype=bool)
     for g in cluster.affine:
@@ -172,36 +174,76 @@ def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int
     if not len(candidates):
         return place, steps
     loads = cluster.host_loads(place)
+    cand_load = cluster.load[candidates]
+    static = cluster.allowed[candidates] & on[None, :]  # mandatory VM-host rules, host states, holds
+    soft_c = soft_host[candidates]
+    all_hosts = np.arange(cluster.n_hosts)
+
+    def may_go(r: np.ndarray | slice, hosts: np.ndarray | slice) -> np.ndarray:
+        """Rows ``r`` of candidates, columns ``hosts``: allowed, within the bound, keeping the should
+        VM-host rules the VM keeps now, not its own host (mandatory anti-affinity is judged per step)."""
+        where = place[candidates[r]]
+        room = cluster.bound[hosts] + 1e-6 - loads[hosts]
+        ok = (cand_load[r, None, 0] <= room[None, :, 0]) & (cand_load[r, None, 1] <= room[None, :, 1])
+        ok &= static[r][:, hosts]
+        soft = soft_c[r]
+        keeps = soft[np.arange(len(where)), where]
+        ok &= ~keeps[:, None] | soft[:, hosts]
+        ok &= where[:, None] != all_hosts[hosts][None, :]
+        return ok
+
+    n_on = int(on.sum())
+    w_on = 1.0 / cluster.cap[on]  # (N, 2)
+
+    def gain_bound(S1: np.ndarray) -> np.ndarray:
+        """(C,) an upper bound of each candidate's gain over every host that is on. With f = load / capacity
+        of the target ≥ 0, move_delta's per-resource term f²(1 − 1/N) + f (2 u_d − 2 S1/N + 2 f_s/N) is at
+        least 2 load (min_d w_d (u_d − S1/N) + f_s min_d w_d / N)."""
+        src = place[candidates]
+        fs = cand_load / cluster.cap[src] * on[src].astype(float)[:, None]
+        u_src = loads[src] / cluster.cap[src]
+        const = (fs * (fs - 2 * u_src)).sum(axis=1) + ((2 * S1 * fs - fs * fs) / n_on).sum(axis=1)
+        a = (w_on * (loads[on] * w_on - S1 / n_on)).min(axis=0)  # (2,)
+        b = w_on.min(axis=0)
+        return -const - (2 * cand_load * (a + fs * b / n_on)).sum(axis=1)
+
+    # Which (candidate, host) pairs are allowed changes only in the moved VM's row and the two hosts'
+    # columns after a move: kept up to date instead of rebuilt, so a step costs one scoring pass.
+    ok = may_go(slice(None), slice(None))
+    floor = np.nextafter(1e-12, np.inf)  # a move must lower the imbalance (gain > 1e-12)
     while True:
         u = loads[on] / cluster.cap[on]
         if u.std(axis=0).max() <= target:
             break  # DRS's published climb stops at the target imbalance (the pairwise gap does not keep it going)
         spent = int((place != place0).sum())
-        best, best_gain = None, -np.inf
-        for lo in range(0, len(candidates), CHUNK):
-            cand = candidates[lo:lo + CHUNK]
-            gain = -move_delta(cluster, cluster.on, loads, place, cand)
-            ok = cluster.allowed[cand] & on[None, :] & fits(cluster, loads, cand, cluster.bound)
-            ok[np.arange(len(cand)), place[cand]] = False
-            # a balancing move keeps every should VM-host rule the VM keeps now
-            keeps = soft_host[cand, place[cand]]
-            ok &= ~keeps[:, None] | soft_host[cand]
-            for i in np.flatnonzero(in_rules[cand]):
-                ok[i, place[partners_of[int(cand[i])]]] = False
-            home = place0[cand] == place[cand]
-            if spent >= budget:
-                ok[home] = False  # only VMs already away from home may move on (or back)
-            price = np.where(home, prices[cand], min_gain)  # prices: MinGoodness + vMotion cost
-            gain = np.where(ok & (gain >= price[:, None]) & (gain > 1e-12), gain, -np.inf)
-            i = int(np.argmax(gain))
-            r, h = divmod(i, cluster.n_hosts)
-            if gain[r, h] > best_gain:
-                best, best_gain = (int(cand[r]), h), float(gain[r, h])
-        if best is None or not np.isfinite(best_gain):
+        home = place0[candidates] == place[candidates]
+        # prices: MinGoodness + vMotion cost when leaving home; with the budget spent only VMs away move on
+        need = np.maximum(np.where(home, prices[candidates], min_gain), floor)
+        if spent >= budget:
+            need[home] = np.inf
+        # only VMs whose best move could pay are scored (gain_bound is at least the gain of any of their moves)
+        rows = np.flatnonzero(gain_bound(u.sum(axis=0)) >= need - 1e-9)
+        best, best_gain = -1, -np.inf
+        for lo in range(0, len(rows), CHUNK):  # chunks: the score matrices stay in cache
+            chunk = rows[lo:lo + CHUNK]
+            gain = -move_delta(cluster, cluster.on, loads, place, candidates[chunk])
+            for i in np.flatnonzero(in_rules[candidates[chunk]]):
+                gain[i, place[partners_of[int(candidates[chunk[i]])]]] = -np.inf  # never join an anti-affinity partner
+            score = np.where(ok[chunk] & (gain >= need[chunk, None]), gain, -np.inf)
+            i = int(np.argmax(score))
+            if score.flat[i] > best_gain:
+                r, h = divmod(i, cluster.n_hosts)
+                best, best_gain = int(chunk[r]) * cluster.n_hosts + h, float(score.flat[i])
+        if best < 0:
             break
-        v, h = best
-        loads[place[v]] -= cluster.load[v]
+        r, h = divmod(best, cluster.n_hosts)
+        v = int(candidates[r])
+        s = int(place[v])
+        loads[s] -= cluster.load[v]
         loads[h] += cluster.load[v]
         place[v] = h
         steps += 1
+        ok[r] = may_go(np.array([r]), slice(None))[0]
+        cols = np.array([s, h])
+        ok[:, cols] = may_go(slice(None), cols)
     return place, steps

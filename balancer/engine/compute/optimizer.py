@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from ortools.sat.python import cp_model
-from threadpoolctl import threadpool_limits
 
 from .balance import MIN_GAIN
 from .cluster import Cluster
@@ -119,14 +118,18 @@ def _penalties(cluster: Cluster, place: np.ndarray) -> dict[str, np.ndarray]:
     return {"mandatory": mandatory, "soft": soft}
 
 
-def optimise(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
-    """Mend rules and capacity (CP-SAT), balance (move-budget-aware local search), mend should-rules (CP-SAT)."""
+def optimise(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = None) -> OptimiseResult:
+    """Mend rules and capacity (CP-SAT), balance (move-budget-aware local search), mend should-rules (CP-SAT).
+
+    ``costs``: ``move_costs(cluster, options)`` when the caller has it. The search's matrix products
+    are small: the caller runs it with one BLAS thread (``threadpool_limits``), as extra BLAS
+    threads only contend for the cores (badly, on a busy host)."""
     place0 = cluster.place.copy()
     place = place0.copy()
     if cluster.n_vms == 0 or not cluster.on.any():
         return OptimiseResult(place, 0, 0, False)
     scoring = _Scoring(cluster)
-    costs = move_costs(cluster, options)
+    costs = move_costs(cluster, options) if costs is None else costs
     budget = options.max_moves if options.max_moves is not None else cluster.n_vms
     work_left = options.work_limit or max(options.time_limit_s * WORK_PER_SECOND, 0.05)
     soft_wanted = options.threshold >= 2
@@ -177,13 +180,26 @@ def optimise(cluster: Cluster, options: PlanOptions) -> OptimiseResult:
     if options.threshold >= 2:  # the search stops at once when the cluster needs no balancing
         search = Search(cluster, costs, place0, place, budget, options.soft_rule_weight)
         search_work = (options.work_limit or options.time_limit_s) * SEARCH_WORK_PER_SECOND
-        # its matrix products are small: BLAS threads only contend for the cores (badly, on a busy host)
-        with threadpool_limits(limits=1, user_api="blas"):
-            place = search.run(search_work, deadline, options.threshold)
+        place = search.run(search_work, deadline, options.threshold)
         steps = search.steps
     if soft_wanted and _penalties(cluster, place)["soft"].any():
         run_rounds("soft")
     return OptimiseResult(place, rounds + steps, improved + steps, work_left <= 1e-3)
+
+
+def polish(cluster: Cluster, options: PlanOptions, start: np.ndarray, costs: np.ndarray | None = None) -> OptimiseResult:
+    """The balancing search (phase 2 alone) from ``start``, a placement another planner reached
+    (the greedy hill-climb's), with the same move budget and prices counted from the snapshot's
+    placement: swaps and exchanges revise it; every step lowers the imbalance or mends a should-rule."""
+    place0 = cluster.place.copy()
+    if cluster.n_vms == 0 or not cluster.on.any() or options.threshold < 2:
+        return OptimiseResult(start.copy(), 0, 0, False)
+    budget = options.max_moves if options.max_moves is not None else cluster.n_vms
+    costs = move_costs(cluster, options) if costs is None else costs
+    search = Search(cluster, costs, place0, start, budget, options.soft_rule_weight)
+    work = (options.work_limit or options.time_limit_s) * SEARCH_WORK_PER_SECOND
+    place = search.run(work, time.monotonic() + options.time_limit_s, options.threshold)
+    return OptimiseResult(place, search.steps, search.steps, False)
 
 
 def _broken_should(cluster: Cluster, place: np.ndarray) -> set[str]:

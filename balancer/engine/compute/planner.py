@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from copy import copy
+
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ...plan import Imbalance, Move, Plan, ResourcePair, Suppressed, VMotionEstimate
 from ...snapshot import Snapshot, snapshot_digest
@@ -12,15 +15,18 @@ from .feasibility import find_conflicts
 from .greedy import hill_climb
 from ..history import NO_HISTORY, History
 from .holds import apply_history
-from .optimizer import optimise
+from .optimizer import OptimiseResult
+from .portfolio import best_plan
 from ..options import PlanOptions
 from .order import order_moves
 from .hoststate import host_mask, vms_on
-from .power import evacuation, interleave_standby, plan_power
+from .power import PowerPlan, evacuation, interleave_standby, plan_power
 from .rules import all_violations
 from .vmotion import estimate
 
-PLANNERS = {"cp-sat": optimise, "greedy": hill_climb}
+# A planner turns the cluster into a plan, given how to build a plan from a placement: ``cp-sat``
+# builds several and keeps the best (portfolio.py), ``greedy`` builds the hill-climb's.
+PLANNERS = {"cp-sat": best_plan, "greedy": lambda cluster, options, build: build(hill_climb(cluster, options))}
 
 # Priority of a move in the order: mandatory repairs first.
 _PRIORITY = {"evacuate": 0, "rule": 1, "capacity": 2, "dpm": 3, "balance": 4}
@@ -59,8 +65,26 @@ def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history
 
     held = apply_history(cluster, history, options)  # anti-oscillation holds (engine/compute/holds.py)
     power = plan_power(cluster, options, history, evac)  # DPM and maintenance: hosts leaving or woken (engine/compute/power.py)
+    def build(result: OptimiseResult) -> Plan:
+        # each candidate settles its own copy of the power plan (settling keeps hosts on and adds notes)
+        return _build_plan(result, _own(power), options, history, base, before, target, violations_before, held)
+
+    # the planners' matrix products are small: extra BLAS threads only contend for the cores
+    with threadpool_limits(limits=1, user_api="blas"):
+        return PLANNERS[options.planner](power.planning, options, build)
+
+
+def _own(power: PowerPlan) -> PowerPlan:
+    """A copy of ``power`` a plan may settle (settling keeps hosts on and adds notes) without touching the others."""
+    out = copy(power)
+    out.notes, out.leaving = list(power.notes), list(power.leaving)
+    return out
+
+
+def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, history: History, base: dict,
+                before: tuple, target: float, violations_before: list, held: list) -> Plan:
+    """Order a planner's placement into steps and build the plan (``power`` is settled on the way)."""
     cluster = power.cluster
-    result = PLANNERS[options.planner](power.planning, options)
     reasons = _reasons(cluster, result.place)
     reasons.update(power.move_reasons(result.place))
     if options.threshold <= 1:  # no balancing: a move no reason names makes room for a mandatory one
