@@ -124,6 +124,8 @@ class DrsConfig(_Section):
     cooldown: Duration = 3600.0
     # minimum gain of a balance move (reduction of cpu + mem variance x hosts); None: the threshold's
     min_gain: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    # price of one predicted vMotion second at threshold 3, in min_gain's units (scaled with the minimum gain)
+    vmotion_cost: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.00002
     oscillation_window: Duration = 14400.0  # a VM does not go back to a host it left within this time
     max_vmotions_per_host: Annotated[int, Field(ge=1)] = 4
     max_vmotions_per_cluster: Annotated[int, Field(ge=1)] = 16

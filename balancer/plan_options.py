@@ -26,6 +26,7 @@ def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | Non
         time_limit_s=time_limit if time_limit is not None else drs.time_limit,
         planner=planner if planner is not None else drs.planner,
         min_gain=drs.min_gain,
+        cost_per_vmotion_second=drs.vmotion_cost,
         dpm=DpmOptions(target=cfg.dpm.target, tolerance=cfg.dpm.tolerance, min_hosts_on=cfg.dpm.min_hosts_on,
                        headroom_hosts=cfg.dpm.headroom_hosts, max_standby=cfg.dpm.max_standby_per_cycle,
                        all_steps=dpm_all_steps) if dpm_on and not evacuate else None,

@@ -132,6 +132,7 @@ CONFIG_CASES = {
     "not a mapping": ("- a\n- b\n", "mapping"),
     "bad dpm target": ("dpm:\n  target: 1.5\n", "target"),
     "negative max moves": ("drs:\n  max_moves_per_cycle: -1\n", "max_moves_per_cycle"),
+    "negative vMotion cost": ("drs:\n  vmotion_cost: -1\n", "vmotion_cost"),
     "duplicate top-level key": ("drs: {automation: full}\ndrs: {interval: 10m}\n", "duplicate key 'drs' at line 2"),
     "duplicate nested key": ("sim:\n  hosts: 4\n  seed: 2\n  hosts: 5\n", "duplicate key 'hosts' at line 4"),
     "interval beyond a year": ("drs:\n  interval: 99999999999999999h\n", "drs.interval"),

@@ -163,3 +163,19 @@ def test_recommend_on_the_service_cluster_keeps_the_journals_cooldown(tmp_path):
     dry = json.loads(run_cli("recommend", "--snapshot", "snap.json", "--threshold", "5", "--format", "json",
                              cwd=tmp_path).stdout)
     assert dry["moves"]
+
+
+def test_vmotion_cost_trades_balance_for_cheaper_migrations(tmp_path):
+    """drs.vmotion_cost prices a predicted vMotion second: priced high, balancing stops paying."""
+    plans = []
+    for cost in (0.0, 10.0):
+        cfg = tmp_path / f"c{cost}.yaml"
+        cfg.write_text("sim:\n  hosts: 6\n  vms: 60\n  trace: '20110306'\n"
+                       f"drs:\n  migration_threshold: 5\n  max_moves_per_cycle: 20\n  vmotion_cost: {cost}\n")
+        r = run_cli("recommend", "--config", str(cfg), "--format", "json")
+        assert r.returncode == 0, r.stderr
+        plans.append(json.loads(r.stdout))
+    free, dear = plans
+    assert any(m["reason"] == "balance" for m in free["moves"])
+    assert not any(m["reason"] == "balance" for m in dear["moves"])
+    assert dear["totals"]["data_mb"] < free["totals"]["data_mb"]
