@@ -5,8 +5,9 @@ Not a test. Generates clusters of 16/200, 32/1,500, 64/5,000 and 96/10,000 hosts
 heterogeneous hosts, rules and a skewed start. For each size, three measurements:
 
 1. **budget**: both planners at the same move budget (2 % and 5 % of the VMs, at least 10), end to end
-   in a fresh process (`balancer recommend --snapshot S --format json`): wall time, peak
-   memory, moves, imbalance before/after, rules broken after, the ratio ours/greedy.
+   in a fresh process (`balancer recommend --snapshot S --format json`): wall and CPU time, peak
+   memory, moves, imbalance before/after, the data vMotion copies (the plan's `totals`), rules
+   broken after, the ratios ours/greedy of final imbalance and of data copied.
 2. **unlimited**: the same with no move budget: each planner stops when no move pays for
    itself (the threshold's minimum gain plus the vMotion price).
 3. **fluid**: ours with no budget and free moves (minimum gain 0, no vMotion price), in
@@ -110,7 +111,9 @@ def run(snapshot_path: str, planner: str, budget: int | None, threshold: int, ti
         if proc.returncode != 0:
             raise SystemExit(f"{planner} failed: {err.read().strip()}")
         plan = json.load(out)
-    return {"wall_s": wall, "peak_mib": usage.ru_maxrss / 1024, **figures(plan)}
+    # CPU time (user + system) besides wall time: on a busy machine it is what the plan itself cost
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mib": usage.ru_maxrss / 1024,
+            **figures(plan)}
 
 
 def figures(plan: dict) -> dict:
@@ -120,6 +123,8 @@ def figures(plan: dict) -> dict:
         "moves": len(plan["moves"]),
         "before": math.hypot(im["before"]["cpu"], im["before"]["mem"]),
         "after": math.hypot(im["after"]["cpu"], im["after"]["mem"]),
+        "data_gb": plan.get("totals", {}).get("data_mb", 0.0) / 1024,  # vMotion data copied, predicted
+        "vmotion_s": plan.get("totals", {}).get("vmotion_seconds", 0.0),
         "mandatory_after": sum(1 for v in broken if v.get("mandatory", True)),
         "should_after": sum(1 for v in broken if not v.get("mandatory", True)),
     }
@@ -190,10 +195,29 @@ def fluid_run(snapshot: dict, threshold: int, time_limit: float) -> dict:
 
 def median_run(runs: int, *args) -> dict:
     results = [run(*args) for _ in range(runs)]
-    results.sort(key=lambda r: r["wall_s"])
+    results.sort(key=lambda r: r["wall_s"])  # the median by wall time (its CPU time with it)
     out = dict(results[len(results) // 2])
     out["walls"] = [r["wall_s"] for r in results]
     return out
+
+
+def summary(results: list[dict]) -> None:
+    """Per size and budget: final imbalance and data copied, ours and the greedy's, and the ratios."""
+    pairs: dict[tuple, dict] = {}
+    for r in results:
+        if r["mode"] in ("budget", "unlimited"):
+            pairs.setdefault((r["size"], r["mode"], r["budget"]), {})[r["planner"]] = r
+    if not pairs:
+        return
+    print()
+    print(f"{'size':>10} {'budget':>7} {'greedy after':>12} {'ours after':>10} {'ours/greedy':>11} "
+          f"{'greedy GB':>9} {'ours GB':>8} {'data ratio':>10}")
+    for (size, mode, budget), p in pairs.items():
+        if len(p) < 2:
+            continue
+        g, o = p["greedy"], p["cp-sat"]
+        print(f"{size:>10} {budget if budget else 'none':>7} {g['after']:>12.4f} {o['after']:>10.4f} "
+              f"{o['ratio']:>11.3f} {g['data_gb']:>9.0f} {o['data_gb']:>8.0f} {o['data_ratio']:>10.3f}")
 
 
 def main() -> None:
@@ -214,8 +238,8 @@ def main() -> None:
     modes = args.modes.split(",")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"threshold {args.threshold}, {args.start} start")
-    print(f"{'size':>10} {'mode':>9} {'budget':>7} {'planner':>7} {'wall s':>7} {'peak MiB':>8} {'moves':>6} "
-          f"{'before':>7} {'after':>7} {'broken m/s':>10} {'ours/greedy':>11}")
+    print(f"{'size':>10} {'mode':>9} {'budget':>7} {'planner':>7} {'wall s':>7} {'cpu s':>6} {'peak MiB':>8} {'moves':>6} "
+          f"{'before':>7} {'after':>7} {'data GB':>8} {'broken m/s':>10} {'ours/greedy':>11} {'data ratio':>10}")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for spec in args.sizes.split(","):
@@ -232,8 +256,9 @@ def main() -> None:
                     bound = fluid_bound(snapshot)
                     r.update(size=spec, mode=mode, planner="cp-sat", budget=None, bound=bound)
                     results.append(r)
-                    print(f"{spec:>10} {mode:>9} {'none':>7} {'cp-sat':>7} {r['wall_s']:>7.2f} {'':>8} {r['moves']:>6} "
-                          f"{r['before']:>7.4f} {r['after']:>7.4f} {r['mandatory_after']:>5}/{r['should_after']:<4} "
+                    print(f"{spec:>10} {mode:>9} {'none':>7} {'cp-sat':>7} {r['wall_s']:>7.2f} {'':>6} {'':>8} {r['moves']:>6} "
+                          f"{r['before']:>7.4f} {r['after']:>7.4f} {r['data_gb']:>8.0f} "
+                          f"{r['mandatory_after']:>5}/{r['should_after']:<4} "
                           f"fluid bound {bound:.4f}, gap {r['after'] - bound:.4f}")
                     continue
                 limit = None if mode == "budget" else args.unlimited_time_limit
@@ -243,12 +268,15 @@ def main() -> None:
                     r.update(size=spec, mode=mode, planner=planner, budget=budget)
                     results.append(r)
                 ratio = res["cp-sat"]["after"] / max(res["greedy"]["after"], 1e-12)
+                data_ratio = res["cp-sat"]["data_gb"] / max(res["greedy"]["data_gb"], 1e-12)
                 res["cp-sat"]["ratio"] = ratio
+                res["cp-sat"]["data_ratio"] = data_ratio
                 for planner, r in res.items():
-                    tail = f"{ratio:>11.3f}" if planner == "cp-sat" else ""
+                    tail = f"{ratio:>11.3f} {data_ratio:>10.3f}" if planner == "cp-sat" else ""
                     print(f"{spec:>10} {mode:>9} {budget if budget else 'none':>7} {planner:>7} {r['wall_s']:>7.2f} "
-                          f"{r['peak_mib']:>8.0f} {r['moves']:>6} {r['before']:>7.4f} {r['after']:>7.4f} "
-                          f"{r['mandatory_after']:>5}/{r['should_after']:<4} {tail}")
+                          f"{r['cpu_s']:>6.2f} {r['peak_mib']:>8.0f} {r['moves']:>6} {r['before']:>7.4f} {r['after']:>7.4f} "
+                          f"{r['data_gb']:>8.0f} {r['mandatory_after']:>5}/{r['should_after']:<4} {tail}")
+    summary(results)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
