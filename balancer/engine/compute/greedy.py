@@ -30,7 +30,8 @@ from .cluster import Cluster
 from .optimizer import OptimiseResult, move_costs
 from ..options import PlanOptions
 
-CHUNK = 2048  # candidate VMs scored at once (the score matrices of a chunk stay in the CPU's cache)
+CHUNK = 2048  # candidate VMs scored at once, at most (the score matrices stay in the CPU's cache)
+FIRST_BATCH = 128  # candidate VMs scored first in a step, those with the largest bounds
 
 
 
@@ -193,23 +194,18 @@ def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int
         return ok
 
     n_on = int(on.sum())
-    w_on = 1.0 / cluster.cap[on]  # (N, 2)
-
-    def gain_bound(S1: np.ndarray) -> np.ndarray:
-        """(C,) an upper bound of each candidate's gain over every host that is on. With f = load / capacity
-        of the target ≥ 0, move_delta's per-resource term f²(1 − 1/N) + f (2 u_d − 2 S1/N + 2 f_s/N) is at
-        least 2 load (min_d w_d (u_d − S1/N) + f_s min_d w_d / N)."""
-        src = place[candidates]
-        fs = cand_load / cluster.cap[src] * on[src].astype(float)[:, None]
-        u_src = loads[src] / cluster.cap[src]
-        const = (fs * (fs - 2 * u_src)).sum(axis=1) + ((2 * S1 * fs - fs * fs) / n_on).sum(axis=1)
-        a = (w_on * (loads[on] * w_on - S1 / n_on)).min(axis=0)  # (2,)
-        b = w_on.min(axis=0)
-        return -const - (2 * cand_load * (a + fs * b / n_on)).sum(axis=1)
-
+    w = 1.0 / cluster.cap  # (H, 2)
+    w_max, w_min = w[on].max(axis=0), w[on].min(axis=0)
+    rule_row = in_rules[candidates]
     # Which (candidate, host) pairs are allowed changes only in the moved VM's row and the two hosts'
-    # columns after a move: kept up to date instead of rebuilt, so a step costs one scoring pass.
+    # columns after a move: kept up to date instead of rebuilt.
     ok = may_go(slice(None), slice(None))
+    # best[c]: an upper bound of candidate c's largest gain over the hosts it may go to (inf: unknown).
+    # A move changes a VM's gains only through the mean utilisation (by a bounded amount), except on
+    # the two hosts involved (scored exactly for every VM) and for the VMs on them (scored again):
+    # each step scores exactly only the VMs whose bound could beat the best move found, largest
+    # bound first -- the same choice as scoring them all.
+    best = np.full(len(candidates), np.inf)
     floor = np.nextafter(1e-12, np.inf)  # a move must lower the imbalance (gain > 1e-12)
     while True:
         u = loads[on] / cluster.cap[on]
@@ -221,24 +217,35 @@ def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int
         need = np.maximum(np.where(home, prices[candidates], min_gain), floor)
         if spent >= budget:
             need[home] = np.inf
-        # only VMs whose best move could pay are scored (gain_bound is at least the gain of any of their moves)
-        rows = np.flatnonzero(gain_bound(u.sum(axis=0)) >= need - 1e-9)
-        best, best_gain = -1, -np.inf
-        for lo in range(0, len(rows), CHUNK):  # chunks: the score matrices stay in cache
-            chunk = rows[lo:lo + CHUNK]
-            gain = -move_delta(cluster, cluster.on, loads, place, candidates[chunk])
-            for i in np.flatnonzero(in_rules[candidates[chunk]]):
-                gain[i, place[partners_of[int(candidates[chunk[i]])]]] = -np.inf  # never join an anti-affinity partner
-            score = np.where(ok[chunk] & (gain >= need[chunk, None]), gain, -np.inf)
+        bound = np.where(best + 1e-12 >= need, best, -np.inf)
+        todo = np.isfinite(need) & (bound > -np.inf)
+        top, top_row, top_host = -np.inf, -1, -1
+        batch = FIRST_BATCH
+        while True:
+            rows = np.flatnonzero(todo & (bound + 1e-12 >= top))
+            if not len(rows):
+                break
+            if len(rows) > batch:  # the largest bounds first; the batch grows while the bounds keep up
+                rows = np.sort(rows[np.argpartition(-bound[rows], batch)[:batch]])
+                batch = min(2 * batch, CHUNK)
+            todo[rows] = False
+            gain = -move_delta(cluster, cluster.on, loads, place, candidates[rows])
+            for i in np.flatnonzero(rule_row[rows]):
+                gain[i, place[partners_of[int(candidates[rows[i]])]]] = -np.inf  # never join an anti-affinity partner
+            gain = np.where(ok[rows], gain, -np.inf)
+            best[rows] = gain.max(axis=1)
+            score = np.where(gain >= need[rows, None], gain, -np.inf)
             i = int(np.argmax(score))
-            if score.flat[i] > best_gain:
-                r, h = divmod(i, cluster.n_hosts)
-                best, best_gain = int(chunk[r]) * cluster.n_hosts + h, float(score.flat[i])
-        if best < 0:
+            r, h = divmod(i, cluster.n_hosts)
+            row = int(rows[r])
+            if score[r, h] > top or (score[r, h] == top and row < top_row and np.isfinite(top)):
+                top, top_row, top_host = float(score[r, h]), row, h
+        if top_row < 0:
             break
-        r, h = divmod(best, cluster.n_hosts)
+        r, h = top_row, top_host
         v = int(candidates[r])
         s = int(place[v])
+        S1_before = u.sum(axis=0)
         loads[s] -= cluster.load[v]
         loads[h] += cluster.load[v]
         place[v] = h
@@ -246,4 +253,16 @@ def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int
         ok[r] = may_go(np.array([r]), slice(None))[0]
         cols = np.array([s, h])
         ok[:, cols] = may_go(slice(None), cols)
+        # bounds after the move: on hosts other than s and h a VM's gain changes by
+        # Σ_r 2 ΔS1_r / N · load_r · (w_d,r − w_src,r)
+        dS1 = (loads[on] / cluster.cap[on]).sum(axis=0) - S1_before
+        w_src = w[place[candidates]]
+        spread = np.where(dS1 >= 0, dS1 * (w_max - w_src), dS1 * (w_min - w_src))
+        best += (2.0 / n_on * cand_load * spread).sum(axis=1) + 1e-12
+        on_two = -move_delta(cluster, cluster.on, loads, place, candidates, cols)
+        best = np.maximum(best, np.where(ok[:, cols], on_two, -np.inf).max(axis=1))
+        where = place[candidates]
+        best[(where == s) | (where == h)] = np.inf  # their own host's load changed: scored again
+        if in_rules[v]:
+            best[np.isin(candidates, partners_of[v])] = np.inf  # where its partners may go changed
     return place, steps
