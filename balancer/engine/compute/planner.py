@@ -65,6 +65,7 @@ def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history
 
     held = apply_history(cluster, history, options)  # anti-oscillation holds (engine/compute/holds.py)
     power = plan_power(cluster, options, history, evac)  # DPM and maintenance: hosts leaving or woken (engine/compute/power.py)
+
     def build(result: OptimiseResult) -> Plan:
         # each candidate settles its own copy of the power plan (settling keeps hosts on and adds notes)
         return _build_plan(result, _own(power), options, history, base, before, target, violations_before, held)
