@@ -110,11 +110,20 @@ def _rules_broken(snapshot, where):
 
 @SETTINGS
 @given(storage_clusters(), st.sampled_from([0.5, 0.7, 0.8, 0.9]), st.booleans(),
-       st.one_of(st.none(), st.integers(0, 4)), st.booleans(), st.booleans(), st.integers(1, 5))
-def test_storage_plan_is_executable_and_safe(snapshot, threshold, keep, max_moves, io, evacuate_one, drs_threshold):
+       st.one_of(st.none(), st.integers(0, 4)), st.booleans(), st.booleans(), st.integers(1, 5),
+       st.sampled_from(["no", "no", "evacuate", "maintenance"]))
+def test_storage_plan_is_executable_and_safe(snapshot, threshold, keep, max_moves, io, evacuate_one, drs_threshold,
+                                             host_leaves):
     evacuate = (snapshot.datastores[0].name,) if evacuate_one else ()
     storage = storage_options(threshold, keep, max_moves, io, evacuate)
-    options = PlanOptions(threshold=drs_threshold, time_limit_s=0.5, storage=storage)
+    hosts_out = ()
+    if host_leaves == "maintenance" and len(snapshot.hosts) > 1:  # VMs on it must leave, carrying local disks
+        data = snapshot.to_json_dict()
+        data["hosts"][0]["state"] = "maintenance"
+        snapshot = type(snapshot).model_validate(data)
+    elif host_leaves == "evacuate" and len(snapshot.hosts) > 1:
+        hosts_out = (snapshot.hosts[0].name,)
+    options = PlanOptions(threshold=drs_threshold, time_limit_s=0.5, storage=storage, evacuate=hosts_out)
     plan = make_plan(snapshot, options)
     assert [d.name for d in plan.datastores] == [d.name for d in snapshot.datastores]
     if plan.status == "infeasible":

@@ -30,9 +30,13 @@ def vm_reach(snapshot: Snapshot, mounts: np.ndarray | None = None) -> np.ndarray
     hidx = {h.name: i for i, h in enumerate(snapshot.hosts)}
     didx = {d.name: i for i, d in enumerate(snapshot.datastores)}
     mounts = host_mounts(snapshot) if mounts is None else mounts
-    out = np.ones((len(snapshot.vms), len(snapshot.hosts)), dtype=bool)
-    for v, vm in enumerate(snapshot.vms):
-        for k in vm.disks:
-            out[v] &= mounts[didx[k.datastore]]
-        out[v, hidx[vm.host]] = True
+    V, H = len(snapshot.vms), len(snapshot.hosts)
+    out = np.ones((V, H), dtype=bool)
+    disk_vm = [v for v, vm in enumerate(snapshot.vms) for _ in vm.disks]
+    if disk_vm:
+        disk_ds = [didx[k.datastore] for vm in snapshot.vms for k in vm.disks]
+        starts = np.flatnonzero(np.r_[True, np.diff(disk_vm) != 0])  # each VM's first disk (they are contiguous)
+        missing = np.logical_or.reduceat(~mounts[disk_ds], starts, axis=0)
+        out[np.asarray(disk_vm)[starts]] = ~missing
+    out[np.arange(V), [hidx[vm.host] for vm in snapshot.vms]] = True
     return out

@@ -43,12 +43,17 @@ class StorageOptions:
     space_threshold: float = 0.80  # a datastore above this used/capacity is to be relieved
     latency_threshold_ms: float = 15.0  # a datastore above this mean I/O latency is to be relieved
     io_balancing: bool = True  # judge latency at all (off: space only)
-    min_space_difference: float = 0.05  # a move must narrow the source/target utilisation gap by this
+    # a space move's target is at least this much less utilised than its source (Storage DRS's
+    # minimum space utilisation difference)
+    min_space_difference: float = 0.05
     copy_mbps: float = 2_000.0  # Storage vMotion copy rate, megabits per second, for the predicted copy time
     keep_disks_together: bool = True  # VMDK affinity by default, as Storage DRS does
     max_moves: int | None = None  # cap on storage moves per plan (None: no cap)
     # Datastores entering maintenance: every disk on them moves off (datastore maintenance mode).
     evacuate: tuple[str, ...] = ()
+    # a datastore above the space threshold is relieved to this much below it, and no space move
+    # fills a target above that: a little headroom, so the next growth does not trigger a move at once
+    relief_margin: float = 0.01
 
     def __post_init__(self) -> None:
         if not 0.0 < self.space_threshold <= 1.0:
@@ -59,6 +64,8 @@ class StorageOptions:
             raise ValueError("sdrs min_space_difference must be in [0, 1)")
         if self.max_moves is not None and self.max_moves < 0:
             raise ValueError("sdrs max_moves must be >= 0")
+        if not 0.0 <= self.relief_margin < self.space_threshold:
+            raise ValueError("sdrs relief_margin must be in [0, space_threshold)")
 
 
 @dataclass(frozen=True)

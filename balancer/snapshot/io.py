@@ -32,5 +32,7 @@ def dump_snapshot(snapshot: Snapshot, path: str | Path) -> None:
 
 def snapshot_digest(snapshot: Snapshot) -> str:
     """A stable digest of the snapshot's content, recorded in plans made from it."""
-    body = json.dumps(snapshot.to_json_dict(), sort_keys=True, separators=(",", ":"))
+    # (the model's own JSON, read back and written with sorted keys: the same text as dumping
+    # to_json_dict(), several times faster on a large snapshot)
+    body = json.dumps(json.loads(snapshot.model_dump_json(exclude_none=True)), sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(body.encode()).hexdigest()[:16]

@@ -138,8 +138,6 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
     bound = np.maximum(limit, cur)
 
     allowed = np.repeat(on[None, :], V, axis=0)
-    if snapshot.datastores and V:  # a VM only goes to a host that mounts the datastores of its disks
-        allowed &= vm_reach(snapshot)
     anti: list[VmVmGroup] = []
     affine: list[VmVmGroup] = []
     vmhost: list[VmHostGroup] = []
@@ -158,6 +156,9 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
             vmhost.append(g)
             if rule.mandatory and len(members):
                 allowed[members] &= mask[None, :] if rule.affine else ~mask[None, :]
+
+    if snapshot.datastores and V:
+        allowed &= _reach(snapshot, options, on, place, allowed)
 
     idle = peak = None
     if all(h.power_idle_w is not None and h.power_peak_w is not None for h in hosts):
@@ -187,3 +188,20 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
         power_idle_w=idle,
         power_peak_w=peak,
     )
+
+
+def _reach(snapshot: Snapshot, options: PlanOptions, on: np.ndarray, place: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """(V, H) bool: the hosts each VM may go to for its datastores: those that mount every datastore
+    its disks are on. A VM that must leave its host (not on, or being evacuated) while no host in
+    service that it may run on mounts them may go to any host: its disks move with it (a
+    shared-nothing vMotion, engine/storage/carry.py)."""
+    reach = vm_reach(snapshot)
+    leaving = ~on
+    names = {h.name: i for i, h in enumerate(snapshot.hosts)}
+    for name in options.evacuate:
+        if name in names:
+            leaving[names[name]] = True
+    must_go = leaving[place]
+    stuck = must_go & ~(reach & allowed & ~leaving[None, :]).any(axis=1)
+    reach[stuck] = True
+    return reach

@@ -33,7 +33,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from ortools.sat.python import cp_model
 
 from .balance import MIN_GAIN
 from .cluster import Cluster
@@ -293,6 +292,8 @@ def _neighbourhood(cluster, place0, place, to_mend, over, balance_wanted, round_
 
 def _solve_round(cluster, options, scoring, costs, place0, place, hosts, vms, budget, work):
     """Build and solve one neighbourhood's CP-SAT model. Returns (placement, changed, work used)."""
+    from ortools.sat.python import cp_model  # imported when a round is solved: a plan with nothing to solve starts faster
+
     m = cp_model.CpModel()
     H_idx = {int(h): i for i, h in enumerate(hosts)}
     cand_set = set(int(v) for v in vms)

@@ -1,8 +1,9 @@
 """Storage planning: which disks move between datastores (Storage vMotion), after the compute plan.
 
-The storage moves come after the compute moves (and before the hosts that leave enter standby or
-maintenance): a disk may only go to a datastore that both the VM's host now and the host the
-compute moves leave it on mount. Every plan of a snapshot with datastores lists them
+Disks that must follow their VM to a host that does not mount their datastore move with it
+(``Move.disks``, carry.py). The storage moves come after the compute moves (and before the
+hosts that leave enter standby or maintenance): a disk may only go to a datastore that both the
+VM's host now and the host the compute moves leave it on mount. Every plan of a snapshot with datastores lists them
 (``Plan.datastores``: space before and after), whether Storage DRS is on or not.
 """
 
@@ -13,6 +14,7 @@ import numpy as np
 from ...plan import CopyEstimate, DatastoreChange, DiskMove, Plan, StorageMove
 from ...snapshot import Snapshot
 from ..options import PlanOptions, StorageOptions
+from .carry import carry_disks
 from .copy import copy_seconds
 from .pool import Pool, build_pool
 from .rules import build_rules
@@ -26,6 +28,7 @@ def plan_storage(snapshot: Snapshot, options: PlanOptions, plan: Plan) -> Plan:
     if not snapshot.datastores:
         return plan
     storage = options.storage
+    plan, carry_conflicts = carry_disks(snapshot, plan, storage)
     final_host = {m.vm: m.target for m in plan.moves}  # the last move of a VM wins (hops come first)
     carried = {(m.vm, d.disk): d.target for m in plan.moves for d in m.disks}
     unknown = [n for n in (storage.evacuate if storage else ()) if n not in {d.name for d in snapshot.datastores}]
@@ -33,6 +36,8 @@ def plan_storage(snapshot: Snapshot, options: PlanOptions, plan: Plan) -> Plan:
         return _infeasible(plan, build_pool(snapshot, final_host, (), carried),
                            [f"evacuating {n}: no datastore of that name in the cluster" for n in unknown])
     pool = build_pool(snapshot, final_host, storage.evacuate if storage else (), carried)
+    if carry_conflicts:
+        return _infeasible(plan, build_pool(snapshot), carry_conflicts)
     if storage is None or plan.status != "ok":
         return plan.model_copy(update={"datastores": _datastores(pool, pool.used)})
     rules = build_rules(pool, storage.keep_disks_together)
@@ -63,11 +68,17 @@ def _infeasible(plan: Plan, pool: Pool, conflicts: list[str]) -> Plan:
     return plan.model_copy(update={
         "status": "infeasible", "moves": [], "power": [], "storage_moves": [], "suppressed": [],
         "violations_after": plan.violations_before, "conflicts": list(plan.conflicts) + conflicts,
-        "notes": ["the datastores cannot be emptied (see conflicts): nothing is moved"
-                  if any(c.startswith("evacuating") for c in conflicts)
-                  else "the storage rules cannot all hold: nothing is moved until they are changed"],
+        "notes": [_infeasible_note(conflicts)],
         "datastores": _datastores(pool, pool.used),
     })
+
+
+def _infeasible_note(conflicts: list[str]) -> str:
+    if any(c.startswith("evacuating") for c in conflicts):
+        return "the datastores cannot be emptied (see conflicts): nothing is moved"
+    if any(c.startswith("moving") for c in conflicts):
+        return "the disks of a VM that must change host have no datastore there (see conflicts): nothing is moved"
+    return "the storage rules cannot all hold: nothing is moved until they are changed"
 
 
 def spread(pool: Pool, used: np.ndarray) -> float:

@@ -105,14 +105,31 @@ class StorageRules:
 
 def build_rules(pool: Pool, keep_disks_together: bool = True) -> StorageRules:
     s = pool.snapshot
+    N = pool.n_disks
     vm_idx = {n: i for i, n in enumerate(pool.vm_names)}
-    disks_of_vm: dict[int, list[int]] = {}
-    for k, v in enumerate(pool.disk_vm.tolist()):
-        disks_of_vm.setdefault(v, []).append(k)
-    by_name = {(int(pool.disk_vm[k]), pool.disk_names[k]): k for k in range(pool.n_disks)}
-    rules = [r for r in s.storage_rules if r.enabled]
+    # a VM's disks are contiguous in the pool (build_pool lists them VM by VM)
+    bounds = np.searchsorted(pool.disk_vm, np.arange(len(pool.vm_names) + 1))
+    disks_of_vm = {v: list(range(int(bounds[v]), int(bounds[v + 1]))) for v in range(len(pool.vm_names))
+                   if bounds[v + 1] > bounds[v]}
 
-    parent = list(range(pool.n_disks))
+    def disk_of(v: int, name: str) -> int:
+        return next(k for k in disks_of_vm[v] if pool.disk_names[k] == name)
+
+    rules = [r for r in s.storage_rules if r.enabled]
+    apart_vms = [vm_idx[r.vm] for r in rules if isinstance(r, VmdkRule) and r.type == "vmdk-anti-affinity"]
+    # the starting units: with the default affinity a VM's disks on one datastore, otherwise each disk
+    if keep_disks_together:
+        key = pool.disk_vm * max(pool.n_datastores, 1) + pool.disk_ds
+        alone = np.zeros(N, dtype=bool)
+        for v in apart_vms:
+            alone[disks_of_vm.get(v, [])] = True
+        key = np.where(alone, -1 - np.arange(N), key)
+    else:
+        key = -1 - np.arange(N)
+    _, label = np.unique(key, return_inverse=True)
+    label = label.reshape(-1)
+    # explicit vmdk-affinity rules join units wherever their disks are
+    parent = list(range(int(label.max()) + 1 if N else 0))
 
     def find(x: int) -> int:
         while parent[x] != x:
@@ -120,46 +137,34 @@ def build_rules(pool: Pool, keep_disks_together: bool = True) -> StorageRules:
             x = parent[x]
         return x
 
-    def join(a: int, b: int) -> None:
-        parent[find(a)] = find(b)
-
-    apart_vms = {vm_idx[r.vm] for r in rules if isinstance(r, VmdkRule) and r.type == "vmdk-anti-affinity"}
-    if keep_disks_together:  # default affinity: a VM's disks on one datastore stay together
-        for v, ks in disks_of_vm.items():
-            if v in apart_vms:
-                continue
-            first: dict[int, int] = {}
-            for k in ks:
-                d = int(pool.disk_ds[k])
-                if d in first:
-                    join(k, first[d])
-                else:
-                    first[d] = k
-    bound_by: dict[int, str] = {}  # unit root -> explicit affinity rule
+    bound_by: dict[int, str] = {}  # a unit label -> the explicit affinity rule on it
     for r in rules:
         if isinstance(r, VmdkRule) and r.type == "vmdk-affinity":
             v = vm_idx[r.vm]
-            ks = [by_name[(v, n)] for n in r.disks] if r.disks else disks_of_vm.get(v, [])
+            ks = [disk_of(v, n) for n in r.disks] if r.disks else disks_of_vm.get(v, [])
             for a, b in zip(ks, ks[1:]):
-                join(a, b)
+                parent[find(int(label[a]))] = find(int(label[b]))
             if ks:
-                bound_by[ks[0]] = r.name
-    roots: dict[int, list[int]] = {}
-    for k in range(pool.n_disks):
-        roots.setdefault(find(k), []).append(k)
-    rule_of_root = {find(k): name for k, name in bound_by.items()}
+                bound_by[int(label[ks[0]])] = r.name
+    if bound_by:
+        label = np.array([find(int(x)) for x in label.tolist()], dtype=np.int64)
+        rule_of_root = {find(x): name for x, name in bound_by.items()}
+    else:
+        rule_of_root = {}
+    order = np.argsort(label, kind="stable")
+    cuts = np.flatnonzero(np.diff(label[order])) + 1
     units: list[Unit] = []
-    unit_of_disk = np.zeros(pool.n_disks, dtype=np.int64)
-    for root, ks in roots.items():
+    unit_of_disk = np.zeros(N, dtype=np.int64)
+    for ks in (np.split(order, cuts) if N else []):
         unit_of_disk[ks] = len(units)
-        units.append(Unit(vm=int(pool.disk_vm[ks[0]]), disks=np.array(ks, dtype=np.int64), rule=rule_of_root.get(root)))
+        units.append(Unit(vm=int(pool.disk_vm[ks[0]]), disks=ks.astype(np.int64), rule=rule_of_root.get(int(label[ks[0]]))))
 
     out = StorageRules(units=units, unit_of_disk=unit_of_disk,
                        disks_of_vm={v: np.array(ks, dtype=np.int64) for v, ks in disks_of_vm.items()})
     for r in rules:
         if isinstance(r, VmdkRule) and r.type == "vmdk-anti-affinity":
             v = vm_idx[r.vm]
-            g = DiskApart(r.name, np.array([by_name[(v, n)] for n in r.disks], dtype=np.int64))
+            g = DiskApart(r.name, np.array([disk_of(v, n) for n in r.disks], dtype=np.int64))
             out.disks_apart.append(g)
             for k in g.disks:
                 out.apart_of_disk.setdefault(int(k), []).append(g)

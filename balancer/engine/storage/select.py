@@ -8,8 +8,13 @@ Stages, each on the layout the previous one left:
 2. **rules**: broken storage rules are mended (an explicit VMDK affinity rule's disks gathered on
    one datastore, anti-affinity disks or VMs sent apart);
 3. **space**: each datastore above the space threshold, fullest first, is relieved down to its
-   relief level (below); the units to move are the fewest that cover the excess and, of those,
-   the ones that copy the least data;
+   relief level, ``relief_margin`` below the threshold; the units to move are the fewest that
+   cover the excess and, of those, nearly the ones that copy the least data. A space move goes
+   only to a target at least ``min_space_difference`` less utilised than the source at that
+   step, the least utilised first, filled to the relief level (or, when none takes the unit so, to
+   the threshold). When that leaves the source above the threshold, the source is planned again
+   filling the fullest targets first, to the threshold (so the emptier ones are still eligible
+   once the source is lower), and the better of the two is kept;
 4. **latency** (``io_balancing``): each datastore above the latency threshold sheds the share of
    its data that would bring it to the threshold if latency were proportional to the data on it,
    to datastores measured below the threshold that stay below it by the same model.
@@ -17,14 +22,8 @@ Stages, each on the layout the previous one left:
 A unit goes to the datastore, among those allowed, that is least utilised after the move. A
 target is allowed when every host of the VM mounts it, it is in the unit's pool
 (engine/storage/pool.py), it is neither in maintenance nor being evacuated, no storage rule
-breaks, and it stays at or below the space threshold after the move; a space move also needs the
-target to end at least ``min_space_difference`` below the source's utilisation before the move.
-So every intermediate state respects space: each step only fills a datastore to its threshold.
-
-The relief level of a pool: the utilisation of its fullest datastore within the threshold,
-bounded to [threshold - min_space_difference, threshold]: a relieved datastore ends no fuller
-than its peers (so it is not the first to pass the threshold again as thin disks grow), yet
-never sheds more than ``min_space_difference`` below the threshold.
+breaks, and it stays at or below the space threshold after the move. So every intermediate state respects space: each step only fills a datastore to its
+threshold, and sources only empty.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ from .pool import Pool
 from .rules import StorageRules
 
 EPS = 1e-9
+MAX_LATENCY_SHARE = 0.5  # a datastore sheds at most half its data per plan for latency
 
 
 @dataclass
@@ -98,19 +98,21 @@ class Layout:
         return max(totals, key=lambda d: (totals[d], -d))
 
     def candidates(self, u: int, headroom: np.ndarray | None = None, extra: np.ndarray | None = None,
-                   include_own: bool = False) -> np.ndarray:
+                   include_own: bool = False, any_pool: bool = False, fullest: bool = False) -> np.ndarray:
         """Datastores unit ``u`` may go to, least utilised after the move first (rules not yet judged).
 
         ``headroom``: (D,) the most each target may hold after the move (default: the space ceiling);
-        ``extra``: (D,) bool, further targets excluded where False."""
+        ``extra``: (D,) bool, further targets excluded where False; ``fullest``: the fullest first."""
         p = self.pool
         unit = self.rules.units[u]
-        pods = set(p.pod[self.disk_ds[unit.disks]].tolist())
-        if len(pods) > 1:  # no storage move crosses between pools: such a unit stays where it is
-            return np.zeros(0, dtype=np.int64)
-        ok = p.vm_ok[unit.vm] & ~p.leaving & (p.pod == pods.pop())
+        ok = p.vm_ok[unit.vm] & ~p.leaving
+        if not any_pool:  # (``any_pool``: disks that follow their VM to another host, engine/storage/carry.py)
+            pods = set(p.pod[self.disk_ds[unit.disks]].tolist())
+            if len(pods) > 1:  # no storage move crosses between pools: such a unit stays where it is
+                return np.zeros(0, dtype=np.int64)
+            ok &= p.pod == pods.pop()
         if not include_own:
-            ok &= ~np.isin(np.arange(p.n_datastores), self.disk_ds[unit.disks])
+            ok[self.disk_ds[unit.disks]] = False
         if extra is not None:
             ok &= extra
         cand = np.flatnonzero(ok)
@@ -123,6 +125,8 @@ class Layout:
         after = self.used[cand] + sizes
         fits = after <= np.maximum(limit[cand], 0.0) + EPS
         cand, after = cand[fits], after[fits]
+        if fullest:  # best fit: the fullest datastore that takes it (keeps the emptier ones for later)
+            return cand[np.argsort(-self.used[cand] / p.cap[cand], kind="stable")]
         return cand[np.argsort(after / p.cap[cand], kind="stable")]
 
     def place(self, u: int, **kw) -> tuple[int | None, str | None]:
@@ -134,6 +138,13 @@ class Layout:
                 return int(d), None
             blocked = blocked or rule
         return None, blocked
+
+    def save(self) -> tuple:
+        return self.disk_ds.copy(), self.used.copy(), len(self.steps)
+
+    def restore(self, saved: tuple) -> None:
+        self.disk_ds, self.used = saved[0].copy(), saved[1].copy()
+        del self.steps[saved[2]:]
 
     def move(self, u: int, target: int, reason: str, detail: str, rule: str | None = None,
              mandatory: bool = False) -> Step:
@@ -253,16 +264,10 @@ def _mend_rules(lay: Layout, out: Choice, budget: list[int]) -> None:
 
 # --- 3. space ----------------------------------------------------------------------------------
 def relief_levels(lay: Layout) -> np.ndarray:
-    """(D,) the utilisation each datastore above the threshold is relieved to (see the module doc)."""
-    p, o = lay.pool, lay.options
-    util = lay.used / p.cap
-    level = np.full(p.n_datastores, o.space_threshold)
-    for q in range(len(p.pod_names)):
-        members = (p.pod == q) & ~p.leaving
-        within = members & (util <= o.space_threshold + EPS)
-        peak = float(util[within].max()) if within.any() else o.space_threshold
-        level[p.pod == q] = min(o.space_threshold, max(peak, o.space_threshold - o.min_space_difference))
-    return level
+    """(D,) the utilisation a datastore above the space threshold is relieved to, and the most a
+    space move fills a target to: ``relief_margin`` below the threshold."""
+    o = lay.options
+    return np.full(lay.pool.n_datastores, o.space_threshold - o.relief_margin)
 
 
 def _units_on(lay: Layout, d: int) -> list[int]:
@@ -304,28 +309,28 @@ def cover(sizes: list[float], need: float) -> list[int]:
     return picked
 
 
-def _relieve(lay: Layout, out: Choice, budget: list[int], src: int, need: float, reason: str, detail: str,
-             headroom, extra: np.ndarray | None = None) -> float:
-    """Move the units off ``src`` that cover ``need`` GB; returns the GB still short."""
+def _relieve(lay: Layout, budget: list[int], src: int, need: float, reason: str, detail: str, targets,
+             fullest: bool = False) -> float:
+    """Move the units off ``src`` that cover ``need`` GB; returns the GB still short.
+
+    ``targets()``: on the current layout, the (limit, mask) pairs a target is chosen by, preferred
+    first: ``limit`` (D,) the most each datastore may hold after the move, ``mask`` (D,) bool the
+    datastores that may take it at all."""
     pool = _units_on(lay, src)
     sizes = [float(lay.pool.disk_space[lay.rules.units[u].disks].sum()) for u in pool]
     while need > EPS and pool and budget[0] > 0:
-        progress = False
-        for i in cover(sizes, need):
-            u = pool[i]
-            target, _ = lay.place(u, headroom=headroom(), extra=extra)
-            if target is None:
-                del pool[i], sizes[i]
-                progress = True
-                break  # the cover changes without it
-            step = lay.move(u, target, reason, detail)
-            need -= step.size_gb
-            budget[0] -= 1
-            del pool[i], sizes[i]
-            progress = True
-            break  # the next pick is judged on the new layout
-        if not progress:
-            break
+        i = cover(sizes, need)[0]  # the next pick is judged on the layout the last one left
+        u = pool[i]
+        target = None
+        for limit, mask in targets():
+            target, _ = lay.place(u, headroom=limit, extra=mask, fullest=fullest)
+            if target is not None:
+                break
+        del pool[i], sizes[i]
+        if target is None:
+            continue  # the cover changes without it
+        need -= lay.move(u, target, reason, detail).size_gb
+        budget[0] -= 1
     return max(need, 0.0)
 
 
@@ -341,19 +346,32 @@ def _relieve_space(lay: Layout, out: Choice, budget: list[int]) -> None:
         start = lay.util(d)
         detail = f"{p.ds_names[d]} at {pct(start)} is above the {pct(o.space_threshold)} space threshold"
 
-        def headroom(d=d):
-            # a space move fills a target to the relief level at most, and min_space_difference below the source
-            top = min(float(level[d]), lay.util(d) - o.min_space_difference)
-            return np.minimum(lay.ceiling, top * p.cap)
+        def targets(d=d):
+            # a target at least min_space_difference less utilised than the source, filled to the
+            # relief level, or else (no such target takes the unit) to the threshold
+            mask = lay.used / p.cap <= lay.util(d) - o.min_space_difference + EPS
+            if o.io_balancing:  # a space move does not send data to a datastore above the latency threshold
+                mask &= ~(p.latency > o.latency_threshold_ms)
+            return [(np.minimum(lay.ceiling, level[d] * p.cap), mask), (lay.ceiling, mask)]
 
-        extra = None
-        if o.io_balancing:  # a space move does not send data to a datastore above the latency threshold
-            extra = ~(p.latency > o.latency_threshold_ms)
-        _relieve(lay, out, budget, d, lay.used[d] - level[d] * p.cap[d], "space", detail, headroom, extra)
+        need = lay.used[d] - level[d] * p.cap[d]
+        saved, left = lay.save(), budget[0]
+        _relieve(lay, budget, d, need, "space", detail, targets)
+        if lay.used[d] > lay.ceiling[d] + EPS and budget[0] > 0:
+            # still above: filling the least utilised targets first used up those the source is
+            # min_space_difference above. Try again filling the fullest that take a unit first, to the
+            # threshold (the emptier ones are left for when the source is lower); keep the better
+            first, spent = lay.save(), budget[0]
+            lay.restore(saved)
+            budget[0] = left
+            _relieve(lay, budget, d, need, "space", detail, lambda d=d: targets(d)[1:], fullest=True)
+            if lay.used[d] >= first[1][d] - EPS:
+                lay.restore(first)
+                budget[0] = spent
         if lay.used[d] > lay.ceiling[d] + EPS:
             why = "the move cap is reached" if budget[0] <= 0 else (
-                "no disk there fits on another datastore of its pool that its VM's hosts mount, within the threshold "
-                f"and {pct(o.min_space_difference)} below {p.ds_names[d]}")
+                "no disk there fits on another datastore of its pool that its VM's hosts mount, within the threshold, "
+                f"that is at least {pct(o.min_space_difference)} less utilised")
             out.notes.append(f"{p.ds_names[d]} stays above its space threshold at {pct(lay.util(d))}: {why}")
 
 
@@ -370,17 +388,17 @@ def _relieve_latency(lay: Layout, out: Choice, budget: list[int]) -> None:
         if budget[0] <= 0:
             out.notes.append(f"{p.ds_names[d]} stays above its latency threshold: the move cap is reached")
             continue
-        share = 1.0 - thr / float(p.latency[d])
+        share = min(1.0 - thr / float(p.latency[d]), MAX_LATENCY_SHARE)
         need = share * float(base[d])
         detail = (f"{p.ds_names[d]} at {p.latency[d]:.1f} ms is above the {thr:g} ms latency threshold")
 
-        def headroom():
-            # the predicted latency lat * used / used_at_measurement stays below the threshold
+        def targets():
+            # the predicted latency, lat x used / used at measurement, stays below the threshold
             with np.errstate(divide="ignore", invalid="ignore"):
                 room = np.where(p.latency > 0, base * thr / p.latency, np.inf)
-            return np.minimum(lay.ceiling, room)
+            return [(np.minimum(lay.ceiling, room), cool)]
 
-        short = _relieve(lay, out, budget, d, need, "latency", detail, headroom, cool)
+        short = _relieve(lay, budget, d, need, "latency", detail, targets)
         if short > 0.5 * need:
             out.notes.append(f"{p.ds_names[d]} stays above its latency threshold ({p.latency[d]:.1f} ms): "
                              "no datastore measured below the threshold takes enough of its disks within space")
