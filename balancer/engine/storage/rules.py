@@ -22,7 +22,6 @@ import numpy as np
 from ...snapshot import VmDatastoreRule, VmdkRule
 from .pool import Pool
 
-_NONE = np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,10 @@ class StorageRules:
     conflicts: list[str] = field(default_factory=list)  # rules that contradict one another
     apart_of_disk: dict[int, list[DiskApart]] = field(default_factory=dict)
     apart_of_vm: dict[int, list[VmsApart]] = field(default_factory=dict)
-    disks_of_vm: dict[int, np.ndarray] = field(default_factory=dict)
+    bounds: np.ndarray | None = None  # (V+1,) VM v's disks are bounds[v]:bounds[v+1] (build_pool lists them VM by VM)
+
+    def disks_of(self, v: int) -> np.ndarray:
+        return np.arange(self.bounds[v], self.bounds[v + 1], dtype=np.int64)
 
     def unit_ok(self, pool: Pool, disk_ds: np.ndarray, u: int, target: int) -> str | None:
         """None when unit ``u`` may go to datastore ``target`` under the rules, else the rule it would break."""
@@ -71,7 +73,7 @@ class StorageRules:
         for g in self.apart_of_vm.get(unit.vm, ()):
             for w in g.vms:
                 w = int(w)
-                if w != unit.vm and (disk_ds[self.disks_of_vm.get(w, _NONE)] == target).any():
+                if w != unit.vm and (disk_ds[self.bounds[w]:self.bounds[w + 1]] == target).any():
                     return g.rule
         return None
 
@@ -95,7 +97,7 @@ class StorageRules:
         for g in self.vms_apart:
             where = {}
             for w in g.vms:
-                for d in set(disk_ds[self.disks_of_vm.get(int(w), _NONE)].tolist()):
+                for d in set(disk_ds[self.disks_of(int(w))].tolist()):
                     where.setdefault(d, []).append(int(w))
             for d, ws in where.items():
                 if len(ws) > 1:
@@ -109,11 +111,12 @@ def build_rules(pool: Pool, keep_disks_together: bool = True) -> StorageRules:
     vm_idx = {n: i for i, n in enumerate(pool.vm_names)}
     # a VM's disks are contiguous in the pool (build_pool lists them VM by VM)
     bounds = np.searchsorted(pool.disk_vm, np.arange(len(pool.vm_names) + 1))
-    disks_of_vm = {v: list(range(int(bounds[v]), int(bounds[v + 1]))) for v in range(len(pool.vm_names))
-                   if bounds[v + 1] > bounds[v]}
+
+    def disks_of(v: int) -> list[int]:
+        return list(range(int(bounds[v]), int(bounds[v + 1])))
 
     def disk_of(v: int, name: str) -> int:
-        return next(k for k in disks_of_vm[v] if pool.disk_names[k] == name)
+        return next(k for k in disks_of(v) if pool.disk_names[k] == name)
 
     rules = [r for r in s.storage_rules if r.enabled]
     apart_vms = [vm_idx[r.vm] for r in rules if isinstance(r, VmdkRule) and r.type == "vmdk-anti-affinity"]
@@ -122,7 +125,7 @@ def build_rules(pool: Pool, keep_disks_together: bool = True) -> StorageRules:
         key = pool.disk_vm * max(pool.n_datastores, 1) + pool.disk_ds
         alone = np.zeros(N, dtype=bool)
         for v in apart_vms:
-            alone[disks_of_vm.get(v, [])] = True
+            alone[disks_of(v)] = True
         key = np.where(alone, -1 - np.arange(N), key)
     else:
         key = -1 - np.arange(N)
@@ -141,7 +144,7 @@ def build_rules(pool: Pool, keep_disks_together: bool = True) -> StorageRules:
     for r in rules:
         if isinstance(r, VmdkRule) and r.type == "vmdk-affinity":
             v = vm_idx[r.vm]
-            ks = [disk_of(v, n) for n in r.disks] if r.disks else disks_of_vm.get(v, [])
+            ks = [disk_of(v, n) for n in r.disks] if r.disks else disks_of(v)
             for a, b in zip(ks, ks[1:]):
                 parent[find(int(label[a]))] = find(int(label[b]))
             if ks:
@@ -160,7 +163,7 @@ def build_rules(pool: Pool, keep_disks_together: bool = True) -> StorageRules:
         units.append(Unit(vm=int(pool.disk_vm[ks[0]]), disks=ks.astype(np.int64), rule=rule_of_root.get(int(label[ks[0]]))))
 
     out = StorageRules(units=units, unit_of_disk=unit_of_disk,
-                       disks_of_vm={v: np.array(ks, dtype=np.int64) for v, ks in disks_of_vm.items()})
+                       bounds=bounds)
     for r in rules:
         if isinstance(r, VmdkRule) and r.type == "vmdk-anti-affinity":
             v = vm_idx[r.vm]

@@ -8,7 +8,9 @@ Stages, each on the layout the previous one left:
 2. **rules**: broken storage rules are mended (an explicit VMDK affinity rule's disks gathered on
    one datastore, anti-affinity disks or VMs sent apart);
 3. **space**: each datastore above the space threshold, fullest first, is relieved down to its
-   relief level, ``relief_margin`` below the threshold; the units to move are the fewest that
+   relief level: the utilisation of its pool's fullest datastore within the threshold, bounded to
+   [threshold - ``relief_margin``, threshold] (it ends no fuller than its peers, with a little
+   headroom, yet copies little more than needed); the units to move are the fewest that
    cover the excess and, of those, nearly the ones that copy the least data. A space move goes
    only to a target at least ``min_space_difference`` less utilised than the source at that
    step, the least utilised first, filled to the relief level (or, when none takes the unit so, to
@@ -120,7 +122,8 @@ class Layout:
             return cand
         ks = unit.disks
         space = p.disk_space[ks]
-        sizes = np.array([space[self.disk_ds[ks] != d].sum() for d in cand])
+        # what moving there copies: the unit's disks not already on it
+        sizes = space.sum() - np.bincount(self.disk_ds[ks], weights=space, minlength=p.n_datastores)[cand]
         limit = self.ceiling if headroom is None else headroom
         after = self.used[cand] + sizes
         fits = after <= np.maximum(limit[cand], 0.0) + EPS
@@ -245,7 +248,7 @@ def _mend_rules(lay: Layout, out: Choice, budget: list[int]) -> None:
     for g in rules.vms_apart:
         where = {}
         for w in g.vms.tolist():
-            for k in rules.disks_of_vm.get(w, np.zeros(0, dtype=np.int64)).tolist():
+            for k in rules.disks_of(w).tolist():
                 where.setdefault(int(lay.disk_ds[k]), {}).setdefault(w, []).append(k)
         for d, by_vm in where.items():
             if len(by_vm) < 2:
@@ -265,9 +268,16 @@ def _mend_rules(lay: Layout, out: Choice, budget: list[int]) -> None:
 # --- 3. space ----------------------------------------------------------------------------------
 def relief_levels(lay: Layout) -> np.ndarray:
     """(D,) the utilisation a datastore above the space threshold is relieved to, and the most a
-    space move fills a target to: ``relief_margin`` below the threshold."""
-    o = lay.options
-    return np.full(lay.pool.n_datastores, o.space_threshold - o.relief_margin)
+    space move fills a target to: its pool's fullest datastore within the threshold, bounded to
+    [threshold - relief_margin, threshold]."""
+    p, o = lay.pool, lay.options
+    util = lay.used / p.cap
+    level = np.full(p.n_datastores, o.space_threshold - o.relief_margin)
+    for q in range(len(p.pod_names)):
+        within = (p.pod == q) & ~p.leaving & (util <= o.space_threshold + EPS)
+        if within.any():
+            level[p.pod == q] = min(o.space_threshold, max(float(util[within].max()), o.space_threshold - o.relief_margin))
+    return level
 
 
 def _units_on(lay: Layout, d: int) -> list[int]:
@@ -281,11 +291,12 @@ def _units_on(lay: Layout, d: int) -> list[int]:
     return out
 
 
-def cover(sizes: list[float], need: float) -> list[int]:
+def cover(sizes: list[float], need: float, ascending: bool = False) -> list[int]:
     """Indices into ``sizes`` of the fewest items whose sum reaches ``need`` and, of those, nearly the
     least sum: each pick is the smallest item that still lets the minimum count reach the rest.
-    Returns them in the order picked (all of them when even all cannot reach it)."""
-    order = sorted(range(len(sizes)), key=lambda i: (sizes[i], i))  # ascending
+    Returns them in the order picked (all of them when even all cannot reach it).
+    ``ascending``: ``sizes`` is sorted already."""
+    order = list(range(len(sizes))) if ascending else sorted(range(len(sizes)), key=lambda i: (sizes[i], i))
     vals = [sizes[i] for i in order]
     picked: list[int] = []
     while need > EPS and vals:
@@ -318,8 +329,10 @@ def _relieve(lay: Layout, budget: list[int], src: int, need: float, reason: str,
     datastores that may take it at all."""
     pool = _units_on(lay, src)
     sizes = [float(lay.pool.disk_space[lay.rules.units[u].disks].sum()) for u in pool]
+    ranked = sorted(range(len(pool)), key=lambda i: (sizes[i], pool[i]))
+    pool, sizes = [pool[i] for i in ranked], [sizes[i] for i in ranked]  # ascending, as cover wants them
     while need > EPS and pool and budget[0] > 0:
-        i = cover(sizes, need)[0]  # the next pick is judged on the layout the last one left
+        i = cover(sizes, need, ascending=True)[0]  # the next pick is judged on the layout the last one left
         u = pool[i]
         target = None
         for limit, mask in targets():
