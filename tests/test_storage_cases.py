@@ -191,6 +191,7 @@ def test_evacuation_without_room_is_infeasible_and_names_the_disks():
     assert plan.status == "infeasible" and not plan.actions
     assert plan.conflicts == ["evacuating ds0: no room for VM v0's disk Hard disk 1 (300 GB) on a datastore its host "
                               "mounts, within the 80 % space threshold"]
+    assert [d.state for d in plan.datastores] == ["normal", "normal"]  # nothing enters maintenance
 
 
 def test_evacuation_blocked_by_a_rule_names_the_rule():

@@ -39,7 +39,7 @@ def plan_storage(snapshot: Snapshot, options: PlanOptions, plan: Plan) -> Plan:
     if carry_conflicts:
         return _infeasible(plan, build_pool(snapshot), carry_conflicts)
     if storage is None or plan.status != "ok":
-        return plan.model_copy(update={"datastores": _datastores(pool, pool.used)})
+        return plan.model_copy(update={"datastores": _datastores(pool, pool.used, evacuated=False)})
     rules = build_rules(pool, storage.keep_disks_together)
     choice = choose(pool, rules, storage)
     if choice.conflicts:
@@ -69,7 +69,7 @@ def _infeasible(plan: Plan, pool: Pool, conflicts: list[str]) -> Plan:
         "status": "infeasible", "moves": [], "power": [], "storage_moves": [], "suppressed": [],
         "violations_after": plan.violations_before, "conflicts": list(plan.conflicts) + conflicts,
         "notes": [_infeasible_note(conflicts)],
-        "datastores": _datastores(pool, pool.used),
+        "datastores": _datastores(pool, pool.used, evacuated=False),
     })
 
 
@@ -131,13 +131,15 @@ def _move(pool: Pool, options: StorageOptions, step: Step, number: int, detail: 
     )
 
 
-def _datastores(pool: Pool, used_after: np.ndarray) -> list[DatastoreChange]:
+def _datastores(pool: Pool, used_after: np.ndarray, evacuated: bool = True) -> list[DatastoreChange]:
+    """Every datastore before and after; ``state`` after the plan (``evacuated``: the datastores
+    being emptied enter maintenance)."""
     s = pool.snapshot
     return [
         DatastoreChange(
             name=d.name, capacity_gb=d.capacity_gb, used_before_gb=round(d.used_gb, 3) + 0.0,
             used_after_gb=round(float(used_after[i]), 3) + 0.0, latency_ms=d.latency_ms,
-            state="maintenance" if pool.leaving[i] else d.state.value,
+            state="maintenance" if evacuated and pool.leaving[i] else d.state.value,
         )
         for i, d in enumerate(s.datastores)
     ]
