@@ -271,3 +271,14 @@ def test_balancing_never_moves_a_vm_to_a_host_without_its_datastore():
     s = storage_snap(hosts, [datastore("local0", hosts=["h0"]), datastore("local1", hosts=["h1"])], vms)
     plan = make_plan(s, PlanOptions(threshold=5))
     assert plan.moves == []
+
+
+def test_the_plan_totals_count_the_storage_moves_and_the_disks_carried():
+    plan = make_plan(two_datastores(), sdrs())
+    assert plan.totals.storage_moves == 1 and plan.totals.storage_data_gb == 100
+    assert plan.totals.storage_vmotion_seconds == plan.storage_moves[0].storage_vmotion.seconds
+    hosts = [host("h0"), host("h1")]
+    vms = [vm("local-vm", "h0", [disk("Hard disk 1", "local0", 40.0)])]
+    s = storage_snap(hosts, [datastore("local0", hosts=["h0"]), datastore("local1", hosts=["h1"])], vms)
+    plan = make_plan(s, PlanOptions(threshold=1, evacuate=("h0",)))
+    assert plan.totals.moves == 1 and plan.totals.vmotion_seconds == plan.moves[0].vmotion.seconds

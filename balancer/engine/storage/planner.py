@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...plan import CopyEstimate, DatastoreChange, DiskMove, Plan, StorageMove
+from ...plan import CopyEstimate, DatastoreChange, DiskMove, Plan, StorageMove, plan_totals
 from ...snapshot import Snapshot
 from ..options import PlanOptions, StorageOptions
 from .carry import carry_disks
@@ -27,6 +27,12 @@ def plan_storage(snapshot: Snapshot, options: PlanOptions, plan: Plan) -> Plan:
     """``plan`` (the compute plan) with the storage moves and the datastores added."""
     if not snapshot.datastores:
         return plan
+    out = _plan_storage(snapshot, options, plan)
+    # (model_copy does not run the model's validators: the totals are derived here again)
+    return out.model_copy(update={"totals": plan_totals(out.moves, out.storage_moves)})
+
+
+def _plan_storage(snapshot: Snapshot, options: PlanOptions, plan: Plan) -> Plan:
     storage = options.storage
     plan, carry_conflicts = carry_disks(snapshot, plan, storage)
     final_host = {m.vm: m.target for m in plan.moves}  # the last move of a VM wins (hops come first)
