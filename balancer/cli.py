@@ -427,7 +427,7 @@ def history(config_path, last, cluster, fmt) -> None:
     from .journal import open_journal
     from .journal.render import history_data, render_history
 
-    journal = open_journal(_config(config_path).journal.path)
+    journal = open_journal(_config(config_path).journal)
     try:
         if cluster is not None and cluster not in journal.clusters():
             known = journal.clusters()

@@ -198,13 +198,50 @@ class MetricsConfig(_Section):
 
 
 class JournalConfig(_Section):
+    # the embedded SQLite journal; with url, only where the embedded simulator keeps its state
     path: Path = Path("balancer-journal.sqlite")
+    url: str | None = None  # postgresql://USER@HOST:PORT/DATABASE: the journal in PostgreSQL (several instances)
+    password_env: str | None = None  # the PostgreSQL password, from this environment variable ...
+    password_file: Path | None = None  # ... or this file (never in the URL)
+
+    @model_validator(mode="after")
+    def _postgres_url(self) -> "JournalConfig":
+        if self.url is None:
+            if self.password_env is not None or self.password_file is not None:
+                raise ValueError("password_env / password_file are for a PostgreSQL journal (set url)")
+            return self
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(self.url)
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            raise ValueError(f"url: not a valid URL ({exc})") from None
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("url: expected postgresql://USER@HOST:PORT/DATABASE")
+        if parts.password is not None:
+            raise ValueError("url: has a password in it; give it with password_env or password_file instead")
+        if "password=" in (parts.query or ""):
+            raise ValueError("url: has a password in it; give it with password_env or password_file instead")
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("set at most one of password_env or password_file")
+        return self
+
+
+def _default_workers() -> int:
+    import os
+
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 class ServiceConfig(_Section):
     """The long-lived service (`balancer run`)."""
 
     shutdown_wait: Duration = 300.0  # on SIGTERM, how long in-flight actions may take to finish
+    # processes that plan clusters in parallel (default: the machine's cores; 1: plan in the service's process)
+    workers: Annotated[int, Field(ge=1, le=256)] = Field(default_factory=_default_workers)
+    # with a PostgreSQL journal: a standby takes over at most this long after the leader stopped renewing
+    failover_after: Annotated[Duration, Field(ge=0.5)] = 30.0
 
 
 class ClusterConfig(_Section):

@@ -23,7 +23,15 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
     open to other machines without basic_auth), one line each."""
     warnings: list[str] = []
     journal_dir = Path(cfg.journal.path).parent
-    if not journal_dir.is_dir():
+    if cfg.journal.url is not None:
+        from .journal.backends import read_journal_password
+
+        try:  # read as `run` reads it at start (the value itself is not kept)
+            read_journal_password(cfg.journal.password_env, cfg.journal.password_file)
+        except InputError as exc:
+            raise InputError(f"{what}: {exc}") from None
+    if not journal_dir.is_dir() and (cfg.journal.url is None or any(c.source == "sim"
+                                                                     for _, c in cfg.cluster_configs())):
         raise InputError(f"{what}: journal.path: directory {journal_dir} does not exist")
     metrics = cfg.metrics
     if metrics.tls_cert is not None and metrics.tls_key is not None:

@@ -1,5 +1,7 @@
-"""The journal: cycles, plans and actions with their outcomes, in an embedded SQLite database."""
+"""The journal: cycles, plans and actions with their outcomes, in an embedded SQLite database or in
+PostgreSQL (shared by an active/standby pair, with the leader lease)."""
 
-from .store import ActionRow, CycleRow, Journal, open_journal
+from .lease import Lease, instance_id
+from .store import ActionRow, CycleRow, Journal, LeaseLost, connect, open_journal
 
-__all__ = ["ActionRow", "CycleRow", "Journal", "open_journal"]
+__all__ = ["ActionRow", "CycleRow", "Journal", "Lease", "LeaseLost", "connect", "instance_id", "open_journal"]

@@ -46,7 +46,7 @@ def render_history(journal: Journal, last: int, console: Console, cluster: str |
     if not cycles:
         console.print("the journal has no cycles yet")
         return
-    table = Table(title=f"last {len(cycles)} cycle(s) — {journal.path}", show_lines=False)
+    table = Table(title=f"last {len(cycles)} cycle(s) — {journal.where}", show_lines=False)
     for col in ("cycle", "cluster", "started (UTC)", "cluster time", "status", "imbalance cpu/mem", "planned",
                 "carried out", "held back"):
         table.add_column(col)

@@ -18,85 +18,22 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from ..errors import InputError
+from ..errors import BalancerError, InputError
 from ..execute.result import ActionResult
 from ..plan import Move, Plan, PowerAction
+from .backends import Backend, PostgresBackend, SQLiteBackend, read_journal_password
+from .schema import SCHEMA_VERSION
 
-SCHEMA_VERSION = 2  # 2: cycles.kind
+if TYPE_CHECKING:
+    from ..config import JournalConfig
 
 # Kinds of cycle: the service's own, and the one-off commands that act on a cluster.
 CYCLE_KINDS = ("cycle", "apply", "evacuate", "exit-maintenance")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cycles (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    cluster TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    finished_at REAL,
-    cluster_time REAL,
-    status TEXT NOT NULL,            -- running | ok | error | stopped | interrupted
-    phase TEXT,                      -- collect | plan | execute, when status is error
-    error TEXT,
-    automation TEXT,
-    dpm_automation TEXT,
-    demand_cpu_mhz REAL,
-    demand_mem_mb REAL,
-    imbalance_cpu REAL,
-    imbalance_mem REAL,
-    imbalance_after_cpu REAL,
-    imbalance_after_mem REAL,
-    planned_moves INTEGER,
-    planned_power INTEGER,
-    note TEXT,
-    kind TEXT NOT NULL DEFAULT 'cycle'  -- cycle (the service) | apply | evacuate | exit-maintenance (one-off commands)
-);
-CREATE INDEX IF NOT EXISTS cycles_cluster ON cycles (cluster, id);
-CREATE TABLE IF NOT EXISTS plans (
-    cycle_id INTEGER NOT NULL,
-    role TEXT NOT NULL,              -- recommended | executed
-    plan TEXT NOT NULL,
-    PRIMARY KEY (cycle_id, role)
-);
-CREATE TABLE IF NOT EXISTS actions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    cycle_id INTEGER NOT NULL,
-    cluster TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    kind TEXT NOT NULL,              -- move | power
-    subject TEXT NOT NULL,           -- the VM moved, or the host acted on
-    source TEXT,                     -- move: from host
-    target TEXT,                     -- move: to host; power: the action (standby, power-on, ...)
-    reason TEXT,
-    mandatory INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL,             -- pending | started | success | failed | skipped | interrupted
-    message TEXT,
-    cluster_time REAL,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    seconds REAL,
-    recovered INTEGER NOT NULL DEFAULT 0  -- 1: the outcome was established after a restart
-);
-CREATE INDEX IF NOT EXISTS actions_cluster ON actions (cluster, state, cluster_time);
-CREATE INDEX IF NOT EXISTS actions_cycle ON actions (cycle_id);
-CREATE TABLE IF NOT EXISTS suppressed (
-    cycle_id INTEGER NOT NULL,
-    cluster TEXT NOT NULL,
-    vm TEXT NOT NULL,
-    target TEXT,
-    reason TEXT NOT NULL,
-    detail TEXT
-);
-CREATE INDEX IF NOT EXISTS suppressed_cycle ON suppressed (cycle_id);
-"""
 
 FINISHED = ("success", "failed", "skipped", "interrupted")
 
@@ -121,6 +58,7 @@ class ActionRow:
     finished_at: float | None
     seconds: float | None
     recovered: bool
+    epoch: int | None = None  # the leader lease's epoch the action was planned under (None: no lease)
 
     @property
     def words(self) -> str:
@@ -152,48 +90,67 @@ class CycleRow:
     planned_power: int | None
     note: str | None
     kind: str = "cycle"
+    epoch: int | None = None
+
+
+class LeaseLost(BalancerError):
+    """An action refused: this instance no longer holds the leader lease it was planned under."""
+
+    exit_code = 1
 
 
 class Journal:
-    """Thread-safe access to one journal database (or an in-memory one, ``":memory:"``)."""
+    """Thread-safe access to one journal: an SQLite file (or ``":memory:"``), or PostgreSQL (``url``).
 
-    def __init__(self, path: str | Path, clock=time.time):
+    ``path`` is the SQLite file; with ``url`` the data is in PostgreSQL and ``path`` only says where
+    an embedded simulated cluster keeps its state. ``epoch``: while set (the service holds the leader
+    lease, balancer/journal/lease.py), the actions journaled carry it, and an action is journaled or
+    started only while the lease of that epoch is still held (fencing, ``LeaseLost`` otherwise).
+    """
+
+    def __init__(self, path: str | Path = ":memory:", clock=time.time, *, url: str | None = None,
+                 password: str | None = None):
         self.path = str(path)
         self.clock = clock
-        self._lock = threading.RLock()
         self._lockfile: Any = None
-        if self.path != ":memory:":
-            parent = Path(self.path).parent
-            if not parent.is_dir():
-                raise InputError(f"journal.path {self.path}: directory {parent} does not exist")
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
-            self._db.row_factory = sqlite3.Row
+        self.epoch: int | None = None
+        self.holder: str | None = None
+        self.db: Backend
+        if url is not None:
+            self.db = PostgresBackend(url, password)
+        else:
             if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is not None and int(row["value"]) > SCHEMA_VERSION:
-                raise InputError(f"journal {self.path}: written by a newer balancer (schema {row['value']})")
-            self._migrate()
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        except sqlite3.DatabaseError as exc:
-            raise InputError(f"journal {self.path}: not a usable journal database: {exc}") from None
+                parent = Path(self.path).parent
+                if not parent.is_dir():
+                    raise InputError(f"journal.path {self.path}: directory {parent} does not exist")
+            self.db = SQLiteBackend(self.path)
 
-    def _migrate(self) -> None:
-        """Bring a journal written by an earlier schema up to this one (columns are only ever added)."""
-        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(cycles)").fetchall()}
-        if "kind" not in columns:
-            self._db.execute("ALTER TABLE cycles ADD COLUMN kind TEXT NOT NULL DEFAULT 'cycle'")
+    @property
+    def shared(self) -> bool:
+        """A journal several instances may share (PostgreSQL): the leader lease decides who acts."""
+        return isinstance(self.db, PostgresBackend)
+
+    @property
+    def where(self) -> str:
+        """The journal's file, or its PostgreSQL URL without a password."""
+        return self.db.where
+
+    @property
+    def _lock(self):
+        return self.db.lock
 
     # --- ownership: one service per journal --------------------------------------------------
     # The service holds the lock while it runs. One-off commands (apply, evacuate --execute) append
     # their cycles without it, next to a running service: SQLite (WAL, busy timeout) serialises the
     # writes. Only a one-off command on the embedded simulated cluster takes the lock, since that
-    # cluster lives in the service's process while it runs.
+    # cluster lives in the service's process while it runs. On PostgreSQL the leader lease takes
+    # the place of the lock (several services share the journal, one acts).
     def lock_holder(self) -> str | None:
         """The pid written by the process holding the lock, "" when unknown; None when nobody holds it."""
+        if self.shared:
+            from .lease import Lease
+
+            return Lease(self, "", 1.0).live_holder()
         if self.path == ":memory:" or self._lockfile is not None:
             return None
         import fcntl
@@ -212,7 +169,7 @@ class Journal:
 
     def lock(self) -> None:
         """Take the journal for this process; InputError when another `balancer run` holds it."""
-        if self.path == ":memory:" or self._lockfile is not None:
+        if self.path == ":memory:" or self._lockfile is not None or self.shared:
             return
         import fcntl
 
@@ -233,17 +190,22 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
-            try:
-                self._db.close()
-            except sqlite3.Error:
-                pass
+            self.db.close()
             if self._lockfile is not None:
                 self._lockfile.close()
                 self._lockfile = None
 
-    def _exec(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
-        with self._lock:
-            return self._db.execute(sql, tuple(args))
+    def _exec(self, sql: str, args: Iterable[Any] = ()) -> int:
+        return self.db.execute(sql, args)
+
+    def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[dict]:
+        return self.db.query(sql, args)
+
+    # --- fencing ----------------------------------------------------------------------------
+    def _lease_held_sql(self) -> tuple[str, tuple]:
+        """A condition true while this instance still holds the lease of ``epoch`` (on the database's clock)."""
+        return (f"EXISTS (SELECT 1 FROM lease WHERE name='leader' AND epoch=? AND holder=? "
+                f"AND expires_at > {self.db.now_sql})", (self.epoch, self.holder))
 
     # --- cycles -----------------------------------------------------------------------------
     def begin_cycle(self, cluster: str, automation: str | None = None, dpm_automation: str | None = None,
@@ -251,9 +213,12 @@ class Journal:
         """Start a cycle: the service's (kind ``cycle``) or a one-off command's (``apply``, ``evacuate``,
         ``exit-maintenance``)."""
         assert kind in CYCLE_KINDS, kind
-        cur = self._exec("INSERT INTO cycles (cluster, started_at, status, automation, dpm_automation, kind) "
-                         "VALUES (?, ?, 'running', ?, ?, ?)", (cluster, self.clock(), automation, dpm_automation, kind))
-        return int(cur.lastrowid)
+        row = self.db.one("INSERT INTO cycles (cluster, started_at, status, automation, dpm_automation, kind, epoch) "
+                          "VALUES (?, ?, 'running', ?, ?, ?, ?) RETURNING id",
+                          (cluster, self.clock(), automation, dpm_automation, kind,
+                           self.epoch if kind == "cycle" else None))
+        assert row is not None
+        return int(row["id"])
 
     def record_collection(self, cycle_id: int, cluster_time: float, demand_cpu_mhz: float, demand_mem_mb: float) -> None:
         self._exec("UPDATE cycles SET cluster_time=?, demand_cpu_mhz=?, demand_mem_mb=? WHERE id=?",
@@ -261,25 +226,20 @@ class Journal:
 
     def record_plan(self, cycle_id: int, cluster: str, role: str, plan: Plan) -> None:
         """Store a plan; the recommended plan also fills the cycle's summary and the suppressed moves."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.execute("INSERT OR REPLACE INTO plans (cycle_id, role, plan) VALUES (?, ?, ?)",
-                                 (cycle_id, role, json.dumps(plan.to_json_dict(), separators=(",", ":"))))
-                if role == "recommended":
-                    im = plan.imbalance
-                    self._db.execute(
-                        "UPDATE cycles SET imbalance_cpu=?, imbalance_mem=?, imbalance_after_cpu=?, "
-                        "imbalance_after_mem=?, planned_moves=?, planned_power=? WHERE id=?",
-                        (im.before.cpu, im.before.mem, im.after.cpu, im.after.mem, len(plan.moves), len(plan.power),
-                         cycle_id))
-                    self._db.executemany(
-                        "INSERT INTO suppressed (cycle_id, cluster, vm, target, reason, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                        [(cycle_id, cluster, s.vm, s.target, s.reason, s.detail) for s in plan.suppressed])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.db.transaction():
+            self._exec("INSERT INTO plans (cycle_id, role, plan) VALUES (?, ?, ?) "
+                       "ON CONFLICT (cycle_id, role) DO UPDATE SET plan = excluded.plan",
+                       (cycle_id, role, json.dumps(plan.to_json_dict(), separators=(",", ":"))))
+            if role == "recommended":
+                im = plan.imbalance
+                self._exec(
+                    "UPDATE cycles SET imbalance_cpu=?, imbalance_mem=?, imbalance_after_cpu=?, "
+                    "imbalance_after_mem=?, planned_moves=?, planned_power=? WHERE id=?",
+                    (im.before.cpu, im.before.mem, im.after.cpu, im.after.mem, len(plan.moves), len(plan.power),
+                     cycle_id))
+                for s in plan.suppressed:
+                    self._exec("INSERT INTO suppressed (cycle_id, cluster, vm, target, reason, detail) "
+                               "VALUES (?, ?, ?, ?, ?, ?)", (cycle_id, cluster, s.vm, s.target, s.reason, s.detail))
 
     def end_cycle(self, cycle_id: int, status: str, phase: str | None = None, error: str | None = None,
                   note: str | None = None) -> None:
@@ -288,62 +248,70 @@ class Journal:
 
     def cycles(self, last: int = 10, cluster: str | None = None) -> list[CycleRow]:
         sql = "SELECT * FROM cycles" + (" WHERE cluster=?" if cluster else "") + " ORDER BY id DESC LIMIT ?"
-        rows = self._exec(sql, ((cluster,) if cluster else ()) + (last,)).fetchall()
-        return [CycleRow(**dict(r)) for r in reversed(rows)]
+        rows = self._rows(sql, ((cluster,) if cluster else ()) + (last,))
+        return [CycleRow(**r) for r in reversed(rows)]
 
     def clusters(self) -> list[str]:
         """The names of the clusters the journal has cycles of."""
-        return [r[0] for r in self._exec("SELECT DISTINCT cluster FROM cycles ORDER BY cluster").fetchall()]
+        return [r["cluster"] for r in self._rows("SELECT DISTINCT cluster FROM cycles ORDER BY cluster")]
 
     def last_success(self, cluster: str) -> float | None:
         """When the service's last successful cycle of ``cluster`` ended (wall-clock Unix seconds), if any."""
-        row = self._exec("SELECT MAX(finished_at) FROM cycles WHERE cluster=? AND kind='cycle' AND status='ok'",
-                         (cluster,)).fetchone()
-        return float(row[0]) if row and row[0] is not None else None
+        row = self.db.one("SELECT MAX(finished_at) AS t FROM cycles WHERE cluster=? AND kind='cycle' AND status='ok'",
+                          (cluster,))
+        return float(row["t"]) if row and row["t"] is not None else None
 
     def plan(self, cycle_id: int, role: str = "recommended") -> Plan | None:
-        row = self._exec("SELECT plan FROM plans WHERE cycle_id=? AND role=?", (cycle_id, role)).fetchone()
+        row = self.db.one("SELECT plan FROM plans WHERE cycle_id=? AND role=?", (cycle_id, role))
         return Plan.model_validate(json.loads(row["plan"])) if row else None
 
     def suppressed(self, cycle_id: int) -> list[dict]:
-        return [dict(r) for r in self._exec("SELECT vm, target, reason, detail FROM suppressed WHERE cycle_id=?",
-                                            (cycle_id,)).fetchall()]
+        return self._rows("SELECT vm, target, reason, detail FROM suppressed WHERE cycle_id=?", (cycle_id,))
 
     # --- actions ----------------------------------------------------------------------------
     def add_actions(self, cycle_id: int, cluster: str, plan: Plan, cluster_time: float | None) -> dict[int, int]:
-        """Journal a plan's actions as pending, before any is carried out: step -> action id."""
+        """Journal a plan's actions as pending, before any is carried out: step -> action id.
+
+        With a lease epoch set, LeaseLost when this instance no longer holds that lease."""
         now = self.clock()
         out: dict[int, int] = {}
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                for a in plan.actions:
-                    if isinstance(a, Move):
-                        args = ("move", a.vm, a.source, a.target, a.reason, int(a.mandatory))
-                    else:
-                        assert isinstance(a, PowerAction)
-                        args = ("power", a.host, None, a.action, a.reason, 0)
-                    cur = self._db.execute(
-                        "INSERT INTO actions (cycle_id, cluster, step, kind, subject, source, target, reason, mandatory, "
-                        "state, cluster_time, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-                        (cycle_id, cluster, a.step, *args, cluster_time, now))
-                    out[a.step] = int(cur.lastrowid)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.db.transaction():
+            if self.epoch is not None:
+                cond, args = self._lease_held_sql()
+                row = self.db.one(f"SELECT {cond} AS held", args)
+                if not row or not row["held"]:
+                    raise LeaseLost(f"cluster {cluster}: not carried out: this instance no longer holds the "
+                                    f"leader lease (epoch {self.epoch})")
+            for a in plan.actions:
+                if isinstance(a, Move):
+                    fields = ("move", a.vm, a.source, a.target, a.reason, int(a.mandatory))
+                else:
+                    assert isinstance(a, PowerAction)
+                    fields = ("power", a.host, None, a.action, a.reason, 0)
+                row = self.db.one(
+                    "INSERT INTO actions (cycle_id, cluster, step, kind, subject, source, target, reason, mandatory, "
+                    "state, cluster_time, created_at, epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) "
+                    "RETURNING id", (cycle_id, cluster, a.step, *fields, cluster_time, now, self.epoch))
+                assert row is not None
+                out[a.step] = int(row["id"])
         return out
 
-    def action_started(self, action_id: int) -> None:
-        self._exec("UPDATE actions SET state='started', started_at=? WHERE id=? AND state='pending'",
-                   (self.clock(), action_id))
+    def action_started(self, action_id: int) -> bool:
+        """Mark a pending action started; False when refused: its epoch is not the lease this
+        instance holds now (fencing), or it is no longer pending."""
+        sql = "UPDATE actions SET state='started', started_at=? WHERE id=? AND state='pending'"
+        args: tuple = (self.clock(), action_id)
+        if self.epoch is not None:
+            cond, cargs = self._lease_held_sql()
+            sql += f" AND epoch=? AND {cond}"
+            args += (self.epoch, *cargs)
+        return self._exec(sql, args) > 0
 
     def action_finished(self, action_id: int, result: ActionResult) -> bool:
         """Record an outcome (once: an action that already has one keeps it). True when recorded."""
-        cur = self._exec("UPDATE actions SET state=?, message=?, seconds=?, finished_at=? "
-                         "WHERE id=? AND state IN ('pending', 'started')",
-                         (result.outcome, result.message or None, result.seconds, self.clock(), action_id))
-        return cur.rowcount > 0
+        return self._exec("UPDATE actions SET state=?, message=?, seconds=?, finished_at=? "
+                          "WHERE id=? AND state IN ('pending', 'started')",
+                          (result.outcome, result.message or None, result.seconds, self.clock(), action_id)) > 0
 
     def resolve(self, action_id: int, state: str, message: str) -> None:
         """The outcome of an action left unfinished by a crash, established after a restart."""
@@ -351,7 +319,7 @@ class Journal:
                    "WHERE id=? AND state IN ('pending', 'started')", (state, message, self.clock(), action_id))
 
     def actions(self, cycle_id: int) -> list[ActionRow]:
-        rows = self._exec("SELECT * FROM actions WHERE cycle_id=? ORDER BY step", (cycle_id,)).fetchall()
+        rows = self._rows("SELECT * FROM actions WHERE cycle_id=? ORDER BY step", (cycle_id,))
         return [_action(r) for r in rows]
 
     def unfinished(self, cluster: str | None = None) -> list[ActionRow]:
@@ -362,54 +330,72 @@ class Journal:
         """
         sql = ("SELECT * FROM actions WHERE state IN ('pending', 'started') "
                "AND cycle_id NOT IN (SELECT id FROM cycles WHERE status='running')" + (" AND cluster=?" if cluster else ""))
-        return [_action(r) for r in self._exec(sql + " ORDER BY id", (cluster,) if cluster else ()).fetchall()]
+        return [_action(r) for r in self._rows(sql + " ORDER BY id", (cluster,) if cluster else ())]
 
     def recover(self) -> list[ActionRow]:
-        """At start: close cycles a crash left running; the actions they left unfinished."""
-        self._exec("UPDATE cycles SET status='interrupted', finished_at=COALESCE(finished_at, ?), "
-                   "note=COALESCE(note, 'the balancer stopped during this cycle') WHERE status='running'",
-                   (self.clock(),))
+        """At start (or when taking the leader lease): close cycles a crash left running; the actions
+        they left unfinished. With a lease epoch set, the service cycles of this epoch are not touched
+        (they are this instance's own)."""
+        sql = ("UPDATE cycles SET status='interrupted', finished_at=COALESCE(finished_at, ?), "
+               "note=COALESCE(note, 'the balancer stopped during this cycle') WHERE status='running'")
+        args: tuple = (self.clock(),)
+        if self.epoch is not None:
+            sql += " AND (kind <> 'cycle' OR epoch IS NULL OR epoch < ?)"
+            args += (self.epoch,)
+        self._exec(sql, args)
         return self.unfinished()
 
     def recent_actions(self, cluster: str, kind: str, since: float, until: float,
                        states: tuple[str, ...] = ("success",)) -> list[ActionRow]:
         """Actions of ``kind`` in ``states`` whose cycle's cluster time is in [since, until], oldest first."""
         marks = ",".join("?" * len(states))
-        rows = self._exec(
+        rows = self._rows(
             f"SELECT * FROM actions WHERE cluster=? AND kind=? AND state IN ({marks}) "
             "AND cluster_time >= ? AND cluster_time <= ? ORDER BY cluster_time, id",
-            (cluster, kind, *states, since, until)).fetchall()
+            (cluster, kind, *states, since, until))
         return [_action(r) for r in rows]
 
     def demand_samples(self, cluster: str, since: float, until: float) -> list[tuple[float, float]]:
         """(CPU MHz, memory MB) of the cluster's collections with cluster time in [since, until]."""
-        rows = self._exec(
+        rows = self._rows(
             "SELECT demand_cpu_mhz, demand_mem_mb FROM cycles WHERE cluster=? AND demand_cpu_mhz IS NOT NULL "
-            "AND cluster_time >= ? AND cluster_time <= ? ORDER BY cluster_time, id", (cluster, since, until)).fetchall()
-        return [(float(r[0]), float(r[1])) for r in rows]
+            "AND cluster_time >= ? AND cluster_time <= ? ORDER BY cluster_time, id", (cluster, since, until))
+        return [(float(r["demand_cpu_mhz"]), float(r["demand_mem_mb"])) for r in rows]
 
     def collection_times(self, cluster: str, until: float, last: int) -> list[float]:
         """Cluster times of the cluster's ``last`` collections (with demand) up to ``until``, oldest first."""
-        rows = self._exec(
+        rows = self._rows(
             "SELECT cluster_time FROM cycles WHERE cluster=? AND demand_cpu_mhz IS NOT NULL "
-            "AND cluster_time <= ? ORDER BY cluster_time DESC, id DESC LIMIT ?", (cluster, until, last)).fetchall()
-        return [float(r[0]) for r in reversed(rows)]
+            "AND cluster_time <= ? ORDER BY cluster_time DESC, id DESC LIMIT ?", (cluster, until, last))
+        return [float(r["cluster_time"]) for r in reversed(rows)]
 
     def counts(self, cluster: str | None = None) -> dict[str, int]:
         """Actions per state (for reports and tests)."""
-        sql = "SELECT state, COUNT(*) FROM actions" + (" WHERE cluster=?" if cluster else "") + " GROUP BY state"
-        return {r[0]: int(r[1]) for r in self._exec(sql, (cluster,) if cluster else ()).fetchall()}
+        sql = "SELECT state, COUNT(*) AS n FROM actions" + (" WHERE cluster=?" if cluster else "") + " GROUP BY state"
+        return {r["state"]: int(r["n"]) for r in self._rows(sql, (cluster,) if cluster else ())}
 
 
-def _action(r: sqlite3.Row) -> ActionRow:
+def _action(r: dict) -> ActionRow:
     d = dict(r)
     d["mandatory"] = bool(d["mandatory"])
     d["recovered"] = bool(d["recovered"])
     return ActionRow(**d)
 
 
-def open_journal(path: str | Path) -> Journal:
-    """Open a journal that must already exist (for reading it)."""
+def connect(cfg: "JournalConfig") -> Journal:
+    """The journal a config names: PostgreSQL (``journal.url``) or the SQLite file ``journal.path``."""
+    if cfg.url is not None:
+        return Journal(cfg.path, url=cfg.url, password=read_journal_password(cfg.password_env, cfg.password_file))
+    return Journal(cfg.path)
+
+
+def open_journal(cfg: "JournalConfig | str | Path") -> Journal:
+    """Open a journal that must already exist (for reading it): a file, or the config's journal."""
+    if not isinstance(cfg, (str, Path)):
+        if cfg.url is not None:
+            return connect(cfg)
+        cfg = cfg.path
+    path = cfg
     if str(path) != ":memory:" and not Path(path).is_file():
         raise InputError(f"journal {path}: no such file (it is created by `balancer run`)")
     return Journal(path)

@@ -28,6 +28,7 @@ OUTCOMES = get_args(Outcome)
 MOVE_REASONS = get_args(MoveReason)
 POWER_ACTIONS = get_args(PowerAction.model_fields["action"].annotation)
 SUPPRESSED_REASONS = ("cooldown", "oscillation", "unorderable")
+ROLES = ("leader", "standby")  # of an instance: the leader acts; a standby waits for the leader lease
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
@@ -79,7 +80,15 @@ class Metrics:
                                  ["cluster"], registry=r)
         self.cycles = Counter("balancer_cycles_total", "Cycles run, by status (ok, error, stopped)",
                               ["cluster", "status"], registry=r)
+        self.role = Gauge("balancer_instance_role",
+                          "1 for this instance's role (leader: it acts; standby: it waits for the leader lease)",
+                          ["role"], registry=r)
+        self.lease_epoch = Gauge("balancer_leader_lease_epoch",
+                                 "Epoch of the leader lease this instance holds (with a PostgreSQL journal)",
+                                 registry=r)
         self._lock = threading.Lock()
+        self._role = "leader"
+        self._journal_ok = True
         self._health: dict[str, _ClusterHealth] = {}
         self._hosts: dict[str, set[str]] = {}
 
@@ -103,6 +112,22 @@ class Metrics:
                 self.power_actions.labels(name, action, outcome)
         for reason in SUPPRESSED_REASONS:
             self.suppressed.labels(name, reason)
+
+    # --- role -------------------------------------------------------------------------------
+    def set_role(self, role: str, epoch: int | None = None, ok: bool = True) -> None:
+        """This instance's role; ``ok`` False: a standby that cannot reach the journal."""
+        assert role in ROLES, role
+        for r in ROLES:
+            self.role.labels(r).set(1.0 if r == role else 0.0)
+        if epoch is not None:
+            self.lease_epoch.set(epoch)
+        with self._lock:
+            self._role, self._journal_ok = role, ok
+
+    @property
+    def current_role(self) -> str:
+        with self._lock:
+            return self._role
 
     # --- updates ----------------------------------------------------------------------------
     def observe(self, res: "CycleResult") -> None:
@@ -170,11 +195,16 @@ class Metrics:
 
     # --- health -----------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, str]]:
-        """Healthy when every cluster's last cycle succeeded and ended within two intervals."""
+        """Healthy when every cluster's last cycle succeeded and ended within two intervals; a standby
+        when it reaches the journal (its clusters read "standby")."""
         now = self.clock()
         ok = True
         out: dict[str, str] = {}
         with self._lock:
+            if self._role == "standby":
+                text = "standby: another instance holds the leader lease" if self._journal_ok \
+                    else "standby: the journal cannot be reached"
+                return self._journal_ok, {name: text for name in sorted(self._health)}
             for name, h in sorted(self._health.items()):
                 if h.last_end is None:
                     ok, out[name] = False, "no cycle yet"

@@ -94,7 +94,8 @@ def make_app(metrics: Metrics, auth: tuple[str, str] | None = None, place: Place
             return prom(environ, start_response)
         if path == "/healthz":
             ok, clusters = metrics.health()
-            body = json.dumps({"status": "ok" if ok else "unhealthy", "clusters": clusters}).encode() + b"\n"
+            body = json.dumps({"status": "ok" if ok else "unhealthy", "role": metrics.current_role,
+                               "clusters": clusters}).encode() + b"\n"
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
             return [body]
         if path == "/place" and place is not None:

@@ -27,7 +27,7 @@ from ..config import Config
 from ..engine import History, PlanOptions, make_plan
 from ..execute.premise import POWER_RESULT
 from ..execute.result import ActionResult
-from ..journal import ActionRow, Journal
+from ..journal import ActionRow, Journal, LeaseLost
 from ..logs import cycle_context, event
 from ..plan import Move, Plan, PowerAction
 from ..plan_options import plan_options
@@ -106,7 +106,8 @@ class ClusterCycle:
 
     def __init__(self, name: str, config: Config, journal: Journal, open_source: Callable[[], Source] | None = None,
                  stopping: threading.Event | None = None, wall: Callable[[], float] = time.time,
-                 plan_overrides: dict[str, Any] | None = None):
+                 plan_overrides: dict[str, Any] | None = None, planner: Callable[..., Plan] | None = None,
+                 may_act: Callable[[], bool] | None = None):
         self.name = name
         self.config = config
         self.journal = journal
@@ -116,6 +117,10 @@ class ClusterCycle:
         # PlanOptions fields set on every plan whatever the config says (a replay's deterministic
         # work budget, balancer/simulate); empty for the service
         self.plan_overrides = dict(plan_overrides or {})
+        # make_plan, or the same run in a worker process (the service's pool, balancer/service/workers.py)
+        self.make_plan = planner or make_plan
+        # False: this instance lost the leader lease -- no action starts, the simulator's clock stays
+        self.may_act = may_act or (lambda: True)
         self.source: Source | None = None
         self._busy = threading.Lock()
         self._oscillating: set[str] = set()
@@ -212,7 +217,7 @@ class ClusterCycle:
                            f"{HOST_SWINGS} times within the cooldown", logging.WARNING, host=host)
             self._oscillating = set(past.oscillating_hosts)
             rec_options = self._plan_options()
-            res.recommendation = rec = make_plan(snap, rec_options, past.history)
+            res.recommendation = rec = self.make_plan(snap, rec_options, past.history)
             self.journal.record_plan(res.cycle_id, self.name, "recommended", rec)
             res.executed = self._execution_plan(snap, rec, rec_options, past)
             if res.executed is not None and res.executed is not rec:
@@ -238,6 +243,10 @@ class ClusterCycle:
         if self.stopping.is_set():
             res.status, res.note = "stopped", "not carried out: the balancer is stopping"
             event(log, "plan not carried out: the balancer is stopping", logging.WARNING)
+            return
+        if not self.may_act():
+            res.status, res.note = "stopped", "not carried out: this instance no longer holds the leader lease"
+            event(log, res.note, logging.WARNING)
             return
         age = self.wall() - collected_wall
         if age > max(self.interval, STALE_AFTER_MIN):
@@ -273,21 +282,21 @@ class ClusterCycle:
             options = self._plan_options(dpm=with_dpm)
         if options == rec_options:
             return rec
-        plan = make_plan(snap, options, past.history)
+        plan = self.make_plan(snap, options, past.history)
         return plan if plan.status == "ok" else None
 
     # --- carrying out, journaled --------------------------------------------------------------
     def _execute(self, res: CycleResult, plan: Plan, now: float) -> list[ActionResult]:
         assert self.source is not None
         with JournaledActions(self.journal, self.source, self.name, res.cycle_id, plan, now,
-                              should_stop=self.stopping.is_set) as acts:
+                              should_stop=lambda: self.stopping.is_set() or not self.may_act()) as acts:
             acts.results = self.source.execute(plan)
         return acts.results
 
     def _advance_clock(self) -> None:
         """The embedded simulated cluster moves its trace clock on once per cycle."""
         advance = getattr(self.source, "advance", None)
-        if callable(advance):
+        if callable(advance) and self.may_act():
             try:
                 advance()
             except Exception as exc:  # noqa: BLE001
@@ -350,7 +359,12 @@ class JournaledActions:
         journal, name, cid = self.journal, self.cluster, self.cycle_id
 
         def before(action: Move | PowerAction) -> None:
-            journal.action_started(ids[action.step])
+            if not journal.action_started(ids[action.step]) and journal.epoch is not None:
+                # fencing: the lease this plan was made under is no longer this instance's
+                event(log, "action refused: this instance no longer holds the leader lease", logging.WARNING,
+                      cluster=name, cycle=cid, step=action.step, epoch=journal.epoch)
+                raise LeaseLost(f"cluster {name}: action refused: this instance no longer holds the leader "
+                                f"lease (epoch {journal.epoch})")
             what = f"{action.source} -> {action.target}" if isinstance(action, Move) else action.action
             event(log, "action start", cluster=name, cycle=cid, step=action.step,
                   subject=action.vm if isinstance(action, Move) else action.host, action=what, reason=action.reason)

@@ -23,7 +23,7 @@ from ..config import Config
 from ..engine import History
 from ..errors import InputError
 from ..execute.result import ActionResult
-from ..journal import Journal
+from ..journal import Journal, connect
 from ..plan import Plan
 from ..snapshot import Snapshot
 from ..sources.base import Source
@@ -50,9 +50,11 @@ def journaled_past(name: str, cfg: Config, snapshot: Snapshot) -> History | None
     DPM judges a one-off plan on the current demand (no windows).
     """
     path = cfg.journal.path
-    if str(path) == ":memory:" or not Path(path).is_file() or snapshot.collected_at is None:
+    if snapshot.collected_at is None:
         return None
-    journal = Journal(path)
+    if cfg.journal.url is None and (str(path) == ":memory:" or not Path(path).is_file()):
+        return None
+    journal = connect(cfg.journal)
     try:
         past = build_past(journal, name, snapshot.collected_at.timestamp(), snapshot, cfg.drs, cfg.dpm).history
         return History(cooling=past.cooling, left=past.left, power_hold=past.power_hold)
@@ -96,14 +98,14 @@ class Acting:
 @contextmanager
 def acting(name: str, cfg: Config, kind: str) -> Iterator[Acting]:
     """Open cluster ``name`` to act on it, with the journal of ``cfg`` (created when missing)."""
-    journal = Journal(cfg.journal.path)
+    journal = connect(cfg.journal)
     try:
         if cfg.source == "sim" and journal.path != ":memory:":
             holder = journal.lock_holder()
             if holder is not None:
+                who = (f" (instance {holder})" if journal.shared else f" (pid {holder})") if holder else ""
                 raise InputError(f"cluster {name}: the embedded simulated cluster is run by `balancer run`"
-                                 + (f" (pid {holder})" if holder else "")
-                                 + f" with journal {journal.path}; stop it first, or let its cycles act")
+                                 + who + f" with journal {journal.where}; stop it first, or let its cycles act")
             try:
                 journal.lock()
             except InputError:

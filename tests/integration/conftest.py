@@ -62,3 +62,30 @@ def admin(vcsim):
         a.close()
     except Exception:  # noqa: BLE001 - the simulator may be gone already
         pass
+
+
+# --- PostgreSQL (the shared journal of an active/standby pair) ------------------------------------
+from postgres_harness import PASSWORD as PG_PASSWORD  # noqa: E402
+from postgres_harness import PASSWORD_ENV as PG_PASSWORD_ENV  # noqa: E402
+from postgres_harness import Postgres  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL cluster for the session (skipped without PostgreSQL, failed under CI=true)."""
+    try:
+        pg = Postgres()
+    except (RuntimeError, OSError, KeyError) as exc:
+        msg = f"PostgreSQL could not be started: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server, monkeypatch) -> str:
+    """A fresh database's URL; its password in the environment variable PG_PASSWORD_ENV."""
+    monkeypatch.setenv(PG_PASSWORD_ENV, PG_PASSWORD)
+    return postgres_server.new_database()
