@@ -26,10 +26,10 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
     if cfg.journal.url is not None:
         from .journal.backends import read_journal_password
 
-        try:  # read as `run` reads it at start (the value itself is not kept)
+        try:  # read as `run` reads it at start (the value itself is not kept); as for vCenter, a warning
             read_journal_password(cfg.journal.password_env, cfg.journal.password_file)
         except InputError as exc:
-            raise InputError(f"{what}: {exc}") from None
+            warnings.append(f"{what}: {exc}")
     if not journal_dir.is_dir() and (cfg.journal.url is None or any(c.source == "sim"
                                                                      for _, c in cfg.cluster_configs())):
         raise InputError(f"{what}: journal.path: directory {journal_dir} does not exist")

@@ -1,13 +1,15 @@
-"""The journal: an embedded SQLite database of every cycle, plan and action with its outcome.
+"""The journal: a database of every cycle, plan and action with its outcome -- an embedded SQLite
+file by default, or PostgreSQL (``journal.url``), shared by an active/standby group.
 
-Each action is written as ``pending`` when its plan is about to be carried out, ``started``
-just before the cluster is asked to do it, and gets its outcome (``success`` / ``failed`` /
-``skipped``) when it is done. Every write is its own committed transaction, so after a crash
-or ``kill -9`` the journal tells what was finished and what was not: on the next start,
-``recover()`` closes interrupted cycles and returns the unfinished actions, which the service
-reports and checks against the cluster (``resolve``). Completed actions are never carried out
-again: plans are always made afresh from the cluster's current state, and recent moves feed the
-cooldown.
+Both hold one schema (schema.py, numbered migrations) behind the same API (backends.py runs the
+same SQL on either). Each action is written as ``pending`` when its plan is about to be carried
+out, ``started`` just before the cluster is asked to do it, and gets its outcome (``success`` /
+``failed`` / ``skipped``) when it is done. Every write is its own committed transaction, so after
+a crash or ``kill -9`` the journal tells what was finished and what was not: on the next start
+(or when a standby takes the leader lease), ``recover()`` closes interrupted cycles and returns
+the unfinished actions, which the service reports and checks against the cluster (``resolve``).
+Completed actions are never carried out again: plans are always made afresh from the cluster's
+current state, and recent moves feed the cooldown.
 
 Times: ``*_at`` columns are wall-clock Unix seconds; ``cluster_time`` is the cluster's own clock
 at collection (the snapshot's ``collected_at``), which cooldowns and windows are measured on.
@@ -27,7 +29,7 @@ from ..errors import BalancerError, InputError
 from ..execute.result import ActionResult
 from ..plan import Move, Plan, PowerAction
 from .backends import Backend, PostgresBackend, SQLiteBackend, read_journal_password
-from .schema import SCHEMA_VERSION
+from .schema import SCHEMA_VERSION  # noqa: F401 - the schema's number, for callers
 
 if TYPE_CHECKING:
     from ..config import JournalConfig
