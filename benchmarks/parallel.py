@@ -6,7 +6,9 @@ step journaled (in memory) -- all started together on a thread per cluster, as t
 them. Plans are made by `PlanPool(workers)`: 1 worker plans in this process (the service
 before worker processes: the threads take turns at the interpreter), N workers in N spawned
 processes. The pools are started (and their processes have imported the engine) before the clock
-starts; each configuration runs ``--repeat`` times on fresh clusters and the median is shown.
+starts; the two configurations take turns, ``--repeat`` times each on fresh clusters (so a change
+in the machine's other load falls on both), and the median is shown, with the CPU time spent
+(this process and its planning processes) and the machine's load average.
 
     python benchmarks/parallel.py [--clusters 50] [--hosts 40] [--vms 1000] [--planner cp-sat] [--repeat 3]
 """
@@ -42,6 +44,20 @@ def cycles(n: int, hosts: int, vms: int, planner: str, pool: PlanPool) -> list[C
     return out
 
 
+def cpu_seconds(pool: PlanPool) -> float:
+    """CPU time (user + system) of this process and of the pool's processes so far."""
+    t = os.times()
+    total = t.user + t.system
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in list(getattr(pool._pool, "_processes", None) or {}):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def one_cycle_of_all(runners: list[ClusterCycle]) -> tuple[float, int]:
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=len(runners)) as threads:
@@ -70,26 +86,34 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
     walls: dict[int, list[float]] = {}
+    cpus: dict[int, list[float]] = {}
     moves: dict[int, int] = {}
-    for workers in (1, a.workers):
-        pool = PlanPool(workers)
-        try:
+    loads: list[float] = []
+    pools = {w: PlanPool(w) for w in (1, a.workers)}
+    try:
+        for w, pool in pools.items():
             warm(pool, a.hosts, a.vms, a.planner)
-            for _ in range(a.repeat):
+        for _ in range(a.repeat):
+            for w, pool in pools.items():
                 runners = cycles(a.clusters, a.hosts, a.vms, a.planner, pool)
-                wall, moves[workers] = one_cycle_of_all(runners)
-                walls.setdefault(workers, []).append(wall)
-        finally:
+                loads.append(os.getloadavg()[0])
+                c0 = cpu_seconds(pool)
+                wall, moves[w] = one_cycle_of_all(runners)
+                cpus.setdefault(w, []).append(cpu_seconds(pool) - c0)
+                walls.setdefault(w, []).append(wall)
+    finally:
+        for pool in pools.values():
             pool.close()
     one, many = statistics.median(walls[1]), statistics.median(walls[a.workers])
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load average before {os.getloadavg()[0]:.1f} (1 min)")
+          f"1-minute load average before the runs {min(loads):.1f}-{max(loads):.1f}")
     print(f"{a.clusters} clusters x {a.hosts} hosts x {a.vms} VMs, planner {a.planner}, one cycle of all "
           f"(median of {a.repeat}):")
-    print("| workers | wall time (s) | runs (s) | actions carried out |")
-    print("| ---: | ---: | --- | ---: |")
+    print("| workers | wall time (s) | runs (s) | CPU time (s) | actions carried out |")
+    print("| ---: | ---: | --- | ---: | ---: |")
     for w in (1, a.workers):
-        print(f"| {w} | {statistics.median(walls[w]):.2f} | {', '.join(f'{x:.2f}' for x in walls[w])} | {moves[w]} |")
+        print(f"| {w} | {statistics.median(walls[w]):.2f} | {', '.join(f'{x:.2f}' for x in walls[w])} | "
+              f"{statistics.median(cpus[w]):.2f} | {moves[w]} |")
     print(f"ratio 1 worker / {a.workers} workers: {one / many:.2f}")
 
 

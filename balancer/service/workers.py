@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -23,6 +25,17 @@ from ..plan import Plan
 from ..snapshot import Snapshot
 
 log = logging.getLogger("balancer.service")
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a worker: end when the service is gone (even after kill -9, which lets no one say so)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class PlannerFailed(BalancerError):
@@ -43,7 +56,8 @@ class PlanPool:
         with self._lock:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(max_workers=self.workers,
-                                                 mp_context=multiprocessing.get_context("spawn"))
+                                                 mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_exit_with_parent, initargs=(os.getpid(),))
             return self._pool
 
     def plan(self, snapshot: Snapshot, options: PlanOptions, history: History | None = None) -> Plan:
