@@ -183,8 +183,6 @@ class PostgresBackend(Backend):
             raise InputError(f"journal {self.where}: cannot connect: {_first_line(exc)}") from None
 
     def _cursor(self):
-        import psycopg
-
         if self.conn is None or self.conn.closed:
             self._connect()  # the connection broke (the database restarted): connect afresh
         return self.conn.cursor()
