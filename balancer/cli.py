@@ -455,13 +455,18 @@ def history(config_path, last, cluster, fmt) -> None:
               help="First trace sample (0 = 00:00, 5-minute samples).")
 @click.option("--steps", type=click.IntRange(min=1), help="Samples to replay (default: to the end of the trace).")
 @click.option("--threshold", type=click.IntRange(1, 5), help="Migration threshold [config: drs.migration_threshold].")
+@click.option("--predictive", type=click.Choice(["on", "off"]),
+              help="Plan on each VM's forecast for the next hour too [config: drs.predictive].")
+@click.option("--history", "history", metavar="DAY,DAY",
+              help="Trace days (or files) before this one giving the VMs' daily profiles a past, oldest first "
+                   "(default with --predictive on and a packaged day: the packaged days before it).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Take the drs and dpm tuning from this config (its source is not used).")
 @click.option("--cluster", "cluster_name", metavar="NAME",
               help="With --config: whose tuning, of the config's clusters (needed when it has several).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def simulate(trace, hosts, vms, interval, policy, dpm, seed, start, steps, threshold, config_path, cluster_name,
-             fmt) -> None:
+def simulate(trace, hosts, vms, interval, policy, dpm, seed, start, steps, threshold, predictive, history,
+             config_path, cluster_name, fmt) -> None:
     """What-if replay: a trace day through the embedded simulated cluster, balanced by a policy.
 
     Every 5-minute sample is measured once; every --interval a cycle of the service runs
@@ -470,13 +475,20 @@ def simulate(trace, hosts, vms, interval, policy, dpm, seed, start, steps, thres
     """
     from .simulate import ReplaySpec, replay
     from .simulate.report import render_table
+    from .sources.sim.traces import packaged_days
 
-    spec = ReplaySpec(trace=trace, hosts=hosts, vms=vms, interval=interval, policy=policy, dpm=dpm == "on",
-                      seed=seed, start=start, steps=steps, threshold=threshold)
     if cluster_name and not config_path:
         raise InputError("--cluster picks one of the config's clusters: use it with --config")
     # a config with clusters: the chosen cluster's tuning (its own drs / dpm overrides included)
     base = _cluster(config_path, cluster_name)[1] if config_path else None
+    predicting = predictive == "on" if predictive else bool(base and base.drs.predictive)
+    if history is not None:
+        days = tuple(d.strip() for d in history.split(",") if d.strip())
+    else:  # the packaged days before this one
+        days = tuple(d for d in packaged_days() if trace in packaged_days() and d < trace) if predicting else ()
+    spec = ReplaySpec(trace=trace, hosts=hosts, vms=vms, interval=interval, policy=policy, dpm=dpm == "on",
+                      seed=seed, start=start, steps=steps, threshold=threshold,
+                      predictive=None if predictive is None else predictive == "on", history=days)
     err = Console(stderr=True)
     if err.is_terminal:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

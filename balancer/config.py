@@ -121,6 +121,8 @@ class DrsConfig(_Section):
     time_limit: Annotated[Duration, Field(ge=0.1)] = 3.0  # seconds, as --time-limit
     planner: Literal["cp-sat", "greedy"] = "cp-sat"  # greedy: DRS's own hill-climb (faster, less thorough)
     demand_window: Duration = 7200.0  # VM demand judged over this much of the recent past (0: latest sample)
+    # plan on max(recent demand, each VM's forecast for the next hour from its daily profile): service/forecast.py
+    predictive: bool = False
     cooldown: Duration = 3600.0
     # minimum gain of a balance move (reduction of cpu + mem variance x hosts); None: the threshold's
     min_gain: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None

@@ -33,6 +33,7 @@ from ..plan import Move, Plan, PowerAction
 from ..plan_options import plan_options
 from ..snapshot import Snapshot
 from ..sources.base import Source
+from .forecast import DailyProfile, plan_demand
 from .past import HOST_SWINGS, Past, RecentDemand, build_past, cluster_demand
 
 log = logging.getLogger("balancer.cycle")
@@ -125,6 +126,8 @@ class ClusterCycle:
         self._busy = threading.Lock()
         self._oscillating: set[str] = set()
         self._recent = RecentDemand()
+        # drs.predictive: each VM's daily profile, for the next hour's forecast (service/forecast.py)
+        self.profile = DailyProfile() if config.drs.predictive else None
         # the last collection and the VMs' recent demand then: what `POST /place` ranks hosts on
         self.last_seen: tuple[Snapshot, dict[str, tuple[float, float]]] | None = None
 
@@ -208,6 +211,10 @@ class ClusterCycle:
         try:
             past = build_past(self.journal, self.name, now, snap, self.config.drs, self.config.dpm)
             vm_demand = self._recent.add(snap, now, self.config.drs.demand_window)
+            if self.profile is not None:
+                forecast = self.profile.forecast(snap, now)  # from the samples before this one
+                self.profile.add(snap, now)
+                vm_demand = plan_demand(vm_demand, forecast, snap)
             if vm_demand:
                 past = replace(past, history=replace(past.history, vm_demand=vm_demand))
             res.history, res.oscillating_hosts = past.history, past.oscillating_hosts

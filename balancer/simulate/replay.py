@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from ..config import Config, DpmConfig, DrsConfig, SimConfig, parse_duration
 from ..errors import InputError, SourceError
 from ..journal import Journal
@@ -64,6 +66,10 @@ class ReplaySpec:
     steps: int | None = None  # samples to replay; None: to the end of the trace
     threshold: int | None = None  # None: the config's drs.migration_threshold
     work_limit: float = WORK_LIMIT
+    predictive: bool | None = None  # None: the config's drs.predictive
+    # Trace days (or files) before this one whose rows give each VM's daily profile its history
+    # (predictive balancing), matched to this day's rows by VM id; see ``feed_history``.
+    history: tuple[str, ...] = ()
 
 
 @dataclass
@@ -101,6 +107,8 @@ def replay_config(spec: ReplaySpec, base: Config | None, vms: int) -> Config:
         drs_over["planner"] = PLANNER[spec.policy]
     if spec.threshold is not None:
         drs_over["migration_threshold"] = spec.threshold
+    if spec.predictive is not None:
+        drs_over["predictive"] = spec.predictive
     drs = DrsConfig.model_validate({**base.drs.model_dump(), **drs_over})
     dpm = DpmConfig.model_validate({**base.dpm.model_dump(), "automation": "automatic" if spec.dpm else "off"})
     sim = SimConfig(hosts=spec.hosts, vms=vms, trace=spec.trace, start=spec.start, steps_per_cycle=1,
@@ -134,6 +142,8 @@ def replay(spec: ReplaySpec, base: Config | None = None,
         "threshold": cfg.drs.migration_threshold if spec.policy != "none" else None,
         "max_moves_per_cycle": cfg.drs.max_moves_per_cycle if spec.policy != "none" else None,
         "work_limit": spec.work_limit if spec.policy == "ours" else None,
+        "predictive": "on" if cfg.drs.predictive and spec.policy == "ours" else "off",
+        "history": list(spec.history),
     }
     measure = Measure()
     cycle = None
@@ -142,6 +152,8 @@ def replay(spec: ReplaySpec, base: Config | None = None,
                              plan_overrides={"work_limit": spec.work_limit, "time_limit_s": SAFETY_TIME_LIMIT_S,
                                              # the baseline is DRS's published greedy on the latest sample
                                              "recent_demand": spec.policy == "ours"})
+    if cycle is not None and cycle.profile is not None and spec.history:
+        scenario["history_vms"] = feed_history(cycle.profile, sim, spec.trace, spec.history, spec.start)
     result = ReplayResult(scenario, {})
     powering_on: set[str] = set()
     quiet = logging.getLogger("balancer")
@@ -181,5 +193,37 @@ def replay(spec: ReplaySpec, base: Config | None = None,
     return result
 
 
-__all__ = ["DEFAULT_HOSTS", "POLICIES", "ReplayResult", "ReplaySpec", "WORK_LIMIT", "interval_steps", "replay",
+def feed_history(profile, sim: SimulatedCluster, trace: str, history: tuple[str, ...], start: int) -> int:
+    """Feed each VM's daily profile with the rows of the same PlanetLab VM (by its id) in the
+    ``history`` days, as if they had been the days before; the number of VMs that had any.
+
+    The simulator's VM j replays row r of ``trace``; that row's VM id is looked up in each history
+    day, and where found its samples become the VM's demand in those days (CPU = utilisation x
+    vCPUs x 2,400 MHz, memory by the simulator's model), at the same times of day. The history days
+    are fed oldest first, each a whole day before the replay's start.
+    """
+    from ..sources.sim.cluster import VCPU_MHZ, memory_demand
+    from ..sources.sim.traces import load_trace_rows
+
+    ids, _ = load_trace_rows(trace)
+    fed: set[str] = set()
+    day0 = sim.now().timestamp() - start * SAMPLE_SECONDS
+    for back, day in enumerate(reversed(history), start=1):
+        day_ids, values = load_trace_rows(day)
+        where = {vm_id: i for i, vm_id in enumerate(day_ids)}
+        base = day0 - back * 86400.0
+        times = base + SAMPLE_SECONDS * np.arange(values.shape[1])
+        for vm in sim.vms:
+            row = where.get(ids[vm.trace_row])
+            if row is None:
+                continue
+            u = values[row]
+            cpu = u * vm.vcpus * VCPU_MHZ
+            mem = [memory_demand(vm.mem_mb, float(x), vm.base_active) for x in u]
+            profile.add_day(vm.name, times, cpu, mem)
+            fed.add(vm.name)
+    return len(fed)
+
+
+__all__ = ["DEFAULT_HOSTS", "feed_history", "POLICIES", "ReplayResult", "ReplaySpec", "WORK_LIMIT", "interval_steps", "replay",
            "replay_config"]

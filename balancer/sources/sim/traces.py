@@ -22,6 +22,11 @@ def packaged_days() -> list[str]:
 
 def load_trace(name_or_path: str) -> np.ndarray:
     """(VMs, samples) utilisation in [0, 1]. A packaged day (YYYYMMDD) or a path to a .csv.gz / .csv."""
+    return load_trace_rows(name_or_path)[1]
+
+
+def load_trace_rows(name_or_path: str) -> tuple[list[str], np.ndarray]:
+    """The trace's VM ids (its first column, one a row) and its (VMs, samples) utilisation in [0, 1]."""
     path = Path(name_or_path)
     if path.exists():
         try:
@@ -45,6 +50,7 @@ def load_trace(name_or_path: str) -> np.ndarray:
     if not rows or len(rows[0]) < 2 or rows[0][0] != "vm":
         raise InputError(f"trace {label}: expected a header 'vm,t000,t001,...'")
     width = len(rows[0]) - 1
+    ids: list[str] = []
     values = []
     for n, row in enumerate(rows[1:], start=2):
         if not row:
@@ -58,6 +64,7 @@ def load_trace(name_or_path: str) -> np.ndarray:
         if any(not (0.0 <= x <= 100.0) for x in sample):
             raise InputError(f"trace {label}: line {n} ({row[0]}): samples must be percentages 0..100")
         values.append(sample)
+        ids.append(row[0])
     if not values:
         raise InputError(f"trace {label}: no VM rows")
-    return np.array(values, dtype=float) / 100.0
+    return ids, np.array(values, dtype=float) / 100.0
