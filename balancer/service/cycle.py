@@ -70,6 +70,16 @@ def sim_state_path(journal_path: str | Path, cluster: str) -> Path:
     return p.with_name(f"{p.stem}.{safe}.sim-state.json")
 
 
+def profile_path(journal_path: str | Path, cluster: str) -> Path | None:
+    """Where predictive balancing keeps a cluster's daily profiles: next to the journal (None: an
+    in-memory journal, nothing kept)."""
+    if str(journal_path) == ":memory:" or "://" in str(journal_path):
+        return None
+    p = Path(journal_path)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in cluster)
+    return p.with_name(f"{p.stem}.{safe}.profile.npz")
+
+
 def open_with_state(name: str, config: Config, journal_path: str | Path | None, save: bool = True) -> Source:
     """Open the cluster's source; an embedded simulator starts from the state kept next to the journal.
 
@@ -127,7 +137,10 @@ class ClusterCycle:
         self._oscillating: set[str] = set()
         self._recent = RecentDemand()
         # drs.predictive: each VM's daily profile, for the next hour's forecast (service/forecast.py)
-        self.profile = DailyProfile() if config.drs.predictive else None
+        self._profile_path = profile_path(journal.path, name) if config.drs.predictive else None
+        self.profile = (DailyProfile.load(self._profile_path) if self._profile_path is not None
+                        else DailyProfile()) if config.drs.predictive else None
+        self._profile_hour: int | None = None
         # the last collection and the VMs' recent demand then: what `POST /place` ranks hosts on
         self.last_seen: tuple[Snapshot, dict[str, tuple[float, float]]] | None = None
 
@@ -142,6 +155,16 @@ class ClusterCycle:
     @property
     def busy(self) -> bool:
         return self._busy.locked()
+
+    def save_profile(self) -> None:
+        """Save the VMs' daily profiles next to the journal (predictive balancing); a failure is logged."""
+        if self.profile is None or self._profile_path is None:
+            return
+        try:
+            self.profile.save(self._profile_path)
+        except OSError as exc:
+            event(log, "daily profiles not saved", logging.WARNING, file=str(self._profile_path),
+                  error=exc.strerror or str(exc))
 
     def close(self) -> None:
         if self.source is not None:
@@ -211,10 +234,14 @@ class ClusterCycle:
         try:
             past = build_past(self.journal, self.name, now, snap, self.config.drs, self.config.dpm)
             vm_demand = self._recent.add(snap, now, self.config.drs.demand_window)
-            if self.profile is not None:
-                forecast = self.profile.forecast(snap, now)  # from the samples before this one
+            if self.profile is not None:  # from the samples before this one
+                forecast = self.profile.forecast(snap, now, vm_demand, self.config.drs.demand_window)
                 self.profile.add(snap, now)
                 vm_demand = plan_demand(vm_demand, forecast, snap)
+                hour = int(now // 3600)
+                if self._profile_hour is not None and hour != self._profile_hour:
+                    self.save_profile()
+                self._profile_hour = hour
             if vm_demand:
                 past = replace(past, history=replace(past.history, vm_demand=vm_demand))
             res.history, res.oscillating_hosts = past.history, past.oscillating_hosts

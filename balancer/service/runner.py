@@ -324,6 +324,7 @@ class Service:
                        "settled at the next start", logging.WARNING, clusters=",".join(still))
         for r in runners:
             if not r.busy:
+                r.save_profile()
                 r.close()
         if self.lease is not None and self.leader and not still:
             try:
