@@ -482,6 +482,8 @@ def simulate(trace, hosts, vms, interval, policy, dpm, seed, start, steps, thres
     # a config with clusters: the chosen cluster's tuning (its own drs / dpm overrides included)
     base = _cluster(config_path, cluster_name)[1] if config_path else None
     predicting = predictive == "on" if predictive else bool(base and base.drs.predictive)
+    if history is not None and not predicting:
+        raise InputError("--history gives the VMs' daily profiles a past: use it with --predictive on")
     if history is not None:
         days = tuple(d.strip() for d in history.split(",") if d.strip())
     else:  # the packaged days before this one

@@ -114,3 +114,13 @@ def test_an_unreadable_profile_file_starts_over(tmp_path):
     bad = tmp_path / "p.npz"
     bad.write_bytes(b"not a profile")
     assert len(DailyProfile.load(bad)) == 0 and len(DailyProfile.load(tmp_path / "missing.npz")) == 0
+
+
+def test_simulate_history_bad_input_is_one_line():
+    from helpers import run_cli
+
+    proc = run_cli("simulate", "--trace", "20110306", "--history", "20110303", "--steps", "1")
+    assert proc.returncode == 2 and "use it with --predictive on" in proc.stderr and proc.stderr.count("\n") == 1
+    proc = run_cli("simulate", "--trace", "20110306", "--predictive", "on", "--history", "19990101", "--steps", "1",
+                   "--hosts", "4", "--vms", "10")
+    assert proc.returncode == 2 and "19990101" in proc.stderr and proc.stderr.count("\n") == 1

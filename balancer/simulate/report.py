@@ -33,7 +33,9 @@ def _fmt(value, fmt: str = "{}") -> str:
 def render_table(result: ReplayResult, console: Console) -> None:
     s = result.scenario
     title = (f"{s['trace']}: {s['hosts']} hosts, {s['vms']} VMs, {s['steps']} steps from sample {s['start']}, "
-             f"a cycle every {s['interval_minutes']:g} min — policy {s['policy']}, DPM {s['dpm']}")
+             f"a cycle every {s['interval_minutes']:g} min — policy {s['policy']}, DPM {s['dpm']}"
+             + (f", predictive (history: {', '.join(s['history']) or 'none'}; {s.get('history_vms', 0)} VMs with a past)"
+                if s.get("predictive") == "on" else ""))
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
