@@ -254,6 +254,7 @@ def _post(url: str, body: bytes, auth: tuple[str, str] | None = None, query: str
 
 def test_post_place_answers_as_the_engine_does_on_the_last_collection(tmp_path, monkeypatch):
     from balancer.placement import rank
+    from balancer.plan_options import plan_options
     from service_helpers import Running, config_of, scrape, sim_config
 
     monkeypatch.setenv("BALANCER_TEST_PLACE_PASSWORD", "pl4ce-pass")
@@ -273,7 +274,7 @@ def test_post_place_answers_as_the_engine_does_on_the_last_collection(tmp_path, 
         assert answer["collected_at"] is not None
         snap, vm_demand = seen
         if snap.collected_at.isoformat() == answer["collected_at"]:  # no cycle ran in between
-            expect = rank(snap, VmSpec.model_validate_json(body), runner._plan_options(), vm_demand=vm_demand)
+            expect = rank(snap, VmSpec.model_validate_json(body), plan_options(runner.config), vm_demand=vm_demand)
             assert answer == expect.to_json_dict()
         code, answer = _post(svc.url, json.dumps({"name": "huge", "vcpus": 64, "mem_mb": 900000,
                                                   "cpu_demand_mhz": 1000}).encode(), auth)

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 
 from ..errors import InputError
 from ..placement import parse_vm_spec, rank
+from ..plan_options import plan_options
 from ..validation import parse_json_text
 from .cycle import ClusterCycle
 
@@ -41,7 +42,7 @@ def place_request(runners: Sequence[ClusterCycle], body: bytes, query: str) -> t
             raise InputError("vm spec: not UTF-8") from None
         spec = parse_vm_spec(parse_json_text(text, "vm spec"), "vm spec")
         snap, vm_demand = seen
-        options = runner._plan_options()
+        options = plan_options(runner.config)
         placement = rank(snap, spec, options, vm_demand=vm_demand)
     except InputError as exc:
         return 400, {"error": str(exc)}
