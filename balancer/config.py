@@ -59,6 +59,8 @@ class SimConfig(_Section):
     power_on_cycles: Annotated[int, Field(ge=0)] = 1  # cycles a host takes to come back from standby
     action_seconds: Duration = 0.0  # wall-clock time each vMotion or host action takes (0: instant)
     cluster: str = "sim-cluster"
+    datastores: Annotated[int, Field(ge=0, le=64)] = 4  # in one datastore cluster; 0: no storage
+    partial_mounts: bool = False  # the last datastore mounted by the first half of the hosts only
 
 
 class VCenterConfig(_Section):
@@ -158,6 +160,20 @@ class DpmConfig(_Section):
         return self
 
 
+class SdrsConfig(_Section):
+    """Storage DRS: disks between datastores by Storage vMotion (README "Storage DRS")."""
+
+    automation: Literal["off", "manual", "full"] = "manual"  # off: no storage moves; manual: recommend only
+    space_threshold: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.80  # used / capacity
+    latency_threshold_ms: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] = 15.0  # mean I/O latency
+    io_balancing: bool = True  # off: balance space only
+    min_space_difference: Fraction = 0.05  # a move must narrow the source/target utilisation gap by this
+    copy_mbps: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] = 2_000.0  # Storage vMotion rate, Mb/s
+    keep_disks_together: bool = True  # a VM's disks on one datastore unless a rule says otherwise
+    max_moves_per_cycle: Annotated[int, Field(ge=0)] = 4
+    max_svmotions_per_datastore: Annotated[int, Field(ge=1)] = 2  # concurrent Storage vMotions per datastore
+
+
 class BasicAuthConfig(_Section):
     user: str
     password_env: str | None = None
@@ -255,6 +271,7 @@ class ClusterConfig(_Section):
     vcenter: VCenterConfig | None = None
     drs: dict[str, Any] = {}  # keys of the top-level drs section, overriding it for this cluster
     dpm: dict[str, Any] = {}
+    sdrs: dict[str, Any] = {}
 
 
 class Config(_Section):
@@ -263,6 +280,7 @@ class Config(_Section):
     vcenter: VCenterConfig | None = None
     drs: DrsConfig = DrsConfig()
     dpm: DpmConfig = DpmConfig()
+    sdrs: SdrsConfig = SdrsConfig()
     metrics: MetricsConfig = MetricsConfig()
     journal: JournalConfig = JournalConfig()
     service: ServiceConfig = ServiceConfig()
@@ -301,8 +319,8 @@ def resolve_clusters(cfg: Config) -> list[tuple[str, Config]]:
     """(name, single-cluster Config) pairs, names unique. ValueError on a bad entry.
 
     A config without `clusters:` balances one cluster (its `source`, `sim` / `vcenter`); with
-    `clusters:`, each entry names its own source and may override keys of the top-level `drs` and
-    `dpm` sections. The metrics endpoint, the journal and the service settings are shared.
+    `clusters:`, each entry names its own source and may override keys of the top-level `drs`,
+    `dpm` and `sdrs` sections. The metrics endpoint, the journal and the service settings are shared.
     """
     if cfg.clusters is None:
         name = cfg.vcenter.cluster if cfg.source == "vcenter" and cfg.vcenter else cfg.sim.cluster
@@ -333,6 +351,7 @@ def resolve_clusters(cfg: Config) -> list[tuple[str, Config]]:
             source=entry.source, sim=sim, vcenter=entry.vcenter,
             drs=_override(cfg.drs, entry.drs, f"{where}.drs"),
             dpm=_override(cfg.dpm, entry.dpm, f"{where}.dpm"),
+            sdrs=_override(cfg.sdrs, entry.sdrs, f"{where}.sdrs"),
             metrics=cfg.metrics, journal=cfg.journal, service=cfg.service, clusters=None,
         )
         out.append((name, single))

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from .config import Config
 from .engine import PlanOptions
-from .engine.options import DpmOptions
+from .engine.options import DpmOptions, StorageOptions
 
 
 def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | None = None,
                  planner: str | None = None, time_limit: float | None = None, dpm: bool | None = None,
-                 evacuate: tuple[str, ...] = (), dpm_all_steps: bool = False) -> PlanOptions:
+                 evacuate: tuple[str, ...] = (), dpm_all_steps: bool = False, storage: bool | None = None,
+                 evacuate_datastores: tuple[str, ...] = ()) -> PlanOptions:
     """The engine options a (single-cluster) config asks for; explicit arguments override the config.
 
     ``dpm``: True includes DPM decisions whatever ``dpm.automation`` says; None: DPM is on unless
     ``dpm.automation`` is off. ``evacuate``: hosts to empty for maintenance (``balancer evacuate``). ``dpm_all_steps``: DPM's whole
     consolidation in one plan (``recommend --all-steps``) instead of ``dpm.max_standby_per_cycle`` hosts.
+    ``storage``: True plans storage moves whatever ``sdrs.automation`` says, False never; None: unless
+    ``sdrs.automation`` is off. ``evacuate_datastores``: datastores to empty (``balancer evacuate-datastore``;
+    storage moves only, no compute balancing).
     """
     drs = cfg.drs
     dpm_on = dpm if dpm is not None else cfg.dpm.automation != "off"
+    storage_on = bool(evacuate_datastores) or (storage if storage is not None else cfg.sdrs.automation != "off")
+    if evacuate_datastores:  # emptying datastores: storage moves only, every disk on them (no cap)
+        max_moves, dpm_on = 0, False
     return PlanOptions(
         threshold=threshold if threshold is not None else drs.migration_threshold,
         max_moves=max_moves if max_moves is not None else drs.max_moves_per_cycle,
@@ -30,5 +37,17 @@ def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | Non
         dpm=DpmOptions(target=cfg.dpm.target, tolerance=cfg.dpm.tolerance, min_hosts_on=cfg.dpm.min_hosts_on,
                        headroom_hosts=cfg.dpm.headroom_hosts, max_standby=cfg.dpm.max_standby_per_cycle,
                        all_steps=dpm_all_steps) if dpm_on and not evacuate else None,
+        evacuate=tuple(evacuate),
+        storage=storage_options(cfg, evacuate_datastores) if storage_on else None,
+    )
+
+
+def storage_options(cfg: Config, evacuate: tuple[str, ...] = ()) -> StorageOptions:
+    """The storage planner's options from the config's ``sdrs`` section."""
+    sdrs = cfg.sdrs
+    return StorageOptions(
+        space_threshold=sdrs.space_threshold, latency_threshold_ms=sdrs.latency_threshold_ms,
+        io_balancing=sdrs.io_balancing, min_space_difference=sdrs.min_space_difference, copy_mbps=sdrs.copy_mbps,
+        keep_disks_together=sdrs.keep_disks_together, max_moves=None if evacuate else sdrs.max_moves_per_cycle,
         evacuate=tuple(evacuate),
     )

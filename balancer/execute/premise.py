@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..errors import InputError
-from ..plan import Move, Plan, PowerAction
-from ..snapshot import HostState, Snapshot
+from ..plan import DiskMove, Move, Plan, PowerAction, StorageMove
+from ..snapshot import DatastoreState, HostState, Snapshot
 from .result import ALREADY_MADE
 
 
@@ -29,6 +29,53 @@ def move_premise(snapshot: Snapshot, move: Move) -> str | None:
         return f"host {move.target} no longer exists"
     if target.state is not HostState.ON:
         return f"host {move.target} is {target.state.words}"
+    if move.disks:
+        return disks_premise(snapshot, move.vm, move.target, move.disks, done_ok=False)
+    return None
+
+
+def storage_premise(snapshot: Snapshot, move: StorageMove) -> str | None:
+    """None when the storage move can still be made on ``snapshot``; otherwise why not.
+
+    Every disk is still on its planned source (or already on its target), each target datastore
+    exists, is not in maintenance, is mounted by the VM's host and has room for what comes to it.
+    """
+    vm = snapshot.vms_by_name().get(move.vm)
+    if vm is None:
+        return f"VM {move.vm} no longer exists"
+    return disks_premise(snapshot, move.vm, vm.host, move.disks)
+
+
+def disks_premise(snapshot: Snapshot, vm_name: str, host: str, moves: list[DiskMove], done_ok: bool = True) -> str | None:
+    """The disks' part of a premise: ``moves`` of VM ``vm_name``'s disks, the VM running on ``host``
+    when they land. ``done_ok``: every disk already on its target reads as made before."""
+    vm = snapshot.vms_by_name()[vm_name]
+    disks = {d.name: d for d in vm.disks}
+    stores = {d.name: d for d in snapshot.datastores}
+    if done_ok and all(m.disk in disks and disks[m.disk].datastore == m.target for m in moves):
+        names = ", ".join(m.disk for m in moves)
+        return f"VM {vm_name}: {names} already on the plan's target {ALREADY_MADE}"
+    need: dict[str, float] = {}
+    for m in moves:
+        d = disks.get(m.disk)
+        if d is None:
+            return f"VM {vm_name}: disk {m.disk!r} no longer exists"
+        if d.datastore == m.target:
+            continue
+        if d.datastore != m.source:
+            return f"VM {vm_name}: disk {m.disk!r} is on {d.datastore}, not on {m.source} as planned"
+        t = stores.get(m.target)
+        if t is None:
+            return f"datastore {m.target} no longer exists"
+        if t.state is DatastoreState.MAINTENANCE:
+            return f"datastore {m.target} is in maintenance"
+        if host not in t.hosts:
+            return f"datastore {m.target} is not mounted by host {host}, where VM {vm_name} runs"
+        need[m.target] = need.get(m.target, 0.0) + d.space_gb
+    for name, gb in need.items():
+        free = stores[name].free_gb
+        if free < gb:
+            return f"datastore {name} has {free:.0f} GB free, too little for the {gb:.0f} GB of VM {vm_name}'s disks"
     return None
 
 
@@ -73,6 +120,19 @@ def check_plan_against(snapshot: Snapshot, plan: Plan, what: str = "plan") -> No
         for h in (m.source, m.target):
             if h not in names_h:
                 raise InputError(f"{what}: step {m.step}: host {h!r} is not in the cluster's current snapshot")
+    stores = {d.name for d in snapshot.datastores}
+    for m in [*plan.moves, *plan.storage_moves]:
+        for d in m.disks:
+            for ds in (d.source, d.target):
+                if ds not in stores:
+                    raise InputError(f"{what}: step {m.step}: datastore {ds!r} is not in the cluster's current snapshot")
+    for sm in plan.storage_moves:
+        if sm.vm not in names_v:
+            raise InputError(f"{what}: step {sm.step}: VM {sm.vm!r} is not in the cluster's current snapshot")
+        have = {d.name for d in names_v[sm.vm].disks}
+        for d in sm.disks:
+            if d.disk not in have:
+                raise InputError(f"{what}: step {sm.step}: VM {sm.vm} has no disk {d.disk!r} in the cluster's current snapshot")
     for p in plan.power:
         if p.host not in names_h:
             raise InputError(f"{what}: step {p.step}: host {p.host!r} is not in the cluster's current snapshot")
@@ -82,4 +142,4 @@ def check_plan_against(snapshot: Snapshot, plan: Plan, what: str = "plan") -> No
         raise InputError(f"{what}: step {twice[0]} is given to more than one action (each action has its own step)")
 
 
-__all__ = ["check_plan_against", "move_premise"]
+__all__ = ["check_plan_against", "disks_premise", "move_premise", "storage_premise"]

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ..plan import Move, PowerAction, StorageMove
 
 Outcome = Literal["success", "failed", "skipped"]
+# move: a VM to another host (with any disks that go along); storage: a Storage vMotion of a VM's
+# disks; power: a host action; datastore: a datastore action (entering maintenance)
+ActionKind = Literal["move", "storage", "power", "datastore"]
 
 # ends the message of an action skipped because it had already been made (execute/premise.py)
 ALREADY_MADE = "(done before)"
@@ -14,9 +20,9 @@ ALREADY_MADE = "(done before)"
 @dataclass(frozen=True)
 class ActionResult:
     step: int
-    kind: Literal["move", "power"]
-    subject: str  # the VM moved or the host acted on
-    action: str  # "esx01 -> esx02" for a move; "standby" / "power-on" / ... for a host
+    kind: ActionKind
+    subject: str  # the VM moved, or the host or datastore acted on
+    action: str  # "esx01 -> esx02" for a move; "ds-01 -> ds-03" for a storage move; "standby" / ... for a host
     outcome: Outcome
     reason: str = ""
     message: str = ""
@@ -29,3 +35,29 @@ class ActionResult:
 
     def to_json_dict(self) -> dict:
         return asdict(self)
+
+
+def datastores_of(moves) -> tuple[str, str]:
+    """(sources, targets) of a list of DiskMove, each as "ds-01" or "ds-01+ds-02" (in first-seen order)."""
+    src = list(dict.fromkeys(m.source for m in moves))
+    dst = list(dict.fromkeys(m.target for m in moves))
+    return "+".join(src), "+".join(dst)
+
+
+def action_endpoints(action: "Move | StorageMove | PowerAction") -> tuple[ActionKind, str, str | None, str]:
+    """(kind, subject, source, target) of a plan action, as the journal keeps it: a move's hosts, a
+    storage move's datastores, a host action's name as its target."""
+    from ..plan import Move, StorageMove
+
+    if isinstance(action, Move):
+        return "move", action.vm, action.source, action.target
+    if isinstance(action, StorageMove):
+        src, dst = datastores_of(action.disks)
+        return "storage", action.vm, src, dst
+    return "power", action.host, None, action.action
+
+
+def action_words(action: "Move | StorageMove | PowerAction") -> tuple[ActionKind, str, str]:
+    """(kind, subject, action) of an ActionResult for ``action``: "esx01 -> esx02", "ds-01 -> ds-03", "standby"."""
+    kind, subject, source, target = action_endpoints(action)
+    return kind, subject, target if source is None else f"{source} -> {target}"

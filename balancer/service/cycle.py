@@ -306,16 +306,22 @@ class ClusterCycle:
         if rec.status != "ok":
             return None
         with_dpm = dpm.automation == "automatic"  # manual DPM: its decisions stay recommendations
+        with_storage = self.config.sdrs.automation == "full"  # manual Storage DRS: storage moves stay recommendations
         if drs.automation == "manual":
-            if not with_dpm:
+            if not with_dpm and not with_storage:
                 return None
-            options = self._plan_options(max_moves=0, dpm=True)  # host power actions that need no vMotion
+            # host power actions and storage moves that need no vMotion
+            options = self._plan_options(max_moves=0, dpm=with_dpm)
         elif drs.automation == "partial":
             options = self._plan_options(threshold=1, dpm=with_dpm)
         else:
             options = self._plan_options(dpm=with_dpm)
+        if not with_storage:
+            options = replace(options, storage=None)
         if options == rec_options:
             return rec
+        if replace(options, storage=rec_options.storage) == rec_options:  # the same plan without its storage moves
+            return rec.model_copy(update={"storage_moves": []}) if rec.storage_moves else rec
         plan = self.make_plan(snap, options, past.history)
         return plan if plan.status == "ok" else None
 

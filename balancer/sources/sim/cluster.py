@@ -16,9 +16,12 @@ import numpy as np
 
 from ...config import SimConfig
 from ...execute import ActionResult, move_premise
+from ...execute.result import action_words
 from ...execute.premise import power_premise
-from ...plan import Move, Plan, PowerAction
-from ...snapshot import SNAPSHOT_VERSION, VM, Host, HostState, Snapshot
+from ...execute.premise import storage_premise
+from ...plan import Move, Plan, PowerAction, StorageMove
+from ...snapshot import SNAPSHOT_VERSION, VM, Datastore, DatastoreState, Disk, Host, HostState, Snapshot
+from .storage import SAMPLES_PER_HOUR, build_storage, vm_iops
 from .traces import SAMPLE_SECONDS, load_trace
 
 # name, cores, MHz per core, memory MB, idle W, peak W
@@ -59,6 +62,7 @@ class _SimVM:
     base_active: float
     powered_on: bool = True
     automation: str = "default"
+    kind: str = "s"
 
 
 @dataclass
@@ -90,10 +94,13 @@ class SimulatedCluster:
             counters[prefix] = counters.get(prefix, 0) + 1
             self.vms.append(
                 _SimVM(f"{prefix}-{counters[prefix]:03d}", 0, kind[1], float(kind[2]), int(rows[j]),
-                       float(rng.uniform(0.15, 0.45)))
+                       float(rng.uniform(0.15, 0.45)), kind=kind[0])
             )
         self._initial_placement(rng)
         self.rules, self.vm_groups, self.host_groups = self._rules()
+        # storage last, from its own random stream: the compute side is the same with or without it
+        self.storage = build_storage(cfg.datastores, [v.kind for v in self.vms], [v.vcpus for v in self.vms],
+                                     [v.host for v in self.vms], len(self.hosts), cfg.seed, cfg.partial_mounts)
 
     # --- construction ---------------------------------------------------------------------
     def _initial_placement(self, rng: np.random.Generator) -> None:
@@ -137,8 +144,15 @@ class SimulatedCluster:
     def now(self) -> datetime:
         return EPOCH + timedelta(seconds=SAMPLE_SECONDS * (self.config.start + self.cycle * self.config.steps_per_cycle))
 
+    def hours(self) -> float:
+        """Trace hours since the first midnight (what the disks' growth is measured on)."""
+        return (self.config.start + self.cycle * self.config.steps_per_cycle) / SAMPLES_PER_HOUR
+
     def snapshot(self) -> Snapshot:
         util = self.trace[:, self.step]
+        iops = np.array([vm_iops(v.vcpus, float(util[v.trace_row]), v.powered_on) for v in self.vms])
+        datastores, disks = self.storage.snapshot_items(self.hours(), iops, [h["name"] for h in self.hosts],
+                                                        [v.host for v in self.vms])
         hosts = []
         for h in self.hosts:
             _, cores, mhz, mem, idle, peak = h["size"]
@@ -146,17 +160,17 @@ class SimulatedCluster:
                               state=h["state"], power_idle_w=idle, power_peak_w=peak, vmotion_mbps=10_000.0,
                               cpu_cores=cores))
         vms = []
-        for v in self.vms:
+        for j, v in enumerate(self.vms):
             u = float(util[v.trace_row])
             vms.append(VM(
                 name=v.name, host=self.hosts[v.host]["name"], vcpus=v.vcpus, mem_mb=v.mem_mb,
                 cpu_demand_mhz=round(u * v.vcpus * VCPU_MHZ, 1) if v.powered_on else 0.0,
                 mem_demand_mb=round(memory_demand(v.mem_mb, u, v.base_active), 1) if v.powered_on else 0.0,
-                powered_on=v.powered_on, automation=v.automation,
+                powered_on=v.powered_on, automation=v.automation, disks=disks.get(j, []),
             ))
         return Snapshot.model_validate(dict(
             version=SNAPSHOT_VERSION, cluster=self.name, collected_at=self.now(), source="sim", hosts=hosts, vms=vms,
-            vm_groups=self.vm_groups, host_groups=self.host_groups, rules=self.rules,
+            vm_groups=self.vm_groups, host_groups=self.host_groups, rules=self.rules, datastores=datastores,
         ))
 
     def advance(self) -> None:
@@ -182,23 +196,27 @@ class SimulatedCluster:
     def execute(self, plan: Plan) -> list[ActionResult]:
         results = []
         host_idx = {h["name"]: i for i, h in enumerate(self.hosts)}
-        vm_by_name = {v.name: v for v in self.vms}
+        vm_idx = {v.name: j for j, v in enumerate(self.vms)}
         for action in plan.actions:
-            what = f"{action.source} -> {action.target}" if isinstance(action, Move) else action.action
-            kind, subject = ("move", action.vm) if isinstance(action, Move) else ("power", action.host)
+            kind, subject, what = action_words(action)
             if self.should_stop():
                 res = ActionResult(action.step, kind, subject, what, "skipped", action.reason,
                                    "not started: the balancer is stopping")
-            elif isinstance(action, Move):
-                why = move_premise(self._placement_view(vm_by_name.get(action.vm)), action)
+            elif isinstance(action, (Move, StorageMove)):
+                view = self._placement_view(vm_idx.get(action.vm))
+                why = move_premise(view, action) if isinstance(action, Move) else storage_premise(view, action)
                 if why:
-                    res = ActionResult(action.step, "move", action.vm, what, "skipped", action.reason, why)
+                    res = ActionResult(action.step, kind, subject, what, "skipped", action.reason, why)
                 else:
                     self.before_action(action)
                     self._take_time()
-                    vm_by_name[action.vm].host = host_idx[action.target]
-                    secs = action.vmotion.seconds if action.vmotion else 0.0
-                    res = ActionResult(action.step, "move", action.vm, what, "success", action.reason, "", secs)
+                    j = vm_idx[action.vm]
+                    if isinstance(action, Move):
+                        self.vms[j].host = host_idx[action.target]
+                    self._move_disks(j, action.disks)
+                    cost = action.vmotion if isinstance(action, Move) else action.storage_vmotion
+                    res = ActionResult(action.step, kind, subject, what, "success", action.reason, "",
+                                       cost.seconds if cost else 0.0)
             else:
                 self.before_action(action)
                 self._take_time()
@@ -208,16 +226,55 @@ class SimulatedCluster:
             results.append(res)
         return results
 
-    def _placement_view(self, vm: _SimVM | None) -> Snapshot:
-        """What a move's premise reads -- where its VM is, each host's state -- as it is now.
+    def _move_disks(self, vm: int, moves) -> None:
+        ds_idx = {d.name: i for i, d in enumerate(self.storage.datastores)}
+        targets = {m.disk: ds_idx[m.target] for m in moves}
+        for d in self.storage.disks:
+            if d.vm == vm and d.name in targets:
+                d.datastore = targets[d.name]
+
+    def enter_datastore_maintenance(self, name: str) -> ActionResult:
+        """Put datastore ``name`` into maintenance mode; refused (skipped) while disks are on it."""
+        found = [i for i, d in enumerate(self.storage.datastores) if d.name == name]
+        what = "enter-maintenance"
+        if not found:
+            return ActionResult(0, "datastore", name, what, "skipped", "evacuate", f"datastore {name} no longer exists")
+        ds = self.storage.datastores[found[0]]
+        left = sum(1 for d in self.storage.disks if d.datastore == found[0])
+        if ds.state is DatastoreState.MAINTENANCE:
+            return ActionResult(0, "datastore", name, what, "skipped", "evacuate",
+                                f"datastore {name} is already in maintenance (done before)")
+        if left:
+            return ActionResult(0, "datastore", name, what, "skipped", "evacuate",
+                                f"datastore {name} still holds {left} disk{'s' if left != 1 else ''}")
+        ds.state = DatastoreState.MAINTENANCE
+        self.save()
+        return ActionResult(0, "datastore", name, what, "success", "evacuate")
+
+    def _placement_view(self, vm: int | None) -> Snapshot:
+        """What a move's premise reads -- where its VM and its disks are, each host's and datastore's
+        state and free space -- as it is now.
 
         Built without validation or demand figures: a full snapshot after every action would
         cost a day's replay of a 1,000-VM cluster more time than its planning.
         """
         hosts = [Host.model_construct(name=h["name"], state=h["state"]) for h in self.hosts]
-        vms = [] if vm is None else [VM.model_construct(name=vm.name, host=self.hosts[vm.host]["name"],
-                                                        powered_on=vm.powered_on)]
-        return Snapshot.model_construct(version=SNAPSHOT_VERSION, cluster=self.name, hosts=hosts, vms=vms)
+        vms, stores = [], []
+        storage = self.storage
+        if vm is not None:
+            v = self.vms[vm]
+            space, used = storage.used(self.hours()) if storage.disks else ([], [])
+            names = [h["name"] for h in self.hosts]
+            disks = [Disk.model_construct(name=d.name, datastore=storage.datastores[d.datastore].name,
+                                          size_gb=d.size_gb, used_gb=s, thin=d.thin)
+                     for d, s in zip(storage.disks, space) if d.vm == vm]
+            vms = [VM.model_construct(name=v.name, host=names[v.host], powered_on=v.powered_on, disks=disks)]
+            stores = [Datastore.model_construct(
+                name=ds.name, capacity_gb=ds.capacity_gb, free_gb=max(0.0, ds.capacity_gb - float(used[i])),
+                hosts=names if ds.hosts is None else [names[h] for h in ds.hosts], state=ds.state)
+                for i, ds in enumerate(storage.datastores)]
+        return Snapshot.model_construct(version=SNAPSHOT_VERSION, cluster=self.name, hosts=hosts, vms=vms,
+                                        datastores=stores)
 
     def _take_time(self) -> None:
         """An action takes ``config.action_seconds`` of wall-clock time (0: instant)."""

@@ -2,7 +2,8 @@
 
 A real cluster keeps its placement and host states whatever happens to the balancer; the
 simulator is in memory, so the service gives it a state file (next to the journal): the trace
-clock, every VM's host and power state and every host's state are written (atomically) after
+clock, every VM's host and power state, every host's state, every disk's datastore and every
+datastore's state are written (atomically) after
 each action and each cycle, and read back on start. A state file made for a differently
 configured simulator (size, trace, seed, ...) is ignored and the simulator starts over.
 """
@@ -16,14 +17,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...snapshot import HostState
+from ...snapshot import DatastoreState, HostState
 
 if TYPE_CHECKING:
     from .cluster import SimulatedCluster
 
 log = logging.getLogger("balancer.sim")
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: disks and datastores
 
 
 def fingerprint(sim: "SimulatedCluster") -> str:
@@ -40,6 +41,8 @@ def state_dict(sim: "SimulatedCluster") -> dict:
         "step": sim.step,
         "hosts": {h["name"]: {"state": h["state"].value, "ready_at": h["ready_at"]} for h in sim.hosts},
         "vms": {v.name: {"host": sim.hosts[v.host]["name"], "powered_on": v.powered_on} for v in sim.vms},
+        "datastores": {d.name: {"state": d.state.value} for d in sim.storage.datastores},
+        "disks": [[sim.vms[d.vm].name, d.name, sim.storage.datastores[d.datastore].name] for d in sim.storage.disks],
     }
 
 
@@ -70,6 +73,10 @@ def restore_state(sim: "SimulatedCluster", path: Path) -> bool:
         hosts = [(sim.hosts[host_idx[n]], HostState(h["state"]), h["ready_at"]) for n, h in data["hosts"].items()]
         vms = [(by_name[n], host_idx[v["host"]], bool(v["powered_on"])) for n, v in data["vms"].items()]
         cycle, step = int(data["cycle"]), int(data["step"])
+        ds_idx = {d.name: i for i, d in enumerate(sim.storage.datastores)}
+        disk_idx = {(sim.vms[d.vm].name, d.name): d for d in sim.storage.disks}
+        stores = [(sim.storage.datastores[ds_idx[n]], DatastoreState(d["state"])) for n, d in data["datastores"].items()]
+        disks = [(disk_idx[(vm, name)], ds_idx[ds]) for vm, name, ds in data["disks"]]
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("simulator state %s does not fit this simulator (%s); starting over", path, exc)
         return False
@@ -77,6 +84,10 @@ def restore_state(sim: "SimulatedCluster", path: Path) -> bool:
         host["state"], host["ready_at"] = state, ready_at
     for vm, h, powered_on in vms:
         vm.host, vm.powered_on = h, powered_on
+    for ds, state in stores:
+        ds.state = state
+    for disk, ds in disks:
+        disk.datastore = ds
     sim.cycle, sim.step = cycle, step
     return True
 
