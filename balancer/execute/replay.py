@@ -7,7 +7,14 @@ stays within its bound (capacity minus headroom, or no worse than it was when ab
 mandatory rule that held is broken. A move the executor would skip -- its VM is no longer on
 the planned source, or its target is not on -- is skipped here too. Power actions change which
 hosts are on, as they will when carried out. Affinity is judged after the last step (a group
-moves one VM at a time). Pure: no I/O, no clock.
+moves one VM at a time).
+
+Disks are replayed the same way: a storage move (or a host move taking disks along) whose disk
+is no longer on its planned source is skipped; otherwise every disk must land on a datastore
+the VM's host mounts (and every disk a host move leaves behind must stay on one the new host
+mounts), and no step may fill a datastore beyond Storage DRS's space threshold (beyond its
+capacity for a mandatory move: an evacuation or a rule), nor break a storage rule that holds.
+Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -19,8 +26,8 @@ from ..engine.compute.hoststate import host_mask, with_hosts_leaving, with_hosts
 from ..engine.options import PlanOptions
 from ..engine.compute.rules import move_allowed, rule_violations
 from ..errors import InputError
-from ..plan import Move, Plan
-from ..snapshot import Snapshot
+from ..plan import Move, Plan, StorageMove
+from ..snapshot import DatastoreState, Snapshot, VmdkRule, VmDatastoreRule
 
 CLOCK_SKEW_S = 60.0  # a plan may claim a collection time this much later than the fresh snapshot's
 
@@ -58,11 +65,22 @@ def check_plan_steps(fresh: Snapshot, plan: Plan, options: PlanOptions, what: st
     if options.max_moves is not None and counted_moves(plan) > options.max_moves:
         raise InputError(f"{what}: {counted_moves(plan)} moves (not counting those that empty a host), more than "
                          f"the {options.max_moves} allowed per cycle (drs.max_moves_per_cycle, or --max-moves)")
+    storage_cap = options.storage.max_moves if options.storage is not None else None
+    counted = sum(1 for m in plan.storage_moves if m.reason != "evacuate")
+    if storage_cap is not None and counted > storage_cap:
+        raise InputError(f"{what}: {counted} storage moves (not counting those that empty a datastore), more than "
+                         f"the {storage_cap} allowed per cycle (sdrs.max_moves_per_cycle)")
     cluster = build_cluster(fresh, options)
     place = cluster.place.copy()
     loads = cluster.host_loads(place)
     held = _mandatory_rules_holding(cluster, place)
+    disks = _DiskReplay(fresh, options.storage.space_threshold if options.storage is not None else 1.0)
     for action in plan.actions:
+        if isinstance(action, StorageMove):
+            why = disks.storage_move(action)
+            if why:
+                raise InputError(f"{what}: step {action.step}: {why}; refusing the plan")
+            continue
         if not isinstance(action, Move):
             mask = host_mask(cluster, [cluster.host_index(action.host)])
             if action.action in ("power-on", "exit-maintenance"):
@@ -76,6 +94,11 @@ def check_plan_steps(fresh: Snapshot, plan: Plan, options: PlanOptions, what: st
         if not move_allowed(cluster, v, t, place, loads):
             raise InputError(f"{what}: step {action.step}: moving {action.vm} from {action.source} to "
                              f"{action.target} {_why_not(cluster, v, t, place, loads)}; refusing the plan")
+        why = disks.host_move(action)
+        if why == "stale":
+            continue  # a disk it takes along is no longer on its planned source: the executor skips it
+        if why:
+            raise InputError(f"{what}: step {action.step}: {why}; refusing the plan")
         loads[s] -= cluster.load[v]
         loads[t] += cluster.load[v]
         place[v] = t
@@ -83,6 +106,109 @@ def check_plan_steps(fresh: Snapshot, plan: Plan, options: PlanOptions, what: st
     if broken:
         raise InputError(f"{what}: after its last step the mandatory rule {broken[0].name} would be broken "
                          f"({broken[0].detail}), and it holds now; refusing the plan")
+    broken_storage = disks.rules_broken()
+    if broken_storage:
+        name, detail = broken_storage
+        raise InputError(f"{what}: after its last step the storage rule {name} would be broken ({detail}), "
+                         "and it holds now; refusing the plan")
+
+
+class _DiskReplay:
+    """Where every disk is and how full every datastore is, step by step (the storage half of the replay)."""
+
+    def __init__(self, fresh: Snapshot, threshold: float):
+        self.fresh = fresh
+        self.threshold = threshold
+        self.stores = {d.name: d for d in fresh.datastores}
+        self.used = {d.name: d.used_gb for d in fresh.datastores}
+        self.host = {v.name: v.host for v in fresh.vms}
+        self.at = {(v.name, k.name): k.datastore for v in fresh.vms for k in v.disks}
+        self.space = {(v.name, k.name): k.space_gb for v in fresh.vms for k in v.disks}
+        self.disks_of = {v.name: [k.name for k in v.disks] for v in fresh.vms}
+        self.rules = [r for r in fresh.storage_rules if r.enabled]
+        self.held = {r.name for r in self.rules if self._broken(r) is None}
+
+    def _mounted(self, ds: str, host: str) -> bool:
+        return host in self.stores[ds].hosts
+
+    def _land(self, vm: str, moves, host: str, mandatory: bool) -> str | None:
+        """Check, then make, the disk moves of VM ``vm`` running on ``host``; the reason when not allowed."""
+        live = [m for m in moves if self.at.get((vm, m.disk)) == m.source]
+        if len(live) < len(moves):
+            return "stale"  # a disk is not on its planned source: the executor skips the move
+        coming: dict[str, float] = {}
+        for m in live:
+            t = self.stores[m.target]
+            if t.state is DatastoreState.MAINTENANCE:
+                return "stale"
+            if not self._mounted(m.target, host):
+                return f"puts disk {m.disk!r} of VM {vm} on datastore {m.target}, which its host {host} does not mount"
+            coming[m.target] = coming.get(m.target, 0.0) + self.space[(vm, m.disk)]
+        for ds, gb in coming.items():
+            cap = self.stores[ds].capacity_gb
+            limit = cap if mandatory else cap * self.threshold
+            after = self.used[ds] + gb
+            if after > limit + 1e-6:
+                was = self.used[ds] / cap
+                what = "its capacity" if mandatory else f"the {100 * self.threshold:.0f} % space threshold"
+                extra = f" (it is at {100 * was:.0f} % now)" if was * cap > limit else ""
+                return f"fills datastore {ds} to {100 * after / cap:.0f} %, above {what}{extra}"
+        for m in live:
+            gb = self.space[(vm, m.disk)]
+            self.used[m.source] -= gb
+            self.used[m.target] += gb
+            self.at[(vm, m.disk)] = m.target
+        return None
+
+    def storage_move(self, move: StorageMove) -> str | None:
+        host = self.host.get(move.vm)
+        if host is None:
+            return None
+        why = self._land(move.vm, move.disks, host, move.mandatory or move.reason in ("evacuate", "rule"))
+        return None if why == "stale" else why
+
+    def host_move(self, move: Move) -> str | None:
+        """A host move: its disks go along; the disks left behind must be on datastores the new host mounts."""
+        if move.vm not in self.host:
+            return None
+        if move.disks and any(self.at.get((move.vm, m.disk)) != m.source for m in move.disks):
+            return "stale"
+        if move.disks:
+            why = self._land(move.vm, move.disks, move.target, True)
+            if why:
+                return why
+        for disk in self.disks_of.get(move.vm, []):
+            ds = self.at[(move.vm, disk)]
+            if ds in self.stores and not self._mounted(ds, move.target):
+                return (f"moves VM {move.vm} to {move.target}, which does not mount datastore {ds} "
+                        f"holding its disk {disk!r}")
+        self.host[move.vm] = move.target
+        return None
+
+    def _broken(self, rule: VmdkRule | VmDatastoreRule) -> str | None:
+        if isinstance(rule, VmdkRule):
+            names = rule.disks or self.disks_of.get(rule.vm, [])
+            where = [self.at[(rule.vm, d)] for d in names if (rule.vm, d) in self.at]
+            if rule.type == "vmdk-affinity" and len(set(where)) > 1:
+                return f"VM {rule.vm}'s disks on {', '.join(sorted(set(where)))}"
+            if rule.type == "vmdk-anti-affinity" and len(set(where)) < len(where):
+                return f"two of VM {rule.vm}'s disks share a datastore"
+            return None
+        seen: dict[str, str] = {}
+        for vm in rule.vms:
+            for ds in {self.at[(vm, d)] for d in self.disks_of.get(vm, [])}:
+                if ds in seen and seen[ds] != vm:
+                    return f"VMs {seen[ds]} and {vm} both have disks on {ds}"
+                seen[ds] = vm
+        return None
+
+    def rules_broken(self) -> tuple[str, str] | None:
+        for r in self.rules:
+            if r.name in self.held:
+                why = self._broken(r)
+                if why:
+                    return r.name, why
+        return None
 
 
 def _mandatory_rules_holding(cluster, place) -> set[str]:

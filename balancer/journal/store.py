@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import BalancerError, InputError
-from ..execute.result import ActionResult
-from ..plan import Move, Plan, PowerAction
+from ..execute.result import ActionResult, action_endpoints
+from ..plan import Plan
 from .backends import Backend, PostgresBackend, SQLiteBackend, read_journal_password
 from .schema import SCHEMA_VERSION  # noqa: F401 - the schema's number, for callers
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ..config import JournalConfig
 
 # Kinds of cycle: the service's own, and the one-off commands that act on a cluster.
-CYCLE_KINDS = ("cycle", "apply", "evacuate", "exit-maintenance")
+CYCLE_KINDS = ("cycle", "apply", "evacuate", "exit-maintenance", "evacuate-datastore")
 
 FINISHED = ("success", "failed", "skipped", "interrupted")
 
@@ -64,9 +64,11 @@ class ActionRow:
 
     @property
     def words(self) -> str:
-        """``move web-001 esx03 -> esx07`` / ``standby esx05``."""
-        if self.kind == "move":
-            return f"move {self.subject} {self.source} -> {self.target}"
+        """``move web-001 esx03 -> esx07`` / ``storage web-001 ds-01 -> ds-03`` / ``standby esx05``."""
+        if self.kind in ("move", "storage"):
+            return f"{self.kind} {self.subject} {self.source} -> {self.target}"
+        if self.kind == "datastore":
+            return f"{self.target} datastore {self.subject}"
         return f"{self.target} {self.subject}"
 
 
@@ -285,11 +287,8 @@ class Journal:
                     raise LeaseLost(f"cluster {cluster}: not carried out: this instance no longer holds the "
                                     f"leader lease (epoch {self.epoch})")
             for a in plan.actions:
-                if isinstance(a, Move):
-                    fields = ("move", a.vm, a.source, a.target, a.reason, int(a.mandatory))
-                else:
-                    assert isinstance(a, PowerAction)
-                    fields = ("power", a.host, None, a.action, a.reason, 0)
+                kind, subject, source, target = action_endpoints(a)
+                fields = (kind, subject, source, target, a.reason, int(getattr(a, "mandatory", False)))
                 row = self.db.one(
                     "INSERT INTO actions (cycle_id, cluster, step, kind, subject, source, target, reason, mandatory, "
                     "state, cluster_time, created_at, epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) "
@@ -297,6 +296,16 @@ class Journal:
                 assert row is not None
                 out[a.step] = int(row["id"])
         return out
+
+    def add_action(self, cycle_id: int, cluster: str, step: int, kind: str, subject: str, target: str,
+                   reason: str, cluster_time: float | None) -> int:
+        """Journal one action outside a plan (a datastore entering maintenance after its evacuation) as pending."""
+        row = self.db.one(
+            "INSERT INTO actions (cycle_id, cluster, step, kind, subject, source, target, reason, mandatory, "
+            "state, cluster_time, created_at, epoch) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, 1, 'pending', ?, ?, ?) "
+            "RETURNING id", (cycle_id, cluster, step, kind, subject, target, reason, cluster_time, self.clock(), self.epoch))
+        assert row is not None
+        return int(row["id"])
 
     def action_started(self, action_id: int) -> bool:
         """Mark a pending action started; False when refused: its epoch is not the lease this

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, get_args
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..execute.result import Outcome
-from ..plan.model import MoveReason, PowerAction
+from ..plan.model import MoveReason, PowerAction, StorageReason
 from ..snapshot import HostState
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ PHASES = ("collect", "plan", "execute")
 # dashboards and alerts rather than as no data.
 OUTCOMES = get_args(Outcome)
 MOVE_REASONS = get_args(MoveReason)
+STORAGE_REASONS = get_args(StorageReason)
 POWER_ACTIONS = get_args(PowerAction.model_fields["action"].annotation)
 SUPPRESSED_REASONS = ("cooldown", "oscillation", "unorderable")
 ROLES = ("leader", "standby")  # of an instance: the leader acts; a standby waits for the leader lease
@@ -78,6 +79,20 @@ class Metrics:
         self.oscillating = Gauge("balancer_oscillating_hosts",
                                  "Hosts whose balance moves changed direction repeatedly within the cooldown",
                                  ["cluster"], registry=r)
+        self.datastore_space = Gauge("balancer_datastore_space_used_ratio", "Datastore space used / capacity",
+                                     ["cluster", "datastore"], registry=r)
+        self.datastore_capacity = Gauge("balancer_datastore_capacity_bytes", "Datastore capacity",
+                                        ["cluster", "datastore"], registry=r)
+        self.datastore_latency = Gauge("balancer_datastore_latency_seconds",
+                                       "Datastore mean I/O latency (absent when the source does not measure it)",
+                                       ["cluster", "datastore"], registry=r)
+        self.datastore_maintenance = Gauge("balancer_datastore_maintenance", "1 when the datastore is in maintenance mode",
+                                           ["cluster", "datastore"], registry=r)
+        self.planned_storage = Gauge("balancer_datastore_planned_moves",
+                                     "Storage moves in the last cycle's recommended plan", ["cluster"], registry=r)
+        self.storage_moves = Counter("balancer_datastore_moves_total",
+                                     "Storage vMotions attempted, by reason and result", ["cluster", "reason", "result"],
+                                     registry=r)
         self.cycles = Counter("balancer_cycles_total", "Cycles run, by status (ok, error, stopped)",
                               ["cluster", "status"], registry=r)
         self.role = Gauge("balancer_instance_role",
@@ -91,6 +106,7 @@ class Metrics:
         self._journal_ok = True
         self._health: dict[str, _ClusterHealth] = {}
         self._hosts: dict[str, set[str]] = {}
+        self._datastores: dict[str, set[str]] = {}
 
     def add_cluster(self, name: str, interval: float, last_success: float | None = None) -> None:
         """Make a cluster known (health is 503 until its first cycle succeeds) and create its series.
@@ -105,7 +121,10 @@ class Metrics:
         for phase in PHASES:
             self.errors.labels(name, phase)
         self.planned_moves.labels(name)
+        self.planned_storage.labels(name)
         for outcome in OUTCOMES:
+            for reason in STORAGE_REASONS:
+                self.storage_moves.labels(name, reason, outcome)
             for reason in MOVE_REASONS:
                 self.migrations.labels(name, reason, outcome)
             for action in POWER_ACTIONS:
@@ -152,12 +171,15 @@ class Metrics:
                 self._remove(self.imbalance_target, (name,))
             self.planned_moves.labels(name).set(len(plan.moves))
             self.planned_power.labels(name).set(len(plan.power))
+            self.planned_storage.labels(name).set(len(plan.storage_moves))
             for s in plan.suppressed:
                 self.suppressed.labels(name, s.reason).inc()
         for r in res.results:
             if r.kind == "move":
                 self.migrations.labels(name, r.reason or "balance", r.outcome).inc()
-            else:
+            elif r.kind == "storage":
+                self.storage_moves.labels(name, r.reason or "space", r.outcome).inc()
+            elif r.kind == "power":
                 self.power_actions.labels(name, r.action, r.outcome).inc()
         now = res.finished_at or self.clock()
         self.last_cycle.labels(name).set(now)
@@ -185,6 +207,22 @@ class Metrics:
                 self._remove(self.utilisation, (name, host, resource))
             for state in HostState:
                 self._remove(self.power_state, (name, host, state.value))
+        stores = {d.name for d in snap.datastores}
+        for d in snap.datastores:
+            self.datastore_space.labels(name, d.name).set(d.used_gb / d.capacity_gb)
+            self.datastore_capacity.labels(name, d.name).set(d.capacity_gb * 1024 ** 3)
+            self.datastore_maintenance.labels(name, d.name).set(1.0 if d.state.value == "maintenance" else 0.0)
+            if d.latency_ms is not None:
+                self.datastore_latency.labels(name, d.name).set(d.latency_ms / 1000.0)
+            else:
+                self._remove(self.datastore_latency, (name, d.name))
+        with self._lock:
+            gone = self._datastores.get(name, set()) - stores
+            self._datastores[name] = stores
+        for ds in gone:
+            for metric in (self.datastore_space, self.datastore_capacity, self.datastore_latency,
+                           self.datastore_maintenance):
+                self._remove(metric, (name, ds))
 
     @staticmethod
     def _remove(metric, labels: tuple[str, ...]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import InputError
-from ..plan import Move, Plan
+from ..plan import Move, Plan, StorageMove
 from ..snapshot import HostState, Snapshot, snapshot_digest
 
 # The state a host is in once a power action has completed.
@@ -60,6 +60,9 @@ def host_loads(plan: Plan, snapshot: Snapshot) -> list[HostLoad]:
             if a.vm not in vms or a.target not in hosts:
                 raise InputError(f"plan step {a.step}: VM {a.vm} or host {a.target} is not in the snapshot")
             place[a.vm] = a.target
+        elif isinstance(a, StorageMove):  # disks only: no host load changes
+            if a.vm not in vms:
+                raise InputError(f"plan step {a.step}: VM {a.vm} is not in the snapshot")
         else:
             if a.host not in hosts:
                 raise InputError(f"plan step {a.step}: host {a.host} is not in the snapshot")

@@ -50,7 +50,10 @@ def render_markdown(view: ReportView) -> str:
             gain = f"{a.gain:+.3f}" if a.gain is not None else ""
             vmotion = f"{a.vmotion_s:.0f} s" if a.vmotion_s is not None else ""
             downtime = f"{a.downtime_ms:.0f} ms" if a.downtime_ms is not None else ""
-            rows.append([str(a.step), md(a.subject), md(a.change), md(a.words), gain, vmotion, downtime])
+            if vmotion and a.kind == "storage":
+                vmotion += " copy"
+            change = a.change + (f": {a.disks}" if a.disks else "")
+            rows.append([str(a.step), md(a.subject), md(change), md(a.words), gain, vmotion, downtime])
         lines += _table(["step", "VM / host", "from → to", "reason", "gain", "vMotion", "downtime"], rows,
                         right={0, 4, 5, 6})
     else:
@@ -72,6 +75,16 @@ def render_markdown(view: ReportView) -> str:
             rows.append([md(h.name), md(state), f"{h.vms_before} → {h.vms_after}",
                          f"{pct(h.cpu_before)} → {pct(h.cpu_after)}", f"{pct(h.mem_before)} → {pct(h.mem_after)}"])
         lines += _table(["host", "state", "VMs", "CPU", "memory"], rows, right={2, 3, 4})
+
+    if view.datastores:
+        lines += ["## Datastores", "", "Space is used / capacity; latency is the mean I/O latency measured.", ""]
+        rows = []
+        for d in view.datastores:
+            disks = "" if d.disks_before is None else f"{d.disks_before} → {d.disks_after}"
+            rows.append([md(d.name), md(d.state), disks, f"{d.capacity_gb:,.0f} GB",
+                         f"{pct(d.space_before)} → {pct(d.space_after)}",
+                         f"{d.latency_ms:.1f} ms" if d.latency_ms is not None else ""])
+        lines += _table(["datastore", "state", "disks", "capacity", "space", "latency"], rows, right={2, 3, 4, 5})
 
     if view.status:
         lines += ["## Rules and capacity", ""]

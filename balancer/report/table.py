@@ -45,7 +45,9 @@ def render_view(view: ReportView, console: Console) -> None:
             vmotion = f"{a.vmotion_s:.0f} s" if a.vmotion_s is not None else ""
             if vmotion and not a.converges:
                 vmotion += " (forced)"
-            t.add_row(str(a.step), a.subject, a.change, a.words, gain, vmotion)
+            if vmotion and a.kind == "storage":
+                vmotion += " copy"
+            t.add_row(str(a.step), a.subject, a.change + (f"\n{a.disks}" if a.disks else ""), a.words, gain, vmotion)
         console.print(t)
     else:
         console.print("No actions.")
@@ -65,6 +67,16 @@ def render_view(view: ReportView, console: Console) -> None:
             state = h.state_before if h.state_before == h.state_after else f"{h.state_before} → {h.state_after}"
             t.add_row(h.name, state, f"{h.vms_before} → {h.vms_after}",
                       f"{pct(h.cpu_before)} → {pct(h.cpu_after)}", f"{pct(h.mem_before)} → {pct(h.mem_after)}")
+        console.print(t)
+
+    if view.datastores:
+        t = Table(title="Datastores (space used / capacity)", show_header=True, header_style="bold")
+        for col, just in [("datastore", "left"), ("state", "left"), ("disks", "right"), ("capacity", "right"),
+                          ("space", "right"), ("latency", "right")]:
+            t.add_column(col, justify=just)
+        for d in view.datastores:
+            t.add_row(d.name, d.state, _disks(d), f"{d.capacity_gb:,.0f} GB", f"{pct(d.space_before)} → {pct(d.space_after)}",
+                      f"{d.latency_ms:.1f} ms" if d.latency_ms is not None else "")
         console.print(t)
 
     if view.status:
@@ -88,6 +100,10 @@ def render_view(view: ReportView, console: Console) -> None:
         console.print(t)
     for n in plan.notes:
         console.print(f"note: {n}")
+
+
+def _disks(d) -> str:
+    return "" if d.disks_before is None else f"{d.disks_before} → {d.disks_after}"
 
 
 def render_results(results: list[ActionResult], console: Console) -> None:

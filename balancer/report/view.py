@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..plan import DpmEndState, Move, Plan
+from ..execute.result import datastores_of
+from ..plan import DpmEndState, Move, Plan, StorageMove
 from ..snapshot import Snapshot
+from .datastores import DatastoreRow, datastore_rows
 from .hosts import HostLoad, host_loads
-from .words import action_words, pct, rule_words, suppressed_words
+from .words import action_words, disk_words, pct, rule_words, suppressed_words
 
 # The DPM band used when no config says otherwise: 63 % ± 18 %.
 DEFAULT_DPM_BAND = (0.45, 0.81)
@@ -20,9 +22,9 @@ DEFAULT_DPM_BAND = (0.45, 0.81)
 @dataclass(frozen=True)
 class ActionRow:
     step: int
-    kind: str  # "move" or "power"
+    kind: str  # "move", "storage" (a Storage vMotion) or "power"
     subject: str  # VM, or host for a power action
-    change: str  # "esx03 → esx08", or the power action
+    change: str  # "esx03 → esx08", "ds-01 → ds-03", or the power action
     reason: str  # the reason code: rule, balance, dpm, ...
     words: str  # the reason in words
     mandatory: bool
@@ -31,6 +33,7 @@ class ActionRow:
     downtime_ms: float | None = None
     data_mb: float | None = None
     converges: bool = True
+    disks: str = ""  # the disks that move (a storage move, or a host move taking disks along)
 
 
 @dataclass(frozen=True)
@@ -106,10 +109,15 @@ class ReportView:
     hosts: list[HostLoad] = field(default_factory=list)  # empty without a snapshot
     dpm_band: tuple[float, float] = DEFAULT_DPM_BAND
     dpm_end: DpmEndView | None = None  # DPM plans: the end state at this demand
+    datastores: list[DatastoreRow] = field(default_factory=list)  # empty when the cluster has none
 
     @property
     def moves(self) -> list[ActionRow]:
         return [a for a in self.actions if a.kind == "move"]
+
+    @property
+    def storage_moves(self) -> list[ActionRow]:
+        return [a for a in self.actions if a.kind == "storage"]
 
     @property
     def power(self) -> list[ActionRow]:
@@ -127,10 +135,21 @@ def build_view(plan: Plan, snapshot: Snapshot | None = None,
         if isinstance(a, Move):
             vm = a.vmotion
             actions.append(ActionRow(
-                step=a.step, kind="move", subject=a.vm, change=f"{a.source} → {a.target}", reason=a.reason,
+                step=a.step, kind="move", subject=a.vm, change=f"{a.source} → {a.target}" + (
+                    ", disks {} → {}".format(*datastores_of(a.disks)) if a.disks else ""), reason=a.reason,
                 words=action_words(a), mandatory=a.mandatory, gain=a.gain,
                 vmotion_s=vm.seconds if vm else None, downtime_ms=vm.downtime_ms if vm else None,
                 data_mb=vm.data_mb if vm else None, converges=vm.converges if vm else True,
+                disks=disk_words(a),
+            ))
+        elif isinstance(a, StorageMove):
+            src, dst = datastores_of(a.disks)
+            copy = a.storage_vmotion
+            actions.append(ActionRow(
+                step=a.step, kind="storage", subject=a.vm, change=f"{src} → {dst}", reason=a.reason,
+                words=action_words(a), mandatory=a.mandatory, gain=a.gain,
+                vmotion_s=copy.seconds if copy else None, data_mb=copy.data_gb * 1024 if copy else None,
+                disks=disk_words(a),
             ))
         else:
             actions.append(ActionRow(
@@ -146,6 +165,7 @@ def build_view(plan: Plan, snapshot: Snapshot | None = None,
         hosts=host_loads(plan, snapshot) if snapshot is not None else [],
         dpm_band=dpm_band,
         dpm_end=dpm_end_view(plan.dpm_end_state) if plan.dpm_end_state is not None else None,
+        datastores=datastore_rows(plan, snapshot),
     )
 
 
@@ -167,6 +187,7 @@ def _status(plan: Plan, snapshot: Snapshot | None) -> list[StatusRow]:
     listed = {r.name for r in rows if r.kind == "rule"}
     for rule in rules.values():
         if rule.name not in listed:
-            rows.append(StatusRow("rule", rule.name, rule.mandatory, rule_words(rule), "holds" if rule.enabled else "",
+            rows.append(StatusRow("rule", rule.name, getattr(rule, "mandatory", True), rule_words(rule),
+                                  "holds" if rule.enabled else "",
                                   "holds" if rule.enabled else "disabled"))
     return rows

@@ -8,8 +8,8 @@ followed by the engine's detail ("; demand 30 % is below the 45–81 % band").
 
 from __future__ import annotations
 
-from ..plan import Move, PowerAction, Suppressed, Totals
-from ..snapshot import VmHostRule, VmVmRule
+from ..plan import Move, PowerAction, StorageMove, Suppressed, Totals
+from ..snapshot import VmdkRule, VmDatastoreRule, VmHostRule, VmVmRule
 
 _POWER_PHRASE = {
     "standby": "to standby",
@@ -28,8 +28,16 @@ def _reason_and_detail(reason: str, detail: str) -> str:
     return f"{reason}: {detail}"
 
 
-def move_words(move: Move) -> str:
+def move_words(move: Move | StorageMove) -> str:
     return _reason_and_detail(move.reason, move.detail)
+
+
+def disk_words(move: Move | StorageMove) -> str:
+    """The disks a move takes along: "Hard disk 1, Hard disk 2 (160 GB)"; "" when none."""
+    if not move.disks:
+        return ""
+    gb = sum(d.size_gb for d in move.disks)
+    return f"{', '.join(d.disk for d in move.disks)} ({gb:.0f} GB)"
 
 
 def power_words(action: PowerAction) -> str:
@@ -43,16 +51,22 @@ def power_words(action: PowerAction) -> str:
     return f"{action.reason}: {action.host} {_POWER_PHRASE[action.action]}{saves}" + (f"; {detail}" if detail else "")
 
 
-def action_words(action: Move | PowerAction) -> str:
-    return move_words(action) if isinstance(action, Move) else power_words(action)
+def action_words(action: Move | StorageMove | PowerAction) -> str:
+    return power_words(action) if isinstance(action, PowerAction) else move_words(action)
 
 
 def suppressed_words(s: Suppressed) -> str:
     return _reason_and_detail(s.reason, s.detail)
 
 
-def rule_words(rule: VmVmRule | VmHostRule) -> str:
+def rule_words(rule: VmVmRule | VmHostRule | VmdkRule | VmDatastoreRule) -> str:
     """What a rule asks for, e.g. "keep apart: web-01, web-02" or "VM group db on host group rack-a"."""
+    if isinstance(rule, VmdkRule):
+        disks = ", ".join(rule.disks) if rule.disks else "every disk"
+        how = "on different datastores" if rule.type == "vmdk-anti-affinity" else "on one datastore"
+        return f"VM {rule.vm}: {disks} {how}"
+    if isinstance(rule, VmDatastoreRule):
+        return f"{', '.join(rule.vms)}: disks on different datastores"
     strength = "must" if rule.mandatory else "should"
     if isinstance(rule, VmVmRule):
         how = "run apart" if rule.type == "vm-anti-affinity" else "run together"

@@ -26,10 +26,10 @@ from typing import Any, Callable
 from ..config import Config
 from ..engine import History, PlanOptions, make_plan
 from ..execute.premise import POWER_RESULT
-from ..execute.result import ActionResult
+from ..execute.result import ActionResult, action_words
 from ..journal import ActionRow, Journal, LeaseLost
 from ..logs import cycle_context, event
-from ..plan import Move, Plan, PowerAction
+from ..plan import Move, Plan, PowerAction, StorageMove
 from ..plan_options import plan_options
 from ..snapshot import Snapshot
 from ..sources.base import Source
@@ -360,6 +360,21 @@ class ClusterCycle:
                     outcome, why = "interrupted", "not carried out: the balancer stopped while it ran"
                 else:
                     outcome, why = "interrupted", f"VM {a.subject} is now on {vm.host}"
+            elif a.kind == "storage":
+                vm = vms.get(a.subject)
+                sources = set((a.source or "").split("+")) - set((a.target or "").split("+"))
+                if vm is None:
+                    outcome, why = "interrupted", f"VM {a.subject} no longer exists"
+                elif not any(d.datastore in sources for d in vm.disks):
+                    outcome, why = "success", "found completed after the balancer stopped while it ran"
+                else:
+                    outcome, why = "interrupted", "not carried out: the balancer stopped while it ran"
+            elif a.kind == "datastore":
+                ds = next((d for d in snap.datastores if d.name == a.subject), None)
+                if ds is not None and ds.state.value == "maintenance":
+                    outcome, why = "success", "found completed after the balancer stopped while it ran"
+                else:
+                    outcome, why = "interrupted", f"datastore {a.subject} is not in maintenance: not completed"
             else:
                 host = hosts.get(a.subject)
                 want = POWER_RESULT.get(a.target or "")
@@ -398,18 +413,18 @@ class JournaledActions:
         self.ids = ids = self.journal.add_actions(self.cycle_id, self.cluster, self.plan, self.cluster_time)
         journal, name, cid = self.journal, self.cluster, self.cycle_id
 
-        def before(action: Move | PowerAction) -> None:
+        def before(action: Move | StorageMove | PowerAction) -> None:
             if not journal.action_started(ids[action.step]) and journal.epoch is not None:
                 # fencing: the lease this plan was made under is no longer this instance's
                 event(log, "action refused: this instance no longer holds the leader lease", logging.WARNING,
                       cluster=name, cycle=cid, step=action.step, epoch=journal.epoch)
                 raise LeaseLost(f"cluster {name}: action refused: this instance no longer holds the leader "
                                 f"lease (epoch {journal.epoch})")
-            what = f"{action.source} -> {action.target}" if isinstance(action, Move) else action.action
-            event(log, "action start", cluster=name, cycle=cid, step=action.step,
-                  subject=action.vm if isinstance(action, Move) else action.host, action=what, reason=action.reason)
+            kind, subject, what = action_words(action)
+            event(log, "action start", cluster=name, cycle=cid, step=action.step, kind=kind,
+                  subject=subject, action=what, reason=action.reason)
 
-        def after(action: Move | PowerAction, result: ActionResult) -> None:
+        def after(action: Move | StorageMove | PowerAction, result: ActionResult) -> None:
             journal.action_finished(ids[action.step], result)
             event(log, "action", logging.INFO if result.done else logging.WARNING,
                   cluster=name, cycle=cid, step=result.step, kind=result.kind, subject=result.subject,
