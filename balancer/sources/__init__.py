@@ -12,7 +12,7 @@ def open_source(config: Config) -> Source:
         from .vcenter import VCenterSource  # pyvmomi is only imported when needed
 
         assert config.vcenter is not None
-        return VCenterSource(config.vcenter, config.drs)
+        return VCenterSource(config.vcenter, config.drs, config.sdrs)
     from .sim import SimulatedCluster
 
     return SimulatedCluster(config.sim)

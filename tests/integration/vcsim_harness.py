@@ -49,7 +49,8 @@ class VcSim:
 
     def __init__(self, hosts: int = 3, vms_per_host: int = 2, cpu_mhz: int = 2000, cores: int = 8,
                  mem_mb: int = 65536, relocate_ms: int = 0, startup_timeout: float = 60.0, port: int | None = None,
-                 relocate_task_ms: int = 0):
+                 relocate_task_ms: int = 0, datastores: int = 1, partial_datastores: int = 0, pod: bool = False,
+                 datastore_gb: float = 0, datastore_free_gb: float = -1, disk_gb: float = 0):
         self.hosts, self.vms_per_host = hosts, vms_per_host
         self.cpu_mhz, self.cores, self.mem_mb = cpu_mhz, cores, mem_mb
         last = ""
@@ -57,7 +58,10 @@ class VcSim:
             self.port = port or free_port()  # a given port: a simulator "coming back" where it was
             args = [str(BINARY), "-port", str(self.port), "-hosts", str(hosts), "-vms-per-host", str(vms_per_host),
                     "-host-cpu-mhz", str(cpu_mhz), "-host-cores", str(cores), "-host-mem-mb", str(mem_mb),
-                    "-relocate-ms", str(relocate_ms), "-relocate-task-ms", str(relocate_task_ms)]
+                    "-relocate-ms", str(relocate_ms), "-relocate-task-ms", str(relocate_task_ms),
+                    "-datastores", str(datastores), "-partial-datastores", str(partial_datastores),
+                    "-datastore-gb", str(datastore_gb), "-datastore-free-gb", str(datastore_free_gb),
+                    "-disk-gb", str(disk_gb)] + (["-pod"] if pod else [])
             self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             line = self._first_line(startup_timeout)
             if line.startswith("http"):

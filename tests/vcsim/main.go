@@ -28,6 +28,17 @@
 //     simulator handles the rest of the request.
 //   - -relocate-task-ms: RelocateVM_Task returns its task at once and the task runs that long
 //     before the VM moves, as a real vMotion (-relocate-ms instead delays the call itself).
+//   - Storage: -datastores N datastores (LocalDS_0.., every VM's disk on LocalDS_0), each listing
+//     every host that mounts it (the simulator's own lists only the last host), the last
+//     -partial-datastores of them mounted by the first half of the hosts only; -pod puts them in a
+//     datastore cluster (StoragePod DC0_POD0); -datastore-gb / -datastore-free-gb set each one's
+//     capacity and free space (otherwise the temporary directory's file system's); -disk-gb sets
+//     the size of every VM's disk.
+//   - Storage vMotion: a RelocateVM_Task with a datastore or disk locators moves the disks (their
+//     backing file name and datastore), the VM's home with spec.datastore, the VM's datastore list
+//     and the datastores' free space (the simulator itself changes only the datastore list).
+//   - DatastoreEnterMaintenanceMode (refused with ResourceInUse while a disk is on the datastore)
+//     and DatastoreExitMaintenanceMode_Task, setting summary.maintenanceMode (not implemented there).
 //
 // Login accepts only -user / -password (default user / pass). Flags: see -h.
 package main
@@ -43,6 +54,8 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -54,9 +67,11 @@ import (
 )
 
 type relocation struct {
-	VM     string `json:"vm"`
-	Source string `json:"source"`
-	Target string `json:"target"`
+	VM        string   `json:"vm"`
+	Source    string   `json:"source"`
+	Target    string   `json:"target"`
+	Datastore string   `json:"datastore,omitempty"`
+	Disks     []string `json:"disks,omitempty"`
 	Start  int64  `json:"start_ns"`
 	End    int64  `json:"end_ns"`
 	Failed bool   `json:"failed"`
@@ -191,6 +206,7 @@ func slowRelocate(w http.ResponseWriter, this types.ManagedObjectReference, spec
 	}
 	task := simulator.CreateTask(vm, "relocateVm", func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
 		time.Sleep(delay)
+		moveDisks(vm, spec)
 		var changes []types.PropertyChange
 		if spec.Pool != nil {
 			pool := *spec.Pool
@@ -214,6 +230,233 @@ func slowRelocate(w http.ResponseWriter, this types.ManagedObjectReference, spec
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, soapResponse, "RelocateVM_Task", task.Self.Value, "RelocateVM_Task")
 	return true
+}
+
+func datastoreName(ref types.ManagedObjectReference) string {
+	if ds, ok := simulator.Map.Get(ref).(*simulator.Datastore); ok {
+		return ds.Name
+	}
+	return ""
+}
+
+func diskBytes(disk *types.VirtualDisk) int64 {
+	if disk.CapacityInBytes > 0 {
+		return disk.CapacityInBytes
+	}
+	return disk.CapacityInKB * 1024
+}
+
+// moveDisks carries out the storage part of a relocation: each disk with a locator goes to its
+// datastore, every other disk and the VM's home to spec.Datastore when it is set.
+func moveDisks(vm *simulator.VirtualMachine, spec types.VirtualMachineRelocateSpec) {
+	if spec.Datastore == nil && len(spec.Disk) == 0 {
+		return
+	}
+	target := map[int32]types.ManagedObjectReference{}
+	for _, loc := range spec.Disk {
+		target[loc.DiskId] = loc.Datastore
+	}
+	delta := map[types.ManagedObjectReference]int64{}
+	simulator.Map.WithLock(vm, func() {
+		home := types.ManagedObjectReference{}
+		if spec.Datastore != nil {
+			home = *spec.Datastore
+			name := datastoreName(home)
+			if p := vm.Config.Files.VmPathName; strings.HasPrefix(p, "[") && name != "" {
+				if i := strings.Index(p, "]"); i > 0 {
+					vm.Config.Files.VmPathName = "[" + name + "]" + p[i+1:]
+					vm.Summary.Config.VmPathName = vm.Config.Files.VmPathName
+				}
+			}
+		}
+		used := map[types.ManagedObjectReference]bool{}
+		for _, dev := range vm.Config.Hardware.Device {
+			disk, ok := dev.(*types.VirtualDisk)
+			if !ok {
+				continue
+			}
+			backing, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
+			if !ok {
+				continue
+			}
+			ds, ok := target[disk.Key]
+			if !ok && spec.Datastore != nil {
+				ds, ok = home, true
+			}
+			if !ok || (backing.Datastore != nil && *backing.Datastore == ds) {
+				if backing.Datastore != nil {
+					used[*backing.Datastore] = true
+				}
+				continue
+			}
+			name := datastoreName(ds)
+			if name == "" {
+				continue
+			}
+			if backing.Datastore != nil {
+				delta[*backing.Datastore] += diskBytes(disk)
+			}
+			delta[ds] -= diskBytes(disk)
+			f := backing.FileName
+			if i := strings.Index(f, "]"); strings.HasPrefix(f, "[") && i > 0 {
+				f = f[i+1:]
+			} else {
+				f = " " + f
+			}
+			backing.FileName = "[" + name + "]" + f
+			d := ds
+			backing.Datastore = &d
+			used[ds] = true
+		}
+		if spec.Datastore != nil {
+			used[home] = true
+		}
+		var list []types.ManagedObjectReference
+		for ref := range used {
+			list = append(list, ref)
+		}
+		vm.Datastore = list
+	})
+	for ref, d := range delta {
+		ds, ok := simulator.Map.Get(ref).(*simulator.Datastore)
+		if !ok {
+			continue
+		}
+		simulator.Map.WithLock(ds, func() {
+			free := ds.Summary.FreeSpace + d
+			if free < 0 {
+				free = 0
+			}
+			if free > ds.Summary.Capacity {
+				free = ds.Summary.Capacity
+			}
+			ds.Summary.FreeSpace = free
+			ds.Info.GetDatastoreInfo().FreeSpace = free
+		})
+	}
+}
+
+// datastoreMaintenance serves DatastoreEnterMaintenanceMode (refused while a disk is on the
+// datastore) and DatastoreExitMaintenanceMode_Task.
+func datastoreMaintenance(w http.ResponseWriter, method string, this types.ManagedObjectReference) {
+	ds, ok := simulator.Map.Get(this).(*simulator.Datastore)
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	if !ok {
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(w, soapFault, "managed object not found: "+this.Value, this.Type, this.Value)
+		return
+	}
+	if method == "DatastoreExitMaintenanceMode_Task" {
+		task := simulator.CreateTask(ds, "datastoreExitMaintenanceMode", func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+			simulator.Map.WithLock(ds, func() { ds.Summary.MaintenanceMode = string(types.DatastoreSummaryMaintenanceModeStateNormal) })
+			return nil, nil
+		})
+		ref := task.Run()
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprintf(w, soapResponse, method, ref.Value, method)
+		return
+	}
+	busy := 0
+	for _, e := range simulator.Map.All("VirtualMachine") {
+		vm := e.(*simulator.VirtualMachine)
+		simulator.Map.WithLock(vm, func() {
+			for _, dev := range vm.Config.Hardware.Device {
+				if disk, ok := dev.(*types.VirtualDisk); ok {
+					if b, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo); ok && b.Datastore != nil && *b.Datastore == this {
+						busy++
+					}
+				}
+			}
+		})
+	}
+	if busy > 0 {
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(w, soapInUse, fmt.Sprintf("datastore %s still holds %d disks", ds.Name, busy), ds.Name)
+		return
+	}
+	simulator.Map.WithLock(ds, func() { ds.Summary.MaintenanceMode = "inMaintenance" })
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, soapPlacement, method, method)
+}
+
+const soapPlacement = `<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<soapenv:Body><%sResponse xmlns="urn:vim25"><returnval></returnval></%sResponse></soapenv:Body>
+</soapenv:Envelope>`
+
+const soapInUse = `<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<soapenv:Body><soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>%s</faultstring><detail><ResourceInUseFault xmlns="urn:vim25" xsi:type="ResourceInUse"><name>%s</name></ResourceInUseFault></detail></soapenv:Fault></soapenv:Body>
+</soapenv:Envelope>`
+
+// setupStorage fixes the datastores' host mounts, and sets their sizes, the VMs' disk sizes and
+// the datastore cluster (see the flags).
+func setupStorage(cluster *simulator.ClusterComputeResource, partial int, capacityGB, freeGB, diskGB float64, pod bool) {
+	var stores []*simulator.Datastore
+	for _, e := range simulator.Map.All("Datastore") {
+		stores = append(stores, e.(*simulator.Datastore))
+	}
+	sort.Slice(stores, func(i, j int) bool { return stores[i].Name < stores[j].Name })
+	hosts := cluster.Host
+	mounts := map[types.ManagedObjectReference][]types.ManagedObjectReference{}
+	for i, ds := range stores {
+		mounted := hosts
+		if i >= len(stores)-partial && len(hosts) > 1 {
+			mounted = hosts[:len(hosts)/2]
+		}
+		var list []types.DatastoreHostMount
+		for _, h := range mounted {
+			list = append(list, types.DatastoreHostMount{Key: h, MountInfo: types.HostMountInfo{
+				AccessMode: string(types.HostMountModeReadWrite), Mounted: types.NewBool(true), Accessible: types.NewBool(true)}})
+			mounts[h] = append(mounts[h], ds.Self)
+		}
+		const gb = 1024 * 1024 * 1024
+		simulator.Map.WithLock(ds, func() {
+			ds.Host = list
+			if capacityGB > 0 {
+				ds.Summary.Capacity = int64(capacityGB * gb)
+				ds.Info.GetDatastoreInfo().MaxFileSize = ds.Summary.Capacity
+			}
+			if freeGB >= 0 {
+				ds.Summary.FreeSpace = int64(freeGB * gb)
+			}
+			if ds.Summary.FreeSpace > ds.Summary.Capacity {
+				ds.Summary.FreeSpace = ds.Summary.Capacity
+			}
+			ds.Info.GetDatastoreInfo().FreeSpace = ds.Summary.FreeSpace
+		})
+	}
+	for _, h := range hosts {
+		host := simulator.Map.Get(h).(*simulator.HostSystem)
+		list := mounts[h]
+		simulator.Map.WithLock(host, func() { host.Datastore = list })
+	}
+	var all []types.ManagedObjectReference
+	for _, ds := range stores {
+		all = append(all, ds.Self)
+	}
+	simulator.Map.WithLock(cluster, func() { cluster.Datastore = all })
+	if diskGB > 0 {
+		for _, e := range simulator.Map.All("VirtualMachine") {
+			vm := e.(*simulator.VirtualMachine)
+			simulator.Map.WithLock(vm, func() {
+				for _, dev := range vm.Config.Hardware.Device {
+					if disk, ok := dev.(*types.VirtualDisk); ok {
+						disk.CapacityInKB = int64(diskGB * 1024 * 1024)
+						disk.CapacityInBytes = disk.CapacityInKB * 1024
+					}
+				}
+			})
+		}
+	}
+	if pod {
+		for _, e := range simulator.Map.All("StoragePod") {
+			p := e.(*simulator.StoragePod)
+			ctx := &simulator.Context{}
+			p.MoveIntoFolderTask(ctx, &types.MoveIntoFolder_Task{This: p.Self, List: all})
+			break
+		}
+	}
 }
 
 // failRelocate answers a RelocateVM_Task with a task that ends in an error.
@@ -288,6 +531,9 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration)
 					storeDasConfig(method.This, spec.DasConfig)
 				}
 			}
+		case "DatastoreEnterMaintenanceMode", "DatastoreExitMaintenanceMode_Task":
+			datastoreMaintenance(w, name, method.This)
+			return
 		case "RelocateVM_Task":
 			req, ok := method.Body.(*types.RelocateVM_Task)
 			if !ok {
@@ -299,6 +545,13 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration)
 				Target: entityName(req.Spec.Host),
 				Start:  time.Now().UnixNano(),
 			}
+			if req.Spec.Datastore != nil {
+				rec.Datastore = datastoreName(*req.Spec.Datastore)
+			}
+			for _, loc := range req.Spec.Disk {
+				rec.Disks = append(rec.Disks, fmt.Sprintf("%d:%s", loc.DiskId, datastoreName(loc.Datastore)))
+			}
+			storage := req.Spec.Datastore != nil || len(req.Spec.Disk) > 0
 			st.mu.Lock()
 			fail := rec.VM != "" && st.failVMs[rec.VM]
 			delete(st.failVMs, rec.VM)
@@ -306,7 +559,7 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration)
 			if fail {
 				failRelocate(w, method.This)
 				rec.Failed = true
-			} else if taskDelay > 0 && slowRelocate(w, method.This, req.Spec, taskDelay, st, rec) {
+			} else if (taskDelay > 0 || storage) && slowRelocate(w, method.This, req.Spec, taskDelay, st, rec) {
 				return // logged when its task ends
 			} else {
 				next.ServeHTTP(w, r)
@@ -365,6 +618,12 @@ func main() {
 	relocateMs := flag.Int("relocate-ms", 0, "extra milliseconds every RelocateVM_Task call takes")
 	relocateTaskMs := flag.Int("relocate-task-ms", 0,
 		"milliseconds every RelocateVM_Task's task runs (the call itself returns at once)")
+	datastores := flag.Int("datastores", 1, "datastores (LocalDS_0..), every VM's disk on LocalDS_0")
+	partial := flag.Int("partial-datastores", 0, "the last N datastores are mounted by the first half of the hosts only")
+	pod := flag.Bool("pod", false, "put the datastores in a datastore cluster (StoragePod DC0_POD0)")
+	datastoreGB := flag.Float64("datastore-gb", 0, "capacity of each datastore in GB (0: the file system's)")
+	datastoreFreeGB := flag.Float64("datastore-free-gb", -1, "free space of each datastore in GB (-1: the file system's)")
+	diskGB := flag.Float64("disk-gb", 0, "size of every VM's disk in GB (0: the simulator's 1 MB)")
 	user := flag.String("user", "user", "user name accepted by Login")
 	password := flag.String("password", "pass", "password accepted by Login")
 	flag.Parse()
@@ -387,6 +646,10 @@ func main() {
 	m.Cluster = 1
 	m.ClusterHost = *hosts
 	m.Machine = *hosts * *vmsPerHost
+	m.Datastore = *datastores
+	if *pod {
+		m.Pod = 1
+	}
 	if *relocateMs > 0 {
 		m.DelayConfig.MethodDelay = map[string]int{"RelocateVM_Task": *relocateMs}
 	}
@@ -397,6 +660,7 @@ func main() {
 
 	cluster := simulator.Map.Any("ClusterComputeResource").(*simulator.ClusterComputeResource)
 	placeRoundRobin(cluster)
+	setupStorage(cluster, *partial, *datastoreGB, *datastoreFreeGB, *diskGB, *pod)
 
 	// An explicit user makes the simulator check the password (with its default it accepts any).
 	m.Service.Listen = &url.URL{Host: fmt.Sprintf("127.0.0.1:%d", *port), User: url.UserPassword(*user, *password)}

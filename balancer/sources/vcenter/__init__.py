@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from ...config import DrsConfig, VCenterConfig
+from ...config import DrsConfig, SdrsConfig, VCenterConfig
 from ...execute.result import ActionResult
 from ...plan import Plan
 from ...snapshot import Snapshot
@@ -21,9 +21,10 @@ from .executor import Executor
 class VCenterSource:
     """One vCenter cluster (``vc.cluster``), as a balancer Source."""
 
-    def __init__(self, vc: VCenterConfig, drs: DrsConfig | None = None):
+    def __init__(self, vc: VCenterConfig, drs: DrsConfig | None = None, sdrs: SdrsConfig | None = None):
         self.vc = vc
         self.drs = drs or DrsConfig()
+        self.sdrs = sdrs or SdrsConfig()
         self.name = f"vcenter:{vc.host}/{vc.cluster}"
         for line in vc.insecure_warnings():  # protocol http, verify_tls false: said whenever the balancer connects
             logging.getLogger("balancer.vcenter").warning(line)
@@ -32,7 +33,7 @@ class VCenterSource:
         self.executor = self._make_executor()
 
     def _make_executor(self) -> Executor:
-        return Executor(self.conn, self.collector, self.drs, timeout=self.vc.timeout)
+        return Executor(self.conn, self.collector, self.drs, timeout=self.vc.timeout, sdrs=self.sdrs)
 
     def __repr__(self) -> str:
         return f"VCenterSource({self.name})"
@@ -42,6 +43,10 @@ class VCenterSource:
 
     def execute(self, plan: Plan) -> list[ActionResult]:
         return self.executor.run(plan)
+
+    def enter_datastore_maintenance(self, name: str) -> ActionResult:
+        """Put datastore ``name`` into maintenance mode (DatastoreEnterMaintenanceMode)."""
+        return self.executor.enter_datastore_maintenance(name)
 
     def close(self) -> None:
         self.conn.close()

@@ -1,9 +1,11 @@
 """Read one vCenter cluster into a Snapshot.
 
-Per collection, whatever the number of hosts and VMs:
+Per collection, whatever the number of hosts, VMs, datastores and disks:
   3 requests to find the cluster by name (CreateContainerView, RetrievePropertiesEx, DestroyView),
-  3 requests to read every host and VM of the cluster and the cluster's rules and groups,
-  1 QueryPerf per PERF_BATCH powered-on VMs (one call up to 2,000 VMs),
+  3 requests to read every host and VM of the cluster (with the VMs' disks), the cluster's rules and
+    groups, and the datastores its hosts mount with their datastore clusters (storage pods),
+  1 QueryPerf per PERF_BATCH powered-on VMs (one call up to 2,000 VMs; the hosts' datastore
+    latency counters go in the first call),
   plus 1 request on the first collection to learn the performance counter ids,
   plus ContinueRetrievePropertiesEx pages when vCenter splits a large result.
 """
@@ -12,13 +14,15 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import ValidationError
 
 from ...errors import SourceError
-from ...snapshot import SNAPSHOT_VERSION, VM, Automation, HaAdmissionControl, Host, HostState, Snapshot, VmHostRule, VmVmRule
+from ...snapshot import (SNAPSHOT_VERSION, VM, Automation, Datastore, DatastoreState, Disk, HaAdmissionControl,
+                         Host, HostState, Snapshot, VmHostRule, VmVmRule)
 from .connection import Connection
 from .inventory import ClusterRefs, duplicate_error, duplicates, find_cluster, moid, objects_spec, props, read_view, retrieve
 
@@ -30,10 +34,15 @@ PERF_BATCH = 2000  # VMs per QueryPerf call
 IDLE_MEMORY_SHARE = 0.25  # DRS counts active memory + 25 % of idle consumed memory
 
 COUNTERS = ("cpu.usagemhz.average", "cpu.ready.summation", "mem.active.average", "mem.consumed.average")
+# per host and datastore (instance: the datastore's id, the last part of its URL), milliseconds
+LATENCY_COUNTERS = ("datastore.totalReadLatency.average", "datastore.totalWriteLatency.average")
+GB = 1024.0 ** 3
 
 HOST_PATHS = ["name", "summary.hardware", "runtime"]
-VM_PATHS = ["name", "runtime.host", "runtime.powerState", "summary.config", "summary.quickStats"]
-CLUSTER_PATHS = ["name", "resourcePool", "configurationEx"]
+VM_PATHS = ["name", "runtime.host", "runtime.powerState", "summary.config", "summary.quickStats",
+            "config.hardware.device", "layoutEx.disk", "layoutEx.file"]
+CLUSTER_PATHS = ["name", "resourcePool", "configurationEx", "datastore"]
+DATASTORE_PATHS = ["name", "summary", "host", "parent"]
 
 
 def _finite(x: Any) -> float | None:
@@ -70,6 +79,14 @@ def vm_automation(override: Any) -> Automation:
     return Automation.DEFAULT
 
 
+@dataclass
+class Storage:
+    """What a cluster read finds of storage: (datastore, props) and storage pod moid -> name."""
+
+    datastores: list[tuple[Any, dict]] = field(default_factory=list)
+    pods: dict[str, str] = field(default_factory=dict)
+
+
 class Collector:
     def __init__(self, conn: Connection, cluster_name: str):
         self.conn = conn
@@ -77,22 +94,30 @@ class Collector:
         self._counter_ids: dict[str, int] | None = None
 
     # --- inventory ------------------------------------------------------------------------
-    def read_cluster(self) -> tuple[Any, dict[str, Any], list[tuple[Any, dict]], list[tuple[Any, dict]]]:
-        """(cluster, cluster properties, [(host, props)], [(vm, props)]) in 6 requests."""
+    def read_cluster(self) -> tuple[Any, dict[str, Any], list[tuple[Any, dict]], list[tuple[Any, dict]], "Storage"]:
+        """(cluster, cluster properties, [(host, props)], [(vm, props)], datastores and pods) in 6 requests."""
         from pyVmomi import vim
 
         content = self.conn.content
         cluster = find_cluster(content, self.cluster_name, self.conn.where)
         objects = read_view(
             content, cluster, [vim.HostSystem, vim.VirtualMachine],
-            {vim.HostSystem: HOST_PATHS, vim.VirtualMachine: VM_PATHS},
+            {vim.HostSystem: HOST_PATHS, vim.VirtualMachine: VM_PATHS, vim.StoragePod: ["name"]},
             extra=[(cluster, vim.ClusterComputeResource, CLUSTER_PATHS)],
+            follow=[(vim.ClusterComputeResource, "datastore", vim.Datastore, DATASTORE_PATHS)],
         )
         cprops: dict[str, Any] = {}
         hosts: list[tuple[Any, dict]] = []
         vms: list[tuple[Any, dict]] = []
+        storage = Storage()
         for oc in objects:
             p = props(oc)
+            if isinstance(oc.obj, vim.Datastore):
+                storage.datastores.append((oc.obj, p))
+                continue
+            if isinstance(oc.obj, vim.StoragePod):
+                storage.pods[moid(oc.obj)] = p.get("name", moid(oc.obj))
+                continue
             if isinstance(oc.obj, vim.ClusterComputeResource):
                 cprops = p
             elif isinstance(oc.obj, vim.HostSystem):
@@ -108,17 +133,18 @@ class Collector:
             if p.get("runtime.host") is not None and moid(p["runtime.host"]) in host_ids
             and not getattr(p.get("summary.config"), "template", False)
         ]
-        return cluster, cprops, hosts, vms
+        return cluster, cprops, hosts, vms, storage
 
     def refs(self) -> ClusterRefs:
         """Managed-object references by name, for the executor (same requests as a collection, no perf)."""
         def read() -> ClusterRefs:
-            cluster, cprops, hosts, vms = self.read_cluster()
+            cluster, cprops, hosts, vms, storage = self.read_cluster()
             self._check_unique(hosts, "host")
             refs = ClusterRefs(name=self.cluster_name, cluster=cluster, pool=cprops.get("resourcePool"))
             refs.hosts = {p["name"]: h for h, p in hosts}
             refs.duplicate_vms = duplicates((p.get("name", moid(v)), moid(v)) for v, p in vms)
             refs.vms = {p.get("name", moid(v)): v for v, p in vms}
+            refs.datastores = {p.get("name", moid(d)): d for d, p in storage.datastores}
             return refs
 
         return self.conn.call("reading the cluster inventory", read)
@@ -141,28 +167,41 @@ class Collector:
             ids: dict[str, int] = {}
             for c in counters or []:
                 key = f"{c.groupInfo.key}.{c.nameInfo.key}.{c.rollupType}"
-                if key in COUNTERS:
+                if key in COUNTERS or key in LATENCY_COUNTERS:
                     ids[key] = c.key
             self._counter_ids = ids
         return self._counter_ids
 
-    def query_perf(self, vms: list[Any]) -> dict[str, dict[str, list[float]]]:
-        """{vm moid: {counter: [samples]}} for the given VMs, in ceil(len/PERF_BATCH) QueryPerf calls."""
+    def query_perf(self, vms: list[Any], hosts: list[Any] = ()) -> tuple[dict[str, dict[str, list[float]]],
+                                                                      dict[str, list[float]]]:
+        """({vm moid: {counter: [samples]}} for the given VMs, {datastore id: [latency ms samples]} read
+        from the given hosts), in ceil(len(vms)/PERF_BATCH) QueryPerf calls (one when there are no VMs
+        but hosts): the hosts' datastore counters go in the first call."""
         from pyVmomi import vim
 
         ids = self.counter_ids()
-        if not ids or not vms:
-            return {}
+        vm_ids = {k: v for k, v in ids.items() if k in COUNTERS}
+        ds_ids = [v for k, v in ids.items() if k in LATENCY_COUNTERS]
+        if not ids or (not vms and not (hosts and ds_ids)):
+            return {}, {}
         by_id = {v: k for k, v in ids.items()}
-        metric_ids = [vim.PerformanceManager.MetricId(counterId=i, instance="") for i in ids.values()]
+        metric_ids = [vim.PerformanceManager.MetricId(counterId=i, instance="") for i in vm_ids.values()]
+        latency_ids = [vim.PerformanceManager.MetricId(counterId=i, instance="*") for i in ds_ids]
         pm = self.conn.content.perfManager
         out: dict[str, dict[str, list[float]]] = {}
-        for start in range(0, len(vms), PERF_BATCH):
+        latency: dict[str, list[float]] = {}
+        host_ids = {moid(h) for h in hosts}
+        for start in range(0, max(len(vms), 1), PERF_BATCH):
             specs = [
                 vim.PerformanceManager.QuerySpec(entity=vm, metricId=metric_ids, intervalId=PERF_INTERVAL,
                                                  maxSample=PERF_SAMPLES)
                 for vm in vms[start:start + PERF_BATCH]
-            ]
+            ] if metric_ids else []
+            if start == 0 and latency_ids:
+                specs += [vim.PerformanceManager.QuerySpec(entity=h, metricId=latency_ids, intervalId=PERF_INTERVAL,
+                                                           maxSample=PERF_SAMPLES) for h in hosts]
+            if not specs:
+                continue
             try:
                 results = pm.QueryPerf(querySpec=specs) or []
             except vim.fault.NotAuthenticated:
@@ -171,6 +210,15 @@ class Collector:
                 log.warning("QueryPerf failed (%s); using quickStats for demand", type(exc).__name__)
                 continue
             for em in results:
+                if moid(em.entity) in host_ids:
+                    for s in getattr(em, "value", None) or []:
+                        instance = getattr(s.id, "instance", "") or ""
+                        if not instance or by_id.get(s.id.counterId) not in LATENCY_COUNTERS:
+                            continue
+                        vals = [float(v) for v in (getattr(s, "value", None) or []) if v is not None and v >= 0]
+                        if vals:
+                            latency.setdefault(instance, []).append(sum(vals) / len(vals))
+                    continue
                 series: dict[str, list[float]] = {}
                 for s in getattr(em, "value", None) or []:
                     if getattr(s.id, "instance", "") not in ("", None):
@@ -183,7 +231,7 @@ class Collector:
                         series.setdefault(name, []).extend(vals)
                 if series:
                     out[moid(em.entity)] = series
-        return out
+        return out, latency
 
     # --- the snapshot ---------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -191,7 +239,7 @@ class Collector:
 
     def _snapshot(self) -> Snapshot:
         collected_at = datetime.now(timezone.utc)
-        cluster, cprops, host_objs, vm_objs = self.read_cluster()
+        cluster, cprops, host_objs, vm_objs, storage = self.read_cluster()
         self._check_unique(host_objs, "host")
         self._check_unique(vm_objs, "VM")
 
@@ -217,7 +265,8 @@ class Collector:
         overrides = {moid(o.key): o for o in (getattr(config, "drsVmConfig", None) or []) if getattr(o, "key", None)}
 
         powered_on = [vm for vm, p in vm_objs if str(p.get("runtime.powerState")) == "poweredOn"]
-        perf = self.query_perf(powered_on)
+        perf, latency = self.query_perf(powered_on, [h for h, p in host_objs if host_state(p.get("runtime")) is HostState.ON])
+        datastores, ds_name = self._datastore_items(storage, host_name, latency)
 
         vms: list[VM] = []
         vm_name: dict[str, str] = {}
@@ -244,6 +293,7 @@ class Collector:
                 mem_reservation_mb=float(max(0, _finite(getattr(cfg, "memoryReservation", 0)) or 0)),
                 powered_on=on,
                 automation=vm_automation(overrides.get(mid)),
+                disks=vm_disks(p, ds_name),
             ))
             vm_name[mid] = p.get("name", mid)
 
@@ -255,11 +305,83 @@ class Collector:
                 version=SNAPSHOT_VERSION, cluster=self.cluster_name, collected_at=collected_at, source="vcenter",
                 hosts=hosts, vms=vms, vm_groups=vm_groups, host_groups=host_groups, rules=rules,
                 ha=ha,
+                datastores=datastores,
             )
         except ValidationError as exc:
             first = exc.errors()[0]
             msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
             raise SourceError(f"{self.conn.where}: cluster {self.cluster_name}: cannot build a snapshot: {msg}") from None
+
+
+    def _datastore_items(self, storage: "Storage", host_name: dict[str, str], latency: dict[str, list[float]]
+                         ) -> tuple[list[Datastore], dict[str, str]]:
+        """The datastores the cluster's hosts mount, and datastore moid -> name (for the disks)."""
+        out: list[Datastore] = []
+        names: dict[str, str] = {}
+        self._check_unique(storage.datastores, "datastore")
+        for ds, p in storage.datastores:
+            summary = p.get("summary")
+            name = p.get("name") or getattr(summary, "name", None) or moid(ds)
+            names[moid(ds)] = name
+            capacity = (_finite(getattr(summary, "capacity", None)) or 0.0) / GB
+            if capacity <= 0:
+                log.warning("datastore %s reports no capacity; left out", name)
+                continue
+            free = min(capacity, max(0.0, (_finite(getattr(summary, "freeSpace", None)) or 0.0) / GB))
+            uncommitted = max(0.0, (_finite(getattr(summary, "uncommitted", None)) or 0.0) / GB)
+            mounts = []
+            for m in p.get("host") or []:
+                info = getattr(m, "mountInfo", None)
+                if getattr(info, "mounted", None) is False or getattr(info, "accessible", None) is False:
+                    continue
+                h = host_name.get(moid(m.key)) if getattr(m, "key", None) is not None else None
+                if h is not None and h not in mounts:
+                    mounts.append(h)
+            mode = str(getattr(summary, "maintenanceMode", "") or "normal")
+            parent = p.get("parent")
+            url = str(getattr(summary, "url", "") or "")
+            samples = latency.get(url.rstrip("/").rsplit("/", 1)[-1]) if url else None
+            out.append(Datastore(
+                name=name, capacity_gb=round(capacity, 3), free_gb=round(free, 3),
+                provisioned_gb=round(capacity - free + uncommitted, 3),
+                latency_ms=round(max(samples), 2) if samples else None, hosts=mounts,
+                state=DatastoreState.NORMAL if mode == "normal" else DatastoreState.MAINTENANCE,
+                datastore_cluster=storage.pods.get(moid(parent)) if parent is not None else None,
+            ))
+        return out, names
+
+
+def vm_disks(p: dict[str, Any], ds_name: dict[str, str]) -> list[Disk]:
+    """A VM's virtual disks from config.hardware.device, their used space from layoutEx (when reported)."""
+    from pyVmomi import vim
+
+    sizes = {f.key: _finite(getattr(f, "size", None)) or 0.0 for f in (p.get("layoutEx.file") or [])
+             if getattr(f, "key", None) is not None}
+    used: dict[int, float] = {}
+    for d in p.get("layoutEx.disk") or []:
+        keys = [k for unit in (getattr(d, "chain", None) or []) for k in (getattr(unit, "fileKey", None) or [])]
+        if keys and all(k in sizes for k in keys):
+            used[d.key] = sum(sizes[k] for k in keys) / GB
+    out: list[Disk] = []
+    seen: set[str] = set()
+    for dev in p.get("config.hardware.device") or []:
+        if not isinstance(dev, vim.vm.device.VirtualDisk):
+            continue
+        backing = getattr(dev, "backing", None)
+        ref = getattr(backing, "datastore", None)
+        ds = ds_name.get(moid(ref)) if ref is not None else None
+        if ds is None:
+            continue  # a disk on a datastore the cluster's hosts do not mount (or an RDM without one)
+        size = (_finite(getattr(dev, "capacityInBytes", None)) or (_finite(getattr(dev, "capacityInKB", None)) or 0.0) * 1024) / GB
+        if size <= 0:
+            continue
+        label = getattr(getattr(dev, "deviceInfo", None), "label", None) or f"disk {dev.key}"
+        name = label if label not in seen else f"{label} ({dev.key})"
+        seen.add(name)
+        u = used.get(dev.key)
+        out.append(Disk(name=name, datastore=ds, size_gb=round(size, 6), thin=bool(getattr(backing, "thinProvisioned", False)),
+                        used_gb=None if u is None else round(min(u, size), 6)))
+    return out
 
 
 def demand(series: dict[str, list[float]] | None, quick: Any, core_mhz: float) -> tuple[float, float]:

@@ -1,4 +1,5 @@
-"""Carry out a plan's actions on vCenter: vMotions (RelocateVM_Task) and host power / maintenance calls.
+"""Carry out a plan's actions on vCenter: vMotions and Storage vMotions (RelocateVM_Task) and host power /
+maintenance calls.
 
 Scheduling (see docs/vcenter.md):
 - actions are considered in step order; a power action is a barrier: it starts when every earlier
@@ -8,6 +9,12 @@ Scheduling (see docs/vcenter.md):
   the same host, may run together;
 - at most ``max_vmotions_per_host`` moves in flight per host (source and target both count) and
   ``max_vmotions_per_cluster`` in the cluster;
+- a storage move (a Storage vMotion: RelocateVM_Task with a datastore and per-disk locators) waits
+  for every earlier action of the same VM and every earlier move of disks *away from* a datastore
+  it moves disks to (the room it needs is freed by that move); a host move that takes disks along
+  (host and datastore in one RelocateVM_Task) waits for both kinds; at most
+  ``max_svmotions_per_datastore`` moves copying disks in flight per datastore (source and target
+  both count), and they count against ``max_vmotions_per_cluster`` too;
 - just before each action its premise is re-read from vCenter; a stale action is "skipped";
 - an action that depends on a failed one is skipped; after ``max_failures`` failures nothing new
   starts and the rest is skipped;
@@ -22,19 +29,19 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Union
 
-from ...config import DrsConfig
+from ...config import DrsConfig, SdrsConfig
 from ...errors import SourceError
-from ...execute.premise import move_premise, power_premise
-from ...execute.result import ActionResult
-from ...plan import Move, Plan, PowerAction
-from ...snapshot import SNAPSHOT_VERSION, VM, Host, HostState, Snapshot
+from ...execute.premise import move_premise, power_premise, storage_premise
+from ...execute.result import ActionResult, action_words
+from ...plan import Move, Plan, PowerAction, StorageMove
+from ...snapshot import SNAPSHOT_VERSION, VM, Datastore, DatastoreState, Disk, Host, HostState, Snapshot
 from .collector import Collector, host_state
 from .connection import Connection, ObjectGone
 from .inventory import ClusterRefs, moid, objects_spec, props, read_view, retrieve
 
 log = logging.getLogger("balancer.vcenter")
 
-Action = Union[Move, PowerAction]
+Action = Union[Move, StorageMove, PowerAction]
 
 HOST_TASK_MIN_TIMEOUT = 900.0  # entering standby or booting a host takes minutes on real hardware
 # A vMotion's deadline: vcenter.timeout, or this many times its predicted duration plus a margin when
@@ -43,11 +50,27 @@ VMOTION_DEADLINE_FACTOR = 3.0
 VMOTION_DEADLINE_MARGIN_S = 60.0
 
 
-def move_deadline(move: Move, timeout: float) -> float:
-    """Seconds a move's RelocateVM_Task may run before it is cancelled: max(timeout, 3 x predicted + 60 s)."""
-    if move.vmotion is None:
+def move_deadline(move: Move | StorageMove, timeout: float) -> float:
+    """Seconds a move's RelocateVM_Task may run before it is cancelled: max(timeout, 3 x predicted + 60 s)
+    (for a host move taking disks along, the predicted vMotion and copy times added)."""
+    predicted = 0.0
+    if isinstance(move, Move) and move.vmotion is not None:
+        predicted += move.vmotion.seconds
+    copy = move.storage_vmotion if isinstance(move, StorageMove) else None
+    if copy is not None:
+        predicted += copy.seconds
+    elif move.disks:  # disks along with a host move: no estimate of their own; at least an hour per TB at 2 Gb/s
+        predicted += sum(d.size_gb for d in move.disks) * 8 * 1024 / 2000.0
+    if predicted <= 0:
         return timeout
-    return max(timeout, VMOTION_DEADLINE_FACTOR * move.vmotion.seconds + VMOTION_DEADLINE_MARGIN_S)
+    return max(timeout, VMOTION_DEADLINE_FACTOR * predicted + VMOTION_DEADLINE_MARGIN_S)
+
+
+def datastores_touched(a: Action) -> set[str]:
+    """The datastores a move copies disks from or to (none for a host action or a move without disks)."""
+    if isinstance(a, PowerAction):
+        return set()
+    return {d.source for d in a.disks} | {d.target for d in a.disks}
 
 
 class ActionFailed(Exception):
@@ -57,11 +80,13 @@ class ActionFailed(Exception):
 class Executor:
     max_failures = 3
 
-    def __init__(self, conn: Connection, collector: Collector, drs: DrsConfig, timeout: float):
+    def __init__(self, conn: Connection, collector: Collector, drs: DrsConfig, timeout: float,
+                 sdrs: SdrsConfig | None = None):
         self.conn = conn
         self.collector = collector
         self.per_host = drs.max_vmotions_per_host
         self.per_cluster = drs.max_vmotions_per_cluster
+        self.per_datastore = (sdrs or SdrsConfig()).max_svmotions_per_datastore
         self.timeout = float(timeout) if timeout and timeout > 0 else 60.0
 
     # --- hooks (tests and callers may override) -------------------------------------------
@@ -87,6 +112,7 @@ class Executor:
         pending: list[int] = list(range(len(actions)))  # indexes into actions, in step order
         running: dict[Future, int] = {}
         in_flight: dict[str, int] = {}
+        ds_flight: dict[str, int] = {}  # moves copying disks from or to each datastore
         failures = 0
         outcome: dict[int, str] = {}  # index -> outcome, for finished actions
 
@@ -95,9 +121,14 @@ class Executor:
             if isinstance(a, PowerAction):
                 return list(range(i))
             out = []
+            into = {d.target for d in a.disks}
             for j in range(i):
                 b = actions[j]
-                if isinstance(b, PowerAction) or b.vm == a.vm or b.source == a.target:
+                if isinstance(b, PowerAction) or b.vm == a.vm:
+                    out.append(j)
+                elif isinstance(a, Move) and isinstance(b, Move) and b.source == a.target:
+                    out.append(j)
+                elif into & {d.source for d in b.disks}:
                     out.append(j)
             return out
 
@@ -109,7 +140,7 @@ class Executor:
                 if outcome.get(j) != "failed":
                     continue
                 b = actions[j]
-                if isinstance(a, Move):
+                if not isinstance(a, PowerAction):
                     return j
                 touched = {b.host} if isinstance(b, PowerAction) else {b.source, b.target}
                 if a.host in touched:
@@ -141,13 +172,18 @@ class Executor:
                         outcome[i] = "skipped"
                         pending.remove(i)
                         continue
-                    if isinstance(a, Move):
-                        hosts = {a.source, a.target}
-                        if len(running) >= self.per_cluster or any(in_flight.get(h, 0) >= self.per_host for h in hosts):
+                    if not isinstance(a, PowerAction):
+                        hosts = {a.source, a.target} if isinstance(a, Move) else set()
+                        stores = datastores_touched(a)
+                        if len(running) >= self.per_cluster or any(in_flight.get(h, 0) >= self.per_host for h in hosts) \
+                                or any(ds_flight.get(d, 0) >= self.per_datastore for d in stores):
                             continue
                         for h in hosts:
                             in_flight[h] = in_flight.get(h, 0) + 1
-                        running[pool.submit(self._move, a, refs)] = i
+                        for d in stores:
+                            ds_flight[d] = ds_flight.get(d, 0) + 1
+                        work = self._move if isinstance(a, Move) else self._storage_move
+                        running[pool.submit(work, a, refs)] = i
                         pending.remove(i)
                     else:
                         if running:
@@ -166,6 +202,8 @@ class Executor:
                     if isinstance(a, Move):
                         for h in {a.source, a.target}:
                             in_flight[h] -= 1
+                    for d in datastores_touched(a):
+                        ds_flight[d] -= 1
                     try:
                         res = fut.result()
                     except Exception as exc:  # noqa: BLE001 - a worker bug must not take the plan down
@@ -178,10 +216,8 @@ class Executor:
 
     # --- one action -----------------------------------------------------------------------
     def _result(self, a: Action, outcome: str, message: str = "", seconds: float = 0.0) -> ActionResult:
-        if isinstance(a, Move):
-            return ActionResult(a.step, "move", a.vm, f"{a.source} -> {a.target}", outcome, a.reason, message,
-                                round(seconds, 3))
-        return ActionResult(a.step, "power", a.host, a.action, outcome, a.reason, message, round(seconds, 3))
+        kind, subject, what = action_words(a)
+        return ActionResult(a.step, kind, subject, what, outcome, a.reason, message, round(seconds, 3))
 
     def _finish(self, a: Action, outcome: str, message: str, t0: float) -> ActionResult:
         res = self._result(a, outcome, message, time.monotonic() - t0)
@@ -204,14 +240,124 @@ class Executor:
             why = self._move_premise(m, vm, target, refs)
             if why:
                 return self._finish(m, "skipped", why, t0)
-            self.before_action(m)
             spec = vim.vm.RelocateSpec(host=target, pool=refs.pool)
+            if m.disks:
+                why, spec = self._disk_spec(m, vm, refs, spec, m.target)
+                if why:
+                    return self._finish(m, "skipped", why, t0)
+            self.before_action(m)
             task = self.conn.call(f"moving VM {m.vm} to {m.target}",
                                   lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
             self._wait(task, move_deadline(m, self.timeout))
             return self._finish(m, "success", "", t0)
         except (SourceError, ActionFailed) as exc:
             return self._finish(m, "failed", str(exc), t0)
+
+    def _storage_move(self, m: StorageMove, refs: ClusterRefs) -> ActionResult:
+        """A Storage vMotion: RelocateVM_Task with the target datastore and a locator per disk."""
+        from pyVmomi import vim
+
+        t0 = time.monotonic()
+        try:
+            if m.vm in refs.duplicate_vms:
+                return self._finish(m, "skipped", f"VM name {m.vm} is ambiguous in vCenter", t0)
+            vm = refs.vms.get(m.vm)
+            if vm is None:
+                return self._finish(m, "skipped", f"VM {m.vm} no longer exists", t0)
+            why, spec = self._disk_spec(m, vm, refs, vim.vm.RelocateSpec(), None)
+            if why:
+                return self._finish(m, "skipped", why, t0)
+            self.before_action(m)
+            target = "+".join(dict.fromkeys(d.target for d in m.disks))
+            task = self.conn.call(f"moving the disks of VM {m.vm} to {target}",
+                                  lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
+            self._wait(task, move_deadline(m, self.timeout))
+            return self._finish(m, "success", "", t0)
+        except (SourceError, ActionFailed) as exc:
+            return self._finish(m, "failed", str(exc), t0)
+
+    def _disk_spec(self, m: Move | StorageMove, vm: Any, refs: ClusterRefs, spec: Any,
+                   new_host: str | None) -> tuple[str | None, Any]:
+        """Re-read the VM's disks and host and the target datastores' space, mounts and state; the
+        premise decides. Returns (why not, None) or (None, ``spec`` with the datastore and disk locators).
+
+        Each moving disk gets a locator to its target; when every disk of the VM goes to one
+        datastore, the VM's home (configuration files) goes there too (``spec.datastore``).
+        """
+        from pyVmomi import vim
+
+        host_names = {moid(h): n for n, h in refs.hosts.items()}
+        targets = {d.target for d in m.disks}
+        missing = sorted(t for t in targets if t not in refs.datastores)
+        if missing:
+            return f"datastore {missing[0]} no longer exists", None
+        ds_names = {moid(d): n for n, d in refs.datastores.items()}
+        items = [(vm, vim.VirtualMachine, ["runtime.host", "config.hardware.device"])]
+        items += [(refs.datastores[t], vim.Datastore, ["summary", "host"]) for t in sorted(targets)]
+        try:
+            found = self.conn.call(f"re-reading VM {m.vm} and its target datastores",
+                                   lambda: retrieve(self.conn.content, [objects_spec(items)]))
+        except ObjectGone:
+            return f"VM {m.vm} or a target datastore no longer exists", None
+        by_id = {moid(oc.obj): props(oc) for oc in found}
+        vp = by_id.get(moid(vm))
+        if vp is None or vp.get("runtime.host") is None:
+            return f"VM {m.vm} no longer exists", None
+        h = vp["runtime.host"]
+        current = host_names.get(moid(h), moid(h))
+        from .collector import GB, vm_disks
+
+        disks = vm_disks(vp, ds_names)
+        stores = []
+        for t in sorted(targets):
+            dp = by_id.get(moid(refs.datastores[t]), {})
+            summary = dp.get("summary")
+            capacity = max(1e-9, float(getattr(summary, "capacity", 0) or 0) / GB)
+            free = min(capacity, max(0.0, float(getattr(summary, "freeSpace", 0) or 0) / GB))
+            mounts = [host_names[moid(x.key)] for x in dp.get("host") or []
+                      if getattr(x, "key", None) is not None and moid(x.key) in host_names
+                      and getattr(getattr(x, "mountInfo", None), "mounted", None) is not False]
+            mode = str(getattr(summary, "maintenanceMode", "") or "normal")
+            stores.append(Datastore.model_construct(
+                name=t, capacity_gb=capacity, free_gb=free, hosts=mounts,
+                state=DatastoreState.NORMAL if mode == "normal" else DatastoreState.MAINTENANCE))
+        for d in disks:  # the datastores the VM's disks are on now, so that the snapshot resolves
+            if d.datastore not in targets:
+                stores.append(Datastore.model_construct(name=d.datastore, capacity_gb=1.0, free_gb=0.0, hosts=[],
+                                                        state=DatastoreState.NORMAL))
+                targets = targets | {d.datastore}
+        hosts = {current, m.source if isinstance(m, Move) else current}
+        if new_host is not None:
+            hosts.add(new_host)
+        snap = Snapshot.model_construct(
+            version=SNAPSHOT_VERSION, cluster=refs.name,
+            hosts=[Host.model_construct(name=n, state=HostState.ON) for n in hosts],
+            vms=[VM.model_construct(name=m.vm, host=current, powered_on=True, disks=disks)],
+            datastores=stores)
+        if isinstance(m, StorageMove):
+            why = storage_premise(snap, m)
+        else:
+            from ...execute.premise import disks_premise
+
+            why = disks_premise(snap, m.vm, new_host or current, m.disks, done_ok=False)
+        if why:
+            return why, None
+        keys = {}
+        for dev in vp.get("config.hardware.device") or []:
+            if isinstance(dev, vim.vm.device.VirtualDisk):
+                keys[dev.key] = dev
+        label_key = {}
+        for dev in keys.values():
+            label = getattr(getattr(dev, "deviceInfo", None), "label", None) or f"disk {dev.key}"
+            label_key.setdefault(label, dev.key)
+            label_key[f"{label} ({dev.key})"] = dev.key
+        moving = {d.disk: d.target for d in m.disks}
+        spec.disk = [vim.vm.RelocateSpec.DiskLocator(diskId=label_key[name], datastore=refs.datastores[t])
+                     for name, t in moving.items() if name in label_key]
+        all_disks = {d.name for d in disks}
+        if set(moving) >= all_disks and len(set(moving.values())) == 1:
+            spec.datastore = refs.datastores[next(iter(moving.values()))]
+        return None, spec
 
     def _move_premise(self, m: Move, vm: Any, target: Any, refs: ClusterRefs) -> str | None:
         """Re-read the VM's host and the target's state; move_premise decides (None: go ahead)."""
@@ -249,7 +395,7 @@ class Executor:
             vms=[VM(name=m.vm, host=current, vcpus=1, mem_mb=1.0, cpu_demand_mhz=0.0, mem_demand_mb=0.0,
                     powered_on=False)] if current is not None else [],
         )
-        return move_premise(snap, m)
+        return move_premise(snap, m.model_copy(update={"disks": []}))  # the disks: _disk_spec
 
     def _power(self, p: PowerAction, refs: ClusterRefs) -> ActionResult:
         t0 = time.monotonic()
@@ -337,6 +483,49 @@ class Executor:
             raise SourceError(f"powering on VM {vm_name} on {host_name}: {exc}") from None
         log.info("VM %s %spowered on at %s", vm_name, moved, host_name)
         return f"VM {vm_name} {moved}powered on at {host_name}"
+
+    # --- datastores -----------------------------------------------------------------------
+    def enter_datastore_maintenance(self, name: str) -> ActionResult:
+        """DatastoreEnterMaintenanceMode on an empty datastore; skipped when it still holds disks or is
+        already in maintenance. vCenter answers with placement recommendations (Storage DRS) when VMs
+        are still on it; the balancer empties it first and takes none of them."""
+        from pyVmomi import vim
+
+        t0 = time.monotonic()
+        what = "enter-maintenance"
+
+        def result(outcome: str, message: str = "") -> ActionResult:
+            res = ActionResult(0, "datastore", name, what, outcome, "evacuate", message, round(time.monotonic() - t0, 3))
+            log.info("datastore %s %s: %s%s", name, what, outcome, f" ({message})" if message else "")
+            return res
+
+        try:
+            snap = self.collector.snapshot()
+            ds = next((d for d in snap.datastores if d.name == name), None)
+            if ds is None:
+                return result("skipped", f"datastore {name} no longer exists")
+            if ds.state is DatastoreState.MAINTENANCE:
+                return result("skipped", f"datastore {name} is already in maintenance (done before)")
+            left = [f"{v.name}/{k.name}" for v in snap.vms for k in v.disks if k.datastore == name]
+            if left:
+                return result("skipped", f"datastore {name} still holds {len(left)} disk(s) ({', '.join(left[:5])})")
+            ref = self.collector.refs().datastores.get(name)
+            if ref is None:
+                return result("skipped", f"datastore {name} no longer exists")
+            placement = self.conn.call(f"datastore {name} entering maintenance", lambda: ref.DatastoreEnterMaintenanceMode())
+            task = getattr(placement, "task", None)
+            if task is not None:
+                self._wait(task, max(self.timeout, HOST_TASK_MIN_TIMEOUT))
+            elif getattr(placement, "recommendations", None):
+                return result("failed", f"vCenter asks to move VMs off datastore {name} first")
+            found = self.conn.call(f"re-reading datastore {name}", lambda: retrieve(
+                self.conn.content, [objects_spec([(ref, vim.Datastore, ["summary.maintenanceMode"])])]))
+            mode = str(props(found[0]).get("summary.maintenanceMode", "")) if found else ""
+            if mode not in ("inMaintenance", "enteringMaintenance"):
+                return result("failed", f"datastore {name} is {mode or 'not'} in maintenance after the call")
+            return result("success")
+        except (SourceError, ActionFailed) as exc:
+            return result("failed", str(exc))
 
     # --- tasks ----------------------------------------------------------------------------
     def _wait(self, task: Any, timeout: float) -> None:

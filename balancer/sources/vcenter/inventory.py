@@ -42,16 +42,25 @@ def props(oc: Any) -> dict[str, Any]:
     return {p.name: p.val for p in (oc.propSet or [])}
 
 
-def view_spec(view: Any, paths_by_type: dict[Any, list[str]], extra: Iterable[tuple[Any, Any, list[str]]] = ()) -> Any:
+def view_spec(view: Any, paths_by_type: dict[Any, list[str]], extra: Iterable[tuple[Any, Any, list[str]]] = (),
+              follow: Iterable[tuple[Any, str, Any, list[str]]] = ()) -> Any:
     """A PropertyFilterSpec reading ``paths_by_type`` of every object in a ContainerView,
-    plus ``extra`` (object, type, paths) read directly."""
+    plus ``extra`` (object, type, paths) read directly, plus ``follow`` (from type, reference path,
+    to type, paths): the objects a reference property of an ``extra`` object points to, and the
+    objects their ``parent`` is (read when their type is among ``paths_by_type`` or ``follow``)."""
     _, vmodl = _vmodl()
     PC = vmodl.query.PropertyCollector
     traversal = PC.TraversalSpec(name="view", type=type(view), path="view", skip=False)
     object_set = [PC.ObjectSpec(obj=view, skip=True, selectSet=[traversal])]
     prop_set = [PC.PropertySpec(type=t, pathSet=paths, all=False) for t, paths in paths_by_type.items()]
+    hops = []
+    for from_type, path, to_type, paths in follow:
+        parent = PC.TraversalSpec(name=f"{to_type.__name__}.parent", type=to_type, path="parent", skip=False)
+        hops.append(PC.TraversalSpec(name=f"{from_type.__name__}.{path}", type=from_type, path=path, skip=False,
+                                     selectSet=[parent]))
+        prop_set.append(PC.PropertySpec(type=to_type, pathSet=paths, all=False))
     for obj, typ, paths in extra:
-        object_set.append(PC.ObjectSpec(obj=obj, skip=False))
+        object_set.append(PC.ObjectSpec(obj=obj, skip=False, selectSet=[h for h in hops if h.type == typ]))
         prop_set.append(PC.PropertySpec(type=typ, pathSet=paths, all=False))
     return PC.FilterSpec(objectSet=object_set, propSet=prop_set)
 
@@ -72,11 +81,12 @@ def objects_spec(items: Iterable[tuple[Any, Any, list[str]]]) -> Any:
 
 
 def read_view(content: Any, container: Any, types: list[Any], paths_by_type: dict[Any, list[str]],
-              extra: Iterable[tuple[Any, Any, list[str]]] = ()) -> list[Any]:
+              extra: Iterable[tuple[Any, Any, list[str]]] = (),
+              follow: Iterable[tuple[Any, str, Any, list[str]]] = ()) -> list[Any]:
     """Create a ContainerView, read it in one RetrievePropertiesEx (plus continuations), destroy it."""
     view = content.viewManager.CreateContainerView(container, types, True)
     try:
-        return retrieve(content, [view_spec(view, paths_by_type, extra)])
+        return retrieve(content, [view_spec(view, paths_by_type, extra, follow)])
     finally:
         try:
             view.DestroyView()
@@ -94,6 +104,7 @@ class ClusterRefs:
     hosts: dict[str, Any] = field(default_factory=dict)
     vms: dict[str, Any] = field(default_factory=dict)
     duplicate_vms: dict[str, list[str]] = field(default_factory=dict)
+    datastores: dict[str, Any] = field(default_factory=dict)
 
 
 def find_cluster(content: Any, name: str, where: str) -> Any:
