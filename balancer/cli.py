@@ -15,7 +15,7 @@ from .engine import PLANNERS, make_plan
 from .errors import BalancerError, InputError
 from .plan_options import plan_options
 from .plan import Plan, load_plan
-from .snapshot import HostState, Snapshot, load_snapshot
+from .snapshot import DatastoreState, HostState, Snapshot, load_snapshot
 from .snapshot.io import snapshot_json
 
 
@@ -270,6 +270,65 @@ def place(spec_path, config_path, cluster_name, snapshot_path, fmt, execute) -> 
         click.echo(outcome)
 
 
+@cli.command("evacuate-datastore")
+@click.argument("datastore")
+@_with(source_options)
+@click.option("--format", "fmt", type=click.Choice(PLAN_FORMATS), default="table", show_default=True)
+@click.option("--execute", is_flag=True, help="Carry out the storage moves, then put DATASTORE into maintenance mode.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the plan to this file instead of standard output.")
+def evacuate_datastore(datastore, config_path, cluster_name, snapshot_path, fmt, execute, out) -> None:
+    """Plan moving every disk on DATASTORE off it by Storage vMotion, for datastore maintenance mode.
+
+    Only disks move (nothing is balanced meanwhile), each to a datastore its VM's host mounts,
+    with room for it, honouring the VMDK and VM anti-affinity rules. With --execute the moves
+    are carried out and DATASTORE then enters maintenance mode, only if every move succeeded
+    and no disk is left on it. Exit status: 0 when DATASTORE can be (with --execute: was)
+    emptied, 1 when an action failed, 2 on bad input, 3 when the rules or the room left make
+    it impossible (the message names the rule, or the disks with no room).
+    """
+    from contextlib import ExitStack
+
+    from .errors import InfeasibleError
+    from .execute.evacuation import carry_out_datastore_evacuation, disks_left_on
+    from .service.oneoff import acting
+
+    if config_path and snapshot_path:
+        raise InputError("use either --config or --snapshot, not both")
+    if cluster_name and snapshot_path:
+        raise InputError("--cluster picks one of the config's clusters: use it with --config, not --snapshot")
+    if execute and snapshot_path:
+        raise InputError("--execute acts on the cluster: use --config (or neither, for the embedded simulated cluster), "
+                         "not --snapshot")
+    name, cfg = _cluster(config_path, cluster_name)
+    with ExitStack() as stack:
+        act = stack.enter_context(acting(name, cfg, "evacuate-datastore")) if execute else None
+        snap = load_snapshot(snapshot_path) if snapshot_path else (act.source.snapshot() if act else _collect(name, cfg))
+        found = next((d for d in snap.datastores if d.name == datastore), None)
+        if found is None:
+            known = ", ".join(d.name for d in snap.datastores[:10]) or "none"
+            raise InputError(f"datastore {datastore!r}: not in cluster {snap.cluster} (its datastores: {known})")
+        if found.state is DatastoreState.MAINTENANCE and execute:
+            raise InputError(f"datastore {datastore} is already in maintenance")
+        plan = make_plan(snap, _options(cfg, evacuate_datastores=(datastore,)))
+        if not (execute and fmt == "json"):
+            _show_plan(plan, fmt, out, snap, cfg)
+        if plan.status == "infeasible":
+            raise InfeasibleError(f"cannot evacuate datastore {datastore}: "
+                                  + "; ".join(c.removeprefix(f"evacuating {datastore}: ") for c in plan.conflicts))
+        left = disks_left_on(plan, datastore, snap)
+        if left:
+            raise InfeasibleError(f"cannot evacuate datastore {datastore}: {len(left)} disk(s) would stay on it "
+                                  f"({', '.join(left[:5])}{' ...' if len(left) > 5 else ''})"
+                                  + "".join(f"; {n}" for n in plan.notes if datastore in n or "disk" in n))
+        if act is None:
+            return
+        results = act.carry_out(plan, snap, lambda source, p: carry_out_datastore_evacuation(source, p, datastore))
+    if fmt == "json":
+        _write(json.dumps({"plan": plan.to_json_dict(), "results": [r.to_json_dict() for r in results]}, indent=2) + "\n",
+               out)
+    _finish_results(results, fmt)
+
+
 @cli.command("exit-maintenance")
 @click.argument("host")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
@@ -314,7 +373,7 @@ def snapshot(config_path, cluster_name, out) -> None:
     snap = _collect(*_cluster(config_path, cluster_name))
     _write(snapshot_json(snap), out)
     click.echo(f"wrote {out}: cluster {snap.cluster}, {len(snap.hosts)} hosts, {len(snap.vms)} VMs, "
-               f"{len(snap.rules)} rules", err=True)
+               f"{len(snap.datastores)} datastores, {len(snap.rules)} rules", err=True)
 
 
 @cli.command("check-config")
@@ -331,11 +390,12 @@ def check_config(file) -> None:
     for line in check_config_files(cfg, f"config {file}"):
         click.echo(f"warning: {line}", err=True)
     if cfg.clusters is not None:
-        names = ", ".join(f"{n} ({c.source}, automation {c.drs.automation})" for n, c in cfg.cluster_configs())
+        names = ", ".join(f"{n} ({c.source}, automation {c.drs.automation}, Storage DRS {c.sdrs.automation})"
+                          for n, c in cfg.cluster_configs())
         click.echo(f"{file}: ok ({len(cfg.clusters)} clusters: {names})")
         return
     click.echo(f"{file}: ok (source {cfg.source}, automation {cfg.drs.automation}, "
-               f"threshold {cfg.drs.migration_threshold}, DPM {cfg.dpm.automation})")
+               f"threshold {cfg.drs.migration_threshold}, DPM {cfg.dpm.automation}, Storage DRS {cfg.sdrs.automation})")
 
 
 @cli.command()

@@ -25,7 +25,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from balancer.config import DpmConfig
+from balancer.config import DpmConfig, SdrsConfig
 
 DASHBOARDS_DIR = Path(__file__).resolve().parent / "dashboards"
 OVERVIEW_UID = "balancer-overview"
@@ -36,6 +36,7 @@ TAGS = ["balancer", "vsphere", "drs"]
 _DPM = DpmConfig()
 DPM_LOW = round(_DPM.target - _DPM.tolerance, 2)  # below: DPM may consolidate and power hosts down
 DPM_HIGH = round(_DPM.target + _DPM.tolerance, 2)  # above: DPM powers standby hosts on
+SDRS_SPACE = SdrsConfig().space_threshold  # Storage DRS relieves a datastore above this space used
 HOST_HOT = 0.90  # config/alerts.yml BalancerHostHot fires above this for 15 minutes
 
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -414,6 +415,47 @@ def overview() -> dm.Dashboard:
             f"sum by (reason) (increase(balancer_moves_suppressed_total{{{C}}}[$__rate_interval]))",
             "{{reason}}",
         ),
+    )
+
+    b.row("Datastores")
+    b.panel(
+        utilisation(
+            "Datastore space used",
+            "Space used / capacity per datastore. Storage DRS moves disks off a datastore above its space "
+            "threshold (sdrs.space_threshold, 80 % by default: the dashed line).",
+            width=8,
+        ).thresholds(steps("green", (SDRS_SPACE, "red"))),
+        q(f"balancer_datastore_space_used_ratio{{{C}}}", "{{datastore}}"),
+    )
+    b.panel(
+        ts(
+            "Datastore I/O latency",
+            "Mean I/O latency per datastore as the source measures it (none where it does not). "
+            "Above sdrs.latency_threshold_ms (15 ms by default) Storage DRS moves disks off it.",
+            "s",
+            width=8,
+        ).min(0),
+        q(f"balancer_datastore_latency_seconds{{{C}}}", "{{datastore}}"),
+    )
+    b.panel(
+        bars(
+            "Storage vMotions by reason and result",
+            "Storage moves per interval by why they were made (space, latency, rule, evacuate) and how they ended; "
+            "the planned count of the last cycle as a line.",
+        ).span(8),
+        q(
+            f"sum by (reason, result) (increase(balancer_datastore_moves_total{{{C}}}[$__rate_interval]))",
+            "{{reason}} {{result}}",
+        ),
+        q(f"max(balancer_datastore_planned_moves{{{C}}})", "planned"),
+    )
+    b.panel(
+        big("Datastores in maintenance", "Datastores in maintenance mode now.", "short", width=4, decimals=0),
+        q(f"sum(balancer_datastore_maintenance{{{C}}})", instant=True),
+    )
+    b.panel(
+        big("Datastore capacity", "The cluster's datastores' capacity together.", "bytes", width=4),
+        q(f"sum(balancer_datastore_capacity_bytes{{{C}}})", instant=True),
     )
 
     b.row("Cycles")

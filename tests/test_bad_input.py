@@ -14,6 +14,22 @@ def _mut(fn):
     return json.dumps(s)
 
 
+def _storage(fn):
+    """A mutation of the example snapshot with two datastores and a disk per VM added first."""
+    def mutate(s):
+        s["version"] = 2
+        hosts = [h["name"] for h in s["hosts"]]
+        s["datastores"] = [
+            {"name": "ds-a", "capacity_gb": 1000, "free_gb": 400, "hosts": hosts},
+            {"name": "ds-b", "capacity_gb": 1000, "free_gb": 900, "hosts": hosts},
+        ]
+        for vm in s["vms"]:
+            vm["disks"] = [{"name": "Hard disk 1", "datastore": "ds-a", "size_gb": 40, "used_gb": 20, "thin": True}]
+        s["rules"].append({"name": "db-disks", "type": "vmdk-affinity", "vm": s["vms"][0]["name"], "disks": ["Hard disk 1"]})
+        fn(s)
+    return mutate
+
+
 CASES = {
     "unknown host": (lambda s: s["vms"][0].update(host="esx99"), "esx99"),
     "unknown VM in rule": (lambda s: s["rules"][0]["vms"].append("ghost-01"), "ghost-01"),
@@ -57,6 +73,20 @@ CASES = {
     "huge host memory": (lambda s: s["hosts"][0].update(mem_capacity_mb=1e300), "hosts[0] (esx01).mem_capacity_mb"),
     "sub-MHz host": (lambda s: s["hosts"][0].update(cpu_capacity_mhz=1e-9), "hosts[0] (esx01).cpu_capacity_mhz"),
     "absurd vCPU count": (lambda s: s["vms"][0].update(vcpus=10**9), "vms[0] (web-01).vcpus"),
+    # Storage DRS (version 2): datastores, disks and storage rules
+    "disk on an unknown datastore": (_storage(lambda s: s["vms"][1]["disks"][0].update(datastore="ds-x")), "ds-x"),
+    "datastore over 100 % used": (_storage(lambda s: s["datastores"][0].update(free_gb=-50)), "datastores[0] (ds-a).free_gb"),
+    "datastore free above capacity": (_storage(lambda s: s["datastores"][1].update(free_gb=1200)), "datastore ds-b"),
+    "negative datastore capacity": (_storage(lambda s: s["datastores"][1].update(capacity_gb=-1)),
+                                    "datastores[1] (ds-b).capacity_gb"),
+    "negative disk size": (_storage(lambda s: s["vms"][2]["disks"][0].update(size_gb=-40)), "size_gb"),
+    "negative disk use": (_storage(lambda s: s["vms"][2]["disks"][0].update(used_gb=-1)), "used_gb"),
+    "disk using more than its size": (_storage(lambda s: s["vms"][2]["disks"][0].update(used_gb=80)), "Hard disk 1"),
+    "rule naming an unknown disk": (_storage(lambda s: s["rules"][-1].update(disks=["Hard disk 9"])), "Hard disk 9"),
+    "rule naming an unknown VM's disks": (_storage(lambda s: s["rules"][-1].update(vm="ghost-03")), "ghost-03"),
+    "datastore mounted by an unknown host": (_storage(lambda s: s["datastores"][0]["hosts"].append("esx42")), "esx42"),
+    "duplicate disk": (_storage(lambda s: s["vms"][0]["disks"].append(dict(s["vms"][0]["disks"][0]))), "Hard disk 1"),
+    "duplicate datastore": (_storage(lambda s: s["datastores"].append(dict(s["datastores"][0]))), "ds-a"),
 }
 
 
@@ -142,6 +172,12 @@ CONFIG_CASES = {
                               "metrics.basic_auth.username: unknown field (did you mean user?)"),
     "bare off in YAML": ("dpm:\n  automation: off\n", "dpm.automation: Input should be 'off', 'manual' or "
                          "'automatic' (got false); a bare off/on/yes/no in YAML is read as false/true: quote it"),
+    "bad sdrs automation": ("sdrs:\n  automation: partial\n", "sdrs.automation"),
+    "sdrs space threshold in percent": ("sdrs:\n  space_threshold: 80\n", "sdrs.space_threshold"),
+    "negative sdrs latency": ("sdrs:\n  latency_threshold_ms: -5\n", "sdrs.latency_threshold_ms"),
+    "zero Storage vMotions per datastore": ("sdrs:\n  max_svmotions_per_datastore: 0\n", "sdrs.max_svmotions_per_datastore"),
+    "unknown sdrs key": ("sdrs:\n  treshold: 0.8\n", "treshold"),
+    "bad sdrs override of a cluster": ("drs: {}\nclusters:\n  - name: a\n    sdrs: {copy_mbps: 0}\n", "sdrs.copy_mbps"),
     "http to a remote vCenter": ("source: vcenter\nvcenter:\n  host: vc.example.com\n  protocol: http\n  user: u\n"
                                  "  password_env: X\n  cluster: c\n", "allow_insecure"),
 }

@@ -32,6 +32,10 @@ METRICS = {
 }
 # More of the service's metrics that the dashboards use.
 METRICS |= {"balancer_last_success_timestamp_seconds", "balancer_cycles_total", "balancer_planned_power_actions"}
+# Storage DRS: the datastores' space, latency, maintenance and the storage moves.
+METRICS |= {"balancer_datastore_space_used_ratio", "balancer_datastore_latency_seconds",
+            "balancer_datastore_maintenance", "balancer_datastore_capacity_bytes",
+            "balancer_datastore_planned_moves", "balancer_datastore_moves_total"}
 BUILTIN_VARIABLES = {"__rate_interval", "__interval", "__range", "__field", "__url_time_range"}
 
 
@@ -144,3 +148,15 @@ def test_provisioning_matches_the_prometheus_example():
     (job,) = prometheus["scrape_configs"]
     assert job["job_name"] == "balancer"
     assert job["static_configs"][0]["targets"] == ["127.0.0.1:9108"]  # metrics.listen's default
+
+
+def test_datastore_row_draws_the_sdrs_space_threshold():
+    from balancer.config import SdrsConfig
+
+    board = load("balancer-overview.json")
+    rows = [p["title"] for p in board["panels"] if p.get("type") == "row"]
+    assert "Datastores" in rows
+    space = next(p for p in panels(board) if p.get("title") == "Datastore space used")
+    steps = space["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps][1:] == [SdrsConfig().space_threshold]
+    assert "balancer_datastore_space_used_ratio" in space["targets"][0]["expr"]

@@ -1,10 +1,12 @@
-"""Carry out a maintenance-mode evacuation: the moves first, then (only if the host is empty) maintenance."""
+"""Carry out a maintenance-mode evacuation: the moves first, then (only if the host or datastore is empty) maintenance."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..plan import Plan
+from ..snapshot import Snapshot
 from .result import ActionResult
 
 if TYPE_CHECKING:
@@ -44,4 +46,37 @@ def _not_ready(source: "Source", results: list[ActionResult], host: str) -> str 
     return None
 
 
-__all__ = ["carry_out_evacuation", "vms_left_on"]
+def disks_left_on(plan: Plan, datastore: str, snapshot: Snapshot) -> list[str]:
+    """The disks ("VM/disk") on ``datastore`` in ``snapshot`` that the plan's moves do not take off it."""
+    final = {(v.name, k.name): k.datastore for v in snapshot.vms for k in v.disks}
+    for m in [*plan.moves, *plan.storage_moves]:
+        for d in m.disks:
+            final[(m.vm, d.disk)] = d.target
+    return [f"{vm}/{disk}" for (vm, disk), ds in final.items() if ds == datastore]
+
+
+def carry_out_datastore_evacuation(source: "Source", plan: Plan, datastore: str) -> list[ActionResult]:
+    """Run the plan's actions; put ``datastore`` into maintenance only when every one succeeded and a fresh
+    snapshot shows no disk left on it. The maintenance step comes last, numbered after the plan's steps."""
+    results = source.execute(plan) if plan.actions else []
+    step = max((a.step for a in plan.actions), default=0) + 1
+    failed = [r for r in results if r.outcome != "success"]
+    enter = getattr(source, "enter_datastore_maintenance", None)
+    what = "enter-maintenance"
+    if failed:
+        res = ActionResult(step, "datastore", datastore, what, "skipped", "evacuate",
+                           f"not entered: step {failed[0].step} ({failed[0].subject}) did not succeed")
+    elif enter is None:
+        res = ActionResult(step, "datastore", datastore, what, "skipped", "evacuate",
+                           "this source cannot put datastores into maintenance mode")
+    else:
+        left = disks_left_on(Plan.model_construct(moves=[], storage_moves=[]), datastore, source.snapshot())
+        if left:
+            res = ActionResult(step, "datastore", datastore, what, "skipped", "evacuate",
+                               f"not entered: {len(left)} disk(s) still on {datastore} ({', '.join(left[:5])})")
+        else:
+            res = replace(enter(datastore), step=step)
+    return [*results, res]
+
+
+__all__ = ["carry_out_datastore_evacuation", "carry_out_evacuation", "disks_left_on", "vms_left_on"]

@@ -440,7 +440,11 @@ class JournaledActions:
     def __exit__(self, *exc: Any) -> None:
         for hook in ("before_action", "after_action", "should_stop"):
             self._target.__dict__.pop(hook, None)
-        for r in self.results:  # outcomes the executor decided without calling the hook (e.g. skipped)
+        for r in self.results:
+            if r.step not in self.ids and r.kind == "datastore":  # a datastore action outside the plan (maintenance)
+                self.ids[r.step] = self.journal.add_action(self.cycle_id, self.cluster, r.step, r.kind, r.subject,
+                                                           r.action, r.reason, self.cluster_time)
+            # outcomes the executor decided without calling the hook (e.g. skipped)
             if r.step in self.ids and self.journal.action_finished(self.ids[r.step], r):
                 event(log, "action", logging.INFO if r.done else logging.WARNING,
                       cluster=self.cluster, cycle=self.cycle_id, step=r.step, kind=r.kind, subject=r.subject,
