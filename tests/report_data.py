@@ -31,3 +31,36 @@ def rules_plan(snapshot: Snapshot) -> Plan:
             Suppressed(vm="idle-01", target="esx03", reason="cooldown", detail="moved 20 min ago"),
         ],
     })
+
+
+def storage_snapshot() -> Snapshot:
+    """The simulated cluster in the afternoon: its fullest datastore above Storage DRS's 80 % threshold."""
+    from balancer.config import SimConfig
+    from balancer.sources.sim import SimulatedCluster
+
+    return SimulatedCluster(SimConfig(start=200, partial_mounts=True)).snapshot()
+
+
+def storage_plan(snapshot: Snapshot) -> Plan:
+    """A plan for ``storage_snapshot`` with two storage moves off the full datastore and a host move that
+    takes its disks along (to a host that does not mount their datastore)."""
+    from balancer.plan import CopyEstimate, DiskMove, Move, StorageMove
+
+    p = make_plan(snapshot, PlanOptions(max_moves=0))
+    full = max(snapshot.datastores, key=lambda d: d.used_gb / d.capacity_gb)
+    on = [v for v in snapshot.vms if v.disks and all(k.datastore == full.name for k in v.disks)]
+    moves = []
+    for i, (vm, target) in enumerate(zip(on[:2], ("ds-03", "ds-02"))):
+        gb = sum(k.space_gb for k in vm.disks)
+        moves.append(StorageMove(
+            step=i + 1, vm=vm.name, reason="space", gain=0.004,
+            detail=f"{full.name} at {100 * full.used_gb / full.capacity_gb:.0f} % is above the 80 % space threshold",
+            disks=[DiskMove(disk=k.name, source=k.datastore, target=target, size_gb=k.space_gb) for k in vm.disks],
+            storage_vmotion=CopyEstimate(seconds=round(gb * 8 * 1024 / 2000, 1), data_gb=round(gb, 2))))
+    last = snapshot.datastores[-1]
+    vm = next(v for v in snapshot.vms if all(k.datastore == last.name for k in v.disks))
+    away = next(h.name for h in snapshot.hosts if h.name not in last.hosts)
+    host_move = Move(step=3, vm=vm.name, source=vm.host, target=away, reason="balance", detail="CPU imbalance",
+                     disks=[DiskMove(disk=k.name, source=k.datastore, target="ds-03", size_gb=k.space_gb)
+                            for k in vm.disks])
+    return p.model_copy(update={"storage_moves": moves, "moves": [host_move], "notes": []})

@@ -163,3 +163,58 @@ def test_the_last_success_survives_a_restart(tmp_path):
     finally:
         svc.shutdown("test")
     assert exported == last
+
+
+def test_datastore_metrics_over_the_endpoint(tmp_path):
+    cfg = config_of(sim_config(tmp_path, drs={"interval": "0.3s"}, sim={"start": 230}))
+    svc = Running(cfg)
+    try:
+        svc.wait_cycles("sim-cluster", 2)
+        status, text = scrape(svc.url)
+    finally:
+        assert svc.stop() == 0
+    assert status == 200
+    from balancer.sources.sim import SimulatedCluster
+
+    snap = SimulatedCluster(cfg.sim).snapshot()  # the cluster as it started: space only grows
+    c = {"cluster": "sim-cluster"}
+    for d in snap.datastores:
+        ratio = value(text, "balancer_datastore_space_used_ratio", **c, datastore=d.name)
+        assert d.used_gb / d.capacity_gb <= ratio < 1.0
+        assert value(text, "balancer_datastore_capacity_bytes", **c, datastore=d.name) == d.capacity_gb * 1024 ** 3
+        assert 0.0 < value(text, "balancer_datastore_latency_seconds", **c, datastore=d.name) < 0.015
+        assert value(text, "balancer_datastore_maintenance", **c, datastore=d.name) == 0.0
+    assert max(value(text, "balancer_datastore_space_used_ratio", **c, datastore=d.name) for d in snap.datastores) > 0.8
+    # every reason and result of a storage move is a series from the start
+    for reason in ("space", "latency", "rule", "evacuate", "follows-host"):
+        for result in ("success", "failed", "skipped"):
+            assert ("balancer_datastore_moves_total", tuple(sorted({**c, "reason": reason, "result": result}.items()))) \
+                in samples(text)
+    assert ("balancer_datastore_planned_moves", (("cluster", "sim-cluster"),)) in samples(text)
+
+
+def test_storage_moves_count_by_reason_and_result_and_gone_datastores_leave():
+    from prometheus_client import generate_latest
+
+    from balancer.config import SimConfig
+    from balancer.execute import ActionResult
+    from balancer.sources.sim import SimulatedCluster
+
+    m = Metrics()
+    m.add_cluster("a", 10.0)
+    snap = SimulatedCluster(SimConfig(hosts=3, vms=20)).snapshot()
+    results = [ActionResult(1, "storage", "web-001", "ds-01 -> ds-02", "success", "space"),
+               ActionResult(2, "storage", "web-002", "ds-01 -> ds-03", "skipped", "space", "stale"),
+               ActionResult(3, "storage", "db-001", "ds-02 -> ds-04", "success", "evacuate"),
+               ActionResult(4, "datastore", "ds-02", "enter-maintenance", "success", "evacuate")]
+    m.observe(CycleResult("a", 1, 10.0, snapshot=snap, results=results, finished_at=1.0))
+    text = generate_latest(m.registry).decode()
+    assert value(text, "balancer_datastore_moves_total", cluster="a", reason="space", result="success") == 1.0
+    assert value(text, "balancer_datastore_moves_total", cluster="a", reason="space", result="skipped") == 1.0
+    assert value(text, "balancer_datastore_moves_total", cluster="a", reason="evacuate", result="success") == 1.0
+    assert total(text, "balancer_migrations_total", cluster="a") == 0.0  # not vMotions
+    fewer = snap.model_copy(update={"datastores": snap.datastores[:2]})
+    m.observe(CycleResult("a", 2, 10.0, snapshot=fewer, finished_at=2.0))
+    text = generate_latest(m.registry).decode()
+    names = {dict(ls).get("datastore") for (n, ls) in samples(text) if n == "balancer_datastore_space_used_ratio"}
+    assert names == {d.name for d in snap.datastores[:2]}

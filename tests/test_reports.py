@@ -252,3 +252,92 @@ def test_cli_markdown_to_stdout():
 def test_cli_unknown_format_is_one_line():
     r = run_cli("recommend", "--snapshot", str(RULES), "--format", "pdf")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "pdf" in r.stderr
+
+
+# --- Storage DRS: storage moves and datastores ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def storage():
+    from report_data import storage_plan, storage_snapshot
+
+    snapshot = storage_snapshot()
+    return snapshot, storage_plan(snapshot)
+
+
+def _disk_words(move) -> str:
+    return f"{', '.join(d.disk for d in move.disks)} ({sum(d.size_gb for d in move.disks):.0f} GB)"
+
+
+def test_storage_moves_and_datastores_in_the_table(storage):
+    snapshot, plan = storage
+    text = render(plan, snapshot, "table", width=220)
+    for m in plan.storage_moves:
+        assert m.vm in text and f"{m.disks[0].source} → {m.disks[0].target}" in text and _disk_words(m) in text
+        assert f"{m.storage_vmotion.seconds:.0f} s copy" in text and m.detail in text
+    host_move = plan.moves[0]
+    assert f"{host_move.source} → {host_move.target}, disks {host_move.disks[0].source} → ds-03" in text
+    assert "Datastores (space used / capacity)" in text
+    # the full datastore loses the disks moved off it, the targets gain them
+    from balancer.report.datastores import datastore_changes
+
+    changes = {c.name: c for c in datastore_changes(plan, snapshot)}
+    full = plan.storage_moves[0].disks[0].source
+    gone = sum(d.size_gb for m in plan.storage_moves for d in m.disks)
+    assert changes[full].used_after_gb == pytest.approx(changes[full].used_before_gb - gone, abs=0.01)
+    c = changes[full]
+    assert f"{100 * c.utilisation_before:.0f} % → {100 * c.utilisation_after:.0f} %" in text
+    assert changes["ds-03"].used_after_gb > changes["ds-03"].used_before_gb
+    assert sum(c.used_after_gb for c in changes.values()) == pytest.approx(sum(c.used_before_gb for c in changes.values()))
+
+
+def test_storage_moves_and_datastores_in_markdown(storage):
+    snapshot, plan = storage
+    md = render(plan, snapshot, "markdown")
+    assert "## Datastores" in md
+    for d in snapshot.datastores:
+        assert re.search(rf"^\| {d.name} \| normal \| \d+ → \d+ \| [\d,]+ GB \| \d+ % → \d+ % \| [\d.]+ ms \|$", md, re.M), d.name
+    for m in plan.storage_moves:
+        assert f"| {m.step} | {m.vm} | {m.disks[0].source} → {m.disks[0].target}: " in md
+
+
+def test_storage_moves_and_datastores_in_html(storage):
+    snapshot, plan = storage
+    html = render(plan, snapshot, "html")
+    doc = _parse(html)
+    text = re.sub(r"\s+", " ", "".join(doc.text))
+    assert "Storage vMotions" in text and "Datastores" in text
+    rows = [a for t, a in doc.tags if t == "tr" and a.get("class") == "datastore"]
+    assert len(rows) == len(snapshot.datastores)
+    assert len([a for t, a in doc.tags if t == "tr" and a.get("class") == "action action-storage"]) == 2
+    for m in plan.storage_moves:
+        assert _disk_words(m) in text
+
+
+def test_storage_moves_in_json_follow_the_schema(storage):
+    snapshot, plan = storage
+    data = json.loads(render(plan, snapshot, "json"))
+    jsonschema.validate(data, plan_schema())
+    assert [m["vm"] for m in data["storage_moves"]] == [m.vm for m in plan.storage_moves]
+    assert data["moves"][0]["disks"][0]["target"] == "ds-03"
+
+
+def test_the_plan_s_own_datastore_figures_win_over_the_snapshot(storage):
+    from balancer.plan import DatastoreChange
+
+    snapshot, plan = storage
+    own = [DatastoreChange(name=d.name, capacity_gb=d.capacity_gb, used_before_gb=1.0, used_after_gb=2.0, latency_ms=9.5)
+           for d in snapshot.datastores]
+    md = render(plan.model_copy(update={"datastores": own}), snapshot, "markdown")
+    assert f"| {snapshot.datastores[0].name} | normal |" in md and "9.5 ms" in md
+    assert render(plan.model_copy(update={"datastores": own}), None, "markdown").count("9.5 ms") == len(own)
+
+
+def test_storage_rules_read_in_words():
+    from balancer.report.words import rule_words
+    from balancer.snapshot import VmDatastoreRule, VmdkRule
+
+    assert rule_words(VmdkRule(name="r", type="vmdk-affinity", vm="db-01")) == "VM db-01: every disk on one datastore"
+    assert rule_words(VmdkRule(name="r", type="vmdk-anti-affinity", vm="db-01", disks=["a", "b"])) == \
+        "VM db-01: a, b on different datastores"
+    assert rule_words(VmDatastoreRule(name="r", type="vm-datastore-anti-affinity", vms=["a", "b"])) == \
+        "a, b: disks on different datastores"

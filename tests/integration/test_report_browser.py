@@ -173,3 +173,30 @@ def test_dpm_end_state_chart_shows_hosts_on_over_the_steps(dpm_page):
     text = b.evaluate("document.querySelector('#dpm-end-state').innerText")
     assert f"{end.hosts_on} of 16 host(s) on at the end state" in text
     assert ", ".join(end.standby_later) in text
+
+
+def test_datastores_and_storage_moves_are_shown(browser_binary, tmp_path):
+    from report_data import storage_plan, storage_snapshot
+
+    snapshot = storage_snapshot()
+    plan = storage_plan(snapshot)
+    path = tmp_path / "storage.html"
+    path.write_text(render(plan, snapshot, "html"), encoding="utf-8")
+    with Browser(browser_binary) as b:
+        for domain in ("Runtime", "Log", "Network", "Page"):
+            b.send(f"{domain}.enable")
+        b.send("Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1,
+               uploadThroughput=-1)
+        b.send("Page.navigate", url=path.as_uri())
+        b.wait_event("Page.loadEventFired")
+        assert b.problems() == []
+        assert b.evaluate("document.querySelectorAll('#datastores tbody tr').length") == len(snapshot.datastores)
+        assert b.evaluate("document.querySelectorAll('#actions tr.action-storage').length") == len(plan.storage_moves)
+        cells = b.evaluate("Array.from(document.querySelectorAll('#datastores tbody tr')).map("
+                           "r => Array.from(r.cells).map(c => c.innerText))")
+        assert [c[0] for c in cells] == [d.name for d in snapshot.datastores]
+        full = plan.storage_moves[0].disks[0].source
+        row = next(c for c in cells if c[0] == full)
+        assert int(row[4].rstrip(" %")) > int(row[5].rstrip(" %"))  # space before > after
+        drawn = b.evaluate("document.querySelector('#datastores table').getBoundingClientRect().height")
+        assert drawn > 20 * len(snapshot.datastores)
