@@ -126,11 +126,11 @@ class VcSim:
         os.environ[PASSWORD_ENV] = PASSWORD
         return VCenterConfig.model_validate(self.vcenter_section(**extra))
 
-    def source(self, **drs: Any):
-        from balancer.config import DrsConfig
+    def source(self, sdrs: dict | None = None, **drs: Any):
+        from balancer.config import DrsConfig, SdrsConfig
         from balancer.sources.vcenter import VCenterSource
 
-        return VCenterSource(self.config(), DrsConfig(**drs))
+        return VCenterSource(self.config(), DrsConfig(**drs), SdrsConfig(**(sdrs or {})))
 
     # --- a separate pyvmomi session, to change the inventory behind the balancer's back ---
     def connect(self) -> "Admin":
@@ -195,6 +195,39 @@ class Admin:
             else:
                 vm_host[p["name"]] = p["runtime.host"]._GetMoId()
         return {vm: names[h] for vm, h in vm_host.items()}
+
+    def datastores(self) -> dict[str, Any]:
+        from pyVmomi import vim
+
+        return self._objects(vim.Datastore)
+
+    def disks(self) -> dict[str, dict[int, str]]:
+        """VM name -> {disk device key: datastore name}, from the disks' backings (read through the property collector)."""
+        from pyVmomi import vim, vmodl
+
+        names = {ds._GetMoId(): n for n, ds in self.datastores().items()}
+        view = self.content.viewManager.CreateContainerView(self.content.rootFolder, [vim.VirtualMachine], True)
+        PC = vmodl.query.PropertyCollector
+        spec = PC.FilterSpec(
+            objectSet=[PC.ObjectSpec(obj=view, skip=True, selectSet=[PC.TraversalSpec(type=vim.view.ContainerView, path="view")])],
+            propSet=[PC.PropertySpec(type=vim.VirtualMachine, pathSet=["name", "config.hardware.device"])],
+        )
+        res = self.content.propertyCollector.RetrieveContents([spec])
+        view.DestroyView()
+        out: dict[str, dict[int, str]] = {}
+        for oc in res:
+            p = {x.name: x.val for x in oc.propSet}
+            out[p["name"]] = {d.key: names.get(d.backing.datastore._GetMoId(), "?") for d in p["config.hardware.device"]
+                              if isinstance(d, vim.vm.device.VirtualDisk)}
+        return out
+
+    def datastore_mode(self, name: str) -> str:
+        from pyVmomi import vim, vmodl
+
+        PC = vmodl.query.PropertyCollector
+        spec = PC.FilterSpec(objectSet=[PC.ObjectSpec(obj=self.datastores()[name])],
+                             propSet=[PC.PropertySpec(type=vim.Datastore, pathSet=["summary.maintenanceMode"])])
+        return str(self.content.propertyCollector.RetrieveContents([spec])[0].propSet[0].val)
 
     def host_power_state(self, name: str) -> str:
         from pyVmomi import vim, vmodl
