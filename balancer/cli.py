@@ -313,8 +313,9 @@ def evacuate_datastore(datastore, config_path, cluster_name, snapshot_path, fmt,
         if not (execute and fmt == "json"):
             _show_plan(plan, fmt, out, snap, cfg)
         if plan.status == "infeasible":
-            raise InfeasibleError(f"cannot evacuate datastore {datastore}: "
-                                  + "; ".join(c.removeprefix(f"evacuating {datastore}: ") for c in plan.conflicts))
+            why = [c.removeprefix(f"evacuating {datastore}: ") for c in plan.conflicts]
+            raise InfeasibleError(f"cannot evacuate datastore {datastore}: " + "; ".join(why[:3])
+                                  + (f"; and {len(why) - 3} more" if len(why) > 3 else ""))
         left = disks_left_on(plan, datastore, snap)
         if left:
             raise InfeasibleError(f"cannot evacuate datastore {datastore}: {len(left)} disk(s) would stay on it "

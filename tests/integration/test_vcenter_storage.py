@@ -53,7 +53,7 @@ def test_the_snapshot_lists_the_simulator_s_datastores_and_disks(sim, tmp_path):
     assert len(snap.vms) == 8
     for v in snap.vms:
         [disk] = v.disks
-        assert disk.datastore == "LocalDS_0" and disk.size_gb == pytest.approx(5.0)
+        assert disk.datastore == "LocalDS_0" and disk.size_gb == pytest.approx(5.0) and disk.space_gb == pytest.approx(5.0)
     assert json.loads(out.read_text())["version"] == 2
 
 
@@ -126,10 +126,31 @@ def test_at_most_two_storage_vmotions_per_datastore_at_once(start_vcsim):
     assert most == 2
 
 
+def test_evacuate_datastore_empties_it_and_puts_it_into_maintenance(start_vcsim, tmp_path):
+    sim = start_vcsim(**{**STORAGE, "datastore_free_gb": 50})  # room for the 40 GB of disks within 80 %
+    admin = sim.connect()
+    config = write_config(sim, tmp_path / "vc.yaml")
+    proc = balancer("evacuate-datastore", "LocalDS_0", "--config", config, "--execute", "--format", "json")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    data = json.loads(proc.stdout)
+    assert data["results"][-1]["kind"] == "datastore" and data["results"][-1]["outcome"] == "success"
+    disks = admin.disks()
+    assert all("LocalDS_0" not in d.values() for d in disks.values())
+    placement = admin.placement()
+    for vm, d in disks.items():  # every disk on a datastore its VM's host mounts
+        if "LocalDS_2" in d.values():
+            assert placement[vm] in (host_name(0), host_name(1))
+    assert admin.datastore_mode("LocalDS_0") == "inMaintenance"
+    # the journal has it, as a one-off cycle
+    hist = json.loads(balancer("history", "--config", config, "--format", "json").stdout)
+    assert hist[-1]["kind"] == "evacuate-datastore"
+    assert hist[-1]["actions"][-1]["kind"] == "datastore" and hist[-1]["actions"][-1]["state"] == "success"
+
+
 def test_evacuate_datastore_refuses_when_there_is_no_room(start_vcsim, tmp_path):
     sim = start_vcsim(**{**STORAGE, "datastore_free_gb": 6})  # 8 disks of 5 GB, 6 GB free on each other datastore
     config = write_config(sim, tmp_path / "vc.yaml")
     proc = balancer("evacuate-datastore", "LocalDS_0", "--config", config)
     assert proc.returncode == 3, proc.stderr
-    assert "cannot evacuate datastore LocalDS_0" in proc.stderr and "would stay on it" in proc.stderr
+    assert "cannot evacuate datastore LocalDS_0: no room for VM " in proc.stderr and "and 5 more" in proc.stderr
     assert len([line for line in proc.stderr.strip().splitlines() if not line.startswith("warning:")]) == 1

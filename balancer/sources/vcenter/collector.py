@@ -360,7 +360,7 @@ def vm_disks(p: dict[str, Any], ds_name: dict[str, str]) -> list[Disk]:
     used: dict[int, float] = {}
     for d in p.get("layoutEx.disk") or []:
         keys = [k for unit in (getattr(d, "chain", None) or []) for k in (getattr(unit, "fileKey", None) or [])]
-        if keys and all(k in sizes for k in keys):
+        if keys and all(k in sizes for k in keys) and sum(sizes[k] for k in keys) > 0:  # 0: not reported
             used[d.key] = sum(sizes[k] for k in keys) / GB
     out: list[Disk] = []
     seen: set[str] = set()
