@@ -63,4 +63,7 @@ def storage_plan(snapshot: Snapshot) -> Plan:
     host_move = Move(step=3, vm=vm.name, source=vm.host, target=away, reason="balance", detail="CPU imbalance",
                      disks=[DiskMove(disk=k.name, source=k.datastore, target="ds-03", size_gb=k.space_gb)
                             for k in vm.disks])
-    return p.model_copy(update={"storage_moves": moves, "moves": [host_move], "notes": []})
+    from balancer.report.datastores import datastore_changes
+
+    plan = p.model_copy(update={"storage_moves": moves, "moves": [host_move], "notes": []})
+    return plan.model_copy(update={"datastores": datastore_changes(plan, snapshot)})  # as the engine fills it

@@ -355,3 +355,16 @@ def test_datastore_maintenance_waits_for_the_disks_to_leave():
     *moves, enter = carry_out_datastore_evacuation(sim, _empty_plan(snap).model_copy(update={"storage_moves": rest}), "ds-04")
     assert all(m.outcome == "success" for m in moves) and enter.outcome == "success"
     assert sim.snapshot().datastores[3].state.value == "maintenance"
+
+
+def test_replay_accepts_a_host_move_taking_its_disks_to_a_datastore_the_new_host_mounts():
+    snap = _sim(partial_mounts=True).snapshot()
+    last = snap.datastores[-1]
+    vm = next(v for v in snap.vms if all(k.datastore == last.name for k in v.disks))
+    away = next(h.name for h in snap.hosts if h.name not in last.hosts)
+    along = Move(step=1, vm=vm.name, source=vm.host, target=away, reason="balance",
+                 disks=[DiskMove(disk=k.name, source=k.datastore, target="ds-01", size_gb=k.space_gb) for k in vm.disks])
+    check_plan_steps(snap, _empty_plan(snap).model_copy(update={"moves": [along]}), PlanOptions())
+    onto_last = along.model_copy(update={"disks": [d.model_copy(update={"target": last.name, "source": "ds-01"})
+                                                   for d in along.disks]})
+    check_plan_steps(snap, _empty_plan(snap).model_copy(update={"moves": [onto_last]}), PlanOptions())  # stale: skipped

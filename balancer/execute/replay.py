@@ -71,6 +71,14 @@ def check_plan_steps(fresh: Snapshot, plan: Plan, options: PlanOptions, what: st
         raise InputError(f"{what}: {counted} storage moves (not counting those that empty a datastore), more than "
                          f"the {storage_cap} allowed per cycle (sdrs.max_moves_per_cycle)")
     cluster = build_cluster(fresh, options)
+    carried = {m.vm for m in plan.moves if m.disks}
+    if carried and fresh.datastores:
+        # a host move taking disks along may go to a host that does not mount where they are now:
+        # for its VM the mounts are judged by the disk replay (the disks taken, and those left)
+        unmounted = build_cluster(fresh.model_copy(update={"datastores": []}), options)
+        for vm in carried & set(cluster.vm_names):
+            v = cluster.vm_index(vm)
+            cluster.allowed[v] = unmounted.allowed[v]
     place = cluster.place.copy()
     loads = cluster.host_loads(place)
     held = _mandatory_rules_holding(cluster, place)
@@ -92,6 +100,9 @@ def check_plan_steps(fresh: Snapshot, plan: Plan, options: PlanOptions, what: st
         if place[v] != s or not cluster.on[t]:
             continue  # stale: the executor skips it, and so does the replay
         if not move_allowed(cluster, v, t, place, loads):
+            unmounted = disks.unmounted(action)
+            if unmounted:
+                raise InputError(f"{what}: step {action.step}: {unmounted}; refusing the plan")
             raise InputError(f"{what}: step {action.step}: moving {action.vm} from {action.source} to "
                              f"{action.target} {_why_not(cluster, v, t, place, loads)}; refusing the plan")
         why = disks.host_move(action)
@@ -177,12 +188,20 @@ class _DiskReplay:
             why = self._land(move.vm, move.disks, move.target, True)
             if why:
                 return why
+        why = self.unmounted(move)
+        if why:
+            return why
+        self.host[move.vm] = move.target
+        return None
+
+    def unmounted(self, move: Move) -> str | None:
+        """Words for a host move leaving a disk of its VM on a datastore the new host does not mount; None when none."""
+        taken = {d.disk for d in move.disks}
         for disk in self.disks_of.get(move.vm, []):
             ds = self.at[(move.vm, disk)]
-            if ds in self.stores and not self._mounted(ds, move.target):
+            if disk not in taken and ds in self.stores and not self._mounted(ds, move.target):
                 return (f"moves VM {move.vm} to {move.target}, which does not mount datastore {ds} "
                         f"holding its disk {disk!r}")
-        self.host[move.vm] = move.target
         return None
 
     def _broken(self, rule: VmdkRule | VmDatastoreRule) -> str | None:
