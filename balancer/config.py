@@ -167,7 +167,7 @@ class SdrsConfig(_Section):
     space_threshold: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.80  # used / capacity
     latency_threshold_ms: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] = 15.0  # mean I/O latency
     io_balancing: bool = True  # off: balance space only
-    min_space_difference: Fraction = 0.05  # a move must narrow the source/target utilisation gap by this
+    min_space_difference: Fraction = 0.05  # a space move's target ends at least this much below its source
     copy_mbps: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] = 2_000.0  # Storage vMotion rate, Mb/s
     keep_disks_together: bool = True  # a VM's disks on one datastore unless a rule says otherwise
     max_moves_per_cycle: Annotated[int, Field(ge=0)] = 4
