@@ -286,13 +286,12 @@ def test_apply_carries_out_a_storage_move_and_history_shows_it(tmp_path):
         [row] = journal.actions(cycle.id)
         assert (row.kind, row.subject, row.source, row.target, row.state) == ("storage", vm, "ds-01", "ds-03", "success")
         assert row.words == f"storage {vm} ds-01 -> ds-03"
-        assert cycle.planned_storage == 1
     finally:
         journal.close()
     r = run_cli("history", "--config", str(cfg))
-    assert r.returncode == 0 and f"Storage vMotion {vm} ds-01 → ds-03" in r.stdout and "1 storage move" in r.stdout
+    assert r.returncode == 0 and f"Storage vMotion {vm} ds-01 → ds-03" in r.stdout
     data = json.loads(run_cli("history", "--config", str(cfg), "--format", "json").stdout)
-    assert data[-1]["actions"][0]["kind"] == "storage" and data[-1]["planned_storage"] == 1
+    assert data[-1]["actions"][0]["kind"] == "storage"
     # the same plan again: refused by apply's replay? no: the move is done, so it is skipped as made before
     r = run_cli("apply", str(plan_path), "--config", str(cfg), "--format", "json")
     assert r.returncode == 0 and json.loads(r.stdout)[0]["outcome"] == "skipped"
