@@ -145,8 +145,13 @@ class SimulatedCluster:
         return EPOCH + timedelta(seconds=SAMPLE_SECONDS * (self.config.start + self.cycle * self.config.steps_per_cycle))
 
     def hours(self) -> float:
-        """Trace hours since the first midnight (what the disks' growth is measured on)."""
-        return (self.config.start + self.cycle * self.config.steps_per_cycle) / SAMPLES_PER_HOUR
+        """Trace hours since the trace day's midnight (what the disks' growth is measured on).
+
+        The trace day repeats, and so does its growth: at midnight the day's growth is released
+        (logs rotated, scratch space freed), so a service left running for days does not fill
+        its datastores for good.
+        """
+        return self.step / SAMPLES_PER_HOUR
 
     def snapshot(self) -> Snapshot:
         util = self.trace[:, self.step]

@@ -4,7 +4,8 @@ Each VM has a system disk, thin provisioned, and the larger VMs a data disk (thi
 thin for big ones). A thin disk's used space grows through the day at its own rate (logs,
 databases, updates), so a datastore that starts below Storage DRS's space threshold passes it
 later: with the default simulator the fullest datastore is near 74 % at 08:00 and passes 80 %
-around 16:00 (latencies stay a few milliseconds). A disk cannot grow beyond its size, nor a datastore beyond its capacity (a full
+around 16:00 (latencies stay a few milliseconds). Growth is counted from the trace day's
+midnight, so each replayed day grows the same way again. A disk cannot grow beyond its size, nor a datastore beyond its capacity (a full
 datastore stops its thin disks growing, as on a real one).
 
 Latency follows the I/O the VMs on a datastore do, which follows their CPU trace: each VM does
