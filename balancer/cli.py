@@ -34,6 +34,17 @@ def _cluster(config_path: str | None, name: str | None) -> tuple[str, Config]:
     return select_cluster(_config(config_path), name)
 
 
+def _check_source(config_path: str | None, snapshot_path: str | None, cluster_name: str | None,
+                  execute: bool = False, execute_hint: str = "or neither, for the embedded simulated cluster") -> None:
+    """The options that say what a one-off command reads fit together: InputError naming the clash."""
+    if config_path and snapshot_path:
+        raise InputError("use either --config or --snapshot, not both")
+    if cluster_name and snapshot_path:
+        raise InputError("--cluster picks one of the config's clusters: use it with --config, not --snapshot")
+    if execute and snapshot_path:
+        raise InputError(f"--execute acts on the cluster: use --config ({execute_hint}), not --snapshot")
+
+
 def _collect(name: str, cfg: Config) -> Snapshot:
     """The cluster's snapshot as the service sees it (the simulator from the service's state, read only)."""
     from .service.oneoff import collect
@@ -147,10 +158,7 @@ def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, threshol
 
     Exit status: 0 with a plan, 2 on bad input, 3 when the mandatory rules cannot all hold.
     """
-    if config_path and snapshot_path:
-        raise InputError("use either --config or --snapshot, not both")
-    if cluster_name and snapshot_path:
-        raise InputError("--cluster picks one of the config's clusters: use it with --config, not --snapshot")
+    _check_source(config_path, snapshot_path, cluster_name)
     name, cfg = _cluster(config_path, cluster_name)
     snap = load_snapshot(snapshot_path) if snapshot_path else _collect(name, cfg)
     history = None
@@ -187,13 +195,7 @@ def evacuate(host, config_path, cluster_name, snapshot_path, fmt, execute, out) 
     from .execute.evacuation import carry_out_evacuation, vms_left_on
     from .service.oneoff import acting
 
-    if config_path and snapshot_path:
-        raise InputError("use either --config or --snapshot, not both")
-    if cluster_name and snapshot_path:
-        raise InputError("--cluster picks one of the config's clusters: use it with --config, not --snapshot")
-    if execute and snapshot_path:
-        raise InputError("--execute acts on the cluster: use --config (or neither, for the embedded simulated cluster), "
-                         "not --snapshot")
+    _check_source(config_path, snapshot_path, cluster_name, execute)
     name, cfg = _cluster(config_path, cluster_name)
     with ExitStack() as stack:
         act = stack.enter_context(acting(name, cfg, "evacuate")) if execute else None
@@ -234,12 +236,7 @@ def place(spec_path, config_path, cluster_name, snapshot_path, fmt, execute) -> 
     """
     from .placement import execute_placement, fail_if_impossible, load_vm_spec, placement_json, rank, render_placement
 
-    if config_path and snapshot_path:
-        raise InputError("use either --config or --snapshot, not both")
-    if cluster_name and snapshot_path:
-        raise InputError("--cluster picks one of the config's clusters: use it with --config, not --snapshot")
-    if execute and snapshot_path:
-        raise InputError("--execute acts on the cluster: use --config with a vCenter source, not --snapshot")
+    _check_source(config_path, snapshot_path, cluster_name, execute, execute_hint="with a vCenter source")
     spec = load_vm_spec(spec_path)
     name, cfg = _cluster(config_path, cluster_name)
     if execute and cfg.source != "vcenter":
@@ -292,13 +289,7 @@ def evacuate_datastore(datastore, config_path, cluster_name, snapshot_path, fmt,
     from .execute.evacuation import carry_out_datastore_evacuation, disks_left_on
     from .service.oneoff import acting
 
-    if config_path and snapshot_path:
-        raise InputError("use either --config or --snapshot, not both")
-    if cluster_name and snapshot_path:
-        raise InputError("--cluster picks one of the config's clusters: use it with --config, not --snapshot")
-    if execute and snapshot_path:
-        raise InputError("--execute acts on the cluster: use --config (or neither, for the embedded simulated cluster), "
-                         "not --snapshot")
+    _check_source(config_path, snapshot_path, cluster_name, execute)
     name, cfg = _cluster(config_path, cluster_name)
     with ExitStack() as stack:
         act = stack.enter_context(acting(name, cfg, "evacuate-datastore")) if execute else None

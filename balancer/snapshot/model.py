@@ -32,6 +32,15 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Count = Annotated[int, Field(ge=1, strict=True)]
 
 
+def cpu_within_vcpus(value: float, info: ValidationInfo) -> float:
+    """A CPU figure (MHz) a VM's vCPUs can reach: at most vcpus x MAX_MHZ_PER_VCPU (a field validator's body)."""
+    vcpus = info.data.get("vcpus")
+    if vcpus is not None and value > vcpus * MAX_MHZ_PER_VCPU:
+        raise ValueError(f"{value:g} MHz is more than {vcpus} vCPU(s) can use "
+                         f"(at most {MAX_MHZ_PER_VCPU:g} MHz per vCPU)")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -129,11 +138,7 @@ class VM(_Strict):
     @field_validator("cpu_demand_mhz", "cpu_reservation_mhz")
     @classmethod
     def _cpu_within_vcpus(cls, value: float, info: ValidationInfo) -> float:
-        vcpus = info.data.get("vcpus")
-        if vcpus is not None and value > vcpus * MAX_MHZ_PER_VCPU:
-            raise ValueError(f"{value:g} MHz is more than {vcpus} vCPU(s) can use "
-                             f"(at most {MAX_MHZ_PER_VCPU:g} MHz per vCPU)")
-        return value
+        return cpu_within_vcpus(value, info)
 
     @field_validator("mem_demand_mb", "mem_reservation_mb")
     @classmethod

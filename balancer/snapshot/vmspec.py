@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from .model import MAX_MEM_MB, MAX_MHZ_PER_VCPU, MAX_VCPUS, Count, Name, NonNegative, Positive, _Strict
+from .model import MAX_MEM_MB, MAX_VCPUS, Count, Name, NonNegative, Positive, _Strict, cpu_within_vcpus
 
 VM_SPEC_VERSION = 1
 
@@ -34,11 +34,7 @@ class VmSpec(_Strict):
     @field_validator("cpu_demand_mhz", "cpu_reservation_mhz")
     @classmethod
     def _cpu_within_vcpus(cls, value: float, info: ValidationInfo) -> float:
-        vcpus = info.data.get("vcpus")
-        if vcpus is not None and value > vcpus * MAX_MHZ_PER_VCPU:
-            raise ValueError(f"{value:g} MHz is more than {vcpus} vCPU(s) can use "
-                             f"(at most {MAX_MHZ_PER_VCPU:g} MHz per vCPU)")
-        return value
+        return cpu_within_vcpus(value, info)
 
     @model_validator(mode="after")
     def _memory_within_size(self) -> "VmSpec":
