@@ -15,8 +15,15 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from typing import Protocol
 
-from .store import Journal
+from .backends import Backend
+
+
+class _Journaled(Protocol):
+    """What the lease needs of a journal: its database (journal/store.py's Journal has it)."""
+
+    db: Backend
 
 
 def instance_id() -> str:
@@ -27,7 +34,7 @@ def instance_id() -> str:
 class Lease:
     """The leader lease of one journal, as seen by the instance ``holder``; ``ttl`` seconds long."""
 
-    def __init__(self, journal: Journal, holder: str, ttl: float):
+    def __init__(self, journal: _Journaled, holder: str, ttl: float):
         self.journal, self.holder, self.ttl = journal, holder, float(ttl)
         self.epoch: int | None = None
 
