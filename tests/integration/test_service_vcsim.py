@@ -74,7 +74,8 @@ def test_service_survives_the_simulator_going_away_and_coming_back(start_vcsim, 
         assert svc.stop() == 0
     failures = [getattr(r, "fields", {}) for r in caplog.records if r.getMessage() == "cycle failed"]
     assert failures and all(f["phase"] == "collect" and f["error"].startswith("vcenter 127.0.0.1") for f in failures)
-    assert any("cannot connect: connection refused" in f["error"] for f in failures), failures
+    # refused while connecting, or while collecting when vCenter went away in the middle of it
+    assert any("connection refused" in f["error"] for f in failures), failures
 
 
 def test_kill_9_then_restart_against_the_simulator(start_vcsim, tmp_path):
