@@ -45,6 +45,14 @@ def _check_source(config_path: str | None, snapshot_path: str | None, cluster_na
         raise InputError(f"--execute acts on the cluster: use --config ({execute_hint}), not --snapshot")
 
 
+def _finish_evacuation(plan: Plan, results: list, fmt: str, out: str | None) -> None:
+    """An evacuation carried out: with --format json the plan and its results, then the outcome and exit."""
+    if fmt == "json":
+        _write(json.dumps({"plan": plan.to_json_dict(), "results": [r.to_json_dict() for r in results]}, indent=2) + "\n",
+               out)
+    _finish_results(results, fmt)
+
+
 def _collect(name: str, cfg: Config) -> Snapshot:
     """The cluster's snapshot as the service sees it (the simulator from the service's state, read only)."""
     from .service.oneoff import collect
@@ -215,10 +223,7 @@ def evacuate(host, config_path, cluster_name, snapshot_path, fmt, execute, out) 
         if act is None:
             return
         results = act.carry_out(plan, snap, lambda source, p: carry_out_evacuation(source, p, host))
-    if fmt == "json":
-        _write(json.dumps({"plan": plan.to_json_dict(), "results": [r.to_json_dict() for r in results]}, indent=2) + "\n",
-               out)
-    _finish_results(results, fmt)
+    _finish_evacuation(plan, results, fmt, out)
 
 
 @cli.command()
@@ -315,10 +320,7 @@ def evacuate_datastore(datastore, config_path, cluster_name, snapshot_path, fmt,
         if act is None:
             return
         results = act.carry_out(plan, snap, lambda source, p: carry_out_datastore_evacuation(source, p, datastore))
-    if fmt == "json":
-        _write(json.dumps({"plan": plan.to_json_dict(), "results": [r.to_json_dict() for r in results]}, indent=2) + "\n",
-               out)
-    _finish_results(results, fmt)
+    _finish_evacuation(plan, results, fmt, out)
 
 
 @cli.command("exit-maintenance")

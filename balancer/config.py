@@ -388,16 +388,20 @@ def parse_config(data: Any, what: str = "config") -> Config:
     return validate_model(Config, {} if data is None else data, what, container="a mapping", yaml=True)
 
 
-def load_config(path: str | Path) -> Config:
-    path = Path(path)
-    text = read_input_file(path, f"config {path}")
+def parse_yaml_text(text: str, what: str) -> Any:
+    """YAML text as data (a key given twice refused), or InputError naming ``what`` and the line."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except DuplicateKeyError as exc:
-        raise InputError(f"config {path}: {exc}") from None
+        raise InputError(f"{what}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise InputError(f"config {path}: invalid YAML{where}: {problem}") from None
-    return parse_config(data, f"config {path}")
+        raise InputError(f"{what}: invalid YAML{where}: {problem}") from None
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    text = read_input_file(path, f"config {path}")
+    return parse_config(parse_yaml_text(text, f"config {path}"), f"config {path}")

@@ -12,7 +12,6 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -33,22 +32,14 @@ def parse_vm_spec(data: Any, what: str) -> VmSpec:
 
 def load_vm_spec(path: str | Path) -> VmSpec:
     """A VM spec file: JSON (``.json``) or YAML; InputError (one line) naming the bad item."""
-    from .config import DuplicateKeyError, _UniqueKeyLoader
+    from .config import parse_yaml_text
 
     path = Path(path)
     what = f"vm spec {path}"
     text = read_input_file(path, what)
     if path.suffix.lower() == ".json":
         return parse_vm_spec(parse_json_text(text, what), what)
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except DuplicateKeyError as exc:
-        raise InputError(f"{what}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise InputError(f"{what}: invalid YAML{where}: {getattr(exc, 'problem', None) or 'invalid YAML'}") from None
-    return validate_model(VmSpec, data, what, container="a mapping", yaml=True)
+    return validate_model(VmSpec, parse_yaml_text(text, what), what, container="a mapping", yaml=True)
 
 
 def rank(snapshot: Snapshot, spec: VmSpec, options: PlanOptions, what: str = "vm spec",
