@@ -61,6 +61,11 @@ class SimConfig(_Section):
     cluster: str = "sim-cluster"
     datastores: Annotated[int, Field(ge=0, le=64)] = 4  # in one datastore cluster; 0: no storage
     partial_mounts: bool = False  # the last datastore mounted by the first half of the hosts only
+    # what a VM moving between clusters must find (balancing domains): the cluster's EVC mode (empty: off),
+    # its hosts' CPU vendor and highest EVC mode, and the networks every host has (VMs use the first)
+    evc_mode: Annotated[str, Field(pattern=r"^([a-z][a-z0-9-]{0,63})?$")] = "intel-cascadelake"
+    host_evc_mode: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,63}$")] = "intel-icelake"
+    networks: Annotated[list[Annotated[str, Field(min_length=1, max_length=256)]], Field(min_length=1)] = ["VM Network"]
 
 
 class VCenterConfig(_Section):

@@ -47,14 +47,35 @@ def test_defaults_documented():
     assert rule.mandatory is True
 
 
-def test_a_version_1_snapshot_reads_as_version_2_with_no_storage():
+def test_a_version_1_snapshot_reads_as_the_current_version_with_no_storage():
     doc = example_snapshot()
     doc["version"] = 1
+    for name in ("datastores", "ha", "evc_mode"):
+        doc.pop(name, None)
+    for item in doc["hosts"] + doc["vms"]:
+        for name in ("disks", "networks", "cpu_vendor", "max_evc_mode"):
+            item.pop(name, None)
+    doc["rules"] = [r for r in doc["rules"] if not r["type"].startswith(("vmdk", "vm-datastore"))]
     snap = parse_snapshot(doc)
-    assert snap.version == 2 and snap.datastores == [] and all(v.disks == [] for v in snap.vms)
-    assert json.loads(snapshot_json(snap))["version"] == 2
-    v2 = parse_snapshot({**doc, "version": 2})
-    assert v2 == snap
+    assert snap.version == 3 and snap.datastores == [] and all(v.disks == [] for v in snap.vms)
+    assert snap.evc_mode is None and all(h.networks == [] and h.max_evc_mode is None for h in snap.hosts)
+    assert json.loads(snapshot_json(snap))["version"] == 3
+    assert parse_snapshot({**doc, "version": 2}) == snap
+    assert parse_snapshot({**doc, "version": 3}) == snap
+
+
+def test_a_version_3_field_in_a_version_2_snapshot_is_named():
+    import pytest
+
+    from balancer.errors import InputError
+
+    doc = {"version": 2, "cluster": "c", "hosts": [{"name": "h1", "cpu_capacity_mhz": 1000, "mem_capacity_mb": 1000}]}
+    assert parse_snapshot(doc).version == 3
+    for bad, where in ((dict(doc, evc_mode="intel-skylake"), "evc_mode"),
+                       (dict(doc, hosts=[dict(doc["hosts"][0], networks=["VM Network"])]), "hosts.0.networks"),
+                       (dict(doc, hosts=[dict(doc["hosts"][0], max_evc_mode="amd-zen3")]), "hosts.0.max_evc_mode")):
+        with pytest.raises(InputError, match=where.replace(".", r"\.") + ": a version 3 field in a version 2 snapshot"):
+            parse_snapshot(bad)
 
 
 def test_a_version_1_plan_still_reads_and_keeps_its_steps():

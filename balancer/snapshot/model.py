@@ -13,8 +13,8 @@ from typing import Annotated, Literal, Mapping, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-SNAPSHOT_VERSION = 2  # the version written
-READ_VERSIONS = (1, 2)  # the versions read; a version-1 snapshot is migrated on reading (docs/snapshot-format.md)
+SNAPSHOT_VERSION = 3  # the version written
+READ_VERSIONS = (1, 2, 3)  # the versions read; older ones are migrated on reading (docs/snapshot-format.md)
 
 # Upper bounds, far above any real hardware (vSphere 8: 24 TiB hosts, 768 vCPUs, 24 TiB VMs), that keep
 # every figure the engine derives (sums over 10,000 VMs, scaled solver coefficients) in range.
@@ -30,6 +30,7 @@ Name = Annotated[str, Field(min_length=1, max_length=256)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Count = Annotated[int, Field(ge=1, strict=True)]
+EvcMode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,63}$")]  # a vSphere EVC mode key
 
 
 def cpu_within_vcpus(value: float, info: ValidationInfo) -> float:
@@ -72,6 +73,10 @@ class Host(_Strict):
     power_peak_w: Annotated[NonNegative, Field(le=MAX_WATTS)] | None = None
     vmotion_mbps: Annotated[Positive, Field(le=MAX_MBPS)] | None = None
     cpu_cores: Count | None = None
+    # version 3: what a move from another cluster must find here (engine/domain/compat.py)
+    networks: list[Name] = []  # the networks (port groups) its VMs can connect to
+    cpu_vendor: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")] | None = None  # intel, amd
+    max_evc_mode: EvcMode | None = None  # the highest EVC mode its CPUs support, e.g. intel-icelake
 
     @model_validator(mode="after")
     def _power_order(self) -> "Host":
@@ -100,6 +105,7 @@ class Datastore(_Strict):
     hosts: list[Name] = []  # the hosts that mount it
     state: DatastoreState = DatastoreState.NORMAL
     datastore_cluster: Name | None = None  # the datastore cluster (storage pod) it belongs to
+    url: Annotated[str, Field(min_length=1, max_length=1024)] | None = None  # version 3: the same datastore across vCenters
 
     @property
     def used_gb(self) -> float:
@@ -134,6 +140,7 @@ class VM(_Strict):
     powered_on: Annotated[bool, Field(strict=True)] = True
     automation: Automation = Automation.DEFAULT
     disks: list[Disk] = []  # version 2
+    networks: list[Name] = []  # version 3: the networks its network adapters connect to
 
     @field_validator("cpu_demand_mhz", "cpu_reservation_mhz")
     @classmethod
@@ -252,6 +259,7 @@ class Snapshot(_Strict):
     rules: list[Rule] = []
     datastores: list[Datastore] = []  # version 2
     ha: HaAdmissionControl | None = None  # version 2: HA admission control, when it is enabled
+    evc_mode: EvcMode | None = None  # version 3: the cluster's EVC mode (None: EVC off or not known)
 
     _host_index: dict[str, Host] | None = PrivateAttr(default=None)
     _vm_index: dict[str, VM] | None = PrivateAttr(default=None)
@@ -268,8 +276,8 @@ class Snapshot(_Strict):
                 raise ValueError(
                     f"version: unsupported snapshot version {version!r} (this balancer reads versions {readable})"
                 )
-            if version == 1:
-                data = migrate_v1(data)
+            if version < SNAPSHOT_VERSION:
+                data = migrate(data, version)
         return data
 
     @model_validator(mode="after")
@@ -323,22 +331,41 @@ class Snapshot(_Strict):
         return self.model_dump(mode="json", exclude_none=True)
 
 
-def migrate_v1(data: dict) -> dict:
-    """A version-1 snapshot as version 2: the same cluster with no datastores and no disks.
+# Fields by the version that brought them: (where, name). An older snapshot holding a newer
+# version's field is refused by name rather than read as if its version had been the newer one.
+_SINCE: dict[int, list[tuple[str, str]]] = {
+    2: [("", "datastores"), ("", "ha"), ("vms", "disks")],
+    3: [("", "evc_mode"), ("hosts", "networks"), ("hosts", "cpu_vendor"), ("hosts", "max_evc_mode"),
+        ("vms", "networks"), ("datastores", "url")],
+}
 
-    Version 1 had no storage: a field of version 2 in a version-1 snapshot is refused by name,
-    rather than read as if the version had been 2.
+
+def migrate(data: dict, version: int) -> dict:
+    """A snapshot of an older ``version`` as the current one: the same cluster, the newer fields absent.
+
+    Version 1 had no storage (no datastores, disks, HA or storage rules); version 2 had none of
+    the cross-cluster facts of version 3 (networks, CPU vendor, EVC modes, datastore URLs).
     """
-    for name in ("datastores", "ha"):
-        if name in data:
-            raise ValueError(f"{name}: a version 2 field in a version 1 snapshot (set \"version\": 2)")
-    for i, vm in enumerate(data.get("vms") or []):
-        if isinstance(vm, dict) and "disks" in vm:
-            raise ValueError(f"vms.{i}.disks: a version 2 field in a version 1 snapshot (set \"version\": 2)")
-    for i, rule in enumerate(data.get("rules") or []):
-        if isinstance(rule, dict) and rule.get("type") in STORAGE_RULE_TYPES:
-            raise ValueError(f"rules.{i}: rule type {rule['type']!r} needs snapshot version 2")
+    for since in range(version + 1, SNAPSHOT_VERSION + 1):
+        hint = f"a version {since} field in a version {version} snapshot (set \"version\": {SNAPSHOT_VERSION})"
+        for where, name in _SINCE.get(since, []):
+            if not where:
+                if name in data:
+                    raise ValueError(f"{name}: {hint}")
+                continue
+            for i, item in enumerate(data.get(where) or []):
+                if isinstance(item, dict) and name in item:
+                    raise ValueError(f"{where}.{i}.{name}: {hint}")
+    if version < 2:
+        for i, rule in enumerate(data.get("rules") or []):
+            if isinstance(rule, dict) and rule.get("type") in STORAGE_RULE_TYPES:
+                raise ValueError(f"rules.{i}: rule type {rule['type']!r} needs snapshot version 2")
     return {**data, "version": SNAPSHOT_VERSION}
+
+
+def migrate_v1(data: dict) -> dict:
+    """A version-1 snapshot as the current version (see ``migrate``)."""
+    return migrate(data, 1)
 
 
 def _duplicates(names: list[str]) -> str | None:

@@ -157,13 +157,15 @@ class SimulatedCluster:
         util = self.trace[:, self.step]
         iops = np.array([vm_iops(v.vcpus, float(util[v.trace_row]), v.powered_on) for v in self.vms])
         datastores, disks = self.storage.snapshot_items(self.hours(), iops, [h["name"] for h in self.hosts],
-                                                        [v.host for v in self.vms])
+                                                        [v.host for v in self.vms], self.name)
         hosts = []
         for h in self.hosts:
             _, cores, mhz, mem, idle, peak = h["size"]
             hosts.append(Host(name=h["name"], cpu_capacity_mhz=float(cores * mhz), mem_capacity_mb=float(mem),
                               state=h["state"], power_idle_w=idle, power_peak_w=peak, vmotion_mbps=10_000.0,
-                              cpu_cores=cores))
+                              cpu_cores=cores, networks=list(self.config.networks),
+                              cpu_vendor=self.config.host_evc_mode.split("-", 1)[0],
+                              max_evc_mode=self.config.host_evc_mode))
         vms = []
         for j, v in enumerate(self.vms):
             u = float(util[v.trace_row])
@@ -172,10 +174,12 @@ class SimulatedCluster:
                 cpu_demand_mhz=round(u * v.vcpus * VCPU_MHZ, 1) if v.powered_on else 0.0,
                 mem_demand_mb=round(memory_demand(v.mem_mb, u, v.base_active), 1) if v.powered_on else 0.0,
                 powered_on=v.powered_on, automation=v.automation, disks=disks.get(j, []),
+                networks=[self.config.networks[0]],
             ))
         return Snapshot.model_validate(dict(
             version=SNAPSHOT_VERSION, cluster=self.name, collected_at=self.now(), source="sim", hosts=hosts, vms=vms,
             vm_groups=self.vm_groups, host_groups=self.host_groups, rules=self.rules, datastores=datastores,
+            evc_mode=self.config.evc_mode or None,
         ))
 
     def advance(self) -> None:

@@ -113,8 +113,9 @@ class SimStorage:
         return out
 
     def snapshot_items(self, hours: float, vm_iops: np.ndarray, host_names: list[str],
-                       vm_hosts: list[int]) -> tuple[list[Datastore], dict[int, list[Disk]]]:
-        """The datastores and, per VM index, its disks, as the snapshot shows them."""
+                       vm_hosts: list[int], cluster: str = "sim") -> tuple[list[Datastore], dict[int, list[Disk]]]:
+        """The datastores and, per VM index, its disks, as the snapshot shows them (``cluster``: whose
+        datastores they are, in their URLs: no two simulated clusters share one)."""
         space, used = self.used(hours)
         latency = self.latency(vm_iops)
         provisioned = np.zeros(len(self.datastores))
@@ -130,7 +131,7 @@ class SimStorage:
             stores.append(Datastore(
                 name=ds.name, capacity_gb=ds.capacity_gb, free_gb=round(max(0.0, ds.capacity_gb - float(used[i])), 2),
                 provisioned_gb=round(float(provisioned[i]), 2), latency_ms=latency[i], hosts=list(mounts),
-                state=ds.state, datastore_cluster=DATASTORE_CLUSTER))
+                state=ds.state, datastore_cluster=DATASTORE_CLUSTER, url=f"sim://{cluster}/{ds.name}/"))
         return stores, disks
 
 

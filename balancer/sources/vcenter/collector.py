@@ -38,10 +38,10 @@ COUNTERS = ("cpu.usagemhz.average", "cpu.ready.summation", "mem.active.average",
 LATENCY_COUNTERS = ("datastore.totalReadLatency.average", "datastore.totalWriteLatency.average")
 GB = 1024.0 ** 3
 
-HOST_PATHS = ["name", "summary.hardware", "runtime"]
+HOST_PATHS = ["name", "summary.hardware", "summary.maxEVCModeKey", "runtime", "network"]
 VM_PATHS = ["name", "runtime.host", "runtime.powerState", "summary.config", "summary.quickStats",
-            "config.hardware.device", "layoutEx.disk", "layoutEx.file"]
-CLUSTER_PATHS = ["name", "resourcePool", "configurationEx", "datastore"]
+            "config.hardware.device", "layoutEx.disk", "layoutEx.file", "network"]
+CLUSTER_PATHS = ["name", "resourcePool", "configurationEx", "datastore", "network", "summary"]
 DATASTORE_PATHS = ["name", "summary", "host", "parent"]
 
 
@@ -81,10 +81,12 @@ def vm_automation(override: Any) -> Automation:
 
 @dataclass
 class Storage:
-    """What a cluster read finds of storage: (datastore, props) and storage pod moid -> name."""
+    """What a cluster read finds beside hosts and VMs: (datastore, props), storage pod moid -> name,
+    and network moid -> name (the cluster's networks, which its hosts and VMs refer to)."""
 
     datastores: list[tuple[Any, dict]] = field(default_factory=list)
     pods: dict[str, str] = field(default_factory=dict)
+    networks: dict[str, str] = field(default_factory=dict)
 
 
 class Collector:
@@ -104,7 +106,8 @@ class Collector:
             content, cluster, [vim.HostSystem, vim.VirtualMachine],
             {vim.HostSystem: HOST_PATHS, vim.VirtualMachine: VM_PATHS, vim.StoragePod: ["name"]},
             extra=[(cluster, vim.ClusterComputeResource, CLUSTER_PATHS)],
-            follow=[(vim.ClusterComputeResource, "datastore", vim.Datastore, DATASTORE_PATHS)],
+            follow=[(vim.ClusterComputeResource, "datastore", vim.Datastore, DATASTORE_PATHS),
+                    (vim.ClusterComputeResource, "network", vim.Network, ["name"])],
         )
         cprops: dict[str, Any] = {}
         hosts: list[tuple[Any, dict]] = []
@@ -117,6 +120,9 @@ class Collector:
                 continue
             if isinstance(oc.obj, vim.StoragePod):
                 storage.pods[moid(oc.obj)] = p.get("name", moid(oc.obj))
+                continue
+            if isinstance(oc.obj, vim.Network):
+                storage.networks[moid(oc.obj)] = p.get("name", moid(oc.obj))
                 continue
             if isinstance(oc.obj, vim.ClusterComputeResource):
                 cprops = p
@@ -256,8 +262,10 @@ class Collector:
                 # Hardware not reported (typically a disconnected host): keep the host, unusable.
                 log.warning("host %s reports no hardware summary; treated as disconnected", p.get("name"))
                 mhz, cores, mem, state = max(mhz, 1.0), max(cores, 1), max(mem, 1.0), HostState.DISCONNECTED
+            evc = evc_key(p.get("summary.maxEVCModeKey"))
             hosts.append(Host(name=p["name"], cpu_capacity_mhz=float(mhz * cores), mem_capacity_mb=float(mem),
-                              cpu_cores=cores, state=state))
+                              cpu_cores=cores, state=state, networks=network_names(p.get("network"), storage.networks),
+                              cpu_vendor=cpu_vendor(getattr(hw, "cpuModel", None), evc), max_evc_mode=evc))
             host_name[moid(h)] = p["name"]
             core_mhz[moid(h)] = float(mhz)
 
@@ -294,6 +302,7 @@ class Collector:
                 powered_on=on,
                 automation=vm_automation(overrides.get(mid)),
                 disks=vm_disks(p, ds_name),
+                networks=network_names(p.get("network"), storage.networks),
             ))
             vm_name[mid] = p.get("name", mid)
 
@@ -306,6 +315,7 @@ class Collector:
                 hosts=hosts, vms=vms, vm_groups=vm_groups, host_groups=host_groups, rules=rules,
                 ha=ha,
                 datastores=datastores,
+                evc_mode=evc_key(getattr(cprops.get("summary"), "currentEVCModeKey", None)),
             )
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -347,8 +357,38 @@ class Collector:
                 latency_ms=round(max(samples), 2) if samples else None, hosts=mounts,
                 state=DatastoreState.NORMAL if mode == "normal" else DatastoreState.MAINTENANCE,
                 datastore_cluster=storage.pods.get(moid(parent)) if parent is not None else None,
+                url=url or None,
             ))
         return out, names
+
+
+def network_names(refs: Any, names: dict[str, str]) -> list[str]:
+    """Network references (a host's or a VM's ``network``) -> their names, each once, in order."""
+    out: list[str] = []
+    for ref in refs or []:
+        name = names.get(moid(ref))
+        if name and name not in out:
+            out.append(name)
+    return out
+
+
+def evc_key(value: Any) -> str | None:
+    """An EVC mode key as the snapshot keeps it (``intel-broadwell``), None when unset or malformed."""
+    import re
+
+    key = str(value or "").strip().lower()
+    return key if re.fullmatch(r"[a-z][a-z0-9-]{0,63}", key) else None
+
+
+def cpu_vendor(cpu_model: Any, evc: str | None) -> str | None:
+    """``intel`` / ``amd`` from the host's CPU model string (or its EVC mode key's vendor prefix)."""
+    model = str(cpu_model or "").lower()
+    for vendor in ("intel", "amd"):
+        if vendor in model:
+            return vendor
+    if evc and evc.split("-", 1)[0] in ("intel", "amd"):
+        return evc.split("-", 1)[0]
+    return None
 
 
 def vm_disks(p: dict[str, Any], ds_name: dict[str, str]) -> list[Disk]:
