@@ -98,3 +98,40 @@ class PlanOptions:
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class DomainMember:
+    """One cluster of a balancing domain, as the domain planner sees it."""
+
+    cluster: str
+    vcenter: str  # which vCenter holds it (any key: equal keys mean the same vCenter)
+    cpu_headroom: float = 0.10  # a host receiving a VM stays within capacity x (1 - headroom)
+    mem_headroom: float = 0.10
+    space_threshold: float = 0.80  # a datastore receiving a VM's disks stays at or below this used/capacity
+
+
+@dataclass(frozen=True)
+class DomainOptions:
+    """Moves between the clusters of a balancing domain (engine/domain/)."""
+
+    name: str
+    members: tuple[DomainMember, ...]
+    high: float = 0.85  # a cluster above this share of its usable capacity (CPU or memory) sheds VMs
+    room: float = 0.75  # a cluster receives VMs only while it stays at or below this share
+    max_moves: int = 1  # moves per plan, across the whole domain
+    default_vmotion_mbps: float = 10_000.0  # when a host gives no vMotion network speed
+    copy_mbps: float = 2_000.0  # disks copied with the VM (shared-nothing vMotion), megabits per second
+    held_vms: frozenset[str] = frozenset()  # VMs not to move across now (moved across within the cooldown)
+    max_refusals: int = 10  # compatibility refusals kept in the plan, for the report
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.room < self.high <= 1.0:
+            raise ValueError("domain: need 0 < room < high <= 1")
+        if self.max_moves < 0:
+            raise ValueError("domain: max_moves must be >= 0")
+        if len({m.cluster for m in self.members}) != len(self.members):
+            raise ValueError("domain: a cluster listed twice")
+
+    def member(self, cluster: str) -> DomainMember:
+        return next(m for m in self.members if m.cluster == cluster)

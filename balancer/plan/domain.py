@@ -1,0 +1,138 @@
+"""The domain plan: VMs to move between the clusters of one balancing domain.
+
+A balancing domain groups clusters (of one vCenter or several) between which the balancer may
+move VMs when one cluster runs out of capacity and another has room. Its plan is its own
+document, beside each cluster's plan: the JSON form is a public, versioned contract documented
+in docs/domains.md (JSON Schema: docs/domain-plan.schema.json).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..validation import parse_json_text, read_input_file, validate_model
+from .model import CopyEstimate, VMotionEstimate
+
+DOMAIN_PLAN_VERSION = 1
+READ_VERSIONS = (1,)
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClusterLoad(_Model):
+    """One cluster of the domain: its demand over the capacity of its usable hosts, before and after."""
+
+    cluster: str
+    snapshot_digest: str
+    collected_at: str | None = None
+    cpu_before: Finite  # CPU demand / capacity of the hosts that are on or in standby
+    mem_before: Finite
+    cpu_after: Finite
+    mem_after: Finite
+    over: bool  # above the domain's high-water mark before the plan
+
+
+class CrossMove(_Model):
+    """One VM moved to another cluster (vMotion with a resource pool; across vCenters, with a service locator)."""
+
+    step: int
+    vm: str
+    source_cluster: str
+    source: str  # host
+    target_cluster: str
+    target: str  # host
+    reason: Literal["cross-cluster"] = "cross-cluster"
+    detail: str = ""
+    cross_vcenter: bool = False
+    datastore: str | None = None  # the target cluster's datastore its disks go to (None: they stay where they are)
+    cpu_mhz: Finite = 0.0  # the load it takes off its cluster
+    mem_mb: Finite = 0.0
+    vmotion: VMotionEstimate
+    storage_copy: CopyEstimate | None = None  # the disks' copy, when they move too
+
+    @model_validator(mode="after")
+    def _between_clusters(self) -> "CrossMove":
+        if self.source_cluster == self.target_cluster:
+            raise ValueError(f"VM {self.vm}: source_cluster and target_cluster are the same ({self.source_cluster})")
+        return self
+
+
+class Refusal(_Model):
+    """Why a VM could not go to a cluster (the compatibility check that failed, or no room)."""
+
+    vm: str
+    target_cluster: str
+    why: str
+
+
+class DomainPlan(_Model):
+    version: Annotated[int, Field(strict=True)] = DOMAIN_PLAN_VERSION
+    domain: str
+    high: Finite  # a cluster above this share of its capacity sheds VMs
+    room: Finite  # a cluster receives VMs only while it stays at or below this share
+    clusters: list[ClusterLoad]
+    moves: list[CrossMove] = []
+    refused: list[Refusal] = []  # the first few compatibility refusals met, for the report
+    notes: list[str] = []
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        if isinstance(value, bool) or value not in READ_VERSIONS:
+            readable = " and ".join(str(v) for v in READ_VERSIONS)
+            raise ValueError(f"unsupported domain plan version {value!r} (this balancer reads versions {readable})")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> "DomainPlan":
+        names = [c.cluster for c in self.clusters]
+        if len(set(names)) != len(names):
+            raise ValueError("clusters: a cluster listed twice")
+        for m in self.moves:
+            for c in (m.source_cluster, m.target_cluster):
+                if c not in names:
+                    raise ValueError(f"move of VM {m.vm}: cluster {c!r} is not one of the plan's clusters")
+        steps = [m.step for m in self.moves]
+        if steps != list(range(1, len(steps) + 1)):
+            raise ValueError("moves: steps must be 1, 2, ... in order")
+        return self
+
+    def cluster_load(self, name: str) -> ClusterLoad:
+        return next(c for c in self.clusters if c.cluster == name)
+
+    def to_json_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+def is_domain_plan(data: Any) -> bool:
+    """Does this parsed JSON look like a domain plan (rather than a cluster's plan)?"""
+    return isinstance(data, dict) and "domain" in data and "cluster" not in data
+
+
+def parse_domain_plan(data: Any, what: str = "domain plan") -> DomainPlan:
+    return validate_model(DomainPlan, data, what)
+
+
+def load_domain_plan(path: str | Path) -> DomainPlan:
+    path = Path(path)
+    text = read_input_file(path, f"domain plan {path}")
+    return parse_domain_plan(parse_json_text(text, f"domain plan {path}"), f"domain plan {path}")
+
+
+def domain_plan_json(plan: DomainPlan) -> str:
+    return json.dumps(plan.to_json_dict(), indent=2) + "\n"
+
+
+def domain_plan_schema() -> dict:
+    return DomainPlan.model_json_schema()
+
+
+__all__ = ["DOMAIN_PLAN_VERSION", "ClusterLoad", "CrossMove", "DomainPlan", "Refusal", "domain_plan_json",
+           "domain_plan_schema", "is_domain_plan", "load_domain_plan", "parse_domain_plan"]
