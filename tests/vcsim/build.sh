@@ -1,17 +1,27 @@
 #!/bin/sh
-# Build the vCenter simulator launcher (tests/vcsim/vcsim) from main.go, offline, with the
-# Debian-packaged govmomi 0.24. Rebuilds only when the binary is missing or older than main.go.
+# Build the vCenter simulator launcher (tests/vcsim/vcsim) from the .go files of this directory,
+# offline, with the Debian-packaged govmomi 0.24. Rebuilds only when the binary is missing or
+# older than one of them.
 # When Go or the govmomi sources are missing, installs golang-go and
 # golang-github-vmware-govmomi-dev with apt-get (needs root, as in CI).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 bin="$here/vcsim"
-src="$here/main.go"
 gopath=/usr/share/gocode
 govmomi="$gopath/src/github.com/vmware/govmomi/simulator"
 
-if [ -x "$bin" ] && [ "$bin" -nt "$src" ]; then
+stale=no
+if [ ! -x "$bin" ]; then
+    stale=yes
+else
+    for src in "$here"/*.go; do
+        if [ "$src" -nt "$bin" ]; then
+            stale=yes
+        fi
+    done
+fi
+if [ "$stale" = no ]; then
     exit 0
 fi
 
@@ -34,5 +44,5 @@ cache="${GOCACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/go-build}"
 tmp="$bin.tmp.$$"
 trap 'rm -f "$tmp"' EXIT
 cd "$here"
-GO111MODULE=off GOPATH="$gopath" GOCACHE="$cache" go build -o "$tmp" main.go >&2
+GO111MODULE=off GOPATH="$gopath" GOCACHE="$cache" go build -o "$tmp" . >&2
 mv "$tmp" "$bin"

@@ -1,8 +1,10 @@
 // Command vcsim serves govmomi's vCenter simulator (simulator.VPX) for the balancer's
 // integration tests.
 //
-// One datacenter, one cluster (DC0_C0) with -hosts hosts (DC0_C0_H0..) and
-// -hosts x -vms-per-host powered-on VMs, placed round-robin (VM i on host i mod hosts).
+// One datacenter with -clusters clusters (DC0_C0..), each with -hosts hosts (DC0_C0_H0..) and
+// -hosts x -vms-per-host powered-on VMs (DC0_C0_RP0_VM0..) in its root resource pool, placed
+// round-robin on its hosts (VM i on host i mod hosts). -name-prefix P puts P before every VM's
+// and host's name (two instances' names then differ).
 // It listens on 127.0.0.1:PORT over plain http, prints the SDK URL on stdout when ready
 // and shuts down on SIGTERM or SIGINT.
 //
@@ -39,6 +41,40 @@
 //     and the datastores' free space (the simulator itself changes only the datastore list).
 //   - DatastoreEnterMaintenanceMode (refused with ResourceInUse while a disk is on the datastore)
 //     and DatastoreExitMaintenanceMode_Task, setting summary.maintenanceMode (not implemented there).
+//   - Several clusters (xvc.go): the datastores are mounted alike in every cluster (the last
+//     -partial-datastores on the first half of each cluster's hosts). -evc MODE sets each
+//     cluster's summary.currentEVCModeKey and its hosts' summary.currentEVCModeKey, -host-evc MODE
+//     (default: -evc) the hosts' summary.maxEVCModeKey, a CPU of that mode's vendor
+//     (hardware.cpuPkg[].vendor and description, summary.hardware.cpuModel) and each powered-on
+//     VM's runtime.minRequiredEVCModeKey (the cluster's mode, else the host's); a list a,b gives
+//     cluster k item k mod 2. capability.supportedEVCMode lists vSphere 8's EVC modes (vendorTier
+//     their order). -host-networks a,b gives every host those networks in place of the
+//     simulator's (VM Network, the DVS port group DC0_DVPG0 and its uplinks) and puts every VM's
+//     card on the first; a,b;c gives cluster k group k mod 2. Every network's host and VM lists
+//     are filled (the simulator leaves a standard network's empty). content.about.instanceUuid
+//     is drawn per instance (0.24 serves the same fixed one from every instance).
+//   - Relocations as vCenter checks them (the simulator checks nothing and panics on a
+//     reference that names nothing): a reference to no object is a ManagedObjectNotFound fault; a
+//     task error (InvalidArgument, InvalidHostState, HostNotConnected, InvalidDatastore,
+//     InvalidDeviceBacking, FeatureRequirementsNotMet, with a message saying why) for a host of
+//     another cluster without a pool of that cluster, a pool of another cluster than the host's,
+//     a pool of another cluster without a host, a new host in maintenance mode, standby or not
+//     connected, a disk's datastore the host does not mount, a card's network the host lacks
+//     (spec.deviceChange may move a card to another network), an EVC mode below the VM's. After
+//     a move the hosts' and pools' VM lists follow (0.24 leaves them stale), and a move within a
+//     cluster counts in its summary.numVmotions.
+//   - Across vCenters: a RelocateVM_Task with spec.service logs in to the vCenter at
+//     spec.service.url with its ServiceLocatorNamePassword (InvalidLogin when refused, SystemError
+//     when unreachable), checks its instance UUID (InvalidArgument), spec.folder, spec.pool,
+//     spec.host (default: the first host of the pool's cluster that fits), spec.datastore or the
+//     disk locators (references there), the networks by name, the EVC mode, and that no VM there
+//     has the name (DuplicateName); then it creates the VM there (name, CPUs, memory, BIOS and
+//     instance UUIDs, disks of the same sizes on the target datastores, cards with their MAC
+//     addresses), powers it on if it ran, and powers off and destroys it here. A refusal changes
+//     neither vCenter. The relocation log names the target's host and datastores and gives
+//     target_vcenter; a refused relocation has failed and its error message.
+//   - Relocation tasks of the launcher are named RelocateVM_Task (pyVim's WaitForTask cannot read
+//     the simulator's "relocateVm" while the task runs).
 //
 // Login accepts only -user / -password (default user / pass). Flags: see -h.
 package main
@@ -72,9 +108,12 @@ type relocation struct {
 	Target    string   `json:"target"`
 	Datastore string   `json:"datastore,omitempty"`
 	Disks     []string `json:"disks,omitempty"`
-	Start  int64  `json:"start_ns"`
-	End    int64  `json:"end_ns"`
-	Failed bool   `json:"failed"`
+	Start     int64    `json:"start_ns"`
+	End       int64    `json:"end_ns"`
+	Failed    bool     `json:"failed"`
+	Error     string   `json:"error,omitempty"`
+	// TargetVCenter is spec.service.url of a move to another vCenter.
+	TargetVCenter string `json:"target_vcenter,omitempty"`
 }
 
 type stats struct {
@@ -204,8 +243,9 @@ func slowRelocate(w http.ResponseWriter, this types.ManagedObjectReference, spec
 	if !ok {
 		return false
 	}
-	task := simulator.CreateTask(vm, "relocateVm", func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+	task := simulator.CreateTask(vm, relocateTaskName, func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
 		time.Sleep(delay)
+		before := placementOf(vm.Self)
 		moveDisks(vm, spec)
 		var changes []types.PropertyChange
 		if spec.Pool != nil {
@@ -219,6 +259,7 @@ func slowRelocate(w http.ResponseWriter, this types.ManagedObjectReference, spec
 				types.PropertyChange{Name: "summary.runtime.host", Val: &h})
 		}
 		simulator.Map.WithLock(vm, func() { simulator.Map.Update(vm, changes) })
+		fixPlacement(vm.Self, before)
 		rec.End = time.Now().UnixNano()
 		st.mu.Lock()
 		st.relocations = append(st.relocations, rec)
@@ -462,7 +503,7 @@ func setupStorage(cluster *simulator.ClusterComputeResource, partial int, capaci
 // failRelocate answers a RelocateVM_Task with a task that ends in an error.
 func failRelocate(w http.ResponseWriter, this types.ManagedObjectReference) {
 	vm := simulator.Map.Get(this)
-	task := simulator.CreateTask(vm, "relocateVm", func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+	task := simulator.CreateTask(vm, relocateTaskName, func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
 		return nil, &types.InsufficientResourcesFault{}
 	})
 	ref := task.Run()
@@ -471,7 +512,7 @@ func failRelocate(w http.ResponseWriter, this types.ManagedObjectReference) {
 	fmt.Fprintf(w, soapResponse, "RelocateVM_Task", ref.Value, "RelocateVM_Task")
 }
 
-func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration) http.Handler {
+func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration, rel *relocator) http.Handler {
 	typeFunc := types.TypeFunc()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -559,10 +600,14 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration)
 			if fail {
 				failRelocate(w, method.This)
 				rec.Failed = true
+			} else if rel.relocate(w, method.This, req.Spec, taskDelay, st, rec) {
+				return // another vCenter, or refused: logged when its task ends
 			} else if (taskDelay > 0 || storage) && slowRelocate(w, method.This, req.Spec, taskDelay, st, rec) {
 				return // logged when its task ends
 			} else {
+				before := placementOf(method.This)
 				next.ServeHTTP(w, r)
+				fixPlacement(method.This, before)
 			}
 			rec.End = time.Now().UnixNano()
 			st.mu.Lock()
@@ -589,7 +634,7 @@ func placeRoundRobin(cluster *simulator.ClusterComputeResource) {
 	lists := make(map[types.ManagedObjectReference][]types.ManagedObjectReference)
 	i := 0
 	for n := 0; n < len(vms); n++ {
-		vm, ok := byName[fmt.Sprintf("DC0_C0_RP0_VM%d", n)]
+		vm, ok := byName[fmt.Sprintf("%s_RP0_VM%d", cluster.Name, n)]
 		if !ok {
 			continue
 		}
@@ -610,8 +655,15 @@ func placeRoundRobin(cluster *simulator.ClusterComputeResource) {
 
 func main() {
 	port := flag.Int("port", 0, "TCP port on 127.0.0.1 (0: any free port)")
-	hosts := flag.Int("hosts", 3, "hosts in the cluster")
+	clusters := flag.Int("clusters", 1, "clusters DC0_C0..DC0_C{N-1}, each with -hosts hosts and their VMs")
+	hosts := flag.Int("hosts", 3, "hosts in each cluster")
 	vmsPerHost := flag.Int("vms-per-host", 2, "powered-on VMs per host")
+	namePrefix := flag.String("name-prefix", "", "prefix of every VM's and host's name")
+	evc := flag.String("evc", "", "EVC mode of the clusters (summary.currentEVCModeKey); a,b: cluster k gets item k mod 2")
+	hostEVC := flag.String("host-evc", "", "EVC mode the hosts offer (summary.maxEVCModeKey; default: -evc), a list as -evc")
+	hostNetworks := flag.String("host-networks", "",
+		"networks of every host, VMs on the first (default: VM Network); a,b;c: cluster k gets group k mod 2")
+	xvcTimeout := flag.Duration("xvc-timeout", 60*time.Second, "time a move to another vCenter may take there")
 	cpuMhz := flag.Int("host-cpu-mhz", 2294, "host CPU MHz per core")
 	cores := flag.Int("host-cores", 2, "host CPU cores")
 	memMB := flag.Int64("host-mem-mb", 4096, "host memory in MB")
@@ -627,8 +679,8 @@ func main() {
 	user := flag.String("user", "user", "user name accepted by Login")
 	password := flag.String("password", "pass", "password accepted by Login")
 	flag.Parse()
-	if *hosts < 1 || *vmsPerHost < 0 || *cpuMhz < 1 || *cores < 1 || *memMB < 1 {
-		log.Fatal("hosts, host-cpu-mhz, host-cores and host-mem-mb must be at least 1, vms-per-host at least 0")
+	if *clusters < 1 || *hosts < 1 || *vmsPerHost < 0 || *cpuMhz < 1 || *cores < 1 || *memMB < 1 {
+		log.Fatal("clusters, hosts, host-cpu-mhz, host-cores and host-mem-mb must be at least 1, vms-per-host at least 0")
 	}
 
 	// Host hardware template used by the simulator for every new host.
@@ -643,7 +695,7 @@ func main() {
 
 	m := simulator.VPX()
 	m.Host = 0 // no standalone host: the cluster is the whole inventory
-	m.Cluster = 1
+	m.Cluster = *clusters
 	m.ClusterHost = *hosts
 	m.Machine = *hosts * *vmsPerHost
 	m.Datastore = *datastores
@@ -658,16 +710,21 @@ func main() {
 	}
 	defer m.Remove()
 
-	cluster := simulator.Map.Any("ClusterComputeResource").(*simulator.ClusterComputeResource)
-	placeRoundRobin(cluster)
-	setupStorage(cluster, *partial, *datastoreGB, *datastoreFreeGB, *diskGB, *pod)
+	all := clustersByName()
+	for _, c := range all {
+		placeRoundRobin(c)
+	}
+	setupStorage(all[0], *partial, *datastoreGB, *datastoreFreeGB, *diskGB, *pod)
+	setupInventory(all, inventoryOptions{namePrefix: *namePrefix, evc: splitList(*evc), hostEVC: splitList(*hostEVC),
+		hostNetworks: splitGroups(*hostNetworks), partial: *partial})
 
 	// An explicit user makes the simulator check the password (with its default it accepts any).
 	m.Service.Listen = &url.URL{Host: fmt.Sprintf("127.0.0.1:%d", *port), User: url.UserPassword(*user, *password)}
 	srv := m.Service.NewServer()
 	st := &stats{methods: map[string]int{}, failVMs: map[string]bool{}}
+	rel := &relocator{inner: srv.Server.Config.Handler, sdk: *srv.URL, user: *user, password: *password, timeout: *xvcTimeout}
 	srv.Server.Config.Handler = wrap(srv.Server.Config.Handler, st, srv.URL.Path,
-		time.Duration(*relocateTaskMs)*time.Millisecond)
+		time.Duration(*relocateTaskMs)*time.Millisecond, rel)
 
 	u := *srv.URL
 	u.User = nil
