@@ -45,13 +45,19 @@ def vm_name(i: int) -> str:
 
 
 class VcSim:
-    """One running simulator: ``hosts`` hosts, VM i on host i mod hosts."""
+    """One running simulator: ``clusters`` clusters of ``hosts`` hosts, in each VM i on host i mod hosts.
+
+    ``name_prefix`` goes before every VM's and host's name; ``evc`` / ``host_evc`` set the clusters' and
+    hosts' EVC modes; ``host_networks`` ("a,b", or "a,b;c" per cluster) the hosts' networks (see
+    tests/vcsim/main.go).
+    """
 
     def __init__(self, hosts: int = 3, vms_per_host: int = 2, cpu_mhz: int = 2000, cores: int = 8,
                  mem_mb: int = 65536, relocate_ms: int = 0, startup_timeout: float = 60.0, port: int | None = None,
                  relocate_task_ms: int = 0, datastores: int = 1, partial_datastores: int = 0, pod: bool = False,
-                 datastore_gb: float = 0, datastore_free_gb: float = -1, disk_gb: float = 0):
-        self.hosts, self.vms_per_host = hosts, vms_per_host
+                 datastore_gb: float = 0, datastore_free_gb: float = -1, disk_gb: float = 0, clusters: int = 1,
+                 name_prefix: str = "", evc: str = "", host_evc: str = "", host_networks: str = ""):
+        self.hosts, self.vms_per_host, self.clusters, self.name_prefix = hosts, vms_per_host, clusters, name_prefix
         self.cpu_mhz, self.cores, self.mem_mb = cpu_mhz, cores, mem_mb
         last = ""
         for _ in range(3):  # the free port may be taken between the check and the start
@@ -61,7 +67,8 @@ class VcSim:
                     "-relocate-ms", str(relocate_ms), "-relocate-task-ms", str(relocate_task_ms),
                     "-datastores", str(datastores), "-partial-datastores", str(partial_datastores),
                     "-datastore-gb", str(datastore_gb), "-datastore-free-gb", str(datastore_free_gb),
-                    "-disk-gb", str(disk_gb)] + (["-pod"] if pod else [])
+                    "-disk-gb", str(disk_gb), "-clusters", str(clusters), "-name-prefix", name_prefix,
+                    "-evc", evc, "-host-evc", host_evc, "-host-networks", host_networks] + (["-pod"] if pod else [])
             self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             line = self._first_line(startup_timeout)
             if line.startswith("http"):
@@ -88,6 +95,12 @@ class VcSim:
     @property
     def vm_count(self) -> int:
         return self.hosts * self.vms_per_host
+
+    def host_name(self, i: int, cluster: int = 0) -> str:
+        return f"{self.name_prefix}DC0_C{cluster}_H{i}"
+
+    def vm_name(self, i: int, cluster: int = 0) -> str:
+        return f"{self.name_prefix}DC0_C{cluster}_RP0_VM{i}"
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -144,6 +157,7 @@ class Admin:
         from pyVim.connect import SmartConnect
         from pyVmomi import vim
 
+        self.sim = sim
         self.si = SmartConnect(protocol="http", host=sim.host, port=sim.port, user="user", pwd=PASSWORD)
         self.content = self.si.RetrieveContent()
         view = self.content.viewManager.CreateContainerView(self.content.rootFolder, [vim.ClusterComputeResource], True)
@@ -200,6 +214,33 @@ class Admin:
         from pyVmomi import vim
 
         return self._objects(vim.Datastore)
+
+    def clusters(self) -> dict[str, Any]:
+        from pyVmomi import vim
+
+        return self._objects(vim.ClusterComputeResource)
+
+    def datacenter(self) -> Any:
+        from pyVmomi import vim
+
+        return self._objects(vim.Datacenter)["DC0"]
+
+    def props(self, obj: Any, *paths: str) -> dict[str, Any]:
+        """Properties of one object, read through the property collector (unset ones are left out)."""
+        from pyVmomi import vmodl
+
+        PC = vmodl.query.PropertyCollector
+        spec = PC.FilterSpec(objectSet=[PC.ObjectSpec(obj=obj)], propSet=[PC.PropertySpec(type=type(obj), pathSet=list(paths))])
+        res = self.content.propertyCollector.RetrieveContents([spec])
+        return {p.name: p.val for p in res[0].propSet} if res else {}
+
+    def locator(self, user: str = "user", password: str = PASSWORD) -> Any:
+        """A ServiceLocator of this simulator, for a RelocateVM_Task from another one (spec.service)."""
+        from pyVmomi import vim
+
+        sim = self.sim
+        return vim.ServiceLocator(url=sim.url, instanceUuid=self.content.about.instanceUuid, sslThumbprint="",
+                                  credential=vim.ServiceLocator.NamePassword(username=user, password=password))
 
     def disks(self) -> dict[str, dict[int, str]]:
         """VM name -> {disk device key: datastore name}, from the disks' backings (read through the property collector)."""
