@@ -9,16 +9,17 @@ planning, writing the plan JSON):
 
 - **ours**: `make_plan` with Storage DRS on (compute at threshold 1: nothing to mend there, so
   the figures are the storage planner's);
-- **greedy**: the same pipeline, but the storage moves are the baseline's: "largest disk off the
-  fullest datastore" — repeatedly, the largest unit (a VM's disks on one datastore, kept together
-  as ours does) on the fullest datastore in service that fits on another datastore, to the least
-  utilised datastore it may go to (same mounts, pools, rules and space threshold as ours) — for
-  exactly as many moves as ours made.
+- **greedy**: the same pipeline, but the storage moves are the baseline's (engine/storage/baseline.py,
+  the heuristic ours is held to): "largest disk off the fullest datastore" — repeatedly, the
+  largest unit (a VM's disks on one datastore, kept together as ours does) on the fullest
+  datastore in service that fits on another datastore, to the least utilised datastore it may go
+  to (same mounts, pools, rules and space threshold as ours) — for exactly as many moves as ours made.
 
 Printed: wall time and CPU time of the whole process (interpreter start-up to exit; CPU time is
 what a busy machine cannot inflate), peak memory (the process's maximum resident set), moves, data copied,
 max space utilisation after (over the datastores in service), datastores above the threshold,
-and the ratios ours / greedy.
+the ratios ours / greedy, and the least data any plan copies to bring the datastores above
+the threshold to ours' relief levels.
 
     python benchmarks/storage.py [--seed 1] [--runs 3] [--vms 10000] [--datastores 64] [--relief-margin 0.01]
 """
@@ -106,38 +107,36 @@ def make_cluster(n_vms: int = 10_000, n_ds: int = 64, n_hosts: int = 32, seed: i
 
 
 def greedy_steps(snapshot, storage, n_moves: int, min_difference: bool = True):
-    """The baseline: the largest unit off the fullest datastore, to the least utilised one it may go to
-    (``min_difference``: one at least min_space_difference less utilised than the source, as ours)."""
-    import numpy as np
-
+    """The baseline (engine/storage/baseline.py): the largest unit off the fullest datastore, to the
+    least utilised one it may go to (``min_difference``: one at least min_space_difference less
+    utilised than the source, as ours)."""
+    from balancer.engine.storage.baseline import largest_first
+    from balancer.engine.storage.layout import Choice, Layout
     from balancer.engine.storage.pool import build_pool
     from balancer.engine.storage.rules import build_rules
-    from balancer.engine.storage.select import Choice, Layout, _units_on
 
     pool = build_pool(snapshot)
-    rules = build_rules(pool, storage.keep_disks_together)
-    lay = Layout(pool, rules, storage)
-    stuck: set[int] = set()
-    for _ in range(n_moves):
-        moved = False
-        for d in sorted((d for d in range(pool.n_datastores) if not pool.leaving[d]), key=lambda d: -lay.util(d)):
-            units = sorted((u for u in _units_on(lay, d) if u not in stuck),
-                           key=lambda u: -float(pool.disk_space[rules.units[u].disks].sum()))
-            mask = None
-            if min_difference:
-                mask = lay.used / pool.cap <= lay.util(d) - storage.min_space_difference + 1e-9
-            for u in units:
-                target, _ = lay.place(u, extra=mask)
-                if target is not None:
-                    lay.move(u, target, "space", "greedy")
-                    moved = True
-                    break
-                stuck.add(u)
-            if moved:
-                break
-        if not moved:
-            break
+    lay = Layout(pool, build_rules(pool, storage.keep_disks_together), storage)
+    largest_first(lay, n_moves, min_difference)
     return pool, Choice(steps=lay.steps, disk_ds=lay.disk_ds, used=lay.used)
+
+
+def least_data(path_data: dict, relief_margin: float) -> float:
+    """The data any plan must copy to bring every datastore in service to its relief level at the start."""
+    if ROOT not in sys.path:  # this checkout's package, as the child processes get it
+        sys.path.insert(0, ROOT)
+    from balancer.engine.options import StorageOptions
+    from balancer.engine.storage.layout import Layout
+    from balancer.engine.storage.pool import build_pool
+    from balancer.engine.storage.rules import build_rules
+    from balancer.engine.storage.select import relief_levels
+    from balancer.snapshot import parse_snapshot
+
+    storage = StorageOptions(relief_margin=relief_margin)
+    pool = build_pool(parse_snapshot(path_data))
+    lay = Layout(pool, build_rules(pool, storage.keep_disks_together), storage)
+    excess = pool.used - relief_levels(lay) * pool.cap
+    return float(excess[(excess > 0) & (pool.used > lay.ceiling) & ~pool.leaving].sum())
 
 
 def child(path: str, mode: str, n_moves: int, relief_margin: float) -> None:
@@ -236,6 +235,9 @@ def main() -> None:
               f"{r['over_before']} → {r['over_after']} |")
     o = ours[0]
     print()
+    floor = least_data(path_data=data, relief_margin=a.relief_margin)
+    print(f"least data any plan copies to bring every datastore to ours' relief levels (the excess above them): "
+          f"{floor:,.0f} GB = {floor / max(greedy[0]['copied_gb'], 1e-9):.3f} x greedy's")
     for name, g in (("greedy", greedy[0]), ("greedy, no min. difference", loose[0])):
         print(f"ours / {name} at {k} moves each: max utilisation after {o['max_after'] / g['max_after']:.3f}, "
               f"data copied {o['copied_gb'] / max(g['copied_gb'], 1e-9):.3f}")

@@ -185,3 +185,47 @@ def test_no_datastore_ends_above_its_threshold_when_room_exists(snapshot, thresh
     replay(snapshot, plan, storage)
     for d in plan.datastores:
         assert d.utilisation_after <= threshold + 1e-9, (d.name, d.utilisation_before, d.utilisation_after, plan.notes)
+
+
+@st.composite
+def crowded_clusters(draw):
+    """Two hosts mounting every datastore (in one or two datastore clusters, or none), disks of very
+    different sizes, and some datastores above the threshold; no rules, nothing in maintenance."""
+    hosts = [host("h0"), host("h1")]
+    n_ds = draw(st.integers(2, 8))
+    pods = draw(st.sampled_from([(None,), ("pod-a",), ("pod-a", "pod-b"), (None, "pod-a")]))
+    stores = [datastore(f"ds{i}", capacity=float(draw(st.sampled_from([1000, 2000, 3000]))), hosts=["h0", "h1"],
+                        other_gb=float(draw(st.integers(0, 50))),
+                        **({"datastore_cluster": pods[i % len(pods)]} if pods[i % len(pods)] else {}))
+              for i in range(n_ds)]
+    vms, j = [], 0
+    for d in stores:
+        fill = draw(st.sampled_from([0.3, 0.5, 0.7, 0.78, 0.82, 0.9, 0.97])) * d["capacity_gb"] - d["_other"]
+        while fill > 5 and j < 200:
+            size = float(min(fill, draw(st.sampled_from([5, 10, 20, 40, 80, 150, 300, 600]))))
+            vms.append(vm(f"v{j}", f"h{j % 2}", [disk("Hard disk 1", d["name"], size)]))
+            fill -= size
+            j += 1
+    return storage_snap(hosts, stores, vms)
+
+
+@SETTINGS
+@given(crowded_clusters(), st.sampled_from([0.7, 0.8]), st.sampled_from([0.0, 0.01, 0.03]))
+def test_space_relief_is_never_left_fuller_than_the_largest_disk_heuristic_with_as_many_moves(snapshot, threshold,
+                                                                                               margin):
+    from balancer.engine.storage.baseline import largest_first
+    from balancer.engine.storage.layout import Layout
+    from balancer.engine.storage.pool import build_pool
+    from balancer.engine.storage.rules import build_rules
+
+    storage = StorageOptions(space_threshold=threshold, relief_margin=margin, io_balancing=False)
+    plan = make_plan(snapshot, PlanOptions(threshold=1, storage=storage))
+    assert plan.status == "ok"
+    replay(snapshot, plan, storage)
+    n = len(plan.storage_moves)
+    fullest = max(d.utilisation_after for d in plan.datastores)
+    pool = build_pool(snapshot)
+    reached = largest_first(Layout(pool, build_rules(pool), storage), n)
+    heuristic = reached[min(n, len(reached) - 1)]
+    # (a plan whose fullest datastore ends a relief margin below the relief floor is not held to it)
+    assert fullest <= heuristic + 1e-9 or fullest <= threshold - 2 * margin + 1e-9, (fullest, heuristic, n)

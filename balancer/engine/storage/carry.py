@@ -22,7 +22,7 @@ from ..options import StorageOptions
 from .copy import copy_seconds
 from .pool import build_pool
 from .rules import build_rules
-from .select import Layout
+from .layout import Layout
 
 
 def carry_disks(snapshot: Snapshot, plan: Plan, storage: StorageOptions | None) -> tuple[Plan, list[str]]:

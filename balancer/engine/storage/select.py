@@ -11,12 +11,17 @@ Stages, each on the layout the previous one left:
    relief level: the utilisation of its pool's fullest datastore within the threshold, bounded to
    [threshold - ``relief_margin``, threshold] (it ends no fuller than its peers, with a little
    headroom, yet copies little more than needed); the units to move are the fewest that
-   cover the excess and, of those, nearly the ones that copy the least data. A space move goes
+   cover the excess and, of those, nearly the ones that copy the least data (one or two moves
+   more when each cuts that datastore's data by a quarter: a few disks that just reach the excess
+   rather than one that far overshoots it). A space move goes
    only to a target at least ``min_space_difference`` less utilised than the source at that
    step, the least utilised first, filled to the relief level (or, when none takes the unit so, to
    the threshold). When that leaves the source above the threshold, the source is planned again
    filling the fullest targets first, to the threshold (so the emptier ones are still eligible
-   once the source is lower), and the better of the two is kept;
+   once the source is lower), and then with the largest units first; the best is kept. The
+   stage is then held to the "largest disk off the fullest datastore" heuristic (baseline.py):
+   its fullest datastore ends no fuller than the heuristic's with as many moves (see
+   ``_relieve_space``);
 4. **latency** (``io_balancing``): each datastore above the latency threshold sheds the share of
    its data that would bring it to the threshold if latency were proportional to the data on it,
    to datastores measured below the threshold that stay below it by the same model.
@@ -31,143 +36,23 @@ threshold, and sources only empty.
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..options import StorageOptions
+from .baseline import fullest, largest_first
+from .copy import copy_seconds
+from .layout import EPS, Choice, Layout, Step, pct, units_on
 from .pool import Pool
 from .rules import StorageRules
 
-EPS = 1e-9
 MAX_LATENCY_SHARE = 0.5  # a datastore sheds at most half its data per plan for latency
+MOVE_SECONDS = 30.0  # a Storage vMotion's fixed price beside its copy (mirror, switch-over, clean-up)
+CAP_ROUNDS = 3  # rounds of relief to a cap (targets filled above it are relieved in the next)
+MAX_SLACK = 2  # moves more than the fewest a datastore's relief may take, for less data
+SLACK_GAIN = 0.25  # ... each when it cuts the data that relief copies by at least this share
 
-
-@dataclass
-class Step:
-    unit: int
-    target: int
-    disks: list[tuple[int, int]]  # (disk, source datastore)
-    size_gb: float
-    reason: str  # space | latency | rule | evacuate
-    detail: str
-    rule: str | None = None
-    mandatory: bool = False
-
-
-@dataclass
-class Choice:
-    steps: list[Step] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    disk_ds: np.ndarray | None = None  # where every disk ends
-    used: np.ndarray | None = None  # (D,) GB used at the end
-
-
-def pct(x: float) -> str:
-    return f"{100 * x:.0f} %"
-
-
-class Layout:
-    """Where the disks are, and the space used, as the steps so far leave them."""
-
-    def __init__(self, pool: Pool, rules: StorageRules, options: StorageOptions) -> None:
-        self.pool, self.rules, self.options = pool, rules, options
-        self.disk_ds = pool.disk_ds.copy()
-        self.used = pool.used.copy()
-        self.ceiling = options.space_threshold * pool.cap
-        self.steps: list[Step] = []
-
-    def util(self, d: int) -> float:
-        return float(self.used[d] / self.pool.cap[d])
-
-    def moving(self, u: int, target: int) -> np.ndarray:
-        ks = self.rules.units[u].disks
-        return ks[self.disk_ds[ks] != target]
-
-    def size(self, u: int, target: int) -> float:
-        return float(self.pool.disk_space[self.moving(u, target)].sum())
-
-    def home(self, u: int) -> int:
-        """The datastore holding most of the unit's data (its pool is the unit's pool)."""
-        ks = self.rules.units[u].disks
-        where = self.disk_ds[ks]
-        if len(set(where.tolist())) == 1:
-            return int(where[0])
-        totals: dict[int, float] = {}
-        for k, d in zip(ks.tolist(), where.tolist()):
-            totals[d] = totals.get(d, 0.0) + float(self.pool.disk_space[k])
-        return max(totals, key=lambda d: (totals[d], -d))
-
-    def candidates(self, u: int, headroom: np.ndarray | None = None, extra: np.ndarray | None = None,
-                   include_own: bool = False, any_pool: bool = False, fullest: bool = False) -> np.ndarray:
-        """Datastores unit ``u`` may go to, least utilised after the move first (rules not yet judged).
-
-        ``headroom``: (D,) the most each target may hold after the move (default: the space ceiling);
-        ``extra``: (D,) bool, further targets excluded where False; ``fullest``: the fullest first."""
-        p = self.pool
-        unit = self.rules.units[u]
-        ok = p.vm_ok[unit.vm] & ~p.leaving
-        if not any_pool:  # (``any_pool``: disks that follow their VM to another host, engine/storage/carry.py)
-            pods = set(p.pod[self.disk_ds[unit.disks]].tolist())
-            if len(pods) > 1:  # no storage move crosses between pools: such a unit stays where it is
-                return np.zeros(0, dtype=np.int64)
-            ok &= p.pod == pods.pop()
-        if not include_own:
-            ok[self.disk_ds[unit.disks]] = False
-        if extra is not None:
-            ok &= extra
-        cand = np.flatnonzero(ok)
-        if not len(cand):
-            return cand
-        ks = unit.disks
-        space = p.disk_space[ks]
-        # what moving there copies: the unit's disks not already on it
-        sizes = space.sum() - np.bincount(self.disk_ds[ks], weights=space, minlength=p.n_datastores)[cand]
-        limit = self.ceiling if headroom is None else headroom
-        after = self.used[cand] + sizes
-        fits = after <= np.maximum(limit[cand], 0.0) + EPS
-        cand, after = cand[fits], after[fits]
-        if fullest:  # best fit: the fullest datastore that takes it (keeps the emptier ones for later)
-            return cand[np.argsort(-self.used[cand] / p.cap[cand], kind="stable")]
-        return cand[np.argsort(after / p.cap[cand], kind="stable")]
-
-    def place(self, u: int, **kw) -> tuple[int | None, str | None]:
-        """The best target for unit ``u`` and, when none passes the rules, the rule that kept it off one."""
-        blocked = None
-        for d in self.candidates(u, **kw):
-            rule = self.rules.unit_ok(self.pool, self.disk_ds, u, int(d))
-            if rule is None:
-                return int(d), None
-            blocked = blocked or rule
-        return None, blocked
-
-    def save(self) -> tuple:
-        return self.disk_ds.copy(), self.used.copy(), len(self.steps)
-
-    def restore(self, saved: tuple) -> None:
-        self.disk_ds, self.used = saved[0].copy(), saved[1].copy()
-        del self.steps[saved[2]:]
-
-    def move(self, u: int, target: int, reason: str, detail: str, rule: str | None = None,
-             mandatory: bool = False) -> Step:
-        ks = self.moving(u, target)
-        disks = [(int(k), int(self.disk_ds[k])) for k in ks]
-        size = float(self.pool.disk_space[ks].sum())
-        for k, src in disks:
-            self.used[src] -= self.pool.disk_space[k]
-            self.disk_ds[k] = target
-        self.used[target] += size
-        step = Step(u, target, disks, size, reason, detail, rule, mandatory)
-        self.steps.append(step)
-        return step
-
-    def describe(self, u: int) -> str:
-        p = self.pool
-        unit = self.rules.units[u]
-        names = ", ".join(p.disk_names[k] for k in unit.disks)
-        gb = float(p.disk_space[unit.disks].sum())
-        return f"VM {p.vm_names[unit.vm]}'s {'disk' if len(unit.disks) == 1 else 'disks'} {names} ({gb:.0f} GB)"
+__all__ = ["Choice", "Layout", "Step", "choose", "cover", "pct"]
 
 
 def choose(pool: Pool, rules: StorageRules, options: StorageOptions) -> Choice:
@@ -280,39 +165,47 @@ def relief_levels(lay: Layout) -> np.ndarray:
     return level
 
 
-def _units_on(lay: Layout, d: int) -> list[int]:
-    """The units wholly on datastore ``d`` whose VM Storage DRS may move."""
-    p, rules = lay.pool, lay.rules
-    out = []
-    for u in sorted({int(rules.unit_of_disk[k]) for k in np.flatnonzero(lay.disk_ds == d)}):
-        unit = rules.units[u]
-        if p.vm_auto[unit.vm] and (lay.disk_ds[unit.disks] == d).all():
-            out.append(u)
-    return out
+def fewest(sizes: list[float], need: float) -> int:
+    """How many of ``sizes`` (ascending) it takes at least to reach ``need``: the largest ones'
+    count (all of them, plus one, when even all fall short)."""
+    total, k = 0.0, 0
+    for x in reversed(sizes):
+        if total >= need - EPS:
+            return k
+        total += x
+        k += 1
+    return k if total >= need - EPS else k + 1
 
 
-def cover(sizes: list[float], need: float, ascending: bool = False) -> list[int]:
+def cover(sizes: list[float], need: float, ascending: bool = False, count: int = 0) -> list[int]:
     """Indices into ``sizes`` of the fewest items whose sum reaches ``need`` and, of those, nearly the
     least sum: each pick is the smallest item that still lets the minimum count reach the rest.
+    ``count``: this many items in all when that is more than the fewest, for less data: each pick is
+    then the smallest of the lowest run of as many items left of the count, consecutive in size
+    order, that reaches the rest.
     Returns them in the order picked (all of them when even all cannot reach it).
     ``ascending``: ``sizes`` is sorted already."""
     order = list(range(len(sizes))) if ascending else sorted(range(len(sizes)), key=lambda i: (sizes[i], i))
     vals = [sizes[i] for i in order]
     picked: list[int] = []
     while need > EPS and vals:
-        # fewest items: the largest ones
-        total, k = 0.0, 0
-        for x in reversed(vals):
-            total += x
-            k += 1
-            if total >= need - EPS:
-                break
-        if total < need - EPS:  # even everything falls short
+        k = fewest(vals, need)
+        if k > len(vals):  # even everything falls short
             picked.extend(reversed(order))
             return picked
-        top = sum(vals[len(vals) - (k - 1):]) if k > 1 else 0.0
-        # the smallest item outside the top k-1 that, with them, reaches need
-        i = bisect_left(vals, need - top - EPS, 0, len(vals) - (k - 1))
+        if count - len(picked) > k:
+            # more items than the fewest: the smallest of the lowest run of that many consecutive
+            # (in size order) items that reaches need
+            k = min(count - len(picked), len(vals))
+            run = sum(vals[:k])
+            i = 0
+            while run < need - EPS and i + k < len(vals):
+                run += vals[i + k] - vals[i]
+                i += 1
+        else:
+            top = sum(vals[len(vals) - (k - 1):]) if k > 1 else 0.0
+            # the smallest item outside the top k-1 that, with them, reaches need
+            i = bisect_left(vals, need - top - EPS, 0, len(vals) - (k - 1))
         picked.append(order[i])
         need -= vals[i]
         del vals[i]
@@ -321,18 +214,22 @@ def cover(sizes: list[float], need: float, ascending: bool = False) -> list[int]
 
 
 def _relieve(lay: Layout, budget: list[int], src: int, need: float, reason: str, detail: str, targets,
-             fullest: bool = False) -> float:
+             fullest: bool = False, largest: bool = False, slack: int = 0) -> float:
     """Move the units off ``src`` that cover ``need`` GB; returns the GB still short.
 
     ``targets()``: on the current layout, the (limit, mask) pairs a target is chosen by, preferred
     first: ``limit`` (D,) the most each datastore may hold after the move, ``mask`` (D,) bool the
-    datastores that may take it at all."""
-    pool = _units_on(lay, src)
+    datastores that may take it at all. ``largest``: the largest unit first instead of the cover's
+    pick (the most relief per move while targets are still eligible). ``slack``: up to this many moves
+    more than the fewest, each pick the smallest that lets the moves left reach the rest (less data)."""
+    pool = units_on(lay, src)
     sizes = [float(lay.pool.disk_space[lay.rules.units[u].disks].sum()) for u in pool]
     ranked = sorted(range(len(pool)), key=lambda i: (sizes[i], pool[i]))
     pool, sizes = [pool[i] for i in ranked], [sizes[i] for i in ranked]  # ascending, as cover wants them
+    allowed, made = fewest(sizes, need) + slack, 0
     while need > EPS and pool and budget[0] > 0:
-        i = cover(sizes, need, ascending=True)[0]  # the next pick is judged on the layout the last one left
+        # the next pick is judged on the layout the last one left
+        i = len(sizes) - 1 if largest else cover(sizes, need, ascending=True, count=allowed - made)[0]
         u = pool[i]
         target = None
         for limit, mask in targets():
@@ -344,48 +241,175 @@ def _relieve(lay: Layout, budget: list[int], src: int, need: float, reason: str,
             continue  # the cover changes without it
         need -= lay.move(u, target, reason, detail).size_gb
         budget[0] -= 1
+        made += 1
     return max(need, 0.0)
 
 
 def _relieve_space(lay: Layout, out: Choice, budget: list[int]) -> None:
+    """Relieve the datastores above the space threshold, held to the "largest disk off the fullest
+    datastore" heuristic (baseline.py).
+
+    The plan: each datastore above the threshold, fullest first, relieved to its relief level by the
+    cover. When that leaves the fullest datastore above threshold - 2 x relief_margin (a relief
+    margin below the relief floor: lower, copying more to lower it further is not worth it) while the heuristic, with as many moves from the same layout, would leave it lower, the
+    heuristic's plan is revised instead: every datastore above the heuristic's level is relieved to
+    it, by the cover, with at most as many moves as the heuristic made off it (so the count is at
+    most the heuristic's and the fullest datastore no fuller, and the cover copies less than its
+    largest disks). Of the plans that hold to the heuristic, the one with the least predicted
+    Storage vMotion time is kept (its copies plus ``MOVE_SECONDS`` a move); when neither does, the
+    heuristic's own moves are taken."""
+    p, o = lay.pool, lay.options
+    start, left, notes = lay.save(), budget[0], list(out.notes)
+
+    def attempt(cap: float | None = None, allowance: dict[int, int] | None = None) -> tuple:
+        lay.restore(start)
+        budget[0] = left
+        out.notes[:] = notes
+        _relieve_to(lay, out, budget, cap, allowance)
+        moved = lay.steps[start[2]:]
+        return (sum(st.size_gb for st in moved), len(moved), fullest(lay), lay.save(), left - len(moved),
+                list(out.notes))
+
+    plans = [attempt()]
+    first = plans[0][1]
+    if not first or plans[0][2] <= o.space_threshold - 2 * o.relief_margin + EPS:
+        return  # nothing to move, or the fullest datastore ends a relief margin below the relief floor
+    trial = Layout(p, lay.rules, o)
+    trial.restore(start)
+    span = min(left, first + 8)
+    reached = largest_first(trial, span)  # the fullest datastore after 0, 1, ... of its moves
+
+    def bound(n: int) -> float | None:
+        if n < len(reached):
+            return reached[n]
+        return reached[-1] if len(reached) <= span else None  # it stopped: more moves change nothing
+
+    def holds(plan: tuple) -> bool:
+        b = bound(plan[1])
+        return b is not None and plan[2] <= b + EPS
+
+    if holds(plans[0]):
+        return
+    n = min(first, len(trial.steps))
+    allowance: dict[int, int] = {}
+    for st in trial.steps[start[2]:start[2] + n]:
+        allowance[st.disks[0][1]] = allowance.get(st.disks[0][1], 0) + 1
+    plans.append(attempt(reached[n], allowance))
+    good = [plan for plan in plans if holds(plan)]
+    if good:
+        # the least predicted Storage vMotion time: the copies plus a fixed price a move
+        best = min(good, key=lambda plan: (round(copy_seconds(plan[0], o.copy_mbps) + MOVE_SECONDS * plan[1], 6), plan[1]))
+        lay.restore(best[3])
+        budget[0] = best[4]
+        out.notes[:] = best[5]
+        return
+    # the heuristic's own moves, as many as the first plan made
+    lay.restore(start)
+    budget[0] = left
+    out.notes[:] = notes
+    largest_first(lay, first)
+    budget[0] -= len(lay.steps) - start[2]
+    for d in range(p.n_datastores):
+        if not p.leaving[d] and lay.used[d] > lay.ceiling[d] + EPS:
+            out.notes.append(f"{p.ds_names[d]} stays above its space threshold at {pct(lay.util(d))}: "
+                             + ("the move cap is reached" if budget[0] <= 0 else "no disk there fits elsewhere"))
+
+
+def _relieve_to(lay: Layout, out: Choice, budget: list[int], cap: float | None = None,
+                allowance: dict[int, int] | None = None) -> None:
+    """Relieve each datastore above the space threshold (with ``cap``: above ``cap``), fullest first, to
+    its relief level (with ``cap``: to ``cap``), by the cover: the fewest moves, or up to ``MAX_SLACK``
+    more when each cuts the data copied by at least ``SLACK_GAIN``; with ``allowance`` (datastore ->
+    moves), never more moves off a datastore than that."""
     p, o = lay.pool, lay.options
     level = relief_levels(lay)
-    over = [d for d in range(p.n_datastores) if not p.leaving[d] and lay.used[d] > lay.ceiling[d] + EPS]
-    over.sort(key=lambda d: (-lay.util(d), d))
-    for d in over:
-        if budget[0] <= 0:
-            out.notes.append(f"{p.ds_names[d]} stays above its space threshold: the move cap is reached")
-            continue
-        start = lay.util(d)
-        detail = f"{p.ds_names[d]} at {pct(start)} is above the {pct(o.space_threshold)} space threshold"
+    if cap is not None:  # every datastore relieved to the cap (no further margin: it would cost moves)
+        level = np.full(p.n_datastores, min(cap, o.space_threshold))
+    # the most a datastore may keep, and a target take when none takes a unit within the relief level
+    goal = lay.ceiling if cap is None else np.minimum(lay.ceiling, cap * p.cap)
+    allowance = dict(allowance) if allowance is not None else None  # moves left off each datastore
+    tried: set[int] = set()
+    for _ in range(1 if cap is None else CAP_ROUNDS):  # (a target filled above the cap is relieved in turn)
+        over = [d for d in range(p.n_datastores) if not p.leaving[d] and lay.used[d] > goal[d] + EPS
+                and d not in tried and (allowance is None or allowance.get(d, 0) > 0)]
+        if not over:
+            break
+        over.sort(key=lambda d: (-lay.util(d), d))
+        tried.update(over)
+        for d in over:
+            made = len(lay.steps)
+            _relieve_one(lay, out, budget, d, level, goal, allowance)
+            if allowance is not None:
+                allowance[d] = allowance.get(d, 0) - (len(lay.steps) - made)
 
-        def targets(d=d):
-            # a target at least min_space_difference less utilised than the source, filled to the
-            # relief level, or else (no such target takes the unit) to the threshold
-            mask = lay.used / p.cap <= lay.util(d) - o.min_space_difference + EPS
-            if o.io_balancing:  # a space move does not send data to a datastore above the latency threshold
-                mask &= ~(p.latency > o.latency_threshold_ms)
-            return [(np.minimum(lay.ceiling, level[d] * p.cap), mask), (lay.ceiling, mask)]
 
-        need = lay.used[d] - level[d] * p.cap[d]
-        saved, left = lay.save(), budget[0]
-        _relieve(lay, budget, d, need, "space", detail, targets)
-        if lay.used[d] > lay.ceiling[d] + EPS and budget[0] > 0:
-            # still above: filling the least utilised targets first used up those the source is
-            # min_space_difference above. Try again filling the fullest that take a unit first, to the
-            # threshold (the emptier ones are left for when the source is lower); keep the better
-            first, spent = lay.save(), budget[0]
-            lay.restore(saved)
-            budget[0] = left
-            _relieve(lay, budget, d, need, "space", detail, lambda d=d: targets(d)[1:], fullest=True)
-            if lay.used[d] >= first[1][d] - EPS:
-                lay.restore(first)
-                budget[0] = spent
+def _relieve_one(lay: Layout, out: Choice, budget: list[int], d: int, level: np.ndarray, goal: np.ndarray,
+                 allowance: dict[int, int] | None) -> None:
+    """Relieve datastore ``d`` to ``level[d]`` (see _relieve_to)."""
+    p, o = lay.pool, lay.options
+    if budget[0] <= 0:
         if lay.used[d] > lay.ceiling[d] + EPS:
-            why = "the move cap is reached" if budget[0] <= 0 else (
-                "no disk there fits on another datastore of its pool that its VM's hosts mount, within the threshold, "
-                f"that is at least {pct(o.min_space_difference)} less utilised")
-            out.notes.append(f"{p.ds_names[d]} stays above its space threshold at {pct(lay.util(d))}: {why}")
+            out.notes.append(f"{p.ds_names[d]} stays above its space threshold: the move cap is reached")
+        return
+    start = lay.util(d)
+    if lay.used[d] > lay.ceiling[d] + EPS:
+        detail = f"{p.ds_names[d]} at {pct(start)} is above the {pct(o.space_threshold)} space threshold"
+    else:
+        detail = f"{p.ds_names[d]} at {pct(start)} is above the {pct(level[d])} relief level"
+
+    def targets(d=d):
+        # a target at least min_space_difference less utilised than the source, filled to the
+        # relief level, or else (no such target takes the unit) to the threshold
+        mask = lay.used / p.cap <= lay.util(d) - o.min_space_difference + EPS
+        if o.io_balancing:  # a space move does not send data to a datastore above the latency threshold
+            mask &= ~(p.latency > o.latency_threshold_ms)
+        return [(np.minimum(lay.ceiling, level[d] * p.cap), mask), (lay.ceiling, mask)]
+
+    need = lay.used[d] - level[d] * p.cap[d]
+    saved, left = lay.save(), budget[0]
+    _relieve(lay, budget, d, need, "space", detail, targets)
+    for extra in range(1, MAX_SLACK + 1):
+        # a move more than the fewest when it cuts the data this datastore's relief copies enough
+        # (one large disk that overshoots the need, against a few that just reach it)
+        if budget[0] <= 0 or lay.used[d] > goal[d] + EPS:
+            break
+        fewer, spent = lay.save(), budget[0]
+        copied = sum(st.size_gb for st in lay.steps[saved[2]:])
+        lay.restore(saved)
+        budget[0] = left
+        _relieve(lay, budget, d, need, "space", detail, targets, slack=extra)
+        if (lay.used[d] > goal[d] + EPS
+                or (allowance is not None and len(lay.steps) - saved[2] > allowance.get(d, 0))
+                or sum(st.size_gb for st in lay.steps[saved[2]:]) > (1 - SLACK_GAIN) * copied + EPS):
+            lay.restore(fewer)
+            budget[0] = spent
+            break
+    if lay.used[d] > goal[d] + EPS and budget[0] > 0:
+        # still above: filling the least utilised targets first used up those the source is
+        # min_space_difference above. Try again filling the fullest that take a unit first, to the
+        # threshold (the emptier ones are left for when the source is lower); keep the better
+        first, spent = lay.save(), budget[0]
+        lay.restore(saved)
+        budget[0] = left
+        _relieve(lay, budget, d, need, "space", detail, lambda d=d: targets(d)[-1:], fullest=True)
+        if lay.used[d] >= first[1][d] - EPS:
+            lay.restore(first)
+            budget[0] = spent
+    if lay.used[d] > goal[d] + EPS and budget[0] > 0:
+        # still above: the targets ran out as the source came down. Try the largest units first
+        # (the most relief while the most targets are eligible); keep the better
+        best, spent = lay.save(), budget[0]
+        lay.restore(saved)
+        budget[0] = left
+        _relieve(lay, budget, d, need, "space", detail, targets, largest=True)
+        if lay.used[d] >= best[1][d] - EPS:
+            lay.restore(best)
+            budget[0] = spent
+    if lay.used[d] > lay.ceiling[d] + EPS:
+        why = "the move cap is reached" if budget[0] <= 0 else (
+            "no disk there fits on another datastore of its pool that its VM's hosts mount, within the threshold, "
+            f"that is at least {pct(o.min_space_difference)} less utilised")
+        out.notes.append(f"{p.ds_names[d]} stays above its space threshold at {pct(lay.util(d))}: {why}")
 
 
 # --- 4. latency --------------------------------------------------------------------------------
