@@ -39,6 +39,7 @@
 //   - Storage vMotion: a RelocateVM_Task with a datastore or disk locators moves the disks (their
 //     backing file name and datastore), the VM's home with spec.datastore, the VM's datastore list
 //     and the datastores' free space (the simulator itself changes only the datastore list).
+//   - Storage DRS rules and latency (sdrs.go).
 //   - DatastoreEnterMaintenanceMode (refused with ResourceInUse while a disk is on the datastore)
 //     and DatastoreExitMaintenanceMode_Task, setting summary.maintenanceMode (not implemented there).
 //   - Several clusters (xvc.go): the datastores are mounted alike in every cluster (the last
@@ -571,6 +572,10 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration,
 				if spec, ok := req.Spec.(*types.ClusterConfigSpecEx); ok && spec.DasConfig != nil {
 					storeDasConfig(method.This, spec.DasConfig)
 				}
+			}
+		case "ConfigureStorageDrsForPod_Task":
+			if configureStorageDrs(w, method.Body) { // sdrs.go
+				return
 			}
 		case "DatastoreEnterMaintenanceMode", "DatastoreExitMaintenanceMode_Task":
 			datastoreMaintenance(w, name, method.This)

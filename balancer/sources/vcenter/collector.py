@@ -3,7 +3,8 @@
 Per collection, whatever the number of hosts, VMs, datastores and disks:
   3 requests to find the cluster by name (CreateContainerView, RetrievePropertiesEx, DestroyView),
   3 requests to read every host and VM of the cluster (with the VMs' disks), the cluster's rules and
-    groups, and the datastores its hosts mount with their datastore clusters (storage pods),
+    groups, and the datastores its hosts mount with their datastore clusters (storage pods) and
+    those clusters' Storage DRS rules (sdrs.py),
   1 QueryPerf per PERF_BATCH powered-on VMs (one call up to 2,000 VMs; the hosts' datastore
     latency counters go in the first call),
   plus 1 request on the first collection to learn the performance counter ids,
@@ -25,6 +26,7 @@ from ...snapshot import (SNAPSHOT_VERSION, VM, Automation, Datastore, DatastoreS
                          Host, HostState, Snapshot, VmHostRule, VmVmRule)
 from .connection import Connection
 from .inventory import ClusterRefs, duplicate_error, duplicates, find_cluster, moid, objects_spec, props, read_view, retrieve
+from .sdrs import pod_rules
 
 log = logging.getLogger("balancer.vcenter")
 
@@ -43,6 +45,7 @@ VM_PATHS = ["name", "runtime.host", "runtime.powerState", "summary.config", "sum
             "config.hardware.device", "layoutEx.disk", "layoutEx.file", "network"]
 CLUSTER_PATHS = ["name", "resourcePool", "configurationEx", "datastore", "network", "summary"]
 DATASTORE_PATHS = ["name", "summary", "host", "parent"]
+POD_PATHS = ["name", "podStorageDrsEntry"]  # a datastore cluster: its name and its Storage DRS rules (sdrs.py)
 
 
 def _finite(x: Any) -> float | None:
@@ -81,11 +84,12 @@ def vm_automation(override: Any) -> Automation:
 
 @dataclass
 class Storage:
-    """What a cluster read finds beside hosts and VMs: (datastore, props), storage pod moid -> name,
-    and network moid -> name (the cluster's networks, which its hosts and VMs refer to)."""
+    """What a cluster read finds beside hosts and VMs: (datastore, props), storage pod moid -> name (and
+    its Storage DRS entry), and network moid -> name (the cluster's networks, which its hosts and VMs refer to)."""
 
     datastores: list[tuple[Any, dict]] = field(default_factory=list)
     pods: dict[str, str] = field(default_factory=dict)
+    pod_entries: dict[str, tuple[str, Any]] = field(default_factory=dict)  # moid -> (name, podStorageDrsEntry)
     networks: dict[str, str] = field(default_factory=dict)
 
 
@@ -104,7 +108,7 @@ class Collector:
         cluster = find_cluster(content, self.cluster_name, self.conn.where)
         objects = read_view(
             content, cluster, [vim.HostSystem, vim.VirtualMachine],
-            {vim.HostSystem: HOST_PATHS, vim.VirtualMachine: VM_PATHS, vim.StoragePod: ["name"]},
+            {vim.HostSystem: HOST_PATHS, vim.VirtualMachine: VM_PATHS, vim.StoragePod: POD_PATHS},
             extra=[(cluster, vim.ClusterComputeResource, CLUSTER_PATHS)],
             follow=[(vim.ClusterComputeResource, "datastore", vim.Datastore, DATASTORE_PATHS),
                     (vim.ClusterComputeResource, "network", vim.Network, ["name"])],
@@ -120,6 +124,7 @@ class Collector:
                 continue
             if isinstance(oc.obj, vim.StoragePod):
                 storage.pods[moid(oc.obj)] = p.get("name", moid(oc.obj))
+                storage.pod_entries[moid(oc.obj)] = (storage.pods[moid(oc.obj)], p.get("podStorageDrsEntry"))
                 continue
             if isinstance(oc.obj, vim.Network):
                 storage.networks[moid(oc.obj)] = p.get("name", moid(oc.obj))
@@ -278,6 +283,7 @@ class Collector:
 
         vms: list[VM] = []
         vm_name: dict[str, str] = {}
+        disk_keys: dict[str, dict[int, str]] = {}  # VM moid -> {disk device key: disk name}
         for vm, p in vm_objs:
             mid = moid(vm)
             cfg = p.get("summary.config")
@@ -301,13 +307,14 @@ class Collector:
                 mem_reservation_mb=float(max(0, _finite(getattr(cfg, "memoryReservation", 0)) or 0)),
                 powered_on=on,
                 automation=vm_automation(overrides.get(mid)),
-                disks=vm_disks(p, ds_name),
+                disks=vm_disks(p, ds_name, disk_keys.setdefault(mid, {})),
                 networks=network_names(p.get("network"), storage.networks),
             ))
             vm_name[mid] = p.get("name", mid)
 
         vm_groups, host_groups = groups(config, vm_name, host_name)
         rules = cluster_rules(config, vm_name, vm_groups, host_groups)
+        rules += pod_rules(storage.pod_entries, vm_name, disk_keys, {r.name for r in rules})
         ha = ha_admission_control(config, host_name)
         try:
             return Snapshot(
@@ -391,8 +398,9 @@ def cpu_vendor(cpu_model: Any, evc: str | None) -> str | None:
     return None
 
 
-def vm_disks(p: dict[str, Any], ds_name: dict[str, str]) -> list[Disk]:
-    """A VM's virtual disks from config.hardware.device, their used space from layoutEx (when reported)."""
+def vm_disks(p: dict[str, Any], ds_name: dict[str, str], key_names: dict[int, str] | None = None) -> list[Disk]:
+    """A VM's virtual disks from config.hardware.device, their used space from layoutEx (when reported);
+    ``key_names`` gets each listed disk's device key -> name."""
     from pyVmomi import vim
 
     sizes = {f.key: _finite(getattr(f, "size", None)) or 0.0 for f in (p.get("layoutEx.file") or [])
@@ -419,6 +427,8 @@ def vm_disks(p: dict[str, Any], ds_name: dict[str, str]) -> list[Disk]:
         name = label if label not in seen else f"{label} ({dev.key})"
         seen.add(name)
         u = used.get(dev.key)
+        if key_names is not None:
+            key_names[int(dev.key)] = name
         out.append(Disk(name=name, datastore=ds, size_gb=round(size, 6), thin=bool(getattr(backing, "thinProvisioned", False)),
                         used_gb=None if u is None else round(min(u, size), 6)))
     return out
