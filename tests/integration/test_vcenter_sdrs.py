@@ -1,6 +1,7 @@
-"""Storage DRS rules set in the datastore cluster through vCenter's own call
-(StorageResourceManager.ConfigureStorageDrsForPod_Task) reach the snapshot, and `balancer
-recommend`'s storage moves honour them.
+"""Storage DRS against the simulator launcher: rules set in the datastore cluster through
+vCenter's own call (StorageResourceManager.ConfigureStorageDrsForPod_Task) reach the snapshot, and `balancer
+recommend`'s storage moves honour them; datastore latency the launcher reports (QueryPerf,
+-datastore-latency-ms) reaches the snapshot, and a datastore above the threshold sheds disks.
 
 The simulator (tests/vcsim): 4 hosts, 2 VMs each, datastores LocalDS_0..2 of 100 GB in the storage
 pod DC0_POD0 (LocalDS_2 mounted by the first two hosts only), every VM's 5 GB disk on LocalDS_0.
@@ -149,3 +150,25 @@ def test_intra_vm_affinity_edits_and_removals_of_pod_rules_reach_the_snapshot(si
     rules = {r.name: r for r in snap.storage_rules}
     assert sorted(rules) == ["DC0_C0_RP0_VM0-disks-together", "web-apart"]
     assert rules["web-apart"].enabled is False and sorted(rules["web-apart"].vms) == [web1, web2, web3]
+
+
+def test_a_datastore_above_the_latency_threshold_gets_storage_moves_off_it(start_vcsim, tmp_path):
+    # the launcher's QueryPerf reports LocalDS_0 at 40 ms and LocalDS_1 at 5 ms on every host mounting them
+    sim = start_vcsim(**STORAGE, datastore_latency_ms="LocalDS_0=40,LocalDS_1=5")
+    config, snap = _snapshot(sim, tmp_path)
+    latency = {d.name: d.latency_ms for d in snap.datastores}
+    assert latency == {"LocalDS_0": 40.0, "LocalDS_1": 5.0, "LocalDS_2": None}
+    assert all(d.used_gb <= 0.8 * d.capacity_gb for d in snap.datastores), "only latency is above its threshold"
+    proc = balancer("recommend", "--config", config, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    moves = json.loads(proc.stdout)["storage_moves"]
+    assert moves, "the slow datastore sheds disks"
+    for m in moves:
+        assert m["reason"] == "latency" and "LocalDS_0 at 40.0 ms" in m["detail"]
+        assert {(d["source"], d["target"]) for d in m["disks"]} == {("LocalDS_0", "LocalDS_1")}
+    # (a datastore with no measured latency, LocalDS_2, is no latency target)
+
+
+def test_without_latency_figures_the_simulator_s_datastores_have_none(sim, tmp_path):
+    _, snap = _snapshot(sim, tmp_path)
+    assert [d.latency_ms for d in snap.datastores] == [None, None, None]

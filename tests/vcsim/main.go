@@ -515,6 +515,7 @@ func failRelocate(w http.ResponseWriter, this types.ManagedObjectReference) {
 
 func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration, rel *relocator) http.Handler {
 	typeFunc := types.TypeFunc()
+	latency := latencies() // sdrs.go
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/_vcsim/stats":
@@ -572,6 +573,10 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration,
 				if spec, ok := req.Spec.(*types.ClusterConfigSpecEx); ok && spec.DasConfig != nil {
 					storeDasConfig(method.This, spec.DasConfig)
 				}
+			}
+		case "QueryPerf":
+			if queryPerf(w, method.This, method.Body, latency) { // sdrs.go
+				return
 			}
 		case "ConfigureStorageDrsForPod_Task":
 			if configureStorageDrs(w, method.Body) { // sdrs.go
