@@ -157,15 +157,31 @@ def _with(options):
 @click.option("--all-steps", is_flag=True,
               help="With DPM: plan the whole consolidation in one plan (every host that can go to standby, each "
                    "right after the moves that empty it) instead of dpm.max_standby_per_cycle hosts. Implies --dpm.")
+@click.option("--domain", "domain_name", metavar="NAME",
+              help="Plan the moves between the clusters of this balancing domain of the config instead "
+                   "(formats table, json, markdown).")
 def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, threshold, planner, time_limit, out,
-              dpm, all_steps) -> None:
+              dpm, all_steps, domain_name) -> None:
     """Dry run: collect (or load) a snapshot, plan, print the plan. Nothing is changed.
 
     With DPM the plan also shows DPM's end state at this demand: how many hosts stay on once
     every standby step is taken, and which hosts could follow this plan's.
 
+    With --domain NAME: every cluster of that balancing domain is collected and the plan shows
+    the VMs to move from a cluster above the domain's high-water mark to one with room.
+
     Exit status: 0 with a plan, 2 on bad input, 3 when the mandatory rules cannot all hold.
     """
+    if domain_name is not None:
+        given = [o for o, v in (("--snapshot", snapshot_path), ("--cluster", cluster_name), ("--max-moves", max_moves),
+                                ("--threshold", threshold), ("--planner", planner), ("--time-limit", time_limit),
+                                ("--dpm", dpm), ("--all-steps", all_steps)) if v]
+        if given:
+            raise InputError(f"--domain plans the moves between clusters: {given[0]} does not apply to it")
+        if not config_path:
+            raise InputError("--domain names a balancing domain of a config: give --config")
+        _recommend_domain(_config(config_path), domain_name, fmt, out)
+        return
     _check_source(config_path, snapshot_path, cluster_name)
     name, cfg = _cluster(config_path, cluster_name)
     snap = load_snapshot(snapshot_path) if snapshot_path else _collect(name, cfg)
@@ -180,6 +196,19 @@ def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, threshol
     _show_plan(plan, fmt, out, snap, cfg)
     if plan.status == "infeasible":
         raise SystemExit(3)
+
+
+def _recommend_domain(cfg: Config, name: str, fmt: str, out: str | None) -> None:
+    import shutil
+
+    from .domains import recommend as recommend_domain
+    from .report.domain import DOMAIN_FORMATS, render_domain
+
+    if fmt not in DOMAIN_FORMATS:
+        raise InputError(f"--format {fmt}: a domain plan is shown as {', '.join(DOMAIN_FORMATS)}")
+    plan, _ = recommend_domain(cfg, name)
+    tty = out is None and sys.stdout.isatty()
+    _write(render_domain(plan, fmt, color=tty, width=shutil.get_terminal_size().columns if tty else None), out)
 
 
 @cli.command()
@@ -413,7 +442,28 @@ def apply(plan_file, config_path, cluster_name, max_age, max_moves, fmt) -> None
     from .execute import check_plan_against, check_plan_age, check_plan_steps
     from .service.oneoff import acting
 
-    plan = load_plan(plan_file)
+    from .plan.domain import is_domain_plan, parse_domain_plan
+    from .validation import parse_json_text, read_input_file
+
+    data = parse_json_text(read_input_file(Path(plan_file), f"plan {plan_file}"), f"plan {plan_file}")
+    if is_domain_plan(data):
+        if cluster_name or max_moves is not None:
+            raise InputError(f"plan {plan_file} is a domain plan: --cluster and --max-moves do not apply to it")
+        if not config_path:
+            raise InputError(f"plan {plan_file} is a domain plan: give the --config that names its domain")
+        from .domains import apply as apply_domain
+
+        results = apply_domain(_config(config_path), parse_domain_plan(data, f"plan {plan_file}"), max_age,
+                               f"plan {plan_file}")
+        if not results:
+            click.echo(f"plan {plan_file}: nothing to do (no moves between clusters)", err=True)
+        if fmt == "json":
+            click.echo(json.dumps([r.to_json_dict() for r in results], indent=2))
+        _finish_results(results, fmt)
+        return
+    from .plan import parse_plan
+
+    plan = parse_plan(data, f"plan {plan_file}")
     name, cfg = _cluster(config_path, cluster_name)
     expected = {name, cfg.vcenter.cluster if cfg.source == "vcenter" and cfg.vcenter else cfg.sim.cluster}
     if plan.cluster not in expected:

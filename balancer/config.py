@@ -59,6 +59,7 @@ class SimConfig(_Section):
     power_on_cycles: Annotated[int, Field(ge=0)] = 1  # cycles a host takes to come back from standby
     action_seconds: Duration = 0.0  # wall-clock time each vMotion or host action takes (0: instant)
     cluster: str = "sim-cluster"
+    vm_prefix: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9._-]*$")] = ""  # before every VM's name
     datastores: Annotated[int, Field(ge=0, le=64)] = 4  # in one datastore cluster; 0: no storage
     partial_mounts: bool = False  # the last datastore mounted by the first half of the hosts only
     # what a VM moving between clusters must find (balancing domains): the cluster's EVC mode (empty: off),
@@ -279,6 +280,31 @@ class ClusterConfig(_Section):
     sdrs: dict[str, Any] = {}
 
 
+class DomainConfig(_Section):
+    """A balancing domain: clusters (of one vCenter or several) between which VMs may move (docs/domains.md)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    clusters: Annotated[list[str], Field(min_length=2)]  # names of the config's clusters
+    # off: nothing planned; manual: moves recommended (journaled, reported, exported), never made; full: made
+    cross_cluster: Literal["off", "manual", "full"] = "off"
+    high: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.85  # a cluster above this share sheds VMs
+    room: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.75  # a cluster receives while at or below it
+    max_moves_per_cycle: Annotated[int, Field(ge=0, le=64)] = 1
+    interval: Duration = 900.0  # how often the domain is judged (its own cycle)
+    cooldown: Duration = 86400.0  # a VM moved to another cluster is not moved across again within this time
+    vmotion_mbps: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] | None = None  # None: the hosts'
+    copy_mbps: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] = 2_000.0  # disks copied with a VM
+
+    @model_validator(mode="after")
+    def _room_below_high(self) -> "DomainConfig":
+        if self.room >= self.high:
+            raise ValueError(f"room ({self.room:g}) must be below high ({self.high:g}): "
+                             "a cluster that receives a VM would otherwise send it straight back")
+        if self.interval <= 0:
+            raise ValueError("interval must be above 0")
+        return self
+
+
 class Config(_Section):
     source: Literal["sim", "vcenter"] = "sim"
     sim: SimConfig = SimConfig()
@@ -290,6 +316,7 @@ class Config(_Section):
     journal: JournalConfig = JournalConfig()
     service: ServiceConfig = ServiceConfig()
     clusters: list[ClusterConfig] | None = None  # several clusters; instead of source/sim/vcenter
+    domains: list[DomainConfig] = []  # balancing domains: groups of the clusters above
 
     @model_validator(mode="after")
     def _source_configured(self) -> "Config":
@@ -297,7 +324,17 @@ class Config(_Section):
             raise ValueError("source is vcenter but there is no vcenter section")
         if self.clusters is not None:
             resolve_clusters(self)  # raises ValueError naming the bad cluster
+        if self.domains:
+            check_domains(self)
         return self
+
+    def domain(self, name: str) -> DomainConfig:
+        """The domain named ``name``; InputError naming the ones there are."""
+        for d in self.domains:
+            if d.name == name:
+                return d
+        names = ", ".join(d.name for d in self.domains) or "none"
+        raise InputError(f"--domain {name}: no such domain in the config (domains: {names})")
 
     def cluster_configs(self) -> list[tuple[str, "Config"]]:
         """(name, single-cluster config) for every cluster this config balances."""
@@ -362,6 +399,44 @@ def resolve_clusters(cfg: Config) -> list[tuple[str, Config]]:
         out.append((name, single))
     return out
 
+
+def vcenter_key(cfg: Config) -> str:
+    """Which vCenter a single-cluster config's cluster is in (equal keys: the same vCenter).
+
+    Each embedded simulated cluster is a world of its own (no datastore is shared with another)."""
+    if cfg.source == "vcenter" and cfg.vcenter is not None:
+        return f"vcenter:{cfg.vcenter.host.lower()}:{cfg.vcenter.port}"
+    return f"sim:{cfg.sim.cluster}"
+
+
+def check_domains(cfg: Config) -> None:
+    """Domains name known clusters, each cluster is in at most one domain, domain names are unique."""
+    if cfg.clusters is None:
+        raise ValueError("domains: a balancing domain groups the clusters of a clusters: list; there is none")
+    names = [n for n, _ in resolve_clusters(cfg)]
+    seen: dict[str, str] = {}
+    domain_names: set[str] = set()
+    for i, d in enumerate(cfg.domains):
+        where = f"domains[{i}] ({d.name})"
+        if d.name in domain_names:
+            raise ValueError(f"{where}: a second domain named {d.name!r}")
+        domain_names.add(d.name)
+        for c in d.clusters:
+            if c not in names:
+                raise ValueError(f"{where}: unknown cluster {c!r} (clusters: {', '.join(names)})")
+            if c in seen and seen[c] != d.name:
+                raise ValueError(f"{where}: cluster {c!r} is already in domain {seen[c]!r} (a cluster is in one domain)")
+            if d.clusters.count(c) > 1:
+                raise ValueError(f"{where}: cluster {c!r} listed twice")
+            seen[c] = d.name
+    sources = {n: one.source for n, one in resolve_clusters(cfg)}
+    for i, d in enumerate(cfg.domains):
+        kinds = {sources[c] for c in d.clusters}
+        if len(kinds) > 1:
+            sim = next(c for c in d.clusters if sources[c] == "sim")
+            real = next(c for c in d.clusters if sources[c] == "vcenter")
+            raise ValueError(f"domains[{i}] ({d.name}): cluster {sim!r} is simulated and {real!r} is on vCenter; "
+                             "no VM can move between them")
 
 
 class DuplicateKeyError(Exception):

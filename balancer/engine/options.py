@@ -121,6 +121,7 @@ class DomainOptions:
     room: float = 0.75  # a cluster receives VMs only while it stays at or below this share
     max_moves: int = 1  # moves per plan, across the whole domain
     default_vmotion_mbps: float = 10_000.0  # when a host gives no vMotion network speed
+    vmotion_mbps: float | None = None  # the link between the clusters, when slower than their hosts' (long distance)
     copy_mbps: float = 2_000.0  # disks copied with the VM (shared-nothing vMotion), megabits per second
     held_vms: frozenset[str] = frozenset()  # VMs not to move across now (moved across within the cooldown)
     max_refusals: int = 10  # compatibility refusals kept in the plan, for the report

@@ -33,9 +33,12 @@ from .schema import SCHEMA_VERSION  # noqa: F401 - the schema's number, for call
 
 if TYPE_CHECKING:
     from ..config import JournalConfig
+    from ..plan.domain import DomainPlan
 
 # Kinds of cycle: the service's own, and the one-off commands that act on a cluster.
-CYCLE_KINDS = ("cycle", "apply", "evacuate", "exit-maintenance", "evacuate-datastore")
+# cycle: a cluster's service cycle; domain: a balancing domain's (its moves between clusters)
+CYCLE_KINDS = ("cycle", "domain", "apply", "evacuate", "exit-maintenance", "evacuate-datastore")
+SERVICE_KINDS = ("cycle", "domain")  # the service's own cycles: made under the leader lease
 
 FINISHED = ("success", "failed", "skipped", "interrupted")
 
@@ -69,6 +72,8 @@ class ActionRow:
             return f"{self.kind} {self.subject} {self.source} -> {self.target}"
         if self.kind == "datastore":
             return f"{self.target} datastore {self.subject}"
+        if self.kind == "cross":  # to another cluster: the source is this cluster's host, the target cluster/host
+            return f"move {self.subject} {self.cluster}/{self.source} -> {self.target}"
         return f"{self.target} {self.subject}"
 
 
@@ -220,7 +225,7 @@ class Journal:
         row = self.db.one("INSERT INTO cycles (cluster, started_at, status, automation, dpm_automation, kind, epoch) "
                           "VALUES (?, ?, 'running', ?, ?, ?, ?) RETURNING id",
                           (cluster, self.clock(), automation, dpm_automation, kind,
-                           self.epoch if kind == "cycle" else None))
+                           self.epoch if kind in SERVICE_KINDS else None))
         assert row is not None
         return int(row["id"])
 
@@ -244,6 +249,14 @@ class Journal:
                 for s in plan.suppressed:
                     self._exec("INSERT INTO suppressed (cycle_id, cluster, vm, target, reason, detail) "
                                "VALUES (?, ?, ?, ?, ?, ?)", (cycle_id, cluster, s.vm, s.target, s.reason, s.detail))
+
+    def record_domain_plan(self, cycle_id: int, plan: "DomainPlan") -> None:
+        """Store a balancing domain's plan (role ``domain``); its moves are the cycle's planned moves."""
+        with self.db.transaction():
+            self._exec("INSERT INTO plans (cycle_id, role, plan) VALUES (?, 'domain', ?) "
+                       "ON CONFLICT (cycle_id, role) DO UPDATE SET plan = excluded.plan",
+                       (cycle_id, json.dumps(plan.to_json_dict(), separators=(",", ":"))))
+            self._exec("UPDATE cycles SET planned_moves=? WHERE id=?", (len(plan.moves), cycle_id))
 
     def end_cycle(self, cycle_id: int, status: str, phase: str | None = None, error: str | None = None,
                   note: str | None = None) -> None:
@@ -298,12 +311,14 @@ class Journal:
         return out
 
     def add_action(self, cycle_id: int, cluster: str, step: int, kind: str, subject: str, target: str,
-                   reason: str, cluster_time: float | None) -> int:
-        """Journal one action outside a plan (a datastore entering maintenance after its evacuation) as pending."""
+                   reason: str, cluster_time: float | None, source: str | None = None, mandatory: bool = True) -> int:
+        """Journal one action outside a cluster's plan (a datastore entering maintenance after its
+        evacuation, a move between clusters) as pending."""
         row = self.db.one(
             "INSERT INTO actions (cycle_id, cluster, step, kind, subject, source, target, reason, mandatory, "
-            "state, cluster_time, created_at, epoch) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, 1, 'pending', ?, ?, ?) "
-            "RETURNING id", (cycle_id, cluster, step, kind, subject, target, reason, cluster_time, self.clock(), self.epoch))
+            "state, cluster_time, created_at, epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) "
+            "RETURNING id", (cycle_id, cluster, step, kind, subject, source, target, reason, int(mandatory),
+                             cluster_time, self.clock(), self.epoch))
         assert row is not None
         return int(row["id"])
 
@@ -351,7 +366,7 @@ class Journal:
                "note=COALESCE(note, 'the balancer stopped during this cycle') WHERE status='running'")
         args: tuple = (self.clock(),)
         if self.epoch is not None:
-            sql += " AND (kind <> 'cycle' OR epoch IS NULL OR epoch < ?)"
+            sql += " AND (kind NOT IN ('cycle', 'domain') OR epoch IS NULL OR epoch < ?)"
             args += (self.epoch,)
         self._exec(sql, args)
         return self.unfinished()

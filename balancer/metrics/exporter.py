@@ -19,6 +19,7 @@ from ..snapshot import HostState
 
 if TYPE_CHECKING:
     from ..service.cycle import CycleResult
+    from ..service.domain import DomainResult
 
 RESOURCES = ("cpu", "mem")
 PHASES = ("collect", "plan", "execute")
@@ -101,6 +102,17 @@ class Metrics:
         self.lease_epoch = Gauge("balancer_leader_lease_epoch",
                                  "Epoch of the leader lease this instance holds (with a PostgreSQL journal)",
                                  registry=r)
+        self.domain_utilisation = Gauge("balancer_domain_cluster_utilization_ratio",
+                                        "A balancing domain's cluster: demand / capacity of its hosts that are on or "
+                                        "in standby, before the domain's plan", ["domain", "cluster", "resource"],
+                                        registry=r)
+        self.domain_planned = Gauge("balancer_domain_planned_moves",
+                                    "Moves between clusters in the last domain cycle's plan", ["domain"], registry=r)
+        self.domain_moves = Counter("balancer_domain_moves_total",
+                                    "Moves between clusters attempted, by source and target cluster and result",
+                                    ["domain", "source", "target", "result"], registry=r)
+        self.domain_cycles = Counter("balancer_domain_cycles_total", "Domain cycles run, by status (ok, error, skipped)",
+                                     ["domain", "status"], registry=r)
         self._lock = threading.Lock()
         self._role = "leader"
         self._journal_ok = True
@@ -188,6 +200,22 @@ class Metrics:
         with self._lock:
             h = self._health.setdefault(name, _ClusterHealth(res.interval))
             h.last_end, h.last_ok, h.last_error = now, res.status == "ok", res.error
+
+    def observe_domain(self, res: "DomainResult") -> None:
+        """Fold one balancing domain cycle's outcome into the metrics."""
+        self.domain_cycles.labels(res.domain, res.status).inc()
+        plan = res.plan
+        if plan is None:
+            return
+        self.domain_planned.labels(res.domain).set(len(plan.moves))
+        for c in plan.clusters:
+            self.domain_utilisation.labels(res.domain, c.cluster, "cpu").set(c.cpu_before)
+            self.domain_utilisation.labels(res.domain, c.cluster, "mem").set(c.mem_before)
+        steps = {m.step: m for m in plan.moves}
+        for r in res.results:
+            m = steps.get(r.step)
+            if m is not None:
+                self.domain_moves.labels(res.domain, m.source_cluster, m.target_cluster, r.outcome).inc()
 
     def _observe_snapshot(self, name: str, res: "CycleResult") -> None:
         snap = res.snapshot

@@ -51,7 +51,10 @@ class CrossMove(_Model):
     reason: Literal["cross-cluster"] = "cross-cluster"
     detail: str = ""
     cross_vcenter: bool = False
-    datastore: str | None = None  # the target cluster's datastore its disks go to (None: they stay where they are)
+    # the target cluster's datastore its disks are on after the move: where they are copied to
+    # (storage_copy set), or, across vCenters, the same datastore seen from the other vCenter;
+    # None: within one vCenter, the disks stay where they are
+    datastore: str | None = None
     cpu_mhz: Finite = 0.0  # the load it takes off its cluster
     mem_mb: Finite = 0.0
     vmotion: VMotionEstimate

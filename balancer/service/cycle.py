@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..config import Config
 from ..engine import History, PlanOptions, make_plan
@@ -155,6 +156,18 @@ class ClusterCycle:
     @property
     def busy(self) -> bool:
         return self._busy.locked()
+
+    @contextmanager
+    def exclusive(self, timeout: float) -> Iterator[bool]:
+        """No cycle of this cluster runs while held (True), or it could not be had within ``timeout`` (False).
+
+        For a balancing domain's cycle, which works on this cluster's source meanwhile."""
+        got = self._busy.acquire(timeout=timeout)
+        try:
+            yield got
+        finally:
+            if got:
+                self._busy.release()
 
     def save_profile(self) -> None:
         """Save the VMs' daily profiles next to the journal (predictive balancing); a failure is logged."""
@@ -367,6 +380,12 @@ class ClusterCycle:
                     outcome, why = "interrupted", f"VM {a.subject} no longer exists"
                 elif not any(d.datastore in sources for d in vm.disks):
                     outcome, why = "success", "found completed after the balancer stopped while it ran"
+                else:
+                    outcome, why = "interrupted", "not carried out: the balancer stopped while it ran"
+            elif a.kind == "cross":  # to another cluster: this cluster sees only whether the VM left
+                vm = vms.get(a.subject)
+                if vm is None:
+                    outcome, why = "success", f"VM {a.subject} left the cluster (found after the balancer stopped)"
                 else:
                     outcome, why = "interrupted", "not carried out: the balancer stopped while it ran"
             elif a.kind == "datastore":

@@ -40,6 +40,7 @@ from ..journal import Journal, Lease, connect, instance_id
 from ..logs import event
 from ..metrics import Metrics, MetricsServer
 from .cycle import ClusterCycle, CycleResult
+from .domain import DomainCycle
 from .workers import PlanPool
 
 log = logging.getLogger("balancer.service")
@@ -65,6 +66,7 @@ class Service:
         self.server: MetricsServer | None = None
         self.journal: Journal | None = None
         self.runners: list[ClusterCycle] = []
+        self.domains: list[DomainCycle] = []  # balancing domains with cross_cluster manual or full
         self._retired: list[ClusterCycle] = []  # runners of an earlier leadership, maybe still busy
         self._clusters: list[tuple[str, Config]] = []
         self.scheduler = None
@@ -130,8 +132,11 @@ class Service:
     def _make_runners(self) -> list[ClusterCycle]:
         assert self.journal is not None
         planner = self.pool.plan if self.pool is not None else None
-        return [ClusterCycle(name, cfg, self.journal, stopping=self.stopping, planner=planner, may_act=self.may_act)
-                for name, cfg in self._clusters]
+        runners = [ClusterCycle(name, cfg, self.journal, stopping=self.stopping, planner=planner, may_act=self.may_act)
+                   for name, cfg in self._clusters]
+        self.domains = [DomainCycle(self.config, d, self.journal, runners, self.stopping, self.may_act)
+                        for d in self.config.domains if d.cross_cluster != "off"]
+        return runners
 
     def _recover(self) -> list:
         assert self.journal is not None
@@ -222,6 +227,8 @@ class Service:
             event(log, "cycle crashed", logging.ERROR, cluster=runner.name, error=f"{type(exc).__name__}: {exc}")
             res = CycleResult(runner.name, 0, runner.interval, status="error", phase="execute",
                               error=str(exc), finished_at=time.time())
+        if res is not None:
+            self._domain_ticks(runner)
         if not self.may_act():
             runner.close()  # lost the lease meanwhile: the next leadership connects afresh
         if res is None:
@@ -239,6 +246,23 @@ class Service:
                         pass
                 if all(n >= self.max_cycles for n in self._counts.values()):
                     self._done.set()
+
+    def _domain_ticks(self, runner: ClusterCycle) -> None:
+        """After a cycle of ``runner``'s cluster: the cycle of its balancing domain, when one is due."""
+        for d in self.domains:
+            if runner not in d.runners or not d.due() or self.stopping.is_set() or not self.may_act():
+                continue
+            try:
+                res = d.run()
+            except Exception as exc:  # noqa: BLE001 - e.g. the journal is unreachable: log, keep the service up
+                event(log, "domain cycle crashed", logging.ERROR, domain=d.domain.name,
+                      error=f"{type(exc).__name__}: {exc}")
+                continue
+            if res is not None:
+                self.metrics.observe_domain(res)
+                if res.status == "error":
+                    with self._count_lock:
+                        self._failed += 1
 
     # --- run until done or told to stop -------------------------------------------------------
     def run(self, install_signals: bool = True) -> int:

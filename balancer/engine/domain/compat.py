@@ -98,6 +98,19 @@ def disks_reachable(vm: VM, source: Snapshot, target: Snapshot, target_host: Hos
     return True
 
 
+def same_in_target(vm: VM, source: Snapshot, target: Snapshot, target_host: Host) -> Datastore | None:
+    """The target's datastore (mounted by ``target_host``) that is the one the VM's first disk is on, by URL."""
+    src = {d.name: d for d in source.datastores}
+    here = src.get(vm.disks[0].datastore) if vm.disks else None
+    if here is None:
+        return None
+    for d in target.datastores:
+        if d.state is DatastoreState.NORMAL and (not d.hosts or target_host.name in d.hosts) \
+                and same_datastore(here, d, False):
+            return d
+    return None
+
+
 def pick_datastore(space_gb: float, target: Snapshot, target_host: Host, used_gb: dict[str, float],
                    space_threshold: float) -> Datastore | None:
     """The target host's datastore with the most room that stays at or below ``space_threshold``
@@ -113,4 +126,4 @@ def pick_datastore(space_gb: float, target: Snapshot, target_host: Host, used_gb
 
 
 __all__ = ["EVC_MODES", "check_cpu", "check_network", "check_size", "cpu_features", "disks_reachable",
-           "pick_datastore", "same_datastore"]
+           "pick_datastore", "same_datastore", "same_in_target"]

@@ -9,8 +9,9 @@ over or ``max_moves`` is reached.
 
 Which VM: of the movable ones (powered on, automation default, on a host that is on, in no
 rule of its cluster -- rules do not follow a VM to another cluster -- and not held), the one
-that takes the most off the over dimension per second of migration (vMotion, plus the copy of
-its disks when the target host cannot reach them). Where: the other cluster with the lowest
+that takes the most off the over dimension (up to what is needed) per second of migration
+(vMotion, plus the copy of its disks when the target host cannot reach them, plus
+``MOVE_OVERHEAD_S`` for the move itself). Where: the other cluster with the lowest
 share after the move, on the compatible host (engine/domain/compat.py) that is least loaded
 after it and stays within its cluster's headroom. Each choice is greedy and explainable; a
 cross-cluster move is rare and dear, so there are few of them and each is judged on its own.
@@ -28,9 +29,13 @@ from ...snapshot.io import snapshot_digest
 from ..compute.vmotion import estimate, modelled_dirty_rate_mbps
 from ..options import DomainOptions
 from ..storage.copy import copy_seconds
-from .compat import check_cpu, check_network, check_size, disks_reachable, pick_datastore
+from .compat import check_cpu, check_network, check_size, disks_reachable, pick_datastore, same_in_target
 
 CANDIDATES = 40  # VMs of an over cluster judged in full per move, the cheapest per unit of relief first
+# Each move between clusters is priced this many seconds on top of its migration time: such moves
+# are capped and dear however small, so a VM that relieves a little quickly should not win over
+# one that relieves much in a little longer.
+MOVE_OVERHEAD_S = 120.0
 
 
 @dataclass
@@ -119,8 +124,8 @@ def plan_domain(snapshots: Mapping[str, Snapshot], options: DomainOptions) -> Do
                           if v.movable and v.name not in moved and v.name not in ruled
                           and v.name not in options.held_vms and hosts[v.host].is_on
                           and (v.cpu_load_mhz, v.mem_load_mb)[dim] > 0]
-            candidates.sort(key=lambda v: -(v.cpu_load_mhz, v.mem_load_mb)[dim] / _vmotion(v, hosts[v.host], None,
-                                                                                             options).seconds)
+            candidates.sort(key=lambda v: -(v.cpu_load_mhz, v.mem_load_mb)[dim] / (
+                _vmotion(v, hosts[v.host], None, options).seconds + MOVE_OVERHEAD_S))
             best: _Option | None = None
             for vm in candidates[:CANDIDATES]:
                 option = _best_target(vm, hosts[vm.host], src, clusters, options, dim, refuse)
@@ -149,6 +154,8 @@ def plan_domain(snapshots: Mapping[str, Snapshot], options: DomainOptions) -> Do
 
 def _vmotion(vm: VM, source: Host, target: Host | None, options: DomainOptions) -> VMotionEstimate:
     rates = [h.vmotion_mbps or options.default_vmotion_mbps for h in (source, target) if h is not None]
+    if options.vmotion_mbps is not None and target is not None:
+        rates.append(options.vmotion_mbps)
     dirty = vm.dirty_rate_mbps if vm.dirty_rate_mbps is not None else modelled_dirty_rate_mbps(vm.mem_demand_mb)
     e = estimate(vm.mem_mb, dirty, min(rates))
     return VMotionEstimate(seconds=round(e.seconds, 2), downtime_ms=round(e.downtime_ms, 1),
@@ -196,7 +203,15 @@ def _best_target(vm: VM, host: Host, src: _Cluster, clusters: Mapping[str, _Clus
         fitting.sort(key=lambda x: (x[0], x[1].name))
         for _, h in fitting:
             datastore, copy = None, None
-            if not disks_reachable(vm, src.snapshot, tgt.snapshot, h, same_vcenter):
+            if disks_reachable(vm, src.snapshot, tgt.snapshot, h, same_vcenter):
+                if not same_vcenter:  # the other vCenter still needs to be told which datastore the VM is on
+                    ds = same_in_target(vm, src.snapshot, tgt.snapshot, h) or pick_datastore(
+                        0.0, tgt.snapshot, h, tgt.ds_used, 1.0)
+                    if ds is None:
+                        why = f"host {h.name} of {tname} mounts no datastore in normal state"
+                        continue
+                    datastore = ds.name
+            else:
                 ds = pick_datastore(space, tgt.snapshot, h, tgt.ds_used, member.space_threshold)
                 if ds is None:
                     why = (f"no datastore host {h.name} of {tname} mounts has room for its {space:.0f} GB "
@@ -206,7 +221,9 @@ def _best_target(vm: VM, host: Host, src: _Cluster, clusters: Mapping[str, _Clus
                 copy = CopyEstimate(seconds=round(copy_seconds(space, options.copy_mbps), 1), data_gb=round(space, 2))
             vmotion = _vmotion(vm, host, h, options)
             seconds = vmotion.seconds + (copy.seconds if copy else 0.0)
-            score = load[dim] / src.cap[dim] / max(seconds, 1e-3)
+            excess = max(src.share()[dim] - options.high, 0.0)
+            relief = min(load[dim] / src.cap[dim], excess + 0.01)  # beyond what is needed, no more credit
+            score = relief / (seconds + MOVE_OVERHEAD_S)
             option = _Option(vm, tgt, h, datastore, vmotion, copy, score)
             if best is None or option.score > best.score:
                 best = option
@@ -229,7 +246,7 @@ def _apply(o: _Option, src: _Cluster, step: int, options: DomainOptions) -> Cros
         tgt.host_load[o.host.name][i] += load[i]
     tgt.vm_names.add(vm.name)
     src.vm_names.discard(vm.name)
-    if o.datastore is not None:
+    if o.copy is not None:
         space = sum(d.space_gb for d in vm.disks)
         tgt.ds_used[o.datastore] = tgt.ds_used.get(o.datastore, 0.0) + space
         for d in vm.disks:

@@ -21,7 +21,7 @@ from ...execute.premise import power_premise
 from ...execute.premise import storage_premise
 from ...plan import Move, Plan, PowerAction, StorageMove
 from ...snapshot import SNAPSHOT_VERSION, VM, Datastore, DatastoreState, Disk, Host, HostState, Snapshot
-from .storage import SAMPLES_PER_HOUR, build_storage, vm_iops
+from .storage import SAMPLES_PER_HOUR, SimDisk, build_storage, vm_iops
 from .traces import SAMPLE_SECONDS, load_trace
 
 # name, cores, MHz per core, memory MB, idle W, peak W
@@ -63,6 +63,7 @@ class _SimVM:
     powered_on: bool = True
     automation: str = "default"
     kind: str = "s"
+    trace: str | None = None  # the trace it replays (None: its cluster's); a VM from another cluster keeps its own
 
 
 @dataclass
@@ -75,6 +76,7 @@ class SimulatedCluster:
         cfg = self.config
         self.name = cfg.cluster
         self.trace = load_trace(cfg.trace)
+        self._traces: dict[str, np.ndarray] = {}  # the traces of VMs that came from other clusters
         self.step = cfg.start % self.trace.shape[1]
         self.cycle = 0
         rng = np.random.default_rng(cfg.seed)
@@ -93,7 +95,7 @@ class SimulatedCluster:
             prefix = names[kind[0]]
             counters[prefix] = counters.get(prefix, 0) + 1
             self.vms.append(
-                _SimVM(f"{prefix}-{counters[prefix]:03d}", 0, kind[1], float(kind[2]), int(rows[j]),
+                _SimVM(f"{cfg.vm_prefix}{prefix}-{counters[prefix]:03d}", 0, kind[1], float(kind[2]), int(rows[j]),
                        float(rng.uniform(0.15, 0.45)), kind=kind[0])
             )
         self._initial_placement(rng)
@@ -101,6 +103,9 @@ class SimulatedCluster:
         # storage last, from its own random stream: the compute side is the same with or without it
         self.storage = build_storage(cfg.datastores, [v.kind for v in self.vms], [v.vcpus for v in self.vms],
                                      [v.host for v in self.vms], len(self.hosts), cfg.seed, cfg.partial_mounts)
+        # VMs moved to and from other simulated clusters since the start (kept in the state file)
+        self.departed: list[str] = []
+        self.arrived: list[dict] = []
 
     # --- construction ---------------------------------------------------------------------
     def _initial_placement(self, rng: np.random.Generator) -> None:
@@ -121,9 +126,9 @@ class SimulatedCluster:
 
     def _rules(self):
         """A few rules of the usual kinds; two web VMs start on one host, breaking their rule."""
-        web = [v for v in self.vms if v.name.startswith("web")]
-        app = [v for v in self.vms if v.name.startswith("app")]
-        db = [v for v in self.vms if v.name.startswith("db")]
+        web = [v for v in self.vms if v.kind == "m"]
+        app = [v for v in self.vms if v.kind == "s"]
+        db = [v for v in self.vms if v.kind == "l"]
         rules: list[dict] = []
         vm_groups: dict[str, list[str]] = {}
         host_groups: dict[str, list[str]] = {}
@@ -153,9 +158,23 @@ class SimulatedCluster:
         """
         return self.step / SAMPLES_PER_HOUR
 
-    def snapshot(self) -> Snapshot:
+    def _utilisation(self) -> list[float]:
+        """Each VM's CPU utilisation (0..1) at the current trace step, from the trace it replays."""
         util = self.trace[:, self.step]
-        iops = np.array([vm_iops(v.vcpus, float(util[v.trace_row]), v.powered_on) for v in self.vms])
+        out = []
+        for v in self.vms:
+            if v.trace is None:
+                out.append(float(util[v.trace_row]))
+            else:
+                own = self._traces.get(v.trace)
+                if own is None:
+                    own = self._traces[v.trace] = load_trace(v.trace)
+                out.append(float(own[v.trace_row % own.shape[0], self.step % own.shape[1]]))
+        return out
+
+    def snapshot(self) -> Snapshot:
+        util = self._utilisation()
+        iops = np.array([vm_iops(v.vcpus, util[j], v.powered_on) for j, v in enumerate(self.vms)])
         datastores, disks = self.storage.snapshot_items(self.hours(), iops, [h["name"] for h in self.hosts],
                                                         [v.host for v in self.vms], self.name)
         hosts = []
@@ -168,7 +187,7 @@ class SimulatedCluster:
                               max_evc_mode=self.config.host_evc_mode))
         vms = []
         for j, v in enumerate(self.vms):
-            u = float(util[v.trace_row])
+            u = util[j]
             vms.append(VM(
                 name=v.name, host=self.hosts[v.host]["name"], vcpus=v.vcpus, mem_mb=v.mem_mb,
                 cpu_demand_mhz=round(u * v.vcpus * VCPU_MHZ, 1) if v.powered_on else 0.0,
@@ -176,9 +195,15 @@ class SimulatedCluster:
                 powered_on=v.powered_on, automation=v.automation, disks=disks.get(j, []),
                 networks=[self.config.networks[0]],
             ))
+        rules, vm_groups = self.rules, self.vm_groups
+        if self.departed:  # a rule's VM that went to another cluster leaves the rule (as in vCenter)
+            here = {v.name for v in self.vms}
+            vm_groups = {g: [n for n in m if n in here] for g, m in vm_groups.items()}
+            rules = [dict(r, vms=[n for n in r["vms"] if n in here]) if "vms" in r else r for r in rules]
+            rules = [r for r in rules if "vms" not in r or len(r["vms"]) >= 2]
         return Snapshot.model_validate(dict(
             version=SNAPSHOT_VERSION, cluster=self.name, collected_at=self.now(), source="sim", hosts=hosts, vms=vms,
-            vm_groups=self.vm_groups, host_groups=self.host_groups, rules=self.rules, datastores=datastores,
+            vm_groups=vm_groups, host_groups=self.host_groups, rules=rules, datastores=datastores,
             evc_mode=self.config.evc_mode or None,
         ))
 
@@ -234,6 +259,57 @@ class SimulatedCluster:
             self.after_action(action, res)
             results.append(res)
         return results
+
+    # --- VMs between simulated clusters (balancing domains) -------------------------------------
+    def export_vm(self, name: str) -> dict:
+        """Take VM ``name`` (and its disks) out of this cluster; what ``import_vm`` of another needs."""
+        j = next(i for i, v in enumerate(self.vms) if v.name == name)
+        v = self.vms[j]
+        spec = {"name": v.name, "vcpus": v.vcpus, "mem_mb": v.mem_mb, "trace_row": v.trace_row,
+                "base_active": v.base_active, "powered_on": v.powered_on, "kind": v.kind,
+                "trace": v.trace or self.config.trace,
+                "disks": [{"name": d.name, "size_gb": d.size_gb, "thin": d.thin, "used0_gb": d.used0_gb,
+                           "growth_gb_h": d.growth_gb_h, "datastore": self.storage.datastores[d.datastore].name}
+                          for d in self.storage.disks if d.vm == j]}
+        self._remove_vm(j)
+        self.departed.append(name)
+        self.arrived = [a for a in self.arrived if a["name"] != name]
+        self.save()
+        return spec
+
+    def import_vm(self, spec: dict, host: str, datastore: str | None) -> None:
+        """Take in a VM another simulated cluster exported, on ``host``, its disks on ``datastore``
+        (None: this cluster's datastore with the most room)."""
+        self._add_vm(spec, host, datastore)
+        self.arrived.append({**spec, "host": host, "datastore": datastore})
+        if spec["name"] in self.departed:
+            self.departed.remove(spec["name"])
+        self.save()
+
+    def _remove_vm(self, j: int) -> None:
+        del self.vms[j]
+        self.storage.disks = [d for d in self.storage.disks if d.vm != j]
+        for d in self.storage.disks:
+            if d.vm > j:
+                d.vm -= 1
+
+    def _add_vm(self, spec: dict, host: str, datastore: str | None) -> None:
+        h = next(i for i, x in enumerate(self.hosts) if x["name"] == host)
+        trace = None if spec["trace"] == self.config.trace else spec["trace"]
+        self.vms.append(_SimVM(spec["name"], h, int(spec["vcpus"]), float(spec["mem_mb"]), int(spec["trace_row"]),
+                               float(spec["base_active"]), bool(spec["powered_on"]), kind=spec["kind"], trace=trace))
+        if not self.storage.datastores or not spec["disks"]:
+            return
+        names = [d.name for d in self.storage.datastores]
+        if datastore in names:
+            ds = names.index(datastore)
+        else:
+            _, used = self.storage.used(self.hours())
+            ds = int(np.argmin([u / d.capacity_gb for u, d in zip(used, self.storage.datastores)]))
+        j = len(self.vms) - 1
+        for d in spec["disks"]:
+            self.storage.disks.append(SimDisk(d["name"], j, float(d["size_gb"]), bool(d["thin"]), float(d["used0_gb"]),
+                                              float(d["growth_gb_h"]), ds))
 
     def _move_disks(self, vm: int, moves) -> None:
         ds_idx = {d.name: i for i, d in enumerate(self.storage.datastores)}

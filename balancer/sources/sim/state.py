@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("balancer.sim")
 
-STATE_VERSION = 2  # 2: disks and datastores
+STATE_VERSION = 3  # 2: disks and datastores; 3: VMs moved to and from other simulated clusters
 
 
 def fingerprint(sim: "SimulatedCluster") -> str:
@@ -37,6 +37,8 @@ def state_dict(sim: "SimulatedCluster") -> dict:
     return {
         "version": STATE_VERSION,
         "fingerprint": fingerprint(sim),
+        "departed": list(sim.departed),
+        "arrived": list(sim.arrived),
         "cycle": sim.cycle,
         "step": sim.step,
         "hosts": {h["name"]: {"state": h["state"].value, "ready_at": h["ready_at"]} for h in sim.hosts},
@@ -68,6 +70,24 @@ def restore_state(sim: "SimulatedCluster", path: Path) -> bool:
         log.warning("simulator state %s was made for another configuration; starting over", path)
         return False
     host_idx = {h["name"]: i for i, h in enumerate(sim.hosts)}
+    try:  # VMs moved to or from other clusters first: the rest of the state names the VMs as they are then
+        departed, arrived = [str(n) for n in data.get("departed", [])], list(data.get("arrived", []))
+        names = {v.name for v in sim.vms}
+        for n in departed:
+            if n not in names:
+                raise KeyError(n)
+        for a in arrived:
+            if a["host"] not in host_idx or not {"name", "vcpus", "mem_mb", "trace_row", "base_active", "powered_on",
+                                                  "kind", "trace", "disks"} <= set(a):
+                raise KeyError(a.get("name"))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        log.warning("simulator state %s does not fit this simulator (%s); starting over", path, exc)
+        return False
+    for n in departed:
+        sim._remove_vm(next(i for i, v in enumerate(sim.vms) if v.name == n))
+    for a in arrived:
+        sim._add_vm(a, a["host"], a.get("datastore"))
+    sim.departed, sim.arrived = departed, arrived
     by_name = {v.name: v for v in sim.vms}
     try:  # read everything first, then change the simulator: all or nothing
         hosts = [(sim.hosts[host_idx[n]], HostState(h["state"]), h["ready_at"]) for n, h in data["hosts"].items()]
@@ -79,6 +99,7 @@ def restore_state(sim: "SimulatedCluster", path: Path) -> bool:
         disks = [(disk_idx[(vm, name)], ds_idx[ds]) for vm, name, ds in data["disks"]]
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("simulator state %s does not fit this simulator (%s); starting over", path, exc)
+        sim.__post_init__()  # undo the VMs moved in and out above: the simulator as first built
         return False
     for host, state, ready_at in hosts:
         host["state"], host["ready_at"] = state, ready_at

@@ -11,11 +11,14 @@ import logging
 
 from ...config import DrsConfig, SdrsConfig, VCenterConfig
 from ...execute.result import ActionResult
+from ...errors import SourceError
 from ...plan import Plan
+from ...plan.domain import CrossMove
 from ...snapshot import Snapshot
 from .collector import Collector
 from .connection import Connection
 from .executor import Executor
+from .site import TargetSite, target_site
 
 
 class VCenterSource:
@@ -43,6 +46,21 @@ class VCenterSource:
 
     def execute(self, plan: Plan) -> list[ActionResult]:
         return self.executor.run(plan)
+
+    def site(self, host: str, datastore: str | None) -> TargetSite:
+        """Where a VM from another cluster lands on ``host`` (and ``datastore``) of this cluster."""
+        refs = self.collector.refs()
+        return target_site(self.vc, self.conn, refs, host, datastore)
+
+    def cross_move(self, move: CrossMove, target: "VCenterSource") -> ActionResult:
+        """Carry out a move from this cluster to ``target``'s (``move.cross_vcenter``: another vCenter)."""
+        from .executor import cross_result
+
+        try:
+            site = target.site(move.target, move.datastore)
+        except SourceError as exc:
+            return cross_result(move, "skipped", str(exc))
+        return self.executor.cross_move(move, site)
 
     def enter_datastore_maintenance(self, name: str) -> ActionResult:
         """Put datastore ``name`` into maintenance mode (DatastoreEnterMaintenanceMode)."""

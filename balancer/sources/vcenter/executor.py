@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from ...config import DrsConfig, SdrsConfig
 from ...errors import SourceError
@@ -38,6 +38,10 @@ from ...snapshot import SNAPSHOT_VERSION, VM, Datastore, DatastoreState, Disk, H
 from .collector import Collector, host_state
 from .connection import Connection, ObjectGone
 from .inventory import ClusterRefs, moid, objects_spec, props, read_view, retrieve
+
+if TYPE_CHECKING:
+    from ...plan.domain import CrossMove
+    from .site import TargetSite
 
 log = logging.getLogger("balancer.vcenter")
 
@@ -252,6 +256,39 @@ class Executor:
             return self._finish(m, "success", "", t0)
         except (SourceError, ActionFailed) as exc:
             return self._finish(m, "failed", str(exc), t0)
+
+    def cross_move(self, m: "CrossMove", site: "TargetSite") -> ActionResult:
+        """A VM to a host of another cluster: RelocateVM_Task with the target's host and resource
+        pool (and datastore); across vCenters with its VM folder and a service locator too.
+
+        Skipped when the VM is no longer on its source host; the caller has re-checked the rest
+        (target host on, compatibility, room) on fresh snapshots of both clusters."""
+        t0 = time.monotonic()
+        result = lambda outcome, message="": cross_result(m, outcome, message, time.monotonic() - t0)  # noqa: E731
+        try:
+            refs = self.collector.refs()
+            if m.vm in refs.duplicate_vms:
+                return result("skipped", f"VM name {m.vm} is ambiguous in vCenter")
+            vm = refs.vms.get(m.vm)
+            if vm is None:
+                return result("skipped", f"VM {m.vm} is no longer in cluster {m.source_cluster}")
+            host_names = {moid(h): n for n, h in refs.hosts.items()}
+            from pyVmomi import vim
+
+            found = self.conn.call(f"re-reading VM {m.vm}", lambda: retrieve(
+                self.conn.content, [objects_spec([(vm, vim.VirtualMachine, ["runtime.host"])])]))
+            h = props(found[0]).get("runtime.host") if found else None
+            current = host_names.get(moid(h)) if h is not None else None
+            if current != m.source:
+                return result("skipped", f"VM {m.vm} is on {current or 'another host'} now, not {m.source}")
+            spec = site.relocate_spec(m.cross_vcenter)
+            task = self.conn.call(f"moving VM {m.vm} to {m.target_cluster}/{m.target}",
+                                  lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
+            seconds = m.vmotion.seconds + (m.storage_copy.seconds if m.storage_copy else 0.0)
+            self._wait(task, max(self.timeout, 10 * seconds + 60))
+            return result("success")
+        except (SourceError, ActionFailed) as exc:
+            return result("failed", str(exc))
 
     def _storage_move(self, m: StorageMove, refs: ClusterRefs) -> ActionResult:
         """A Storage vMotion: RelocateVM_Task with the target datastore and a locator per disk."""
@@ -563,4 +600,10 @@ def describe_fault(fault: Any) -> str:
     return f"{name}: {text}"
 
 
-__all__ = ["ActionFailed", "Executor", "move_deadline"]
+def cross_result(m: "CrossMove", outcome: str, message: str = "", seconds: float = 0.0) -> ActionResult:
+    """The outcome of a move between clusters, in the shape of every other action's."""
+    return ActionResult(m.step, "cross", m.vm, f"{m.source_cluster}/{m.source} -> {m.target_cluster}/{m.target}",
+                        outcome, m.reason, message, round(seconds, 3))
+
+
+__all__ = ["ActionFailed", "Executor", "cross_result", "move_deadline"]

@@ -1,0 +1,229 @@
+"""Balancing domains: the adapter around engine/domain (docs/domains.md).
+
+Collect every cluster of a domain, plan the moves between them with the journal's cooldown,
+and carry them out: each move re-checked on fresh snapshots of both clusters, then made by the
+source cluster's backend (a simulated cluster hands the VM to the other; vCenter relocates it
+with the target's resource pool, and across vCenters with a service locator), and journaled
+as an action of kind ``cross`` of the source cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from .config import Config, DomainConfig, vcenter_key
+from .engine import DomainMember, DomainOptions, plan_domain
+from .execute.cross import cross_premise
+from .errors import InputError
+from .execute.result import ActionResult
+from .journal import Journal, connect
+from .logs import event
+from .plan.domain import CrossMove, DomainPlan
+from .snapshot import Snapshot
+from .sources.base import Source
+
+log = logging.getLogger("balancer.domain")
+
+
+def members(cfg: Config, domain: DomainConfig) -> list[tuple[str, Config]]:
+    """The domain's clusters as (name, single-cluster config), in the domain's order."""
+    by_name = dict(cfg.cluster_configs())
+    return [(name, by_name[name]) for name in domain.clusters]
+
+
+def domain_options(cfg: Config, domain: DomainConfig, held: frozenset[str] = frozenset()) -> DomainOptions:
+    return DomainOptions(
+        name=domain.name,
+        members=tuple(DomainMember(cluster=name, vcenter=vcenter_key(one), cpu_headroom=one.drs.cpu_headroom,
+                                   mem_headroom=one.drs.mem_headroom, space_threshold=one.sdrs.space_threshold)
+                      for name, one in members(cfg, domain)),
+        high=domain.high, room=domain.room, max_moves=domain.max_moves_per_cycle,
+        vmotion_mbps=domain.vmotion_mbps, copy_mbps=domain.copy_mbps, held_vms=held)
+
+
+def cluster_time(snapshots: dict[str, Snapshot]) -> float | None:
+    times = [s.collected_at.timestamp() for s in snapshots.values() if s.collected_at is not None]
+    return max(times) if times else None
+
+
+def held_vms(journal: Journal | None, domain: DomainConfig, now: float | None) -> frozenset[str]:
+    """VMs moved between the domain's clusters within its cooldown (they stay where they are now)."""
+    if journal is None or now is None:
+        return frozenset()
+    out: set[str] = set()
+    for name in domain.clusters:
+        out.update(a.subject for a in journal.recent_actions(name, "cross", now - domain.cooldown, now))
+    return frozenset(out)
+
+
+def make_domain_plan(cfg: Config, domain: DomainConfig, snapshots: dict[str, Snapshot],
+                     journal: Journal | None) -> DomainPlan:
+    held = held_vms(journal, domain, cluster_time(snapshots))
+    return plan_domain(snapshots, domain_options(cfg, domain, held))
+
+
+def transfer(move: CrossMove, source: Source, target: Source) -> ActionResult:
+    """Make one move between clusters with the source cluster's backend (premise already checked)."""
+    from .sources.sim import SimulatedCluster
+
+    what = f"{move.source_cluster}/{move.source} -> {move.target_cluster}/{move.target}"
+    if isinstance(source, SimulatedCluster) and isinstance(target, SimulatedCluster):
+        source._take_time()
+        target.import_vm(source.export_vm(move.vm), move.target, move.datastore)
+        seconds = move.vmotion.seconds + (move.storage_copy.seconds if move.storage_copy else 0.0)
+        return ActionResult(move.step, "cross", move.vm, what, "success", move.reason, "", seconds)
+    cross = getattr(source, "cross_move", None)
+    if cross is None or type(source) is not type(target):
+        return ActionResult(move.step, "cross", move.vm, what, "skipped", move.reason,
+                            f"cluster {move.source_cluster} cannot move a VM to cluster {move.target_cluster}")
+    return cross(move, target)
+
+
+@dataclass
+class OpenDomain:
+    """A domain's clusters opened to act on, and the journal to record in."""
+
+    cfg: Config
+    domain: DomainConfig
+    journal: Journal | None  # None: only looking, and there is no journal yet
+    sources: dict[str, Source]
+
+    def snapshots(self) -> dict[str, Snapshot]:
+        return {name: s.snapshot() for name, s in self.sources.items()}
+
+    def carry_out(self, plan: DomainPlan, cycle_id: int, should_stop: Callable[[], bool] = lambda: False
+                  ) -> list[ActionResult]:
+        """Each move of ``plan`` re-checked on fresh snapshots of its two clusters, then made; all journaled."""
+        assert self.journal is not None
+        options = domain_options(self.cfg, self.domain)
+        results: list[ActionResult] = []
+        for move in plan.moves:
+            what = f"{move.source_cluster}/{move.source} -> {move.target_cluster}/{move.target}"
+            source, target = self.sources[move.source_cluster], self.sources[move.target_cluster]
+            fresh_source, fresh_target = source.snapshot(), target.snapshot()
+            now = cluster_time({"s": fresh_source})
+            aid = self.journal.add_action(cycle_id, move.source_cluster, move.step, "cross", move.vm,
+                                          f"{move.target_cluster}/{move.target}", move.reason, now,
+                                          source=move.source, mandatory=False)
+            if should_stop():
+                res = ActionResult(move.step, "cross", move.vm, what, "skipped", move.reason,
+                                   "not started: the balancer is stopping")
+            elif why := cross_premise(move, fresh_source, fresh_target, options):
+                res = ActionResult(move.step, "cross", move.vm, what, "skipped", move.reason, why)
+            elif not self.journal.action_started(aid):
+                res = ActionResult(move.step, "cross", move.vm, what, "skipped", move.reason,
+                                   "refused: this instance no longer holds the leader lease")
+            else:
+                event(log, "action start", cluster=move.source_cluster, step=move.step, kind="cross",
+                      subject=move.vm, action=what, reason=move.reason)
+                t0 = time.monotonic()
+                res = transfer(move, source, target)
+                if res.seconds == 0.0:
+                    res = ActionResult(res.step, res.kind, res.subject, res.action, res.outcome, res.reason,
+                                       res.message, round(time.monotonic() - t0, 3))
+            self.journal.action_finished(aid, res)
+            event(log, "action", logging.INFO if res.done else logging.WARNING, cluster=move.source_cluster,
+                  step=res.step, kind="cross", subject=res.subject, action=res.action, reason=res.reason,
+                  outcome=res.outcome, message=res.message or None)
+            results.append(res)
+        return results
+
+
+@contextmanager
+def opened(cfg: Config, domain: DomainConfig, save: bool = True) -> Iterator[OpenDomain]:
+    """Open every cluster of ``domain`` (simulated ones from the service's state) and the journal."""
+    from .service.cycle import open_with_state
+
+    from pathlib import Path
+
+    exists = cfg.journal.url is not None or str(cfg.journal.path) == ":memory:" or Path(cfg.journal.path).is_file()
+    journal = connect(cfg.journal) if save or exists else None  # only looking: no journal file is created
+    sources: dict[str, Source] = {}
+    try:
+        sims = [name for name, one in members(cfg, domain) if one.source == "sim"]
+        if journal is not None and save and sims and journal.path != ":memory:":
+            holder = journal.lock_holder()
+            if holder is not None:
+                raise InputError(f"domain {domain.name}: its simulated clusters are run by `balancer run` with "
+                                 f"journal {journal.where}; stop it first, or let its cycles act")
+            try:
+                journal.lock()
+            except InputError:
+                raise InputError(f"domain {domain.name}: journal {journal.path} is in use by another balancer run; "
+                                 "stop it first") from None
+        for name, one in members(cfg, domain):
+            sources[name] = open_with_state(name, one, cfg.journal.path, save=save)
+        yield OpenDomain(cfg, domain, journal, sources)
+    finally:
+        for s in sources.values():
+            try:
+                s.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection is not an error
+                pass
+        if journal is not None:
+            journal.close()
+
+
+def recommend(cfg: Config, name: str) -> tuple[DomainPlan, dict[str, Snapshot]]:
+    """The domain plan on the clusters as they are now (nothing is changed)."""
+    domain = cfg.domain(name)
+    if domain.cross_cluster == "off":
+        event(log, "domain's cross_cluster is off: the plan is shown, the service makes none", domain=name)
+    with opened(cfg, domain, save=False) as d:
+        snaps = d.snapshots()
+        return make_domain_plan(cfg, domain, snaps, d.journal), snaps
+
+
+def check_plan_clusters(cfg: Config, plan: DomainPlan, what: str) -> DomainConfig:
+    """The config's domain of ``plan``, with the same clusters; InputError otherwise."""
+    names = [d.name for d in cfg.domains]
+    if plan.domain not in names:
+        raise InputError(f"{what}: made for domain {plan.domain!r}, which the config does not have "
+                         f"(domains: {', '.join(names) or 'none'})")
+    domain = cfg.domain(plan.domain)
+    unknown = [c.cluster for c in plan.clusters if c.cluster not in domain.clusters]
+    if unknown:
+        raise InputError(f"{what}: cluster {unknown[0]!r} is not in domain {plan.domain}")
+    return domain
+
+
+def check_plan_age(plan: DomainPlan, fresh: dict[str, Snapshot], max_age: float, what: str) -> None:
+    from datetime import datetime
+
+    for c in plan.clusters:
+        if c.collected_at is None:
+            raise InputError(f"{what}: cluster {c.cluster} has no collection time; cannot judge its age")
+        now = fresh[c.cluster].collected_at
+        if now is None:
+            continue
+        age = (now - datetime.fromisoformat(c.collected_at)).total_seconds()
+        if age > max_age:
+            raise InputError(f"{what}: cluster {c.cluster}'s snapshot is {age:.0f} s old (more than --max-age "
+                             f"{max_age:g} s); plan again")
+
+
+def apply(cfg: Config, plan: DomainPlan, max_age: float, what: str) -> list[ActionResult]:
+    """Carry out a saved domain plan (each move re-checked), journaled as an ``apply`` cycle."""
+    domain = check_plan_clusters(cfg, plan, what)
+    with opened(cfg, domain) as d:
+        assert d.journal is not None
+        fresh = d.snapshots()
+        check_plan_age(plan, fresh, max_age, what)
+        if not plan.moves:
+            return []
+        cid = d.journal.begin_cycle(f"domain:{domain.name}", kind="apply")
+        status = "error"
+        try:
+            results = d.carry_out(plan, cid)
+            status = "ok"
+            return results
+        finally:
+            d.journal.end_cycle(cid, status, None if status == "ok" else "execute")
+
+
+__all__ = ["OpenDomain", "apply", "domain_options", "held_vms", "make_domain_plan", "members", "opened",
+           "recommend", "transfer"]

@@ -1,0 +1,117 @@
+"""One cycle of a balancing domain in the service: its clusters collected together, the moves
+between them planned, journaled and -- with ``cross_cluster: full`` -- carried out.
+
+A domain cycle runs after a cycle of one of its clusters, once its ``interval`` has passed since
+the last one (so ``balancer run --once`` makes one too). It works on the clusters' own sources
+while holding every one of their cycles' locks (taken in the domain's order, each waited for at
+most ``LOCK_WAIT`` seconds; otherwise the domain cycle is skipped), so no cluster cycle runs
+meanwhile and each cluster's next cycle sees the VMs where the domain left them. Its moves go
+to the journal as actions of kind ``cross`` of their source cluster, under a cycle of kind
+``domain`` named ``domain:NAME``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..config import Config, DomainConfig
+from ..domains import OpenDomain, make_domain_plan
+from ..execute.result import ActionResult
+from ..journal import Journal
+from ..logs import event
+from ..plan.domain import DomainPlan
+from .cycle import STALE_AFTER_MIN, ClusterCycle
+
+log = logging.getLogger("balancer.domain")
+
+LOCK_WAIT = 60.0  # seconds a domain cycle waits for each of its clusters' cycles to end
+
+
+@dataclass
+class DomainResult:
+    domain: str
+    cycle_id: int
+    status: str = "ok"  # ok | error | skipped
+    error: str | None = None
+    plan: DomainPlan | None = None
+    results: list[ActionResult] = field(default_factory=list)
+    note: str | None = None
+
+
+class DomainCycle:
+    def __init__(self, cfg: Config, domain: DomainConfig, journal: Journal, runners: list[ClusterCycle],
+                 stopping: threading.Event, may_act: Callable[[], bool] = lambda: True,
+                 clock: Callable[[], float] = time.monotonic):
+        self.cfg, self.domain, self.journal = cfg, domain, journal
+        by_name = {r.name: r for r in runners}
+        self.runners = [by_name[c] for c in domain.clusters]
+        self.stopping, self.may_act, self.clock = stopping, may_act, clock
+        self.name = f"domain:{domain.name}"
+        self._last: float | None = None
+        self._busy = threading.Lock()
+
+    def due(self) -> bool:
+        return self._last is None or self.clock() - self._last >= self.domain.interval
+
+    def run(self) -> DomainResult | None:
+        """One domain cycle (None: not run -- another is running, or a cluster stayed busy)."""
+        if not self._busy.acquire(blocking=False):
+            return None
+        try:
+            with ExitStack() as held:
+                for r in self.runners:
+                    if not held.enter_context(r.exclusive(LOCK_WAIT)):
+                        event(log, "domain cycle skipped: a cluster's cycle is still running", logging.WARNING,
+                              domain=self.domain.name, cluster=r.name)
+                        return None
+                self._last = self.clock()
+                return self._run()
+        finally:
+            self._busy.release()
+
+    def _run(self) -> DomainResult:
+        cid = self.journal.begin_cycle(self.name, self.cfg.drs.automation, kind="domain")
+        res = DomainResult(self.domain.name, cid)
+        try:
+            sources = {}
+            for r in self.runners:
+                if r.source is None:
+                    r.source = r.open_source()
+                sources[r.name] = r.source
+            d = OpenDomain(self.cfg, self.domain, self.journal, sources)
+            t0 = time.monotonic()
+            snaps = d.snapshots()
+            res.plan = plan = make_domain_plan(self.cfg, self.domain, snaps, self.journal)
+            self.journal.record_domain_plan(cid, plan)
+            event(log, "domain plan", domain=self.domain.name, moves=len(plan.moves),
+                  over=",".join(c.cluster for c in plan.clusters if c.over) or None,
+                  notes="; ".join(plan.notes) or None)
+            if not plan.moves or self.domain.cross_cluster != "full":
+                return res
+            if self.stopping.is_set() or not self.may_act():
+                res.status, res.note = "skipped", "not carried out: the balancer is stopping or not the leader"
+                return res
+            if time.monotonic() - t0 > max(min(r.interval for r in self.runners), STALE_AFTER_MIN):
+                res.note = "not carried out: the snapshots went stale while planning"
+                return res
+            res.results = d.carry_out(plan, cid, should_stop=lambda: self.stopping.is_set() or not self.may_act())
+        except Exception as exc:  # noqa: BLE001 - a failure fails this domain cycle, not the service
+            res.status = "error"
+            res.error = " ".join(str(exc).split()) or type(exc).__name__
+            if not type(exc).__module__.startswith("balancer"):
+                res.error = f"{type(exc).__name__}: {res.error}"
+            event(log, "domain cycle failed", logging.ERROR, domain=self.domain.name, error=res.error)
+            for r in self.runners:  # their next cycles connect afresh
+                r.close()
+        finally:
+            self.journal.end_cycle(cid, "ok" if res.status != "error" else "error",
+                                   None if res.status != "error" else "domain", res.error, res.note)
+        return res
+
+
+__all__ = ["DomainCycle", "DomainResult"]
