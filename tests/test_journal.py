@@ -9,6 +9,7 @@ from balancer.engine import PlanOptions, make_plan
 from balancer.errors import InputError
 from balancer.execute import ActionResult
 from balancer.journal import Journal
+from balancer.journal.schema import SCHEMA_VERSION
 from balancer.sources.sim import SimulatedCluster
 from helpers import run_cli
 from service_helpers import config_of, sim_config, write_config
@@ -138,6 +139,35 @@ def test_a_journal_of_the_first_schema_opens_and_gains_cycle_kinds(tmp_path):
         assert [c.kind for c in j.cycles(10)] == ["cycle", "apply"]
         assert j.last_success("c1") == 2.0  # a one-off command's cycle is not the service's success
         assert j.last_success("c2") is None
+    finally:
+        j.close()
+
+
+def test_a_journal_of_the_third_schema_gains_the_planned_storage_count(tmp_path):
+    import sqlite3
+
+    from balancer.journal.schema import MIGRATIONS, statements
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)  # a schema-3 journal: cycles without planned_storage, one cycle in it
+    for _, _, sql in MIGRATIONS[:3]:
+        for stmt in statements(sql, "sqlite"):
+            db.execute(stmt)
+    db.execute("INSERT INTO meta VALUES ('schema', '3')")
+    db.execute("INSERT INTO cycles (cluster, started_at, finished_at, status, planned_moves, planned_power) "
+               "VALUES ('c1', 1.0, 2.0, 'ok', 2, 0)")
+    db.commit()
+    db.close()
+    j = Journal(path)
+    try:
+        (old,) = j.cycles(10)
+        assert (old.planned_moves, old.planned_storage) == (2, None)  # not counted then
+        plan = _plan()
+        cid = j.begin_cycle("c1")
+        j.record_plan(cid, "c1", "recommended", plan)
+        j.end_cycle(cid, "ok")
+        assert j.cycles(10)[-1].planned_storage == len(plan.storage_moves)
+        assert j.db.one("SELECT value FROM meta WHERE key='schema'")["value"] == str(SCHEMA_VERSION)
     finally:
         j.close()
 

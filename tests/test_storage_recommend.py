@@ -83,3 +83,22 @@ def test_the_service_carries_out_storage_moves_only_at_full(tmp_path):
     assert _service_storage_actions(tmp_path / "manual", "manual") == []
     done = _service_storage_actions(tmp_path / "full", "full")
     assert done and all(a.state == "success" for a in done)
+
+
+def test_the_journal_counts_each_cycle_s_planned_storage_moves_and_history_shows_them(tmp_path):
+    from balancer.service import Service
+
+    data = sim_config(tmp_path, sim={"start": 230}, sdrs={"automation": "manual"})  # recommend only
+    Service(config_of(data), cycles=1).run()
+    journal = Journal(tmp_path / "journal.sqlite")
+    try:
+        [cycle] = journal.cycles(10)
+        planned = len(journal.plan(cycle.id).storage_moves)
+    finally:
+        journal.close()
+    assert planned and cycle.planned_storage == planned
+    cfg = write_config(tmp_path, data)
+    [row] = json.loads(run_cli("history", "--config", str(cfg), "--format", "json").stdout)
+    assert row["planned_storage"] == planned
+    r = run_cli("history", "--config", str(cfg))
+    assert r.returncode == 0 and f"{planned} storage move" in r.stdout

@@ -32,7 +32,8 @@ def history_data(journal: Journal, last: int, cluster: str | None = None) -> lis
             "imbalance_before": None if c.imbalance_cpu is None else {"cpu": c.imbalance_cpu, "mem": c.imbalance_mem},
             "imbalance_after": None if c.imbalance_after_cpu is None else {"cpu": c.imbalance_after_cpu,
                                                                             "mem": c.imbalance_after_mem},
-            "planned_moves": c.planned_moves, "planned_power": c.planned_power, "note": c.note,
+            "planned_moves": c.planned_moves, "planned_power": c.planned_power,
+            "planned_storage": c.planned_storage, "note": c.note,
             "actions": [{"step": a.step, "kind": a.kind, "subject": a.subject, "source": a.source, "target": a.target,
                          "reason": a.reason, "state": a.state, "message": a.message, "recovered": a.recovered}
                         for a in actions],
@@ -58,7 +59,8 @@ def render_history(journal: Journal, last: int, console: Console, cluster: str |
         outcomes = Counter(a["state"] for a in c["actions"])
         done = ", ".join(f"{n} {s}" for s, n in sorted(outcomes.items())) or "-"
         planned = "-" if c["planned_moves"] is None else _count(c["planned_moves"], "move") + (
-            f", {c['planned_power']} power" if c["planned_power"] else "")
+            f", {c['planned_power']} power" if c["planned_power"] else "") + (
+            f", {_count(c['planned_storage'], 'storage move')}" if c["planned_storage"] else "")
         held = Counter(s["reason"] for s in c["suppressed"])
         status = c["status"] + (f" ({c['phase']}: {c['error']})" if c["error"] else "")
         if c["kind"] != "cycle":  # a one-off command's actions: `balancer apply` / `evacuate --execute`

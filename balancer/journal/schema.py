@@ -90,6 +90,9 @@ CREATE TABLE IF NOT EXISTS lease (
 ALTER TABLE cycles ADD COLUMN epoch BIGINT;   -- the lease epoch of the service cycle (NULL: no lease)
 ALTER TABLE actions ADD COLUMN epoch BIGINT;  -- the lease epoch the action was planned under
 """),
+    (4, "cycles.planned_storage", """
+ALTER TABLE cycles ADD COLUMN planned_storage INTEGER;  -- storage moves in the recommended plan (NULL: before)
+"""),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -100,6 +100,7 @@ class CycleRow:
     note: str | None
     kind: str = "cycle"
     epoch: int | None = None
+    planned_storage: int | None = None  # storage moves in the recommended plan (None: journaled before they were counted)
 
 
 class LeaseLost(BalancerError):
@@ -243,9 +244,9 @@ class Journal:
                 im = plan.imbalance
                 self._exec(
                     "UPDATE cycles SET imbalance_cpu=?, imbalance_mem=?, imbalance_after_cpu=?, "
-                    "imbalance_after_mem=?, planned_moves=?, planned_power=? WHERE id=?",
+                    "imbalance_after_mem=?, planned_moves=?, planned_power=?, planned_storage=? WHERE id=?",
                     (im.before.cpu, im.before.mem, im.after.cpu, im.after.mem, len(plan.moves), len(plan.power),
-                     cycle_id))
+                     len(plan.storage_moves), cycle_id))
                 for s in plan.suppressed:
                     self._exec("INSERT INTO suppressed (cycle_id, cluster, vm, target, reason, detail) "
                                "VALUES (?, ?, ?, ?, ?, ?)", (cycle_id, cluster, s.vm, s.target, s.reason, s.detail))

@@ -58,6 +58,7 @@ def test_the_same_api_on_both_databases(journal_factory):
     j = journal_factory()
     (c,) = j.cycles(5)
     assert (c.cluster, c.status, c.kind, c.planned_moves, c.demand_cpu_mhz) == ("c1", "ok", "cycle", len(plan.moves), 5.0)
+    assert c.planned_storage == len(plan.storage_moves)
     assert j.plan(cid) == plan and j.clusters() == ["c1"]
     assert j.last_success("c1") is not None and j.last_success("c2") is None
     rows = j.actions(cid)
@@ -75,6 +76,19 @@ def test_the_same_api_on_both_databases(journal_factory):
     j.resolve(unfinished[0].id, "skipped", "not started")
     assert len(j.unfinished()) == len(unfinished) - 1
     assert j.cycles(1)[0].status == "interrupted"
+
+
+def test_a_cycle_s_planned_storage_moves_are_counted_on_both_databases(journal_factory):
+    from balancer.engine.options import StorageOptions
+
+    snap = SimulatedCluster(SimConfig(hosts=5, vms=50, start=230)).snapshot()  # 19:10: ds-01 at 80 %
+    plan = make_plan(snap, PlanOptions(planner="greedy", max_moves=4, storage=StorageOptions(space_threshold=0.75)))
+    assert plan.storage_moves
+    j = journal_factory()
+    cid = j.begin_cycle("c1")
+    j.record_plan(cid, "c1", "recommended", plan)
+    j.end_cycle(cid, "ok")
+    assert j.cycles(1)[0].planned_storage == len(plan.storage_moves)
 
 
 def test_migrations_bring_the_schema_up_once(pg_url):
