@@ -139,7 +139,7 @@ def plan_domain(snapshots: Mapping[str, Snapshot], options: DomainOptions) -> Do
                 break
             moves.append(_apply(best, src, len(moves) + 1, options))
             moved.add(best.vm.name)
-        if max(src.share()) > options.high and len(moves) >= options.max_moves and options.max_moves > 0 \
+        if max(src.share()) > options.high and len(moves) >= options.max_moves \
                 and not any(n.startswith(f"cluster {name} ") for n in notes):
             notes.append(f"cluster {name} stays over {options.high:.0%} of its capacity: the domain's cap of "
                          f"{options.max_moves} move(s) per plan is reached")

@@ -1,0 +1,256 @@
+"""Balancing domains: moves between clusters (engine/domain, balancer/domains.py, the CLI and the service)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from balancer.engine import plan_domain
+from balancer.engine.domain import check_cpu
+from balancer.errors import InputError
+from balancer.execute.cross import cross_premise
+from balancer.plan.domain import domain_plan_json, domain_plan_schema, parse_domain_plan
+from domain_helpers import busy, cluster, options
+from helpers import ROOT, run_cli
+
+
+def _over_and_room(**kw):
+    a = cluster("a", 2, busy(20), **kw.pop("a", {}))  # 120,000 of 128,000 MHz: 94 %
+    b = cluster("b", 2, busy(2), **kw.pop("b", {}))  # 9 %
+    return {"a": a, "b": b}
+
+
+# --- the planner ---------------------------------------------------------------------------------
+def test_an_over_cluster_sends_vms_to_the_one_with_room_until_it_is_no_longer_over():
+    snaps = _over_and_room()
+    plan = plan_domain(snaps, options("a", "b", max_moves=10))
+    assert plan.moves and all(m.source_cluster == "a" and m.target_cluster == "b" for m in plan.moves)
+    load = {c.cluster: c for c in plan.clusters}
+    assert load["a"].over and load["a"].cpu_before > 0.85 >= load["a"].cpu_after
+    assert load["b"].cpu_after <= 0.75
+    # no more moves than needed: one fewer would leave the cluster over
+    assert (120_000 - 6_000 * (len(plan.moves) - 1)) / 128_000 > 0.85
+    assert all(m.reason == "cross-cluster" and not m.cross_vcenter for m in plan.moves)
+
+
+def test_nothing_moves_when_no_cluster_is_over():
+    snaps = {"a": cluster("a", 2, busy(15)), "b": cluster("b", 2, busy(2))}  # 70 %
+    plan = plan_domain(snaps, options("a", "b", max_moves=10))
+    assert plan.moves == [] and not any(c.over for c in plan.clusters)
+
+
+def test_the_cap_binds_and_says_so():
+    plan = plan_domain(_over_and_room(), options("a", "b", max_moves=1))
+    assert len(plan.moves) == 1
+    assert any("cap of 1 move" in n for n in plan.notes)
+
+
+def test_a_target_never_passes_room():
+    snaps = {"a": cluster("a", 2, busy(20)), "b": cluster("b", 2, busy(15))}  # b at 70 %: one more VM is 75 %
+    plan = plan_domain(snaps, options("a", "b", max_moves=10))
+    assert len(plan.moves) == 1
+    assert plan.cluster_load("b").cpu_after <= 0.75 + 1e-9
+    assert any("room up to 75%" in r.why for r in plan.refused)
+
+
+def test_standby_hosts_count_as_capacity_the_cluster_can_wake():
+    snaps = {"a": cluster("a", 4, busy(20), standby=2), "b": cluster("b", 2, busy(2))}  # 120,000 of 256,000
+    plan = plan_domain(snaps, options("a", "b", max_moves=10))
+    assert plan.moves == []
+
+
+def test_vms_in_rules_held_vms_and_vms_not_automated_stay():
+    rules = [{"name": "pair", "type": "vm-affinity", "vms": ["a-vm0", "a-vm2"]}]
+    snaps = {"a": cluster("a", 2, busy(20), rules=rules), "b": cluster("b", 2, busy(2))}
+    held = frozenset({"a-vm1", "a-vm3"})
+    plan = plan_domain(snaps, options("a", "b", max_moves=20, held_vms=held))
+    moved = {m.vm for m in plan.moves}
+    assert moved and not moved & {"a-vm0", "a-vm2", "a-vm1", "a-vm3"}
+
+
+@pytest.mark.parametrize("a_kw, b_kw, why", [
+    ({"evc": "intel-icelake"}, {"evc": "intel-skylake"}, "lacks CPU features of intel-icelake"),
+    ({}, {"evc": "amd-zen3", "host_evc": "amd-zen4", "vendor": "amd"}, "CPU vendor differs"),
+    ({}, {"networks": ("lab",)}, "network 'prod' is missing"),
+    ({"cores": 32}, {"cores": 4}, "8 vCPUs, more than the 4 cores"),
+    ({}, {"evc": None, "host_evc": "intel-icelake"}, None),  # EVC off there: its hosts' highest mode, newer: fine
+])
+def test_the_compatibility_checks_refuse_by_name(a_kw, b_kw, why):
+    plan = plan_domain(_over_and_room(a=a_kw, b=b_kw), options("a", "b"))
+    if why is None:
+        assert plan.moves
+        return
+    assert plan.moves == []
+    assert any(why in r.why for r in plan.refused), plan.refused
+    assert any("stays over 85%" in n for n in plan.notes)
+
+
+def test_evc_order_within_a_vendor():
+    older = cluster("o", 1, [], evc="intel-broadwell")
+    newer = cluster("n", 1, [], evc="intel-cascadelake")
+    assert check_cpu(older, older.hosts[0], newer, newer.hosts[0]) is None
+    assert "lacks CPU features" in check_cpu(newer, newer.hosts[0], older, older.hosts[0])
+    unknown = cluster("u", 1, [], evc=None, host_evc="intel-icelake")
+    unknown = unknown.model_copy(update={"hosts": [unknown.hosts[0].model_copy(update={"max_evc_mode": None})]})
+    assert "not known" in check_cpu(older, older.hosts[0], unknown, unknown.hosts[0])
+
+
+def test_a_vm_name_the_target_has_is_refused():
+    snaps = {"a": cluster("a", 2, busy(20), prefix="x-"), "b": cluster("b", 2, busy(20)[:2], prefix="x-")}
+    plan = plan_domain(snaps, options("a", "b", max_moves=1))
+    assert all(m.vm not in {"x-vm0", "x-vm1"} for m in plan.moves)
+    assert any("already has a VM named" in r.why for r in plan.refused)
+
+
+def test_within_one_vcenter_a_shared_datastore_needs_no_copy_and_another_vcenter_names_it_by_url():
+    shared = {"url": "ds:///vmfs/volumes/shared/"}
+    snaps = _over_and_room(a=shared, b=shared)
+    same = plan_domain(snaps, options("a", "b"))
+    assert same.moves[0].storage_copy is None and same.moves[0].datastore is None  # name differs, URL equal
+    other = plan_domain(snaps, options("a", "b", vcenters={"a": "vc1", "b": "vc2"}))
+    m = other.moves[0]
+    assert m.cross_vcenter and m.storage_copy is None and m.datastore == "b-ds"
+
+
+def test_unreachable_disks_are_copied_to_a_datastore_with_room_or_the_move_is_refused():
+    snaps = _over_and_room()  # different URLs: the disks move
+    plan = plan_domain(snaps, options("a", "b", vcenters={"a": "vc1", "b": "vc2"}))
+    m = plan.moves[0]
+    assert m.datastore == "b-ds" and m.storage_copy is not None and m.storage_copy.data_gb == 40.0
+    full = _over_and_room(b={"datastore_gb": 1000.0, "free_gb": 210.0})  # 79 % used: 40 GB more passes 80 %
+    plan = plan_domain(full, options("a", "b", vcenters={"a": "vc1", "b": "vc2"}))
+    assert plan.moves == [] and any("has room for its 40 GB" in r.why for r in plan.refused)
+
+
+def test_the_premise_is_checked_again_on_fresh_snapshots():
+    snaps = _over_and_room()
+    opts = options("a", "b")
+    move = plan_domain(snaps, opts).moves[0]
+    assert cross_premise(move, snaps["a"], snaps["b"], opts) is None
+    from balancer.snapshot import parse_snapshot
+
+    a, b = snaps["a"].to_json_dict(), snaps["b"].to_json_dict()
+    gone = parse_snapshot({**a, "vms": [v for v in a["vms"] if v["name"] != move.vm]})
+    assert "no longer in cluster a" in cross_premise(move, gone, snaps["b"], opts)
+    down = parse_snapshot({**b, "hosts": [dict(h, state="maintenance") if h["name"] == move.target else h
+                                          for h in b["hosts"]]})
+    assert "is in maintenance" in cross_premise(move, snaps["a"], down, opts)
+    full = parse_snapshot({**b, "vms": b["vms"] + [dict(b["vms"][0], name=f"filler{i}", host=move.target,
+                                                        cpu_demand_mhz=8_000.0) for i in range(7)]})
+    assert "would pass its headroom" in cross_premise(move, snaps["a"], full, opts)
+
+
+# --- the format ----------------------------------------------------------------------------------
+def test_the_domain_plan_round_trips_and_its_schema_is_published():
+    plan = plan_domain(_over_and_room(), options("a", "b", vcenters={"b": "vc2"}))
+    again = parse_domain_plan(json.loads(domain_plan_json(plan)))
+    assert again == plan
+    published = json.loads((ROOT / "docs" / "domain-plan.schema.json").read_text())
+    assert published == domain_plan_schema(), "regenerate docs/domain-plan.schema.json (see docs/domains.md)"
+
+
+def test_a_bad_domain_plan_is_one_line():
+    plan = json.loads(domain_plan_json(plan_domain(_over_and_room(), options("a", "b"))))
+    with pytest.raises(InputError, match="unsupported domain plan version 2"):
+        parse_domain_plan({**plan, "version": 2})
+    bad = json.loads(json.dumps(plan))
+    bad["moves"][0]["target_cluster"] = "zz"
+    with pytest.raises(InputError, match="cluster 'zz' is not one of the plan's clusters"):
+        parse_domain_plan(bad)
+
+
+# --- the config ----------------------------------------------------------------------------------
+BASE = """
+clusters:
+  - name: a
+    sim: {hosts: 2, vms: 10}
+  - name: b
+    sim: {hosts: 2, vms: 10, vm_prefix: b-}
+"""
+
+
+@pytest.mark.parametrize("domains, needle", [
+    ("domains: [{name: d, clusters: [a, zz]}]", "domains[0] (d): unknown cluster 'zz' (clusters: a, b)"),
+    ("domains: [{name: d, clusters: [a]}]", "domains[0] (d).clusters: List should have at least 2 items"),
+    ("domains: [{name: d, clusters: [a, b]}, {name: e, clusters: [b, a]}]", "cluster 'b' is already in domain 'd'"),
+    ("domains: [{name: d, clusters: [a, b], room: 0.9, high: 0.85}]", "room (0.9) must be below high (0.85)"),
+    ("domains: [{name: d, clusters: [a, b], cross_cluster: on}]", "cross_cluster"),
+])
+def test_bad_domains_are_one_line_exit_2(tmp_path, domains, needle):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(BASE + domains + "\n")
+    r = run_cli("check-config", str(cfg))
+    assert r.returncode == 2 and needle in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_a_domain_needs_a_clusters_list(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("domains: [{name: d, clusters: [a, b]}]\n")
+    r = run_cli("recommend", "--config", str(cfg), "--domain", "d")
+    assert r.returncode == 2 and "groups the clusters of a clusters: list" in r.stderr
+
+
+def test_an_unknown_domain_is_named(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(BASE + "domains: [{name: d, clusters: [a, b]}]\n")
+    r = run_cli("recommend", "--config", str(cfg), "--domain", "nope")
+    assert r.returncode == 2 and "--domain nope: no such domain in the config (domains: d)" in r.stderr
+
+
+# --- the commands, on the example config -----------------------------------------------------------
+@pytest.fixture
+def example(tmp_path) -> Path:
+    shutil.copy(ROOT / "config" / "domain.yaml", tmp_path / "domain.yaml")
+    return tmp_path
+
+
+def test_recommend_then_apply_moves_vms_between_simulated_clusters(example):
+    r = run_cli("recommend", "--config", "domain.yaml", "--domain", "sim-pair", "--format", "json",
+                "--out", "plan.json", cwd=example)
+    assert r.returncode == 0, r.stderr
+    assert not (example / "balancer-domain-journal.sqlite").exists()  # looking creates no journal
+    plan = json.loads((example / "plan.json").read_text())
+    assert plan["moves"] and plan["clusters"][0]["over"]
+    r = run_cli("apply", "plan.json", "--config", "domain.yaml", "--format", "json", cwd=example)
+    assert r.returncode == 0, r.stderr
+    assert [x["outcome"] for x in json.loads(r.stdout)] == ["success"] * len(plan["moves"])
+    for c in ("east", "west"):
+        assert run_cli("snapshot", "--config", "domain.yaml", "--cluster", c, "--out", f"{c}.json",
+                       cwd=example).returncode == 0
+    east = {v["name"] for v in json.loads((example / "east.json").read_text())["vms"]}
+    west = {v["name"]: v for v in json.loads((example / "west.json").read_text())["vms"]}
+    for m in plan["moves"]:
+        assert m["vm"] not in east and west[m["vm"]]["host"] == m["target"]
+        assert {d["datastore"] for d in west[m["vm"]]["disks"]} == {m["datastore"]}
+    again = run_cli("apply", "plan.json", "--config", "domain.yaml", "--format", "json", cwd=example)
+    assert again.returncode == 0, again.stderr  # made before: done
+    assert all(x["outcome"] == "skipped" and x["message"].endswith("(done before)") for x in json.loads(again.stdout))
+    # the journal's cooldown: the moved VMs are not proposed again
+    r = run_cli("recommend", "--config", "domain.yaml", "--domain", "sim-pair", "--format", "json", cwd=example)
+    assert not {m["vm"] for m in json.loads(r.stdout)["moves"]} & {m["vm"] for m in plan["moves"]}
+
+
+def test_domain_options_that_do_not_apply_are_refused(example):
+    r = run_cli("recommend", "--config", "domain.yaml", "--domain", "sim-pair", "--dpm", cwd=example)
+    assert r.returncode == 2 and "--dpm does not apply" in r.stderr
+    r = run_cli("recommend", "--config", "domain.yaml", "--domain", "sim-pair", "--format", "html", cwd=example)
+    assert r.returncode == 2 and "a domain plan is shown as table, json, markdown" in r.stderr
+
+
+def test_the_service_runs_the_domain_cycle_and_journals_its_moves(example):
+    r = run_cli("run", "--config", "domain.yaml", "--once", cwd=example, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    h = run_cli("history", "--config", "domain.yaml", "--format", "json", cwd=example)
+    cycles = json.loads(h.stdout)
+    domain = [c for c in cycles if c["cluster"] == "domain:sim-pair"]
+    assert len(domain) == 1 and domain[0]["kind"] == "domain"
+    moves = [a for a in domain[0]["actions"] if a["kind"] == "cross"]
+    assert len(moves) == 2 and all(a["state"] == "success" for a in moves)
+    assert run_cli("snapshot", "--config", "domain.yaml", "--cluster", "west", "--out", "w.json",
+                   cwd=example).returncode == 0
+    west = {v["name"] for v in json.loads((example / "w.json").read_text())["vms"]}
+    assert {a["subject"] for a in moves} <= west
