@@ -438,6 +438,9 @@ def apply(plan_file, config_path, cluster_name, max_age, max_moves, fmt) -> None
     when, replayed on the fresh snapshot, a step would put a host above its capacity limit or
     break a mandatory rule. Moves whose premise no longer holds (the VM moved, the target left
     service) are skipped. Exit status: 0 when every action succeeded, 1 otherwise, 2 on bad input.
+
+    A domain plan (`recommend --domain --format json`) is carried out move by move, each re-checked
+    on fresh snapshots of its two clusters; --config must name its domain.
     """
     from .execute import check_plan_against, check_plan_age, check_plan_steps
     from .service.oneoff import acting
