@@ -458,6 +458,28 @@ def overview() -> dm.Dashboard:
         q(f"sum(balancer_datastore_capacity_bytes{{{C}}})", instant=True),
     )
 
+    b.row("Balancing domain")
+    b.panel(
+        utilisation(
+            "Share of capacity in its domain",
+            "Demand / capacity of the cluster's hosts that are on or in standby, as its balancing domain judges it "
+            "(docs/domains.md): above the domain's high mark (0.85 by default) it sends VMs to another cluster. "
+            "Empty when the cluster is in no domain with cross_cluster manual or full.",
+            width=12,
+        ),
+        q(f"balancer_domain_cluster_utilization_ratio{{{C}}}", "{{domain}} {{resource}}"),
+    )
+    b.panel(
+        bars(
+            "Moves to and from other clusters",
+            "Moves between this cluster and the other clusters of its domain per interval, by direction and result.",
+        ).span(12),
+        q('sum by (target, result) (increase(balancer_domain_moves_total{cluster="$cluster"}[$__rate_interval]))',
+          "out to {{target}} {{result}}"),
+        q('sum by (cluster, result) (increase(balancer_domain_moves_total{target="$cluster"}[$__rate_interval]))',
+          "in from {{cluster}} {{result}}"),
+    )
+
     b.row("Cycles")
     b.panel(
         ts(

@@ -36,6 +36,8 @@ METRICS |= {"balancer_last_success_timestamp_seconds", "balancer_cycles_total", 
 METRICS |= {"balancer_datastore_space_used_ratio", "balancer_datastore_latency_seconds",
             "balancer_datastore_maintenance", "balancer_datastore_capacity_bytes",
             "balancer_datastore_planned_moves", "balancer_datastore_moves_total"}
+# Balancing domains: each cluster's share in its domain and the moves between clusters.
+METRICS |= {"balancer_domain_cluster_utilization_ratio", "balancer_domain_moves_total"}
 BUILTIN_VARIABLES = {"__rate_interval", "__interval", "__range", "__field", "__url_time_range"}
 
 
@@ -99,7 +101,9 @@ def test_dashboard_is_well_formed(name):
         for t in p["targets"]:
             used = set(re.findall(r"\$\{?(\w+)", t["expr"]))
             assert used <= variables | BUILTIN_VARIABLES, f"{p['title']}: undefined {used - variables}"
-            assert 'cluster="$cluster"' in t["expr"], f"{p['title']}: not filtered by cluster"
+            # (moves between clusters belong to their source cluster; the ones coming in are filtered by target)
+            assert 'cluster="$cluster"' in t["expr"] or 'target="$cluster"' in t["expr"], \
+                f"{p['title']}: not filtered by cluster"
             assert metric_names(t["expr"]) <= METRICS, f"{p['title']}: unknown metric"
 
 

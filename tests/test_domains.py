@@ -254,3 +254,21 @@ def test_the_service_runs_the_domain_cycle_and_journals_its_moves(example):
                    cwd=example).returncode == 0
     west = {v["name"] for v in json.loads((example / "w.json").read_text())["vms"]}
     assert {a["subject"] for a in moves} <= west
+
+
+def test_a_domain_cycle_shows_in_the_metrics():
+    from prometheus_client import generate_latest
+
+    from balancer.execute.result import ActionResult
+    from balancer.metrics import Metrics
+    from balancer.service.domain import DomainResult
+
+    plan = plan_domain(_over_and_room(), options("a", "b", max_moves=2))
+    results = [ActionResult(m.step, "cross", m.vm, "x", "success", m.reason) for m in plan.moves]
+    metrics = Metrics()
+    metrics.observe_domain(DomainResult("d", 1, plan=plan, results=results))
+    text = generate_latest(metrics.registry).decode()
+    assert 'balancer_domain_planned_moves{domain="d"} 2.0' in text
+    assert 'balancer_domain_moves_total{cluster="a",domain="d",result="success",target="b"} 2.0' in text
+    share = plan.cluster_load("a").cpu_before
+    assert f'balancer_domain_cluster_utilization_ratio{{cluster="a",domain="d",resource="cpu"}} {share}' in text

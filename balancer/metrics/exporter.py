@@ -109,8 +109,8 @@ class Metrics:
         self.domain_planned = Gauge("balancer_domain_planned_moves",
                                     "Moves between clusters in the last domain cycle's plan", ["domain"], registry=r)
         self.domain_moves = Counter("balancer_domain_moves_total",
-                                    "Moves between clusters attempted, by source and target cluster and result",
-                                    ["domain", "source", "target", "result"], registry=r)
+                                    "Moves between clusters attempted, by source cluster, target cluster and result",
+                                    ["domain", "cluster", "target", "result"], registry=r)
         self.domain_cycles = Counter("balancer_domain_cycles_total", "Domain cycles run, by status (ok, error, skipped)",
                                      ["domain", "status"], registry=r)
         self._lock = threading.Lock()
