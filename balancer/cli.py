@@ -415,7 +415,9 @@ def check_config(file) -> None:
     if cfg.clusters is not None:
         names = ", ".join(f"{n} ({c.source}, automation {c.drs.automation}, Storage DRS {c.sdrs.automation})"
                           for n, c in cfg.cluster_configs())
-        click.echo(f"{file}: ok ({len(cfg.clusters)} clusters: {names})")
+        domains = "".join(f"; domain {d.name}: {', '.join(d.clusters)}, cross_cluster {d.cross_cluster}"
+                          for d in cfg.domains)
+        click.echo(f"{file}: ok ({len(cfg.clusters)} clusters: {names}{domains})")
         return
     click.echo(f"{file}: ok (source {cfg.source}, automation {cfg.drs.automation}, "
                f"threshold {cfg.drs.migration_threshold}, DPM {cfg.dpm.automation}, Storage DRS {cfg.sdrs.automation})")
