@@ -72,7 +72,6 @@ def transfer(move: CrossMove, source: Source, target: Source) -> ActionResult:
 
     what = f"{move.source_cluster}/{move.source} -> {move.target_cluster}/{move.target}"
     if isinstance(source, SimulatedCluster) and isinstance(target, SimulatedCluster):
-        source._take_time()
         target.import_vm(source.export_vm(move.vm), move.target, move.datastore)
         seconds = move.vmotion.seconds + (move.storage_copy.seconds if move.storage_copy else 0.0)
         return ActionResult(move.step, "cross", move.vm, what, "success", move.reason, "", seconds)

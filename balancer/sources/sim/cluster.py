@@ -262,8 +262,10 @@ class SimulatedCluster:
 
     # --- VMs between simulated clusters (balancing domains) -------------------------------------
     def export_vm(self, name: str) -> dict:
-        """Take VM ``name`` (and its disks) out of this cluster; what ``import_vm`` of another needs."""
+        """Take VM ``name`` (and its disks) out of this cluster; what ``import_vm`` of another needs.
+        Takes ``config.action_seconds``, as every other action here."""
         j = next(i for i, v in enumerate(self.vms) if v.name == name)
+        self._take_time()
         v = self.vms[j]
         spec = {"name": v.name, "vcpus": v.vcpus, "mem_mb": v.mem_mb, "trace_row": v.trace_row,
                 "base_active": v.base_active, "powered_on": v.powered_on, "kind": v.kind,
