@@ -201,6 +201,17 @@ class Metrics:
             h = self._health.setdefault(name, _ClusterHealth(res.interval))
             h.last_end, h.last_ok, h.last_error = now, res.status == "ok", res.error
 
+    def add_domain(self, name: str, clusters: list[str]) -> None:
+        """Make a balancing domain's series (its moves between every two of its clusters start at 0)."""
+        for src in clusters:
+            for tgt in clusters:
+                if src != tgt:
+                    for outcome in OUTCOMES:
+                        self.domain_moves.labels(name, src, tgt, outcome)
+        for status in ("ok", "error", "skipped"):
+            self.domain_cycles.labels(name, status)
+        self.domain_planned.labels(name)
+
     def observe_domain(self, res: "DomainResult") -> None:
         """Fold one balancing domain cycle's outcome into the metrics."""
         self.domain_cycles.labels(res.domain, res.status).inc()

@@ -111,6 +111,9 @@ class Service:
         for name, cfg in clusters:
             self.metrics.add_cluster(name, cfg.drs.interval, self.journal.last_success(name))
             self._counts[name] = 0
+        for d in self.config.domains:
+            if d.cross_cluster != "off":
+                self.metrics.add_domain(d.name, list(d.clusters))
         if self.leader:
             self.runners = self._make_runners()
         if self.serve_metrics:

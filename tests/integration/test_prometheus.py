@@ -89,10 +89,16 @@ def test_every_alert_has_a_unit_test():
 # --- a real Prometheus scraping a real service ---------------------------------------------------
 
 def service_config(workdir: Path) -> dict:
-    """The embedded simulated cluster, acting on everything, a cycle a second."""
+    """The embedded simulated cluster, acting on everything, a cycle a second; with a second, small
+    one in a balancing domain with it (moves between them recommended only), for the domain panels."""
     return {
-        "source": "sim",
-        "sim": {"hosts": 6, "vms": 60, "trace": "20110303", "start": 96, "steps_per_cycle": 3},
+        "clusters": [
+            {"name": "sim-cluster", "sim": {"hosts": 6, "vms": 60, "trace": "20110303", "start": 96,
+                                            "steps_per_cycle": 3}},
+            {"name": "spare", "sim": {"hosts": 2, "vms": 10, "vm_prefix": "spare-", "steps_per_cycle": 3}},
+        ],
+        "domains": [{"name": "pair", "clusters": ["sim-cluster", "spare"], "cross_cluster": "manual",
+                     "interval": "1s"}],
         "drs": {"automation": "full", "migration_threshold": 4, "interval": "1s", "time_limit": "1s",
                 "cooldown": "3s"},
         "dpm": {"automation": "automatic", "power_on_window": "2s", "power_off_window": "4s", "hold_time": "4s"},
