@@ -14,7 +14,7 @@ from .config import Config, load_config
 from .engine import PLANNERS, make_plan
 from .errors import BalancerError, InputError
 from .plan_options import plan_options
-from .plan import Plan, load_plan
+from .plan import Plan
 from .snapshot import DatastoreState, HostState, Snapshot, load_snapshot
 from .snapshot.io import snapshot_json
 
@@ -448,9 +448,9 @@ def apply(plan_file, config_path, cluster_name, max_age, max_moves, fmt) -> None
     from .service.oneoff import acting
 
     from .plan.domain import is_domain_plan, parse_domain_plan
-    from .validation import parse_json_text, read_input_file
+    from .validation import read_json_file
 
-    data = parse_json_text(read_input_file(Path(plan_file), f"plan {plan_file}"), f"plan {plan_file}")
+    data = read_json_file(Path(plan_file), f"plan {plan_file}")
     if is_domain_plan(data):
         if cluster_name or max_moves is not None:
             raise InputError(f"plan {plan_file} is a domain plan: --cluster and --max-moves do not apply to it")

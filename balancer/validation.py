@@ -119,3 +119,8 @@ def validate_model(model: type[M], data: Any, what: str, container: str = "a JSO
         return model.model_validate(data, strict=strict or None)
     except ValidationError as exc:
         raise one_line(exc, data, what, yaml) from None
+
+
+def read_json_file(path: Path, what: str) -> Any:
+    """A JSON file's parsed content (``parse_json_text``), or InputError naming ``what``."""
+    return parse_json_text(read_input_file(path, what), what)

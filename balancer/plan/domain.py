@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..validation import parse_json_text, read_input_file, validate_model
+from ..validation import read_json_file, validate_model
 from .model import CopyEstimate, VMotionEstimate
 
 DOMAIN_PLAN_VERSION = 1
@@ -125,8 +125,7 @@ def parse_domain_plan(data: Any, what: str = "domain plan") -> DomainPlan:
 
 def load_domain_plan(path: str | Path) -> DomainPlan:
     path = Path(path)
-    text = read_input_file(path, f"domain plan {path}")
-    return parse_domain_plan(parse_json_text(text, f"domain plan {path}"), f"domain plan {path}")
+    return parse_domain_plan(read_json_file(path, f"domain plan {path}"), f"domain plan {path}")
 
 
 def domain_plan_json(plan: DomainPlan) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..validation import parse_json_text, read_input_file, validate_model
+from ..validation import read_json_file, validate_model
 from .model import PLAN_VERSION, READ_VERSIONS, Plan
 
 
@@ -45,8 +45,7 @@ def _migrate_v1(data: dict, what: str) -> dict:
 
 def load_plan(path: str | Path) -> Plan:
     path = Path(path)
-    text = read_input_file(path, f"plan {path}")
-    return parse_plan(parse_json_text(text, f"plan {path}"), f"plan {path}")
+    return parse_plan(read_json_file(path, f"plan {path}"), f"plan {path}")
 
 
 def plan_json(plan: Plan) -> str:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..validation import parse_json_text, read_input_file, validate_model
+from ..validation import read_json_file, validate_model
 from .model import Snapshot
 
 
@@ -18,8 +18,7 @@ def parse_snapshot(data: Any, what: str = "snapshot") -> Snapshot:
 
 def load_snapshot(path: str | Path) -> Snapshot:
     path = Path(path)
-    text = read_input_file(path, f"snapshot {path}")
-    return parse_snapshot(parse_json_text(text, f"snapshot {path}"), f"snapshot {path}")
+    return parse_snapshot(read_json_file(path, f"snapshot {path}"), f"snapshot {path}")
 
 
 def snapshot_json(snapshot: Snapshot) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from balancer.snapshot import HostState
 from test_vcenter_cli import balancer as run_balancer

@@ -431,6 +431,26 @@ const soapInUse = `<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Body><soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>%s</faultstring><detail><ResourceInUseFault xmlns="urn:vim25" xsi:type="ResourceInUse"><name>%s</name></ResourceInUseFault></detail></soapenv:Fault></soapenv:Body>
 </soapenv:Envelope>`
 
+// datastoreMounts gives, for each datastore in order, its mounts by hosts (the last partial
+// datastores mounted by the first half of them only), and each host's datastores.
+func datastoreMounts(stores []*simulator.Datastore, hosts []types.ManagedObjectReference, partial int) (
+	[][]types.DatastoreHostMount, map[types.ManagedObjectReference][]types.ManagedObjectReference) {
+	perStore := make([][]types.DatastoreHostMount, len(stores))
+	perHost := map[types.ManagedObjectReference][]types.ManagedObjectReference{}
+	for i, ds := range stores {
+		mounted := hosts
+		if i >= len(stores)-partial && len(hosts) > 1 {
+			mounted = hosts[:len(hosts)/2]
+		}
+		for _, h := range mounted {
+			perStore[i] = append(perStore[i], types.DatastoreHostMount{Key: h, MountInfo: types.HostMountInfo{
+				AccessMode: string(types.HostMountModeReadWrite), Mounted: types.NewBool(true), Accessible: types.NewBool(true)}})
+			perHost[h] = append(perHost[h], ds.Self)
+		}
+	}
+	return perStore, perHost
+}
+
 // setupStorage fixes the datastores' host mounts, and sets their sizes, the VMs' disk sizes and
 // the datastore cluster (see the flags).
 func setupStorage(cluster *simulator.ClusterComputeResource, partial int, capacityGB, freeGB, diskGB float64, pod bool) {
@@ -440,18 +460,9 @@ func setupStorage(cluster *simulator.ClusterComputeResource, partial int, capaci
 	}
 	sort.Slice(stores, func(i, j int) bool { return stores[i].Name < stores[j].Name })
 	hosts := cluster.Host
-	mounts := map[types.ManagedObjectReference][]types.ManagedObjectReference{}
+	perStore, mounts := datastoreMounts(stores, hosts, partial)
 	for i, ds := range stores {
-		mounted := hosts
-		if i >= len(stores)-partial && len(hosts) > 1 {
-			mounted = hosts[:len(hosts)/2]
-		}
-		var list []types.DatastoreHostMount
-		for _, h := range mounted {
-			list = append(list, types.DatastoreHostMount{Key: h, MountInfo: types.HostMountInfo{
-				AccessMode: string(types.HostMountModeReadWrite), Mounted: types.NewBool(true), Accessible: types.NewBool(true)}})
-			mounts[h] = append(mounts[h], ds.Self)
-		}
+		list := perStore[i]
 		const gb = 1024 * 1024 * 1024
 		simulator.Map.WithLock(ds, func() {
 			ds.Host = list

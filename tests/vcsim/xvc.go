@@ -127,20 +127,11 @@ func shareStorage(clusters []*simulator.ClusterComputeResource, partial int) {
 	for _, ds := range stores {
 		all = append(all, ds.Self)
 	}
-	mounts := map[types.ManagedObjectReference][]types.ManagedObjectReference{}
 	for _, cluster := range clusters[1:] {
 		hosts := cluster.Host
+		perStore, mounts := datastoreMounts(stores, hosts, partial)
 		for i, ds := range stores {
-			mounted := hosts
-			if i >= len(stores)-partial && len(hosts) > 1 {
-				mounted = hosts[:len(hosts)/2]
-			}
-			var list []types.DatastoreHostMount
-			for _, h := range mounted {
-				list = append(list, types.DatastoreHostMount{Key: h, MountInfo: types.HostMountInfo{
-					AccessMode: string(types.HostMountModeReadWrite), Mounted: types.NewBool(true), Accessible: types.NewBool(true)}})
-				mounts[h] = append(mounts[h], ds.Self)
-			}
+			list := perStore[i]
 			simulator.Map.WithLock(ds, func() { ds.Host = append(ds.Host, list...) })
 		}
 		for _, h := range hosts {

@@ -34,7 +34,7 @@ from ...errors import SourceError
 from ...execute.premise import move_premise, power_premise, storage_premise
 from ...execute.result import ActionResult, action_words
 from ...plan import Move, Plan, PowerAction, StorageMove
-from ...snapshot import SNAPSHOT_VERSION, VM, Datastore, DatastoreState, Disk, Host, HostState, Snapshot
+from ...snapshot import SNAPSHOT_VERSION, VM, Datastore, DatastoreState, Host, HostState, Snapshot
 from .collector import Collector, host_state
 from .connection import Connection, ObjectGone
 from .inventory import ClusterRefs, moid, objects_spec, props, read_view, retrieve
