@@ -4,7 +4,7 @@ import pytest
 
 from balancer.engine import PlanOptions, make_plan
 from balancer.engine.options import StorageOptions
-from balancer.engine.storage.select import cover
+from balancer.engine.storage.select import cover, tighten
 from balancer.snapshot import parse_snapshot
 
 from helpers import example_snapshot
@@ -71,6 +71,14 @@ def test_cover_takes_the_fewest_disks_and_then_the_least_data():
     assert sorted(sizes[i] for i in cover(sizes, 100.0)) == [50.0, 60.0]
     assert [sizes[i] for i in cover(sizes, 55.0)] == [60.0]
     assert sorted(cover(sizes, 500.0)) == [0, 1, 2]  # not enough: everything
+
+
+def test_tighten_swaps_a_cover_for_smaller_disks_of_the_same_count():
+    sizes = [10.0, 45.0, 50.0, 60.0, 100.0]  # ascending
+    assert [sizes[i] for i in tighten(sizes, [3, 2], 100.0)] == [60.0, 45.0]  # 110 -> 105, still >= 100
+    assert [sizes[i] for i in tighten(sizes, [4], 100.0)] == [100.0]  # nothing smaller reaches it alone
+    assert [sizes[i] for i in tighten(sizes, [4, 3], 100.0)] == [60.0, 45.0]  # 160 -> 105
+    assert sorted(tighten(sizes, [0, 1], 100.0)) == [0, 1]  # short of the need: left as it is
 
 
 def test_min_space_difference_keeps_disks_off_a_target_nearly_as_full():

@@ -11,9 +11,11 @@ Stages, each on the layout the previous one left:
    relief level: the utilisation of its pool's fullest datastore within the threshold, bounded to
    [threshold - ``relief_margin``, threshold] (it ends no fuller than its peers, with a little
    headroom, yet copies little more than needed); the units to move are the fewest that
-   cover the excess and, of those, nearly the ones that copy the least data (one or two moves
-   more when each cuts that datastore's data by a quarter: a few disks that just reach the excess
-   rather than one that far overshoots it). A space move goes
+   cover the excess and, of those, nearly the ones that copy the least data (a few moves more
+   when each cuts that datastore's data enough: a few disks that just reach the excess rather than
+   one that far overshoots it; "enough" is a quarter, or, in a second plan, more than a move's
+   fixed price in copy time, that cover tightened by swaps for smaller disks; the plan with the
+   least predicted time is kept). A space move goes
    only to a target at least ``min_space_difference`` less utilised than the source at that
    step, the least utilised first, filled to the relief level (or, when none takes the unit so, to
    the threshold). When that leaves the source above the threshold, the source is planned again
@@ -41,7 +43,7 @@ import numpy as np
 
 from ..options import StorageOptions
 from .baseline import fullest, largest_first
-from .copy import copy_seconds
+from .copy import MEGABITS_PER_GB, copy_seconds
 from .layout import EPS, Choice, Layout, Step, pct, units_on
 from .pool import Pool
 from .rules import StorageRules
@@ -49,10 +51,15 @@ from .rules import StorageRules
 MAX_LATENCY_SHARE = 0.5  # a datastore sheds at most half its data per plan for latency
 MOVE_SECONDS = 30.0  # a Storage vMotion's fixed price beside its copy (mirror, switch-over, clean-up)
 CAP_ROUNDS = 3  # rounds of relief to a cap (targets filled above it are relieved in the next)
-MAX_SLACK = 2  # moves more than the fewest a datastore's relief may take, for less data
-SLACK_GAIN = 0.25  # ... each when it cuts the data that relief copies by at least this share
+# How many moves more than the fewest a datastore's relief may take, for less data: (the most, the
+# share of the data that relief copies each must cut, or None: each when it saves more copy time
+# than its MOVE_SECONDS, the cover then tightened by swaps). The space stage plans with each and
+# keeps the plan with the least predicted time (see _relieve_space).
+QUARTER = (2, 0.25)
+PRICED = (4, None)
+SLACK_POLICIES = (QUARTER, PRICED)
 
-__all__ = ["Choice", "Layout", "Step", "choose", "cover", "pct"]
+__all__ = ["Choice", "Layout", "Step", "choose", "cover", "pct", "tighten"]
 
 
 def choose(pool: Pool, rules: StorageRules, options: StorageOptions) -> Choice:
@@ -213,8 +220,51 @@ def cover(sizes: list[float], need: float, ascending: bool = False, count: int =
     return picked
 
 
+def tighten(sizes: list[float], picked: list[int], need: float) -> list[int]:
+    """``picked`` (indices into ``sizes``, ascending) with the same count and no less data than
+    ``need``, made to copy less by swaps: while some picked item can be swapped for a smaller one
+    not picked (or two picked ones for two smaller ones) with the sum still reaching ``need``, the
+    swap that cuts the most is made. Returns the indices, largest first."""
+    chosen = set(picked)
+    total = sum(sizes[i] for i in chosen)
+    if total < need - EPS:
+        return sorted(chosen, key=lambda i: -sizes[i])
+    free = [i for i in range(len(sizes)) if i not in chosen]  # ascending, as sizes
+
+    def smallest_free(least: float, skip: tuple = ()) -> int | None:
+        j = bisect_left([sizes[i] for i in free], least - EPS)
+        while j < len(free) and free[j] in skip:
+            j += 1
+        return free[j] if j < len(free) else None
+
+    while True:
+        slack = total - need
+        best = (EPS, None)
+        for a in chosen:  # one for one: the smallest free item that keeps the sum at need
+            b = smallest_free(sizes[a] - slack)
+            if b is not None and sizes[a] - sizes[b] > best[0]:
+                best = (sizes[a] - sizes[b], ((a,), (b,)))
+        if best[1] is None and len(chosen) >= 2 and free:
+            for a in chosen:  # two for two: the smallest free pair, the largest free item with the smallest
+                for c in chosen:
+                    if c <= a:
+                        continue
+                    room = sizes[a] + sizes[c] - slack
+                    lo = free[0]
+                    b = smallest_free(room - sizes[lo], skip=(lo,))
+                    if b is not None and sizes[a] + sizes[c] - sizes[lo] - sizes[b] > best[0]:
+                        best = (sizes[a] + sizes[c] - sizes[lo] - sizes[b], ((a, c), (lo, b)))
+        if best[1] is None:
+            return sorted(chosen, key=lambda i: (-sizes[i], i))
+        out_, in_ = best[1]
+        chosen.difference_update(out_)
+        chosen.update(in_)
+        total += sum(sizes[i] for i in in_) - sum(sizes[i] for i in out_)
+        free = sorted((set(free) - set(in_)) | set(out_), key=lambda i: (sizes[i], i))
+
+
 def _relieve(lay: Layout, budget: list[int], src: int, need: float, reason: str, detail: str, targets,
-             fullest: bool = False, largest: bool = False, slack: int = 0) -> float:
+             fullest: bool = False, largest: bool = False, slack: int = 0, tight: bool = False) -> float:
     """Move the units off ``src`` that cover ``need`` GB; returns the GB still short.
 
     ``targets()``: on the current layout, the (limit, mask) pairs a target is chosen by, preferred
@@ -229,7 +279,11 @@ def _relieve(lay: Layout, budget: list[int], src: int, need: float, reason: str,
     allowed, made = fewest(sizes, need) + slack, 0
     while need > EPS and pool and budget[0] > 0:
         # the next pick is judged on the layout the last one left
-        i = len(sizes) - 1 if largest else cover(sizes, need, ascending=True, count=allowed - made)[0]
+        if largest:
+            i = len(sizes) - 1
+        else:
+            picked = cover(sizes, need, ascending=True, count=allowed - made)
+            i = tighten(sizes, picked, need)[0] if tight else picked[0]
         u = pool[i]
         target = None
         for limit, mask in targets():
@@ -255,28 +309,35 @@ def _relieve_space(lay: Layout, out: Choice, budget: list[int]) -> None:
     heuristic's plan is revised instead: every datastore above the heuristic's level is relieved to
     it, by the cover, with at most as many moves as the heuristic made off it (so the count is at
     most the heuristic's and the fullest datastore no fuller, and the cover copies less than its
-    largest disks). Of the plans that hold to the heuristic, the one with the least predicted
+    largest disks). Each of these is made with every slack policy (SLACK_POLICIES), the revision for
+    each own plan that does not hold. Of the plans that hold to the heuristic, the one with the least predicted
     Storage vMotion time is kept (its copies plus ``MOVE_SECONDS`` a move); when neither does, the
     heuristic's own moves are taken."""
     p, o = lay.pool, lay.options
     start, left, notes = lay.save(), budget[0], list(out.notes)
 
-    def attempt(cap: float | None = None, allowance: dict[int, int] | None = None) -> tuple:
+    def attempt(policy: tuple, cap: float | None = None, allowance: dict[int, int] | None = None) -> tuple:
         lay.restore(start)
         budget[0] = left
         out.notes[:] = notes
-        _relieve_to(lay, out, budget, cap, allowance)
+        _relieve_to(lay, out, budget, cap, allowance, policy)
         moved = lay.steps[start[2]:]
         return (sum(st.size_gb for st in moved), len(moved), fullest(lay), lay.save(), left - len(moved),
-                list(out.notes))
+                list(out.notes), policy)
 
-    plans = [attempt()]
-    first = plans[0][1]
-    if not first or plans[0][2] <= o.space_threshold - 2 * o.relief_margin + EPS:
-        return  # nothing to move, or the fullest datastore ends a relief margin below the relief floor
+    def keep(plan: tuple) -> None:
+        lay.restore(plan[3])
+        budget[0] = plan[4]
+        out.notes[:] = plan[5]
+
+    own = [attempt(policy) for policy in SLACK_POLICIES]
+    first = own[0][1]  # (QUARTER's count: the heuristic's own moves below, when no plan holds)
+    if not any(plan[1] for plan in own):
+        keep(own[0])
+        return
     trial = Layout(p, lay.rules, o)
     trial.restore(start)
-    span = min(left, first + 8)
+    span = min(left, max(plan[1] for plan in own) + 8)
     reached = largest_first(trial, span)  # the fullest datastore after 0, 1, ... of its moves
 
     def bound(n: int) -> float | None:
@@ -285,23 +346,24 @@ def _relieve_space(lay: Layout, out: Choice, budget: list[int]) -> None:
         return reached[-1] if len(reached) <= span else None  # it stopped: more moves change nothing
 
     def holds(plan: tuple) -> bool:
+        if plan[2] <= o.space_threshold - 2 * o.relief_margin + EPS:
+            return True  # the fullest datastore ends a relief margin below the relief floor
         b = bound(plan[1])
         return b is not None and plan[2] <= b + EPS
 
-    if holds(plans[0]):
-        return
-    n = min(first, len(trial.steps))
-    allowance: dict[int, int] = {}
-    for st in trial.steps[start[2]:start[2] + n]:
-        allowance[st.disks[0][1]] = allowance.get(st.disks[0][1], 0) + 1
-    plans.append(attempt(reached[n], allowance))
+    plans = list(own)
+    for plan in own:
+        if holds(plan):
+            continue
+        n = min(plan[1], len(trial.steps))
+        allowance: dict[int, int] = {}
+        for st in trial.steps[start[2]:start[2] + n]:
+            allowance[st.disks[0][1]] = allowance.get(st.disks[0][1], 0) + 1
+        plans.append(attempt(plan[6], reached[n], allowance))
     good = [plan for plan in plans if holds(plan)]
     if good:
         # the least predicted Storage vMotion time: the copies plus a fixed price a move
-        best = min(good, key=lambda plan: (round(copy_seconds(plan[0], o.copy_mbps) + MOVE_SECONDS * plan[1], 6), plan[1]))
-        lay.restore(best[3])
-        budget[0] = best[4]
-        out.notes[:] = best[5]
+        keep(min(good, key=lambda plan: (round(copy_seconds(plan[0], o.copy_mbps) + MOVE_SECONDS * plan[1], 6), plan[1])))
         return
     # the heuristic's own moves, as many as the first plan made
     lay.restore(start)
@@ -316,10 +378,10 @@ def _relieve_space(lay: Layout, out: Choice, budget: list[int]) -> None:
 
 
 def _relieve_to(lay: Layout, out: Choice, budget: list[int], cap: float | None = None,
-                allowance: dict[int, int] | None = None) -> None:
+                allowance: dict[int, int] | None = None, policy: tuple = QUARTER) -> None:
     """Relieve each datastore above the space threshold (with ``cap``: above ``cap``), fullest first, to
-    its relief level (with ``cap``: to ``cap``), by the cover: the fewest moves, or up to ``MAX_SLACK``
-    more when each cuts the data copied by at least ``SLACK_GAIN``; with ``allowance`` (datastore ->
+    its relief level (with ``cap``: to ``cap``), by the cover: the fewest moves, or more by ``policy``
+    (SLACK_POLICIES: up to its most, each when it cuts the data copied enough); with ``allowance`` (datastore ->
     moves), never more moves off a datastore than that."""
     p, o = lay.pool, lay.options
     level = relief_levels(lay)
@@ -338,13 +400,24 @@ def _relieve_to(lay: Layout, out: Choice, budget: list[int], cap: float | None =
         tried.update(over)
         for d in over:
             made = len(lay.steps)
-            _relieve_one(lay, out, budget, d, level, goal, allowance)
+            _relieve_one(lay, out, budget, d, level, goal, allowance, policy)
             if allowance is not None:
                 allowance[d] = allowance.get(d, 0) - (len(lay.steps) - made)
 
 
+def _cheaper(lay: Layout, first: int, copied: float, count: int, gain: float | None) -> bool:
+    """Whether the steps from ``first`` on copy enough less than the ``copied`` GB of ``count`` moves:
+    by at least the share ``gain`` of it, or (``gain`` None) by more than their extra moves' price."""
+    now = sum(st.size_gb for st in lay.steps[first:])
+    extra = len(lay.steps) - first - count
+    if gain is not None:
+        return now <= (1 - gain) * copied + EPS
+    price = MOVE_SECONDS * lay.options.copy_mbps / MEGABITS_PER_GB  # GB a move's fixed price is worth
+    return now + price * extra < copied - EPS
+
+
 def _relieve_one(lay: Layout, out: Choice, budget: list[int], d: int, level: np.ndarray, goal: np.ndarray,
-                 allowance: dict[int, int] | None) -> None:
+                 allowance: dict[int, int] | None, policy: tuple = QUARTER) -> None:
     """Relieve datastore ``d`` to ``level[d]`` (see _relieve_to)."""
     p, o = lay.pool, lay.options
     if budget[0] <= 0:
@@ -368,7 +441,8 @@ def _relieve_one(lay: Layout, out: Choice, budget: list[int], d: int, level: np.
     need = lay.used[d] - level[d] * p.cap[d]
     saved, left = lay.save(), budget[0]
     _relieve(lay, budget, d, need, "space", detail, targets)
-    for extra in range(1, MAX_SLACK + 1):
+    most, gain = policy
+    for extra in range(1, most + 1):
         # a move more than the fewest when it cuts the data this datastore's relief copies enough
         # (one large disk that overshoots the need, against a few that just reach it)
         if budget[0] <= 0 or lay.used[d] > goal[d] + EPS:
@@ -377,10 +451,11 @@ def _relieve_one(lay: Layout, out: Choice, budget: list[int], d: int, level: np.
         copied = sum(st.size_gb for st in lay.steps[saved[2]:])
         lay.restore(saved)
         budget[0] = left
-        _relieve(lay, budget, d, need, "space", detail, targets, slack=extra)
+        _relieve(lay, budget, d, need, "space", detail, targets, slack=extra, tight=gain is None)
         if (lay.used[d] > goal[d] + EPS
+                or lay.used[d] > max(fewer[1][d], level[d] * p.cap[d]) + EPS  # (less relieved than with fewer)
                 or (allowance is not None and len(lay.steps) - saved[2] > allowance.get(d, 0))
-                or sum(st.size_gb for st in lay.steps[saved[2]:]) > (1 - SLACK_GAIN) * copied + EPS):
+                or not _cheaper(lay, saved[2], copied, len(fewer[3]) - saved[2], gain)):
             lay.restore(fewer)
             budget[0] = spent
             break
