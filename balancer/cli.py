@@ -175,7 +175,7 @@ def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, threshol
     if domain_name is not None:
         given = [o for o, v in (("--snapshot", snapshot_path), ("--cluster", cluster_name), ("--max-moves", max_moves),
                                 ("--threshold", threshold), ("--planner", planner), ("--time-limit", time_limit),
-                                ("--dpm", dpm), ("--all-steps", all_steps)) if v]
+                                ("--dpm", dpm or None), ("--all-steps", all_steps or None)) if v is not None]
         if given:
             raise InputError(f"--domain plans the moves between clusters: {given[0]} does not apply to it")
         if not config_path:
@@ -452,16 +452,19 @@ def apply(plan_file, config_path, cluster_name, max_age, max_moves, fmt) -> None
 
     data = read_json_file(Path(plan_file), f"plan {plan_file}")
     if is_domain_plan(data):
-        if cluster_name or max_moves is not None:
-            raise InputError(f"plan {plan_file} is a domain plan: --cluster and --max-moves do not apply to it")
+        if cluster_name:
+            raise InputError(f"plan {plan_file} is a domain plan: --cluster does not apply to it")
         if not config_path:
             raise InputError(f"plan {plan_file} is a domain plan: give the --config that names its domain")
         from .domains import apply as apply_domain
 
         results = apply_domain(_config(config_path), parse_domain_plan(data, f"plan {plan_file}"), max_age,
-                               f"plan {plan_file}")
+                               f"plan {plan_file}", max_moves)
         if not results:
             click.echo(f"plan {plan_file}: nothing to do (no moves between clusters)", err=True)
+            if fmt == "json":
+                click.echo("[]")
+            return
         if fmt == "json":
             click.echo(json.dumps([r.to_json_dict() for r in results], indent=2))
         _finish_results(results, fmt)

@@ -294,6 +294,7 @@ class DomainConfig(_Section):
     cooldown: Duration = 86400.0  # a VM moved to another cluster is not moved across again within this time
     vmotion_mbps: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] | None = None  # None: the hosts'
     copy_mbps: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] = 2_000.0  # disks copied with a VM
+    exclude: list[Annotated[str, Field(min_length=1, max_length=256)]] = []  # VM names or patterns (web-*) never moved across
 
     @model_validator(mode="after")
     def _room_below_high(self) -> "DomainConfig":
@@ -403,10 +404,10 @@ def resolve_clusters(cfg: Config) -> list[tuple[str, Config]]:
 def vcenter_key(cfg: Config) -> str:
     """Which vCenter a single-cluster config's cluster is in (equal keys: the same vCenter).
 
-    Each embedded simulated cluster is a world of its own (no datastore is shared with another)."""
+    The embedded simulated clusters are as if in one vCenter (each with datastores of its own)."""
     if cfg.source == "vcenter" and cfg.vcenter is not None:
         return f"vcenter:{cfg.vcenter.host.lower()}:{cfg.vcenter.port}"
-    return f"sim:{cfg.sim.cluster}"
+    return "sim"
 
 
 def check_domains(cfg: Config) -> None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 from .config import Config, DomainConfig, vcenter_key
 from .engine import DomainMember, DomainOptions, plan_domain
+from .engine.domain import replay_problem
 from .execute.cross import cross_premise
-from .errors import InputError
+from .errors import InputError, SourceError
 from .execute.result import ActionResult
 from .journal import Journal, connect
 from .logs import event
@@ -60,10 +61,29 @@ def held_vms(journal: Journal | None, domain: DomainConfig, now: float | None) -
     return frozenset(out)
 
 
-def make_domain_plan(cfg: Config, domain: DomainConfig, snapshots: dict[str, Snapshot],
-                     journal: Journal | None) -> DomainPlan:
-    held = held_vms(journal, domain, cluster_time(snapshots))
-    return plan_domain(snapshots, domain_options(cfg, domain, held))
+def excluded(domain: DomainConfig, snapshots: dict[str, Snapshot]) -> frozenset[str]:
+    """VMs the domain's ``exclude`` patterns name (they never move between clusters)."""
+    from fnmatch import fnmatchcase
+
+    return frozenset(v.name for s in snapshots.values() for v in s.vms
+                     if any(fnmatchcase(v.name, p) for p in domain.exclude))
+
+
+def make_domain_plan(cfg: Config, domain: DomainConfig, snapshots: dict[str, Snapshot], journal: Journal | None,
+                     demand: dict[str, dict[str, tuple[float, float]]] | None = None,
+                     unreachable: dict[str, str] | None = None) -> DomainPlan:
+    """The domain's plan on these snapshots, the VMs held (cooldown) or excluded left where they are.
+
+    ``unreachable``: clusters that could not be collected (name -> why): planned without them."""
+    held = held_vms(journal, domain, cluster_time(snapshots)) | excluded(domain, snapshots)
+    options = domain_options(cfg, domain, held)
+    if unreachable:
+        options = replace(options, members=tuple(m for m in options.members if m.cluster not in unreachable))
+    plan = plan_domain(snapshots, options, demand)
+    if unreachable:
+        plan = plan.model_copy(update={"notes": [f"cluster {n} left out: {why}" for n, why in unreachable.items()]
+                                                + plan.notes})
+    return plan
 
 
 def transfer(move: CrossMove, source: Source, target: Source) -> ActionResult:
@@ -92,7 +112,26 @@ class OpenDomain:
     sources: dict[str, Source]
 
     def snapshots(self) -> dict[str, Snapshot]:
-        return {name: s.snapshot() for name, s in self.sources.items()}
+        """Every cluster's snapshot; SourceError naming the cluster that could not be collected."""
+        out = {}
+        for name, s in self.sources.items():
+            try:
+                out[name] = s.snapshot()
+            except SourceError as exc:
+                raise SourceError(f"cluster {name}: {exc}") from None
+        return out
+
+    def reachable_snapshots(self) -> tuple[dict[str, Snapshot], dict[str, str]]:
+        """(snapshots of the clusters that could be collected, cluster -> why for the others)."""
+        out, failed = {}, {}
+        for name, s in self.sources.items():
+            try:
+                out[name] = s.snapshot()
+            except SourceError as exc:
+                failed[name] = " ".join(str(exc).split())
+                event(log, "domain: a cluster could not be collected; planned without it", logging.WARNING,
+                      domain=self.domain.name, cluster=name, error=failed[name])
+        return out, failed
 
     def carry_out(self, plan: DomainPlan, cycle_id: int, should_stop: Callable[[], bool] = lambda: False
                   ) -> list[ActionResult]:
@@ -168,13 +207,17 @@ def opened(cfg: Config, domain: DomainConfig, save: bool = True) -> Iterator[Ope
 
 
 def recommend(cfg: Config, name: str) -> tuple[DomainPlan, dict[str, Snapshot]]:
-    """The domain plan on the clusters as they are now (nothing is changed)."""
+    """The domain plan on the clusters as they are now (nothing is changed); a cluster that cannot
+    be collected is left out, with a note, as long as two remain."""
     domain = cfg.domain(name)
     if domain.cross_cluster == "off":
         event(log, "domain's cross_cluster is off: the plan is shown, the service makes none", domain=name)
     with opened(cfg, domain, save=False) as d:
-        snaps = d.snapshots()
-        return make_domain_plan(cfg, domain, snaps, d.journal), snaps
+        snaps, failed = d.reachable_snapshots()
+        if len(snaps) < 2:
+            first = next(iter(failed.items()))
+            raise SourceError(f"domain {name}: cluster {first[0]} could not be collected: {first[1]}")
+        return make_domain_plan(cfg, domain, snaps, d.journal, unreachable=failed), snaps
 
 
 def check_plan_clusters(cfg: Config, plan: DomainPlan, what: str) -> DomainConfig:
@@ -191,27 +234,36 @@ def check_plan_clusters(cfg: Config, plan: DomainPlan, what: str) -> DomainConfi
 
 
 def check_plan_age(plan: DomainPlan, fresh: dict[str, Snapshot], max_age: float, what: str) -> None:
-    from datetime import datetime
+    """Every cluster's snapshot of ``plan`` within ``max_age`` of the fresh one, none from the future."""
+    from .execute.replay import check_age
 
     for c in plan.clusters:
-        if c.collected_at is None:
-            raise InputError(f"{what}: cluster {c.cluster} has no collection time; cannot judge its age")
-        now = fresh[c.cluster].collected_at
-        if now is None:
-            continue
-        age = (now - datetime.fromisoformat(c.collected_at)).total_seconds()
-        if age > max_age:
-            raise InputError(f"{what}: cluster {c.cluster}'s snapshot is {age:.0f} s old (more than --max-age "
-                             f"{max_age:g} s); plan again")
+        check_age(fresh[c.cluster].collected_at, c.collected_at, max_age, f"{what}: cluster {c.cluster}")
 
 
-def apply(cfg: Config, plan: DomainPlan, max_age: float, what: str) -> list[ActionResult]:
-    """Carry out a saved domain plan (each move re-checked), journaled as an ``apply`` cycle."""
+def check_plan(cfg: Config, domain: DomainConfig, plan: DomainPlan, fresh: dict[str, Snapshot], journal: Journal,
+               max_moves: int | None, what: str) -> None:
+    """A saved domain plan, replayed on fresh snapshots, holds to what the planner holds to; InputError naming
+    the first step that does not (or the move cap it passes)."""
+    cap = domain.max_moves_per_cycle if max_moves is None else max_moves
+    if len(plan.moves) > cap:
+        raise InputError(f"{what}: {len(plan.moves)} moves between clusters, more than "
+                         f"{'--max-moves' if max_moves is not None else 'the domain max_moves_per_cycle'} {cap}")
+    held = held_vms(journal, domain, cluster_time(fresh)) | excluded(domain, fresh)
+    problem = replay_problem(plan, fresh, domain_options(cfg, domain, held))
+    if problem:
+        raise InputError(f"{what}: {problem}; refusing the plan")
+
+
+def apply(cfg: Config, plan: DomainPlan, max_age: float, what: str, max_moves: int | None = None
+          ) -> list[ActionResult]:
+    """Carry out a saved domain plan (replayed first, then each move re-checked), journaled as an ``apply`` cycle."""
     domain = check_plan_clusters(cfg, plan, what)
     with opened(cfg, domain) as d:
         assert d.journal is not None
         fresh = d.snapshots()
         check_plan_age(plan, fresh, max_age, what)
+        check_plan(cfg, domain, plan, fresh, d.journal, max_moves, what)
         if not plan.moves:
             return []
         cid = d.journal.begin_cycle(f"domain:{domain.name}", kind="apply")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..engine.domain import check_cpu, check_network, check_size
+from ..engine.domain import check_cpu, check_network, check_size, disks_reachable
 from ..engine.options import DomainOptions
 from ..plan.domain import CrossMove
 from ..snapshot import DatastoreState, Snapshot
@@ -14,7 +14,7 @@ def cross_premise(move: CrossMove, source: Snapshot, target: Snapshot, options: 
     vm = source.vms_by_name().get(move.vm)
     there = target.vms_by_name().get(move.vm)
     if vm is None and there is not None and there.host == move.target:
-        return f"VM {move.vm} is on {move.target_cluster}/{move.target}: {ALREADY_MADE}"
+        return f"VM {move.vm} is on {move.target_cluster}/{move.target} already {ALREADY_MADE}"
     if vm is None:
         return f"VM {move.vm} is no longer in cluster {move.source_cluster}"
     if vm.host != move.source:
@@ -37,6 +37,9 @@ def cross_premise(move: CrossMove, source: Snapshot, target: Snapshot, options: 
     if (totals.cpu_load_mhz + vm.cpu_load_mhz > host.cpu_capacity_mhz * (1 - member.cpu_headroom)
             or totals.mem_load_mb + vm.mem_load_mb > host.mem_capacity_mb * (1 - member.mem_headroom)):
         return f"host {host.name} of {move.target_cluster} would pass its headroom with it now"
+    same_vcenter = options.member(move.source_cluster).vcenter == member.vcenter
+    if move.datastore is None and not disks_reachable(vm, source, target, host, same_vcenter):
+        return f"host {host.name} of {move.target_cluster} does not mount every datastore of its disks"
     if move.datastore is not None:
         ds = next((d for d in target.datastores if d.name == move.datastore), None)
         if ds is None:

@@ -35,15 +35,21 @@ CLOCK_SKEW_S = 60.0  # a plan may claim a collection time this much later than t
 def check_plan_age(fresh: Snapshot, plan: Plan, max_age_s: float, what: str = "plan") -> float:
     """The plan's age in seconds on the cluster's clock; InputError when it cannot be judged, is too old,
     or claims a time later than the fresh snapshot's (beyond ``CLOCK_SKEW_S``)."""
-    if plan.collected_at is None:
+    return check_age(fresh.collected_at, plan.collected_at, max_age_s, what)
+
+
+def check_age(now: datetime | None, collected_at: str | None, max_age_s: float, what: str) -> float:
+    """The age in seconds of a snapshot collected at ``collected_at`` (ISO 8601) when the cluster's
+    clock says ``now``; InputError when it cannot be judged, is too old, or is from the future."""
+    if collected_at is None:
         raise InputError(f"{what}: has no collected_at, so its age cannot be checked against --max-age; "
                          "make it again with recommend")
-    if fresh.collected_at is None:
+    if now is None:
         raise InputError(f"{what}: the cluster's snapshot has no collection time to judge the plan's age by")
-    age = (_utc(fresh.collected_at) - _utc(datetime.fromisoformat(plan.collected_at))).total_seconds()
+    age = (_utc(now) - _utc(datetime.fromisoformat(collected_at))).total_seconds()
     if age < -CLOCK_SKEW_S:
-        raise InputError(f"{what}: collected_at {plan.collected_at} is {-age:.0f} s later than the cluster's clock "
-                         f"({fresh.collected_at.isoformat()}); refusing a plan from the future")
+        raise InputError(f"{what}: collected_at {collected_at} is {-age:.0f} s later than the cluster's clock "
+                         f"({now.isoformat()}); refusing a plan from the future")
     if age > max_age_s:
         raise InputError(f"{what}: made from a snapshot {age:.0f} s old (limit {max_age_s:.0f} s); run recommend again")
     return age

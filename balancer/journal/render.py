@@ -34,7 +34,8 @@ def history_data(journal: Journal, last: int, cluster: str | None = None) -> lis
                                                                             "mem": c.imbalance_after_mem},
             "planned_moves": c.planned_moves, "planned_power": c.planned_power,
             "planned_storage": c.planned_storage, "note": c.note,
-            "actions": [{"step": a.step, "kind": a.kind, "subject": a.subject, "source": a.source, "target": a.target,
+            "actions": [{"step": a.step, "kind": a.kind, "cluster": a.cluster, "subject": a.subject, "source": a.source,
+                         "target": a.target,
                          "reason": a.reason, "state": a.state, "message": a.message, "recovered": a.recovered}
                         for a in actions],
             "suppressed": journal.suppressed(c.id),
@@ -77,6 +78,7 @@ def render_history(journal: Journal, last: int, console: Console, cluster: str |
             what = (f"move {a['subject']} {a['source']} → {a['target']}" if a["kind"] == "move"
                     else f"Storage vMotion {a['subject']} {a['source']} → {a['target']}" if a["kind"] == "storage"
                     else f"{a['target']} datastore {a['subject']}" if a["kind"] == "datastore"
+                    else f"move {a['subject']} {a['cluster']}/{a['source']} → {a['target']}" if a["kind"] == "cross"
                     else f"{a['target']} {a['subject']}")
             outcome = a["state"] + (" (after restart)" if a["recovered"] else "")
             t.add_row(str(c["cycle"]), str(a["step"]), what, a["reason"] or "", outcome, a["message"] or "")

@@ -15,11 +15,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..validation import read_json_file, validate_model
-from .model import CopyEstimate, VMotionEstimate
+from .model import CopyEstimate, VMotionEstimate, iso_time
 
 DOMAIN_PLAN_VERSION = 1
 READ_VERSIONS = (1,)
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Step = Annotated[int, Field(ge=1, strict=True)]
 
 
 class _Model(BaseModel):
@@ -38,11 +40,16 @@ class ClusterLoad(_Model):
     mem_after: Finite
     over: bool  # above the domain's high-water mark before the plan
 
+    @field_validator("collected_at")
+    @classmethod
+    def _iso_time(cls, value: str | None) -> str | None:
+        return iso_time(value)
+
 
 class CrossMove(_Model):
     """One VM moved to another cluster (vMotion with a resource pool; across vCenters, with a service locator)."""
 
-    step: int
+    step: Step
     vm: str
     source_cluster: str
     source: str  # host
@@ -55,8 +62,8 @@ class CrossMove(_Model):
     # (storage_copy set), or, across vCenters, the same datastore seen from the other vCenter;
     # None: within one vCenter, the disks stay where they are
     datastore: str | None = None
-    cpu_mhz: Finite = 0.0  # the load it takes off its cluster
-    mem_mb: Finite = 0.0
+    cpu_mhz: NonNegative = 0.0  # the load it takes off its cluster
+    mem_mb: NonNegative = 0.0
     vmotion: VMotionEstimate
     storage_copy: CopyEstimate | None = None  # the disks' copy, when they move too
 
@@ -78,8 +85,8 @@ class Refusal(_Model):
 class DomainPlan(_Model):
     version: Annotated[int, Field(strict=True)] = DOMAIN_PLAN_VERSION
     domain: str
-    high: Finite  # a cluster above this share of its capacity sheds VMs
-    room: Finite  # a cluster receives VMs only while it stays at or below this share
+    high: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]  # a cluster above this share sheds VMs
+    room: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]  # it receives while at or below this share
     clusters: list[ClusterLoad]
     moves: list[CrossMove] = []
     refused: list[Refusal] = []  # the first few compatibility refusals met, for the report

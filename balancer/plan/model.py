@@ -20,6 +20,16 @@ PowerReason = Literal["dpm", "capacity", "maintenance"]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
+def iso_time(value: str | None) -> str | None:
+    """An ISO 8601 date and time as given (a field validator's body); ValueError otherwise."""
+    if value is not None:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 date and time: {value!r}") from None
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -228,12 +238,7 @@ class Plan(_Model):
     @field_validator("collected_at")
     @classmethod
     def _iso_time(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                datetime.fromisoformat(value)
-            except ValueError:
-                raise ValueError(f"not an ISO 8601 date and time: {value!r}") from None
-        return value
+        return iso_time(value)
 
     def to_json_dict(self) -> dict:
         return self.model_dump(mode="json", exclude_none=True)

@@ -85,13 +85,30 @@ class DomainCycle:
                 sources[r.name] = r.source
             d = OpenDomain(self.cfg, self.domain, self.journal, sources)
             t0 = time.monotonic()
-            snaps = d.snapshots()
-            res.plan = plan = make_domain_plan(self.cfg, self.domain, snaps, self.journal)
+            snaps, failed = d.reachable_snapshots()
+            if len(snaps) < 2:
+                res.status, res.note = "skipped", "fewer than two of its clusters could be collected"
+                return res
+            # each cluster judged on the recent demand its own cycle planned on (drs.demand_window)
+            demand = {r.name: r.last_seen[1] for r in self.runners
+                      if r.name in snaps and r.last_seen is not None and r.last_seen[1]}
+            res.plan = plan = make_domain_plan(self.cfg, self.domain, snaps, self.journal, demand, failed)
             self.journal.record_domain_plan(cid, plan)
             event(log, "domain plan", domain=self.domain.name, moves=len(plan.moves),
                   over=",".join(c.cluster for c in plan.clusters if c.over) or None,
                   notes="; ".join(plan.notes) or None)
+            for m in plan.moves:
+                event(log, "domain move planned", domain=self.domain.name, step=m.step, vm=m.vm,
+                      action=f"{m.source_cluster}/{m.source} -> {m.target_cluster}/{m.target}", detail=m.detail)
             if not plan.moves or self.domain.cross_cluster != "full":
+                return res
+            gated = [r.name for r in self.runners
+                     if r.config.drs.automation != "full" and any(m.source_cluster == r.name for m in plan.moves)]
+            if gated:
+                res.note = (f"not carried out: cluster {gated[0]} has drs.automation "
+                            f"{next(r for r in self.runners if r.name == gated[0]).config.drs.automation} "
+                            "(a move between clusters is made only from a cluster at full)")
+                event(log, res.note, logging.WARNING, domain=self.domain.name)
                 return res
             if self.stopping.is_set() or not self.may_act():
                 res.status, res.note = "skipped", "not carried out: the balancer is stopping or not the leader"

@@ -42,29 +42,62 @@ MOVE_OVERHEAD_S = 120.0
 class _Cluster:
     name: str
     snapshot: Snapshot
-    cap: list[float]  # cpu, mem of the usable hosts
+    cap: list[float]  # cpu, mem of the hosts that count for judging it: on, in standby or in maintenance
+    room_cap: list[float]  # ... and for receiving VMs: on or in standby, less what HA keeps for failover
     load: list[float]
+    vm_load: dict[str, tuple[float, float]] = field(default_factory=dict)
     host_load: dict[str, list[float]] = field(default_factory=dict)  # hosts that are on
     ds_used: dict[str, float] = field(default_factory=dict)
     vm_names: set[str] = field(default_factory=set)
 
-    def share(self, extra: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
-        return tuple((self.load[i] + extra[i]) / self.cap[i] if self.cap[i] > 0 else float("inf")  # type: ignore[return-value]
-                     for i in range(2))
+    @property
+    def usable(self) -> bool:
+        return self.cap[0] > 0 and self.cap[1] > 0
+
+    def share(self) -> tuple[float, float]:
+        """Demand over the capacity that counts for judging it (0 when there is none)."""
+        return tuple(self.load[i] / self.cap[i] if self.cap[i] > 0 else 0.0 for i in range(2))  # type: ignore[return-value]
+
+    def room_share(self, extra: tuple[float, float] = (0.0, 0.0)) -> float:
+        """With ``extra`` more demand, the larger share of the capacity it may fill (inf: none)."""
+        return max((self.load[i] + extra[i]) / self.room_cap[i] if self.room_cap[i] > 0 else float("inf")
+                   for i in range(2))
 
 
-def _cluster(name: str, snap: Snapshot) -> _Cluster:
-    usable = [h for h in snap.hosts if h.state in (HostState.ON, HostState.STANDBY)]
-    c = _Cluster(name, snap, [sum(h.cpu_capacity_mhz for h in usable), sum(h.mem_capacity_mb for h in usable)],
-                 [0.0, 0.0])
+def _ha_reserve(snap: Snapshot, hosts: list[Host]) -> list[float]:
+    """The CPU and memory HA admission control keeps free for failover, of ``hosts``' capacity."""
+    ha = snap.ha
+    if ha is None or not hosts:
+        return [0.0, 0.0]
+    caps = [[h.cpu_capacity_mhz for h in hosts], [h.mem_capacity_mb for h in hosts]]
+    if ha.policy == "percentage":
+        return [sum(caps[0]) * ha.cpu_percent / 100.0, sum(caps[1]) * ha.mem_percent / 100.0]
+    if ha.policy == "failover-hosts":
+        kept = [h for h in hosts if h.name in ha.failover_hosts]
+        return [sum(h.cpu_capacity_mhz for h in kept), sum(h.mem_capacity_mb for h in kept)]
+    return [sum(sorted(c, reverse=True)[:ha.host_failures]) for c in caps]  # host-failures
+
+
+def _cluster(name: str, snap: Snapshot, demand: Mapping[str, tuple[float, float]] | None) -> _Cluster:
+    judged = [h for h in snap.hosts if h.state in (HostState.ON, HostState.STANDBY, HostState.MAINTENANCE)]
+    receiving = [h for h in judged if h.state is not HostState.MAINTENANCE]
+    reserve = _ha_reserve(snap, receiving)
+    c = _Cluster(name, snap, [sum(h.cpu_capacity_mhz for h in judged), sum(h.mem_capacity_mb for h in judged)],
+                 [max(0.0, sum(h.cpu_capacity_mhz for h in receiving) - reserve[0]),
+                  max(0.0, sum(h.mem_capacity_mb for h in receiving) - reserve[1])], [0.0, 0.0])
     c.host_load = {h.name: [0.0, 0.0] for h in snap.hosts if h.is_on}
     for v in snap.vms:
         c.vm_names.add(v.name)
-        c.load[0] += v.cpu_load_mhz
-        c.load[1] += v.mem_load_mb
+        load = (v.cpu_load_mhz, v.mem_load_mb)
+        if demand is not None and v.name in demand and v.powered_on:
+            cpu, mem = demand[v.name]
+            load = (max(cpu, v.cpu_reservation_mhz), max(mem, v.mem_reservation_mb))
+        c.vm_load[v.name] = load
+        c.load[0] += load[0]
+        c.load[1] += load[1]
         if v.host in c.host_load:
-            c.host_load[v.host][0] += v.cpu_load_mhz
-            c.host_load[v.host][1] += v.mem_load_mb
+            c.host_load[v.host][0] += load[0]
+            c.host_load[v.host][1] += load[1]
     c.ds_used = {d.name: d.used_gb for d in snap.datastores}
     return c
 
@@ -95,23 +128,31 @@ class _Option:
     score: float
 
 
-def plan_domain(snapshots: Mapping[str, Snapshot], options: DomainOptions) -> DomainPlan:
-    """The domain plan for these snapshots (keyed by the members' cluster names)."""
+def plan_domain(snapshots: Mapping[str, Snapshot], options: DomainOptions,
+                demand: Mapping[str, Mapping[str, tuple[float, float]]] | None = None) -> DomainPlan:
+    """The domain plan for these snapshots (keyed by the members' cluster names).
+
+    ``demand``: per cluster, VM -> (CPU MHz, memory MB) to judge it on instead of the snapshot's
+    figures (the service's recent demand over ``drs.demand_window``)."""
     missing = [m.cluster for m in options.members if m.cluster not in snapshots]
     if missing:
         raise ValueError(f"domain {options.name}: no snapshot of cluster {missing[0]}")
-    clusters = {m.cluster: _cluster(m.cluster, snapshots[m.cluster]) for m in options.members}
+    clusters = {m.cluster: _cluster(m.cluster, snapshots[m.cluster], (demand or {}).get(m.cluster))
+                for m in options.members}
+    notes: list[str] = [f"cluster {n} has no host that is on, in standby or in maintenance: left out"
+                        for n, c in clusters.items() if not c.usable]
     before = {n: c.share() for n, c in clusters.items()}
-    over = sorted((n for n, s in before.items() if max(s) > options.high), key=lambda n: -max(before[n]))
+    over = sorted((n for n, s in before.items() if max(s) > options.high and clusters[n].usable),
+                  key=lambda n: -max(before[n]))
     moves: list[CrossMove] = []
     refused: list[Refusal] = []
     refused_keys: set[tuple[str, str]] = set()
-    notes: list[str] = []
     moved: set[str] = set()
 
     def refuse(vm: str, target: str, why: str) -> None:
-        if (vm, target) not in refused_keys and len(refused) < options.max_refusals:
-            refused_keys.add((vm, target))
+        key = (target, why.replace(vm, "VM"))  # one line per reason, not one per VM it applies to
+        if key not in refused_keys and len(refused) < options.max_refusals:
+            refused_keys.add(key)
             refused.append(Refusal(vm=vm, target_cluster=target, why=why))
 
     for name in over:
@@ -123,25 +164,29 @@ def plan_domain(snapshots: Mapping[str, Snapshot], options: DomainOptions) -> Do
             candidates = [v for v in src.snapshot.vms
                           if v.movable and v.name not in moved and v.name not in ruled
                           and v.name not in options.held_vms and hosts[v.host].is_on
-                          and (v.cpu_load_mhz, v.mem_load_mb)[dim] > 0]
-            candidates.sort(key=lambda v: -(v.cpu_load_mhz, v.mem_load_mb)[dim] / (
+                          and src.vm_load[v.name][dim] > 0]
+            candidates.sort(key=lambda v: -src.vm_load[v.name][dim] / (
                 _vmotion(v, hosts[v.host], None, options).seconds + MOVE_OVERHEAD_S))
             best: _Option | None = None
-            for vm in candidates[:CANDIDATES]:
-                option = _best_target(vm, hosts[vm.host], src, clusters, options, dim, refuse)
-                if option is not None and (best is None or option.score > best.score):
-                    best = option
+            # the best of the first CANDIDATES that can go somewhere; the next ones only when none can
+            for start in range(0, len(candidates), CANDIDATES):
+                for vm in candidates[start:start + CANDIDATES]:
+                    option = _best_target(vm, hosts[vm.host], src, clusters, options, dim, refuse)
+                    if option is not None and (best is None or option.score > best.score):
+                        best = option
+                if best is not None:
+                    break
             if best is None:
                 why = "no cluster of the domain has room" if not any(
-                    max(c.share()) <= options.room for n, c in clusters.items() if n != name) else \
+                    c.usable and c.room_share() <= options.room for n, c in clusters.items() if n != name) else \
                     "none of its movable VMs can run on a host of another cluster with room"
-                notes.append(f"cluster {name} stays over {options.high:.0%} of its capacity: {why}")
+                notes.append(f"cluster {name} stays over {_pct(options.high)} of its capacity: {why}")
                 break
             moves.append(_apply(best, src, len(moves) + 1, options))
             moved.add(best.vm.name)
         if max(src.share()) > options.high and len(moves) >= options.max_moves \
                 and not any(n.startswith(f"cluster {name} ") for n in notes):
-            notes.append(f"cluster {name} stays over {options.high:.0%} of its capacity: the domain's cap of "
+            notes.append(f"cluster {name} stays over {_pct(options.high)} of its capacity: the domain's cap of "
                          f"{options.max_moves} move(s) per plan is reached")
     loads = [ClusterLoad(cluster=n, snapshot_digest=snapshot_digest(c.snapshot),
                          collected_at=c.snapshot.collected_at.isoformat() if c.snapshot.collected_at else None,
@@ -165,16 +210,18 @@ def _vmotion(vm: VM, source: Host, target: Host | None, options: DomainOptions) 
 def _best_target(vm: VM, host: Host, src: _Cluster, clusters: Mapping[str, _Cluster], options: DomainOptions,
                  dim: int, refuse) -> _Option | None:
     """Where ``vm`` would best go (None: nowhere), with its refusals noted."""
-    load = (vm.cpu_load_mhz, vm.mem_load_mb)
+    load = src.vm_load[vm.name]
     source_vcenter = options.member(src.name).vcenter
     space = sum(d.space_gb for d in vm.disks)
     best: _Option | None = None
-    for tname, tgt in sorted(clusters.items(), key=lambda kv: max(kv[1].share(load))):
-        if tname == src.name:
+    for tname, tgt in sorted(clusters.items(), key=lambda kv: kv[1].room_share(load)):
+        if tname == src.name or not tgt.usable:
             continue
-        if max(tgt.share(load)) > options.room:
-            refuse(vm.name, tname, f"cluster {tname} would be at {max(tgt.share(load)):.0%} of its capacity "
-                                   f"with it (room up to {options.room:.0%})")
+        if tgt.room_share(load) > options.room:
+            after = tgt.room_share(load)
+            refuse(vm.name, tname, f"cluster {tname} would be at {_pct(after) if after != float('inf') else 'over all'} "
+                                   f"of the capacity it may fill with it (room up to {_pct(options.room)}"
+                                   + (", HA's failover capacity kept" if tgt.snapshot.ha else "") + ")")
             continue
         if vm.name in tgt.vm_names:
             refuse(vm.name, tname, f"cluster {tname} already has a VM named {vm.name}")
@@ -215,7 +262,7 @@ def _best_target(vm: VM, host: Host, src: _Cluster, clusters: Mapping[str, _Clus
                 ds = pick_datastore(space, tgt.snapshot, h, tgt.ds_used, member.space_threshold)
                 if ds is None:
                     why = (f"no datastore host {h.name} of {tname} mounts has room for its {space:.0f} GB "
-                           f"within {member.space_threshold:.0%}")
+                           f"within {_pct(member.space_threshold)}")
                     continue
                 datastore = ds.name
                 copy = CopyEstimate(seconds=round(copy_seconds(space, options.copy_mbps), 1), data_gb=round(space, 2))
@@ -233,9 +280,14 @@ def _best_target(vm: VM, host: Host, src: _Cluster, clusters: Mapping[str, _Clus
     return best
 
 
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f} %"
+
+
 def _apply(o: _Option, src: _Cluster, step: int, options: DomainOptions) -> CrossMove:
     vm, tgt = o.vm, o.target
-    load = (vm.cpu_load_mhz, vm.mem_load_mb)
+    load = src.vm_load[vm.name]
+    tgt.vm_load[vm.name] = load
     share_before = max(src.share())
     t_before = max(tgt.share())
     for i in range(2):
@@ -251,8 +303,8 @@ def _apply(o: _Option, src: _Cluster, step: int, options: DomainOptions) -> Cros
         tgt.ds_used[o.datastore] = tgt.ds_used.get(o.datastore, 0.0) + space
         for d in vm.disks:
             src.ds_used[d.datastore] = src.ds_used.get(d.datastore, 0.0) - d.space_gb
-    detail = (f"cluster {src.name} at {share_before:.0%} of its capacity (over {options.high:.0%}) -> "
-              f"{max(src.share()):.0%}; {tgt.name} {t_before:.0%} -> {max(tgt.share()):.0%}")
+    detail = (f"cluster {src.name} at {_pct(share_before)} of its capacity (over {_pct(options.high)}) -> "
+              f"{_pct(max(src.share()))}; {tgt.name} {_pct(t_before)} -> {_pct(max(tgt.share()))}")
     cross_vcenter = options.member(src.name).vcenter != options.member(tgt.name).vcenter
     return CrossMove(step=step, vm=vm.name, source_cluster=src.name, source=vm.host, target_cluster=tgt.name,
                      target=o.host.name, detail=detail, cross_vcenter=cross_vcenter, datastore=o.datastore,
@@ -260,3 +312,44 @@ def _apply(o: _Option, src: _Cluster, step: int, options: DomainOptions) -> Cros
 
 
 __all__ = ["plan_domain"]
+
+
+def replay_problem(plan: DomainPlan, snapshots: Mapping[str, Snapshot], options: DomainOptions) -> str | None:
+    """``plan`` replayed move by move on ``snapshots``: the first move the planner itself would not
+    make there, in one line (None: every move holds). A move already made (its VM in the target
+    cluster, not the source) is passed over.
+
+    What it checks is what the planner holds to: the clusters and hosts exist, the VM is movable,
+    in no rule of its cluster and not held (moved across within the cooldown), and the target
+    cluster stays within ``room`` with it and the moves before it."""
+    clusters = {m.cluster: _cluster(m.cluster, snapshots[m.cluster], None)
+                for m in options.members if m.cluster in snapshots}
+    for m in plan.moves:
+        where = f"step {m.step} (VM {m.vm})"
+        src, tgt = clusters.get(m.source_cluster), clusters.get(m.target_cluster)
+        for name, c in ((m.source_cluster, src), (m.target_cluster, tgt)):
+            if c is None:
+                return f"{where}: cluster {name} is not in domain {options.name}"
+        assert src is not None and tgt is not None
+        if m.vm not in src.snapshot.vms_by_name():
+            if m.vm in tgt.snapshot.vms_by_name():
+                continue  # made before
+            return f"{where}: VM {m.vm} is in neither cluster {m.source_cluster} nor {m.target_cluster}"
+        for name, c, host in ((m.source_cluster, src, m.source), (m.target_cluster, tgt, m.target)):
+            if host not in c.snapshot.hosts_by_name():
+                return f"{where}: cluster {name} has no host {host}"
+        vm = src.snapshot.vm(m.vm)
+        if not vm.movable:
+            return f"{where}: VM {m.vm} is not moved by the balancer (powered off, or its automation is {vm.automation.value})"
+        if m.vm in _ruled(src.snapshot):
+            return f"{where}: VM {m.vm} is in a rule of cluster {m.source_cluster}, which would not follow it"
+        if m.vm in options.held_vms:
+            return f"{where}: VM {m.vm} was moved between clusters within the domain's cooldown"
+        load = src.vm_load[m.vm]
+        if tgt.room_share(load) > options.room:
+            return (f"{where}: cluster {m.target_cluster} would be at {_pct(tgt.room_share(load))} of the capacity "
+                    f"it may fill (room up to {_pct(options.room)})")
+        for i in range(2):
+            src.load[i] -= load[i]
+            tgt.load[i] += load[i]
+    return None

@@ -274,8 +274,10 @@ class SimulatedCluster:
                            "growth_gb_h": d.growth_gb_h, "datastore": self.storage.datastores[d.datastore].name}
                           for d in self.storage.disks if d.vm == j]}
         self._remove_vm(j)
-        self.departed.append(name)
-        self.arrived = [a for a in self.arrived if a["name"] != name]
+        if any(a["name"] == name for a in self.arrived):  # it came from elsewhere: no longer here, that is all
+            self.arrived = [a for a in self.arrived if a["name"] != name]
+        else:  # one of this cluster's own
+            self.departed.append(name)
         self.save()
         return spec
 
@@ -283,9 +285,10 @@ class SimulatedCluster:
         """Take in a VM another simulated cluster exported, on ``host``, its disks on ``datastore``
         (None: this cluster's datastore with the most room)."""
         self._add_vm(spec, host, datastore)
-        self.arrived.append({**spec, "host": host, "datastore": datastore})
-        if spec["name"] in self.departed:
+        if spec["name"] in self.departed:  # one of this cluster's own, back: as built, where it is now
             self.departed.remove(spec["name"])
+        else:
+            self.arrived.append({**spec, "host": host, "datastore": datastore})
         self.save()
 
     def _remove_vm(self, j: int) -> None:

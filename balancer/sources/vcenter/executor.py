@@ -285,7 +285,7 @@ class Executor:
             task = self.conn.call(f"moving VM {m.vm} to {m.target_cluster}/{m.target}",
                                   lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
             seconds = m.vmotion.seconds + (m.storage_copy.seconds if m.storage_copy else 0.0)
-            self._wait(task, max(self.timeout, 10 * seconds + 60))
+            self._wait(task, max(self.timeout, VMOTION_DEADLINE_FACTOR * seconds + VMOTION_DEADLINE_MARGIN_S))
             return result("success")
         except (SourceError, ActionFailed) as exc:
             return result("failed", str(exc))
