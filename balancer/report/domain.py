@@ -20,6 +20,7 @@ def _pct(x: float) -> str:
 def _rows(plan: DomainPlan) -> tuple[list[list[str]], list[list[str]]]:
     clusters = [[c.cluster, f"{_pct(c.cpu_before)} → {_pct(c.cpu_after)}", f"{_pct(c.mem_before)} → {_pct(c.mem_after)}",
                  "over" if c.over else ""] for c in plan.clusters]
+    # (capacity: the hosts that are on, in standby or in maintenance; docs/domains.md)
     moves = []
     for m in plan.moves:
         disks = (f"copied to {m.datastore} ({m.storage_copy.data_gb:g} GB, {m.storage_copy.seconds:.0f} s)"
@@ -40,7 +41,7 @@ def _table(plan: DomainPlan, color: bool, width: int | None) -> str:
     clusters, moves = _rows(plan)
     console.print(f"Domain {plan.domain}: a cluster above {_pct(plan.high)} of its capacity sends VMs to one "
                   f"that stays at or below {_pct(plan.room)}")
-    t = Table(*CLUSTER_HEAD, title="clusters (demand / capacity of the hosts that are on or in standby)")
+    t = Table(*CLUSTER_HEAD, title="clusters: demand / capacity")
     for r in clusters:
         t.add_row(*r)
     console.print(t)

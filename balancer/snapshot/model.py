@@ -269,7 +269,7 @@ class Snapshot(_Strict):
     def _version_first(cls, data):
         if isinstance(data, dict):
             version = data.get("version")
-            readable = " and ".join(str(v) for v in READ_VERSIONS)
+            readable = ", ".join(str(v) for v in READ_VERSIONS[:-1]) + f" and {READ_VERSIONS[-1]}"
             if version is None:
                 raise ValueError(f"version: missing (this balancer reads snapshot versions {readable})")
             if version not in READ_VERSIONS or isinstance(version, bool):
