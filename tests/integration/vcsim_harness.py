@@ -129,6 +129,14 @@ class VcSim:
     def fail_relocate(self, vm: str) -> None:
         self._http(f"/_vcsim/fail?vm={vm}", "POST")
 
+    def hold(self) -> None:
+        """Every RelocateVM_Task from now on keeps its task running, the VM where it was, until ``release``."""
+        self._http("/_vcsim/hold", "POST")
+
+    def release(self) -> None:
+        """The held relocation tasks go on (and end as they would have)."""
+        self._http("/_vcsim/release", "POST")
+
     # --- config ---------------------------------------------------------------------------
     def vcenter_section(self, **extra: Any) -> dict:
         section = {"host": self.host, "port": self.port, "protocol": "http", "user": "user",

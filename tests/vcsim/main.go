@@ -23,6 +23,8 @@
 //     call with VM, source, target and its start / end time (Unix ns)
 //     POST /_vcsim/reset          zero the counts and the relocation log
 //     POST /_vcsim/fail?vm=NAME   make the next RelocateVM_Task of that VM end in a task error
+//     POST /_vcsim/hold           every RelocateVM_Task from now on returns its task at once and the
+//     task stays running (the VM where it was) until POST /_vcsim/release, as a vMotion in progress
 //   - HA settings: ReconfigureComputeResource_Task stores rules, groups and VM overrides but
 //     drops spec.dasConfig (checked: configurationEx.dasConfig reads back unchanged), so the
 //     layer in front stores the dasConfig it carries (enabled, admission control enabled, the
@@ -123,6 +125,14 @@ type stats struct {
 	methods     map[string]int
 	relocations []relocation
 	failVMs     map[string]bool
+	held        chan struct{} // not nil: relocation tasks started now wait for it to be closed (/_vcsim/release)
+}
+
+// holding is the channel a relocation task started now waits for (nil: none).
+func (s *stats) holding() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
 }
 
 func (s *stats) reset() {
@@ -235,17 +245,20 @@ func storeDasConfig(this types.ManagedObjectReference, das *types.ClusterDasConf
 	})
 }
 
-// slowRelocate answers a RelocateVM_Task at once with a task that runs for delay before it
-// relocates the VM, as a real vMotion does (the SOAP call returns; the task takes minutes).
-// The relocation is logged when the task ends.
+// slowRelocate answers a RelocateVM_Task at once with a task that runs for delay (and, when held
+// is not nil, until it is closed) before it relocates the VM, as a real vMotion does (the SOAP call
+// returns; the task takes minutes). The relocation is logged when the task ends.
 func slowRelocate(w http.ResponseWriter, this types.ManagedObjectReference, spec types.VirtualMachineRelocateSpec,
-	delay time.Duration, st *stats, rec relocation) bool {
+	delay time.Duration, held chan struct{}, st *stats, rec relocation) bool {
 	vm, ok := simulator.Map.Get(this).(*simulator.VirtualMachine)
 	if !ok {
 		return false
 	}
 	task := simulator.CreateTask(vm, relocateTaskName, func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
 		time.Sleep(delay)
+		if held != nil {
+			<-held
+		}
 		before := placementOf(vm.Self)
 		moveDisks(vm, spec)
 		var changes []types.PropertyChange
@@ -550,6 +563,17 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration,
 			st.mu.Unlock()
 			w.WriteHeader(http.StatusNoContent)
 			return
+		case "/_vcsim/hold", "/_vcsim/release":
+			st.mu.Lock()
+			if r.URL.Path == "/_vcsim/hold" && st.held == nil {
+				st.held = make(chan struct{})
+			} else if r.URL.Path == "/_vcsim/release" && st.held != nil {
+				close(st.held) // the held tasks go on
+				st.held = nil
+			}
+			st.mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+			return
 		}
 		if r.URL.Path != sdkPath || r.Method != http.MethodPost {
 			next.ServeHTTP(w, r)
@@ -623,7 +647,8 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration,
 				rec.Failed = true
 			} else if rel.relocate(w, method.This, req.Spec, taskDelay, st, rec) {
 				return // another vCenter, or refused: logged when its task ends
-			} else if (taskDelay > 0 || storage) && slowRelocate(w, method.This, req.Spec, taskDelay, st, rec) {
+			} else if held := st.holding(); (taskDelay > 0 || storage || held != nil) &&
+				slowRelocate(w, method.This, req.Spec, taskDelay, held, st, rec) {
 				return // logged when its task ends
 			} else {
 				before := placementOf(method.This)
