@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..execute.result import ActionResult
 from ..plan import Plan
 from ..snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class RunningTask:
+    """A task the cluster has queued or is running, in the balancer's words.
+
+    ``subject`` is the VM or host it works on (by name); ``action`` what it does: ``relocate`` (a VM's
+    vMotion or Storage vMotion, within the cluster or out of it) or a host action (``standby``,
+    ``power-on``, ``enter-maintenance``, ``exit-maintenance``); ``name`` is the cluster's own name for
+    it (vCenter: ``RelocateVM_Task``) and ``state`` ``queued`` or ``running``.
+    """
+
+    subject: str
+    action: str
+    name: str
+    state: str
 
 
 class Source(Protocol):
@@ -26,6 +43,12 @@ class Source(Protocol):
         ``after_action(action, result)`` when it has an outcome, and ``should_stop()``, polled before
         starting each further action (True: skip the rest). A source with a clock of its own (the
         embedded simulator) also has ``advance()``, called once per cycle.
+
+        A source whose actions go on in the cluster without the balancer (vCenter runs a vMotion's
+        task to its end even when the balancer that asked for it is gone) also has
+        ``running_tasks() -> list[RunningTask]``: after a restart, an action left started whose task
+        is still running is in flight, not interrupted. A source without it (the embedded simulator,
+        whose actions end with the process) has nothing running once the balancer has stopped.
         """
         ...
 

@@ -225,6 +225,22 @@ def test_a_move_needing_a_failed_move_is_skipped(vcsim, admin):
     assert admin.placement()[vm_name(1)] == host_name(1)
 
 
+def test_running_tasks_name_the_vmotions_vcenter_is_still_carrying_out(vcsim, admin):
+    from pyVmomi import vim
+
+    vcsim.hold()  # the relocation's task runs until released, the VM on its host meanwhile
+    task = admin.vms()[vm_name(0)].RelocateVM_Task(spec=vim.vm.RelocateSpec(host=admin.hosts()[host_name(1)]))
+    with vcsim.source() as src:
+        running = src.running_tasks()
+        assert [(t.subject, t.action, t.name) for t in running] == [(vm_name(0), "relocate", "RelocateVM_Task")]
+        assert running[0].state in ("queued", "running")
+        assert src.snapshot().vms_by_name()[vm_name(0)].host == host_name(0)
+        vcsim.release()
+        admin.wait(task)
+        assert src.running_tasks() == []  # ended tasks, and the other entities' tasks, are not listed
+    assert admin.placement()[vm_name(0)] == host_name(1)
+
+
 def test_a_request_that_outlasts_the_timeout_fails(start_vcsim):
     # the RelocateVM_Task call itself hangs: the HTTP request's vcenter.timeout ends it
     sim = start_vcsim(hosts=2, vms_per_host=1, relocate_ms=2500)

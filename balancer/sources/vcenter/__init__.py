@@ -1,7 +1,8 @@
 """The vCenter backend: read one cluster into a Snapshot, carry out plans with vMotion and host power calls.
 
 Modules: ``connection`` (session, TLS, credentials, re-login), ``inventory`` (bulk PropertyCollector
-reads), ``collector`` (vCenter objects -> Snapshot), ``executor`` (plan actions -> vCenter tasks).
+reads), ``collector`` (vCenter objects -> Snapshot), ``executor`` (plan actions -> vCenter tasks),
+``tasks`` (the tasks vCenter is still running, for the actions a restart finds unfinished).
 See docs/vcenter.md.
 """
 
@@ -15,10 +16,12 @@ from ...errors import SourceError
 from ...plan import Plan
 from ...plan.domain import CrossMove
 from ...snapshot import Snapshot
+from ..base import RunningTask
 from .collector import Collector
 from .connection import Connection
 from .executor import Executor
 from .site import TargetSite, target_site
+from .tasks import running_tasks
 
 
 class VCenterSource:
@@ -46,6 +49,10 @@ class VCenterSource:
 
     def execute(self, plan: Plan) -> list[ActionResult]:
         return self.executor.run(plan)
+
+    def running_tasks(self) -> list[RunningTask]:
+        """The relocations of the cluster's VMs and the host actions of its hosts vCenter is still running."""
+        return running_tasks(self.conn, self.collector.refs())
 
     def site(self, host: str, datastore: str | None) -> TargetSite:
         """Where a VM from another cluster lands on ``host`` (and ``datastore``) of this cluster."""
