@@ -19,7 +19,10 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from balancer.config import Config, parse_config
+from balancer.journal import Journal
 from balancer.service import Service
+from balancer.sources import RunningTask
+from balancer.sources.sim import SimulatedCluster
 
 
 def sim_config(tmp: Path, drs: dict | None = None, sim: dict | None = None, dpm: dict | None = None,
@@ -47,6 +50,26 @@ def write_config(tmp: Path, data: dict, name: str = "balancer.yaml") -> Path:
     path = tmp / name
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
+
+
+class StillRelocating(SimulatedCluster):
+    """The embedded simulated cluster showing, as vCenter does, a relocation task of each VM of
+    ``relocating`` still running (a vMotion a stopped balancer asked for)."""
+
+    relocating: frozenset = frozenset()
+
+    def running_tasks(self) -> list[RunningTask]:
+        return [RunningTask(vm, "relocate", "RelocateVM_Task", "running") for vm in sorted(self.relocating)]
+
+
+def started_before_a_crash(journal: Journal, cluster: str, vm: str, source: str, target: str) -> int:
+    """Journal a move as an earlier run left it when it was killed: started, its cycle closed as
+    ``recover()`` closes it. The action's id."""
+    earlier = journal.begin_cycle(cluster, "full")
+    aid = journal.add_action(earlier, cluster, 1, "move", vm, target, "balance", None, source=source)
+    assert journal.action_started(aid)
+    journal.end_cycle(earlier, "interrupted")
+    return aid
 
 
 class ServiceProcess:

@@ -256,6 +256,43 @@ def test_the_service_runs_the_domain_cycle_and_journals_its_moves(example):
     assert {a["subject"] for a in moves} <= west
 
 
+def test_a_domain_cycle_carries_nothing_out_while_a_cluster_still_runs_an_earlier_runs_move(example):
+    import threading
+
+    import yaml
+
+    from balancer.config import parse_config
+    from balancer.journal import Journal
+    from balancer.service import ClusterCycle
+    from balancer.service.domain import DomainCycle
+    from service_helpers import StillRelocating, started_before_a_crash
+
+    data = yaml.safe_load((example / "domain.yaml").read_text())
+    data["drs"].update(planner="greedy", time_limit="0.3s")
+    cfg = parse_config(data)
+    (east_name, east), (west_name, west) = cfg.cluster_configs()
+    journal = Journal(":memory:")
+    source = StillRelocating(east.sim)
+    vm = source.snapshot().vms[0]
+    target = next(h.name for h in source.snapshot().hosts if h.name != vm.host)
+    started_before_a_crash(journal, east_name, vm.name, vm.host, target)
+    source.relocating = frozenset({vm.name})  # vCenter still moving it after the restart
+    runners = [ClusterCycle(east_name, east, journal, open_source=lambda: source), ClusterCycle(west_name, west, journal)]
+    ticks = iter(range(0, 10**6, 3600))
+    domain = DomainCycle(cfg, cfg.domains[0], journal, runners, threading.Event(), clock=lambda: next(ticks))
+    for r in runners:
+        r.run()
+    assert runners[0].in_flight
+    res = domain.run()
+    assert res.plan.moves and res.results == []  # planned, not carried out
+    assert f"still in flight in cluster {east_name}" in res.note
+    # the move ended: the next cycles settle it, and the domain's moves are carried out
+    source.relocating = frozenset()
+    runners[0].run()
+    res = domain.run()
+    assert res.results and all(r.outcome == "success" for r in res.results)
+
+
 def test_a_domain_cycle_shows_in_the_metrics():
     from prometheus_client import generate_latest
 

@@ -19,7 +19,7 @@ from balancer.snapshot import load_snapshot
 from balancer.sources.sim import SimulatedCluster
 from balancer.sources.sim.state import attach_state_file
 from helpers import run_cli
-from service_helpers import ServiceProcess, config_of, sim_config, write_config
+from service_helpers import ServiceProcess, StillRelocating, config_of, sim_config, started_before_a_crash, write_config
 
 
 def _cycle(tmp_path: Path, drs: dict | None = None, dpm: dict | None = None, sim: dict | None = None):
@@ -217,6 +217,31 @@ def test_kill_9_then_restart_repeats_no_action_and_reports_the_unfinished(tmp_pa
     # the unfinished actions got an outcome, marked as established after the restart
     recovered = [r for r in after if r["recovered"]]
     assert len(recovered) == len(unfinished)
+
+
+def test_a_move_the_cluster_still_carries_out_after_a_restart_is_in_flight_not_interrupted(tmp_path):
+    cfg = config_of(sim_config(tmp_path))
+    journal = Journal(":memory:")
+    source = StillRelocating(cfg.sim)
+    vm = source.snapshot().vms[0]
+    target = next(h.name for h in source.snapshot().hosts if h.name != vm.host)
+    aid = started_before_a_crash(journal, "c", vm.name, vm.host, target)
+    source.relocating = frozenset({vm.name})
+    cycle = ClusterCycle("c", cfg, journal, open_source=lambda: source)
+    before = _placement(source)
+
+    res = cycle.run()
+    assert [(a.id, a.state) for a in journal.unfinished("c")] == [(aid, "started")], journal.unfinished()
+    assert [a.id for a in res.in_flight] == [aid] and res.resolved == []
+    # planned, but nothing carried out while the cluster is still moving the VM
+    assert res.recommendation.moves and res.results == [] and _placement(source) == before
+    assert "still in flight" in journal.cycles(1)[0].note
+
+    # the task ended without the VM on its target (cancelled in vCenter, say): interrupted now
+    source.relocating = frozenset()
+    res = cycle.run()
+    assert [(a.id, outcome) for a, outcome, _ in res.resolved] == [(aid, "interrupted")] and res.in_flight == []
+    assert journal.unfinished("c") == [] and res.results
 
 
 def test_several_clusters_in_one_service(tmp_path):

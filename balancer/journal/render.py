@@ -86,6 +86,7 @@ def render_history(journal: Journal, last: int, console: Console, cluster: str |
     unfinished = journal.unfinished(cluster)
     if unfinished:
         console.print(f"[bold yellow]{len(unfinished)} action(s) unfinished[/] (the service stopped while they ran; "
-                      "the next `balancer run` checks them against the cluster):")
+                      "`balancer run` checks them against the cluster at its next cycle, and leaves those "
+                      "vCenter is still carrying out for the cycle after):")
         for a in unfinished:
             console.print(f"  cycle {a.cycle_id} step {a.step}: {a.words} ({a.state})")

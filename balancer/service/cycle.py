@@ -33,7 +33,7 @@ from ..logs import cycle_context, event
 from ..plan import Move, Plan, PowerAction, StorageMove
 from ..plan_options import plan_options
 from ..snapshot import Snapshot
-from ..sources.base import Source
+from ..sources.base import RunningTask, Source
 from .forecast import DailyProfile, plan_demand
 from .past import HOST_SWINGS, Past, RecentDemand, build_past, cluster_demand
 
@@ -58,6 +58,7 @@ class CycleResult:
     history: History | None = None
     oscillating_hosts: tuple[str, ...] = ()
     resolved: list[tuple[ActionRow, str, str]] = field(default_factory=list)  # (action, outcome, why) after a restart
+    in_flight: list[ActionRow] = field(default_factory=list)  # left started after a restart: the cluster still runs them
     durations: dict[str, float] = field(default_factory=dict)
     started_at: float = 0.0
     finished_at: float = 0.0
@@ -144,6 +145,8 @@ class ClusterCycle:
         self._profile_hour: int | None = None
         # the last collection and the VMs' recent demand then: what `POST /place` ranks hosts on
         self.last_seen: tuple[Snapshot, dict[str, tuple[float, float]]] | None = None
+        # actions of an earlier run the cluster was still carrying out at the last collection
+        self.in_flight: list[ActionRow] = []
 
     def _plan_options(self, **kw: Any) -> PlanOptions:
         options = plan_options(self.config, **kw)
@@ -221,10 +224,14 @@ class ClusterCycle:
     def _run(self, res: CycleResult) -> None:
         event(log, "cycle start", automation=self.config.drs.automation, dpm=self.config.dpm.automation)
         # --- collect ---
+        unfinished = self.journal.unfinished(self.name)  # left by an earlier run: settled after the collection
         t0 = time.monotonic()
         try:
             if self.source is None:
                 self.source = self.open_source()
+            # read before the collection: a task running then is still running at the collection, or
+            # has ended and the collection shows what it did
+            tasks = self._running_tasks() if any(a.state == "started" for a in unfinished) else []
             snap = self.source.snapshot()
         except Exception as exc:  # noqa: BLE001 - a source failure fails this cycle, not the service
             res.durations["collect"] = time.monotonic() - t0
@@ -240,7 +247,8 @@ class ClusterCycle:
         event(log, "collected", hosts=len(snap.hosts), vms=len(snap.vms),
               cluster_time=snap.collected_at.isoformat() if snap.collected_at else None,
               demand_cpu_mhz=round(demand[0]), demand_mem_mb=round(demand[1]))
-        res.resolved = self._resolve_unfinished(snap)
+        res.resolved = self._resolve_unfinished(unfinished, tasks, snap, res)
+        self.in_flight = list(res.in_flight)
 
         # --- plan ---
         t0 = time.monotonic()
@@ -293,6 +301,13 @@ class ClusterCycle:
             return
         if not self.may_act():
             res.status, res.note = "stopped", "not carried out: this instance no longer holds the leader lease"
+            event(log, res.note, logging.WARNING)
+            return
+        if res.in_flight:
+            # the plan was made with their VMs (hosts) where they were before the cluster finishes them:
+            # starting it could move such a VM a second time, or run more vMotions than the limits allow
+            res.note = (f"not carried out: {len(res.in_flight)} action(s) of an earlier run still in flight "
+                        "in the cluster")
             event(log, res.note, logging.WARNING)
             return
         age = self.wall() - collected_wall
@@ -356,58 +371,79 @@ class ClusterCycle:
                 event(log, "simulator clock could not advance", logging.ERROR, error=str(exc))
 
     # --- after a restart ----------------------------------------------------------------------
-    def _resolve_unfinished(self, snap: Snapshot) -> list[tuple[ActionRow, str, str]]:
-        """Settle actions a crash left unfinished, by looking at the cluster as it is now."""
+    def _resolve_unfinished(self, unfinished: list[ActionRow], tasks: list[RunningTask], snap: Snapshot,
+                            res: CycleResult) -> list[tuple[ActionRow, str, str]]:
+        """Settle actions a crash left unfinished, by looking at the cluster as it is now.
+
+        A started action the cluster does not show done is interrupted only when the cluster was not
+        still carrying it out: one whose task was queued or running just before the collection
+        (``tasks``; vCenter goes on with a vMotion when the balancer that asked for it is gone) stays
+        started, in ``res.in_flight``, and is looked at again at the next cycle."""
         out = []
-        vms, hosts = snap.vms_by_name(), snap.hosts_by_name()
-        for a in self.journal.unfinished(self.name):
-            if a.state == "pending":
-                outcome, why = "skipped", "not started: the balancer stopped first"
-            elif a.kind == "move":
-                vm = vms.get(a.subject)
-                if vm is None:
-                    outcome, why = "interrupted", f"VM {a.subject} no longer exists"
-                elif vm.host == a.target:
-                    outcome, why = "success", "found completed after the balancer stopped while it ran"
-                elif vm.host == a.source:
-                    outcome, why = "interrupted", "not carried out: the balancer stopped while it ran"
-                else:
-                    outcome, why = "interrupted", f"VM {a.subject} is now on {vm.host}"
-            elif a.kind == "storage":
-                vm = vms.get(a.subject)
-                sources = set((a.source or "").split("+")) - set((a.target or "").split("+"))
-                if vm is None:
-                    outcome, why = "interrupted", f"VM {a.subject} no longer exists"
-                elif not any(d.datastore in sources for d in vm.disks):
-                    outcome, why = "success", "found completed after the balancer stopped while it ran"
-                else:
-                    outcome, why = "interrupted", "not carried out: the balancer stopped while it ran"
-            elif a.kind == "cross":  # to another cluster: this cluster sees only whether the VM left
-                vm = vms.get(a.subject)
-                if vm is None:
-                    outcome, why = "success", f"VM {a.subject} left the cluster (found after the balancer stopped)"
-                else:
-                    outcome, why = "interrupted", "not carried out: the balancer stopped while it ran"
-            elif a.kind == "datastore":
-                ds = next((d for d in snap.datastores if d.name == a.subject), None)
-                if ds is not None and ds.state.value == "maintenance":
-                    outcome, why = "success", "found completed after the balancer stopped while it ran"
-                else:
-                    outcome, why = "interrupted", f"datastore {a.subject} is not in maintenance: not completed"
-            else:
-                host = hosts.get(a.subject)
-                want = POWER_RESULT.get(a.target or "")
-                if host is not None and want is not None and host.state is want:
-                    outcome, why = "success", "found completed after the balancer stopped while it ran"
-                else:
-                    state = host.state.value if host is not None else "gone"
-                    outcome, why = "interrupted", f"host {a.subject} is {state}: not completed"
+        for a in unfinished:
+            outcome, why = settle(a, snap)
+            task = task_of(a, tasks) if a.state == "started" and outcome == "interrupted" else None
+            if task is not None:
+                res.in_flight.append(a)
+                event(log, "unfinished action still in flight: the cluster is carrying it out", logging.WARNING,
+                      from_cycle=a.cycle_id, step=a.step, action=a.words, task=task.name, task_state=task.state)
+                continue
             self.journal.resolve(a.id, outcome, why)
             out.append((a, outcome, why))
             event(log, "unfinished action settled", logging.WARNING, from_cycle=a.cycle_id, step=a.step,
                   action=a.words, was=a.state, outcome=outcome, why=why)
         return out
 
+    def _running_tasks(self) -> list[RunningTask]:
+        """The tasks the cluster has queued or is running (none for a source that keeps no tasks)."""
+        read = getattr(self.source, "running_tasks", None)
+        return list(read()) if callable(read) else []
+
+
+def settle(a: ActionRow, snap: Snapshot) -> tuple[str, str]:
+    """(outcome, why) of an action a crash left unfinished, from what the cluster shows now."""
+    vms, hosts = snap.vms_by_name(), snap.hosts_by_name()
+    if a.state == "pending":
+        return "skipped", "not started: the balancer stopped first"
+    if a.kind == "move":
+        vm = vms.get(a.subject)
+        if vm is None:
+            return "interrupted", f"VM {a.subject} no longer exists"
+        if vm.host == a.target:
+            return "success", "found completed after the balancer stopped while it ran"
+        if vm.host == a.source:
+            return "interrupted", "not carried out: the balancer stopped while it ran"
+        return "interrupted", f"VM {a.subject} is now on {vm.host}"
+    if a.kind == "storage":
+        vm = vms.get(a.subject)
+        sources = set((a.source or "").split("+")) - set((a.target or "").split("+"))
+        if vm is None:
+            return "interrupted", f"VM {a.subject} no longer exists"
+        if not any(d.datastore in sources for d in vm.disks):
+            return "success", "found completed after the balancer stopped while it ran"
+        return "interrupted", "not carried out: the balancer stopped while it ran"
+    if a.kind == "cross":  # to another cluster: this cluster sees only whether the VM left
+        if a.subject not in vms:
+            return "success", f"VM {a.subject} left the cluster (found after the balancer stopped)"
+        return "interrupted", "not carried out: the balancer stopped while it ran"
+    if a.kind == "datastore":
+        ds = next((d for d in snap.datastores if d.name == a.subject), None)
+        if ds is not None and ds.state.value == "maintenance":
+            return "success", "found completed after the balancer stopped while it ran"
+        return "interrupted", f"datastore {a.subject} is not in maintenance: not completed"
+    host = hosts.get(a.subject)
+    want = POWER_RESULT.get(a.target or "")
+    if host is not None and want is not None and host.state is want:
+        return "success", "found completed after the balancer stopped while it ran"
+    state = host.state.value if host is not None else "gone"
+    return "interrupted", f"host {a.subject} is {state}: not completed"
+
+
+def task_of(a: ActionRow, tasks: list[RunningTask]) -> RunningTask | None:
+    """The running task carrying out ``a``: a relocation of its VM for a move (within the cluster, of
+    disks, or to another cluster), the host action itself for a host's (None: none is running)."""
+    want = "relocate" if a.kind in ("move", "storage", "cross") else a.target if a.kind == "power" else None
+    return next((t for t in tasks if want is not None and t.subject == a.subject and t.action == want), None)
 
 
 class JournaledActions:

@@ -113,6 +113,11 @@ class DomainCycle:
             if self.stopping.is_set() or not self.may_act():
                 res.status, res.note = "skipped", "not carried out: the balancer is stopping or not the leader"
                 return res
+            busy = [r.name for r in self.runners if r.in_flight]
+            if busy:
+                res.note = f"not carried out: actions of an earlier run still in flight in cluster {', '.join(busy)}"
+                event(log, res.note, logging.WARNING, domain=self.domain.name)
+                return res
             if time.monotonic() - t0 > max(min(r.interval for r in self.runners), STALE_AFTER_MIN):
                 res.note = "not carried out: the snapshots went stale while planning"
                 return res
