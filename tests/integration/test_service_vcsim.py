@@ -91,15 +91,16 @@ def test_kill_9_then_restart_against_the_simulator(start_vcsim, tmp_path):
     # every vMotion's task runs 600 ms in vCenter (the call itself returns at once, as vCenter's does)
     sim = start_vcsim(hosts=3, vms_per_host=3, cpu_mhz=1000, cores=2, mem_mb=4096, relocate_task_ms=600)
     _pile_up(sim)
+    sim.reset()
+    sim.hold(after=1)  # the first vMotion ends; the second's task runs in vCenter until released
     cfg = write_config(tmp_path, _config(sim, tmp_path, interval="1s", max_vmotions_per_host=1,
                                          max_vmotions_per_cluster=1))
     svc = ServiceProcess(cfg, cwd=tmp_path)
     try:
         svc.wait_for(lambda e: e.get("event") == "action" and e.get("outcome") == "success", timeout=120)
-        sim.hold()  # from now on a vMotion's task runs in vCenter until released
-        sent = sim.stats()["methods"].get("RelocateVM_Task", 0)
         # the next vMotion has reached vCenter, its task running there: kill the balancer now
-        assert _until(lambda: sim.stats()["methods"].get("RelocateVM_Task", 0) > sent, timeout=60)
+        assert _until(lambda: sim.stats()["methods"].get("RelocateVM_Task", 0) == 2, timeout=60), \
+            "".join(svc.raw[-30:])
         svc.proc.send_signal(signal.SIGKILL)
         svc.proc.wait(10)
     finally:

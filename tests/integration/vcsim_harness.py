@@ -129,9 +129,10 @@ class VcSim:
     def fail_relocate(self, vm: str) -> None:
         self._http(f"/_vcsim/fail?vm={vm}", "POST")
 
-    def hold(self) -> None:
-        """Every RelocateVM_Task from now on keeps its task running, the VM where it was, until ``release``."""
-        self._http("/_vcsim/hold", "POST")
+    def hold(self, after: int = 0) -> None:
+        """Every RelocateVM_Task from now on but the next ``after`` keeps its task running, the VM where it
+        was, until ``release``."""
+        self._http(f"/_vcsim/hold?after={after}", "POST")
 
     def release(self) -> None:
         """The held relocation tasks go on (and end as they would have)."""

@@ -23,8 +23,9 @@
 //     call with VM, source, target and its start / end time (Unix ns)
 //     POST /_vcsim/reset          zero the counts and the relocation log
 //     POST /_vcsim/fail?vm=NAME   make the next RelocateVM_Task of that VM end in a task error
-//     POST /_vcsim/hold           every RelocateVM_Task from now on returns its task at once and the
-//     task stays running (the VM where it was) until POST /_vcsim/release, as a vMotion in progress
+//     POST /_vcsim/hold?after=N   every RelocateVM_Task within this vCenter from now on, but the next N
+//     (default 0), returns its task at once and the task stays running (the VM where it was) until
+//     POST /_vcsim/release, as a vMotion in progress
 //   - HA settings: ReconfigureComputeResource_Task stores rules, groups and VM overrides but
 //     drops spec.dasConfig (checked: configurationEx.dasConfig reads back unchanged), so the
 //     layer in front stores the dasConfig it carries (enabled, admission control enabled, the
@@ -126,12 +127,17 @@ type stats struct {
 	relocations []relocation
 	failVMs     map[string]bool
 	held        chan struct{} // not nil: relocation tasks started now wait for it to be closed (/_vcsim/release)
+	holdAfter   int           // relocations still to go through before the hold takes effect
 }
 
-// holding is the channel a relocation task started now waits for (nil: none).
+// holding is the channel a relocation starting now waits for (nil: none). Called once per relocation.
 func (s *stats) holding() chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.held != nil && s.holdAfter > 0 {
+		s.holdAfter--
+		return nil
+	}
 	return s.held
 }
 
@@ -566,7 +572,8 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration,
 		case "/_vcsim/hold", "/_vcsim/release":
 			st.mu.Lock()
 			if r.URL.Path == "/_vcsim/hold" && st.held == nil {
-				st.held = make(chan struct{})
+				st.held, st.holdAfter = make(chan struct{}), 0
+				fmt.Sscan(r.URL.Query().Get("after"), &st.holdAfter)
 			} else if r.URL.Path == "/_vcsim/release" && st.held != nil {
 				close(st.held) // the held tasks go on
 				st.held = nil
