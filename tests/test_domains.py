@@ -437,3 +437,15 @@ def test_excluded_vms_stay(example):
     (example / "domain.yaml").write_text(text)
     r = run_cli("recommend", "--config", "domain.yaml", "--domain", "sim-pair", "--format", "json", cwd=example)
     assert r.returncode == 0 and json.loads(r.stdout)["moves"] == []
+
+
+def test_the_evc_mode_a_vm_runs_with_is_what_the_target_must_offer():
+    from balancer.snapshot import parse_snapshot
+
+    a = cluster("a", 2, busy(20), evc="intel-haswell").to_json_dict()
+    for v in a["vms"]:
+        v["min_evc_mode"] = "intel-icelake"  # started before EVC was set lower: it needs more than haswell
+    b = cluster("b", 2, busy(2), evc="intel-skylake")
+    plan = plan_domain({"a": parse_snapshot(a), "b": b}, options("a", "b"))
+    assert plan.moves == [] and any("lacks CPU features of intel-icelake" in r.why for r in plan.refused)
+    assert plan_domain({"a": cluster("a", 2, busy(20), evc="intel-haswell"), "b": b}, options("a", "b")).moves

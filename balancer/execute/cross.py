@@ -28,7 +28,7 @@ def cross_premise(move: CrossMove, source: Snapshot, target: Snapshot, options: 
         return f"host {move.target} is no longer in cluster {move.target_cluster}"
     if not host.is_on:
         return f"host {move.target} of {move.target_cluster} is {host.state.words}"
-    why = check_cpu(source, source.host(vm.host), target, host) or check_network(vm, target, host) \
+    why = check_cpu(source, source.host(vm.host), target, host, vm) or check_network(vm, target, host) \
         or check_size(vm, target, host)
     if why:
         return why

@@ -145,6 +145,7 @@ class ClusterCycle:
         self._profile_hour: int | None = None
         # the last collection and the VMs' recent demand then: what `POST /place` ranks hosts on
         self.last_seen: tuple[Snapshot, dict[str, tuple[float, float]]] | None = None
+        self.cycles_run = 0  # cycles of this object (a balancing domain waits for each cluster's first)
         # actions of an earlier run the cluster was still carrying out at the last collection
         self.in_flight: list[ActionRow] = []
 
@@ -204,6 +205,7 @@ class ClusterCycle:
                     self._run(res)
                 finally:
                     self._advance_clock()
+                    self.cycles_run += 1
                     res.finished_at = self.wall()
                     self.journal.end_cycle(cid, res.status, res.phase, res.error, res.note)
                     event(log, "cycle end", logging.INFO if res.status != "error" else logging.WARNING,

@@ -59,7 +59,11 @@ class DomainCycle:
         return self._last is None or self.clock() - self._last >= self.domain.interval
 
     def run(self) -> DomainResult | None:
-        """One domain cycle (None: not run -- another is running, or a cluster stayed busy)."""
+        """One domain cycle (None: not run -- a cluster has had no cycle of its own yet, another domain
+        cycle is running, or a cluster stayed busy)."""
+        if any(r.cycles_run == 0 for r in self.runners):
+            # not until every cluster has had a cycle of its own (which settles what a restart left unfinished)
+            return None
         if not self._busy.acquire(blocking=False):
             return None
         try:

@@ -141,6 +141,7 @@ class VM(_Strict):
     automation: Automation = Automation.DEFAULT
     disks: list[Disk] = []  # version 2
     networks: list[Name] = []  # version 3: the networks its network adapters connect to
+    min_evc_mode: EvcMode | None = None  # version 3: the EVC mode it runs with (None: its cluster's or host's)
 
     @field_validator("cpu_demand_mhz", "cpu_reservation_mhz")
     @classmethod
@@ -336,7 +337,7 @@ class Snapshot(_Strict):
 _SINCE: dict[int, list[tuple[str, str]]] = {
     2: [("", "datastores"), ("", "ha"), ("vms", "disks")],
     3: [("", "evc_mode"), ("hosts", "networks"), ("hosts", "cpu_vendor"), ("hosts", "max_evc_mode"),
-        ("vms", "networks"), ("datastores", "url")],
+        ("vms", "networks"), ("vms", "min_evc_mode"), ("datastores", "url")],
 }
 
 

@@ -94,6 +94,11 @@ def test_an_incompatible_evc_mode_keeps_the_vm_and_says_why(start_vcsim, tmp_pat
     assert r.returncode == 0, r.stderr
     assert "No move between clusters" in r.stdout
     assert "EVC mode intel-broadwell" in r.stdout and "lacks CPU features of intel-cascadelake" in r.stdout
+    r = balancer("snapshot", "--config", config, "--cluster", "a", "--out", "a.json", cwd=tmp_path)
+    snap = json.loads((tmp_path / "a.json").read_text())
+    assert snap["evc_mode"] == "intel-cascadelake"
+    assert {v.get("min_evc_mode") for v in snap["vms"]} == {"intel-cascadelake"}  # runtime.minRequiredEVCModeKey
+    assert {h["max_evc_mode"] for h in snap["hosts"]} == {"intel-cascadelake"}
 
 
 def test_an_unknown_cluster_in_a_domain_is_one_line(tmp_path, start_vcsim):

@@ -2,9 +2,9 @@
 
 Each check returns None when it passes, or one line saying why not, naming the item:
 
-- CPU: the VM keeps the CPU features it was started with. It was started under its cluster's
-  EVC mode, or with its host's full feature set when EVC is off (taken as the host's highest EVC
-  mode); the target offers its cluster's EVC mode, or its host's highest mode when EVC is off
+- CPU: the VM keeps the CPU features it was started with: the EVC mode vCenter says it needs
+  (``min_evc_mode``), else its cluster's EVC mode, or its host's full feature set when EVC is off
+  (taken as the host's highest EVC mode); the target offers its cluster's EVC mode, or its host's highest mode when EVC is off
   there. The move is allowed only between the same CPU vendor and to an equal or newer mode of
   the same family (``intel-broadwell`` -> ``intel-skylake``, never back). What is not known is
   not allowed: a careful admin would rather not move a VM than see vMotion refuse it midway.
@@ -42,8 +42,12 @@ def cpu_features(snapshot: Snapshot, host: Host) -> tuple[str | None, str | None
     return _vendor(mode, host), mode
 
 
-def check_cpu(source: Snapshot, source_host: Host, target: Snapshot, target_host: Host) -> str | None:
+def check_cpu(source: Snapshot, source_host: Host, target: Snapshot, target_host: Host,
+              vm: VM | None = None) -> str | None:
     have_vendor, have = cpu_features(source, source_host)
+    if vm is not None and vm.min_evc_mode:  # what the VM itself runs with, when vCenter says
+        have = vm.min_evc_mode
+        have_vendor = _vendor(have, source_host)
     offer_vendor, offer = cpu_features(target, target_host)
     where = f"host {target_host.name} of {target.cluster}"
     if have is None or offer is None:

@@ -234,7 +234,7 @@ def _best_target(vm: VM, host: Host, src: _Cluster, clusters: Mapping[str, _Clus
         for h in tgt.snapshot.hosts:
             if h.name not in tgt.host_load:
                 continue
-            reason = check_cpu(src.snapshot, host, tgt.snapshot, h) or check_network(vm, tgt.snapshot, h) \
+            reason = check_cpu(src.snapshot, host, tgt.snapshot, h, vm) or check_network(vm, tgt.snapshot, h) \
                 or check_size(vm, tgt.snapshot, h)
             if reason is None:
                 after = [(tgt.host_load[h.name][i] + load[i]) / cap

@@ -42,7 +42,7 @@ GB = 1024.0 ** 3
 
 HOST_PATHS = ["name", "summary.hardware", "summary.maxEVCModeKey", "runtime", "network"]
 VM_PATHS = ["name", "runtime.host", "runtime.powerState", "summary.config", "summary.quickStats",
-            "config.hardware.device", "layoutEx.disk", "layoutEx.file", "network"]
+            "config.hardware.device", "layoutEx.disk", "layoutEx.file", "network", "runtime.minRequiredEVCModeKey"]
 CLUSTER_PATHS = ["name", "resourcePool", "configurationEx", "datastore", "network", "summary"]
 DATASTORE_PATHS = ["name", "summary", "host", "parent"]
 POD_PATHS = ["name", "podStorageDrsEntry"]  # a datastore cluster: its name and its Storage DRS rules (sdrs.py)
@@ -309,6 +309,7 @@ class Collector:
                 automation=vm_automation(overrides.get(mid)),
                 disks=vm_disks(p, ds_name, disk_keys.setdefault(mid, {})),
                 networks=network_names(p.get("network"), storage.networks),
+                min_evc_mode=evc_key(p.get("runtime.minRequiredEVCModeKey")) if on else None,
             ))
             vm_name[mid] = p.get("name", mid)
 
