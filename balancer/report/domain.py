@@ -7,14 +7,11 @@ import io
 from rich.console import Console
 from rich.table import Table
 
+from ..engine.words import pct as _pct
 from ..errors import InputError
 from ..plan.domain import DomainPlan, domain_plan_json
 
 DOMAIN_FORMATS = ["table", "json", "markdown"]
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f} %"
 
 
 def _rows(plan: DomainPlan) -> tuple[list[list[str]], list[list[str]]]:

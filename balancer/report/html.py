@@ -14,7 +14,8 @@ from markupsafe import Markup
 from .. import __version__
 from .charts import dpm_steps_svg, utilisation_svg
 from .view import ReportView
-from .words import duration, pct, size_mb
+from ..engine.words import pct
+from .words import duration, size_mb
 
 _env = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),

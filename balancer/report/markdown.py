@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from .view import ReportView
-from .words import pct, totals_words
+from ..engine.words import pct
+from .words import totals_words
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
 

@@ -7,7 +7,8 @@ from rich.table import Table
 
 from ..execute import ActionResult
 from .view import ReportView
-from .words import pct, totals_words
+from ..engine.words import pct
+from .words import totals_words
 
 
 def _num(x: float) -> str:

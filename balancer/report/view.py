@@ -13,7 +13,8 @@ from ..plan import DpmEndState, Move, Plan, StorageMove
 from ..snapshot import Snapshot
 from .datastores import DatastoreRow, datastore_rows
 from .hosts import HostLoad, host_loads
-from .words import action_words, disk_words, pct, rule_words, suppressed_words
+from ..engine.words import pct
+from .words import action_words, disk_words, rule_words, suppressed_words
 
 # The DPM band used when no config says otherwise: 63 % ± 18 %.
 DEFAULT_DPM_BAND = (0.45, 0.81)

@@ -75,11 +75,6 @@ def rule_words(rule: VmVmRule | VmHostRule | VmdkRule | VmDatastoreRule) -> str:
     return f"VM group {rule.vm_group} {strength} run {where} host group {rule.host_group}"
 
 
-def pct(x: float) -> str:
-    """A utilisation as a percentage: 0.634 -> "63 %"."""
-    return f"{100 * x:.0f} %"
-
-
 def duration(seconds: float) -> str:
     """A predicted duration: 42 -> "42 s", 125 -> "2 min 05 s", 7384 -> "2 h 03 min"."""
     s = int(round(seconds))

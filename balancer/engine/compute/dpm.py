@@ -48,6 +48,7 @@ from .feasibility import find_conflicts
 from ..history import History
 from .hoststate import host_mask, vms_on, with_hosts_leaving
 from ..options import DpmOptions
+from ..words import pct
 
 SIGMAS = 2.0  # a window's demand: mean + SIGMAS x standard deviation
 
@@ -82,7 +83,7 @@ class _Scope:
 
 
 def _pct(x: float) -> str:
-    return "∞" if not math.isfinite(x) else f"{100 * x:.0f} %"
+    return "∞" if not math.isfinite(x) else pct(x)
 
 
 def _ratio(demand: np.ndarray, cap: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 from ...plan.model import ResourcePair
 from ...plan.placement import HostChoice, Placement, Rejection
 from ...snapshot import HostState, Snapshot, VmHostRule, VmVmRule
+from ..words import pct as _pct
 from ...snapshot.vmspec import VmSpec
 from ..options import PlanOptions
 from .balance import combined, imbalance
@@ -75,10 +76,6 @@ def _binding_rules(snapshot: Snapshot, spec: VmSpec) -> _Rules:
         elif isinstance(r, VmHostRule) and r.vm_group in groups:
             vmhost.append(r)
     return _Rules(anti, affine, vmhost)
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f} %"
 
 
 def vm_load(snapshot: Snapshot, spec: VmSpec) -> tuple[float, float]:

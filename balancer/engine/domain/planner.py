@@ -26,6 +26,7 @@ from ...plan.domain import ClusterLoad, CrossMove, DomainPlan, Refusal
 from ...plan.model import CopyEstimate, VMotionEstimate
 from ...snapshot import VM, Host, HostState, Snapshot, VmdkRule, VmDatastoreRule
 from ...snapshot.io import snapshot_digest
+from ..words import pct as _pct
 from ..compute.vmotion import estimate, modelled_dirty_rate_mbps
 from ..options import DomainOptions
 from ..storage.copy import copy_seconds
@@ -278,10 +279,6 @@ def _best_target(vm: VM, host: Host, src: _Cluster, clusters: Mapping[str, _Clus
         else:
             refuse(vm.name, tname, why or f"no host of {tname} fits it")
     return best
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f} %"
 
 
 def _apply(o: _Option, src: _Cluster, step: int, options: DomainOptions) -> CrossMove:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layout import EPS, Layout, pct, units_on
+from ..words import pct
+from .layout import EPS, Layout, units_on
 
 
 def fullest(lay: Layout) -> float:

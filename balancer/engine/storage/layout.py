@@ -35,10 +35,6 @@ class Choice:
     used: np.ndarray | None = None  # (D,) GB used at the end
 
 
-def pct(x: float) -> str:
-    return f"{100 * x:.0f} %"
-
-
 class Layout:
     """Where the disks are, and the space used, as the steps so far leave them."""
 

@@ -18,7 +18,8 @@ from .carry import carry_disks
 from .copy import copy_seconds
 from .pool import Pool, build_pool
 from .rules import build_rules
-from .select import Choice, Step, choose, pct
+from ..words import pct
+from .select import Choice, Step, choose
 
 AFTER_MOVES = ("standby", "enter-maintenance")  # power actions numbered after the last move
 

@@ -44,7 +44,8 @@ import numpy as np
 from ..options import StorageOptions
 from .baseline import fullest, largest_first
 from .copy import MEGABITS_PER_GB, copy_seconds
-from .layout import EPS, Choice, Layout, Step, pct, units_on
+from ..words import pct
+from .layout import EPS, Choice, Layout, Step, units_on
 from .pool import Pool
 from .rules import StorageRules
 
@@ -59,7 +60,7 @@ QUARTER = (2, 0.25)
 PRICED = (4, None)
 SLACK_POLICIES = (QUARTER, PRICED)
 
-__all__ = ["Choice", "Layout", "Step", "choose", "cover", "pct", "tighten"]
+__all__ = ["Choice", "Layout", "Step", "choose", "cover", "tighten"]
 
 
 def choose(pool: Pool, rules: StorageRules, options: StorageOptions) -> Choice:
