@@ -65,6 +65,12 @@ def move_deadline(move: Move | StorageMove, timeout: float) -> float:
         predicted += copy.seconds
     elif move.disks:  # disks along with a host move: no estimate of their own; at least an hour per TB at 2 Gb/s
         predicted += sum(d.size_gb for d in move.disks) * 8 * 1024 / 2000.0
+    return deadline(predicted, timeout)
+
+
+def deadline(predicted: float, timeout: float) -> float:
+    """Seconds a task predicted to take ``predicted`` s may run: max(timeout, 3 x predicted + 60 s)
+    (just ``timeout`` without a prediction)."""
     if predicted <= 0:
         return timeout
     return max(timeout, VMOTION_DEADLINE_FACTOR * predicted + VMOTION_DEADLINE_MARGIN_S)
@@ -272,20 +278,16 @@ class Executor:
             vm = refs.vms.get(m.vm)
             if vm is None:
                 return result("skipped", f"VM {m.vm} is no longer in cluster {m.source_cluster}")
-            host_names = {moid(h): n for n, h in refs.hosts.items()}
-            from pyVmomi import vim
-
-            found = self.conn.call(f"re-reading VM {m.vm}", lambda: retrieve(
-                self.conn.content, [objects_spec([(vm, vim.VirtualMachine, ["runtime.host"])])]))
-            h = props(found[0]).get("runtime.host") if found else None
-            current = host_names.get(moid(h)) if h is not None else None
+            current = self._current_host(m.vm, vm, refs)
+            if current is None:
+                return result("skipped", f"VM {m.vm} is no longer in cluster {m.source_cluster}")
             if current != m.source:
-                return result("skipped", f"VM {m.vm} is on {current or 'another host'} now, not {m.source}")
+                return result("skipped", f"VM {m.vm} is on {current} now, not {m.source}")
             spec = site.relocate_spec(m.cross_vcenter)
             task = self.conn.call(f"moving VM {m.vm} to {m.target_cluster}/{m.target}",
                                   lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
             seconds = m.vmotion.seconds + (m.storage_copy.seconds if m.storage_copy else 0.0)
-            self._wait(task, max(self.timeout, VMOTION_DEADLINE_FACTOR * seconds + VMOTION_DEADLINE_MARGIN_S))
+            self._wait(task, deadline(seconds, self.timeout))
             return result("success")
         except (SourceError, ActionFailed) as exc:
             return result("failed", str(exc))
@@ -400,18 +402,8 @@ class Executor:
         """Re-read the VM's host and the target's state; move_premise decides (None: go ahead)."""
         from pyVmomi import vim
 
-        host_names = {moid(h): n for n, h in refs.hosts.items()}
-        current: str | None = None
+        current = self._current_host(m.vm, vm, refs) if vm is not None else None
         target_state: HostState | None = None
-        if vm is not None:
-            try:
-                found = self.conn.call(f"re-reading VM {m.vm}", lambda: retrieve(
-                    self.conn.content, [objects_spec([(vm, vim.VirtualMachine, ["runtime.host"])])]))
-                h = props(found[0]).get("runtime.host") if found else None
-                if found:
-                    current = host_names.get(moid(h), moid(h)) if h is not None else "(no host)"
-            except ObjectGone:
-                pass
         if target is not None:
             try:
                 found = self.conn.call(f"re-reading host {m.target}", lambda: retrieve(
@@ -433,6 +425,23 @@ class Executor:
                     powered_on=False)] if current is not None else [],
         )
         return move_premise(snap, m.model_copy(update={"disks": []}))  # the disks: _disk_spec
+
+    def _current_host(self, name: str, vm: Any, refs: ClusterRefs) -> str | None:
+        """Where VM ``vm`` runs now, re-read: its host's name (a host outside the cluster: its moid;
+        none: "(no host)"), or None when the VM is gone."""
+        from pyVmomi import vim
+
+        try:
+            found = self.conn.call(f"re-reading VM {name}", lambda: retrieve(
+                self.conn.content, [objects_spec([(vm, vim.VirtualMachine, ["runtime.host"])])]))
+        except ObjectGone:
+            return None
+        if not found:
+            return None
+        h = props(found[0]).get("runtime.host")
+        if h is None:
+            return "(no host)"
+        return next((n for n, ref in refs.hosts.items() if moid(ref) == moid(h)), moid(h))
 
     def _power(self, p: PowerAction, refs: ClusterRefs) -> ActionResult:
         t0 = time.monotonic()
