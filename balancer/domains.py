@@ -111,17 +111,7 @@ class OpenDomain:
     journal: Journal | None  # None: only looking, and there is no journal yet
     sources: dict[str, Source]
 
-    def snapshots(self) -> dict[str, Snapshot]:
-        """Every cluster's snapshot; SourceError naming the cluster that could not be collected."""
-        out = {}
-        for name, s in self.sources.items():
-            try:
-                out[name] = s.snapshot()
-            except SourceError as exc:
-                raise SourceError(f"cluster {name}: {exc}") from None
-        return out
-
-    def reachable_snapshots(self) -> tuple[dict[str, Snapshot], dict[str, str]]:
+    def _collect(self) -> tuple[dict[str, Snapshot], dict[str, str]]:
         """(snapshots of the clusters that could be collected, cluster -> why for the others)."""
         out, failed = {}, {}
         for name, s in self.sources.items():
@@ -129,8 +119,22 @@ class OpenDomain:
                 out[name] = s.snapshot()
             except SourceError as exc:
                 failed[name] = " ".join(str(exc).split())
-                event(log, "domain: a cluster could not be collected; planned without it", logging.WARNING,
-                      domain=self.domain.name, cluster=name, error=failed[name])
+        return out, failed
+
+    def snapshots(self) -> dict[str, Snapshot]:
+        """Every cluster's snapshot; SourceError naming the first cluster that could not be collected."""
+        out, failed = self._collect()
+        if failed:
+            name, why = next(iter(failed.items()))
+            raise SourceError(f"cluster {name}: {why}")
+        return out
+
+    def reachable_snapshots(self) -> tuple[dict[str, Snapshot], dict[str, str]]:
+        """The snapshots of the clusters that could be collected, and cluster -> why for the others (logged)."""
+        out, failed = self._collect()
+        for name, why in failed.items():
+            event(log, "domain: a cluster could not be collected; planned without it", logging.WARNING,
+                  domain=self.domain.name, cluster=name, error=why)
         return out, failed
 
     def carry_out(self, plan: DomainPlan, cycle_id: int, should_stop: Callable[[], bool] = lambda: False

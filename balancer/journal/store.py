@@ -237,9 +237,7 @@ class Journal:
     def record_plan(self, cycle_id: int, cluster: str, role: str, plan: Plan) -> None:
         """Store a plan; the recommended plan also fills the cycle's summary and the suppressed moves."""
         with self.db.transaction():
-            self._exec("INSERT INTO plans (cycle_id, role, plan) VALUES (?, ?, ?) "
-                       "ON CONFLICT (cycle_id, role) DO UPDATE SET plan = excluded.plan",
-                       (cycle_id, role, json.dumps(plan.to_json_dict(), separators=(",", ":"))))
+            self._store_plan(cycle_id, role, plan.to_json_dict())
             if role == "recommended":
                 im = plan.imbalance
                 self._exec(
@@ -254,10 +252,14 @@ class Journal:
     def record_domain_plan(self, cycle_id: int, plan: "DomainPlan") -> None:
         """Store a balancing domain's plan (role ``domain``); its moves are the cycle's planned moves."""
         with self.db.transaction():
-            self._exec("INSERT INTO plans (cycle_id, role, plan) VALUES (?, 'domain', ?) "
-                       "ON CONFLICT (cycle_id, role) DO UPDATE SET plan = excluded.plan",
-                       (cycle_id, json.dumps(plan.to_json_dict(), separators=(",", ":"))))
+            self._store_plan(cycle_id, "domain", plan.to_json_dict())
             self._exec("UPDATE cycles SET planned_moves=? WHERE id=?", (len(plan.moves), cycle_id))
+
+    def _store_plan(self, cycle_id: int, role: str, data: dict) -> None:
+        """A plan's JSON under (cycle, role), replacing one stored before."""
+        self._exec("INSERT INTO plans (cycle_id, role, plan) VALUES (?, ?, ?) "
+                   "ON CONFLICT (cycle_id, role) DO UPDATE SET plan = excluded.plan",
+                   (cycle_id, role, json.dumps(data, separators=(",", ":"))))
 
     def end_cycle(self, cycle_id: int, status: str, phase: str | None = None, error: str | None = None,
                   note: str | None = None) -> None:

@@ -183,6 +183,12 @@ class ClusterCycle:
             event(log, "daily profiles not saved", logging.WARNING, file=str(self._profile_path),
                   error=exc.strerror or str(exc))
 
+    def connected_source(self) -> Source:
+        """The cluster's source, opened when it is not (at the first cycle, or after a failure closed it)."""
+        if self.source is None:
+            self.source = self.open_source()
+        return self.source
+
     def close(self) -> None:
         if self.source is not None:
             try:
@@ -229,12 +235,11 @@ class ClusterCycle:
         unfinished = self.journal.unfinished(self.name)  # left by an earlier run: settled after the collection
         t0 = time.monotonic()
         try:
-            if self.source is None:
-                self.source = self.open_source()
+            source = self.connected_source()
             # read before the collection: a task running then is still running at the collection, or
             # has ended and the collection shows what it did
             tasks = self._running_tasks() if any(a.state == "started" for a in unfinished) else []
-            snap = self.source.snapshot()
+            snap = source.snapshot()
         except Exception as exc:  # noqa: BLE001 - a source failure fails this cycle, not the service
             res.durations["collect"] = time.monotonic() - t0
             self.close()  # the next cycle connects afresh

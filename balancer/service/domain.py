@@ -82,11 +82,7 @@ class DomainCycle:
         cid = self.journal.begin_cycle(self.name, self.cfg.drs.automation, kind="domain")
         res = DomainResult(self.domain.name, cid)
         try:
-            sources = {}
-            for r in self.runners:
-                if r.source is None:
-                    r.source = r.open_source()
-                sources[r.name] = r.source
+            sources = {r.name: r.connected_source() for r in self.runners}
             d = OpenDomain(self.cfg, self.domain, self.journal, sources)
             t0 = time.monotonic()
             snaps, failed = d.reachable_snapshots()
