@@ -46,17 +46,22 @@ def report(tmp_path_factory):
     return path, plan, host_loads(plan, snapshot)
 
 
+def load_offline(b: Browser, path) -> None:
+    """Open the report file in ``b`` with the network switched off, and wait until it has loaded."""
+    for domain in ("Runtime", "Log", "Network", "Page"):
+        b.send(f"{domain}.enable")
+    b.send("Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1,
+           uploadThroughput=-1)
+    b.send("Page.navigate", url=path.as_uri())
+    b.wait_event("Page.loadEventFired")
+
+
 @pytest.fixture(scope="module")
 def page(browser_binary, report):
     """The report loaded in Chromium with the network switched off; yields (browser, screenshot PNG)."""
     path, _, _ = report
     with Browser(browser_binary) as b:
-        for domain in ("Runtime", "Log", "Network", "Page"):
-            b.send(f"{domain}.enable")
-        b.send("Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1,
-               uploadThroughput=-1)
-        b.send("Page.navigate", url=path.as_uri())
-        b.wait_event("Page.loadEventFired")
+        load_offline(b, path)
         shot = b.screenshot()
         yield b, shot
 
@@ -143,12 +148,7 @@ def dpm_page(browser_binary, tmp_path_factory):
     path = tmp_path_factory.mktemp("dpm-report") / "report.html"
     path.write_text(render(plan, snapshot, "html"), encoding="utf-8")
     with Browser(browser_binary) as b:
-        for domain in ("Runtime", "Log", "Network", "Page"):
-            b.send(f"{domain}.enable")
-        b.send("Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1,
-               uploadThroughput=-1)
-        b.send("Page.navigate", url=path.as_uri())
-        b.wait_event("Page.loadEventFired")
+        load_offline(b, path)
         yield b, plan, path
 
 
@@ -183,12 +183,7 @@ def test_datastores_and_storage_moves_are_shown(browser_binary, tmp_path):
     path = tmp_path / "storage.html"
     path.write_text(render(plan, snapshot, "html"), encoding="utf-8")
     with Browser(browser_binary) as b:
-        for domain in ("Runtime", "Log", "Network", "Page"):
-            b.send(f"{domain}.enable")
-        b.send("Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1,
-               uploadThroughput=-1)
-        b.send("Page.navigate", url=path.as_uri())
-        b.wait_event("Page.loadEventFired")
+        load_offline(b, path)
         assert b.problems() == []
         assert b.evaluate("document.querySelectorAll('#datastores tbody tr').length") == len(snapshot.datastores)
         assert b.evaluate("document.querySelectorAll('#actions tr.action-storage').length") == len(plan.storage_moves)
