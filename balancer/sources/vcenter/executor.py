@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from ...config import DrsConfig, SdrsConfig
 from ...errors import SourceError
@@ -238,30 +238,37 @@ class Executor:
             log.exception("after_action hook failed")
         return res
 
+    def _relocate(self, a: Move | StorageMove, refs: ClusterRefs, what: str,
+                  spec_for: Callable[[Any], tuple[str | None, Any]]) -> ActionResult:
+        """One RelocateVM_Task for a host move or a Storage vMotion: skipped when the VM's name is
+        ambiguous or ``spec_for(vm)`` (the re-read premise) says why not, else started and waited for."""
+        t0 = time.monotonic()
+        try:
+            if a.vm in refs.duplicate_vms:
+                return self._finish(a, "skipped", f"VM name {a.vm} is ambiguous in vCenter", t0)
+            vm = refs.vms.get(a.vm)
+            why, spec = spec_for(vm)
+            if why:
+                return self._finish(a, "skipped", why, t0)
+            self.before_action(a)
+            task = self.conn.call(what, lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
+            self._wait(task, move_deadline(a, self.timeout))
+            return self._finish(a, "success", "", t0)
+        except (SourceError, ActionFailed) as exc:
+            return self._finish(a, "failed", str(exc), t0)
+
     def _move(self, m: Move, refs: ClusterRefs) -> ActionResult:
         from pyVmomi import vim
 
-        t0 = time.monotonic()
-        try:
-            if m.vm in refs.duplicate_vms:
-                return self._finish(m, "skipped", f"VM name {m.vm} is ambiguous in vCenter", t0)
-            vm = refs.vms.get(m.vm)
+        def spec_for(vm: Any) -> tuple[str | None, Any]:
             target = refs.hosts.get(m.target)
             why = self._move_premise(m, vm, target, refs)
             if why:
-                return self._finish(m, "skipped", why, t0)
+                return why, None
             spec = vim.vm.RelocateSpec(host=target, pool=refs.pool)
-            if m.disks:
-                why, spec = self._disk_spec(m, vm, refs, spec, m.target)
-                if why:
-                    return self._finish(m, "skipped", why, t0)
-            self.before_action(m)
-            task = self.conn.call(f"moving VM {m.vm} to {m.target}",
-                                  lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
-            self._wait(task, move_deadline(m, self.timeout))
-            return self._finish(m, "success", "", t0)
-        except (SourceError, ActionFailed) as exc:
-            return self._finish(m, "failed", str(exc), t0)
+            return self._disk_spec(m, vm, refs, spec, m.target) if m.disks else (None, spec)
+
+        return self._relocate(m, refs, f"moving VM {m.vm} to {m.target}", spec_for)
 
     def cross_move(self, m: "CrossMove", site: "TargetSite") -> ActionResult:
         """A VM to a host of another cluster: RelocateVM_Task with the target's host and resource
@@ -296,24 +303,13 @@ class Executor:
         """A Storage vMotion: RelocateVM_Task with the target datastore and a locator per disk."""
         from pyVmomi import vim
 
-        t0 = time.monotonic()
-        try:
-            if m.vm in refs.duplicate_vms:
-                return self._finish(m, "skipped", f"VM name {m.vm} is ambiguous in vCenter", t0)
-            vm = refs.vms.get(m.vm)
+        def spec_for(vm: Any) -> tuple[str | None, Any]:
             if vm is None:
-                return self._finish(m, "skipped", f"VM {m.vm} no longer exists", t0)
-            why, spec = self._disk_spec(m, vm, refs, vim.vm.RelocateSpec(), None)
-            if why:
-                return self._finish(m, "skipped", why, t0)
-            self.before_action(m)
-            target = "+".join(dict.fromkeys(d.target for d in m.disks))
-            task = self.conn.call(f"moving the disks of VM {m.vm} to {target}",
-                                  lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
-            self._wait(task, move_deadline(m, self.timeout))
-            return self._finish(m, "success", "", t0)
-        except (SourceError, ActionFailed) as exc:
-            return self._finish(m, "failed", str(exc), t0)
+                return f"VM {m.vm} no longer exists", None
+            return self._disk_spec(m, vm, refs, vim.vm.RelocateSpec(), None)
+
+        target = "+".join(dict.fromkeys(d.target for d in m.disks))
+        return self._relocate(m, refs, f"moving the disks of VM {m.vm} to {target}", spec_for)
 
     def _disk_spec(self, m: Move | StorageMove, vm: Any, refs: ClusterRefs, spec: Any,
                    new_host: str | None) -> tuple[str | None, Any]:
