@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..engine.domain import check_cpu, check_network, check_size, disks_reachable
+from ..engine.domain import check_cpu, check_headroom, check_network, check_size, disks_reachable
 from ..engine.options import DomainOptions
 from ..plan.domain import CrossMove
 from ..snapshot import DatastoreState, Snapshot
@@ -34,9 +34,10 @@ def cross_premise(move: CrossMove, source: Snapshot, target: Snapshot, options: 
         return why
     member = options.member(move.target_cluster)
     totals = target.host_totals()[host.name]
-    if (totals.cpu_load_mhz + vm.cpu_load_mhz > host.cpu_capacity_mhz * (1 - member.cpu_headroom)
-            or totals.mem_load_mb + vm.mem_load_mb > host.mem_capacity_mb * (1 - member.mem_headroom)):
-        return f"host {host.name} of {move.target_cluster} would pass its headroom with it now"
+    why = check_headroom(host, (totals.cpu_load_mhz + vm.cpu_load_mhz, totals.mem_load_mb + vm.mem_load_mb),
+                         member.cpu_headroom, member.mem_headroom, move.target_cluster)
+    if why:
+        return f"{why} now"
     same_vcenter = options.member(move.source_cluster).vcenter == member.vcenter
     if move.datastore is None and not disks_reachable(vm, source, target, host, same_vcenter):
         return f"host {host.name} of {move.target_cluster} does not mount every datastore of its disks"

@@ -10,6 +10,8 @@ Each check returns None when it passes, or one line saying why not, naming the i
   not allowed: a careful admin would rather not move a VM than see vMotion refuse it midway.
 - Network: every network the VM's adapters use exists on the target host (by name).
 - Size: the target host has at least as many cores as the VM has vCPUs.
+- Headroom (the balancer's own rule, not vCenter's): with the VM, the target host's CPU and
+  memory load stay within capacity x (1 - the target cluster's headroom).
 - Datastores: the VM's disks stay where they are when the target host mounts every one of
   their datastores (the same datastore: the same name within one vCenter, the same URL across
   vCenters); otherwise the disks move too (shared-nothing vMotion) and need a datastore the
@@ -82,6 +84,15 @@ def check_size(vm: VM, target: Snapshot, target_host: Host) -> str | None:
     return None
 
 
+def check_headroom(host: Host, load_after: tuple[float, float], cpu_headroom: float, mem_headroom: float,
+                   cluster: str) -> str | None:
+    """``load_after``: the host's CPU (MHz) and memory (MB) load with the VM on it."""
+    if (load_after[0] > host.cpu_capacity_mhz * (1 - cpu_headroom)
+            or load_after[1] > host.mem_capacity_mb * (1 - mem_headroom)):
+        return f"host {host.name} of {cluster} would pass its headroom with it"
+    return None
+
+
 def same_datastore(a: Datastore, b: Datastore, same_vcenter: bool) -> bool:
     if a.url and b.url:
         return a.url == b.url
@@ -129,5 +140,5 @@ def pick_datastore(space_gb: float, target: Snapshot, target_host: Host, used_gb
     return best
 
 
-__all__ = ["EVC_MODES", "check_cpu", "check_network", "check_size", "cpu_features", "disks_reachable",
+__all__ = ["EVC_MODES", "check_cpu", "check_headroom", "check_network", "check_size", "cpu_features", "disks_reachable",
            "pick_datastore", "same_datastore", "same_in_target"]

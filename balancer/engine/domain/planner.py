@@ -30,7 +30,7 @@ from ..words import pct as _pct
 from ..compute.vmotion import estimate, modelled_dirty_rate_mbps
 from ..options import DomainOptions
 from ..storage.copy import copy_seconds
-from .compat import check_cpu, check_network, check_size, disks_reachable, pick_datastore, same_in_target
+from .compat import check_cpu, check_headroom, check_network, check_size, disks_reachable, pick_datastore, same_in_target
 
 CANDIDATES = 40  # VMs of an over cluster judged in full per move, the cheapest per unit of relief first
 # Each move between clusters is priced this many seconds on top of its migration time: such moves
@@ -229,21 +229,18 @@ def _best_target(vm: VM, host: Host, src: _Cluster, clusters: Mapping[str, _Clus
             continue
         member = options.member(tname)
         same_vcenter = member.vcenter == source_vcenter
-        limits = (1.0 - member.cpu_headroom, 1.0 - member.mem_headroom)
         fitting: list[tuple[float, Host]] = []
         why = None
         for h in tgt.snapshot.hosts:
             if h.name not in tgt.host_load:
                 continue
+            after = (tgt.host_load[h.name][0] + load[0], tgt.host_load[h.name][1] + load[1])
             reason = check_cpu(src.snapshot, host, tgt.snapshot, h, vm) or check_network(vm, tgt.snapshot, h) \
-                or check_size(vm, tgt.snapshot, h)
+                or check_size(vm, tgt.snapshot, h) \
+                or check_headroom(h, after, member.cpu_headroom, member.mem_headroom, tname)
             if reason is None:
-                after = [(tgt.host_load[h.name][i] + load[i]) / cap
-                         for i, cap in enumerate((h.cpu_capacity_mhz, h.mem_capacity_mb))]
-                if all(after[i] <= limits[i] for i in range(2)):
-                    fitting.append((max(after), h))
-                    continue
-                reason = f"host {h.name} of {tname} would pass its headroom with it"
+                fitting.append((max(after[0] / h.cpu_capacity_mhz, after[1] / h.mem_capacity_mb), h))
+                continue
             why = why or reason
         if not fitting:
             refuse(vm.name, tname, why or f"cluster {tname} has no host that is on")
