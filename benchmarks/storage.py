@@ -18,8 +18,13 @@ planning, writing the plan JSON):
 Printed: wall time and CPU time of the whole process (interpreter start-up to exit; CPU time is
 what a busy machine cannot inflate), peak memory (the process's maximum resident set), moves, data copied,
 max space utilisation after (over the datastores in service), datastores above the threshold,
-the ratios ours / greedy, and the least data any plan copies to bring the datastores above
-the threshold to ours' relief levels.
+the ratios ours / greedy, the least data any plan copies to bring the datastores above
+the threshold to ours' relief levels, and a lower bound on the data any plan with ours' move count
+copies to leave no datastore fuller than the greedy does (`bound_at_moves`): what the target
+"at equal moves, max utilisation ≤ the greedy's and data ≤ 0.8 × the greedy's" can ask at best;
+and the greedy at ours' data (as many of its moves as copy no more than ours: its max utilisation
+then) and at ours' outcome (as many of its moves as it takes to leave the fullest datastore no
+fuller than ours: the data it copies for that).
 
     python benchmarks/storage.py [--seed 1] [--runs 3] [--vms 10000] [--datastores 64] [--relief-margin 0.01]
 """
@@ -139,6 +144,70 @@ def least_data(path_data: dict, relief_margin: float) -> float:
     return float(excess[(excess > 0) & (pool.used > lay.ceiling) & ~pool.leaving].sum())
 
 
+def cover_costs(sizes: list[float], excess: float, most: int) -> list[float]:
+    """For c = 0..most: the least data c or fewer of the units ``sizes`` copy to take at least
+    ``excess`` GB off their datastore (inf: none do). Exact over whole GB with each size rounded up and
+    the excess rounded down, so never above the true least (a lower bound)."""
+    import numpy as np
+
+    if excess <= 0:
+        return [0.0] * (most + 1)
+    need = int(math.floor(excess))
+    best = np.full((most + 1, need + 1), np.inf)  # [units, GB reached (capped at need)] -> least data
+    best[0, 0] = 0.0
+    for x in sorted(sizes, reverse=True):
+        step = min(int(math.ceil(x)), need)
+        for c in range(most, 0, -1):
+            prev = best[c - 1]
+            moved = np.full(need + 1, np.inf)
+            moved[step:need] = prev[:need - step] + x
+            moved[need] = prev[need - step:].min() + x
+            best[c] = np.minimum(best[c], moved)
+    return np.minimum.accumulate(best[:, need]).tolist()
+
+
+def greedy_path(path_data: dict, relief_margin: float, most: int):
+    """The greedy's first ``most`` moves from the start, one at a time: (pool, the start layout, the
+    fullest datastore in service after 0, 1, ... moves, the data copied after 0, 1, ... moves)."""
+    if ROOT not in sys.path:  # this checkout's package, as the child processes get it
+        sys.path.insert(0, ROOT)
+    from balancer.engine.options import StorageOptions
+    from balancer.engine.storage.baseline import largest_first
+    from balancer.engine.storage.layout import Layout
+    from balancer.engine.storage.pool import build_pool
+    from balancer.engine.storage.rules import build_rules
+    from balancer.snapshot import parse_snapshot
+
+    storage = StorageOptions(relief_margin=relief_margin)
+    pool = build_pool(parse_snapshot(path_data))
+    start = Layout(pool, build_rules(pool, storage.keep_disks_together), storage)
+    lay = Layout(pool, start.rules, storage)
+    reached = largest_first(lay, most)
+    copied = [0.0]
+    for st in lay.steps:
+        copied.append(copied[-1] + st.size_gb)
+    return pool, start, reached, copied
+
+
+def bound_at_moves(pool, start, level: float, n_moves: int) -> float:
+    """A lower bound on the data any plan of at most ``n_moves`` moves copies to leave every
+    datastore in service at or below ``level``. The bound drops where the data goes (targets,
+    mounts, rules, the minimum difference): only which units leave each datastore too full, and
+    how many."""
+    from balancer.engine.storage.layout import units_on
+
+    units = start.rules.units
+    total = [0.0] + [math.inf] * n_moves  # least data with exactly c moves over the datastores so far
+    for d in range(pool.n_datastores):
+        excess = float(pool.used[d] - level * pool.cap[d])
+        if pool.leaving[d] or excess <= 1e-9:
+            continue
+        costs = cover_costs([float(pool.disk_space[units[u].disks].sum()) for u in units_on(start, d)],
+                            excess, n_moves)
+        total = [min(total[a] + costs[c - a] for a in range(c + 1)) for c in range(n_moves + 1)]
+    return min(total)
+
+
 def child(path: str, mode: str, n_moves: int, relief_margin: float) -> None:
     """One end-to-end run in this process: read the snapshot, plan, write the plan; print figures."""
     start = time.perf_counter()
@@ -238,6 +307,21 @@ def main() -> None:
     floor = least_data(path_data=data, relief_margin=a.relief_margin)
     print(f"least data any plan copies to bring every datastore to ours' relief levels (the excess above them): "
           f"{floor:,.0f} GB = {floor / max(greedy[0]['copied_gb'], 1e-9):.3f} x greedy's")
+    pool, start, reached, copied = greedy_path(data, a.relief_margin, 4 * k + 50)
+    level = reached[min(k, len(reached) - 1)]
+    bound = bound_at_moves(pool, start, level, k)
+    print(f"least data any plan of {k} moves copies to leave no datastore above the greedy's {100 * level:.2f} % "
+          f"(a lower bound): {bound:,.0f} GB = {bound / max(greedy[0]['copied_gb'], 1e-9):.3f} x greedy's; "
+          f"ours copies {o['copied_gb'] / max(bound, 1e-9):.3f} x this bound")
+    within = max(j for j in range(len(copied)) if copied[j] <= o["copied_gb"] + 1e-6)
+    print(f"greedy at ours' data (its first {within} moves, {copied[within]:,.0f} GB): max utilisation after "
+          f"{100 * reached[within]:.1f} %; ours {100 * o['max_after']:.1f} % (ratio {o['max_after'] / reached[within]:.3f})")
+    same = next((j for j in range(len(reached)) if reached[j] <= o["max_after"] + 1e-9), None)
+    if same is None:
+        print(f"greedy at ours' max utilisation: it never gets as low as {100 * o['max_after']:.1f} %")
+    else:
+        print(f"greedy at ours' max utilisation ({100 * o['max_after']:.1f} %): {same} moves, {copied[same]:,.0f} GB; "
+              f"ours {k} moves, {o['copied_gb']:,.0f} GB (data ratio {o['copied_gb'] / max(copied[same], 1e-9):.3f})")
     for name, g in (("greedy", greedy[0]), ("greedy, no min. difference", loose[0])):
         print(f"ours / {name} at {k} moves each: max utilisation after {o['max_after'] / g['max_after']:.3f}, "
               f"data copied {o['copied_gb'] / max(g['copied_gb'], 1e-9):.3f}")

@@ -229,3 +229,39 @@ def test_space_relief_is_never_left_fuller_than_the_largest_disk_heuristic_with_
     heuristic = reached[min(n, len(reached) - 1)]
     # (a plan whose fullest datastore ends a relief margin below the relief floor is not held to it)
     assert fullest <= heuristic + 1e-9 or fullest <= threshold - 2 * margin + 1e-9, (fullest, heuristic, n)
+
+
+@SETTINGS
+@given(crowded_clusters(), st.sampled_from([0.7, 0.8]), st.sampled_from([0.0, 0.01, 0.03]))
+def test_revising_to_fewer_heuristic_moves_never_costs_more_predicted_time(snapshot, threshold, margin):
+    """The revisions held to fewer of the heuristic's moves only add plans to choose from: the plan
+    kept is never slower (its copies plus MOVE_SECONDS a move) than without them, unless without
+    them no plan held and the heuristic's own moves were taken."""
+    from balancer.engine.storage import select
+    from balancer.engine.storage.baseline import largest_first
+    from balancer.engine.storage.copy import copy_seconds
+    from balancer.engine.storage.layout import Layout
+    from balancer.engine.storage.pool import build_pool
+    from balancer.engine.storage.rules import build_rules
+
+    storage = StorageOptions(space_threshold=threshold, relief_margin=margin, io_balancing=False)
+
+    def predicted(plan) -> float:
+        return sum(copy_seconds(m.storage_vmotion.data_gb, storage.copy_mbps) + select.MOVE_SECONDS
+                   for m in plan.storage_moves)
+
+    with_them = make_plan(snapshot, PlanOptions(threshold=1, storage=storage))
+    kept = select.FEWER_REVISIONS
+    select.FEWER_REVISIONS = 0
+    try:
+        without = make_plan(snapshot, PlanOptions(threshold=1, storage=storage))
+    finally:
+        select.FEWER_REVISIONS = kept
+    replay(snapshot, with_them, storage)
+    pool = build_pool(snapshot)
+    lay = Layout(pool, build_rules(pool), storage)
+    largest_first(lay, len(without.storage_moves))
+    heuristic = [(pool.vm_names[pool.disk_vm[s.disks[0][0]]], pool.ds_names[s.target]) for s in lay.steps]
+    if [(m.vm, m.disks[0].target) for m in without.storage_moves] == heuristic and heuristic:
+        return  # the heuristic's own moves: the revisions may make a plan that holds but copies more
+    assert predicted(with_them) <= predicted(without) + 1e-6, (predicted(with_them), predicted(without))

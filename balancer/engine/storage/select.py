@@ -59,6 +59,7 @@ CAP_ROUNDS = 3  # rounds of relief to a cap (targets filled above it are relieve
 QUARTER = (2, 0.25)
 PRICED = (4, None)
 SLACK_POLICIES = (QUARTER, PRICED)
+FEWER_REVISIONS = 4  # revisions to fewer of the heuristic's moves tried per plan that does not hold
 
 __all__ = ["Choice", "Layout", "Step", "choose", "cover", "tighten"]
 
@@ -310,8 +311,10 @@ def _relieve_space(lay: Layout, out: Choice, budget: list[int]) -> None:
     heuristic's plan is revised instead: every datastore above the heuristic's level is relieved to
     it, by the cover, with at most as many moves as the heuristic made off it (so the count is at
     most the heuristic's and the fullest datastore no fuller, and the cover copies less than its
-    largest disks). Each of these is made with every slack policy (SLACK_POLICIES), the revision for
-    each own plan that does not hold. Of the plans that hold to the heuristic, the one with the least predicted
+    largest disks); and revised to the levels the heuristic leaves after fewer moves, the first
+    ``FEWER_REVISIONS`` counts whose level is no higher than that plan's own fullest datastore (a
+    higher level to hold to: often less data). Each of these is made with every slack policy
+    (SLACK_POLICIES), the revisions for each own plan that does not hold. Of the plans that hold to the heuristic, the one with the least predicted
     Storage vMotion time is kept (its copies plus ``MOVE_SECONDS`` a move); when neither does, the
     heuristic's own moves are taken."""
     p, o = lay.pool, lay.options
@@ -352,15 +355,25 @@ def _relieve_space(lay: Layout, out: Choice, budget: list[int]) -> None:
         b = bound(plan[1])
         return b is not None and plan[2] <= b + EPS
 
+    def revised(plan: tuple, n: int) -> tuple:
+        """``plan``'s policy held to the heuristic's first ``n`` moves: every datastore relieved to the
+        level they leave, with at most as many moves off each as they make."""
+        allowance: dict[int, int] = {}
+        for st in trial.steps[start[2]:start[2] + n]:
+            allowance[st.disks[0][1]] = allowance.get(st.disks[0][1], 0) + 1
+        return attempt(plan[6], reached[n], allowance)
+
     plans = list(own)
     for plan in own:
         if holds(plan):
             continue
         n = min(plan[1], len(trial.steps))
-        allowance: dict[int, int] = {}
-        for st in trial.steps[start[2]:start[2] + n]:
-            allowance[st.disks[0][1]] = allowance.get(st.disks[0][1], 0) + 1
-        plans.append(attempt(plan[6], reached[n], allowance))
+        plans.append(revised(plan, n))
+        # Fewer of the heuristic's moves leave a higher level to be held to, so the revision may copy
+        # less: the first few counts whose level is no higher than this plan's own fullest datastore
+        # (never a fuller end than the plan the stage wanted).
+        fewer = [k for k in range(1, n) if reached[k] <= plan[2] + EPS][:FEWER_REVISIONS]
+        plans.extend(revised(plan, k) for k in fewer)
     good = [plan for plan in plans if holds(plan)]
     if good:
         # the least predicted Storage vMotion time: the copies plus a fixed price a move
