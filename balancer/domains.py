@@ -86,8 +86,10 @@ def make_domain_plan(cfg: Config, domain: DomainConfig, snapshots: dict[str, Sna
     return plan
 
 
-def transfer(move: CrossMove, source: Source, target: Source) -> ActionResult:
-    """Make one move between clusters with the source cluster's backend (premise already checked)."""
+def transfer(move: CrossMove, source: Source, target: Source,
+             task_started: Callable[[str], None] | None = None) -> ActionResult:
+    """Make one move between clusters with the source cluster's backend (premise already checked);
+    ``task_started`` gets the id of the cluster's task carrying it out, when it has one."""
     from .sources.sim import SimulatedCluster
 
     what = f"{move.source_cluster}/{move.source} -> {move.target_cluster}/{move.target}"
@@ -99,7 +101,7 @@ def transfer(move: CrossMove, source: Source, target: Source) -> ActionResult:
     if cross is None or type(source) is not type(target):
         return ActionResult(move.step, "cross", move.vm, what, "skipped", move.reason,
                             f"cluster {move.source_cluster} cannot move a VM to cluster {move.target_cluster}")
-    return cross(move, target)
+    return cross(move, target, task_started)
 
 
 @dataclass
@@ -163,7 +165,7 @@ class OpenDomain:
                 event(log, "action start", cluster=move.source_cluster, step=move.step, kind="cross",
                       subject=move.vm, action=what, reason=move.reason)
                 t0 = time.monotonic()
-                res = transfer(move, source, target)
+                res = transfer(move, source, target, lambda key: self.journal.action_task(aid, key))
                 if res.seconds == 0.0:
                     res = ActionResult(res.step, res.kind, res.subject, res.action, res.outcome, res.reason,
                                        res.message, round(time.monotonic() - t0, 3))

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from balancer.config import Config, parse_config
 from balancer.journal import Journal
 from balancer.service import Service
-from balancer.sources import RunningTask
+from balancer.sources import ClusterTask
 from balancer.sources.sim import SimulatedCluster
 
 
@@ -54,20 +54,26 @@ def write_config(tmp: Path, data: dict, name: str = "balancer.yaml") -> Path:
 
 class StillRelocating(SimulatedCluster):
     """The embedded simulated cluster showing, as vCenter does, a relocation task of each VM of
-    ``relocating`` still running (a vMotion a stopped balancer asked for)."""
+    ``relocating`` still running (a vMotion a stopped balancer asked for), and the tasks of
+    ``ended`` as ended lately."""
 
     relocating: frozenset = frozenset()
+    ended: tuple = ()
 
-    def running_tasks(self) -> list[RunningTask]:
-        return [RunningTask(vm, "relocate", "RelocateVM_Task", "running") for vm in sorted(self.relocating)]
+    def recent_tasks(self) -> list[ClusterTask]:
+        running = [ClusterTask(vm, "relocate", "RelocateVM_Task", "running") for vm in sorted(self.relocating)]
+        return running + list(self.ended)
 
 
-def started_before_a_crash(journal: Journal, cluster: str, vm: str, source: str, target: str) -> int:
-    """Journal a move as an earlier run left it when it was killed: started, its cycle closed as
-    ``recover()`` closes it. The action's id."""
+def started_before_a_crash(journal: Journal, cluster: str, vm: str, source: str, target: str,
+                           task: str | None = None) -> int:
+    """Journal a move as an earlier run left it when it was killed: started (its task ``task``,
+    when given), its cycle closed as ``recover()`` closes it. The action's id."""
     earlier = journal.begin_cycle(cluster, "full")
     aid = journal.add_action(earlier, cluster, 1, "move", vm, target, "balance", None, source=source)
     assert journal.action_started(aid)
+    if task is not None:
+        journal.action_task(aid, task)
     journal.end_cycle(earlier, "interrupted")
     return aid
 

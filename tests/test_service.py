@@ -6,6 +6,7 @@ import json
 import signal
 import sqlite3
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from balancer.service import ClusterCycle
 from balancer.service.cycle import sim_state_path
 from balancer.service.past import build_past
 from balancer.snapshot import load_snapshot
+from balancer.sources import ClusterTask
 from balancer.sources.sim import SimulatedCluster
 from balancer.sources.sim.state import attach_state_file
 from helpers import run_cli
@@ -242,6 +244,32 @@ def test_a_move_the_cluster_still_carries_out_after_a_restart_is_in_flight_not_i
     res = cycle.run()
     assert [(a.id, outcome) for a, outcome, _ in res.resolved] == [(aid, "interrupted")] and res.in_flight == []
     assert journal.unfinished("c") == [] and res.results
+
+
+@pytest.mark.parametrize("ended, outcome", [
+    # its own task (the id the journal holds) ended in error while the balancer was down: failed, why
+    ([ClusterTask("{vm}", "relocate", "RelocateVM_Task", "error", "task-7", "InsufficientResourcesFault")],
+     ("failed", "RelocateVM_Task failed after the balancer stopped: InsufficientResourcesFault")),
+    # another task of the VM ended in error: not this action's, which was not carried out
+    ([ClusterTask("{vm}", "relocate", "RelocateVM_Task", "error", "task-8", "InsufficientResourcesFault")],
+     ("interrupted", "not carried out: the balancer stopped while it ran")),
+    # its own task was cancelled, say, and ended without error: the cluster shows it was not done
+    ([ClusterTask("{vm}", "relocate", "RelocateVM_Task", "success", "task-7")],
+     ("interrupted", "not carried out: the balancer stopped while it ran")),
+])
+def test_a_move_whose_task_ended_while_the_balancer_was_down_gets_the_task_s_outcome(tmp_path, ended, outcome):
+    cfg = config_of(sim_config(tmp_path))
+    journal = Journal(":memory:")
+    source = StillRelocating(cfg.sim)
+    vm = source.snapshot().vms[0]
+    target = next(h.name for h in source.snapshot().hosts if h.name != vm.host)
+    aid = started_before_a_crash(journal, "c", vm.name, vm.host, target, task="task-7")
+    source.ended = tuple(replace(t, subject=vm.name) for t in ended)
+
+    res = ClusterCycle("c", cfg, journal, open_source=lambda: source).run()
+    assert [(a.id, o, why) for a, o, why in res.resolved] == [(aid, *outcome)] and res.in_flight == []
+    (row,) = [a for c in journal.cycles(5) for a in journal.actions(c.id) if a.id == aid]
+    assert (row.state, row.message, row.task, row.recovered) == (*outcome, "task-7", True)
 
 
 def test_several_clusters_in_one_service(tmp_path):

@@ -36,7 +36,8 @@ def history_data(journal: Journal, last: int, cluster: str | None = None) -> lis
             "planned_storage": c.planned_storage, "note": c.note,
             "actions": [{"step": a.step, "kind": a.kind, "cluster": a.cluster, "subject": a.subject, "source": a.source,
                          "target": a.target,
-                         "reason": a.reason, "state": a.state, "message": a.message, "recovered": a.recovered}
+                         "reason": a.reason, "state": a.state, "message": a.message, "recovered": a.recovered,
+                         "task": a.task}
                         for a in actions],
             "suppressed": journal.suppressed(c.id),
         })

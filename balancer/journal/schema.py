@@ -93,6 +93,9 @@ ALTER TABLE actions ADD COLUMN epoch BIGINT;  -- the lease epoch the action was 
     (4, "cycles.planned_storage", """
 ALTER TABLE cycles ADD COLUMN planned_storage INTEGER;  -- storage moves in the recommended plan (NULL: before)
 """),
+    (5, "actions.task", """
+ALTER TABLE actions ADD COLUMN task TEXT;  -- the cluster's task carrying it out (vCenter: its id), once accepted
+"""),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -64,6 +64,7 @@ class ActionRow:
     seconds: float | None
     recovered: bool
     epoch: int | None = None  # the leader lease's epoch the action was planned under (None: no lease)
+    task: str | None = None  # the id of the cluster's task carrying it out, once the cluster accepted it
 
     @property
     def words(self) -> str:
@@ -335,6 +336,11 @@ class Journal:
             sql += f" AND epoch=? AND {cond}"
             args += (self.epoch, *cargs)
         return self._exec(sql, args) > 0
+
+    def action_task(self, action_id: int, task: str) -> None:
+        """The id of the cluster's task carrying out a started action (vCenter's Task), once accepted:
+        after a restart it tells how the task ended while the balancer was down."""
+        self._exec("UPDATE actions SET task=? WHERE id=?", (task, action_id))
 
     def action_finished(self, action_id: int, result: ActionResult) -> bool:
         """Record an outcome (once: an action that already has one keeps it). True when recorded."""

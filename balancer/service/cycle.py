@@ -33,7 +33,7 @@ from ..logs import cycle_context, event
 from ..plan import Move, Plan, PowerAction, StorageMove
 from ..plan_options import plan_options
 from ..snapshot import Snapshot
-from ..sources.base import RunningTask, Source
+from ..sources.base import ClusterTask, Source
 from .forecast import DailyProfile, plan_demand
 from .past import HOST_SWINGS, Past, RecentDemand, build_past, cluster_demand
 
@@ -238,7 +238,7 @@ class ClusterCycle:
             source = self.connected_source()
             # read before the collection: a task running then is still running at the collection, or
             # has ended and the collection shows what it did
-            tasks = self._running_tasks() if any(a.state == "started" for a in unfinished) else []
+            tasks = self._recent_tasks() if any(a.state == "started" for a in unfinished) else []
             snap = source.snapshot()
         except Exception as exc:  # noqa: BLE001 - a source failure fails this cycle, not the service
             res.durations["collect"] = time.monotonic() - t0
@@ -378,32 +378,35 @@ class ClusterCycle:
                 event(log, "simulator clock could not advance", logging.ERROR, error=str(exc))
 
     # --- after a restart ----------------------------------------------------------------------
-    def _resolve_unfinished(self, unfinished: list[ActionRow], tasks: list[RunningTask], snap: Snapshot,
+    def _resolve_unfinished(self, unfinished: list[ActionRow], tasks: list[ClusterTask], snap: Snapshot,
                             res: CycleResult) -> list[tuple[ActionRow, str, str]]:
         """Settle actions a crash left unfinished, by looking at the cluster as it is now.
 
         A started action the cluster does not show done is interrupted only when the cluster was not
         still carrying it out: one whose task was queued or running just before the collection
         (``tasks``; vCenter goes on with a vMotion when the balancer that asked for it is gone) stays
-        started, in ``res.in_flight``, and is looked at again at the next cycle."""
+        started, in ``res.in_flight``, and is looked at again at the next cycle; one whose task
+        ended in error meanwhile failed, with the cluster's message."""
         out = []
         for a in unfinished:
             outcome, why = settle(a, snap)
             task = task_of(a, tasks) if a.state == "started" and outcome == "interrupted" else None
-            if task is not None:
+            if task is not None and task.active:
                 res.in_flight.append(a)
                 event(log, "unfinished action still in flight: the cluster is carrying it out", logging.WARNING,
                       from_cycle=a.cycle_id, step=a.step, action=a.words, task=task.name, task_state=task.state)
                 continue
+            if task is not None and task.state == "error":
+                outcome, why = "failed", f"{task.name} failed after the balancer stopped: {task.error}"
             self.journal.resolve(a.id, outcome, why)
             out.append((a, outcome, why))
             event(log, "unfinished action settled", logging.WARNING, from_cycle=a.cycle_id, step=a.step,
                   action=a.words, was=a.state, outcome=outcome, why=why)
         return out
 
-    def _running_tasks(self) -> list[RunningTask]:
-        """The tasks the cluster has queued or is running (none for a source that keeps no tasks)."""
-        read = getattr(self.source, "running_tasks", None)
+    def _recent_tasks(self) -> list[ClusterTask]:
+        """The tasks the cluster has queued, is running or ended lately (none for a source that keeps no tasks)."""
+        read = getattr(self.source, "recent_tasks", None)
         return list(read()) if callable(read) else []
 
 
@@ -446,18 +449,29 @@ def settle(a: ActionRow, snap: Snapshot) -> tuple[str, str]:
     return "interrupted", f"host {a.subject} is {state}: not completed"
 
 
-def task_of(a: ActionRow, tasks: list[RunningTask]) -> RunningTask | None:
-    """The running task carrying out ``a``: a relocation of its VM for a move (within the cluster, of
-    disks, or to another cluster), the host action itself for a host's (None: none is running)."""
+def task_of(a: ActionRow, tasks: list[ClusterTask]) -> ClusterTask | None:
+    """The cluster's task carrying out ``a`` (None: none is known).
+
+    The one whose id the journal holds when it holds one; else (the balancer stopped between asking
+    and recording, or an older journal) a queued or running one of the same subject and kind: a
+    relocation of its VM for a move (within the cluster, of disks, or to another cluster), the host
+    action itself for a host's. A task that ended is taken only by its id: another's relocation of
+    the VM may have ended too."""
+    if a.task:
+        mine = next((t for t in tasks if t.key == a.task), None)
+        if mine is not None:
+            return mine
     want = "relocate" if a.kind in ("move", "storage", "cross") else a.target if a.kind == "power" else None
-    return next((t for t in tasks if want is not None and t.subject == a.subject and t.action == want), None)
+    return next((t for t in tasks if want is not None and t.active and t.subject == a.subject and t.action == want),
+                None)
 
 
 class JournaledActions:
     """Carry out a plan's actions with every step journaled (a context manager around ``source.execute``).
 
     On entry the plan's actions are journaled as pending and the source's hooks are set so each
-    action is marked started and then gets its outcome, with a log line each; assign what
+    action is marked started, gets the id of the cluster's task once the cluster has accepted it
+    (vCenter), and then its outcome, with a log line each; assign what
     ``execute`` returns to ``results`` inside the block: on exit, outcomes the source decided
     without the hooks (e.g. skipped) are journaled too. Used by the service's cycles and by the
     one-off commands that act (apply, evacuate --execute), so cooldowns see every move.
@@ -493,14 +507,17 @@ class JournaledActions:
                   action=result.action, reason=result.reason, outcome=result.outcome,
                   message=result.message or None, seconds=result.seconds)
 
+        def task_started(action: Move | StorageMove | PowerAction, key: str) -> None:
+            journal.action_task(ids[action.step], key)
+
         self._target = target = getattr(self.source, "executor", self.source)
-        target.before_action, target.after_action = before, after
+        target.before_action, target.after_action, target.task_started = before, after, task_started
         if self.should_stop is not None:
             target.should_stop = self.should_stop
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for hook in ("before_action", "after_action", "should_stop"):
+        for hook in ("before_action", "after_action", "task_started", "should_stop"):
             self._target.__dict__.pop(hook, None)
         for r in self.results:
             if r.step not in self.ids and r.kind == "datastore":  # a datastore action outside the plan (maintenance)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config import Config
-from .base import RunningTask, Source
+from .base import ClusterTask, Source
 
 
 def open_source(config: Config) -> Source:
@@ -18,4 +18,4 @@ def open_source(config: Config) -> Source:
     return SimulatedCluster(config.sim)
 
 
-__all__ = ["RunningTask", "Source", "open_source"]
+__all__ = ["ClusterTask", "Source", "open_source"]

@@ -11,19 +11,28 @@ from ..snapshot import Snapshot
 
 
 @dataclass(frozen=True)
-class RunningTask:
-    """A task the cluster has queued or is running, in the balancer's words.
+class ClusterTask:
+    """A task the cluster has queued, is running, or ended a short while ago, in the balancer's words.
 
     ``subject`` is the VM or host it works on (by name); ``action`` what it does: ``relocate`` (a VM's
     vMotion or Storage vMotion, within the cluster or out of it) or a host action (``standby``,
     ``power-on``, ``enter-maintenance``, ``exit-maintenance``); ``name`` is the cluster's own name for
-    it (vCenter: ``RelocateVM_Task``) and ``state`` ``queued`` or ``running``.
+    it (vCenter: ``RelocateVM_Task``); ``state`` ``queued``, ``running``, ``success`` or ``error``;
+    ``key`` the cluster's id of the task (vCenter: the Task's managed object id, "" when unknown) and
+    ``error`` the cluster's message when it ended in error.
     """
 
     subject: str
     action: str
     name: str
     state: str
+    key: str = ""
+    error: str = ""
+
+    @property
+    def active(self) -> bool:
+        """Queued or running: the cluster is still carrying it out."""
+        return self.state in ("queued", "running")
 
 
 class Source(Protocol):
@@ -46,9 +55,12 @@ class Source(Protocol):
 
         A source whose actions go on in the cluster without the balancer (vCenter runs a vMotion's
         task to its end even when the balancer that asked for it is gone) also has
-        ``running_tasks() -> list[RunningTask]``: after a restart, an action left started whose task
-        is still running is in flight, not interrupted. A source without it (the embedded simulator,
-        whose actions end with the process) has nothing running once the balancer has stopped.
+        ``recent_tasks() -> list[ClusterTask]``, and its executor calls the hook
+        ``task_started(action, key)`` once the cluster has accepted an action's task: after a
+        restart, an action left started whose task is still running is in flight, not interrupted,
+        and one whose task ended in error failed, with the cluster's message. A source without it
+        (the embedded simulator, whose actions end with the process) has nothing running once the
+        balancer has stopped.
         """
         ...
 

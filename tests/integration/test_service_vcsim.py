@@ -193,3 +193,41 @@ def test_a_vmotion_still_running_at_restart_is_left_in_flight_until_vcenter_fini
     (done,) = [e for e in second.events if e.get("event") == "unfinished action settled"]
     assert (done["was"], done["outcome"]) == ("started", "success"), done
     assert _journal(tmp_path, f"SELECT state, recovered FROM actions WHERE id={moving[0]}") == [("success", 1)]
+
+
+def test_a_vmotion_that_fails_in_vcenter_while_the_balancer_is_down_is_journaled_as_failed(start_vcsim, tmp_path):
+    sim = start_vcsim(hosts=3, vms_per_host=3, cpu_mhz=1000, cores=2, mem_mb=4096)
+    _pile_up(sim)
+    sim.reset()
+    sim.hold()
+    cfg = write_config(tmp_path, _config(sim, tmp_path, interval="1s", max_vmotions_per_host=1,
+                                         max_vmotions_per_cluster=1))
+    svc = ServiceProcess(cfg, cwd=tmp_path)
+    try:
+        assert _until(lambda: sim.stats()["methods"].get("RelocateVM_Task", 0) == 1, timeout=120)
+        # the task's id is journaled once vCenter has accepted it
+        assert _until(lambda: _journal(tmp_path, "SELECT task FROM actions WHERE state='started' AND task IS NOT NULL"),
+                      timeout=30), "".join(svc.raw[-30:])
+        svc.proc.send_signal(signal.SIGKILL)
+        svc.proc.wait(10)
+    finally:
+        svc.kill()
+    ((aid, vm, source, task),) = _journal(tmp_path, "SELECT id, subject, source, task FROM actions WHERE state='started'")
+    sim.release(fail=True)  # vCenter ends the vMotion in an error while no balancer is running
+    assert _until(lambda: any(r["vm"] == vm and r["failed"] for r in sim.stats()["relocations"]), timeout=60)
+    admin = sim.connect()
+    try:
+        assert admin.placement()[vm] == source  # vCenter did not move it
+    finally:
+        admin.close()
+
+    again = ServiceProcess(cfg, "--cycles", "1", cwd=tmp_path)
+    try:
+        assert again.finish(120) == 0, "".join(again.raw[-30:])
+    finally:
+        again.kill()
+    (verdict,) = [e for e in again.events if e.get("event") == "unfinished action settled" and e.get("was") == "started"]
+    assert verdict["outcome"] == "failed"
+    assert verdict["why"] == "RelocateVM_Task failed after the balancer stopped: InsufficientResourcesFault"
+    assert _journal(tmp_path, f"SELECT state, message, task, recovered FROM actions WHERE id={aid}") == [
+        ("failed", verdict["why"], task, 1)]

@@ -225,20 +225,30 @@ def test_a_move_needing_a_failed_move_is_skipped(vcsim, admin):
     assert admin.placement()[vm_name(1)] == host_name(1)
 
 
-def test_running_tasks_name_the_vmotions_vcenter_is_still_carrying_out(vcsim, admin):
+def test_recent_tasks_name_the_vmotions_vcenter_is_carrying_out_and_how_they_ended(vcsim, admin):
     from pyVmomi import vim
 
-    vcsim.hold()  # the relocation's task runs until released, the VM on its host meanwhile
-    task = admin.vms()[vm_name(0)].RelocateVM_Task(spec=vim.vm.RelocateSpec(host=admin.hosts()[host_name(1)]))
+    vcsim.hold()  # the relocations' tasks run until released, the VMs on their hosts meanwhile
+    vms, hosts = admin.vms(), admin.hosts()
+    first = vms[vm_name(0)].RelocateVM_Task(spec=vim.vm.RelocateSpec(host=hosts[host_name(1)]))
     with vcsim.source() as src:
-        running = src.running_tasks()
-        assert [(t.subject, t.action, t.name) for t in running] == [(vm_name(0), "relocate", "RelocateVM_Task")]
-        assert running[0].state in ("queued", "running")
+        (running,) = src.recent_tasks()
+        assert (running.subject, running.action, running.name) == (vm_name(0), "relocate", "RelocateVM_Task")
+        assert running.active and running.key == first._moId and running.error == ""
         assert src.snapshot().vms_by_name()[vm_name(0)].host == host_name(0)
         vcsim.release()
-        admin.wait(task)
-        assert src.running_tasks() == []  # ended tasks, and the other entities' tasks, are not listed
-    assert admin.placement()[vm_name(0)] == host_name(1)
+        admin.wait(first)
+        (done,) = src.recent_tasks()  # ended lately: still listed, with its outcome
+        assert (done.key, done.state, done.active) == (first._moId, "success", False)
+
+        vcsim.hold()
+        second = vms[vm_name(1)].RelocateVM_Task(spec=vim.vm.RelocateSpec(host=hosts[host_name(0)]))
+        vcsim.release(fail=True)
+        with pytest.raises(vim.fault.InsufficientResourcesFault):
+            admin.wait(second)
+        failed = next(t for t in src.recent_tasks() if t.key == second._moId)
+        assert (failed.subject, failed.state, failed.error) == (vm_name(1), "error", "InsufficientResourcesFault")
+    assert admin.placement()[vm_name(0)] == host_name(1) and admin.placement()[vm_name(1)] == host_name(1)
 
 
 def test_a_request_that_outlasts_the_timeout_fails(start_vcsim):

@@ -134,9 +134,10 @@ class VcSim:
         was, until ``release``."""
         self._http(f"/_vcsim/hold?after={after}", "POST")
 
-    def release(self) -> None:
-        """The held relocation tasks go on (and end as they would have)."""
-        self._http("/_vcsim/release", "POST")
+    def release(self, fail: bool = False) -> None:
+        """The held relocation tasks go on (and end as they would have), or (``fail``) end in a task
+        error (InsufficientResourcesFault), their VMs where they were."""
+        self._http("/_vcsim/release" + ("?fail=1" if fail else ""), "POST")
 
     # --- config ---------------------------------------------------------------------------
     def vcenter_section(self, **extra: Any) -> dict:

@@ -25,7 +25,8 @@
 //     POST /_vcsim/fail?vm=NAME   make the next RelocateVM_Task of that VM end in a task error
 //     POST /_vcsim/hold?after=N   every RelocateVM_Task within this vCenter from now on, but the next N
 //     (default 0), returns its task at once and the task stays running (the VM where it was) until
-//     POST /_vcsim/release, as a vMotion in progress
+//     POST /_vcsim/release, as a vMotion in progress; POST /_vcsim/release?fail=1 ends the held
+//     tasks in a task error instead (InsufficientResourcesFault, the VMs where they were)
 //   - HA settings: ReconfigureComputeResource_Task stores rules, groups and VM overrides but
 //     drops spec.dasConfig (checked: configurationEx.dasConfig reads back unchanged), so the
 //     layer in front stores the dasConfig it carries (enabled, admission control enabled, the
@@ -126,12 +127,18 @@ type stats struct {
 	methods     map[string]int
 	relocations []relocation
 	failVMs     map[string]bool
-	held        chan struct{} // not nil: relocation tasks started now wait for it to be closed (/_vcsim/release)
+	held        *hold // not nil: relocation tasks started now wait for it to be released (/_vcsim/release)
 	holdAfter   int           // relocations still to go through before the hold takes effect
 }
 
-// holding is the channel a relocation starting now waits for (nil: none). Called once per relocation.
-func (s *stats) holding() chan struct{} {
+// hold keeps relocation tasks running until ch is closed; fail (set before closing) ends them in an error.
+type hold struct {
+	ch   chan struct{}
+	fail bool
+}
+
+// holding is the hold a relocation starting now waits for (nil: none). Called once per relocation.
+func (s *stats) holding() *hold {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.held != nil && s.holdAfter > 0 {
@@ -255,7 +262,7 @@ func storeDasConfig(this types.ManagedObjectReference, das *types.ClusterDasConf
 // is not nil, until it is closed) before it relocates the VM, as a real vMotion does (the SOAP call
 // returns; the task takes minutes). The relocation is logged when the task ends.
 func slowRelocate(w http.ResponseWriter, this types.ManagedObjectReference, spec types.VirtualMachineRelocateSpec,
-	delay time.Duration, held chan struct{}, st *stats, rec relocation) bool {
+	delay time.Duration, held *hold, st *stats, rec relocation) bool {
 	vm, ok := simulator.Map.Get(this).(*simulator.VirtualMachine)
 	if !ok {
 		return false
@@ -263,7 +270,14 @@ func slowRelocate(w http.ResponseWriter, this types.ManagedObjectReference, spec
 	task := simulator.CreateTask(vm, relocateTaskName, func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
 		time.Sleep(delay)
 		if held != nil {
-			<-held
+			<-held.ch
+			if held.fail {
+				rec.Failed, rec.End = true, time.Now().UnixNano()
+				st.mu.Lock()
+				st.relocations = append(st.relocations, rec)
+				st.mu.Unlock()
+				return nil, &types.InsufficientResourcesFault{}
+			}
 		}
 		before := placementOf(vm.Self)
 		moveDisks(vm, spec)
@@ -572,10 +586,11 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration,
 		case "/_vcsim/hold", "/_vcsim/release":
 			st.mu.Lock()
 			if r.URL.Path == "/_vcsim/hold" && st.held == nil {
-				st.held, st.holdAfter = make(chan struct{}), 0
+				st.held, st.holdAfter = &hold{ch: make(chan struct{})}, 0
 				fmt.Sscan(r.URL.Query().Get("after"), &st.holdAfter)
 			} else if r.URL.Path == "/_vcsim/release" && st.held != nil {
-				close(st.held) // the held tasks go on
+				st.held.fail = r.URL.Query().Get("fail") == "1"
+				close(st.held.ch) // the held tasks go on (or fail)
 				st.held = nil
 			}
 			st.mu.Unlock()

@@ -9,6 +9,7 @@ See docs/vcenter.md.
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from ...config import DrsConfig, SdrsConfig, VCenterConfig
 from ...execute.result import ActionResult
@@ -16,12 +17,12 @@ from ...errors import SourceError
 from ...plan import Plan
 from ...plan.domain import CrossMove
 from ...snapshot import Snapshot
-from ..base import RunningTask
+from ..base import ClusterTask
 from .collector import Collector
 from .connection import Connection
 from .executor import Executor
 from .site import TargetSite, target_site
-from .tasks import running_tasks
+from .tasks import recent_tasks
 
 
 class VCenterSource:
@@ -50,24 +51,27 @@ class VCenterSource:
     def execute(self, plan: Plan) -> list[ActionResult]:
         return self.executor.run(plan)
 
-    def running_tasks(self) -> list[RunningTask]:
-        """The relocations of the cluster's VMs and the host actions of its hosts vCenter is still running."""
-        return running_tasks(self.conn, self.collector.refs())
+    def recent_tasks(self) -> list[ClusterTask]:
+        """The relocations of the cluster's VMs and the host actions of its hosts vCenter is running,
+        or ended within the last minutes."""
+        return recent_tasks(self.conn, self.collector.refs())
 
     def site(self, host: str, datastore: str | None) -> TargetSite:
         """Where a VM from another cluster lands on ``host`` (and ``datastore``) of this cluster."""
         refs = self.collector.refs()
         return target_site(self.vc, self.conn, refs, host, datastore)
 
-    def cross_move(self, move: CrossMove, target: "VCenterSource") -> ActionResult:
-        """Carry out a move from this cluster to ``target``'s (``move.cross_vcenter``: another vCenter)."""
+    def cross_move(self, move: CrossMove, target: "VCenterSource",
+                   task_started: Callable[[str], None] | None = None) -> ActionResult:
+        """Carry out a move from this cluster to ``target``'s (``move.cross_vcenter``: another vCenter);
+        ``task_started`` gets the id of vCenter's task once it has accepted it."""
         from .executor import cross_result
 
         try:
             site = target.site(move.target, move.datastore)
         except SourceError as exc:
             return cross_result(move, "skipped", str(exc))
-        return self.executor.cross_move(move, site)
+        return self.executor.cross_move(move, site, task_started)
 
     def enter_datastore_maintenance(self, name: str) -> ActionResult:
         """Put datastore ``name`` into maintenance mode (DatastoreEnterMaintenanceMode)."""

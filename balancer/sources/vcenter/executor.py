@@ -38,6 +38,7 @@ from ...snapshot import SNAPSHOT_VERSION, VM, Datastore, DatastoreState, Host, H
 from .collector import Collector, host_state
 from .connection import Connection, ObjectGone
 from .inventory import ClusterRefs, moid, objects_spec, props, read_view, retrieve
+from .tasks import describe_fault
 
 if TYPE_CHECKING:
     from ...plan.domain import CrossMove
@@ -106,9 +107,18 @@ class Executor:
     def after_action(self, action: Action, result: ActionResult) -> None:
         """Called in the worker thread when an action has an outcome."""
 
+    def task_started(self, action: Action, key: str) -> None:
+        """Called in the worker thread once vCenter has accepted the action's task (``key``: its id)."""
+
     def should_stop(self) -> bool:
         """True: start no further action (actions in flight finish; the rest is skipped)."""
         return False
+
+    def _accepted(self, action: Action, task: Any) -> None:
+        try:
+            self.task_started(action, moid(task))
+        except Exception:  # noqa: BLE001
+            log.exception("task_started hook failed")
 
     # --- scheduling -----------------------------------------------------------------------
     def run(self, plan: Plan) -> list[ActionResult]:
@@ -252,6 +262,7 @@ class Executor:
                 return self._finish(a, "skipped", why, t0)
             self.before_action(a)
             task = self.conn.call(what, lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
+            self._accepted(a, task)
             self._wait(task, move_deadline(a, self.timeout))
             return self._finish(a, "success", "", t0)
         except (SourceError, ActionFailed) as exc:
@@ -270,12 +281,14 @@ class Executor:
 
         return self._relocate(m, refs, f"moving VM {m.vm} to {m.target}", spec_for)
 
-    def cross_move(self, m: "CrossMove", site: "TargetSite") -> ActionResult:
+    def cross_move(self, m: "CrossMove", site: "TargetSite",
+                   task_started: Callable[[str], None] | None = None) -> ActionResult:
         """A VM to a host of another cluster: RelocateVM_Task with the target's host and resource
         pool (and datastore); across vCenters with its VM folder and a service locator too.
 
         Skipped when the VM is no longer on its source host; the caller has re-checked the rest
-        (target host on, compatibility, room) on fresh snapshots of both clusters."""
+        (target host on, compatibility, room) on fresh snapshots of both clusters. ``task_started``
+        gets the task's id once vCenter has accepted it."""
         t0 = time.monotonic()
         result = lambda outcome, message="": cross_result(m, outcome, message, time.monotonic() - t0)  # noqa: E731
         try:
@@ -293,6 +306,11 @@ class Executor:
             spec = site.relocate_spec(m.cross_vcenter)
             task = self.conn.call(f"moving VM {m.vm} to {m.target_cluster}/{m.target}",
                                   lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
+            if task_started is not None:
+                try:
+                    task_started(moid(task))
+                except Exception:  # noqa: BLE001
+                    log.exception("task_started callback failed")
             seconds = m.vmotion.seconds + (m.storage_copy.seconds if m.storage_copy else 0.0)
             self._wait(task, deadline(seconds, self.timeout))
             return result("success")
@@ -457,6 +475,7 @@ class Executor:
                 "exit-maintenance": lambda: host.ExitMaintenanceMode_Task(timeout=secs),
             }
             task = self.conn.call(f"{p.action} of host {p.host}", calls[p.action])
+            self._accepted(p, task)
             self._wait(task, secs + 30.0)
             return self._finish(p, "success", "", t0)
         except (SourceError, ActionFailed) as exc:
@@ -593,16 +612,6 @@ class Executor:
                 raise ActionFailed(f"task did not finish within {timeout:.0f} s (cancel requested)")
             time.sleep(delay)
             delay = min(1.0, delay * 2)
-
-
-def describe_fault(fault: Any) -> str:
-    if fault is None:
-        return "unknown error"
-    text = " ".join(str(getattr(fault, "msg", "") or getattr(fault, "localizedMessage", "") or "").split())
-    name = type(fault).__name__.rsplit(".", 1)[-1]
-    if not text or name in text:
-        return name
-    return f"{name}: {text}"
 
 
 def cross_result(m: "CrossMove", outcome: str, message: str = "", seconds: float = 0.0) -> ActionResult:

@@ -1,22 +1,23 @@
-"""The tasks vCenter is still carrying out on a cluster's VMs and hosts, in the balancer's words.
+"""The tasks vCenter is carrying out, or ended a short while ago, on a cluster's VMs and hosts, in the
+balancer's words.
 
 vCenter goes on with a vMotion (or a host's power or maintenance task) when the balancer that asked
-for it stops: after a restart the balancer asks which of its actions vCenter is still running.
-One request: ``TaskManager.recentTask`` (tasks queued, running, or ended within the last minutes)
-followed to each task's ``info``, with the cluster's references (``Collector.refs``) naming the VMs
-and hosts the tasks work on.
+for it stops: after a restart the balancer asks which of its actions vCenter is still running, and
+how those that ended meanwhile ended. One request: ``TaskManager.recentTask`` (tasks queued,
+running, or ended within the last minutes) followed to each task's ``info``, with the cluster's
+references (``Collector.refs``) naming the VMs and hosts the tasks work on.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..base import RunningTask
+from ..base import ClusterTask
 from .connection import Connection
 from .inventory import ClusterRefs, moid, props, retrieve
 
-TASK_PATHS = ["info.entity", "info.name", "info.descriptionId", "info.state"]
-ACTIVE = ("queued", "running")
+TASK_PATHS = ["info.key", "info.entity", "info.name", "info.descriptionId", "info.state", "info.error"]
+STATES = ("queued", "running", "success", "error")
 
 # vCenter's method (info.name without _Task, or the last part of info.descriptionId), lower case
 # -> the balancer's action word. MigrateVM_Task is the older call for a vMotion; "relocatevm"
@@ -39,8 +40,9 @@ def task_action(name: Any, description_id: Any) -> str | None:
     return None
 
 
-def running_tasks(conn: Connection, refs: ClusterRefs) -> list[RunningTask]:
-    """The relocations of the cluster's VMs and the host actions of its hosts vCenter has queued or is running."""
+def recent_tasks(conn: Connection, refs: ClusterRefs) -> list[ClusterTask]:
+    """The relocations of the cluster's VMs and the host actions of its hosts vCenter has queued, is
+    running, or ended within the last minutes (``recentTask``), each with its task's id."""
 
     def read() -> list[Any]:
         from pyVmomi import vim, vmodl
@@ -58,12 +60,25 @@ def running_tasks(conn: Connection, refs: ClusterRefs) -> list[RunningTask]:
     for oc in conn.call("reading vCenter's recent tasks", read):
         p = props(oc)
         state, entity = str(p.get("info.state", "")), p.get("info.entity")
-        if state not in ACTIVE or entity is None or moid(entity) not in names:
+        if state not in STATES or entity is None or moid(entity) not in names:
             continue
         action = task_action(p.get("info.name"), p.get("info.descriptionId"))
         if action is not None:
-            out.append(RunningTask(names[moid(entity)], action, str(p.get("info.name") or action), state))
+            key = str(p.get("info.key") or moid(oc.obj))
+            error = describe_fault(p.get("info.error")) if state == "error" else ""
+            out.append(ClusterTask(names[moid(entity)], action, str(p.get("info.name") or action), state, key, error))
     return out
 
 
-__all__ = ["running_tasks", "task_action"]
+def describe_fault(fault: Any) -> str:
+    """A task's ``info.error`` in one line: the fault's type, and its message when it has one."""
+    if fault is None:
+        return "unknown error"
+    text = " ".join(str(getattr(fault, "msg", "") or getattr(fault, "localizedMessage", "") or "").split())
+    name = type(fault).__name__.rsplit(".", 1)[-1]
+    if not text or name in text:
+        return name
+    return f"{name}: {text}"
+
+
+__all__ = ["describe_fault", "recent_tasks", "task_action"]
