@@ -4,6 +4,7 @@ another vCenter (two simulators) with a service locator, through the README's co
 from __future__ import annotations
 
 import json
+import sqlite3
 import os
 import subprocess
 import sys
@@ -81,6 +82,10 @@ def test_a_vm_moves_to_another_cluster_of_the_same_vcenter(start_vcsim, tmp_path
     assert admin.placement()[m["vm"]] == m["target"]
     pool = admin.props(admin.vms()[m["vm"]], "resourcePool")["resourcePool"]
     assert pool == admin.clusters()["DC0_C1"].resourcePool
+    # journaled as the source cluster's, with the id of vCenter's task that made it
+    with sqlite3.connect(tmp_path / "journal.sqlite") as db:
+        ((kind, state, task),) = db.execute("SELECT kind, state, task FROM actions WHERE subject=?", (m["vm"],))
+    assert (kind, state) == ("cross", "success") and task.startswith("task-")
     r = balancer("snapshot", "--config", config, "--cluster", "c1", "--out", "c1.json", cwd=tmp_path)
     assert r.returncode == 0 and m["vm"] in {v["name"] for v in json.loads((tmp_path / "c1.json").read_text())["vms"]}
 
