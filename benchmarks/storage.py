@@ -22,6 +22,8 @@ the ratios ours / greedy, the least data any plan copies to bring the datastores
 the threshold to ours' relief levels, and a lower bound on the data any plan with ours' move count
 copies to leave no datastore fuller than the greedy does (`bound_at_moves`): what the target
 "at equal moves, max utilisation ≤ the greedy's and data ≤ 0.8 × the greedy's" can ask at best;
+over every move count, a lower bound on the data of any plan that meets that target and leaves no
+datastore above the threshold (`cheapest_meeting_target`);
 and the greedy at ours' data (as many of its moves as copy no more than ours: its max utilisation
 then) and at ours' outcome (as many of its moves as it takes to leave the fullest datastore no
 fuller than ours: the data it copies for that).
@@ -208,6 +210,26 @@ def bound_at_moves(pool, start, level: float, n_moves: int) -> float:
     return min(total)
 
 
+def cheapest_meeting_target(pool, start, reached, copied, threshold: float, ratio: float = 0.8):
+    """The least data any plan that meets the target and does the job can copy: over every move
+    count k the greedy's path reaches, a plan of k moves that leaves no datastore in service above
+    the greedy's level after k moves nor above ``threshold``, copying at most ``ratio`` x the
+    greedy's data at k. Returns (k, lower bound on its data) for the k with the smallest bound, or
+    None when no k admits such a plan. The scan stops once the excess above the level alone (what
+    any number of moves must copy, and it only grows as the level falls) reaches the best found."""
+    best = None
+    for k in range(1, len(reached)):
+        level = min(reached[k], threshold)
+        excess = float(sum(max(0.0, float(pool.used[d] - level * pool.cap[d]))
+                           for d in range(pool.n_datastores) if not pool.leaving[d]))
+        if best is not None and excess >= best[1]:
+            break
+        bound = bound_at_moves(pool, start, level, k)
+        if bound <= ratio * copied[k] and (best is None or bound < best[1]):
+            best = (k, bound)
+    return best
+
+
 def child(path: str, mode: str, n_moves: int, relief_margin: float) -> None:
     """One end-to-end run in this process: read the snapshot, plan, write the plan; print figures."""
     start = time.perf_counter()
@@ -308,11 +330,19 @@ def main() -> None:
     print(f"least data any plan copies to bring every datastore to ours' relief levels (the excess above them): "
           f"{floor:,.0f} GB = {floor / max(greedy[0]['copied_gb'], 1e-9):.3f} x greedy's")
     pool, start, reached, copied = greedy_path(data, a.relief_margin, 4 * k + 50)
+    from balancer.engine.options import StorageOptions
     level = reached[min(k, len(reached) - 1)]
     bound = bound_at_moves(pool, start, level, k)
     print(f"least data any plan of {k} moves copies to leave no datastore above the greedy's {100 * level:.2f} % "
           f"(a lower bound): {bound:,.0f} GB = {bound / max(greedy[0]['copied_gb'], 1e-9):.3f} x greedy's; "
           f"ours copies {o['copied_gb'] / max(bound, 1e-9):.3f} x this bound")
+    meeting = cheapest_meeting_target(pool, start, reached, copied, StorageOptions(relief_margin=a.relief_margin).space_threshold)
+    if meeting is None:
+        print(f"no plan of 1 to {len(reached) - 1} moves meets the target and leaves no datastore above the threshold")
+    else:
+        print(f"least data any plan copies that meets the target at its move count and leaves no datastore above "
+              f"the threshold (a lower bound): {meeting[1]:,.0f} GB at {meeting[0]} moves; ours {o['copied_gb']:,.0f} GB "
+              f"at {k} moves ({o['copied_gb'] / max(meeting[1], 1e-9):.3f} x)")
     within = max(j for j in range(len(copied)) if copied[j] <= o["copied_gb"] + 1e-6)
     print(f"greedy at ours' data (its first {within} moves, {copied[within]:,.0f} GB): max utilisation after "
           f"{100 * reached[within]:.1f} %; ours {100 * o['max_after']:.1f} % (ratio {o['max_after'] / reached[within]:.3f})")
