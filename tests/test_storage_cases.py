@@ -136,6 +136,26 @@ def test_vmdk_anti_affinity_is_mended_and_never_broken():
         [("rule", "apart", ["Hard disk 2"], True)]
 
 
+def test_a_broken_storage_rule_is_reported_before_and_after():
+    vms = [vm("v0", "h0", [disk("Hard disk 1", "ds0", 60.0), disk("Hard disk 2", "ds0", 50.0)]),
+           vm("a", "h0", [disk("Hard disk 1", "ds0", 10.0)]), vm("b", "h0", [disk("Hard disk 1", "ds1", 10.0)])]
+    apart = {"name": "apart", "type": "vmdk-anti-affinity", "vm": "v0", "disks": ["Hard disk 1", "Hard disk 2"]}
+    spread = {"name": "spread", "type": "vm-datastore-anti-affinity", "vms": ["a", "b"]}
+    s = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"]), datastore("ds1", hosts=["h0"])], vms, [apart, spread])
+    plan = make_plan(s, sdrs())
+    assert [(v.name, v.detail) for v in plan.violations_before] == [("apart", "v0's disks Hard disk 1 and Hard disk 2 share ds0")]
+    assert plan.violations_after == []
+    # with Storage DRS off nothing mends it: still broken after
+    plan = make_plan(s, PlanOptions(threshold=1))
+    assert [v.name for v in plan.violations_before] == [v.name for v in plan.violations_after] == ["apart"]
+    # affinity and anti-affinity on the same disks: infeasible, and the broken one stays broken
+    together = {"name": "together", "type": "vmdk-affinity", "vm": "v0"}
+    s = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"]), datastore("ds1", hosts=["h0"])], vms, [apart, together])
+    plan = make_plan(s, sdrs())
+    assert plan.status == "infeasible"
+    assert [v.name for v in plan.violations_before] == [v.name for v in plan.violations_after] == ["apart"]
+
+
 def test_vm_anti_affinity_across_datastores_is_mended():
     vms = [vm("a", "h0", [disk("Hard disk 1", "ds0", 60.0)]), vm("b", "h0", [disk("Hard disk 1", "ds0", 40.0)])]
     rule = {"name": "db-apart", "type": "vm-datastore-anti-affinity", "vms": ["a", "b"]}

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...plan import CopyEstimate, DatastoreChange, DiskMove, Plan, StorageMove, plan_totals
+from ...plan import CopyEstimate, DatastoreChange, DiskMove, Plan, StorageMove, Violation, plan_totals
 from ...snapshot import Snapshot
 from ..options import PlanOptions, StorageOptions
 from .carry import carry_disks
 from .copy import copy_seconds
 from .pool import Pool, build_pool
-from .rules import build_rules
+from .rules import StorageRules, build_rules
 from ..words import pct
 from .select import Choice, Step, choose
 
@@ -43,11 +43,14 @@ def _plan_storage(snapshot: Snapshot, options: PlanOptions, plan: Plan) -> Plan:
         return _infeasible(plan, build_pool(snapshot, final_host, (), carried),
                            [f"evacuating {n}: no datastore of that name in the cluster" for n in unknown])
     pool = build_pool(snapshot, final_host, storage.evacuate if storage else (), carried)
+    rules = build_rules(pool, storage.keep_disks_together if storage else True)
+    broken = _broken_rules(pool, rules, _snapshot_disk_ds(pool))
+    plan = plan.model_copy(update={"violations_before": list(plan.violations_before) + broken})
     if carry_conflicts:
         return _infeasible(plan, build_pool(snapshot), carry_conflicts)
     if storage is None or plan.status != "ok":
-        return plan.model_copy(update={"datastores": _datastores(pool, pool.used, evacuated=False)})
-    rules = build_rules(pool, storage.keep_disks_together)
+        return plan.model_copy(update={"datastores": _datastores(pool, pool.used, evacuated=False),
+                                       "violations_after": list(plan.violations_after) + broken})
     choice = choose(pool, rules, storage)
     if choice.conflicts:
         return _infeasible(plan, pool, choice.conflicts)
@@ -63,7 +66,21 @@ def _plan_storage(snapshot: Snapshot, options: PlanOptions, plan: Plan) -> Plan:
     return plan.model_copy(update={
         "storage_moves": moves, "power": power, "notes": notes,
         "datastores": _datastores(pool, choice.used),
+        "violations_after": list(plan.violations_after) + _broken_rules(pool, rules, choice.disk_ds),
     })
+
+
+def _snapshot_disk_ds(pool: Pool) -> np.ndarray:
+    """Every disk's datastore in the snapshot (the pool's order: VM by VM), before any move carries it."""
+    return np.array([pool.ds_index(k.datastore) for vm in pool.snapshot.vms for k in vm.disks], dtype=np.int64)
+
+
+def _broken_rules(pool: Pool, rules: StorageRules, disk_ds: np.ndarray) -> list[Violation]:
+    """The storage rules broken with the disks on ``disk_ds``, one violation a rule (as compute rules)."""
+    words: dict[str, list[str]] = {}
+    for rule, detail in rules.violations(pool, disk_ds):
+        words.setdefault(rule, []).append(detail)
+    return [Violation(kind="rule", name=rule, detail="; ".join(details)) for rule, details in words.items()]
 
 
 def _first_step(plan: Plan) -> int:
