@@ -78,6 +78,8 @@ CASES = {
     "disk on an unknown datastore": (_storage(lambda s: s["vms"][1]["disks"][0].update(datastore="ds-x")), "ds-x"),
     "datastore over 100 % used": (_storage(lambda s: s["datastores"][0].update(free_gb=-50)), "datastores[0] (ds-a).free_gb"),
     "datastore free above capacity": (_storage(lambda s: s["datastores"][1].update(free_gb=1200)), "datastore ds-b"),
+    "disks take more than the datastore holds": (_storage(lambda s: s["datastores"][0].update(capacity_gb=100, free_gb=0)),
+                                                "datastore ds-a: its disks take"),
     "negative datastore capacity": (_storage(lambda s: s["datastores"][1].update(capacity_gb=-1)),
                                     "datastores[1] (ds-b).capacity_gb"),
     "negative disk size": (_storage(lambda s: s["vms"][2]["disks"][0].update(size_gb=-40)), "size_gb"),

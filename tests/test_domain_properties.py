@@ -52,6 +52,10 @@ def test_every_move_is_compatible_fits_and_keeps_the_target_within_room(case):
         if m.datastore is not None:
             vm["disks"] = [dict(d, datastore=m.datastore) for d in vm.get("disks", [])]
         current[m.target_cluster]["vms"].append(vm)
+        for d in vm.get("disks", []):  # the target's datastore now holds them too (the source's may keep the space)
+            for ds in current[m.target_cluster].get("datastores", []):
+                if ds["name"] == d["datastore"]:
+                    ds["free_gb"] = max(ds["free_gb"] - d.get("used_gb", d["size_gb"]), 0.0)
     for c in plan.clusters:
         if any(m.target_cluster == c.cluster for m in plan.moves):
             assert max(c.cpu_after, c.mem_after) <= opts.room + 1e-9

@@ -138,7 +138,7 @@ def test_the_premise_is_checked_again_on_fresh_snapshots():
     down = parse_snapshot({**b, "hosts": [dict(h, state="maintenance") if h["name"] == move.target else h
                                           for h in b["hosts"]]})
     assert "is in maintenance" in cross_premise(move, snaps["a"], down, opts)
-    full = parse_snapshot({**b, "vms": b["vms"] + [dict(b["vms"][0], name=f"filler{i}", host=move.target,
+    full = parse_snapshot({**b, "vms": b["vms"] + [dict(b["vms"][0], name=f"filler{i}", host=move.target, disks=[],
                                                         cpu_demand_mhz=8_000.0) for i in range(7)]})
     assert "would pass its headroom" in cross_premise(move, snaps["a"], full, opts)
 
@@ -328,7 +328,7 @@ def test_ha_failover_capacity_of_the_target_is_kept():
     from balancer.snapshot import parse_snapshot
 
     b = snaps["b"].to_json_dict()
-    b["vms"] = b["vms"] + [dict(b["vms"][0], name=f"b-extra{i}") for i in range(6)]  # 8 VMs: 48,000 of 128,000
+    b["vms"] = b["vms"] + [dict(b["vms"][0], name=f"b-extra{i}", disks=[]) for i in range(6)]  # 8 VMs: 48,000 of 128,000
     without = plan_domain({"a": snaps["a"], "b": parse_snapshot(b)}, options("a", "b", max_moves=10))
     with_ha = plan_domain({"a": snaps["a"], "b": parse_snapshot({**b, "ha": ha})}, options("a", "b", max_moves=10))
     assert len(with_ha.moves) < len(without.moves)

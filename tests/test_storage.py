@@ -170,7 +170,8 @@ def test_a_stale_storage_move_is_skipped_with_the_reason(case):
     elif case == "target not mounted":
         target = last
     elif case == "no room":
-        sim.storage.datastores[1].capacity_gb = sim.storage.datastores[1].capacity_gb * 0.3
+        # ds-02 nearly full: its capacity just above what is on it now
+        sim.storage.datastores[1].capacity_gb = next(d for d in snap.datastores if d.name == "ds-02").used_gb + 1.0
     else:
         sim.storage.datastores[1].state = sim.storage.datastores[1].state.MAINTENANCE
     plan = _empty_plan(snap).model_copy(update={"storage_moves": [storage_move(snap, vm.name, target)]})

@@ -55,7 +55,7 @@ def test_copy_time_follows_the_configured_bandwidth():
 
 
 def test_no_moves_and_a_note_when_every_datastore_is_within_its_thresholds():
-    plan = make_plan(two_datastores(fill=700.0), sdrs())
+    plan = make_plan(two_datastores(fill=700.0, sizes=(300.0, 200.0, 100.0)), sdrs())
     assert plan.storage_moves == []
     assert any("within the 80 % space threshold" in n and "no storage moves" in n for n in plan.notes)
     assert [d.used_before_gb for d in plan.datastores] == [d.used_after_gb for d in plan.datastores] == [700.0, 0.0]

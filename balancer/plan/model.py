@@ -18,6 +18,7 @@ MoveReason = Literal["rule", "capacity", "evacuate", "dpm", "balance"]
 StorageReason = Literal["space", "latency", "rule", "evacuate", "follows-host"]
 PowerReason = Literal["dpm", "capacity", "maintenance"]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # a size, a time, data: never below zero
 
 
 def iso_time(value: str | None) -> str | None:
@@ -48,9 +49,9 @@ class Imbalance(_Model):
 
 
 class VMotionEstimate(_Model):
-    seconds: Finite
-    downtime_ms: Finite
-    data_mb: Finite
+    seconds: Amount
+    downtime_ms: Amount
+    data_mb: Amount
     converges: bool = True
 
 
@@ -60,7 +61,7 @@ class DiskMove(_Model):
     disk: str
     source: str  # datastore
     target: str  # datastore
-    size_gb: Finite  # what the copy moves (the disk's space on its datastore)
+    size_gb: Amount  # what the copy moves (the disk's space on its datastore)
 
     @model_validator(mode="after")
     def _moves_somewhere(self) -> "DiskMove":
@@ -72,8 +73,8 @@ class DiskMove(_Model):
 class CopyEstimate(_Model):
     """A Storage vMotion's predicted cost (version 2)."""
 
-    seconds: Finite
-    data_gb: Finite
+    seconds: Amount
+    data_gb: Amount
 
 
 class Move(_Model):
@@ -86,7 +87,7 @@ class Move(_Model):
     rule: str | None = None
     gain: Finite = 0.0
     vmotion: VMotionEstimate | None = None
-    mem_mb: Finite = 0.0
+    mem_mb: Amount = 0.0
     mandatory: bool = False
     # version 2: disks that move with the VM (a shared-nothing vMotion: host and datastore in one
     # RelocateVM_Task), when the target host does not mount the datastore they are on
@@ -117,10 +118,10 @@ class DatastoreChange(_Model):
     """One datastore before and after the plan (version 2): space used and mean I/O latency."""
 
     name: str
-    capacity_gb: Finite
-    used_before_gb: Finite
-    used_after_gb: Finite
-    latency_ms: Finite | None = None  # as measured; a plan does not predict latency
+    capacity_gb: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    used_before_gb: Amount
+    used_after_gb: Amount
+    latency_ms: Amount | None = None  # as measured; a plan does not predict latency
     state: Literal["normal", "maintenance"] = "normal"
 
     @property

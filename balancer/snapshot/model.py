@@ -475,6 +475,16 @@ def _check_storage(s: Snapshot, hosts: Mapping[str, Host]) -> None:
             if k.used_gb is not None and k.used_gb > k.size_gb:
                 raise ValueError(f"vm {v.name}: disk {k.name!r} uses {k.used_gb:g} GB, more than its size_gb {k.size_gb:g}")
         disks[v.name] = {k.name for k in v.disks}
+    on: dict[str, float] = {}
+    for v in s.vms:
+        for k in v.disks:
+            on[k.datastore] = on.get(k.datastore, 0.0) + k.space_gb
+    for d in s.datastores:
+        # the disks of this cluster's VMs are part of what is used there (other files, other clusters' VMs)
+        slack = max(1.0, 0.01 * d.capacity_gb)  # free space and disk usage are read a moment apart
+        if on.get(d.name, 0.0) > d.used_gb + slack:
+            raise ValueError(f"datastore {d.name}: its disks take {on[d.name]:,.0f} GB, more than the "
+                             f"{d.used_gb:,.0f} GB used on it (capacity_gb {d.capacity_gb:g} - free_gb {d.free_gb:g})")
     for r in s.rules:
         if isinstance(r, VmdkRule):
             if r.vm not in disks:

@@ -162,7 +162,7 @@ def _datastores(pool: Pool, used_after: np.ndarray, evacuated: bool = True) -> l
     return [
         DatastoreChange(
             name=d.name, capacity_gb=d.capacity_gb, used_before_gb=round(d.used_gb, 3) + 0.0,
-            used_after_gb=round(float(used_after[i]), 3) + 0.0, latency_ms=d.latency_ms,
+            used_after_gb=max(round(float(used_after[i]), 3), 0.0) + 0.0, latency_ms=d.latency_ms,
             state="maintenance" if evacuated and pool.leaving[i] else d.state.value,
         )
         for i, d in enumerate(s.datastores)
