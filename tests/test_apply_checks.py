@@ -185,6 +185,9 @@ PLAN_CASES = {
     "step as a string": (lambda p: p["moves"][0].update(step="1"), "moves[0].step"),
     "no-op move": (lambda p: p["moves"][0].update(target=p["moves"][0]["source"]), "moves[0]"),
     "collected_at not a time": (lambda p: p.update(collected_at="yesterday"), "collected_at"),
+    "negative vMotion data": (lambda p: p["moves"][0]["vmotion"].update(data_mb=-5), "moves[0].vmotion.data_mb"),
+    "negative disk size": (lambda p: p["moves"][0].update(disks=[{"disk": "Hard disk 1", "source": "ds-01", "target": "ds-02",
+                                                                  "size_gb": -5}]), "moves[0].disks[0].size_gb"),
     "evacuate result": (lambda p: (p.clear(), p.update(plan={"version": 1}, results=[])), "evacuate --execute"),
 }
 
