@@ -353,35 +353,49 @@ def evacuate_datastore(datastore, config_path, cluster_name, snapshot_path, fmt,
 
 
 @cli.command("exit-maintenance")
-@click.argument("host")
+@click.argument("name")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
 @cluster_option
+@click.option("--datastore", "is_datastore", is_flag=True,
+              help="NAME is a datastore (needed only when a host has the same name).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def exit_maintenance(host, config_path, cluster_name, fmt) -> None:
-    """Take HOST out of maintenance mode, so it runs VMs again (balancing then moves load onto it).
+def exit_maintenance(name, config_path, cluster_name, is_datastore, fmt) -> None:
+    """Take host or datastore NAME out of maintenance mode.
 
-    Journaled like `apply`. Exit status: 0 when HOST is back, 1 when the action failed, 2 on bad
-    input (HOST unknown, or not in maintenance).
+    A host runs VMs again (balancing then moves load onto it); a datastore takes disks again
+    (Storage DRS then moves disks onto it when others pass the space threshold). Journaled like
+    `apply`. Exit status: 0 when NAME is back, 1 when the action failed, 2 on bad input (NAME
+    unknown, or not in maintenance).
     """
+    from .execute.evacuation import carry_out_datastore_exit
     from .execute.premise import power_premise
     from .plan import PowerAction
     from .service.oneoff import acting
 
-    name, cfg = _cluster(config_path, cluster_name)
-    action = PowerAction(step=1, host=host, action="exit-maintenance", reason="maintenance",
-                         detail="taken out of maintenance on request")
-    with acting(name, cfg, "exit-maintenance") as act:
+    cluster, cfg = _cluster(config_path, cluster_name)
+    with acting(cluster, cfg, "exit-maintenance") as act:
         snap = act.source.snapshot()
-        found = snap.hosts_by_name().get(host)
+        found = None if is_datastore else snap.hosts_by_name().get(name)
         if found is None:
-            raise InputError(f"host {host!r}: not in cluster {snap.cluster}")
-        if found.state is HostState.ON:
-            raise InputError(f"host {host} is on, not in maintenance")
-        if why := power_premise(action, found.state, 0):  # the executor's own check, before anything is journaled
-            raise InputError(why)
-        plan = make_plan(snap, _options(cfg, max_moves=0)).model_copy(
-            update={"moves": [], "suppressed": [], "notes": [], "power": [action]})
-        results = act.carry_out(plan, snap)
+            ds = next((d for d in snap.datastores if d.name == name), None)
+            if ds is None:
+                what = "datastore" if is_datastore else "host or datastore"
+                raise InputError(f"{what} {name!r}: not in cluster {snap.cluster}")
+            if ds.state is not DatastoreState.MAINTENANCE:
+                raise InputError(f"datastore {name} is not in maintenance")
+            plan = make_plan(snap, _options(cfg, max_moves=0)).model_copy(
+                update={"moves": [], "suppressed": [], "notes": [], "power": [], "storage_moves": []})
+            results = act.carry_out(plan, snap, lambda source, p: carry_out_datastore_exit(source, name))
+        else:
+            if found.state is HostState.ON:
+                raise InputError(f"host {name} is on, not in maintenance")
+            action = PowerAction(step=1, host=name, action="exit-maintenance", reason="maintenance",
+                                 detail="taken out of maintenance on request")
+            if why := power_premise(action, found.state, 0):  # the executor's own check, before anything is journaled
+                raise InputError(why)
+            plan = make_plan(snap, _options(cfg, max_moves=0)).model_copy(
+                update={"moves": [], "suppressed": [], "notes": [], "power": [action]})
+            results = act.carry_out(plan, snap)
     if fmt == "json":
         _write(json.dumps([r.to_json_dict() for r in results], indent=2) + "\n", None)
     _finish_results(results, fmt)

@@ -368,3 +368,20 @@ def test_replay_accepts_a_host_move_taking_its_disks_to_a_datastore_the_new_host
     onto_last = along.model_copy(update={"disks": [d.model_copy(update={"target": last.name, "source": "ds-01"})
                                                    for d in along.disks]})
     check_plan_steps(snap, _empty_plan(snap).model_copy(update={"moves": [onto_last]}), PlanOptions())  # stale: skipped
+
+
+@pytest.mark.parametrize("action,state,outcome", [
+    ("enter-maintenance", "maintenance", "success"), ("enter-maintenance", "normal", "interrupted"),
+    ("exit-maintenance", "normal", "success"), ("exit-maintenance", "maintenance", "interrupted")])
+def test_a_datastore_action_left_unfinished_is_settled_from_the_datastore_s_state(action, state, outcome):
+    from balancer.journal.store import ActionRow
+    from balancer.service.cycle import settle
+
+    snap = _sim().snapshot()
+    ds = snap.datastores[0]
+    snap = snap.model_copy(update={"datastores": [ds.model_copy(update={"state": ds.state.__class__(state)}),
+                                                  *snap.datastores[1:]]})
+    row = ActionRow(id=1, cycle_id=1, cluster="sim", step=1, kind="datastore", subject=ds.name, source=None,
+                    target=action, reason="maintenance", mandatory=True, state="started", message=None,
+                    cluster_time=None, created_at=0.0, started_at=0.0, finished_at=None, seconds=None, recovered=False)
+    assert settle(row, snap)[0] == outcome

@@ -63,6 +63,16 @@ def test_evacuate_datastore_on_the_embedded_cluster(tmp_path):
     # a datastore in maintenance receives no disk
     r = run_cli("recommend", "--config", str(cfg), "--format", "json")
     assert all(d["target"] != "ds-04" for m in json.loads(r.stdout)["storage_moves"] for d in m["disks"])
+    # out of maintenance again: it takes disks once more
+    r = run_cli("exit-maintenance", "ds-04", "--config", str(cfg), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert [(x["subject"], x["action"], x["outcome"]) for x in json.loads(r.stdout)] == [("ds-04", "exit-maintenance", "success")]
+    run_cli("snapshot", "--config", str(cfg), "--out", str(snap_path))
+    assert Snapshot.model_validate(json.loads(snap_path.read_text())).datastores[3].state.value == "normal"
+    r = run_cli("exit-maintenance", "ds-04", "--config", str(cfg))
+    assert r.returncode == 2 and "datastore ds-04 is not in maintenance" in r.stderr
+    r = run_cli("exit-maintenance", "ds-04", "--datastore", "--config", str(cfg))
+    assert r.returncode == 2
 
 
 def _service_storage_actions(tmp_path, automation: str) -> list:

@@ -79,4 +79,13 @@ def carry_out_datastore_evacuation(source: "Source", plan: Plan, datastore: str)
     return [*results, res]
 
 
-__all__ = ["carry_out_datastore_evacuation", "carry_out_evacuation", "disks_left_on", "vms_left_on"]
+def carry_out_datastore_exit(source: "Source", datastore: str) -> list[ActionResult]:
+    """Take ``datastore`` out of maintenance mode (step 1)."""
+    leave = getattr(source, "exit_datastore_maintenance", None)
+    if leave is None:
+        return [ActionResult(1, "datastore", datastore, "exit-maintenance", "skipped", "maintenance",
+                             "this source cannot take datastores out of maintenance mode")]
+    return [replace(leave(datastore), step=1)]
+
+
+__all__ = ["carry_out_datastore_evacuation", "carry_out_datastore_exit", "carry_out_evacuation", "disks_left_on", "vms_left_on"]

@@ -436,11 +436,13 @@ def settle(a: ActionRow, snap: Snapshot) -> tuple[str, str]:
         if a.subject not in vms:
             return "success", f"VM {a.subject} left the cluster (found after the balancer stopped)"
         return "interrupted", "not carried out: the balancer stopped while it ran"
-    if a.kind == "datastore":
+    if a.kind == "datastore":  # entering or leaving maintenance
         ds = next((d for d in snap.datastores if d.name == a.subject), None)
-        if ds is not None and ds.state.value == "maintenance":
+        want = "normal" if a.target == "exit-maintenance" else "maintenance"
+        if ds is not None and ds.state.value == want:
             return "success", "found completed after the balancer stopped while it ran"
-        return "interrupted", f"datastore {a.subject} is not in maintenance: not completed"
+        state = "not in maintenance" if want == "maintenance" else ("gone" if ds is None else "still in maintenance")
+        return "interrupted", f"datastore {a.subject} is {state}: not completed"
     host = hosts.get(a.subject)
     want = POWER_RESULT.get(a.target or "")
     if host is not None and want is not None and host.state is want:

@@ -145,6 +145,16 @@ def test_evacuate_datastore_empties_it_and_puts_it_into_maintenance(start_vcsim,
     hist = json.loads(balancer("history", "--config", config, "--format", "json").stdout)
     assert hist[-1]["kind"] == "evacuate-datastore"
     assert hist[-1]["actions"][-1]["kind"] == "datastore" and hist[-1]["actions"][-1]["state"] == "success"
+    # and back out of maintenance (DatastoreExitMaintenanceMode_Task), journaled too
+    proc = balancer("exit-maintenance", "LocalDS_0", "--config", config, "--format", "json")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert [(r["kind"], r["action"], r["outcome"]) for r in json.loads(proc.stdout)] == \
+        [("datastore", "exit-maintenance", "success")]
+    assert admin.datastore_mode("LocalDS_0") == "normal"
+    hist = json.loads(balancer("history", "--config", config, "--format", "json").stdout)
+    assert hist[-1]["kind"] == "exit-maintenance" and hist[-1]["actions"][-1]["state"] == "success"
+    proc = balancer("exit-maintenance", "LocalDS_0", "--config", config)
+    assert proc.returncode == 2 and "datastore LocalDS_0 is not in maintenance" in proc.stderr
 
 
 def test_evacuate_datastore_refuses_when_there_is_no_room(start_vcsim, tmp_path):

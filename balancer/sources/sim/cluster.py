@@ -341,6 +341,19 @@ class SimulatedCluster:
         self.save()
         return ActionResult(0, "datastore", name, what, "success", "evacuate")
 
+    def exit_datastore_maintenance(self, name: str) -> ActionResult:
+        """Take datastore ``name`` out of maintenance mode: it takes disks again."""
+        found = [i for i, d in enumerate(self.storage.datastores) if d.name == name]
+        what = "exit-maintenance"
+        if not found:
+            return ActionResult(0, "datastore", name, what, "skipped", "maintenance", f"datastore {name} no longer exists")
+        ds = self.storage.datastores[found[0]]
+        if ds.state is not DatastoreState.MAINTENANCE:
+            return ActionResult(0, "datastore", name, what, "skipped", "maintenance", f"datastore {name} is not in maintenance")
+        ds.state = DatastoreState.NORMAL
+        self.save()
+        return ActionResult(0, "datastore", name, what, "success", "maintenance")
+
     def _placement_view(self, vm: int | None) -> Snapshot:
         """What a move's premise reads -- where its VM and its disks are, each host's and datastore's
         state and free space -- as it is now.

@@ -77,6 +77,10 @@ class VCenterSource:
         """Put datastore ``name`` into maintenance mode (DatastoreEnterMaintenanceMode)."""
         return self.executor.enter_datastore_maintenance(name)
 
+    def exit_datastore_maintenance(self, name: str) -> ActionResult:
+        """Take datastore ``name`` out of maintenance mode (DatastoreExitMaintenanceMode_Task)."""
+        return self.executor.exit_datastore_maintenance(name)
+
     def close(self) -> None:
         self.conn.close()
 

@@ -588,6 +588,40 @@ class Executor:
         except (SourceError, ActionFailed) as exc:
             return result("failed", str(exc))
 
+    def exit_datastore_maintenance(self, name: str) -> ActionResult:
+        """DatastoreExitMaintenanceMode_Task: the datastore takes disks again; skipped when it is not
+        in maintenance."""
+        from pyVmomi import vim
+
+        t0 = time.monotonic()
+        what = "exit-maintenance"
+
+        def result(outcome: str, message: str = "") -> ActionResult:
+            res = ActionResult(0, "datastore", name, what, outcome, "maintenance", message, round(time.monotonic() - t0, 3))
+            log.info("datastore %s %s: %s%s", name, what, outcome, f" ({message})" if message else "")
+            return res
+
+        try:
+            ref = self.collector.refs().datastores.get(name)
+            if ref is None:
+                return result("skipped", f"datastore {name} no longer exists")
+
+            def mode() -> str:
+                found = self.conn.call(f"re-reading datastore {name}", lambda: retrieve(
+                    self.conn.content, [objects_spec([(ref, vim.Datastore, ["summary.maintenanceMode"])])]))
+                return str(props(found[0]).get("summary.maintenanceMode", "")) if found else ""
+
+            if mode() == "normal":
+                return result("skipped", f"datastore {name} is not in maintenance")
+            task = self.conn.call(f"datastore {name} leaving maintenance", lambda: ref.DatastoreExitMaintenanceMode_Task())
+            self._wait(task, max(self.timeout, HOST_TASK_MIN_TIMEOUT))
+            now = mode()
+            if now != "normal":
+                return result("failed", f"datastore {name} is {now or 'not known'} after the call")
+            return result("success")
+        except (SourceError, ActionFailed) as exc:
+            return result("failed", str(exc))
+
     # --- tasks ----------------------------------------------------------------------------
     def _wait(self, task: Any, timeout: float) -> None:
         """Poll the task through the property collector until it ends or ``timeout`` seconds pass."""
