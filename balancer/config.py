@@ -178,6 +178,15 @@ class SdrsConfig(_Section):
     keep_disks_together: bool = True  # a VM's disks on one datastore unless a rule says otherwise
     max_moves_per_cycle: Annotated[int, Field(ge=0)] = 4
     max_svmotions_per_datastore: Annotated[int, Field(ge=1)] = 2  # concurrent Storage vMotions per datastore
+    relief_margin: Fraction = 0.01  # a relieved datastore ends at most this much below the space threshold
+    hold_to_heuristic: bool = True  # never fuller than "largest disk off the fullest datastore" at as many moves
+
+    @model_validator(mode="after")
+    def _below_the_threshold(self) -> "SdrsConfig":
+        for key in ("relief_margin", "min_space_difference"):
+            if getattr(self, key) >= self.space_threshold:
+                raise ValueError(f"{key} {getattr(self, key):g} must be below space_threshold {self.space_threshold:g}")
+        return self
 
 
 class BasicAuthConfig(_Section):

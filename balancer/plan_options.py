@@ -49,5 +49,5 @@ def storage_options(cfg: Config, evacuate: tuple[str, ...] = ()) -> StorageOptio
         space_threshold=sdrs.space_threshold, latency_threshold_ms=sdrs.latency_threshold_ms,
         io_balancing=sdrs.io_balancing, min_space_difference=sdrs.min_space_difference, copy_mbps=sdrs.copy_mbps,
         keep_disks_together=sdrs.keep_disks_together, max_moves=None if evacuate else sdrs.max_moves_per_cycle,
-        evacuate=tuple(evacuate),
+        evacuate=tuple(evacuate), relief_margin=sdrs.relief_margin, hold_to_heuristic=sdrs.hold_to_heuristic,
     )

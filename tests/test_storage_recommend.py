@@ -51,6 +51,7 @@ def test_evacuate_datastore_on_the_embedded_cluster(tmp_path):
     plan = json.loads(r.stdout)
     assert plan["moves"] == [] and plan["storage_moves"]
     assert all(m["reason"] == "evacuate" for m in plan["storage_moves"])
+    assert not any("no moves allowed" in n for n in plan["notes"])  # host moves are off, disks do move
     r = run_cli("evacuate-datastore", "ds-04", "--config", str(cfg), "--execute", "--format", "json")
     assert r.returncode == 0, r.stderr
     results = json.loads(r.stdout)["results"]

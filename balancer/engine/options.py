@@ -54,6 +54,9 @@ class StorageOptions:
     # a datastore above the space threshold is relieved to this much below it, and no space move
     # fills a target above that: a little headroom, so the next growth does not trigger a move at once
     relief_margin: float = 0.01
+    # never leave the fullest datastore fuller than "largest disk off the fullest datastore" would with
+    # as many moves (select.py); off: the space stage's own plan, the least predicted copy time
+    hold_to_heuristic: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.space_threshold <= 1.0:

@@ -154,7 +154,8 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
                      f"{100 * PAIRWISE_GAP[options.threshold]:.0f}: balancing")
     if not moves:
         if options.max_moves == 0:
-            notes.append("max moves 0: no moves allowed")
+            if not (options.storage is not None and options.storage.evacuate):  # (emptying datastores: disks only)
+                notes.append("max moves 0: no moves allowed")
         elif unmended or power.exempt_rules:
             pass  # said above, or in the note naming the rule and the VMs that may not move
         elif options.evacuate:

@@ -58,7 +58,8 @@ CAP_ROUNDS = 3  # rounds of relief to a cap (targets filled above it are relieve
 # keeps the plan with the least predicted time (see _relieve_space).
 QUARTER = (2, 0.25)
 PRICED = (4, None)
-SLACK_POLICIES = (QUARTER, PRICED)
+FEWEST = (0, None)  # the fewest moves only: one large unit may be held to the heuristic where a few small ones are not
+SLACK_POLICIES = (QUARTER, PRICED, FEWEST)
 FEWER_REVISIONS = 4  # revisions to fewer of the heuristic's moves tried per plan that does not hold
 
 __all__ = ["Choice", "Layout", "Step", "choose", "cover", "tighten"]
@@ -334,8 +335,15 @@ def _relieve_space(lay: Layout, out: Choice, budget: list[int]) -> None:
         budget[0] = plan[4]
         out.notes[:] = plan[5]
 
+    def predicted(plan: tuple) -> tuple:
+        """The plan's predicted Storage vMotion time (the copies plus a fixed price a move), then its moves."""
+        return round(copy_seconds(plan[0], o.copy_mbps) + MOVE_SECONDS * plan[1], 6), plan[1]
+
     own = [attempt(policy) for policy in SLACK_POLICIES]
     first = own[0][1]  # (QUARTER's count: the heuristic's own moves below, when no plan holds)
+    if not o.hold_to_heuristic:  # the stage's own plan
+        keep(min(own, key=predicted))
+        return
     if not any(plan[1] for plan in own):
         keep(own[0])
         return
@@ -377,7 +385,7 @@ def _relieve_space(lay: Layout, out: Choice, budget: list[int]) -> None:
     good = [plan for plan in plans if holds(plan)]
     if good:
         # the least predicted Storage vMotion time: the copies plus a fixed price a move
-        keep(min(good, key=lambda plan: (round(copy_seconds(plan[0], o.copy_mbps) + MOVE_SECONDS * plan[1], 6), plan[1])))
+        keep(min(good, key=predicted))
         return
     # the heuristic's own moves, as many as the first plan made
     lay.restore(start)
@@ -456,23 +464,24 @@ def _relieve_one(lay: Layout, out: Choice, budget: list[int], d: int, level: np.
     saved, left = lay.save(), budget[0]
     _relieve(lay, budget, d, need, "space", detail, targets)
     most, gain = policy
-    for extra in range(1, most + 1):
-        # a move more than the fewest when it cuts the data this datastore's relief copies enough
-        # (one large disk that overshoots the need, against a few that just reach it)
-        if budget[0] <= 0 or lay.used[d] > goal[d] + EPS:
-            break
-        fewer, spent = lay.save(), budget[0]
-        copied = sum(st.size_gb for st in lay.steps[saved[2]:])
-        lay.restore(saved)
-        budget[0] = left
-        _relieve(lay, budget, d, need, "space", detail, targets, slack=extra, tight=gain is None)
-        if (lay.used[d] > goal[d] + EPS
-                or lay.used[d] > max(fewer[1][d], level[d] * p.cap[d]) + EPS  # (less relieved than with fewer)
-                or (allowance is not None and len(lay.steps) - saved[2] > allowance.get(d, 0))
-                or not _cheaper(lay, saved[2], copied, len(fewer[3]) - saved[2], gain)):
-            lay.restore(fewer)
-            budget[0] = spent
-            break
+    if budget[0] > 0 and lay.used[d] <= goal[d] + EPS:
+        # moves more than the fewest when they cut the data this datastore's relief copies enough
+        # (one large disk that overshoots the need, against a few that just reach it); every count up
+        # to the policy's most is tried (one that cannot reach the level does not end the search),
+        # each against the best so far
+        best, spent = lay.save(), budget[0]
+        for extra in range(1, most + 1):
+            copied = sum(st.size_gb for st in best[3][saved[2]:])
+            lay.restore(saved)
+            budget[0] = left
+            _relieve(lay, budget, d, need, "space", detail, targets, slack=extra, tight=gain is None)
+            if not (lay.used[d] > goal[d] + EPS
+                    or lay.used[d] > max(best[1][d], level[d] * p.cap[d]) + EPS  # (less relieved than the best)
+                    or (allowance is not None and len(lay.steps) - saved[2] > allowance.get(d, 0))
+                    or not _cheaper(lay, saved[2], copied, len(best[3]) - saved[2], gain)):
+                best, spent = lay.save(), budget[0]
+        lay.restore(best)
+        budget[0] = spent
     if lay.used[d] > goal[d] + EPS and budget[0] > 0:
         # still above: filling the least utilised targets first used up those the source is
         # min_space_difference above. Try again filling the fullest that take a unit first, to the
