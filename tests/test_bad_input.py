@@ -179,6 +179,10 @@ CONFIG_CASES = {
     "sdrs space threshold in percent": ("sdrs:\n  space_threshold: 80\n", "sdrs.space_threshold"),
     "negative sdrs latency": ("sdrs:\n  latency_threshold_ms: -5\n", "sdrs.latency_threshold_ms"),
     "zero Storage vMotions per datastore": ("sdrs:\n  max_svmotions_per_datastore: 0\n", "sdrs.max_svmotions_per_datastore"),
+    "sdrs relief margin above the threshold": ("sdrs:\n  relief_margin: 0.9\n", "relief_margin 0.9 must be below space_threshold"),
+    "sdrs min difference above the threshold": ("sdrs:\n  space_threshold: 0.5\n  min_space_difference: 0.6\n",
+                                                "min_space_difference 0.6 must be below space_threshold 0.5"),
+    "sdrs hold_to_heuristic not a bool": ("sdrs:\n  hold_to_heuristic: maybe\n", "sdrs.hold_to_heuristic"),
     "unknown sdrs key": ("sdrs:\n  treshold: 0.8\n", "treshold"),
     "bad sdrs override of a cluster": ("drs: {}\nclusters:\n  - name: a\n    sdrs: {copy_mbps: 0}\n", "sdrs.copy_mbps"),
     "http to a remote vCenter": ("source: vcenter\nvcenter:\n  host: vc.example.com\n  protocol: http\n  user: u\n"

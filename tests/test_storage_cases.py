@@ -310,3 +310,27 @@ def test_the_plan_totals_count_the_storage_moves_and_the_disks_carried():
     s = storage_snap(hosts, [datastore("local0", hosts=["h0"]), datastore("local1", hosts=["h1"])], vms)
     plan = make_plan(s, PlanOptions(threshold=1, evacuate=("h0",)))
     assert plan.totals.moves == 1 and plan.totals.vmotion_seconds == plan.moves[0].vmotion.seconds
+
+
+def test_held_to_the_heuristic_by_default_or_the_least_data_when_not():
+    # ds0 at 81 %: 20 GB over its relief level (79 %); one 60 GB disk or four of 6 GB reach it; the
+    # heuristic's first move (the 60 GB disk) leaves ds0 at 75 %, and four small disks only 78.6 %
+    vms = [vm("big", "h0", [disk("Hard disk 1", "ds0", 60.0)])] + \
+          [vm(f"s{i}", "h0", [disk("Hard disk 1", "ds0", 6.0)]) for i in range(5)]
+    s = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"], other_gb=810.0 - 90.0),
+                                    datastore("ds1", hosts=["h0"], other_gb=400.0)], vms)
+    held = make_plan(s, sdrs())
+    own = make_plan(s, sdrs(hold_to_heuristic=False))
+    assert [m.vm for m in held.storage_moves] == ["big"]
+    assert len(own.storage_moves) == 4 and all(m.vm.startswith("s") for m in own.storage_moves)
+    assert {d.name: d.used_after_gb for d in own.datastores}["ds0"] == 786.0
+
+
+def test_more_small_disks_are_taken_even_when_one_more_move_cannot_reach_the_level():
+    # 20 GB over the relief level: the fewest is the 60 GB disk; two 8 GB disks fall short, three reach it
+    vms = [vm("big", "h0", [disk("Hard disk 1", "ds0", 60.0)])] + \
+          [vm(f"s{i}", "h0", [disk("Hard disk 1", "ds0", 8.0)]) for i in range(4)]
+    s = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"], other_gb=810.0 - 92.0),
+                                    datastore("ds1", hosts=["h0"], other_gb=400.0)], vms)
+    plan = make_plan(s, sdrs(hold_to_heuristic=False))
+    assert sorted(m.vm for m in plan.storage_moves) == ["s0", "s1", "s2"]
