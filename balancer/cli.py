@@ -193,6 +193,14 @@ def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, threshol
     options = _options(cfg, threshold, max_moves, planner, time_limit, dpm=True if dpm or all_steps else None,
                        dpm_all_steps=all_steps)
     plan = make_plan(snap, options, history)
+    if options.storage is None and plan.datastores:  # Storage DRS off: say so when a datastore is past its threshold
+        over = [d for d in plan.datastores if d.state == "normal" and d.utilisation_before > cfg.sdrs.space_threshold]
+        if over:
+            fullest = max(over, key=lambda d: d.utilisation_before)
+            plan = plan.model_copy(update={"notes": [*plan.notes, (
+                f"sdrs automation is off: no storage moves planned, though {len(over)} datastore(s) are above the "
+                f"{100 * cfg.sdrs.space_threshold:g} % space threshold (fullest: {fullest.name} "
+                f"{100 * fullest.utilisation_before:.0f} %)")]})
     _show_plan(plan, fmt, out, snap, cfg)
     if plan.status == "infeasible":
         raise SystemExit(3)

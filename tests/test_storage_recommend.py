@@ -44,6 +44,15 @@ def test_storage_moves_when_a_datastore_passes_the_threshold(tmp_path):
     assert r.returncode == 0 and "Datastores" in r.stdout and " copy" in r.stdout
 
 
+def test_with_storage_drs_off_a_full_datastore_gets_a_note_and_no_moves(tmp_path):
+    cfg = write_config(tmp_path, sim_config(tmp_path, sim={"start": 230}, sdrs={"automation": "off"}))
+    r = run_cli("recommend", "--config", str(cfg), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["storage_moves"] == []
+    assert any(n.startswith("sdrs automation is off") and "ds-01" in n for n in plan["notes"])
+
+
 def test_evacuate_datastore_on_the_embedded_cluster(tmp_path):
     cfg = write_config(tmp_path, sim_config(tmp_path))
     r = run_cli("evacuate-datastore", "ds-04", "--config", str(cfg), "--format", "json")

@@ -292,7 +292,7 @@ class ClusterCycle:
         held: dict[str, int] = {}
         for s in rec.suppressed:
             held[s.reason] = held.get(s.reason, 0) + 1
-        event(log, "plan", status=rec.status, moves=len(rec.moves), power=len(rec.power),
+        event(log, "plan", status=rec.status, moves=len(rec.moves), storage_moves=len(rec.storage_moves), power=len(rec.power),
               imbalance_cpu=rec.imbalance.before.cpu, imbalance_mem=rec.imbalance.before.mem,
               imbalance_after_cpu=rec.imbalance.after.cpu, imbalance_after_mem=rec.imbalance.after.mem,
               **{f"held_{k}": n for k, n in held.items()}, to_execute=len(res.executed.actions) if res.executed else 0,
