@@ -173,6 +173,21 @@ def test_explicit_vmdk_affinity_gathers_the_disks():
         [("together", [("Hard disk 2", "ds0")])]
 
 
+def test_explicit_vmdk_affinity_moves_the_smaller_part_to_the_datastore_with_the_most():
+    # the 20 GB disk joins the 60 GB one on ds0, though ds2 is emptier: the least data copied
+    vms = [vm("v0", "h0", [disk("Hard disk 1", "ds0", 60.0), disk("Hard disk 2", "ds1", 20.0)])]
+    rule = {"name": "together", "type": "vmdk-affinity", "vm": "v0"}
+    s = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"], other_gb=500.0), datastore("ds1", hosts=["h0"]),
+                                    datastore("ds2", hosts=["h0"])], vms, [rule])
+    plan = make_plan(s, sdrs())
+    assert [[(d.disk, d.target) for d in m.disks] for m in plan.storage_moves] == [[("Hard disk 2", "ds0")]]
+    # no room there: both go where there is
+    s = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"], other_gb=725.0), datastore("ds1", hosts=["h0"]),
+                                    datastore("ds2", hosts=["h0"], other_gb=10.0)], vms, [rule])
+    plan = make_plan(s, sdrs())
+    assert [sorted((d.disk, d.target) for d in m.disks) for m in plan.storage_moves] == [[("Hard disk 1", "ds1")]]
+
+
 def test_space_moves_stay_within_a_datastore_cluster():
     vms = [vm("v0", "h0", [disk("Hard disk 1", "a1", 100.0)])]
     s = storage_snap([host("h0")],
