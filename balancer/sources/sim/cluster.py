@@ -325,34 +325,39 @@ class SimulatedCluster:
 
     def enter_datastore_maintenance(self, name: str) -> ActionResult:
         """Put datastore ``name`` into maintenance mode; refused (skipped) while disks are on it."""
-        found = [i for i, d in enumerate(self.storage.datastores) if d.name == name]
-        what = "enter-maintenance"
-        if not found:
-            return ActionResult(0, "datastore", name, what, "skipped", "evacuate", f"datastore {name} no longer exists")
-        ds = self.storage.datastores[found[0]]
-        left = sum(1 for d in self.storage.disks if d.datastore == found[0])
+        i, result = self._datastore_action(name, "enter-maintenance", "evacuate")
+        if i is None:
+            return result("skipped", f"datastore {name} no longer exists")
+        ds = self.storage.datastores[i]
+        left = sum(1 for d in self.storage.disks if d.datastore == i)
         if ds.state is DatastoreState.MAINTENANCE:
-            return ActionResult(0, "datastore", name, what, "skipped", "evacuate",
-                                f"datastore {name} is already in maintenance (done before)")
+            return result("skipped", f"datastore {name} is already in maintenance (done before)")
         if left:
-            return ActionResult(0, "datastore", name, what, "skipped", "evacuate",
-                                f"datastore {name} still holds {left} disk{'s' if left != 1 else ''}")
+            return result("skipped", f"datastore {name} still holds {left} disk{'s' if left != 1 else ''}")
         ds.state = DatastoreState.MAINTENANCE
         self.save()
-        return ActionResult(0, "datastore", name, what, "success", "evacuate")
+        return result("success")
 
     def exit_datastore_maintenance(self, name: str) -> ActionResult:
         """Take datastore ``name`` out of maintenance mode: it takes disks again."""
-        found = [i for i, d in enumerate(self.storage.datastores) if d.name == name]
-        what = "exit-maintenance"
-        if not found:
-            return ActionResult(0, "datastore", name, what, "skipped", "maintenance", f"datastore {name} no longer exists")
-        ds = self.storage.datastores[found[0]]
+        i, result = self._datastore_action(name, "exit-maintenance", "maintenance")
+        if i is None:
+            return result("skipped", f"datastore {name} no longer exists")
+        ds = self.storage.datastores[i]
         if ds.state is not DatastoreState.MAINTENANCE:
-            return ActionResult(0, "datastore", name, what, "skipped", "maintenance", f"datastore {name} is not in maintenance")
+            return result("skipped", f"datastore {name} is not in maintenance")
         ds.state = DatastoreState.NORMAL
         self.save()
-        return ActionResult(0, "datastore", name, what, "success", "maintenance")
+        return result("success")
+
+    def _datastore_action(self, name: str, what: str, reason: str):
+        """(datastore ``name``'s index or None, an ActionResult maker for ``what`` on it)."""
+        i = next((i for i, d in enumerate(self.storage.datastores) if d.name == name), None)
+
+        def result(outcome: str, message: str = "") -> ActionResult:
+            return ActionResult(0, "datastore", name, what, outcome, reason, message)
+
+        return i, result
 
     def _placement_view(self, vm: int | None) -> Snapshot:
         """What a move's premise reads -- where its VM and its disks are, each host's and datastore's

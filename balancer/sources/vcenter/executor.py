@@ -550,16 +550,7 @@ class Executor:
         """DatastoreEnterMaintenanceMode on an empty datastore; skipped when it still holds disks or is
         already in maintenance. vCenter answers with placement recommendations (Storage DRS) when VMs
         are still on it; the balancer empties it first and takes none of them."""
-        from pyVmomi import vim
-
-        t0 = time.monotonic()
-        what = "enter-maintenance"
-
-        def result(outcome: str, message: str = "") -> ActionResult:
-            res = ActionResult(0, "datastore", name, what, outcome, "evacuate", message, round(time.monotonic() - t0, 3))
-            log.info("datastore %s %s: %s%s", name, what, outcome, f" ({message})" if message else "")
-            return res
-
+        result = _datastore_result(name, "enter-maintenance", "evacuate")
         try:
             snap = self.collector.snapshot()
             ds = next((d for d in snap.datastores if d.name == name), None)
@@ -579,9 +570,7 @@ class Executor:
                 self._wait(task, max(self.timeout, HOST_TASK_MIN_TIMEOUT))
             elif getattr(placement, "recommendations", None):
                 return result("failed", f"vCenter asks to move VMs off datastore {name} first")
-            found = self.conn.call(f"re-reading datastore {name}", lambda: retrieve(
-                self.conn.content, [objects_spec([(ref, vim.Datastore, ["summary.maintenanceMode"])])]))
-            mode = str(props(found[0]).get("summary.maintenanceMode", "")) if found else ""
+            mode = self._datastore_mode(ref, name)
             if mode not in ("inMaintenance", "enteringMaintenance"):
                 return result("failed", f"datastore {name} is {mode or 'not'} in maintenance after the call")
             return result("success")
@@ -591,36 +580,29 @@ class Executor:
     def exit_datastore_maintenance(self, name: str) -> ActionResult:
         """DatastoreExitMaintenanceMode_Task: the datastore takes disks again; skipped when it is not
         in maintenance."""
-        from pyVmomi import vim
-
-        t0 = time.monotonic()
-        what = "exit-maintenance"
-
-        def result(outcome: str, message: str = "") -> ActionResult:
-            res = ActionResult(0, "datastore", name, what, outcome, "maintenance", message, round(time.monotonic() - t0, 3))
-            log.info("datastore %s %s: %s%s", name, what, outcome, f" ({message})" if message else "")
-            return res
-
+        result = _datastore_result(name, "exit-maintenance", "maintenance")
         try:
             ref = self.collector.refs().datastores.get(name)
             if ref is None:
                 return result("skipped", f"datastore {name} no longer exists")
-
-            def mode() -> str:
-                found = self.conn.call(f"re-reading datastore {name}", lambda: retrieve(
-                    self.conn.content, [objects_spec([(ref, vim.Datastore, ["summary.maintenanceMode"])])]))
-                return str(props(found[0]).get("summary.maintenanceMode", "")) if found else ""
-
-            if mode() == "normal":
+            if self._datastore_mode(ref, name) == "normal":
                 return result("skipped", f"datastore {name} is not in maintenance")
             task = self.conn.call(f"datastore {name} leaving maintenance", lambda: ref.DatastoreExitMaintenanceMode_Task())
             self._wait(task, max(self.timeout, HOST_TASK_MIN_TIMEOUT))
-            now = mode()
-            if now != "normal":
-                return result("failed", f"datastore {name} is {now or 'not known'} after the call")
+            mode = self._datastore_mode(ref, name)
+            if mode != "normal":
+                return result("failed", f"datastore {name} is {mode or 'not known'} after the call")
             return result("success")
         except (SourceError, ActionFailed) as exc:
             return result("failed", str(exc))
+
+    def _datastore_mode(self, ref: Any, name: str) -> str:
+        """The datastore's summary.maintenanceMode now (normal, enteringMaintenance, inMaintenance)."""
+        from pyVmomi import vim
+
+        found = self.conn.call(f"re-reading datastore {name}", lambda: retrieve(
+            self.conn.content, [objects_spec([(ref, vim.Datastore, ["summary.maintenanceMode"])])]))
+        return str(props(found[0]).get("summary.maintenanceMode", "")) if found else ""
 
     # --- tasks ----------------------------------------------------------------------------
     def _wait(self, task: Any, timeout: float) -> None:
@@ -654,4 +636,17 @@ def cross_result(m: "CrossMove", outcome: str, message: str = "", seconds: float
                         outcome, m.reason, message, round(seconds, 3))
 
 
+def _datastore_result(name: str, what: str, reason: str) -> Callable[..., ActionResult]:
+    """An ActionResult maker for one datastore action, timed from now and logged."""
+    t0 = time.monotonic()
+
+    def result(outcome: str, message: str = "") -> ActionResult:
+        res = ActionResult(0, "datastore", name, what, outcome, reason, message, round(time.monotonic() - t0, 3))
+        log.info("datastore %s %s: %s%s", name, what, outcome, f" ({message})" if message else "")
+        return res
+
+    return result
+
+
 __all__ = ["ActionFailed", "Executor", "cross_result", "move_deadline"]
+
