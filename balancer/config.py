@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from .errors import InputError
 from .validation import read_input_file, validate_model
@@ -40,11 +40,14 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+FilePath = Annotated[Path, Strict(False)]  # a path given as text
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a YAML string, number or bool is taken only where that type is asked for ("yes" is no bool,
+    # "0.8" no number); paths and durations are converted from their text on purpose
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class SimConfig(_Section):
@@ -75,9 +78,9 @@ class VCenterConfig(_Section):
     protocol: Literal["https", "http"] = "https"
     user: str
     password_env: str | None = None
-    password_file: Path | None = None
+    password_file: FilePath | None = None
     verify_tls: bool = True
-    ca_file: Path | None = None
+    ca_file: FilePath | None = None
     cluster: str
     timeout: Annotated[Duration, Field(gt=0)] = 60.0  # per HTTP request; a vMotion's deadline: docs/vcenter.md
     allow_insecure: bool = False  # allow protocol http to a vCenter that is not on this machine
@@ -192,7 +195,7 @@ class SdrsConfig(_Section):
 class BasicAuthConfig(_Section):
     user: str
     password_env: str | None = None
-    password_file: Path | None = None
+    password_file: FilePath | None = None
 
     @model_validator(mode="after")
     def _one_password_source(self) -> "BasicAuthConfig":
@@ -203,8 +206,8 @@ class BasicAuthConfig(_Section):
 
 class MetricsConfig(_Section):
     listen: str = "127.0.0.1:9108"
-    tls_cert: Path | None = None  # serve https with this certificate (PEM) ...
-    tls_key: Path | None = None  # ... and key
+    tls_cert: FilePath | None = None  # serve https with this certificate (PEM) ...
+    tls_key: FilePath | None = None  # ... and key
     basic_auth: BasicAuthConfig | None = None
 
     @model_validator(mode="after")
@@ -232,10 +235,10 @@ class MetricsConfig(_Section):
 
 class JournalConfig(_Section):
     # the embedded SQLite journal; with url, only where the embedded simulator keeps its state
-    path: Path = Path("balancer-journal.sqlite")
+    path: FilePath = Path("balancer-journal.sqlite")
     url: str | None = None  # postgresql://USER@HOST:PORT/DATABASE: the journal in PostgreSQL (several instances)
     password_env: str | None = None  # the PostgreSQL password, from this environment variable ...
-    password_file: Path | None = None  # ... or this file (never in the URL)
+    password_file: FilePath | None = None  # ... or this file (never in the URL)
 
     @model_validator(mode="after")
     def _postgres_url(self) -> "JournalConfig":

@@ -183,6 +183,11 @@ CONFIG_CASES = {
     "sdrs min difference above the threshold": ("sdrs:\n  space_threshold: 0.5\n  min_space_difference: 0.6\n",
                                                 "min_space_difference 0.6 must be below space_threshold 0.5"),
     "sdrs hold_to_heuristic not a bool": ("sdrs:\n  hold_to_heuristic: maybe\n", "sdrs.hold_to_heuristic"),
+    "sdrs bool given as a string": ("sdrs:\n  hold_to_heuristic: \"false\"\n", "sdrs.hold_to_heuristic"),
+    "sdrs bool given as a number": ("sdrs:\n  io_balancing: 1\n", "sdrs.io_balancing"),
+    "sdrs number given as a string": ("sdrs:\n  relief_margin: \"0.01\"\n", "sdrs.relief_margin"),
+    "sdrs number given as a bool": ("sdrs:\n  relief_margin: false\n", "sdrs.relief_margin"),
+    "drs number given as a string": ("drs:\n  migration_threshold: \"3\"\n", "drs.migration_threshold"),
     "unknown sdrs key": ("sdrs:\n  treshold: 0.8\n", "treshold"),
     "bad sdrs override of a cluster": ("drs: {}\nclusters:\n  - name: a\n    sdrs: {copy_mbps: 0}\n", "sdrs.copy_mbps"),
     "http to a remote vCenter": ("source: vcenter\nvcenter:\n  host: vc.example.com\n  protocol: http\n  user: u\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from balancer.config import parse_config
+from balancer.errors import InputError
 from balancer.service.forecast import SLOT_SECONDS, DailyProfile, plan_demand
 from balancer.simulate import ReplaySpec, replay
 from balancer.simulate.replay import feed_history, replay_config
@@ -65,8 +66,9 @@ def test_the_plan_uses_the_larger_of_recent_demand_and_forecast_per_resource():
 
 def test_predictive_config_is_off_by_default_and_a_bare_on_turns_it_on():
     assert parse_config({}).drs.predictive is False
-    assert parse_config({"drs": {"predictive": True}}).drs.predictive is True
-    assert parse_config({"drs": {"predictive": "on"}}).drs.predictive is True
+    assert parse_config({"drs": {"predictive": True}}).drs.predictive is True  # YAML's bare on
+    with pytest.raises(InputError, match=r'drs.predictive: Input should be a valid boolean \(got "on"\); write true or false'):
+        parse_config({"drs": {"predictive": "on"}})  # quoted: text, not a switch
 
 
 def test_history_feeds_the_profiles_of_the_vms_the_earlier_day_has():
