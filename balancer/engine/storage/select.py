@@ -123,16 +123,9 @@ def _mend_rules(lay: Layout, out: Choice, budget: list[int]) -> None:
             return
         target = None
         if include_own:  # gathering a VM's disks: onto the datastore already holding most of them, when it has room
-            ks = rules.units[u].disks
-            held: dict[int, float] = {}
-            for k in ks.tolist():
-                held[int(lay.disk_ds[k])] = held.get(int(lay.disk_ds[k]), 0.0) + float(p.disk_space[k])
-            for d in sorted(held, key=lambda d: (-held[d], d)):
-                only = np.zeros(p.n_datastores, dtype=bool)
-                only[d] = True
-                target, _ = lay.place(u, include_own=True, extra=only)
-                if target is not None:
-                    break
+            only = np.zeros(p.n_datastores, dtype=bool)
+            only[lay.home(u)] = True
+            target, _ = lay.place(u, include_own=True, extra=only)
         if target is None:
             target, _ = lay.place(u, include_own=include_own)
         if target is None:

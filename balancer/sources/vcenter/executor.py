@@ -649,4 +649,3 @@ def _datastore_result(name: str, what: str, reason: str) -> Callable[..., Action
 
 
 __all__ = ["ActionFailed", "Executor", "cross_result", "move_deadline"]
-
