@@ -383,6 +383,11 @@ def exit_maintenance(name, config_path, cluster_name, is_datastore, fmt) -> None
     cluster, cfg = _cluster(config_path, cluster_name)
     with acting(cluster, cfg, "exit-maintenance") as act:
         snap = act.source.snapshot()
+
+        def only(power: list) -> Plan:  # the cluster's plan frame, with no action but ``power``
+            return make_plan(snap, _options(cfg, max_moves=0)).model_copy(
+                update={"moves": [], "suppressed": [], "notes": [], "power": power, "storage_moves": []})
+
         found = None if is_datastore else snap.hosts_by_name().get(name)
         if found is None:
             ds = next((d for d in snap.datastores if d.name == name), None)
@@ -391,9 +396,7 @@ def exit_maintenance(name, config_path, cluster_name, is_datastore, fmt) -> None
                 raise InputError(f"{what} {name!r}: not in cluster {snap.cluster}")
             if ds.state is not DatastoreState.MAINTENANCE:
                 raise InputError(f"datastore {name} is not in maintenance")
-            plan = make_plan(snap, _options(cfg, max_moves=0)).model_copy(
-                update={"moves": [], "suppressed": [], "notes": [], "power": [], "storage_moves": []})
-            results = act.carry_out(plan, snap, lambda source, p: carry_out_datastore_exit(source, name))
+            results = act.carry_out(only([]), snap, lambda source, p: carry_out_datastore_exit(source, name))
         else:
             if found.state is HostState.ON:
                 raise InputError(f"host {name} is on, not in maintenance")
@@ -401,9 +404,7 @@ def exit_maintenance(name, config_path, cluster_name, is_datastore, fmt) -> None
                                  detail="taken out of maintenance on request")
             if why := power_premise(action, found.state, 0):  # the executor's own check, before anything is journaled
                 raise InputError(why)
-            plan = make_plan(snap, _options(cfg, max_moves=0)).model_copy(
-                update={"moves": [], "suppressed": [], "notes": [], "power": [action]})
-            results = act.carry_out(plan, snap)
+            results = act.carry_out(only([action]), snap)
     if fmt == "json":
         _write(json.dumps([r.to_json_dict() for r in results], indent=2) + "\n", None)
     _finish_results(results, fmt)
