@@ -147,7 +147,11 @@ def _with(options):
 @_with(source_options)
 @click.option("--format", "fmt", type=click.Choice(PLAN_FORMATS), default="table", show_default=True,
               help="html: one self-contained file with per-host charts (use with --out).")
-@click.option("--max-moves", type=click.IntRange(min=0), help="Cap on moves in the plan [config: drs.max_moves_per_cycle].")
+@click.option("--max-moves", type=click.IntRange(min=0),
+              help="Cap on balancing moves in the plan; repairs do not count [config: drs.max_moves_per_cycle].")
+@click.option("--max-repair-moves", type=click.IntRange(min=0),
+              help="Cap on repair moves (hard violations, hosts above their limit) [config: drs.max_repair_moves; "
+                   "default: no cap].")
 @click.option("--threshold", type=click.IntRange(1, 5), help="Migration threshold 1 (mandatory only) .. 5 (aggressive).")
 @click.option("--planner", type=click.Choice(sorted(PLANNERS)), help="Planner [config: drs.planner, default cp-sat].")
 @click.option("--time-limit", type=Duration(minimum=0.1),
@@ -160,8 +164,8 @@ def _with(options):
 @click.option("--domain", "domain_name", metavar="NAME",
               help="Plan the moves between the clusters of this balancing domain of the config instead "
                    "(formats table, json, markdown).")
-def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, threshold, planner, time_limit, out,
-              dpm, all_steps, domain_name) -> None:
+def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, max_repair_moves, threshold, planner,
+              time_limit, out, dpm, all_steps, domain_name) -> None:
     """Dry run: collect (or load) a snapshot, plan, print the plan. Nothing is changed.
 
     With DPM the plan also shows DPM's end state at this demand: how many hosts stay on once
@@ -174,7 +178,7 @@ def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, threshol
     """
     if domain_name is not None:
         given = [o for o, v in (("--snapshot", snapshot_path), ("--cluster", cluster_name), ("--max-moves", max_moves),
-                                ("--threshold", threshold), ("--planner", planner), ("--time-limit", time_limit),
+                                ("--max-repair-moves", max_repair_moves), ("--threshold", threshold), ("--planner", planner), ("--time-limit", time_limit),
                                 ("--dpm", dpm or None), ("--all-steps", all_steps or None)) if v is not None]
         if given:
             raise InputError(f"--domain plans the moves between clusters: {given[0]} does not apply to it")
@@ -191,7 +195,7 @@ def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, threshol
 
         history = journaled_past(name, cfg, snap)
     options = _options(cfg, threshold, max_moves, planner, time_limit, dpm=True if dpm or all_steps else None,
-                       dpm_all_steps=all_steps)
+                       dpm_all_steps=all_steps, max_repair_moves=max_repair_moves)
     plan = make_plan(snap, options, history)
     if options.storage is None and plan.datastores:  # Storage DRS off: say so when a datastore is past its threshold
         over = [d for d in plan.datastores if d.state == "normal" and d.utilisation_before > cfg.sdrs.space_threshold]
@@ -385,7 +389,7 @@ def exit_maintenance(name, config_path, cluster_name, is_datastore, fmt) -> None
         snap = act.source.snapshot()
 
         def only(power: list) -> Plan:  # the cluster's plan frame, with no action but ``power``
-            return make_plan(snap, _options(cfg, max_moves=0)).model_copy(
+            return make_plan(snap, _options(cfg, no_moves=True)).model_copy(
                 update={"moves": [], "suppressed": [], "notes": [], "power": power, "storage_moves": []})
 
         found = None if is_datastore else snap.hosts_by_name().get(name)

@@ -126,7 +126,8 @@ class DrsConfig(_Section):
     automation: Literal["manual", "partial", "full"] = "manual"
     migration_threshold: Annotated[int, Field(ge=1, le=5)] = 3
     interval: Duration = 300.0
-    max_moves_per_cycle: Annotated[int, Field(ge=0)] = 8
+    max_moves_per_cycle: Annotated[int, Field(ge=0)] = 8  # balancing moves; repairs do not count
+    max_repair_moves: Annotated[int, Field(ge=0)] | None = None  # repair moves per cycle (None: every repair needed)
     cpu_headroom: Fraction = 0.10
     mem_headroom: Fraction = 0.10
     time_limit: Annotated[Duration, Field(ge=0.1)] = 3.0  # seconds, as --time-limit

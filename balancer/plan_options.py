@@ -10,7 +10,8 @@ from .engine.options import DpmOptions, StorageOptions
 def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | None = None,
                  planner: str | None = None, time_limit: float | None = None, dpm: bool | None = None,
                  evacuate: tuple[str, ...] = (), dpm_all_steps: bool = False, storage: bool | None = None,
-                 evacuate_datastores: tuple[str, ...] = ()) -> PlanOptions:
+                 evacuate_datastores: tuple[str, ...] = (), max_repair_moves: int | None = None,
+                 no_moves: bool = False) -> PlanOptions:
     """The engine options a (single-cluster) config asks for; explicit arguments override the config.
 
     ``dpm``: True includes DPM decisions whatever ``dpm.automation`` says; None: DPM is on unless
@@ -18,16 +19,21 @@ def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | Non
     consolidation in one plan (``recommend --all-steps``) instead of ``dpm.max_standby_per_cycle`` hosts.
     ``storage``: True plans storage moves whatever ``sdrs.automation`` says, False never; None: unless
     ``sdrs.automation`` is off. ``evacuate_datastores``: datastores to empty (``balancer evacuate-datastore``;
-    storage moves only, no compute balancing).
+    storage moves only, no compute balancing). ``max_repair_moves``: the repair cap (None: the config's
+    ``drs.max_repair_moves``, itself None for no cap). ``no_moves``: no vMotion at all, repairs included
+    (a plan of power actions or storage moves only).
     """
     drs = cfg.drs
     dpm_on = dpm if dpm is not None else cfg.dpm.automation != "off"
     storage_on = bool(evacuate_datastores) or (storage if storage is not None else cfg.sdrs.automation != "off")
     if evacuate_datastores:  # emptying datastores: storage moves only, every disk on them (no cap)
-        max_moves, dpm_on = 0, False
+        no_moves, dpm_on = True, False
+    if no_moves:
+        max_moves = max_repair_moves = 0
     return PlanOptions(
         threshold=threshold if threshold is not None else drs.migration_threshold,
         max_moves=max_moves if max_moves is not None else drs.max_moves_per_cycle,
+        max_repair_moves=max_repair_moves if max_repair_moves is not None else drs.max_repair_moves,
         cpu_headroom=drs.cpu_headroom,
         mem_headroom=drs.mem_headroom,
         time_limit_s=time_limit if time_limit is not None else drs.time_limit,

@@ -46,7 +46,7 @@ def storage_plan(snapshot: Snapshot) -> Plan:
     takes its disks along (to a host that does not mount their datastore)."""
     from balancer.plan import CopyEstimate, DiskMove, Move, StorageMove
 
-    p = make_plan(snapshot, PlanOptions(max_moves=0))
+    p = make_plan(snapshot, PlanOptions(max_moves=0, max_repair_moves=0))
     full = max(snapshot.datastores, key=lambda d: d.used_gb / d.capacity_gb)
     on = [v for v in snapshot.vms if v.disks and all(k.datastore == full.name for k in v.disks)]
     moves = []

@@ -57,7 +57,7 @@ def test_moves_onto_the_smallest_host_are_refused_at_the_first_overload(sim_snap
     assert f"puts {small} at" in msg and "above its 90 % limit" in msg
     assert step > 1  # the first moves still fit
     # ... and the move cap of the cycle refuses it before any replay
-    with pytest.raises(InputError, match="120 moves .* more than the 8 allowed"):
+    with pytest.raises(InputError, match="120 balancing moves .* more than the 8 allowed"):
         check_plan_steps(sim_snapshot, plan, PlanOptions(max_moves=8))
 
 

@@ -13,7 +13,7 @@ def test_recommend_json_on_embedded_cluster_is_a_valid_plan():
     assert r.returncode == 0, r.stderr
     plan = json.loads(r.stdout)
     jsonschema.validate(plan, plan_schema())
-    assert plan["version"] == 2 and plan["cluster"] == "sim-cluster"
+    assert plan["version"] == 3 and plan["cluster"] == "sim-cluster"
     assert plan["moves"], "the embedded cluster starts skewed and with a broken rule"
     assert {"before", "after"} <= set(plan["imbalance"])
     after = plan["imbalance"]["after"]
@@ -45,10 +45,16 @@ def test_max_moves_and_threshold_flags():
     r = run_cli("recommend", "--snapshot", str(DATA / "example-snapshot.json"), "--format", "json",
                 "--max-moves", "1", "--threshold", "1")
     plan = json.loads(r.stdout)
-    # emptying esx04 (in maintenance) is outside the cap; one more move within it
+    # the cap is on balancing moves: every repair is made (emptying esx04, in maintenance, and the others)
     assert [m["vm"] for m in plan["moves"] if m["reason"] == "evacuate"] == ["legacy-01"]
     others = [m for m in plan["moves"] if m["reason"] != "evacuate"]
-    assert len(others) == 1 and others[0]["reason"] in ("rule", "capacity") and plan["threshold"] == 1
+    assert len(others) == 2 and all(m["reason"] in ("rule", "capacity") and m["mandatory"] for m in others)
+    assert plan["threshold"] == 1 and not [v for v in plan["violations_after"] if v["mandatory"]]
+    # the repair cap: the evacuation of esx04 and one more repair
+    r = run_cli("recommend", "--snapshot", str(DATA / "example-snapshot.json"), "--format", "json",
+                "--max-repair-moves", "2", "--threshold", "1")
+    plan = json.loads(r.stdout)
+    assert len(plan["moves"]) == 2 and any("max_repair_moves 2" in n for n in plan["notes"])
 
 
 def test_infeasible_exits_3_and_names_rule(tmp_path):

@@ -77,7 +77,9 @@ def test_emptying_a_maintenance_host_does_not_count_against_the_move_cap(planner
     assert evacuated == ["v1", "v2", "v3"]
     assert [m.rule for m in plan.moves if m.reason == "rule"] == ["apart"]  # the one move the cap allows
     assert plan.violations_after == []
-    assert make_plan(s, PlanOptions(threshold=1, max_moves=0, planner=planner)).moves == []
+    # max_moves caps balancing only: the repairs still go; max_repair_moves caps them
+    assert len(make_plan(s, PlanOptions(threshold=1, max_moves=0, planner=planner)).moves) == 4
+    assert make_plan(s, PlanOptions(threshold=1, max_moves=0, max_repair_moves=0, planner=planner)).moves == []
 
 
 def test_a_powered_off_vm_keeps_its_place_in_an_affinity_rule():
@@ -285,8 +287,10 @@ def test_a_mandatory_rule_left_broken_for_lack_of_room_is_named_in_a_note(thresh
     assert plan.moves == [] and plan.status == "ok"
     assert [v.name for v in plan.violations_after if v.mandatory] == ["spread"]
     assert len(plan.notes) == 1
-    assert plan.notes[0].startswith("still broken after this plan: rule spread (w1 and w2 share a) — this plan finds "
-                                    "no moves that mend it")
+    # the note names what is in the way: no room for the VM that must leave, with the most any host has
+    assert plan.notes[0] == ("still broken after this plan: rule spread (w1 and w2 share a) — no host it may use has "
+                             "room for w2 (3000 MHz, 1000 MB): the most is on b (1500 MHz, 9000 MB free of its "
+                             "capacity; 1 host(s) allowed)")
 
 
 def test_balancing_within_the_target_imbalance_says_which_trigger_fired():

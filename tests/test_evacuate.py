@@ -232,9 +232,12 @@ def test_infeasible_plan_imbalance_is_rounded():
 
 def test_max_moves_0_with_a_broken_rule_says_why_nothing_moves():
     s = parse_snapshot(broken_elsewhere())
-    plan = make_plan(s, PlanOptions(max_moves=0, **FAST))
+    plan = make_plan(s, PlanOptions(max_moves=0, max_repair_moves=0, **FAST))
     assert plan.status == "ok" and plan.moves == []
-    assert plan.notes[0] == "max moves 0: no moves allowed"
+    assert plan.notes[0] == "max repair moves 0: nothing is repaired"
+    # the balancing cap alone does not stop a repair
+    plan = make_plan(s, PlanOptions(max_moves=0, **FAST))
+    assert plan.moves and all(m.mandatory for m in plan.moves)
 
 
 @st.composite

@@ -3,8 +3,10 @@
 import json
 
 import jsonschema
+import pytest
 
 from balancer.engine import PlanOptions, make_plan
+from balancer.errors import InputError
 from balancer.plan import parse_plan, plan_json, plan_schema
 from balancer.plan.io import V2_FIELDS
 from balancer.snapshot import parse_snapshot
@@ -81,14 +83,17 @@ def test_a_version_3_field_in_a_version_2_snapshot_is_named():
 def test_a_version_1_plan_still_reads_and_keeps_its_steps():
     plan = make_plan(parse_snapshot(example_snapshot()), PlanOptions(time_limit_s=1))
     data = json.loads(plan_json(plan))
-    assert data["version"] == 2
+    assert data["version"] == 3
     data["version"] = 1
     for name in V2_FIELDS:
         data.pop(name, None)
     for m in data["moves"]:
         m.pop("disks", None)
+    for field in ("violations_before", "violations_after"):  # version 1 called a host above its limit capacity
+        for v in data[field]:
+            v["kind"] = "capacity" if v["kind"] == "headroom" else v["kind"]
     old = parse_plan(data)
-    assert old.version == 2 and [m.vm for m in old.moves] == [m.vm for m in plan.moves]
+    assert old.version == 3 and [m.vm for m in old.moves] == [m.vm for m in plan.moves]
     assert old.totals == plan.totals  # derived from the moves
 
 
@@ -116,3 +121,16 @@ def test_a_version_2_field_in_a_version_1_file_is_named():
     plan = json.loads(plan_json(make_plan(parse_snapshot(example_snapshot()), PlanOptions(time_limit_s=1))))
     with pytest.raises(InputError, match="storage_moves"):
         parse_plan({**plan, "version": 1, "storage_moves": []})
+
+
+def test_a_version_2_plan_reads_as_version_3_and_refuses_a_version_3_value():
+    plan = make_plan(parse_snapshot(example_snapshot()), PlanOptions(time_limit_s=1))
+    data = json.loads(plan_json(plan))
+    assert any(v["kind"] == "headroom" for v in data["violations_before"])
+    old = {**data, "version": 2}
+    with pytest.raises(InputError, match=r"violations_before\[\d+\]\.kind: 'headroom' is a version 3 value in a version 2 plan"):
+        parse_plan(old)
+    for field in ("violations_before", "violations_after"):
+        for v in old[field]:
+            v["kind"] = "capacity" if v["kind"] == "headroom" else v["kind"]
+    assert parse_plan(old).version == 3

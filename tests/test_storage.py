@@ -32,7 +32,7 @@ def _sim(**kw) -> SimulatedCluster:
 
 
 def _empty_plan(snap: Snapshot) -> Plan:
-    return make_plan(snap, PlanOptions(max_moves=0))
+    return make_plan(snap, PlanOptions(max_moves=0, max_repair_moves=0))
 
 
 def storage_move(snap: Snapshot, vm: str, target: str, step: int = 1, reason: str = "space",

@@ -74,10 +74,13 @@ class StorageOptions:
 @dataclass(frozen=True)
 class PlanOptions:
     threshold: int = 3  # DRS migration threshold 1 (mandatory only) .. 5 (aggressive)
-    max_moves: int | None = None  # cap on moves per plan (temporary hops count)
+    max_moves: int | None = None  # cap on balancing moves per plan (temporary hops count); repairs are not capped by it
+    max_repair_moves: int | None = None  # cap on repair moves (hard violations, the headroom limit); None: no cap
     cpu_headroom: float = 0.10  # a host may be filled to capacity x (1 - headroom)
     mem_headroom: float = 0.10
-    time_limit_s: float = 3.0  # wall-clock safety net for the solver
+    # the planning time the work budget is sized for (on the reference 2-core machine); the wall clock
+    # stops the solvers only at CLOCK_SAFETY x this (optimizer.py), and the plan then says so
+    time_limit_s: float = 3.0
     work_limit: float = 0.0  # solver deterministic-time budget; 0 = derived from time_limit_s
     default_vmotion_mbps: float = 10_000.0  # vMotion network, megabits per second
     min_gain: float | None = None  # override of the threshold's minimum gain per move
@@ -97,6 +100,8 @@ class PlanOptions:
             raise ValueError("threshold must be 1..5")
         if self.max_moves is not None and self.max_moves < 0:
             raise ValueError("max_moves must be >= 0")
+        if self.max_repair_moves is not None and self.max_repair_moves < 0:
+            raise ValueError("max_repair_moves must be >= 0")
         for name in ("cpu_headroom", "mem_headroom"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:

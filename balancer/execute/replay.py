@@ -61,16 +61,26 @@ def _utc(t: datetime) -> datetime:
 
 
 def counted_moves(plan: Plan) -> int:
-    """Moves that count against a cycle's move cap: all but those emptying a host (reason dpm or evacuate)."""
-    return sum(1 for m in plan.moves if m.reason not in ("dpm", "evacuate"))
+    """Moves that count against a cycle's move cap (``max_moves``): balancing and should-rule moves --
+    not repairs (mandatory moves) nor those emptying a host (reason dpm or evacuate)."""
+    return sum(1 for m in plan.moves if not m.mandatory and m.reason not in ("dpm", "evacuate"))
+
+
+def repair_moves(plan: Plan) -> int:
+    """Moves that count against the repair cap (``max_repair_moves``): mandatory moves but evacuations."""
+    return sum(1 for m in plan.moves if m.mandatory and m.reason != "evacuate")
 
 
 def check_plan_steps(fresh: Snapshot, plan: Plan, options: PlanOptions, what: str = "plan") -> None:
     """Replay ``plan`` on ``fresh``; InputError naming the first step that would overload a host or break
     a mandatory rule that holds. ``options``: headroom and move cap (``max_moves``)."""
     if options.max_moves is not None and counted_moves(plan) > options.max_moves:
-        raise InputError(f"{what}: {counted_moves(plan)} moves (not counting those that empty a host), more than "
-                         f"the {options.max_moves} allowed per cycle (drs.max_moves_per_cycle, or --max-moves)")
+        raise InputError(f"{what}: {counted_moves(plan)} balancing moves (not counting repairs and those that empty "
+                         f"a host), more than the {options.max_moves} allowed per cycle (drs.max_moves_per_cycle, "
+                         "or --max-moves)")
+    if options.max_repair_moves is not None and repair_moves(plan) > options.max_repair_moves:
+        raise InputError(f"{what}: {repair_moves(plan)} repair moves, more than the {options.max_repair_moves} allowed "
+                         "per cycle (drs.max_repair_moves)")
     storage_cap = options.storage.max_moves if options.storage is not None else None
     counted = sum(1 for m in plan.storage_moves if m.reason != "evacuate")
     if storage_cap is not None and counted > storage_cap:

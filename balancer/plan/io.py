@@ -23,6 +23,8 @@ def parse_plan(data: Any, what: str = "plan") -> Plan:
             raise InputError(f"{what}: version: unsupported plan version {version!r} (this balancer reads versions {readable})")
         if version == 1:
             data = _migrate_v1(data, what)
+        if version in (1, 2):
+            data = _migrate_v2(data, what, version)
     return validate_model(Plan, data, what, strict=True)
 
 
@@ -40,6 +42,16 @@ def _migrate_v1(data: dict, what: str) -> dict:
         for name in V2_MOVE_FIELDS:
             if isinstance(move, dict) and name in move:
                 raise InputError(f"{what}: moves[{i}].{name}: a version 2 field in a version 1 plan")
+    return {**data, "version": 2}
+
+
+def _migrate_v2(data: dict, what: str, version: int) -> dict:
+    """A version-1 or 2 plan as version 3: the same steps; a host above its headroom limit keeps the kind
+    ``capacity`` it had then; the version-3 kind ``headroom`` in it is refused by name."""
+    for field in ("violations_before", "violations_after"):
+        for i, v in enumerate(data.get(field) or []):
+            if isinstance(v, dict) and v.get("kind") == "headroom":
+                raise InputError(f"{what}: {field}[{i}].kind: 'headroom' is a version 3 value in a version {version} plan")
     return {**data, "version": PLAN_VERSION}
 
 

@@ -11,8 +11,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-PLAN_VERSION = 2  # the version written
-READ_VERSIONS = (1, 2)  # a version-1 plan reads as version 2 with no version-2 fields (docs/plan-format.md)
+PLAN_VERSION = 3  # the version written
+# older plans read as version 3 with none of the newer fields or values (docs/plan-format.md)
+READ_VERSIONS = (1, 2, 3)
 
 MoveReason = Literal["rule", "capacity", "evacuate", "dpm", "balance"]
 StorageReason = Literal["space", "latency", "rule", "evacuate", "follows-host"]
@@ -168,7 +169,12 @@ class DpmEndState(_Model):
 
 
 class Violation(_Model):
-    kind: Literal["rule", "capacity"]
+    """Something the plan's obligations ask that a placement does not give, in their order (docs/plan-format.md):
+    ``rule`` (a VM-VM or VM-host rule; ``mandatory`` false for a should-rule), ``capacity`` (hard: a host
+    above its physical capacity, or powered-on VMs on a host that is not on), ``headroom`` (version 3:
+    a host above capacity minus headroom, the balancer's own limit, mended after every hard obligation)."""
+
+    kind: Literal["rule", "capacity", "headroom"]
     name: str
     detail: str
     mandatory: bool = True
@@ -211,7 +217,7 @@ def plan_totals(moves: list[Move], storage_moves: list[StorageMove]) -> Totals:
 
 
 class Plan(_Model):
-    version: Literal[1, 2] = PLAN_VERSION
+    version: Literal[1, 2, 3] = PLAN_VERSION
     cluster: str
     snapshot_digest: str
     collected_at: str | None = None

@@ -346,7 +346,7 @@ class ClusterCycle:
             if not with_dpm and not with_storage:
                 return None
             # host power actions and storage moves that need no vMotion
-            options = self._plan_options(max_moves=0, dpm=with_dpm)
+            options = self._plan_options(no_moves=True, dpm=with_dpm)
         elif drs.automation == "partial":
             options = self._plan_options(threshold=1, dpm=with_dpm)
         else:

@@ -64,7 +64,7 @@ def test_apply_of_a_storage_move_lands_the_disk_on_the_target_datastore(sim, tmp
     assert balancer("snapshot", "--config", config, "--out", str(out)).returncode == 0
     snap = load_snapshot(out)
     vm = vm_name(0)
-    plan = make_plan(snap, PlanOptions(max_moves=0)).model_copy(update={"storage_moves": [_move(snap, vm, "LocalDS_1")]})
+    plan = make_plan(snap, PlanOptions(max_moves=0, max_repair_moves=0)).model_copy(update={"storage_moves": [_move(snap, vm, "LocalDS_1")]})
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan.to_json_dict()))
     proc = balancer("apply", str(path), "--config", config, "--format", "json")
@@ -90,7 +90,7 @@ def test_a_storage_move_to_a_datastore_the_vm_s_host_does_not_mount_is_skipped(s
         snap = src.snapshot()
         vm = vm_name(3)  # on host 3, which does not mount LocalDS_2
         assert snap.vm(vm).host == host_name(3)
-        [res] = src.execute(make_plan(snap, PlanOptions(max_moves=0)).model_copy(
+        [res] = src.execute(make_plan(snap, PlanOptions(max_moves=0, max_repair_moves=0)).model_copy(
             update={"storage_moves": [_move(snap, vm, "LocalDS_2")]}))
     assert res.outcome == "skipped" and f"not mounted by host {host_name(3)}" in res.message
     assert not sim.stats()["relocations"]
@@ -105,7 +105,7 @@ def test_a_host_move_takes_its_disks_along_in_one_relocation(sim):
         # to host 1, with the disk going to LocalDS_2 (which host 1 mounts) in the same task
         move = Move(step=1, vm=vm, source=host_name(3), target=host_name(1), reason="balance",
                     disks=[DiskMove(disk=disk.name, source="LocalDS_0", target="LocalDS_2", size_gb=disk.space_gb)])
-        [res] = src.execute(make_plan(snap, PlanOptions(max_moves=0)).model_copy(update={"moves": [move]}))
+        [res] = src.execute(make_plan(snap, PlanOptions(max_moves=0, max_repair_moves=0)).model_copy(update={"moves": [move]}))
     assert res.outcome == "success", res.message
     assert admin.placement()[vm] == host_name(1) and list(admin.disks()[vm].values()) == ["LocalDS_2"]
     [reloc] = sim.stats()["relocations"]
@@ -117,7 +117,7 @@ def test_at_most_two_storage_vmotions_per_datastore_at_once(start_vcsim):
     with sim.source() as src:
         snap = src.snapshot()
         moves = [_move(snap, vm_name(i), "LocalDS_1", step=i + 1) for i in range(5)]
-        results = src.execute(make_plan(snap, PlanOptions(max_moves=0)).model_copy(update={"storage_moves": moves}))
+        results = src.execute(make_plan(snap, PlanOptions(max_moves=0, max_repair_moves=0)).model_copy(update={"storage_moves": moves}))
     assert [r.outcome for r in results] == ["success"] * 5
     relocs = sim.stats()["relocations"]
     assert len(relocs) == 5

@@ -19,11 +19,16 @@ from .cluster import Cluster, VmVmGroup
 
 
 def _candidate_hosts(cluster: Cluster, v: int) -> set[int]:
-    if not cluster.powered[v]:
-        return {int(cluster.place[v])}
-    if not cluster.movable[v]:
-        return {int(cluster.place[v])}
-    return set(int(h) for h in np.flatnonzero(cluster.allowed[v]))
+    return set(int(h) for h in np.flatnonzero(_candidate_mask(cluster, v)))
+
+
+def _candidate_mask(cluster: Cluster, v: int) -> np.ndarray:
+    """(H,) the hosts ``v`` may end on: where it is when it may not move (or is powered off), else the allowed ones."""
+    if not cluster.powered[v] or not cluster.movable[v]:
+        out = np.zeros(cluster.n_hosts, dtype=bool)
+        out[int(cluster.place[v])] = True
+        return out
+    return cluster.allowed[v]
 
 
 def _host_rules_of(cluster: Cluster, vms) -> list[str]:
@@ -159,6 +164,9 @@ def find_conflicts(cluster: Cluster) -> list[str]:
         if not g.mandatory:
             continue
         # a powered-off member stays where it is registered, and the rule counts it there
+        counts = [int(_candidate_mask(cluster, int(v)).sum()) for v in g.vms]
+        if min(counts) >= len(g.vms):
+            continue  # every member has as many hosts to choose from as there are members: they fit apart
         options = [_candidate_hosts(cluster, int(v)) for v in g.vms]
         if _matching_size(options) < len(options):
             rules = [g.rule] + _host_rules_of(cluster, g.vms)
@@ -186,7 +194,8 @@ def find_conflicts(cluster: Cluster) -> list[str]:
         members = sorted({int(v) for g in gs for v in g.vms})  # powered-off members stay where they are
         if not members:
             continue
-        common = set.intersection(*(_candidate_hosts(cluster, v) for v in members))
+        common_mask = np.logical_and.reduce([_candidate_mask(cluster, v) for v in members])
+        common = [int(h) for h in np.flatnonzero(common_mask)]
         if not common:
             rules = [g.rule for g in gs] + _host_rules_of(cluster, members)
             conflicts.append(f"rule(s) {', '.join(rules)}: VMs that must run together have no host they may all run on")

@@ -1,10 +1,10 @@
 """DRS's published move selection, re-implemented for comparison: greedy hill-climbing.
 
-1. **Constraint correction** first, as DRS does: VMs on hosts that are not on, on hosts a
-   mandatory VM–host rule forbids, sharing a host with a member of their mandatory
-   anti-affinity rule, split from their mandatory affinity group, and hosts above capacity
-   minus headroom are mended one VM at a time, each to the host where it lowers the
-   imbalance most.
+1. **Constraint correction** first, as DRS does: the repairs every planner shares
+   (optimizer.mend, repair.py): VMs on hosts that are not on or that a mandatory VM–host rule
+   forbids, sharing a host with a member of their mandatory anti-affinity rule, split from
+   their mandatory affinity group, hosts above physical capacity, then hosts above capacity
+   minus headroom -- never breaking a hard obligation that holds.
 2. **Load balancing**: while the imbalance is above the threshold's target and the move
    budget lasts, evaluate every movable VM on every compatible host and take the single move
    that lowers the imbalance most, provided it gains at least the threshold's minimum
@@ -15,19 +15,20 @@
    headroom, or what it carries now if more), and never moves a member of an affinity group
    (it cannot move the group as one).
 
-The budget counts VMs away from their starting host: moving a moved VM on is free, moving it
-home refunds.
+The budget (``max_moves``) counts balancing moves: VMs away from the repaired placement; moving
+a moved VM on is free, moving it home refunds. Repairs do not count against it.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
-from .balance import MIN_GAIN, fits, move_delta, needs_balancing, target_imbalance
+from .balance import MIN_GAIN, move_delta, needs_balancing, target_imbalance
 from .cluster import Cluster
-from .optimizer import OptimiseResult, move_costs
+from .optimizer import Mended, OptimiseResult, mend, move_costs
 from ..options import PlanOptions
 
 CHUNK = 2048  # candidate VMs scored at once, at most (the score matrices stay in the CPU's cache)
@@ -35,110 +36,24 @@ FIRST_BATCH = 128  # candidate VMs scored first in a step, those with the larges
 
 
 
-def hill_climb(cluster: Cluster, options: PlanOptions, prices: np.ndarray | None = None) -> OptimiseResult:
-    """The baseline planner: constraint correction, then hill-climb from the corrected placement.
+def hill_climb(cluster: Cluster, options: PlanOptions, prices: np.ndarray | None = None,
+               mended: Mended | None = None) -> OptimiseResult:
+    """The baseline planner: the repairs every planner shares (optimizer.mend: hard violations, then
+    the headroom limit), then the hill-climb from the repaired placement within ``options.max_moves``.
 
-    ``prices``: ``move_costs(cluster, options)`` when the caller has it. Run with one BLAS thread
-    (``threadpool_limits``): its matrix products are small."""
-    place0 = cluster.place.copy()
+    ``prices``: ``move_costs(cluster, options)`` and ``mended``: ``mend(cluster, options, prices)``
+    when the caller has them. Run with one BLAS thread (``threadpool_limits``): its matrix products are small."""
+    prices = move_costs(cluster, options) if prices is None else prices
+    mended = mended or mend(cluster, options, prices)
+    place = mended.place
+    steps = mended.moves
     budget = options.max_moves if options.max_moves is not None else cluster.n_vms
-    place = correct_constraints(cluster, place0, budget)
-    spent = int((place != place0).sum())
-    steps = spent
-    if needs_balancing(cluster, cluster.host_loads(place), options.threshold):
-        place, n = climb(cluster, options, place, budget, place0, prices)
+    work = replace(cluster, bound=mended.bound)
+    if budget > 0 and needs_balancing(work, work.host_loads(place), options.threshold):
+        place, n = climb(work, options, place, budget, mended.place, prices)
         steps += n
-    return OptimiseResult(place, steps, steps, False)
-
-
-def _partner_hosts(cluster: Cluster, place: np.ndarray, v: int, mandatory_only: bool) -> np.ndarray:
-    out = np.zeros(cluster.n_hosts, dtype=bool)
-    for g in cluster.anti:
-        if (g.mandatory or not mandatory_only) and v in g.vms:
-            others = g.vms[g.vms != v]
-            out[place[others]] = True
-    return out
-
-
-def _best_target(cluster: Cluster, place: np.ndarray, loads: np.ndarray, v: int, ok: np.ndarray) -> int | None:
-    gain = np.where(ok, -move_delta(cluster, cluster.on, loads, place, np.array([v]))[0], -np.inf)
-    h = int(np.argmax(gain))
-    return h if np.isfinite(gain[h]) else None
-
-
-def correct_constraints(cluster: Cluster, place0: np.ndarray, budget: int) -> np.ndarray:
-    """DRS's constraint-correction pass: mandatory rules, evacuations and capacity, one VM at a time."""
-    place = place0.copy()
-    loads = cluster.host_loads(place)
-    V = cluster.n_vms
-    if not V or not cluster.on.any():
-        return place
-
-    def move(v: int, h: int) -> None:
-        loads[place[v]] -= cluster.load[v]
-        loads[h] += cluster.load[v]
-        place[v] = h
-
-    def room(v: int, ceiling: np.ndarray) -> np.ndarray:
-        ok = cluster.allowed[v] & cluster.on & fits(cluster, loads, np.array([v]), ceiling)[0]
-        ok &= ~_partner_hosts(cluster, place, v, mandatory_only=True)
-        ok[place[v]] = False
-        return ok
-
-    def spent() -> int:
-        return int((place != place0).sum())
-
-    # evacuations and mandatory VM-host rules
-    for v in np.flatnonzero(cluster.powered & ~cluster.allowed[np.arange(V), place]):
-        if spent() >= budget or not cluster.movable[v]:
-            continue
-        h = _best_target(cluster, place, loads, int(v), room(int(v), cluster.bound))
-        if h is not None:
-            move(int(v), h)
-    # mandatory anti-affinity: all but one member of each shared host leave
-    for g in cluster.anti:
-        if not g.mandatory:
-            continue
-        for v in g.vms[1:]:
-            v = int(v)
-            if spent() >= budget or not cluster.movable[v]:
-                continue
-            if np.any(place[g.vms[g.vms != v]] == place[v]):
-                h = _best_target(cluster, place, loads, v, room(v, cluster.bound))
-                if h is not None:
-                    move(v, h)
-    # mandatory affinity: members join the host holding most of the group
-    for g in cluster.affine:
-        if not g.mandatory or len(np.unique(place[g.vms])) < 2:
-            continue
-        hosts, counts = np.unique(place[g.vms], return_counts=True)
-        for h in hosts[np.argsort(-counts, kind="stable")]:
-            h = int(h)
-            away = [int(v) for v in g.vms if place[v] != h]
-            need = cluster.load[away].sum(axis=0)
-            if (cluster.on[h] and all(cluster.allowed[v, h] and cluster.movable[v] for v in away)
-                    and np.all(loads[h] + need <= cluster.bound[h] + 1e-6) and spent() + len(away) <= budget):
-                for v in away:
-                    move(v, h)
-                break
-    # capacity: shed VMs from hosts above capacity minus headroom
-    for h in range(cluster.n_hosts):
-        while cluster.on[h] and np.any(loads[h] > cluster.limit[h] + 1e-6) and spent() < budget:
-            vms = np.flatnonzero((place == h) & cluster.movable & cluster.powered)
-            if not len(vms):
-                break
-            gains = -move_delta(cluster, cluster.on, loads, place, vms)
-            ok = cluster.allowed[vms] & cluster.on[None, :] & fits(cluster, loads, vms, cluster.limit)
-            ok[:, h] = False
-            for i, v in enumerate(vms):
-                ok[i] &= ~_partner_hosts(cluster, place, int(v), mandatory_only=True)
-            gains = np.where(ok, gains, -np.inf)
-            i = int(np.argmax(gains))
-            r, t = divmod(i, cluster.n_hosts)
-            if not np.isfinite(gains[r, t]):
-                break
-            move(int(vms[r]), t)
-    return place
+    return OptimiseResult(place, steps, steps, False, repair_moves=mended.moves, repair_capped=mended.capped,
+                          bound=mended.bound, clock_stopped=mended.clock.stopped)
 
 
 def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int,

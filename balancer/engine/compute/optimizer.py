@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .balance import MIN_GAIN
 from .cluster import Cluster
 from ..options import PlanOptions
+from .repair import repair
 from .rules import rule_violations
 from .search import Search
 from .vmotion import estimate
@@ -51,6 +52,10 @@ ROUNDS_PER_SECOND = 8  # round budget per second of time limit
 MAX_STALE = 3  # CP-SAT rounds in a row without improvement before a phase stops
 SEARCH_WORK_PER_SECOND = 12.0  # local-search work units (million scored pairs) per second of time limit
 WORK_PER_SECOND = 1.2  # CP-SAT deterministic time per wall second, rough, on a 2-core machine
+# The wall clock stops the solvers only at this many times the time limit: the work budgets (counted
+# deterministically) end a plan on any machine up to this much slower than the reference one, so the
+# same snapshot gives the same plan on an idle or a busy machine; a plan the clock ended says so.
+CLOCK_SAFETY = 4.0
 
 
 @dataclass
@@ -59,6 +64,10 @@ class OptimiseResult:
     rounds: int
     improved_rounds: int
     work_limited: bool
+    repair_moves: int = 0  # VMs the repairs (phase 1) moved: they do not count against max_moves
+    repair_capped: bool = False  # max_repair_moves stopped a repair
+    bound: np.ndarray | None = None  # (H, 2) per-host ceiling of the steps, when repairs raised the cluster's
+    clock_stopped: bool = False  # the wall clock, not the work budget, ended a phase
 
 
 def move_costs(cluster: Cluster, options: PlanOptions) -> np.ndarray:
@@ -117,88 +126,154 @@ def _penalties(cluster: Cluster, place: np.ndarray) -> dict[str, np.ndarray]:
     return {"mandatory": mandatory, "soft": soft}
 
 
-def optimise(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = None) -> OptimiseResult:
-    """Mend rules and capacity (CP-SAT), balance (move-budget-aware local search), mend should-rules (CP-SAT).
+@dataclass
+class Clock:
+    """The solvers' budgets for one plan: deterministic work, counted; the wall clock only as a safety net.
 
-    ``costs``: ``move_costs(cluster, options)`` when the caller has it. The search's matrix products
-    are small: the caller runs it with one BLAS thread (``threadpool_limits``), as extra BLAS
-    threads only contend for the cores (badly, on a busy host)."""
-    place0 = cluster.place.copy()
-    place = place0.copy()
+    ``work_left``: CP-SAT deterministic seconds; ``search_work``: the balancing search's work units;
+    ``deadline``: CLOCK_SAFETY x the time limit from the start; ``stopped``: the wall clock, not the
+    work budget, ended a phase (the plan says so in its notes)."""
+
+    work_left: float
+    search_work: float
+    max_rounds: int
+    deadline: float
+    rounds: int = 0
+    improved: int = 0
+    stopped: bool = False
+
+    @classmethod
+    def start(cls, options: PlanOptions) -> "Clock":
+        seconds = options.work_limit or options.time_limit_s
+        return cls(work_left=options.work_limit or max(options.time_limit_s * WORK_PER_SECOND, 0.05),
+                   search_work=seconds * SEARCH_WORK_PER_SECOND,
+                   max_rounds=max(4, int(options.time_limit_s * ROUNDS_PER_SECOND)),
+                   deadline=time.monotonic() + CLOCK_SAFETY * options.time_limit_s)
+
+    def out_of_time(self) -> bool:
+        if time.monotonic() >= self.deadline:
+            self.stopped = True
+        return self.stopped
+
+    def seconds_left(self) -> float:
+        return max(self.deadline - time.monotonic(), 0.01)
+
+
+@dataclass
+class Mended:
+    """Phase 1's result, shared by the portfolio's candidates (each balances from it)."""
+
+    place: np.ndarray
+    bound: np.ndarray  # (H, 2) what each host may carry after any step (raised where a hard repair needed it)
+    moves: int  # VMs the repairs moved
+    capped: bool  # max_repair_moves stopped a repair
+    clock: Clock
+
+
+def mend(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = None, may_move: np.ndarray | None = None,
+         stretch: bool = True, clock: Clock | None = None) -> Mended:
+    """Phase 1: hard violations, then the headroom limit (repair.py); CP-SAT rounds over neighbourhoods
+    for what the constructive repair leaves. Moves are capped by ``options.max_repair_moves`` only."""
+    clock = clock or Clock.start(options)
+    place0 = cluster.place
     if cluster.n_vms == 0 or not cluster.on.any():
-        return OptimiseResult(place, 0, 0, False)
-    scoring = _Scoring(cluster)
+        return Mended(place0.copy(), cluster.bound.copy(), 0, False, clock)
+    rep = repair(cluster, may_move=may_move, max_moves=options.max_repair_moves, stretch=stretch)
+    work = replace(cluster, bound=rep.bound)
+    if may_move is not None:
+        work = replace(work, movable=may_move)
     costs = move_costs(cluster, options) if costs is None else costs
-    budget = options.max_moves if options.max_moves is not None else cluster.n_vms
-    work_left = options.work_limit or max(options.time_limit_s * WORK_PER_SECOND, 0.05)
-    soft_wanted = options.threshold >= 2
-    rounds = improved = 0
-    # The time limit is a safety net: rounds and solver work are counted deterministically,
-    # so the same snapshot gives the same plan unless the machine is too slow for the budget.
-    deadline = time.monotonic() + options.time_limit_s
-    max_rounds = max(4, int(options.time_limit_s * ROUNDS_PER_SECOND))
-
-    def run_rounds(phase: str) -> None:
-        nonlocal place, work_left, rounds, improved
-        stale = 0
-        # mending pays MEND_PRICE per move so that only moves that mend are made
-        prices = costs + MEND_PRICE if phase == "mend" else costs
-        while work_left > 1e-3 and budget > 0 and rounds < max_rounds and time.monotonic() < deadline:
-            if phase == "soft" and int((place != place0).sum()) >= budget:
-                return  # the budget is spent: nothing left to mend with
-            pen = _penalties(cluster, place)
-            to_mend = pen["mandatory"] & cluster.movable
-            if phase == "soft":
-                to_mend |= pen["soft"] & cluster.movable
-            over = np.any(cluster.host_loads(place) > cluster.limit + 1e-6, axis=1) & cluster.on
-            if not (to_mend.any() or over.any()):
-                return
-            hosts, vms = _neighbourhood(cluster, place0, place, to_mend, over, False, rounds, stale)
-            if len(vms) == 0:
-                return
-            new_place, changed, used = _solve_round(
-                cluster, options, scoring, prices, place0, place, hosts, vms, budget, min(work_left, ROUND_WORK)
-            )
-            if changed and phase == "soft" and not _broken_should(cluster, new_place) <= should_at_start:
-                changed = False  # mending should-rules never breaks one that held (a trade of rules is no mend)
-            work_left -= max(used, 0.01)
-            rounds += 1
-            if changed:
-                place = new_place
-                improved += 1
-                stale = 0
-            else:
-                stale += 1
-                # each stale round shifts the neighbourhood (a small cluster is all one neighbourhood)
-                if stale >= (1 if cluster.n_hosts <= NB_HOSTS else MAX_STALE):
-                    return
-
-    should_at_start = _broken_should(cluster, place0) if soft_wanted else set()  # (only the soft phase asks)
-    run_rounds("mend")
-    steps = 0  # balancing steps taken by the search
-    if options.threshold >= 2:  # the search stops at once when the cluster needs no balancing
-        search = Search(cluster, costs, place0, place, budget, options.soft_rule_weight)
-        search_work = (options.work_limit or options.time_limit_s) * SEARCH_WORK_PER_SECOND
-        place = search.run(search_work, deadline, options.threshold)
-        steps = search.steps
-    if soft_wanted and _penalties(cluster, place)["soft"].any():
-        run_rounds("soft")
-    return OptimiseResult(place, rounds + steps, improved + steps, work_left <= 1e-3)
+    budget = options.max_repair_moves if options.max_repair_moves is not None else cluster.n_vms
+    place = _rounds(work, options, _Scoring(work), costs + MEND_PRICE, place0, rep.place, budget, "mend", clock)
+    return Mended(place, rep.bound, int((place != place0).sum()), rep.capped, clock)
 
 
-def polish(cluster: Cluster, options: PlanOptions, start: np.ndarray, costs: np.ndarray | None = None) -> OptimiseResult:
-    """The balancing search (phase 2 alone) from ``start``, a placement another planner reached
-    (the greedy hill-climb's), with the same move budget and prices counted from the snapshot's
-    placement: swaps and exchanges revise it; every step lowers the imbalance or mends a should-rule."""
+def optimise(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = None,
+             mended: Mended | None = None) -> OptimiseResult:
+    """Mend (repairs, then CP-SAT), balance (move-budget-aware local search), mend should-rules (CP-SAT).
+
+    ``costs``: ``move_costs(cluster, options)`` and ``mended``: ``mend(cluster, options, costs)``
+    when the caller has them. Balancing and should-rule moves are capped by ``options.max_moves``,
+    counted from the repaired placement; repairs are not. The search's matrix products are small:
+    the caller runs it with one BLAS thread (``threadpool_limits``), as extra BLAS threads only
+    contend for the cores (badly, on a busy host)."""
     place0 = cluster.place.copy()
+    if cluster.n_vms == 0 or not cluster.on.any():
+        return OptimiseResult(place0, 0, 0, False)
+    costs = move_costs(cluster, options) if costs is None else costs
+    mended = mended or mend(cluster, options, costs)
+    clock = mended.clock
+    place = mended.place
+    work = replace(cluster, bound=mended.bound)
+    budget = options.max_moves if options.max_moves is not None else cluster.n_vms
+    steps = 0  # balancing steps taken by the search
+    if options.threshold >= 2 and budget > 0:  # the search stops at once when the cluster needs no balancing
+        search = Search(work, costs, mended.place, place, budget, options.soft_rule_weight)
+        place = search.run(clock.search_work, clock, options.threshold)
+        steps = search.steps
+    if options.threshold >= 2 and budget > 0 and _penalties(work, place)["soft"].any():
+        place = _rounds(work, options, _Scoring(work), costs, mended.place, place, budget, "soft", clock,
+                        should_at_start=_broken_should(cluster, place0))
+    return OptimiseResult(place, clock.rounds + steps, clock.improved + steps, clock.work_left <= 1e-3,
+                          repair_moves=mended.moves, repair_capped=mended.capped, bound=mended.bound,
+                          clock_stopped=clock.stopped)
+
+
+def _rounds(cluster: Cluster, options: PlanOptions, scoring: _Scoring, prices: np.ndarray, base: np.ndarray,
+            place: np.ndarray, budget: int, phase: str, clock: Clock, should_at_start: set[str] | None = None) -> np.ndarray:
+    """CP-SAT rounds over neighbourhoods: ``mend`` (hard violations and hosts above their limit) or
+    ``soft`` (also should-rules). ``base``: the placement ``budget`` and the prices count from.
+    The rounds and the solver's work are counted deterministically (``clock``); the wall clock is a safety net."""
+    stale = 0
+    while clock.work_left > 1e-3 and budget > 0 and clock.rounds < clock.max_rounds and not clock.out_of_time():
+        if phase == "soft" and int((place != base).sum()) >= budget:
+            return place  # the budget is spent: nothing left to mend with
+        pen = _penalties(cluster, place)
+        to_mend = pen["mandatory"] & cluster.movable
+        if phase == "soft":
+            to_mend |= pen["soft"] & cluster.movable
+        over = np.any(cluster.host_loads(place) > cluster.limit + 1e-6, axis=1) & cluster.on
+        over &= np.bincount(place[cluster.movable & cluster.powered], minlength=cluster.n_hosts) > 0
+        if not (to_mend.any() or over.any()):
+            return place
+        hosts, vms = _neighbourhood(cluster, base, place, to_mend, over, False, clock.rounds, stale)
+        if len(vms) == 0:
+            return place
+        new_place, changed, used = _solve_round(
+            cluster, options, scoring, prices, base, place, hosts, vms, budget, min(clock.work_left, ROUND_WORK), clock
+        )
+        if changed and phase == "soft" and not _broken_should(cluster, new_place) <= (should_at_start or set()):
+            changed = False  # mending should-rules never breaks one that held (a trade of rules is no mend)
+        clock.work_left -= max(used, 0.01)
+        clock.rounds += 1
+        if changed:
+            place = new_place
+            clock.improved += 1
+            stale = 0
+        else:
+            stale += 1
+            # each stale round shifts the neighbourhood (a small cluster is all one neighbourhood)
+            if stale >= (1 if cluster.n_hosts <= NB_HOSTS else MAX_STALE):
+                return place
+    return place
+
+
+def polish(cluster: Cluster, options: PlanOptions, start: np.ndarray, costs: np.ndarray | None = None,
+           mended: Mended | None = None) -> OptimiseResult:
+    """The balancing search (phase 2 alone) from ``start``, a placement another planner reached
+    (the greedy hill-climb's) from the same repairs, with the same move budget and prices counted
+    from the repaired placement: swaps and exchanges revise it; every step lowers the imbalance or
+    mends a should-rule."""
     if cluster.n_vms == 0 or not cluster.on.any() or options.threshold < 2:
         return OptimiseResult(start.copy(), 0, 0, False)
-    budget = options.max_moves if options.max_moves is not None else cluster.n_vms
     costs = move_costs(cluster, options) if costs is None else costs
-    search = Search(cluster, costs, place0, start, budget, options.soft_rule_weight)
-    work = (options.work_limit or options.time_limit_s) * SEARCH_WORK_PER_SECOND
-    place = search.run(work, time.monotonic() + options.time_limit_s, options.threshold)
-    return OptimiseResult(place, search.steps, search.steps, False)
+    mended = mended or mend(cluster, options, costs)
+    budget = options.max_moves if options.max_moves is not None else cluster.n_vms
+    work = replace(cluster, bound=mended.bound)
+    search = Search(work, costs, mended.place, start, budget, options.soft_rule_weight)
+    place = search.run(mended.clock.search_work, mended.clock, options.threshold)
+    return OptimiseResult(place, search.steps, search.steps, False, repair_moves=mended.moves,
+                          repair_capped=mended.capped, bound=mended.bound, clock_stopped=mended.clock.stopped)
 
 
 def _broken_should(cluster: Cluster, place: np.ndarray) -> set[str]:
@@ -210,8 +285,10 @@ def _neighbourhood(cluster, place0, place, to_mend, over, balance_wanted, round_
     """Hosts and candidate VMs for one round.
 
     Mending first: the hosts of VMs that break a rule (or stand on a host being evacuated)
-    and the hosts with the most room they may go to. Otherwise the hottest and coldest
-    hosts; each round that finds nothing better shifts to the next hot/cold hosts.
+    and the hosts with the most room they may go to; hosts above their limit, two at a time
+    (each stale round takes the next two), with the hosts that have the most room. Otherwise
+    the hottest and coldest hosts; each round that finds nothing better shifts to the next
+    hot/cold hosts.
     """
     H = cluster.n_hosts
     loads = cluster.host_loads(place)
@@ -239,8 +316,19 @@ def _neighbourhood(cluster, place0, place, to_mend, over, balance_wanted, round_
                 if to_mend[g.vms].any() and np.isin(g.vms, pick).any():
                     for v in g.vms:
                         add(place[v])
-    for h in np.flatnonzero(over)[:2]:
-        add(h)
+    over_hosts = np.flatnonzero(over)
+    if len(over_hosts):
+        start = (2 * stale) % len(over_hosts)
+        for h in np.roll(over_hosts, -start)[:2]:
+            add(h)
+        # the hosts with the most room within their limit, shifting with each stale round
+        room = np.where(on & ~over, ((cluster.limit - loads) / cluster.cap).min(axis=1), -np.inf)
+        k = max(NB_HOSTS - len(chosen), 2)
+        ranked = np.argsort(-room, kind="stable")
+        first = (stale * k) % max(int((room > -np.inf).sum()), 1)
+        for h in ranked[first:first + k]:
+            if np.isfinite(room[h]):
+                add(h)
     if H <= NB_HOSTS:
         for h in np.flatnonzero(on):
             add(h)
@@ -263,7 +351,8 @@ def _neighbourhood(cluster, place0, place, to_mend, over, balance_wanted, round_
         if len(touched):
             for h in np.roll(touched, -stale)[:2]:
                 add(h)
-    hosts = np.array(sorted(chosen[: max(NB_HOSTS, 4)] if len(mend_vms) == 0 else chosen), dtype=np.int64)
+    hosts = np.array(sorted(chosen[: max(NB_HOSTS, 4)] if len(mend_vms) == 0 and not len(over_hosts) else chosen),
+                     dtype=np.int64)
 
     # candidate VMs: those to mend, then a spread of sizes from each neighbourhood host
     in_n = np.zeros(H, dtype=bool)
@@ -290,8 +379,12 @@ def _neighbourhood(cluster, place0, place, to_mend, over, balance_wanted, round_
     return hosts, vms
 
 
-def _solve_round(cluster, options, scoring, costs, place0, place, hosts, vms, budget, work):
-    """Build and solve one neighbourhood's CP-SAT model. Returns (placement, changed, work used)."""
+def _solve_round(cluster, options, scoring, costs, place0, place, hosts, vms, budget, work, clock):
+    """Build and solve one neighbourhood's CP-SAT model. Returns (placement, changed, work used).
+
+    A mandatory rule that holds in ``place`` is a constraint of the model, not a penalty: no
+    round breaks it, whatever it would gain (the current placement keeps it, so the model stays
+    feasible). A broken one is a large penalty, so the round mends it when it can."""
     from ortools.sat.python import cp_model  # imported when a round is solved: a plan with nothing to solve starts faster
 
     m = cp_model.CpModel()
@@ -383,6 +476,7 @@ def _solve_round(cluster, options, scoring, costs, place0, place, hosts, vms, bu
     soft_w = int(options.soft_rule_weight * var_unit)
     for g in cluster.anti:
         members = [int(v) for v in g.vms]
+        holds = g.mandatory and len(np.unique(place[g.vms])) == len(g.vms)
         w = big if g.mandatory else soft_w
         for h in hosts:
             h = int(h)
@@ -390,12 +484,31 @@ def _solve_round(cluster, options, scoring, costs, place0, place, hosts, vms, bu
             terms = [x[v, h] for v in members if (v, h) in x]
             if not terms or (fixed_here + len(terms) <= 1):
                 continue
+            if holds:  # hard: it holds now, so it keeps holding
+                m.Add(sum(terms) + fixed_here <= 1)
+                continue
             extra = m.NewIntVar(0, len(terms) + fixed_here, "")
             m.Add(extra >= sum(terms) + fixed_here - 1)
             objective.append((extra, w))
     for g in cluster.affine:
         members = [int(v) for v in g.vms]
         if not any(v in cand_set for v in members):
+            continue
+        if g.mandatory and len(np.unique(place[g.vms])) == 1:
+            # hard: the group shares one host now and keeps sharing one (all candidates move together, or none)
+            inside = [v for v in members if v in cand_set]
+            if len(inside) < len(members):  # a member outside the round stays: so do the others
+                for v in inside:
+                    m.Add(x[v, int(place[v])] == 1)
+            else:
+                lead = inside[0]
+                for v in inside[1:]:
+                    for h in hosts:
+                        h = int(h)
+                        a, b = x.get((lead, h)), x.get((v, h))
+                        if a is None and b is None:
+                            continue
+                        m.Add((a if a is not None else 0) == (b if b is not None else 0))
             continue
         w = big if g.mandatory else soft_w
         outside = {int(place[v]) for v in members if v not in cand_set and int(place[v]) not in H_idx}
@@ -432,9 +545,12 @@ def _solve_round(cluster, options, scoring, costs, place0, place, hosts, vms, bu
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = options.seed
     solver.parameters.max_deterministic_time = work
-    solver.parameters.max_time_in_seconds = max(options.time_limit_s / 4, 0.2)
+    limit = clock.seconds_left()
+    solver.parameters.max_time_in_seconds = limit  # a safety net: the work budget ends a round
     status = solver.Solve(m)
     used = solver.response_proto.deterministic_time
+    if status != cp_model.OPTIMAL and used < work * 0.95 and solver.wall_time >= limit * 0.95:
+        clock.stopped = True
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return place, False, used
 

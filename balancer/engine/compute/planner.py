@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from copy import copy
+from dataclasses import replace
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -15,7 +16,8 @@ from .feasibility import find_conflicts
 from .greedy import hill_climb
 from ..history import NO_HISTORY, History
 from .holds import apply_history
-from .optimizer import OptimiseResult
+from .optimizer import CLOCK_SAFETY, OptimiseResult, mend
+from .repair import unmended_reasons
 from .portfolio import best_plan
 from ..options import PlanOptions
 from .order import order_moves
@@ -70,9 +72,26 @@ def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history
         # each candidate settles its own copy of the power plan (settling keeps hosts on and adds notes)
         return _build_plan(result, _own(power), options, history, base, before, target, violations_before, held)
 
+    planning = options  # the repairs made before the planner (VMs on a host in maintenance) count against the cap
+    if options.max_repair_moves is not None and power.repair_moves:
+        planning = replace(options, max_repair_moves=max(options.max_repair_moves - power.repair_moves, 0))
     # the planners' matrix products are small: extra BLAS threads only contend for the cores
     with threadpool_limits(limits=1, user_api="blas"):
-        return PLANNERS[options.planner](power.planning, options, build)
+        plan = PLANNERS[options.planner](power.planning, planning, build)
+        if breaks_held(plan):  # never: each solver keeps the hard obligations; a last guard all the same
+            repaired = mend(power.planning, planning)
+            plan = build(OptimiseResult(repaired.place, 0, 0, False, repair_moves=repaired.moves,
+                                        repair_capped=repaired.capped, bound=repaired.bound,
+                                        clock_stopped=repaired.clock.stopped))
+            if breaks_held(plan):
+                plan = build(OptimiseResult(power.planning.place.copy(), 0, 0, False))
+    return plan
+
+
+def breaks_held(plan: Plan) -> bool:
+    """Does ``plan`` break a hard obligation (a mandatory rule, a host duty, physical capacity) that held before it?"""
+    before = {(v.kind, v.name) for v in plan.violations_before if v.mandatory and v.kind != "headroom"}
+    return any(v.mandatory and v.kind != "headroom" and (v.kind, v.name) not in before for v in plan.violations_after)
 
 
 def _own(power: PowerPlan) -> PowerPlan:
@@ -93,7 +112,10 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
     priority = np.array([_PRIORITY[reasons.get(v, ("balance",))[0]] for v in range(cluster.n_vms)], dtype=float)
     if options.dpm is not None and options.dpm.all_steps:
         priority += power.leave_rank()  # empty one host after the other
-    ordering = order_moves(cluster, cluster.place, result.place, priority, power.step_budget(options.max_moves))
+    if result.bound is not None:  # a hard repair filled a host beyond its headroom limit: the steps may too
+        cluster = replace(cluster, bound=np.maximum(cluster.bound, result.bound))
+    ordering = order_moves(cluster, cluster.place, result.place, priority,
+                           power.step_budget(options.max_moves, result.repair_moves))
 
     moves: list[Move] = []
     cur = cluster.place.copy()
@@ -144,8 +166,10 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
         for v in ordering.dropped
     ] + held
     violations_after = all_violations(cluster, cur)
-    unmended = _unmended_notes(power.original, violations_after, power.exempt_rules, options)
+    unmended = _unmended_notes(power.original, cur, violations_after, power.exempt_rules, options,
+                               result, power.repair_moves)
     notes = list(unmended)
+    notes += _cap_notes(cluster, cur, moves, result, options, target)
     start_loads = power.original.host_loads(power.original.place) if any(m.reason == "balance" for m in moves) else None
     if start_loads is not None and balancing_trigger(power.original, start_loads, options.threshold) == "gap":
         gap = max_gap(power.original, start_loads)
@@ -153,9 +177,12 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
                      f"{100 * gap:.0f} points apart, more than threshold {options.threshold}'s "
                      f"{100 * PAIRWISE_GAP[options.threshold]:.0f}: balancing")
     if not moves:
-        if options.max_moves == 0:
+        if options.max_moves == 0 and options.max_repair_moves == 0:
             if not (options.storage is not None and options.storage.evacuate):  # (emptying datastores: disks only)
                 notes.append("max moves 0: no moves allowed")
+        elif options.max_moves == 0 and not unmended:
+            notes.append("max moves 0: no balancing moves allowed (repairs do not count against it; "
+                         "max_repair_moves caps them)")
         elif unmended or power.exempt_rules:
             pass  # said above, or in the note naming the rule and the VMs that may not move
         elif options.evacuate:
@@ -248,31 +275,52 @@ def _reasons(cluster: Cluster, final: np.ndarray) -> dict[int, tuple[str, str, s
     return out
 
 
-def _unmended_notes(cluster: Cluster, violations: list, exempt: list[str], options: PlanOptions) -> list[str]:
-    """Notes on the mandatory rules and hosts above their limit this plan leaves as they are, and why."""
-    if options.max_moves == 0:
-        return []  # the note on no moves allowed says why
+def _unmended_notes(cluster: Cluster, place: np.ndarray, violations: list, exempt: list[str], options: PlanOptions,
+                    result: OptimiseResult, earlier_repairs: int = 0) -> list[str]:
+    """Notes on the hard violations and hosts above their limit this plan leaves as they are, and why:
+    what the repairs found in the way of each (repair.unmended_reasons), or the repair cap."""
+    if options.max_repair_moves == 0:
+        return ["max repair moves 0: nothing is repaired"] if any(v.mandatory for v in violations) else []
     # (a rule broken by VMs that may not move has its own note, from plan_power)
     left = [v for v in violations if v.mandatory and not (v.kind == "rule" and v.name in exempt)]
+    if not left:
+        return []
+    if result.repair_capped:
+        what = "; ".join(_subject(v) for v in left[:3]) + (f"; {len(left) - 3} more" if len(left) > 3 else "")
+        return [f"still broken after this plan: {what} — the repair cap (max_repair_moves "
+                f"{options.max_repair_moves}) stopped the repairs after {result.repair_moves + earlier_repairs} move(s)"]
+    reasons = unmended_reasons(cluster, place)
     pinned, room = [], []
     for v in left:
-        if v.kind == "capacity" and v.name in cluster._host_idx:
-            h = cluster.host_index(v.name)
-            if not (cluster.movable & cluster.powered & (cluster.place == h)).any():
-                pinned.append(f"{v.name}: {v.detail}")
-                continue
-        room.append(f"rule {v.name} ({v.detail})" if v.kind == "rule" else f"{v.name}: {v.detail}")
+        why = reasons.get(f"rule {v.name}" if v.kind == "rule" else f"host {v.name}")
+        if v.kind != "rule" and why is None:  # VMs on a host that is not on: named one by one
+            why = next((w for k, w in reasons.items() if k.startswith("VM ")), None)
+        if why is None:
+            why = "this plan finds no moves that mend it within capacity and the mandatory rules"
+        (pinned if why.startswith("none of the VMs there may move") else room).append(f"{_subject(v)} — {why}")
+    out = [f"still broken after this plan: {r}" for r in (pinned + room)[:5]]
+    if len(pinned) + len(room) > 5:
+        out.append(f"still broken after this plan: {len(pinned) + len(room) - 5} more (violations_after lists them)")
+    return out
+
+
+def _subject(v) -> str:
+    return f"rule {v.name} ({v.detail})" if v.kind == "rule" else f"{v.name}: {v.detail}"
+
+
+def _cap_notes(cluster: Cluster, place: np.ndarray, moves: list[Move], result: OptimiseResult, options: PlanOptions,
+               target: float) -> list[str]:
+    """Which cap or clock stopped what: the balancing cap (max_moves), the wall clock's safety net."""
     out = []
-    if room:
-        what = "; ".join(room[:3]) + (f"; {len(room) - 3} more" if len(room) > 3 else "")
-        cap = ""
-        if options.max_moves is not None and not options.evacuate:
-            cap = f", at most {options.max_moves} move{'s' if options.max_moves != 1 else ''}"
-        out.append(f"still broken after this plan: {what} — this plan finds no moves that mend "
-                   f"{'it' if len(room) == 1 else 'them'} within capacity minus headroom and the mandatory rules{cap}")
-    if pinned:
-        out.append(f"still broken after this plan: {'; '.join(pinned[:3])} — none of the VMs there may move "
-                   f"(a manual or disabled DRS override, or powered off)")
+    balance = sum(1 for m in moves if m.reason == "balance")
+    if (options.max_moves is not None and options.threshold >= 2 and options.max_moves > 0
+            and balance >= options.max_moves and needs_balancing(cluster, cluster.host_loads(place), options.threshold)):
+        out.append(f"the balancing cap (max_moves {options.max_moves}) stopped balancing; repairs do not count "
+                   f"against it (max_repair_moves caps them)")
+    if result.clock_stopped:
+        out.append(f"the wall clock ({CLOCK_SAFETY:g} x the {options.time_limit_s:g} s time limit), not the work budget, "
+                   "ended the search: this machine is far slower than the reference one or very busy, and another "
+                   "run may give another plan")
     return out
 
 

@@ -9,11 +9,15 @@ Candidates, all at the same move budget and move prices (with no budget, ours al
    exchanges -- within the same budget), when that changes it.
 
 Each candidate is ordered and built into a plan as the user would see it (order.py may hop or
-drop a move), and the plans are compared by ``plan_key``: fewer mandatory violations after the
-plan, then fewer broken should-rules, then lower final imbalance (the plan's ``imbalance.after``,
-√(cpu² + mem²)), then less data copied by vMotion, then fewer moves; on a tie the earlier
-candidate wins (ours first). So a ``cp-sat`` plan never ends with more imbalance than the greedy climb's at
-the same budget unless it leaves fewer rules broken. Deterministic: each candidate is.
+drop a move), and the plans are compared by ``plan_key``, in the order of obligations: fewer hard
+violations after the plan (mandatory rules, host duties, physical capacity), then fewer hosts
+above their headroom limit, then fewer broken should-rules, then lower final imbalance (the
+plan's ``imbalance.after``, √(cpu² + mem²)), then less data copied by vMotion, then fewer moves;
+on a tie the earlier candidate wins (ours first). Every candidate starts from the same repairs
+(optimizer.mend) and no candidate breaks a hard obligation that holds (each solver keeps them
+as constraints); the planner checks the chosen plan for it all the same (planner.py). So a
+``cp-sat`` plan never ends with more imbalance than the greedy climb's at the same budget unless
+it leaves fewer obligations broken. Deterministic: each candidate is.
 """
 
 from __future__ import annotations
@@ -26,14 +30,15 @@ import numpy as np
 from ...plan import Plan
 from .cluster import Cluster
 from .greedy import hill_climb
-from .optimizer import OptimiseResult, move_costs, optimise, polish
+from .optimizer import OptimiseResult, mend, move_costs, optimise, polish
 from ..options import PlanOptions
 
 
 def best_plan(cluster: Cluster, options: PlanOptions, build: Callable[[OptimiseResult], Plan]) -> Plan:
     """The best of the candidates' plans; ``build`` turns a placement into the plan the user would see."""
     costs = move_costs(cluster, options)
-    ours = optimise(cluster, options, costs)
+    mended = mend(cluster, options, costs)  # phase 1, shared: every candidate balances from the same repairs
+    ours = optimise(cluster, options, costs, mended)
     best = build(ours)
     if options.threshold < 2 or not cluster.movable.any() or options.max_moves == 0:
         return best  # no balancing (mandatory moves only) or nothing to move: nothing to compare with
@@ -42,16 +47,15 @@ def best_plan(cluster: Cluster, options: PlanOptions, build: Callable[[OptimiseR
         # search goes on from there with swaps and exchanges (0.20-0.77 x its imbalance in the
         # benchmark); running it too would double the plan's time at the cluster maximum.
         return best
-    greedy = hill_climb(cluster, options, costs)
+    greedy = hill_climb(cluster, options, costs, mended)
     if np.array_equal(greedy.place, ours.place):
         return best
     plan = build(greedy)
     if plan_key(plan) < plan_key(best):
         best = plan
-    budget = options.max_moves if options.max_moves is not None else cluster.n_vms
     # the greedy's plan is as good as ours or better and spent the whole budget: revise its choices
-    if plan_key(plan) <= plan_key(best) and int((greedy.place != cluster.place).sum()) >= budget:
-        polished = polish(cluster, options, greedy.place, costs)
+    if plan_key(plan) <= plan_key(best) and int((greedy.place != mended.place).sum()) >= options.max_moves:
+        polished = polish(cluster, options, greedy.place, costs, mended)
         if not np.array_equal(polished.place, greedy.place) and not np.array_equal(polished.place, ours.place):
             plan = build(polished)
             if plan_key(plan) < plan_key(best):
@@ -60,13 +64,15 @@ def best_plan(cluster: Cluster, options: PlanOptions, build: Callable[[OptimiseR
 
 
 def plan_key(plan: Plan) -> tuple:
-    """What makes one plan better than another, most important first (see the module doc)."""
+    """What makes one plan better than another, in the order of obligations (see the module doc):
+    hard violations after the plan, then hosts above their headroom limit, then should-rules, then balance."""
     after = plan.violations_after
-    mandatory = sum(1 for v in after if v.mandatory)
-    should = len(after) - mandatory
+    hard = sum(1 for v in after if v.mandatory and v.kind != "headroom")
+    headroom = sum(1 for v in after if v.kind == "headroom")
+    should = sum(1 for v in after if not v.mandatory)
     imbalance = math.hypot(plan.imbalance.after.cpu, plan.imbalance.after.mem)
     data = sum(m.vmotion.data_mb for m in plan.moves if m.vmotion is not None)
-    return (mandatory, should, imbalance, round(data, 1), len(plan.moves))
+    return (hard, headroom, should, imbalance, round(data, 1), len(plan.moves))
 
 
 __all__ = ["best_plan", "plan_key"]

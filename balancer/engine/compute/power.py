@@ -37,7 +37,7 @@ from .dpm import PowerChoice, choose_power, end_state, ha_words, standby_reason
 from .feasibility import find_conflicts, pinned_exemptions
 from ..history import History
 from .hoststate import host_mask, vms_on, with_hosts_leaving, with_hosts_woken
-from .optimizer import optimise
+from .optimizer import mend
 from .rules import rule_violations
 from ..options import PlanOptions
 
@@ -55,6 +55,7 @@ class PowerPlan:
     why: dict[int, str] = field(default_factory=dict)  # host -> the decision in words
     notes: list[str] = field(default_factory=list)
     evacuation_moves: int = 0
+    repair_moves: int = 0  # of those, the repairs of VMs standing on a host in maintenance (max_repair_moves counts them)
     exempt_rules: list[str] = field(default_factory=list)  # mandatory rules left broken by VMs that may not move
 
     @property
@@ -66,11 +67,12 @@ class PowerPlan:
         """Step number of the first move: power-on actions come before every move."""
         return 1 + len(self.woken)
 
-    def step_budget(self, max_moves: int | None) -> int | None:
-        """Steps the ordering may use: the move budget plus the evacuation's moves (none when it is 0)."""
+    def step_budget(self, max_moves: int | None, repair_moves: int = 0) -> int | None:
+        """Steps the ordering may use: the balancing cap plus the repairs' and the evacuation's moves
+        (neither counts against ``max_moves``)."""
         if max_moves is None:
             return None
-        return 0 if max_moves == 0 else max_moves + self.evacuation_moves
+        return max_moves + repair_moves + self.evacuation_moves
 
     def _must_go(self, hosts: list[int]) -> np.ndarray:
         return vms_on(self.original, host_mask(self.original, hosts), self.every_vm)
@@ -222,13 +224,13 @@ def plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: E
 def _empty_maintenance_hosts(power: PowerPlan, options: PlanOptions) -> None:
     """Move the powered-on VMs off hosts the snapshot shows in maintenance, before the planner runs.
 
-    Like the moves that empty a host for standby, they are an evacuation: they do not count
-    against ``max_moves`` (none are made when it is 0), and the planner starts from their result.
+    They are a repair of a hard violation present now: they do not count against ``max_moves``
+    (``max_repair_moves`` 0 makes none), and the planner starts from their result.
     """
     stranded = power.original.must_leave & (power.planning.place == power.original.place)
-    if options.max_moves == 0 or not stranded.any():
+    if options.max_repair_moves == 0 or not stranded.any():
         return
-    place = _evacuate(replace(power.planning, movable=stranded), options)
+    place = _evacuate(replace(power.planning, movable=stranded), options, stretch=True, cap=options.max_repair_moves)
     before = {v.name for v in rule_violations(power.planning, power.planning.place, mandatory_only=True)}
     if any(v.name not in before for v in rule_violations(power.planning, place, mandatory_only=True)):
         return  # it would break a mandatory rule (say, affinity with a VM that cannot move): the planner weighs it
@@ -236,6 +238,7 @@ def _empty_maintenance_hosts(power: PowerPlan, options: PlanOptions) -> None:
     if moved:
         power.planning = replace(power.planning, place=place)
         power.evacuation_moves += moved
+        power.repair_moves += moved
 
 
 def _plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: Evacuation | None) -> PowerPlan:
@@ -253,16 +256,22 @@ def _plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: 
     return _standby(cluster, options, choice)
 
 
-def _evacuate(work: Cluster, options: PlanOptions) -> np.ndarray:
-    """The placement after moving the VMs that must leave: the optimiser's mend phase only."""
+def _evacuate(work: Cluster, options: PlanOptions, stretch: bool = False, cap: int | None = None) -> np.ndarray:
+    """The placement after moving the VMs that must leave (``work.movable``): the repairs of phase 1
+    (optimizer.mend) with only those VMs free to move. ``stretch``: a VM standing on a host that is not
+    on now is a hard violation, and may fill a host up to its physical capacity when no host has room
+    within its headroom limit; emptying a host for standby or a requested maintenance never does.
+    ``cap``: at most this many moves (the repair cap, for such a repair)."""
     if not work.must_leave.any():
         return work.place.copy()
     # The solver's budget is counted deterministically; the wall-clock limit is only a safety net,
     # widened here so that a busy machine does not cut an evacuation short (the same input gives the same plan).
-    mend_only = replace(options, threshold=1, max_moves=None, planner="cp-sat", dpm=None, evacuate=(),
-                        time_limit_s=max(options.time_limit_s, EVACUATION_TIME_LIMIT_S))
+    mend_only = replace(options, threshold=1, max_moves=None, max_repair_moves=cap, planner="cp-sat", dpm=None,
+                        evacuate=(), time_limit_s=max(options.time_limit_s, EVACUATION_TIME_LIMIT_S))
     # a rule broken by VMs that stay where they are is not the evacuation's to mend
-    return optimise(pinned_exemptions(work).apply(work), mend_only).place
+    relaxed = pinned_exemptions(work).apply(work)
+    return mend(relaxed, mend_only, may_move=relaxed.movable & (relaxed.powered | relaxed.must_leave),
+                stretch=stretch).place
 
 
 def _standby(cluster: Cluster, options: PlanOptions, choice: PowerChoice) -> PowerPlan:

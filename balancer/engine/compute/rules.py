@@ -44,15 +44,20 @@ def rule_violations(cluster: Cluster, place: np.ndarray, mandatory_only: bool = 
 
 
 def capacity_violations(cluster: Cluster, loads: np.ndarray) -> list[Violation]:
+    """Hosts that are on above their physical capacity (kind ``capacity``: hard) or, within it, above
+    capacity minus headroom (kind ``headroom``: the balancer's own limit, mended after the hard ones)."""
     out: list[Violation] = []
-    for h in range(cluster.n_hosts):
+    for h in np.flatnonzero(cluster.on & np.any(loads > cluster.limit + 1e-6, axis=1)):
+        h = int(h)
         for r in (CPU, MEM):
             if loads[h, r] > cluster.limit[h, r] + 1e-6 and loads[h, r] > 0:
-                if not cluster.on[h]:
-                    continue
                 pct = 100 * loads[h, r] / cluster.cap[h, r]
+                if loads[h, r] > cluster.cap[h, r] + 1e-6:
+                    out.append(Violation(kind="capacity", name=cluster.host_names[h],
+                                         detail=f"{_RES[r]} {pct:.0f} % of capacity, above its physical capacity"))
+                    continue
                 lim = 100 * cluster.limit[h, r] / cluster.cap[h, r]
-                out.append(Violation(kind="capacity", name=cluster.host_names[h],
+                out.append(Violation(kind="headroom", name=cluster.host_names[h],
                                      detail=f"{_RES[r]} {pct:.0f} % of capacity, above the {lim:.0f} % limit"))
     return out
 

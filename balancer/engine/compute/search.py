@@ -27,7 +27,6 @@ result; the wall-clock deadline is only a safety net.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -413,11 +412,12 @@ class Search:
         for v, h in step.moves:
             self._apply_one(v, h)
 
-    def run(self, work_limit: float, deadline: float, threshold: int) -> np.ndarray:
-        """Improve until no operator pays, the work limit, the target imbalance or the deadline."""
+    def run(self, work_limit: float, clock, threshold: int) -> np.ndarray:
+        """Improve until no operator pays, the work limit, the target imbalance or the clock's safety net
+        (``clock``: optimizer.Clock; its ``stopped`` says when the wall clock ended the search)."""
         full_checked = False
         spent_at = None  # work done when the budget was first spent: revising then gets a quarter more
-        while self.work < work_limit and time.monotonic() < deadline:
+        while self.work < work_limit and not clock.out_of_time():
             if not needs_balancing(self.c, self.loads, threshold):
                 break
             if self.spent >= self.budget:

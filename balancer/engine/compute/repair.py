@@ -1,0 +1,477 @@
+"""Repairs: the moves that mend what is wrong now, in the order of obligations, on clusters of any size.
+
+The order every planner holds to (docs/optimizer.md, README "How it decides"):
+
+1. **hard** -- mandatory rules, host duties (a powered-on VM runs on a host that is on and that
+   the mandatory VM-host rules allow) and physical capacity (100 %): no move breaks one that holds;
+2. **hard violations present now are mended first**: VMs on a host that is not on or that a
+   mandatory rule forbids, mandatory anti-affinity members sharing a host, mandatory affinity
+   groups split over hosts, hosts above physical capacity;
+3. **the headroom limit** (capacity minus headroom) next, never at the price of 1;
+4. should-rules, 5. balance: the balancing search and CP-SAT's should-rule rounds, after this.
+
+``repair`` is a constructive pass, linear in the moves it makes (each placement is a few numpy
+operations over the hosts), so it mends thousands of VMs on a 5,000-host cluster in seconds:
+
+- a VM that must move goes with its mandatory affinity group (a *unit*: the group moves as one,
+  to a host every member may use) to the allowed host without a member of its anti-affinity rules
+  where it leaves the most room (should-rules it keeps now are kept when a host allows it);
+- a host above its ceiling sheds the unit that alone brings it under (the one cheapest to move),
+  or else its largest, one after the other;
+- targets stay within capacity minus headroom. A *hard* repair that finds no such room may fill
+  a host up to its physical capacity: mending a hard violation comes before our headroom (the
+  plan's ``bound`` says how far, so the ordering allows it and the report shows the host above
+  its headroom limit);
+- when no host has room, one VM on a candidate host is moved on to make room (an ejection chain
+  of depth one).
+
+What is still broken afterwards (the caller may try CP-SAT rounds on it) is diagnosed by
+``unmended``: each violation with the reason no move mends it, in words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .cluster import CPU, MEM, Cluster
+
+EPS = 1e-6
+CHAIN_HOSTS = 32  # candidate hosts tried for an ejection chain
+CHAIN_VMS = 8  # VMs per candidate host tried for eviction
+
+
+@dataclass
+class Repair:
+    place: np.ndarray  # the placement after the repairs
+    bound: np.ndarray  # (H, 2) what each host may carry after any step (raised where a hard repair needed it)
+    moves: int  # VMs away from their starting host
+    capped: bool = False  # the repair cap (max_repair_moves) stopped a repair
+    stretched: list[int] = field(default_factory=list)  # hosts filled above their headroom limit by hard repairs
+
+
+class _Units:
+    """Mandatory affinity groups as units (connected components): the VMs that must share a host."""
+
+    def __init__(self, cluster: Cluster):
+        V = cluster.n_vms
+        parent = np.arange(V)
+
+        def find(a: int) -> int:
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = int(parent[a])
+            return a
+
+        for g in cluster.affine:
+            if g.mandatory and len(g.vms) > 1:
+                root = find(int(g.vms[0]))
+                for v in g.vms[1:]:
+                    r = find(int(v))
+                    if r != root:
+                        parent[r] = root
+        self.members: dict[int, np.ndarray] = {}
+        grouped = [int(v) for g in cluster.affine if g.mandatory for v in g.vms]
+        roots: dict[int, list[int]] = {}
+        for v in sorted(set(grouped)):
+            roots.setdefault(find(v), []).append(v)
+        for vms in roots.values():
+            arr = np.array(vms, dtype=np.int64)
+            for v in vms:
+                self.members[v] = arr
+
+    def of(self, v: int) -> np.ndarray:
+        got = self.members.get(v)
+        return got if got is not None else np.array([v], dtype=np.int64)
+
+    def grouped(self, v: int) -> bool:
+        return v in self.members
+
+
+class Repairer:
+    """State of one repair: the placement, host loads, the moves spent; see the module doc."""
+
+    def __init__(self, cluster: Cluster, place: np.ndarray, may_move: np.ndarray | None = None,
+                 max_moves: int | None = None, stretch: bool = True):
+        c = self.c = cluster
+        self.place0 = place.copy()
+        self.place = place.copy()
+        self.loads = c.host_loads(self.place)
+        self.may_move = (c.movable & c.powered) if may_move is None else may_move
+        self.sheddable = self.may_move & (c.load.sum(axis=1) > 0)  # moving it takes load off its host
+        self.max_moves = max_moves
+        self.stretch = stretch
+        self.capped = False
+        self.spent = 0
+        self.units = _Units(c)
+        self.anti = {v: np.unique(np.concatenate([g.vms for g in gs])) for v, gs in c.anti_of.items()}
+        # should-rules, for preference only: (H,) masks of hosts where a VM breaks a should VM-host rule
+        self.soft_bad: dict[int, np.ndarray] = {}
+        for g in c.vmhost:
+            if not g.mandatory and len(g.vms):
+                bad = g.hosts != g.affine
+                for v in g.vms:
+                    v = int(v)
+                    self.soft_bad[v] = self.soft_bad[v] | bad if v in self.soft_bad else bad.copy()
+        self.soft_anti: dict[int, list[np.ndarray]] = {}
+        for g in c.anti:
+            if not g.mandatory:
+                for v in g.vms:
+                    self.soft_anti.setdefault(int(v), []).append(g.vms)
+        self.ceiling_hard = c.cap if stretch else c.limit
+        self.stretched: set[int] = set()
+
+    # ---- where a unit may go ---------------------------------------------------------------
+
+    def _movable_unit(self, unit: np.ndarray) -> bool:
+        return bool(self.may_move[unit].all())
+
+    def _need(self, unit: np.ndarray) -> np.ndarray:
+        """(H, 2) load the unit adds to each host: its members not already there."""
+        c = self.c
+        need = np.broadcast_to(c.load[unit].sum(axis=0), (c.n_hosts, 2)).copy()
+        np.subtract.at(need, self.place[unit], c.load[unit])
+        return need
+
+    def _rule_ok(self, unit: np.ndarray) -> np.ndarray:
+        """(H,) hosts every member may run on under the mandatory rules and host states, no anti-affinity partner there."""
+        c = self.c
+        ok = c.on & c.allowed[unit].all(axis=0)
+        inside = set(int(v) for v in unit)
+        for v in unit:
+            partners = self.anti.get(int(v))
+            if partners is not None:
+                others = [int(p) for p in partners if int(p) not in inside]
+                ok[self.place[others]] = False
+        return ok
+
+    def _soft_breaks(self, unit: np.ndarray) -> np.ndarray:
+        """(H,) should-rules the unit's members would break on each host (for preference)."""
+        out = np.zeros(self.c.n_hosts)
+        for v in unit:
+            v = int(v)
+            if v in self.soft_bad:
+                out += self.soft_bad[v]
+            for g in self.soft_anti.get(v, ()):
+                np.add.at(out, self.place[g[g != v]], 1.0)
+        return out
+
+    def _targets(self, unit: np.ndarray) -> np.ndarray:
+        """(H,) hosts the unit may go to under the rules: members that may not move stay, so the others
+        join them (none when they stand on several hosts); a VM alone leaves its host."""
+        ok = self._rule_ok(unit)
+        pinned = unit[~self.may_move[unit]]
+        if len(pinned):
+            hosts = np.unique(self.place[pinned])
+            only = np.zeros(self.c.n_hosts, dtype=bool)
+            if len(hosts) == 1:
+                only[hosts[0]] = True
+            ok &= only
+        if len(unit) == 1:
+            ok[self.place[unit[0]]] = False
+        return ok
+
+    def _choose(self, unit: np.ndarray, ceiling: np.ndarray, exclude: int | None = None) -> int | None:
+        """The best host for ``unit`` within ``ceiling``: should-rules kept first, then the fewest members
+        to move, then the most room left."""
+        c = self.c
+        need = self._need(unit)
+        ok = self._targets(unit) & np.all(self.loads + need <= ceiling + EPS, axis=1)
+        if exclude is not None:
+            ok[exclude] = False
+        if not ok.any():
+            return None
+        fill = ((self.loads + need) / c.cap).max(axis=1)
+        score = fill + 10.0 * self._soft_breaks(unit)
+        if len(unit) > 1:
+            score -= 2.0 * np.bincount(self.place[unit], minlength=c.n_hosts)
+        return int(np.argmin(np.where(ok, score, np.inf)))
+
+    # ---- moving --------------------------------------------------------------------------
+
+    def _cost(self, unit: np.ndarray, h: int) -> int:
+        """Moves the budget counts for sending ``unit`` to ``h``: VMs leaving home, less those going home."""
+        away = (self.place[unit] != self.place0[unit])
+        after = (h != self.place0[unit])
+        return int(after.sum() - away.sum())
+
+    def _move(self, unit: np.ndarray, h: int) -> bool:
+        cost = self._cost(unit, h)
+        if self.max_moves is not None and self.spent + cost > self.max_moves:
+            self.capped = True
+            return False
+        c = self.c
+        for v in unit:
+            v = int(v)
+            if self.place[v] != h:
+                self.loads[self.place[v]] -= c.load[v]
+                self.loads[h] += c.load[v]
+                self.place[v] = h
+        self.spent += cost
+        if np.any(self.loads[h] > c.limit[h] + EPS):
+            self.stretched.add(h)
+        return True
+
+    def place_unit(self, unit: np.ndarray, hard: bool) -> bool:
+        """Move ``unit`` off its host(s) to the best host with room, making room by one eviction if needed."""
+        c = self.c
+        tiers = [c.limit] + ([self.ceiling_hard] if hard and self.stretch else [])
+        for ceiling in tiers:
+            h = self._choose(unit, ceiling)
+            if h is not None:
+                return self._move(unit, h)
+        for ceiling in tiers:
+            if self._chain(unit, ceiling):
+                return True
+        return False
+
+    def _chain(self, unit: np.ndarray, ceiling: np.ndarray) -> bool:
+        """Make room on a host for ``unit`` by moving one VM there on (within capacity minus headroom)."""
+        c = self.c
+        need = self._need(unit)
+        ok = self._targets(unit)
+        hosts = np.flatnonzero(ok)
+        if not len(hosts):
+            return False
+        deficit = np.maximum(self.loads[hosts] + need[hosts] - ceiling[hosts], 0.0)
+        if np.any(need[hosts] > ceiling[hosts] + EPS, axis=1).all():
+            return False
+        short = (deficit / c.cap[hosts]).sum(axis=1)
+        inside = set(int(v) for v in unit)
+        for i in np.argsort(short, kind="stable")[:CHAIN_HOSTS]:
+            h = int(hosts[i])
+            if np.any(need[h] > ceiling[h] + EPS):
+                continue
+            there = np.flatnonzero((self.place == h) & self.may_move & self.c.powered)
+            fits = np.all(c.load[there] >= deficit[i] - EPS, axis=1) & (c.load[there].sum(axis=1) > 0)
+            there = there[fits]
+            there = [int(u) for u in there[np.argsort(c.mem_mb[there], kind="stable")]
+                     if int(u) not in inside and not self.units.grouped(int(u))][:CHAIN_VMS]
+            for u in there:
+                t = self._choose(np.array([u]), c.limit, exclude=h)
+                if t is None:
+                    continue
+                if not self._move(np.array([u]), t):
+                    return False
+                # the unit's members may not join an anti-affinity partner on h: still true (u left, none came)
+                if np.all(self.loads[h] + need[h] <= ceiling[h] + EPS) and self._targets(unit)[h]:
+                    return self._move(unit, h)
+                self._move(np.array([u]), h)  # undo: it fitted there before (the refund is counted by _cost)
+        return False
+
+    # ---- what to mend ----------------------------------------------------------------------
+
+    def _misplaced(self, v: int) -> bool:
+        """Must ``v`` leave its host: powered on, on a host that is not on or one a mandatory rule forbids?"""
+        c, h = self.c, int(self.place[v])
+        return bool(c.powered[v] and not (c.on[h] and c.allowed[v, h]))
+
+    def mend_hosts_of_vms(self) -> None:
+        c = self.c
+        V = c.n_vms
+        todo = np.flatnonzero(c.powered & (~c.on[self.place] | ~c.allowed[np.arange(V), self.place]) & self.may_move)
+        size = (c.load[todo] / c.cap.max(axis=0)).max(axis=1) if len(todo) else np.zeros(0)
+        done: set[int] = set()
+        for v in todo[np.argsort(-size, kind="stable")]:
+            v = int(v)
+            if v in done or not self._misplaced(v):
+                continue
+            unit = self.units.of(v)
+            done.update(int(u) for u in unit)
+            self.place_unit(unit, hard=True)
+
+    def mend_anti_affinity(self) -> None:
+        c = self.c
+        for g in c.anti:
+            if not g.mandatory:
+                continue
+            by_host: dict[int, list[int]] = {}
+            for v in g.vms:
+                by_host.setdefault(int(self.place[v]), []).append(int(v))
+            for h, members in by_host.items():
+                if len(members) < 2:
+                    continue
+                # one stays: one that may not move if any, else the one dearest to move
+                members.sort(key=lambda v: (bool(self.may_move[v]), -c.mem_mb[v], v))
+                for v in members[1:]:
+                    unit = self.units.of(v)
+                    if self.place[v] == h and self.may_move[v]:
+                        self.place_unit(unit, hard=True)
+
+    def mend_affinity(self) -> None:
+        """Split mandatory affinity groups come together on one host: the host of their members that may
+        not move, else the one needing the fewest moves with room (within the headroom limit first)."""
+        seen: set[int] = set()
+        for g in self.c.affine:
+            if not g.mandatory:
+                continue
+            unit = self.units.of(int(g.vms[0]))
+            if int(unit[0]) in seen:
+                continue
+            seen.add(int(unit[0]))
+            if len(np.unique(self.place[unit])) > 1 and self.may_move[unit].any():
+                self.place_unit(unit, hard=True)
+
+    def shed(self, ceiling: np.ndarray, hard: bool) -> None:
+        """Hosts above ``ceiling`` shed units until they are within it (largest excess first)."""
+        c = self.c
+        excess = ((self.loads - ceiling) / c.cap).max(axis=1)
+        over = np.flatnonzero((excess > EPS) & c.on)
+        for h in over[np.argsort(-excess[over], kind="stable")]:
+            self._shed_host(int(h), ceiling[int(h)], hard)
+
+    def _shed_host(self, h: int, ceiling: np.ndarray, hard: bool) -> None:
+        c = self.c
+        tried: set[int] = set()
+        while True:
+            excess = self.loads[h] - ceiling
+            if not np.any(excess > EPS):
+                return
+            here = np.flatnonzero((self.place == h) & self.sheddable)
+            units, seen = [], set()
+            for v in here:
+                v = int(v)
+                if v in seen or v in tried:
+                    continue
+                unit = self.units.of(v)
+                seen.update(int(u) for u in unit)
+                if np.all(self.place[unit] == h) and self._movable_unit(unit):
+                    units.append(unit)
+            if not units:
+                return
+            loads = np.array([c.load[u].sum(axis=0) for u in units])
+            covers = np.all(loads >= np.maximum(excess, 0.0) - EPS, axis=1)
+            mem = np.array([c.mem_mb[u].sum() for u in units])
+            if covers.any():
+                # the unit that alone brings the host under, cheapest to move (vMotion copies its memory)
+                order = np.lexsort((np.arange(len(units)), mem, ~covers))
+            else:
+                share = (loads / c.cap[h] * (excess > EPS)).max(axis=1)
+                order = np.lexsort((np.arange(len(units)), -share))
+            moved = False
+            for i in order:
+                unit = units[int(i)]
+                tried.update(int(u) for u in unit)
+                if self.place_unit(unit, hard):
+                    moved = True
+                    break
+                if self.capped:
+                    return
+            if not moved:
+                return
+
+    def run(self) -> Repair:
+        c = self.c
+        if c.n_vms and c.on.any():
+            self.mend_hosts_of_vms()
+            self.mend_anti_affinity()
+            self.mend_affinity()
+            self.shed(self.ceiling_hard, hard=True)  # above physical capacity (or the limit, not stretching)
+            self.shed(c.limit, hard=False)  # above the headroom limit
+        bound = c.bound.copy()
+        stretched = sorted(h for h in self.stretched if np.any(self.loads[h] > c.limit[h] + EPS))
+        for h in stretched:
+            bound[h] = np.maximum(bound[h], self.loads[h])
+        return Repair(self.place, bound, int((self.place != self.place0).sum()), self.capped, stretched)
+
+
+def repair(cluster: Cluster, place: np.ndarray | None = None, may_move: np.ndarray | None = None,
+           max_moves: int | None = None, stretch: bool = True) -> Repair:
+    """Mend the hard violations, then the headroom limit, from ``place`` (default: the snapshot's).
+
+    ``may_move``: (V,) the VMs the repair may move (default: movable and powered on);
+    ``max_moves``: the repair cap (None: none); ``stretch``: a hard repair may fill a host beyond
+    its headroom limit, up to its physical capacity, when no host has room within it."""
+    start = cluster.place if place is None else place
+    return Repairer(cluster, start, may_move, max_moves, stretch).run()
+
+
+def hard_violations(cluster: Cluster, place: np.ndarray) -> np.ndarray:
+    """(V,) powered-on VMs that break a hard obligation where they are (host duty, mandatory VM-host
+    rule, a mandatory anti-affinity partner on the same host, their mandatory affinity group split)."""
+    V = cluster.n_vms
+    out = cluster.powered & (~cluster.on[place] | ~cluster.allowed[np.arange(V), place]) if V else np.zeros(0, dtype=bool)
+    for g in cluster.anti:
+        if g.mandatory and len(np.unique(place[g.vms])) < len(g.vms):
+            out[g.vms] = True
+    for g in cluster.affine:
+        if g.mandatory and len(np.unique(place[g.vms])) > 1:
+            out[g.vms] = True
+    return out
+
+
+def unmended_reasons(cluster: Cluster, place: np.ndarray) -> dict[str, str]:
+    """Why each hard violation or host above its limit left in ``place`` is not mended: subject -> words.
+
+    Subjects are rule names (``rule NAME``), VM names (``VM NAME``) and host names (``host NAME``)."""
+    c = cluster
+    rep = Repairer(c, place)
+    out: dict[str, str] = {}
+    hn, vn = c.host_names, c.vm_names
+    V = c.n_vms
+
+    def where_to(unit: np.ndarray) -> str:
+        """Why no host takes ``unit``."""
+        names = ", ".join(vn[int(v)] for v in unit[:3]) + (" ..." if len(unit) > 3 else "")
+        pinned = unit[~rep.may_move[unit]]
+        if len(pinned) == len(unit):
+            return f"{names} may not move (a manual or disabled DRS override, or powered off)"
+        if len(np.unique(place[pinned])) > 1:
+            return f"the VMs of {names} that may not move run on different hosts"
+        allowed = c.on & c.allowed[unit].all(axis=0)
+        if len(unit) == 1:
+            allowed[place[unit[0]]] = False
+        if not allowed.any():
+            rules = [g.rule for g in c.vmhost if g.mandatory and np.isin(g.vms, unit).any()]
+            why = f"rule(s) {', '.join(rules)}" if rules else "the host states"
+            return f"no other host that is on may run {names} under {why}"
+        ok = rep._targets(unit)
+        if not ok.any():
+            if len(pinned):
+                return f"{names} must join {vn[int(pinned[0])]}, which may not move, on {hn[int(place[pinned[0]])]}, " \
+                       "and the rules do not allow it there"
+            rules = sorted({g.rule for v in unit for g in c.anti_of.get(int(v), ())})
+            return f"every host that may run {names} runs a VM of rule(s) {', '.join(rules)}"
+        need = rep._need(unit)
+        room = np.where(ok[:, None], c.cap - rep.loads, -np.inf)
+        short = np.where(ok, ((need - room) / c.cap).max(axis=1), np.inf)
+        best = int(np.argmin(short))
+        total = need[best]
+        return (f"no host it may use has room for {names} ({total[CPU]:.0f} MHz, {total[MEM]:.0f} MB): "
+                f"the most is on {hn[best]} ({max(room[best, CPU], 0):.0f} MHz, {max(room[best, MEM], 0):.0f} MB "
+                f"free of its capacity; {int(ok.sum())} host(s) allowed)")
+
+    bad = c.powered & (~c.on[place] | ~c.allowed[np.arange(V), place]) if V else np.zeros(0, dtype=bool)
+    for v in np.flatnonzero(bad):
+        out.setdefault(f"VM {vn[int(v)]}", where_to(rep.units.of(int(v))))
+    for g in c.anti:
+        if g.mandatory and len(np.unique(place[g.vms])) < len(g.vms):
+            seen: dict[int, int] = {}
+            for v in g.vms:
+                h = int(place[v])
+                if h in seen:
+                    out[f"rule {g.rule}"] = where_to(rep.units.of(int(v)))
+                    break
+                seen[h] = int(v)
+    for g in c.affine:
+        if g.mandatory and len(np.unique(place[g.vms])) > 1:
+            out[f"rule {g.rule}"] = where_to(rep.units.of(int(g.vms[0])))
+    loads = rep.loads
+    for h in np.flatnonzero(c.on & np.any(loads > c.limit + EPS, axis=1)):
+        h = int(h)
+        here = np.flatnonzero((place == h) & rep.may_move & (c.load.sum(axis=1) > 0))
+        if not len(here):
+            out[f"host {hn[h]}"] = "none of the VMs there may move (a manual or disabled DRS override, or powered off)"
+            continue
+        smallest = here[np.argmin(c.load[here].max(axis=1) if len(here) else 0)]
+        room = np.where((c.on & (np.arange(c.n_hosts) != h))[:, None], c.limit - loads, -np.inf)
+        most = int(np.argmax((room / c.cap).min(axis=1)))
+        out[f"host {hn[h]}"] = (f"no other host has room within capacity minus headroom for any of its {len(here)} "
+                                f"movable VM(s) (the smallest, {vn[int(smallest)]}, needs {c.load[smallest, CPU]:.0f} MHz "
+                                f"and {c.load[smallest, MEM]:.0f} MB; the most room is on {hn[most]}: "
+                                f"{max(room[most, CPU], 0):.0f} MHz, {max(room[most, MEM], 0):.0f} MB)")
+    return out
+
+
+__all__ = ["Repair", "Repairer", "hard_violations", "repair", "unmended_reasons"]
