@@ -210,16 +210,36 @@ def test_threshold_one_mends_every_violation_when_a_repair_exists(case):
 
 
 @PROPS
-@given(repairable(), st.integers(2, 5), st.one_of(st.none(), st.integers(0, 40)))
-def test_no_plan_breaks_a_hard_obligation_that_held(case, threshold, max_moves):
+@given(repairable(), st.integers(2, 5), st.one_of(st.none(), st.integers(0, 40)), st.booleans(),
+       st.sampled_from(["cp-sat", "greedy"]))
+def test_no_plan_breaks_a_hard_obligation_that_held(case, threshold, max_moves, dpm, planner):
     s, _ = case
-    options = PlanOptions(threshold=threshold, max_moves=max_moves)
+    options = PlanOptions(threshold=threshold, max_moves=max_moves, planner=planner,
+                          dpm=DpmOptions(max_standby=None) if dpm else None)
     plan = make_plan(s, options)
     assert_order_of_obligations(plan)
     assert [v for v in plan.violations_after if v.mandatory] == [], plan.notes[:3]
     _replay(s, plan, options)
     if max_moves is not None:
-        assert len([m for m in plan.moves if not m.mandatory]) <= max_moves
+        assert len([m for m in plan.moves if not m.mandatory and m.reason != "dpm"]) <= max_moves
+
+
+@PROPS
+@given(repairable(), st.integers(0, 10**6))
+def test_evacuating_a_host_breaks_no_hard_obligation_that_held(case, pick):
+    s, _ = case
+    on = [h.name for h in s.hosts if h.state.value == "on"]
+    options = PlanOptions(evacuate=(on[pick % len(on)],))
+    plan = make_plan(s, options)
+    if plan.status == "infeasible":
+        assert plan.moves == [] and plan.conflicts
+        return
+    assert _hard_names(plan.violations_after) <= _hard_names(plan.violations_before)
+    _replay(s, plan, options)
+
+
+def _hard_names(violations):
+    return {(v.kind, v.name) for v in violations if v.mandatory and v.kind != "headroom"}
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

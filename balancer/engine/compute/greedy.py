@@ -52,8 +52,7 @@ def hill_climb(cluster: Cluster, options: PlanOptions, prices: np.ndarray | None
     if budget > 0 and needs_balancing(work, work.host_loads(place), options.threshold):
         place, n = climb(work, options, place, budget, mended.place, prices)
         steps += n
-    return OptimiseResult(place, steps, steps, False, repair_moves=mended.moves, repair_capped=mended.capped,
-                          bound=mended.bound, clock_stopped=mended.clock.stopped)
+    return OptimiseResult(place, steps, steps, False, **mended.result_fields())
 
 
 def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int,

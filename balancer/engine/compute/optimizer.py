@@ -68,6 +68,7 @@ class OptimiseResult:
     repair_capped: bool = False  # max_repair_moves stopped a repair
     bound: np.ndarray | None = None  # (H, 2) per-host ceiling of the steps, when repairs raised the cluster's
     clock_stopped: bool = False  # the wall clock, not the work budget, ended a phase
+    repair_rank: np.ndarray | None = None  # (V,) the repair's sequence of moves (-1: not a repair move)
 
 
 def move_costs(cluster: Cluster, options: PlanOptions) -> np.ndarray:
@@ -168,6 +169,12 @@ class Mended:
     moves: int  # VMs the repairs moved
     capped: bool  # max_repair_moves stopped a repair
     clock: Clock
+    rank: np.ndarray | None = None  # (V,) the repair's own sequence of moves (repair.Repair.rank)
+
+    def result_fields(self) -> dict:
+        """What a planner's OptimiseResult carries of the repairs it started from."""
+        return dict(repair_moves=self.moves, repair_capped=self.capped, bound=self.bound,
+                    clock_stopped=self.clock.stopped, repair_rank=self.rank)
 
 
 def mend(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = None, may_move: np.ndarray | None = None,
@@ -185,7 +192,8 @@ def mend(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = None
     costs = move_costs(cluster, options) if costs is None else costs
     budget = options.max_repair_moves if options.max_repair_moves is not None else cluster.n_vms
     place = _rounds(work, options, _Scoring(work), costs + MEND_PRICE, place0, rep.place, budget, "mend", clock)
-    return Mended(place, rep.bound, int((place != place0).sum()), rep.capped, clock)
+    rank = np.where(place == rep.place, rep.rank, -1)  # a VM the CP-SAT rounds moved on is ordered by its reason
+    return Mended(place, rep.bound, int((place != place0).sum()), rep.capped, clock, rank)
 
 
 def optimise(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = None,
@@ -215,8 +223,7 @@ def optimise(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = 
         place = _rounds(work, options, _Scoring(work), costs, mended.place, place, budget, "soft", clock,
                         should_at_start=_broken_should(cluster, place0))
     return OptimiseResult(place, clock.rounds + steps, clock.improved + steps, clock.work_left <= 1e-3,
-                          repair_moves=mended.moves, repair_capped=mended.capped, bound=mended.bound,
-                          clock_stopped=clock.stopped)
+                          **mended.result_fields())
 
 
 def _rounds(cluster: Cluster, options: PlanOptions, scoring: _Scoring, prices: np.ndarray, base: np.ndarray,
@@ -272,8 +279,7 @@ def polish(cluster: Cluster, options: PlanOptions, start: np.ndarray, costs: np.
     work = replace(cluster, bound=mended.bound)
     search = Search(work, costs, mended.place, start, budget, options.soft_rule_weight)
     place = search.run(mended.clock.search_work, mended.clock, options.threshold)
-    return OptimiseResult(place, search.steps, search.steps, False, repair_moves=mended.moves,
-                          repair_capped=mended.capped, bound=mended.bound, clock_stopped=mended.clock.stopped)
+    return OptimiseResult(place, search.steps, search.steps, False, **mended.result_fields())
 
 
 def _broken_should(cluster: Cluster, place: np.ndarray) -> set[str]:

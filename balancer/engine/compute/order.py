@@ -79,14 +79,13 @@ def order_moves(cluster: Cluster, place0: np.ndarray, final: np.ndarray, priorit
 
 
 def _hop_host(cluster: Cluster, v: int, cur: np.ndarray, loads: np.ndarray, final: int) -> int | None:
-    best, best_room = None, -np.inf
-    for h in np.flatnonzero(cluster.on & cluster.allowed[v]):
-        h = int(h)
-        if h in (final, int(cur[v])):
-            continue
-        if not move_allowed(cluster, v, h, cur, loads):
-            continue
-        room = float(((cluster.bound[h] - loads[h] - cluster.load[v]) / cluster.cap[h]).min())
-        if room > best_room:
-            best, best_room = h, room
-    return best
+    """The host with the most room (after ``v``) that ``v`` may go to now, other than its own and its destination."""
+    ok = cluster.on & cluster.allowed[v]
+    ok &= np.all(loads + cluster.load[v] <= cluster.bound + 1e-6, axis=1)
+    for g in cluster.anti_of.get(v, ()):
+        ok[cur[g.vms[g.vms != v]]] = False
+    ok[[final, int(cur[v])]] = False
+    if not ok.any():
+        return None
+    room = ((cluster.bound - loads - cluster.load[v]) / cluster.cap).min(axis=1)
+    return int(np.argmax(np.where(ok, room, -np.inf)))

@@ -80,9 +80,7 @@ def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history
         plan = PLANNERS[options.planner](power.planning, planning, build)
         if breaks_held(plan):  # never: each solver keeps the hard obligations; a last guard all the same
             repaired = mend(power.planning, planning)
-            plan = build(OptimiseResult(repaired.place, 0, 0, False, repair_moves=repaired.moves,
-                                        repair_capped=repaired.capped, bound=repaired.bound,
-                                        clock_stopped=repaired.clock.stopped))
+            plan = build(OptimiseResult(repaired.place, 0, 0, False, **repaired.result_fields()))
             if breaks_held(plan):
                 plan = build(OptimiseResult(power.planning.place.copy(), 0, 0, False))
     return plan
@@ -110,6 +108,11 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
     if options.threshold <= 1:  # no balancing: a move no reason names makes room for a mandatory one
         _room_reasons(cluster, result.place, reasons)
     priority = np.array([_PRIORITY[reasons.get(v, ("balance",))[0]] for v in range(cluster.n_vms)], dtype=float)
+    rank = result.repair_rank
+    if rank is not None and (rank >= 0).any():
+        # the repair's own sequence first (each of its steps was valid when taken), before DPM and balancing
+        repaired = (rank >= 0) & (result.place != cluster.place)
+        priority[repaired] = 2.999 * rank[repaired] / (rank.max() + 1)
     if options.dpm is not None and options.dpm.all_steps:
         priority += power.leave_rank()  # empty one host after the other
     if result.bound is not None:  # a hard repair filled a host beyond its headroom limit: the steps may too

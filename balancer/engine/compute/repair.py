@@ -23,7 +23,7 @@ operations over the hosts), so it mends thousands of VMs on a 5,000-host cluster
   plan's ``bound`` says how far, so the ordering allows it and the report shows the host above
   its headroom limit);
 - when no host has room, one VM on a candidate host is moved on to make room (an ejection chain
-  of depth one).
+  of depth one; at most CHAINS of them per repair, so a cluster with no room anywhere stays fast).
 
 What is still broken afterwards (the caller may try CP-SAT rounds on it) is diagnosed by
 ``unmended``: each violation with the reason no move mends it, in words.
@@ -40,6 +40,7 @@ from .cluster import CPU, MEM, Cluster
 EPS = 1e-6
 CHAIN_HOSTS = 32  # candidate hosts tried for an ejection chain
 CHAIN_VMS = 8  # VMs per candidate host tried for eviction
+CHAINS = 256  # ejection chains tried in one repair, at most (a cluster with no room anywhere stays fast)
 
 
 @dataclass
@@ -49,6 +50,9 @@ class Repair:
     moves: int  # VMs away from their starting host
     capped: bool = False  # the repair cap (max_repair_moves) stopped a repair
     stretched: list[int] = field(default_factory=list)  # hosts filled above their headroom limit by hard repairs
+    # (V,) when each VM last moved, in the repair's own sequence (-1: not moved): every step of that
+    # sequence was valid when it was taken, so the ordering tries the moves in it first
+    rank: np.ndarray | None = None
 
 
 class _Units:
@@ -121,6 +125,10 @@ class Repairer:
                     self.soft_anti.setdefault(int(v), []).append(g.vms)
         self.ceiling_hard = c.cap if stretch else c.limit
         self.stretched: set[int] = set()
+        self.chains_left = CHAINS
+        self.rank = np.full(c.n_vms, -1, dtype=np.int64)
+        self.seq = 0
+        self.peak = self.loads.copy()  # the most each host carried at any point of the sequence
 
     # ---- where a unit may go ---------------------------------------------------------------
 
@@ -208,7 +216,10 @@ class Repairer:
                 self.loads[self.place[v]] -= c.load[v]
                 self.loads[h] += c.load[v]
                 self.place[v] = h
+                self.rank[v] = self.seq
+                self.seq += 1
         self.spent += cost
+        self.peak[h] = np.maximum(self.peak[h], self.loads[h])
         if np.any(self.loads[h] > c.limit[h] + EPS):
             self.stretched.add(h)
         return True
@@ -222,6 +233,9 @@ class Repairer:
             if h is not None:
                 return self._move(unit, h)
         for ceiling in tiers:
+            if self.chains_left <= 0:
+                break
+            self.chains_left -= 1
             if self._chain(unit, ceiling):
                 return True
         return False
@@ -370,10 +384,11 @@ class Repairer:
             self.shed(self.ceiling_hard, hard=True)  # above physical capacity (or the limit, not stretching)
             self.shed(c.limit, hard=False)  # above the headroom limit
         bound = c.bound.copy()
+        for h in sorted(self.stretched):  # the sequence may pass through a load above the final one
+            bound[h] = np.maximum(bound[h], self.peak[h])
         stretched = sorted(h for h in self.stretched if np.any(self.loads[h] > c.limit[h] + EPS))
-        for h in stretched:
-            bound[h] = np.maximum(bound[h], self.loads[h])
-        return Repair(self.place, bound, int((self.place != self.place0).sum()), self.capped, stretched)
+        rank = np.where(self.place != self.place0, self.rank, -1)
+        return Repair(self.place, bound, int((self.place != self.place0).sum()), self.capped, stretched, rank)
 
 
 def repair(cluster: Cluster, place: np.ndarray | None = None, may_move: np.ndarray | None = None,
