@@ -31,11 +31,12 @@ VM_KINDS = [(2, 4096, 0.40), (4, 16384, 0.35), (8, 32768, 0.20), (16, 65536, 0.0
 
 def repair_instance(n_hosts: int, n_vms: int, seed: int = 1, anti_share: float = 0.0, host_rules: bool = True,
                     over_share: float = 0.1, shape: str = "demand", fill: float = 0.55, maintenance: int = 0,
-                    headroom: float = 0.10) -> tuple[dict, dict[str, str]]:
+                    headroom: float = 0.10, affinity_share: float = 0.0) -> tuple[dict, dict[str, str]]:
     """A snapshot dict; see the module doc. ``anti_share``: share of the VMs in anti-affinity groups;
     ``over_share``: share of the hosts pushed above their limit; ``fill``: the valid placement's mean
     utilisation of capacity minus headroom; ``maintenance``: hosts in maintenance with VMs on them
-    (``displace`` only)."""
+    (``displace`` only); ``affinity_share``: share of the VMs in mandatory affinity pairs (placed together;
+    ``displace`` splits a tenth of them)."""
     rng = random.Random(seed)
     hosts = []
     for i in range(n_hosts):
@@ -121,6 +122,20 @@ def repair_instance(n_hosts: int, n_vms: int, seed: int = 1, anti_share: float =
         if h is None:  # no room under the rules: this VM leaves the instance
             continue
         put(v, h)
+    # mandatory affinity pairs among the VMs in no other rule: the second joins the first where it fits
+    pairs: list[tuple[int, int]] = []
+    free = [v for v in order if v not in partners and v not in bound_to and where[v] >= 0]
+    for a, b in zip(free[0:int(affinity_share * n_vms):2], free[1:int(affinity_share * n_vms):2]):
+        h = where[a]
+        if where[b] != h:
+            if not fits(b, h):
+                continue
+            load[where[b]][0] -= vms[b]["cpu_demand_mhz"]
+            load[where[b]][1] -= vms[b]["mem_demand_mb"]
+            put(b, h)
+        pairs.append((a, b))
+    for k, (a, b) in enumerate(pairs):
+        rules.append({"name": f"together{k:05d}", "type": "vm-affinity", "vms": [vms[a]["name"], vms[b]["name"]]})
     keep = [v for v in range(n_vms) if where[v] >= 0]
     witness = {vms[v]["name"]: hosts[where[v]]["name"] for v in keep}
 
@@ -154,6 +169,10 @@ def repair_instance(n_hosts: int, n_vms: int, seed: int = 1, anti_share: float =
             v, p = g[0], g[1]
             if where[v] >= 0 and where[p] >= 0:
                 where[v] = where[p]
+        for a, b in pairs[:: 10]:  # an affinity pair split
+            elsewhere = [h for h in in_service if h != where[a]]
+            if elsewhere:
+                where[b] = rng.choice(elsewhere)
         for v in [v for v in bound_to if where[v] >= 0][:: 10]:  # outside its host group
             outside = [h for h in in_service if h not in bound_to[v]]
             if outside:

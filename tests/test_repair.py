@@ -169,7 +169,7 @@ def test_a_plan_the_wall_clock_ended_says_so(monkeypatch):
     ticks = iter(range(0, 10**9, 1000))  # every reading a thousand seconds later: far slower than the reference
     monkeypatch.setattr(optimizer.time, "monotonic", lambda: float(next(ticks)))
     plan = make_plan(parse_snapshot(data), PlanOptions(threshold=4, max_moves=30))
-    assert any(n.startswith("the wall clock (4 x the 3 s time limit), not the work budget, ended the search")
+    assert any(n.startswith("the wall clock (5 x the 3 s time limit), not the work budget, ended the search")
                for n in plan.notes), plan.notes
     assert_order_of_obligations(plan)
 
@@ -185,7 +185,8 @@ def repairable(draw):
     maintenance = draw(st.integers(0, 2))
     data, witness = repair_instance(n_hosts, n_hosts * per_host, seed=draw(st.integers(0, 10**6)), anti_share=anti,
                                     over_share=over, shape="displace", maintenance=maintenance,
-                                    fill=draw(st.sampled_from([0.45, 0.6, 0.7])))
+                                    fill=draw(st.sampled_from([0.45, 0.6, 0.7])),
+                                    affinity_share=draw(st.sampled_from([0.0, 0.1, 0.3])))
     return parse_snapshot(data), witness
 
 

@@ -50,12 +50,16 @@ ROUND_WORK = 0.15  # CP-SAT deterministic time per round
 MEND_PRICE = 1.0  # extra price of a move while mending: above any balance gain, far below a rule
 ROUNDS_PER_SECOND = 8  # round budget per second of time limit
 MAX_STALE = 3  # CP-SAT rounds in a row without improvement before a phase stops
-SEARCH_WORK_PER_SECOND = 12.0  # local-search work units (million scored pairs) per second of time limit
-WORK_PER_SECOND = 1.2  # CP-SAT deterministic time per wall second, rough, on a 2-core machine
+# Work budgets per second of time limit, sized so that a plan takes about its time limit on the
+# reference machine (2 cores; measured in docs/benchmarks.md: the search scores about 20 units a
+# second, a CP-SAT round of 0.15 deterministic seconds takes 0.1-0.5 s of wall time at the
+# cluster maximum); a round is charged at least ROUND_WORK.
+SEARCH_WORK_PER_SECOND = 18.0  # local-search work units (million scored pairs) per second of time limit
+WORK_PER_SECOND = 0.2  # CP-SAT deterministic time per second of time limit
 # The wall clock stops the solvers only at this many times the time limit: the work budgets (counted
 # deterministically) end a plan on any machine up to this much slower than the reference one, so the
 # same snapshot gives the same plan on an idle or a busy machine; a plan the clock ended says so.
-CLOCK_SAFETY = 4.0
+CLOCK_SAFETY = 5.0
 
 
 @dataclass
@@ -170,6 +174,9 @@ class Mended:
     capped: bool  # max_repair_moves stopped a repair
     clock: Clock
     rank: np.ndarray | None = None  # (V,) the repair's own sequence of moves (repair.Repair.rank)
+    # (H, 2) what balancing may fill each host to: capacity minus headroom, or what it carries after the
+    # repairs if more (a host the repairs brought under its limit is not filled above it again)
+    balance_bound: np.ndarray | None = None
 
     def result_fields(self) -> dict:
         """What a planner's OptimiseResult carries of the repairs it started from."""
@@ -184,7 +191,7 @@ def mend(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = None
     clock = clock or Clock.start(options)
     place0 = cluster.place
     if cluster.n_vms == 0 or not cluster.on.any():
-        return Mended(place0.copy(), cluster.bound.copy(), 0, False, clock)
+        return Mended(place0.copy(), cluster.bound.copy(), 0, False, clock, None, cluster.bound.copy())
     rep = repair(cluster, may_move=may_move, max_moves=options.max_repair_moves, stretch=stretch)
     work = replace(cluster, bound=rep.bound)
     if may_move is not None:
@@ -193,7 +200,8 @@ def mend(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = None
     budget = options.max_repair_moves if options.max_repair_moves is not None else cluster.n_vms
     place = _rounds(work, options, _Scoring(work), costs + MEND_PRICE, place0, rep.place, budget, "mend", clock)
     rank = np.where(place == rep.place, rep.rank, -1)  # a VM the CP-SAT rounds moved on is ordered by its reason
-    return Mended(place, rep.bound, int((place != place0).sum()), rep.capped, clock, rank)
+    return Mended(place, rep.bound, int((place != place0).sum()), rep.capped, clock, rank,
+                  np.maximum(cluster.limit, cluster.host_loads(place)))
 
 
 def optimise(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = None,
@@ -212,7 +220,7 @@ def optimise(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = 
     mended = mended or mend(cluster, options, costs)
     clock = mended.clock
     place = mended.place
-    work = replace(cluster, bound=mended.bound)
+    work = replace(cluster, bound=mended.balance_bound)
     budget = options.max_moves if options.max_moves is not None else cluster.n_vms
     steps = 0  # balancing steps taken by the search
     if options.threshold >= 2 and budget > 0:  # the search stops at once when the cluster needs no balancing
@@ -251,7 +259,7 @@ def _rounds(cluster: Cluster, options: PlanOptions, scoring: _Scoring, prices: n
         )
         if changed and phase == "soft" and not _broken_should(cluster, new_place) <= (should_at_start or set()):
             changed = False  # mending should-rules never breaks one that held (a trade of rules is no mend)
-        clock.work_left -= max(used, 0.01)
+        clock.work_left -= max(used, ROUND_WORK)  # (model building and presolve are not in its deterministic time)
         clock.rounds += 1
         if changed:
             place = new_place
@@ -276,7 +284,7 @@ def polish(cluster: Cluster, options: PlanOptions, start: np.ndarray, costs: np.
     costs = move_costs(cluster, options) if costs is None else costs
     mended = mended or mend(cluster, options, costs)
     budget = options.max_moves if options.max_moves is not None else cluster.n_vms
-    work = replace(cluster, bound=mended.bound)
+    work = replace(cluster, bound=mended.balance_bound)
     search = Search(work, costs, mended.place, start, budget, options.soft_rule_weight)
     place = search.run(mended.clock.search_work, mended.clock, options.threshold)
     return OptimiseResult(place, search.steps, search.steps, False, **mended.result_fields())
