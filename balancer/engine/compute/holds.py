@@ -19,28 +19,20 @@ import numpy as np
 from ...plan import Suppressed
 from .balance import fits, move_delta, needs_balancing
 from .cluster import Cluster
+from .repair import hard_violations
 from ..history import History
 from .optimizer import move_costs
 from ..options import PlanOptions
 
 
 def mandatory_reason(cluster: Cluster) -> np.ndarray:
-    """(V,) bool: VMs that must or may move for a mandatory reason in the current placement."""
+    """(V,) bool: VMs that must or may move for a mandatory reason in the current placement: a hard
+    violation (repair.hard_violations), or a host above its limit."""
     place = cluster.place
-    V = cluster.n_vms
-    out = cluster.stranded(place).copy() if V else np.zeros(0, dtype=bool)
-    if not V:
-        return out
-    out |= ~cluster.allowed[np.arange(V), place] & cluster.powered
-    for g in cluster.anti:
-        if g.mandatory and len(np.unique(place[g.vms])) < len(g.vms):
-            out[g.vms] = True
-    for g in cluster.affine:
-        if g.mandatory and len(np.unique(place[g.vms])) > 1:
-            out[g.vms] = True
+    if not cluster.n_vms:
+        return np.zeros(0, dtype=bool)
     over = np.any(cluster.host_loads(place) > cluster.limit + 1e-6, axis=1) & cluster.on
-    out |= over[place] & cluster.powered
-    return out
+    return hard_violations(cluster, place) | (over[place] & cluster.powered)
 
 
 def apply_history(cluster: Cluster, history: History, options: PlanOptions) -> list[Suppressed]:

@@ -37,7 +37,7 @@ import numpy as np
 from .balance import MIN_GAIN
 from .cluster import Cluster
 from ..options import PlanOptions
-from .repair import repair
+from .repair import hard_violations, repair
 from .rules import rule_violations
 from .search import Search
 from .vmotion import estimate
@@ -110,25 +110,19 @@ class _Scoring:
 
 def _penalties(cluster: Cluster, place: np.ndarray) -> dict[str, np.ndarray]:
     """Which VMs take part in something to mend (mandatory or soft) in the current placement."""
-    V = cluster.n_vms
-    mandatory = np.zeros(V, dtype=bool)
-    soft = np.zeros(V, dtype=bool)
-    mandatory |= cluster.stranded(place)
-    ok_host = cluster.allowed[np.arange(V), place] if V else np.zeros(0, dtype=bool)
-    mandatory |= ~ok_host & cluster.powered
+    soft = np.zeros(cluster.n_vms, dtype=bool)
     for g in cluster.anti:
-        hosts = place[g.vms]
-        if len(np.unique(hosts)) < len(hosts):
-            (mandatory if g.mandatory else soft)[g.vms] = True
+        if not g.mandatory and len(np.unique(place[g.vms])) < len(g.vms):
+            soft[g.vms] = True
     for g in cluster.affine:
-        if len(np.unique(place[g.vms])) > 1:
-            (mandatory if g.mandatory else soft)[g.vms] = True
+        if not g.mandatory and len(np.unique(place[g.vms])) > 1:
+            soft[g.vms] = True
     for g in cluster.vmhost:
         if g.mandatory or not len(g.vms):
             continue
         bad = g.vms[g.hosts[place[g.vms]] != g.affine]
         soft[bad] = True
-    return {"mandatory": mandatory, "soft": soft}
+    return {"mandatory": hard_violations(cluster, place), "soft": soft}
 
 
 @dataclass
