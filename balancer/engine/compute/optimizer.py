@@ -59,7 +59,7 @@ WORK_PER_SECOND = 0.2  # CP-SAT deterministic time per second of time limit
 # The wall clock stops the solvers only at this many times the time limit: the work budgets (counted
 # deterministically) end a plan on any machine up to this much slower than the reference one, so the
 # same snapshot gives the same plan on an idle or a busy machine; a plan the clock ended says so.
-CLOCK_SAFETY = 5.0
+CLOCK_SAFETY = 10.0
 
 
 @dataclass
