@@ -59,11 +59,12 @@ def test_a_version_1_snapshot_reads_as_the_current_version_with_no_storage():
             item.pop(name, None)
     doc["rules"] = [r for r in doc["rules"] if not r["type"].startswith(("vmdk", "vm-datastore"))]
     snap = parse_snapshot(doc)
-    assert snap.version == 3 and snap.datastores == [] and all(v.disks == [] for v in snap.vms)
+    assert snap.version == 4 and snap.datastores == [] and all(v.disks == [] for v in snap.vms)
     assert snap.evc_mode is None and all(h.networks == [] and h.max_evc_mode is None for h in snap.hosts)
-    assert json.loads(snapshot_json(snap))["version"] == 3
+    assert json.loads(snapshot_json(snap))["version"] == 4
     assert parse_snapshot({**doc, "version": 2}) == snap
     assert parse_snapshot({**doc, "version": 3}) == snap
+    assert parse_snapshot({**doc, "version": 4}) == snap
 
 
 def test_a_version_3_field_in_a_version_2_snapshot_is_named():
@@ -72,7 +73,7 @@ def test_a_version_3_field_in_a_version_2_snapshot_is_named():
     from balancer.errors import InputError
 
     doc = {"version": 2, "cluster": "c", "hosts": [{"name": "h1", "cpu_capacity_mhz": 1000, "mem_capacity_mb": 1000}]}
-    assert parse_snapshot(doc).version == 3
+    assert parse_snapshot(doc).version == 4
     for bad, where in ((dict(doc, evc_mode="intel-skylake"), "evc_mode"),
                        (dict(doc, hosts=[dict(doc["hosts"][0], networks=["VM Network"])]), "hosts.0.networks"),
                        (dict(doc, hosts=[dict(doc["hosts"][0], max_evc_mode="amd-zen3")]), "hosts.0.max_evc_mode")):
@@ -134,3 +135,18 @@ def test_a_version_2_plan_reads_as_version_3_and_refuses_a_version_3_value():
         for v in old[field]:
             v["kind"] = "capacity" if v["kind"] == "headroom" else v["kind"]
     assert parse_plan(old).version == 3
+
+
+def test_a_version_4_field_in_a_version_3_snapshot_is_named():
+    import pytest
+
+    from balancer.errors import InputError
+
+    host = {"name": "h1", "cpu_capacity_mhz": 1000, "mem_capacity_mb": 1000, "cpu_cores": 8}
+    doc = {"version": 3, "cluster": "c", "hosts": [host]}
+    assert parse_snapshot(doc).hosts[0].cpu_threads is None
+    with pytest.raises(InputError, match=r"hosts\.0\.cpu_threads: a version 4 field in a version 3 snapshot"):
+        parse_snapshot(dict(doc, hosts=[dict(host, cpu_threads=16)]))
+    assert parse_snapshot(dict(doc, version=4, hosts=[dict(host, cpu_threads=16)])).hosts[0].cpu_threads == 16
+    with pytest.raises(InputError, match="cpu_threads .4. is below cpu_cores .8."):
+        parse_snapshot(dict(doc, version=4, hosts=[dict(host, cpu_threads=4)]))

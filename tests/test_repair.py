@@ -37,8 +37,8 @@ def vm(name, h, cpu=1000, mem=500, **kw):
     return {"name": name, "host": h, "vcpus": 8, "mem_mb": 4096, "cpu_demand_mhz": cpu, "mem_demand_mb": mem, **kw}
 
 
-def snap(hosts, vms, rules=()):
-    return parse_snapshot({"version": 1, "cluster": "t", "hosts": hosts, "vms": vms, "rules": list(rules)})
+def snap(hosts, vms, rules=(), **groups):
+    return parse_snapshot({"version": 1, "cluster": "t", "hosts": hosts, "vms": vms, "rules": list(rules), **groups})
 
 
 def hard(plan):
@@ -260,3 +260,81 @@ def test_the_repair_alone_keeps_every_hard_obligation_that_holds():
         if len(np.unique(c.place[g.vms])) == len(g.vms):
             assert len(np.unique(rep.place[g.vms])) == len(g.vms)
     assert np.all(c.host_loads(rep.place) <= np.maximum(c.cap, c.host_loads(c.place)) + 1e-6)
+
+
+# --- found by a review: caps, labels, apply and notes -----------------------------------------------
+
+def _h(name, state="on"):
+    return host(name, state=state)
+
+
+def _v(name, h, cpu, **kw):
+    return {"name": name, "host": h, "vcpus": 4, "mem_mb": 100, "cpu_demand_mhz": cpu, "mem_demand_mb": 100, **kw}
+
+
+@pytest.mark.parametrize("planner", ["cp-sat", "greedy"])
+@pytest.mark.parametrize("threshold", [1, 3, 5])
+def test_the_repair_cap_holds_at_every_threshold(planner, threshold):
+    from balancer.execute.replay import check_plan_steps
+
+    pair = snap([_h("h0"), _h("h1")], [_v("a", "h0", 2000), _v("b", "h0", 2000)],
+                [{"name": "ab", "type": "vm-anti-affinity", "vms": ["a", "b"]}])
+    hot = snap([_h(f"h{i}") for i in range(3)] + [_h("h3")],
+               [_v(f"v{i}{j}", f"h{i}", 2300) for i in range(3) for j in range(5)])  # three hosts at 115 %
+    for s, cap in ((pair, 0), (hot, 0), (hot, 1)):
+        options = PlanOptions(threshold=threshold, planner=planner, max_repair_moves=cap)
+        plan = make_plan(s, options)
+        assert len([m for m in plan.moves if m.mandatory]) <= cap, plan.moves
+        if cap == 0:
+            assert plan.moves == [] or all(not m.mandatory for m in plan.moves)
+        check_plan_steps(s, plan, options)  # apply accepts what recommend made with the same caps
+
+
+def test_a_vm_evicted_to_make_room_for_a_repair_is_a_repair_at_every_threshold():
+    from balancer.execute.replay import check_plan_steps
+
+    # d1 must run on h1 or h2 (mandatory), h1 is above capacity: f leaves h2 to make room for d1
+    s = snap([_h(f"h{i}") for i in range(1, 5)],
+             [_v("d1", "h1", 6000), _v("d2", "h1", 5000), _v("f", "h2", 6000), _v("g", "h2", 2000),
+              _v("q", "h3", 1000), _v("r", "h4", 1000)],
+             [{"name": "db-rack", "type": "vm-host", "vm_group": "db", "host_group": "rack", "affine": True,
+               "mandatory": True}], vm_groups={"db": ["d1", "d2", "g"]}, host_groups={"rack": ["h1", "h2"]})
+    for threshold in (1, 3, 5):
+        options = PlanOptions(threshold=threshold, max_moves=0)
+        plan = make_plan(s, options)
+        assert [(m.vm, m.reason) for m in plan.moves if m.vm == "f"] == [("f", "capacity")]
+        assert all(m.mandatory for m in plan.moves)
+        check_plan_steps(s, plan, options)
+
+
+def test_a_repair_evicts_within_the_limit_before_it_stretches_a_host():
+    # d1 must run on h1, which has p (65 %): p moves to h2 first, then d1 comes; no host above 90 %
+    s = snap([_h("h1"), _h("h2"), _h("h3")], [_v("d1", "h3", 3000), _v("p", "h1", 6500), _v("o", "h2", 1000)],
+             [{"name": "db-rack", "type": "vm-host", "vm_group": "db", "host_group": "rack", "affine": True,
+               "mandatory": True}], vm_groups={"db": ["d1"]}, host_groups={"rack": ["h1"]})
+    plan = make_plan(s, PlanOptions(threshold=1))
+    assert [(m.vm, m.target) for m in plan.moves] == [("p", "h2"), ("d1", "h1")]
+    assert plan.violations_after == []
+
+
+def test_apply_accepts_a_hard_repair_that_fills_a_host_to_its_capacity():
+    from balancer.execute.replay import check_plan_steps
+
+    s = snap([_h("h1"), _h("h2")], [_v("a", "h1", 3000), _v("b", "h1", 3000), _v("z", "h2", 7000)],
+             [{"name": "spread", "type": "vm-anti-affinity", "vms": ["a", "b"]}])
+    plan = make_plan(s, PlanOptions(threshold=1))
+    assert len(plan.moves) == 1 and plan.moves[0].target == "h2" and plan.moves[0].mandatory
+    check_plan_steps(s, plan, PlanOptions(threshold=1))
+    # the stretched host's note names what keeps it above its limit: the rule, not a want of room
+    assert any("h2:" in n and "rule(s) spread" in n for n in plan.notes), plan.notes
+
+
+def test_a_note_on_an_affinity_group_gives_the_group_s_size():
+    s = snap([_h("h1"), _h("h2")], [_v("a", "h1", 5000), _v("b", "h1", 5000), _v("c", "h1", 1500),
+                                    _v("z", "h2", 4500)],
+             [{"name": "pair", "type": "vm-affinity", "vms": ["a", "b"]}])
+    data = s.model_dump(mode="json")
+    data["vms"][2]["automation"] = "manual"
+    plan = make_plan(parse_snapshot(data), PlanOptions(threshold=1))
+    assert plan.moves == []
+    assert any("the smallest, a, b, needs 10000 MHz" in n for n in plan.notes), plan.notes

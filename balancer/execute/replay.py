@@ -3,8 +3,9 @@
 ``apply`` reads a plan written earlier (or by hand) and a fresh snapshot. Before anything is
 carried out, the plan's actions are replayed on the fresh snapshot with the same checks the
 engine orders its own moves by (``engine.compute.rules.move_allowed``): after every move each host
-stays within its bound (capacity minus headroom, or no worse than it was when above it) and no
-mandatory rule that held is broken. A move the executor would skip -- its VM is no longer on
+stays within its bound (capacity minus headroom, or no worse than it was when above it; for a
+repair -- a mandatory move -- its physical capacity, as the engine's hard repairs may fill it) and
+no mandatory rule that held is broken. A move the executor would skip -- its VM is no longer on
 the planned source, or its target is not on -- is skipped here too. Power actions change which
 hosts are on, as they will when carried out. Affinity is judged after the last step (a group
 moves one VM at a time).
@@ -19,11 +20,15 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
+
+import numpy as np
 
 from ..engine.compute.cluster import CPU, MEM, build_cluster
 from ..engine.compute.hoststate import host_mask, with_hosts_leaving, with_hosts_woken
 from ..engine.options import PlanOptions
+from ..engine.compute.compat import refusal
 from ..engine.compute.rules import move_allowed, rule_violations
 from ..errors import InputError
 from ..plan import Move, Plan, StorageMove
@@ -115,12 +120,14 @@ def check_plan_steps(fresh: Snapshot, plan: Plan, options: PlanOptions, what: st
         v, s, t = cluster.vm_index(action.vm), cluster.host_index(action.source), cluster.host_index(action.target)
         if place[v] != s or not cluster.on[t]:
             continue  # stale: the executor skips it, and so does the replay
-        if not move_allowed(cluster, v, t, place, loads):
+        # a repair (a mandatory move) may fill a host up to its physical capacity, as the planner's hard repairs do
+        judged = replace(cluster, bound=np.maximum(cluster.bound, cluster.cap)) if action.mandatory else cluster
+        if not move_allowed(judged, v, t, place, loads):
             unmounted = disks.unmounted(action)
             if unmounted:
                 raise InputError(f"{what}: step {action.step}: {unmounted}; refusing the plan")
             raise InputError(f"{what}: step {action.step}: moving {action.vm} from {action.source} to "
-                             f"{action.target} {_why_not(cluster, v, t, place, loads)}; refusing the plan")
+                             f"{action.target} {_why_not(judged, v, t, place, loads)}; refusing the plan")
         why = disks.host_move(action)
         if why == "stale":
             continue  # a disk it takes along is no longer on its planned source: the executor skips it
@@ -270,6 +277,10 @@ def _why_not(cluster, v: int, t: int, place, loads) -> str:
                 was = 100 * cluster.bound[t, r] / cluster.cap[t, r]
                 return f"puts {hn[t]} at {pct:.0f} % {word}, above its {limit:.0f} % limit and worse than its {was:.0f} % now"
             return f"puts {hn[t]} at {pct:.0f} % {word}, above its {limit:.0f} % limit (capacity minus headroom)"
+    vm = cluster.snapshot.vms[v]
+    duty = refusal(cluster.snapshot, cluster.snapshot.hosts[t], vm.mem_mb, vm.vcpus)
+    if duty is not None:
+        return f"is not allowed ({hn[t]}: {duty})"
     return f"is not allowed ({hn[t]} may not receive {vn[v]})"
 
 

@@ -13,8 +13,8 @@ from typing import Annotated, Literal, Mapping, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-SNAPSHOT_VERSION = 3  # the version written
-READ_VERSIONS = (1, 2, 3)  # the versions read; older ones are migrated on reading (docs/snapshot-format.md)
+SNAPSHOT_VERSION = 4  # the version written
+READ_VERSIONS = (1, 2, 3, 4)  # the versions read; older ones are migrated on reading (docs/snapshot-format.md)
 
 # Upper bounds, far above any real hardware (vSphere 8: 24 TiB hosts, 768 vCPUs, 24 TiB VMs), that keep
 # every figure the engine derives (sums over 10,000 VMs, scaled solver coefficients) in range.
@@ -77,11 +77,15 @@ class Host(_Strict):
     networks: list[Name] = []  # the networks (port groups) its VMs can connect to
     cpu_vendor: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")] | None = None  # intel, amd
     max_evc_mode: EvcMode | None = None  # the highest EVC mode its CPUs support, e.g. intel-icelake
+    # version 4: logical CPUs (hardware threads): a VM with more vCPUs cannot run here (engine/compute/compat.py)
+    cpu_threads: Count | None = None
 
     @model_validator(mode="after")
     def _power_order(self) -> "Host":
         if self.power_idle_w is not None and self.power_peak_w is not None and self.power_peak_w < self.power_idle_w:
             raise ValueError(f"host {self.name}: power_peak_w is below power_idle_w")
+        if self.cpu_threads is not None and self.cpu_cores is not None and self.cpu_threads < self.cpu_cores:
+            raise ValueError(f"host {self.name}: cpu_threads ({self.cpu_threads}) is below cpu_cores ({self.cpu_cores})")
         return self
 
     @property
@@ -338,6 +342,7 @@ _SINCE: dict[int, list[tuple[str, str]]] = {
     2: [("", "datastores"), ("", "ha"), ("vms", "disks")],
     3: [("", "evc_mode"), ("hosts", "networks"), ("hosts", "cpu_vendor"), ("hosts", "max_evc_mode"),
         ("vms", "networks"), ("vms", "min_evc_mode"), ("datastores", "url")],
+    4: [("hosts", "cpu_threads")],
 }
 
 
@@ -345,7 +350,8 @@ def migrate(data: dict, version: int) -> dict:
     """A snapshot of an older ``version`` as the current one: the same cluster, the newer fields absent.
 
     Version 1 had no storage (no datastores, disks, HA or storage rules); version 2 had none of
-    the cross-cluster facts of version 3 (networks, CPU vendor, EVC modes, datastore URLs).
+    the cross-cluster facts of version 3 (networks, CPU vendor, EVC modes, datastore URLs);
+    version 3 had no hosts' logical CPUs (``cpu_threads``, version 4).
     """
     for since in range(version + 1, SNAPSHOT_VERSION + 1):
         hint = f"a version {since} field in a version {version} snapshot (set \"version\": {SNAPSHOT_VERSION})"

@@ -13,6 +13,7 @@ import numpy as np
 
 from ...snapshot import Snapshot, VmHostRule, VmVmRule
 from ..mounts import vm_reach
+from .compat import compatible
 from ..options import PlanOptions
 from .vmotion import modelled_dirty_rate_mbps
 
@@ -55,7 +56,7 @@ class Cluster:
     movable: np.ndarray  # (V,) bool: may be moved automatically
     must_leave: np.ndarray  # (V,) bool: powered-on VM on a host that is not on (maintenance)
     powered: np.ndarray  # (V,) bool
-    allowed: np.ndarray  # (V, H) bool: hosts a VM may run on under mandatory rules
+    allowed: np.ndarray  # (V, H) bool: hosts a VM may run on under mandatory rules, host states and duties, compatibility
     anti: list[VmVmGroup] = field(default_factory=list)
     affine: list[VmVmGroup] = field(default_factory=list)
     vmhost: list[VmHostGroup] = field(default_factory=list)
@@ -157,6 +158,7 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
             if rule.mandatory and len(members):
                 allowed[members] &= mask[None, :] if rule.affine else ~mask[None, :]
 
+    allowed &= compatible(snapshot, mem_mb, place)  # host duties and compatibility (compat.py)
     if snapshot.datastores and V:
         allowed &= _reach(snapshot, options, on, place, allowed)
 

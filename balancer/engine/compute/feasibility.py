@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .cluster import Cluster, VmVmGroup
+from .repair import host_refusals
 
 
 def _candidate_hosts(cluster: Cluster, v: int) -> set[int]:
@@ -157,6 +158,9 @@ def find_conflicts(cluster: Cluster) -> list[str]:
         rules = _host_rules_of(cluster, [v])
         if rules:
             conflicts.append(f"VM {cluster.vm_names[v]}: no powered-on host satisfies rule(s) {', '.join(rules)}")
+        elif cluster.on.any():
+            conflicts.append(f"VM {cluster.vm_names[v]}: no host that is on may run it "
+                             f"({host_refusals(cluster, np.array([v]))})")
         else:
             conflicts.append(f"VM {cluster.vm_names[v]}: no host is on to run it")
     # 2. anti-affinity: VMs need distinct hosts

@@ -22,7 +22,6 @@ a moved VM on is free, moving it home refunds. Repairs do not count against it.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 
@@ -48,7 +47,7 @@ def hill_climb(cluster: Cluster, options: PlanOptions, prices: np.ndarray | None
     place = mended.place
     steps = mended.moves
     budget = options.max_moves if options.max_moves is not None else cluster.n_vms
-    work = replace(cluster, bound=mended.balance_bound)  # never refills a host the repairs brought under its limit
+    work = mended.for_balancing(cluster)  # never refills a host the repairs brought under its limit
     if budget > 0 and needs_balancing(work, work.host_loads(place), options.threshold):
         place, n = climb(work, options, place, budget, mended.place, prices)
         steps += n

@@ -14,6 +14,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from .cluster import Cluster
+from .compat import compatible
 
 
 def host_mask(cluster: Cluster, hosts: Iterable[int]) -> np.ndarray:
@@ -24,8 +25,9 @@ def host_mask(cluster: Cluster, hosts: Iterable[int]) -> np.ndarray:
 
 
 def rule_allowed(cluster: Cluster) -> np.ndarray:
-    """(V, H) bool: hosts each VM may run on under the mandatory VM-host rules, whatever the host states."""
-    allowed = np.ones((cluster.n_vms, cluster.n_hosts), dtype=bool)
+    """(V, H) bool: hosts each VM may run on under the mandatory VM-host rules and the host duties and
+    compatibility (compat.py), whatever the host states."""
+    allowed = compatible(cluster.snapshot, cluster.mem_mb, cluster.place)
     for g in cluster.vmhost:
         if g.mandatory and len(g.vms):
             allowed[g.vms] &= g.hosts[None, :] if g.affine else ~g.hosts[None, :]

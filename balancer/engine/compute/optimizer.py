@@ -172,6 +172,19 @@ class Mended:
     # repairs if more (a host the repairs brought under its limit is not filled above it again)
     balance_bound: np.ndarray | None = None
 
+    capped_repairs: bool = False  # max_repair_moves is set: what is left to repair is not balancing's
+
+    def for_balancing(self, cluster: Cluster) -> Cluster:
+        """``cluster`` as balancing (the search, the greedy climb, should-rule rounds) sees it after the
+        repairs: hosts filled at most to ``balance_bound``; with a repair cap, the VMs still breaking a hard
+        obligation or on a host above its limit stay where they are (mending them is a repair, and
+        the cap stopped it)."""
+        work = replace(cluster, bound=self.balance_bound)
+        if self.capped_repairs:
+            over = np.any(cluster.host_loads(self.place) > cluster.limit + 1e-6, axis=1) & cluster.on
+            work = replace(work, movable=cluster.movable & ~hard_violations(cluster, self.place) & ~over[self.place])
+        return work
+
     def result_fields(self) -> dict:
         """What a planner's OptimiseResult carries of the repairs it started from."""
         return dict(repair_moves=self.moves, repair_capped=self.capped, bound=self.bound,
@@ -195,7 +208,7 @@ def mend(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = None
     place = _rounds(work, options, _Scoring(work), costs + MEND_PRICE, place0, rep.place, budget, "mend", clock)
     rank = np.where(place == rep.place, rep.rank, -1)  # a VM the CP-SAT rounds moved on is ordered by its reason
     return Mended(place, rep.bound, int((place != place0).sum()), rep.capped, clock, rank,
-                  np.maximum(cluster.limit, cluster.host_loads(place)))
+                  np.maximum(cluster.limit, cluster.host_loads(place)), options.max_repair_moves is not None)
 
 
 def optimise(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = None,
@@ -214,7 +227,7 @@ def optimise(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = 
     mended = mended or mend(cluster, options, costs)
     clock = mended.clock
     place = mended.place
-    work = replace(cluster, bound=mended.balance_bound)
+    work = mended.for_balancing(cluster)
     budget = options.max_moves if options.max_moves is not None else cluster.n_vms
     steps = 0  # balancing steps taken by the search
     if options.threshold >= 2 and budget > 0:  # the search stops at once when the cluster needs no balancing
@@ -278,7 +291,7 @@ def polish(cluster: Cluster, options: PlanOptions, start: np.ndarray, costs: np.
     costs = move_costs(cluster, options) if costs is None else costs
     mended = mended or mend(cluster, options, costs)
     budget = options.max_moves if options.max_moves is not None else cluster.n_vms
-    work = replace(cluster, bound=mended.balance_bound)
+    work = mended.for_balancing(cluster)
     search = Search(work, costs, mended.place, start, budget, options.soft_rule_weight)
     place = search.run(mended.clock.search_work, mended.clock, options.threshold)
     return OptimiseResult(place, search.steps, search.steps, False, **mended.result_fields())

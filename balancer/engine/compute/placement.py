@@ -1,7 +1,8 @@
 """Initial placement: rank the hosts a VM may power on, as DRS does before a VM starts.
 
-Pure: a snapshot and a VM spec in, a ranked Placement out. A host qualifies when it is on, the
-VM fits within its capacity minus headroom, and every mandatory rule the VM belongs to holds
+Pure: a snapshot and a VM spec in, a ranked Placement out. A host qualifies when it is on, is no dedicated
+HA failover host, has at least the VM's memory and vCPUs in logical CPUs (compat.py), the VM fits within its capacity minus
+headroom, and every mandatory rule the VM belongs to holds
 there (anti-affinity: no other member on it; affinity: with the members that run; VM-host: inside
 or outside the host group). Qualified hosts are ranked by the should-rules placing the VM there
 would break, then by the cluster's imbalance after (DRS's balance measure), then by the host's
@@ -24,6 +25,7 @@ from ...snapshot.vmspec import VmSpec
 from ..options import PlanOptions
 from .balance import combined, imbalance
 from .cluster import CPU, MEM, Cluster, build_cluster
+from .compat import refusal
 from .dpm import _wake_order
 
 
@@ -97,6 +99,9 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
     loads = cluster.host_loads(cluster.place)
     need = np.array(vm_load(snapshot, spec))
     rules = _binding_rules(snapshot, spec)
+    registered = snapshot.vms_by_name().get(spec.name)
+    mem_mb = spec.mem_mb if spec.mem_mb is not None else registered.mem_mb  # type: ignore[union-attr]
+    vcpus = spec.vcpus if spec.vcpus is not None else registered.vcpus  # type: ignore[union-attr]
     where = {v.name: v.host for v in snapshot.vms if v.name != spec.name}
     running = {v.name for v in snapshot.vms if v.powered_on and v.name != spec.name}
     before = imbalance(cluster, loads)
@@ -105,6 +110,8 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
     soft: dict[int, list[str]] = {}
     for h, host in enumerate(snapshot.hosts):
         why = _hard_rule(h, host.name, snapshot, rules, where, running)
+        if why is None:
+            why = refusal(snapshot, host, mem_mb, vcpus)  # host duties and compatibility (compat.py)
         if why is None and host.state not in (HostState.ON, HostState.STANDBY):
             why = f"{host.state.words}: receives no VM"
         if why is None:
@@ -143,7 +150,6 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
             choices.append(_choice(cluster, len(choices) + 1, h, after[h] / cluster.cap[h], (cpu, mem), soft[h],
                                    before, power_on=True, loads=loads))
 
-    registered = snapshot.vms_by_name().get(spec.name)
     out = Placement(
         cluster=snapshot.cluster,
         collected_at=snapshot.collected_at.isoformat() if snapshot.collected_at else None,

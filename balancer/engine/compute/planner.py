@@ -72,14 +72,11 @@ def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history
         # each candidate settles its own copy of the power plan (settling keeps hosts on and adds notes)
         return _build_plan(result, _own(power), options, history, base, before, target, violations_before, held)
 
-    planning = options  # the repairs made before the planner (VMs on a host in maintenance) count against the cap
-    if options.max_repair_moves is not None and power.repair_moves:
-        planning = replace(options, max_repair_moves=max(options.max_repair_moves - power.repair_moves, 0))
     # the planners' matrix products are small: extra BLAS threads only contend for the cores
     with threadpool_limits(limits=1, user_api="blas"):
-        plan = PLANNERS[options.planner](power.planning, planning, build)
+        plan = PLANNERS[options.planner](power.planning, options, build)
         if breaks_held(plan):  # never: each solver keeps the hard obligations; a last guard all the same
-            repaired = mend(power.planning, planning)
+            repaired = mend(power.planning, options)
             plan = build(OptimiseResult(repaired.place, 0, 0, False, **repaired.result_fields()))
             if breaks_held(plan):
                 plan = build(OptimiseResult(power.planning.place.copy(), 0, 0, False))
@@ -107,6 +104,9 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
     reasons.update(power.move_reasons(result.place))
     if options.threshold <= 1:  # no balancing: a move no reason names makes room for a mandatory one
         _room_reasons(cluster, result.place, reasons)
+    elif result.repair_rank is not None and (result.repair_rank >= 0).any():
+        # a VM the repairs moved that no reason names was evicted to make room for a repair
+        _room_reasons(cluster, result.place, reasons, only=result.repair_rank >= 0)
     priority = np.array([_PRIORITY[reasons.get(v, ("balance",))[0]] for v in range(cluster.n_vms)], dtype=float)
     rank = result.repair_rank
     if rank is not None and (rank >= 0).any():
@@ -169,8 +169,7 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
         for v in ordering.dropped
     ] + held
     violations_after = all_violations(cluster, cur)
-    unmended = _unmended_notes(power.original, cur, violations_after, power.exempt_rules, options,
-                               result, power.repair_moves)
+    unmended = _unmended_notes(power.original, cur, violations_after, power.exempt_rules, options, result)
     notes = list(unmended)
     notes += _cap_notes(cluster, cur, moves, result, options, target)
     start_loads = power.original.host_loads(power.original.place) if any(m.reason == "balance" for m in moves) else None
@@ -235,8 +234,8 @@ def _reasons(cluster: Cluster, final: np.ndarray) -> dict[int, tuple[str, str, s
     moved = set(int(v) for v in np.flatnonzero(place != final))
     for v in moved:
         if cluster.must_leave[v]:
-            state = cluster.snapshot.hosts[int(place[v])].state.value
-            out[v] = ("evacuate", f"{hn[place[v]]} is in {state}", None)
+            state = cluster.snapshot.hosts[int(place[v])].state.words
+            out[v] = ("evacuate", f"{hn[place[v]]} is {state}", None)
     # mandatory rules first, then capacity, then should-rules: a move is named for its strongest reason
     for mandatory in (True, False):
         if not mandatory:
@@ -279,7 +278,7 @@ def _reasons(cluster: Cluster, final: np.ndarray) -> dict[int, tuple[str, str, s
 
 
 def _unmended_notes(cluster: Cluster, place: np.ndarray, violations: list, exempt: list[str], options: PlanOptions,
-                    result: OptimiseResult, earlier_repairs: int = 0) -> list[str]:
+                    result: OptimiseResult) -> list[str]:
     """Notes on the hard violations and hosts above their limit this plan leaves as they are, and why:
     what the repairs found in the way of each (repair.unmended_reasons), or the repair cap."""
     if options.max_repair_moves == 0:
@@ -291,7 +290,7 @@ def _unmended_notes(cluster: Cluster, place: np.ndarray, violations: list, exemp
     if result.repair_capped:
         what = "; ".join(_subject(v) for v in left[:3]) + (f"; {len(left) - 3} more" if len(left) > 3 else "")
         return [f"still broken after this plan: {what} — the repair cap (max_repair_moves "
-                f"{options.max_repair_moves}) stopped the repairs after {result.repair_moves + earlier_repairs} move(s)"]
+                f"{options.max_repair_moves}) stopped the repairs after {result.repair_moves} move(s)"]
     reasons = unmended_reasons(cluster, place)
     pinned, room = [], []
     for v in left:
@@ -327,11 +326,12 @@ def _cap_notes(cluster: Cluster, place: np.ndarray, moves: list[Move], result: O
     return out
 
 
-def _room_reasons(cluster: Cluster, final: np.ndarray, out: dict) -> None:
-    """Name each unnamed move after a named move onto the host it leaves: it makes room for that VM
-    (reason ``capacity``: it counts against the move cap like any move that is not an evacuation)."""
+def _room_reasons(cluster: Cluster, final: np.ndarray, out: dict, only: np.ndarray | None = None) -> None:
+    """Name each unnamed move (of the VMs in ``only``, default all) after a named move onto the host it
+    leaves: it makes room for that VM (reason ``capacity``: a repair, capped by max_repair_moves)."""
     hn, vn = cluster.host_names, cluster.vm_names
-    unnamed = [int(v) for v in np.flatnonzero(cluster.place != final) if int(v) not in out]
+    moved = (cluster.place != final) if only is None else (cluster.place != final) & only
+    unnamed = [int(v) for v in np.flatnonzero(moved) if int(v) not in out]
     while unnamed:  # room made for a VM that itself makes room: a chain
         named = 0
         for v in unnamed:

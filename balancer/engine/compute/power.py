@@ -5,7 +5,7 @@
 1. it decides which hosts leave service (DPM standby, engine/compute/dpm.py; or ``options.evacuate``
    for maintenance) or come back (DPM power-on);
 2. **evacuation stage**: the optimiser's mend phase (as at threshold 1) moves the VMs that must
-   leave, within capacity and the mandatory rules; a standby candidate whose VMs cannot all
+   leave, within capacity minus headroom and the mandatory rules; a standby candidate whose VMs cannot all
    leave stays on (its VMs stay where they were);
 3. the planner then balances the cluster with those hosts changed, starting from the evacuated
    placement, and the ordering step orders every move from the original placement, so each
@@ -55,7 +55,6 @@ class PowerPlan:
     why: dict[int, str] = field(default_factory=dict)  # host -> the decision in words
     notes: list[str] = field(default_factory=list)
     evacuation_moves: int = 0
-    repair_moves: int = 0  # of those, the repairs of VMs standing on a host in maintenance (max_repair_moves counts them)
     exempt_rules: list[str] = field(default_factory=list)  # mandatory rules left broken by VMs that may not move
 
     @property
@@ -224,13 +223,14 @@ def plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: E
 def _empty_maintenance_hosts(power: PowerPlan, options: PlanOptions) -> None:
     """Move the powered-on VMs off hosts the snapshot shows in maintenance, before the planner runs.
 
-    They are a repair of a hard violation present now: they do not count against ``max_moves``
-    (``max_repair_moves`` 0 makes none), and the planner starts from their result.
+    They are a repair of a hard violation present now, and like every evacuation all or nothing: they
+    count against neither ``max_moves`` nor ``max_repair_moves`` (0 makes none: no repair at all), and
+    the planner starts from their result.
     """
     stranded = power.original.must_leave & (power.planning.place == power.original.place)
     if options.max_repair_moves == 0 or not stranded.any():
         return
-    place = _evacuate(replace(power.planning, movable=stranded), options, stretch=True, cap=options.max_repair_moves)
+    place = _evacuate(replace(power.planning, movable=stranded), options, stretch=True)
     before = {v.name for v in rule_violations(power.planning, power.planning.place, mandatory_only=True)}
     if any(v.name not in before for v in rule_violations(power.planning, place, mandatory_only=True)):
         return  # it would break a mandatory rule (say, affinity with a VM that cannot move): the planner weighs it
@@ -238,7 +238,6 @@ def _empty_maintenance_hosts(power: PowerPlan, options: PlanOptions) -> None:
     if moved:
         power.planning = replace(power.planning, place=place)
         power.evacuation_moves += moved
-        power.repair_moves += moved
 
 
 def _plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: Evacuation | None) -> PowerPlan:
@@ -256,17 +255,16 @@ def _plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: 
     return _standby(cluster, options, choice)
 
 
-def _evacuate(work: Cluster, options: PlanOptions, stretch: bool = False, cap: int | None = None) -> np.ndarray:
+def _evacuate(work: Cluster, options: PlanOptions, stretch: bool = False) -> np.ndarray:
     """The placement after moving the VMs that must leave (``work.movable``): the repairs of phase 1
     (optimizer.mend) with only those VMs free to move. ``stretch``: a VM standing on a host that is not
     on now is a hard violation, and may fill a host up to its physical capacity when no host has room
-    within its headroom limit; emptying a host for standby or a requested maintenance never does.
-    ``cap``: at most this many moves (the repair cap, for such a repair)."""
+    within its headroom limit; emptying a host for standby or a requested maintenance never does."""
     if not work.must_leave.any():
         return work.place.copy()
     # The solver's budget is counted deterministically; the wall-clock limit is only a safety net,
     # widened here so that a busy machine does not cut an evacuation short (the same input gives the same plan).
-    mend_only = replace(options, threshold=1, max_moves=None, max_repair_moves=cap, planner="cp-sat", dpm=None,
+    mend_only = replace(options, threshold=1, max_moves=None, max_repair_moves=None, planner="cp-sat", dpm=None,
                         evacuate=(), time_limit_s=max(options.time_limit_s, EVACUATION_TIME_LIMIT_S))
     # a rule broken by VMs that stay where they are is not the evacuation's to mend
     relaxed = pinned_exemptions(work).apply(work)
@@ -349,7 +347,7 @@ def evacuation(cluster: Cluster, options: PlanOptions) -> Evacuation | None:
     if len(stuck):
         names = ", ".join(cluster.vm_names[v] for v in stuck[:5]) + (" ..." if len(stuck) > 5 else "")
         return Evacuation(work, hosts, [f"{what}: no room for {len(stuck)} VM(s) ({names}) on the other hosts "
-                                        "within capacity and the mandatory rules"])
+                                        "within capacity minus headroom and the mandatory rules"])
     return Evacuation(work, hosts, [], place)
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .cluster import CPU, MEM, Cluster
+from .compat import refusal
 
 EPS = 1e-6
 CHAIN_HOSTS = 32  # candidate hosts tried for an ejection chain
@@ -225,19 +226,19 @@ class Repairer:
         return True
 
     def place_unit(self, unit: np.ndarray, hard: bool) -> bool:
-        """Move ``unit`` off its host(s) to the best host with room, making room by one eviction if needed."""
+        """Move ``unit`` off its host(s) to the best host with room, making room by one eviction if needed:
+        within the headroom limit first (directly, then by an eviction), and only then, for a hard
+        repair, up to physical capacity."""
         c = self.c
         tiers = [c.limit] + ([self.ceiling_hard] if hard and self.stretch else [])
         for ceiling in tiers:
             h = self._choose(unit, ceiling)
             if h is not None:
                 return self._move(unit, h)
-        for ceiling in tiers:
-            if self.chains_left <= 0:
-                break
-            self.chains_left -= 1
-            if self._chain(unit, ceiling):
-                return True
+            if self.chains_left > 0:
+                self.chains_left -= 1
+                if self._chain(unit, ceiling):
+                    return True
         return False
 
     def _chain(self, unit: np.ndarray, ceiling: np.ndarray) -> bool:
@@ -416,6 +417,59 @@ def hard_violations(cluster: Cluster, place: np.ndarray) -> np.ndarray:
     return out
 
 
+def host_refusals(cluster: Cluster, vms: np.ndarray) -> str:
+    """Why the hosts that are on refuse ``vms``, in words: mandatory VM-host rules, host duties, compatibility."""
+    rules = [g.rule for g in cluster.vmhost if g.mandatory and np.isin(g.vms, vms).any()]
+    why = [f"rule(s) {', '.join(rules)}"] if rules else []
+    mem = float(cluster.mem_mb[vms].max())
+    vcpus = max(cluster.snapshot.vms[int(v)].vcpus for v in vms)
+    for h in np.flatnonzero(cluster.on):
+        words = refusal(cluster.snapshot, cluster.snapshot.hosts[int(h)], mem, vcpus)
+        if words is not None:
+            why.append(f"{cluster.host_names[int(h)]}: {words}")
+    return "; ".join(why[:4]) + (f"; {len(why) - 4} more" if len(why) > 4 else "") if why else "the host states"
+
+
+def _why_host_stays_over(rep: Repairer, h: int) -> str:
+    """Why no VM leaves host ``h`` (above its limit): none may move, the mandatory rules hold them, or
+    no host their rules allow has room within capacity minus headroom -- judged per unit (a VM, or its
+    mandatory affinity group, which moves as one)."""
+    c, place, loads = rep.c, rep.place, rep.loads
+    hn, vn = c.host_names, c.vm_names
+    here = np.flatnonzero((place == h) & rep.sheddable)
+    if not len(here):
+        return "none of the VMs there may move (a manual or disabled DRS override, or powered off)"
+    units, seen = [], set()
+    for v in (int(v) for v in here):
+        if v not in seen:
+            unit = rep.units.of(v)
+            seen.update(int(u) for u in unit)
+            units.append(unit)
+    held, blocked = set(), []
+    for unit in units:
+        ok = rep._targets(unit)
+        if not np.all(place[unit] == h) or not rep._movable_unit(unit) or not ok.any():
+            held.update(g.rule for v in unit for g in c.anti_of.get(int(v), ()))
+            held.update(g.rule for g in c.affine if g.mandatory and np.isin(g.vms, unit).any())
+            held.update(g.rule for g in c.vmhost if g.mandatory and np.isin(g.vms, unit).any())
+            continue
+        blocked.append((unit, ok))
+    rules = f" (rule(s) {', '.join(sorted(held))})" if held else ""
+    if not blocked:
+        return f"the mandatory rules and host duties keep all of its {len(here)} movable VM(s) here{rules}"
+    size = [float((c.load[u].sum(axis=0) / c.cap[h]).max()) for u, _ in blocked]
+    unit, ok = blocked[int(np.argmin(size))]
+    total = c.load[unit].sum(axis=0)
+    room = np.where(ok[:, None], c.limit - loads, -np.inf)
+    most = int(np.argmax((room / c.cap).min(axis=1)))
+    names = ", ".join(vn[int(v)] for v in unit[:3]) + (" ..." if len(unit) > 3 else "")
+    also = f"; {len(units) - len(blocked)} more are held by the mandatory rules{rules}" if len(blocked) < len(units) else ""
+    return (f"no host their rules allow has room within capacity minus headroom for any of its {len(blocked)} "
+            f"movable VM(s) or groups (the smallest, {names}, needs {total[CPU]:.0f} MHz and {total[MEM]:.0f} MB; "
+            f"the most room it may use is on {hn[most]}: {max(room[most, CPU], 0):.0f} MHz, "
+            f"{max(room[most, MEM], 0):.0f} MB){also}")
+
+
 def unmended_reasons(cluster: Cluster, place: np.ndarray) -> dict[str, str]:
     """Why each hard violation or host above its limit left in ``place`` is not mended: subject -> words.
 
@@ -438,9 +492,7 @@ def unmended_reasons(cluster: Cluster, place: np.ndarray) -> dict[str, str]:
         if len(unit) == 1:
             allowed[place[unit[0]]] = False
         if not allowed.any():
-            rules = [g.rule for g in c.vmhost if g.mandatory and np.isin(g.vms, unit).any()]
-            why = f"rule(s) {', '.join(rules)}" if rules else "the host states"
-            return f"no other host that is on may run {names} under {why}"
+            return f"no other host that is on may run {names} ({host_refusals(c, unit)})"
         ok = rep._targets(unit)
         if not ok.any():
             if len(pinned):
@@ -452,7 +504,7 @@ def unmended_reasons(cluster: Cluster, place: np.ndarray) -> dict[str, str]:
         room = np.where(ok[:, None], c.cap - rep.loads, -np.inf)
         short = np.where(ok, ((need - room) / c.cap).max(axis=1), np.inf)
         best = int(np.argmin(short))
-        total = need[best]
+        total = c.load[unit].sum(axis=0)
         return (f"no host it may use has room for {names} ({total[CPU]:.0f} MHz, {total[MEM]:.0f} MB): "
                 f"the most is on {hn[best]} ({max(room[best, CPU], 0):.0f} MHz, {max(room[best, MEM], 0):.0f} MB "
                 f"free of its capacity; {int(ok.sum())} host(s) allowed)")
@@ -474,18 +526,7 @@ def unmended_reasons(cluster: Cluster, place: np.ndarray) -> dict[str, str]:
             out[f"rule {g.rule}"] = where_to(rep.units.of(int(g.vms[0])))
     loads = rep.loads
     for h in np.flatnonzero(c.on & np.any(loads > c.limit + EPS, axis=1)):
-        h = int(h)
-        here = np.flatnonzero((place == h) & rep.may_move & (c.load.sum(axis=1) > 0))
-        if not len(here):
-            out[f"host {hn[h]}"] = "none of the VMs there may move (a manual or disabled DRS override, or powered off)"
-            continue
-        smallest = here[np.argmin(c.load[here].max(axis=1) if len(here) else 0)]
-        room = np.where((c.on & (np.arange(c.n_hosts) != h))[:, None], c.limit - loads, -np.inf)
-        most = int(np.argmax((room / c.cap).min(axis=1)))
-        out[f"host {hn[h]}"] = (f"no other host has room within capacity minus headroom for any of its {len(here)} "
-                                f"movable VM(s) (the smallest, {vn[int(smallest)]}, needs {c.load[smallest, CPU]:.0f} MHz "
-                                f"and {c.load[smallest, MEM]:.0f} MB; the most room is on {hn[most]}: "
-                                f"{max(room[most, CPU], 0):.0f} MHz, {max(room[most, MEM], 0):.0f} MB)")
+        out[f"host {hn[int(h)]}"] = _why_host_stays_over(rep, int(h))
     return out
 
 

@@ -67,9 +67,9 @@ def evacuation_violations(cluster: Cluster, place: np.ndarray) -> list[Violation
     stranded = cluster.stranded(place)
     for h in np.unique(place[stranded]):
         n = int(((place == h) & stranded).sum())
-        state = cluster.snapshot.hosts[int(h)].state.value
+        state = cluster.snapshot.hosts[int(h)].state.words
         out.append(Violation(kind="capacity", name=cluster.host_names[int(h)],
-                             detail=f"{n} powered-on VM(s) on a host in {state}"))
+                             detail=f"{n} powered-on VM(s) on a host {state}"))
     return out
 
 

@@ -21,6 +21,7 @@ Each check returns None when it passes, or one line saying why not, naming the i
 from __future__ import annotations
 
 from ...snapshot import VM, Datastore, DatastoreState, Host, Snapshot
+from ..compute.compat import failover_hosts
 
 # EVC modes of each vendor, oldest first (vSphere's EVC mode keys).
 EVC_MODES = {
@@ -77,7 +78,12 @@ def check_network(vm: VM, target: Snapshot, target_host: Host) -> str | None:
 
 
 def check_size(vm: VM, target: Snapshot, target_host: Host) -> str | None:
-    if target_host.cpu_cores is not None and vm.vcpus > target_host.cpu_cores:
+    if target_host.name in failover_hosts(target):
+        return f"host {target_host.name} of {target.cluster} is a dedicated HA failover host: it receives no VM"
+    if target_host.cpu_threads is not None and vm.vcpus > target_host.cpu_threads:
+        return (f"{vm.vcpus} vCPUs, more than the {target_host.cpu_threads} logical CPUs of host {target_host.name} "
+                f"of {target.cluster}")
+    if target_host.cpu_threads is None and target_host.cpu_cores is not None and vm.vcpus > target_host.cpu_cores:
         return f"{vm.vcpus} vCPUs, more than the {target_host.cpu_cores} cores of host {target_host.name} of {target.cluster}"
     if vm.mem_mb > target_host.mem_capacity_mb:
         return f"{vm.mem_mb:g} MB of memory, more than host {target_host.name} of {target.cluster} has"

@@ -182,7 +182,7 @@ class SimulatedCluster:
             _, cores, mhz, mem, idle, peak = h["size"]
             hosts.append(Host(name=h["name"], cpu_capacity_mhz=float(cores * mhz), mem_capacity_mb=float(mem),
                               state=h["state"], power_idle_w=idle, power_peak_w=peak, vmotion_mbps=10_000.0,
-                              cpu_cores=cores, networks=list(self.config.networks),
+                              cpu_cores=cores, cpu_threads=2 * cores, networks=list(self.config.networks),
                               cpu_vendor=self.config.host_evc_mode.split("-", 1)[0],
                               max_evc_mode=self.config.host_evc_mode))
         vms = []

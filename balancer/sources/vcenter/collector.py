@@ -261,6 +261,7 @@ class Collector:
             hw = p.get("summary.hardware")
             mhz = _finite(getattr(hw, "cpuMhz", None)) or 0.0
             cores = int(getattr(hw, "numCpuCores", 0) or 0)
+            threads = int(getattr(hw, "numCpuThreads", 0) or 0)
             mem = (_finite(getattr(hw, "memorySize", None)) or 0.0) / (1024 * 1024)
             state = host_state(p.get("runtime"))
             if mhz <= 0 or cores <= 0 or mem <= 0:
@@ -269,7 +270,8 @@ class Collector:
                 mhz, cores, mem, state = max(mhz, 1.0), max(cores, 1), max(mem, 1.0), HostState.DISCONNECTED
             evc = evc_key(p.get("summary.maxEVCModeKey"))
             hosts.append(Host(name=p["name"], cpu_capacity_mhz=float(mhz * cores), mem_capacity_mb=float(mem),
-                              cpu_cores=cores, state=state, networks=network_names(p.get("network"), storage.networks),
+                              cpu_cores=cores, cpu_threads=threads if threads >= cores else None,
+                              state=state, networks=network_names(p.get("network"), storage.networks),
                               cpu_vendor=cpu_vendor(getattr(hw, "cpuModel", None), evc), max_evc_mode=evc))
             host_name[moid(h)] = p["name"]
             core_mhz[moid(h)] = float(mhz)
