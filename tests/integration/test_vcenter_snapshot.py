@@ -64,6 +64,7 @@ def test_snapshot_reproduces_inventory_rules_and_groups(vcsim, admin):
     assert sorted(h.name for h in snap.hosts) == [host_name(i) for i in range(4)]
     for h in snap.hosts:
         assert h.cpu_capacity_mhz == 2000 * 8 and h.cpu_cores == 8 and h.mem_capacity_mb == 65536
+        assert h.cpu_threads == 16  # logical CPUs (summary.hardware.numCpuThreads): two threads a core
     assert {h.name: h.state for h in snap.hosts} == {
         host_name(0): HostState.ON, host_name(1): HostState.ON, host_name(2): HostState.ON,
         host_name(3): HostState.MAINTENANCE,

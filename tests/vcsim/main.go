@@ -754,10 +754,10 @@ func main() {
 	// Host hardware template used by the simulator for every new host.
 	esx.HostSystem.Summary.Hardware.CpuMhz = int32(*cpuMhz)
 	esx.HostSystem.Summary.Hardware.NumCpuCores = int16(*cores)
-	esx.HostSystem.Summary.Hardware.NumCpuThreads = int16(*cores)
+	esx.HostSystem.Summary.Hardware.NumCpuThreads = int16(2 * *cores)
 	esx.HostSystem.Summary.Hardware.MemorySize = *memMB * 1024 * 1024
 	esx.HostHardwareInfo.CpuInfo.NumCpuCores = int16(*cores)
-	esx.HostHardwareInfo.CpuInfo.NumCpuThreads = int16(*cores)
+	esx.HostHardwareInfo.CpuInfo.NumCpuThreads = int16(2 * *cores)
 	esx.HostHardwareInfo.CpuInfo.Hz = int64(*cpuMhz) * 1000 * 1000
 	esx.HostHardwareInfo.MemorySize = *memMB * 1024 * 1024
 
