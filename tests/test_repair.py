@@ -338,3 +338,12 @@ def test_a_note_on_an_affinity_group_gives_the_group_s_size():
     plan = make_plan(parse_snapshot(data), PlanOptions(threshold=1))
     assert plan.moves == []
     assert any("the smallest, a, b, needs 10000 MHz" in n for n in plan.notes), plan.notes
+
+
+def test_no_vmotion_is_planned_off_a_disconnected_host():
+    s = snap([_h("h1", state="disconnected"), _h("h2"), _h("h3")], [_v("a", "h1", 2000), _v("b", "h2", 1000)])
+    for threshold in (1, 3):
+        plan = make_plan(s, PlanOptions(threshold=threshold))
+        assert plan.moves == [] and plan.status == "ok"
+        assert any("its host is disconnected, and vCenter moves no VM off it" in n for n in plan.notes), plan.notes
+        assert [v.detail for v in plan.violations_after] == ["1 powered-on VM(s) on a host that is disconnected"]

@@ -11,7 +11,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ...snapshot import Snapshot, VmHostRule, VmVmRule
+from ...snapshot import HostState, Snapshot, VmHostRule, VmVmRule
 from ..mounts import vm_reach
 from .compat import compatible
 from ..options import PlanOptions
@@ -129,9 +129,11 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
     place = np.array([host_idx[v.host] for v in vms], dtype=np.int64)
     powered = np.array([v.powered_on for v in vms], dtype=bool)
     movable = np.array([v.movable for v in vms], dtype=bool) if V else np.zeros(0, dtype=bool)
-    must_leave = powered & ~on[place] if V else np.zeros(0, dtype=bool)
+    # vCenter cannot migrate a VM off a disconnected host: its VMs stay until it reconnects
+    reachable = np.array([h.state is not HostState.DISCONNECTED for h in hosts], dtype=bool)
+    must_leave = powered & ~on[place] & reachable[place] if V else np.zeros(0, dtype=bool)
     # An evacuation moves powered-on VMs off a maintenance host whatever their automation level.
-    movable = movable | must_leave
+    movable = (movable | must_leave) & reachable[place] if V else movable
 
     # Current load may already exceed the limit: such a host must not get worse, and is repaired.
     cur = np.zeros((H, 2))

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...snapshot import HostState
 from .cluster import CPU, MEM, Cluster
 from .compat import refusal
 
@@ -485,6 +486,8 @@ def unmended_reasons(cluster: Cluster, place: np.ndarray) -> dict[str, str]:
         names = ", ".join(vn[int(v)] for v in unit[:3]) + (" ..." if len(unit) > 3 else "")
         pinned = unit[~rep.may_move[unit]]
         if len(pinned) == len(unit):
+            if any(c.snapshot.hosts[int(place[v])].state is HostState.DISCONNECTED for v in unit):
+                return f"{names} may not move: its host is disconnected, and vCenter moves no VM off it until it reconnects"
             return f"{names} may not move (a manual or disabled DRS override, or powered off)"
         if len(np.unique(place[pinned])) > 1:
             return f"the VMs of {names} that may not move run on different hosts"

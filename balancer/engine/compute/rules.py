@@ -69,7 +69,7 @@ def evacuation_violations(cluster: Cluster, place: np.ndarray) -> list[Violation
         n = int(((place == h) & stranded).sum())
         state = cluster.snapshot.hosts[int(h)].state.words
         out.append(Violation(kind="capacity", name=cluster.host_names[int(h)],
-                             detail=f"{n} powered-on VM(s) on a host {state}"))
+                             detail=f"{n} powered-on VM(s) on a host that is {state}"))
     return out
 
 
