@@ -171,8 +171,7 @@ class Mended:
     # (H, 2) what balancing may fill each host to: capacity minus headroom, or what it carries after the
     # repairs if more (a host the repairs brought under its limit is not filled above it again)
     balance_bound: np.ndarray | None = None
-
-    capped_repairs: bool = False  # max_repair_moves is set: what is left to repair is not balancing's
+    cap_set: bool = False  # max_repair_moves is set: what is left to repair is not balancing's
 
     def for_balancing(self, cluster: Cluster) -> Cluster:
         """``cluster`` as balancing (the search, the greedy climb, should-rule rounds) sees it after the
@@ -180,7 +179,7 @@ class Mended:
         obligation or on a host above its limit stay where they are (mending them is a repair, and
         the cap stopped it)."""
         work = replace(cluster, bound=self.balance_bound)
-        if self.capped_repairs:
+        if self.cap_set:
             over = np.any(cluster.host_loads(self.place) > cluster.limit + 1e-6, axis=1) & cluster.on
             work = replace(work, movable=cluster.movable & ~hard_violations(cluster, self.place) & ~over[self.place])
         return work

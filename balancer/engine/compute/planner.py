@@ -171,7 +171,7 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
     violations_after = all_violations(cluster, cur)
     unmended = _unmended_notes(power.original, cur, violations_after, power.exempt_rules, options, result)
     notes = list(unmended)
-    notes += _cap_notes(cluster, cur, moves, result, options, target)
+    notes += _cap_notes(cluster, cur, moves, result, options)
     start_loads = power.original.host_loads(power.original.place) if any(m.reason == "balance" for m in moves) else None
     if start_loads is not None and balancing_trigger(power.original, start_loads, options.threshold) == "gap":
         gap = max_gap(power.original, start_loads)
@@ -295,8 +295,10 @@ def _unmended_notes(cluster: Cluster, place: np.ndarray, violations: list, exemp
     pinned, room = [], []
     for v in left:
         why = reasons.get(f"rule {v.name}" if v.kind == "rule" else f"host {v.name}")
-        if v.kind != "rule" and why is None:  # VMs on a host that is not on: named one by one
-            why = next((w for k, w in reasons.items() if k.startswith("VM ")), None)
+        if v.kind != "rule" and why is None and v.name in cluster._host_idx:  # VMs on a host that is not on
+            h = cluster.host_index(v.name)
+            why = next((reasons[f"VM {cluster.vm_names[int(u)]}"] for u in np.flatnonzero(place == h)
+                        if f"VM {cluster.vm_names[int(u)]}" in reasons), None)
         if why is None:
             why = "this plan finds no moves that mend it within capacity and the mandatory rules"
         (pinned if why.startswith("none of the VMs there may move") else room).append(f"{_subject(v)} — {why}")
@@ -310,8 +312,8 @@ def _subject(v) -> str:
     return f"rule {v.name} ({v.detail})" if v.kind == "rule" else f"{v.name}: {v.detail}"
 
 
-def _cap_notes(cluster: Cluster, place: np.ndarray, moves: list[Move], result: OptimiseResult, options: PlanOptions,
-               target: float) -> list[str]:
+def _cap_notes(cluster: Cluster, place: np.ndarray, moves: list[Move], result: OptimiseResult,
+               options: PlanOptions) -> list[str]:
     """Which cap or clock stopped what: the balancing cap (max_moves), the wall clock's safety net."""
     out = []
     balance = sum(1 for m in moves if m.reason == "balance")
