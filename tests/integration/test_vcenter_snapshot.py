@@ -151,3 +151,21 @@ def test_session_loss_is_repaired(vcsim):
         src.conn.content.sessionManager.Logout()  # the session ends (as on a vCenter restart or idle timeout)
         after = src.snapshot()
     assert {v.name: v.host for v in after.vms} == {v.name: v.host for v in before.vms}
+
+
+def test_mounts_are_read_from_both_sides_as_a_stock_simulator_fills_them(start_vcsim):
+    # a stock govmomi simulator lists only the last host under each datastore; every host lists the
+    # datastore itself. Read from both sides, every host mounts it, and host moves are planned and made.
+    from balancer.engine import PlanOptions, make_plan
+
+    sim = start_vcsim(hosts=4, vms_per_host=2, datastores=2, disk_gb=2, stock_mounts=True)
+    with sim.source() as src:
+        snap = src.snapshot()
+        assert snap.datastores and all(sorted(d.hosts) == sorted(h.name for h in snap.hosts) for d in snap.datastores)
+        plan = make_plan(snap, PlanOptions(evacuate=(host_name(0),)))
+        assert plan.status == "ok" and len(plan.moves) == 2, plan.conflicts
+        assert all(not m.disks for m in plan.moves), "no disk needs to move: every host mounts the datastores"
+        results = src.execute(plan.model_copy(update={"power": []}))
+        after = src.snapshot()
+    assert [r.outcome for r in results] == ["success", "success"]
+    assert not [v for v in after.vms if v.host == host_name(0)]

@@ -486,7 +486,7 @@ func datastoreMounts(stores []*simulator.Datastore, hosts []types.ManagedObjectR
 
 // setupStorage fixes the datastores' host mounts, and sets their sizes, the VMs' disk sizes and
 // the datastore cluster (see the flags).
-func setupStorage(cluster *simulator.ClusterComputeResource, partial int, capacityGB, freeGB, diskGB float64, pod bool) {
+func setupStorage(cluster *simulator.ClusterComputeResource, partial int, capacityGB, freeGB, diskGB float64, pod, stockMounts bool) {
 	var stores []*simulator.Datastore
 	for _, e := range simulator.Map.All("Datastore") {
 		stores = append(stores, e.(*simulator.Datastore))
@@ -498,7 +498,9 @@ func setupStorage(cluster *simulator.ClusterComputeResource, partial int, capaci
 		list := perStore[i]
 		const gb = 1024 * 1024 * 1024
 		simulator.Map.WithLock(ds, func() {
-			ds.Host = list
+			if !stockMounts { // stock: Datastore.host names the last host only; HostSystem.datastore has them all
+				ds.Host = list
+			}
 			if capacityGB > 0 {
 				ds.Summary.Capacity = int64(capacityGB * gb)
 				ds.Info.GetDatastoreInfo().MaxFileSize = ds.Summary.Capacity
@@ -740,6 +742,7 @@ func main() {
 		"milliseconds every RelocateVM_Task's task runs (the call itself returns at once)")
 	datastores := flag.Int("datastores", 1, "datastores (LocalDS_0..), every VM's disk on LocalDS_0")
 	partial := flag.Int("partial-datastores", 0, "the last N datastores are mounted by the first half of the hosts only")
+	stockMounts := flag.Bool("stock-mounts", false, "leave each datastore's host list as the stock simulator fills it (the last host only); the hosts' own datastore lists name them all, as on a real vCenter")
 	pod := flag.Bool("pod", false, "put the datastores in a datastore cluster (StoragePod DC0_POD0)")
 	datastoreGB := flag.Float64("datastore-gb", 0, "capacity of each datastore in GB (0: the file system's)")
 	datastoreFreeGB := flag.Float64("datastore-free-gb", -1, "free space of each datastore in GB (-1: the file system's)")
@@ -782,7 +785,7 @@ func main() {
 	for _, c := range all {
 		placeRoundRobin(c)
 	}
-	setupStorage(all[0], *partial, *datastoreGB, *datastoreFreeGB, *diskGB, *pod)
+	setupStorage(all[0], *partial, *datastoreGB, *datastoreFreeGB, *diskGB, *pod, *stockMounts)
 	setupInventory(all, inventoryOptions{namePrefix: *namePrefix, evc: splitList(*evc), hostEVC: splitList(*hostEVC),
 		hostNetworks: splitGroups(*hostNetworks), partial: *partial})
 

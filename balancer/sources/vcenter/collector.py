@@ -40,7 +40,7 @@ COUNTERS = ("cpu.usagemhz.average", "cpu.ready.summation", "mem.active.average",
 LATENCY_COUNTERS = ("datastore.totalReadLatency.average", "datastore.totalWriteLatency.average")
 GB = 1024.0 ** 3
 
-HOST_PATHS = ["name", "summary.hardware", "summary.maxEVCModeKey", "runtime", "network"]
+HOST_PATHS = ["name", "summary.hardware", "summary.maxEVCModeKey", "runtime", "network", "datastore"]
 VM_PATHS = ["name", "runtime.host", "runtime.powerState", "summary.config", "summary.quickStats",
             "config.hardware.device", "layoutEx.disk", "layoutEx.file", "network", "runtime.minRequiredEVCModeKey"]
 CLUSTER_PATHS = ["name", "resourcePool", "configurationEx", "datastore", "network", "summary"]
@@ -281,7 +281,10 @@ class Collector:
 
         powered_on = [vm for vm, p in vm_objs if str(p.get("runtime.powerState")) == "poweredOn"]
         perf, latency = self.query_perf(powered_on, [h for h, p in host_objs if host_state(p.get("runtime")) is HostState.ON])
-        datastores, ds_name = self._datastore_items(storage, host_name, latency)
+        # mounts are read from both sides: a datastore's host list and each host's datastore list (a real
+        # vCenter fills both; a stock simulator only the hosts' fully)
+        host_mounts = {moid(h): {moid(d) for d in (p.get("datastore") or [])} for h, p in host_objs}
+        datastores, ds_name = self._datastore_items(storage, host_name, latency, host_mounts)
 
         vms: list[VM] = []
         vm_name: dict[str, str] = {}
@@ -333,11 +336,14 @@ class Collector:
             raise SourceError(f"{self.conn.where}: cluster {self.cluster_name}: cannot build a snapshot: {msg}") from None
 
 
-    def _datastore_items(self, storage: "Storage", host_name: dict[str, str], latency: dict[str, list[float]]
-                         ) -> tuple[list[Datastore], dict[str, str]]:
-        """The datastores the cluster's hosts mount, and datastore moid -> name (for the disks)."""
+    def _datastore_items(self, storage: "Storage", host_name: dict[str, str], latency: dict[str, list[float]],
+                         host_mounts: dict[str, set[str]] | None = None) -> tuple[list[Datastore], dict[str, str]]:
+        """The datastores the cluster's hosts mount, and datastore moid -> name (for the disks). A host mounts a
+        datastore when either side says so (``Datastore.host``, or ``HostSystem.datastore`` in
+        ``host_mounts``), unless the datastore's own mount info says it is unmounted or inaccessible there."""
         out: list[Datastore] = []
         names: dict[str, str] = {}
+        host_rank = {n: i for i, n in enumerate(host_name.values())}  # mounts in the hosts' order
         self._check_unique(storage.datastores, "datastore")
         for ds, p in storage.datastores:
             summary = p.get("summary")
@@ -349,14 +355,20 @@ class Collector:
                 continue
             free = min(capacity, max(0.0, (_finite(getattr(summary, "freeSpace", None)) or 0.0) / GB))
             uncommitted = max(0.0, (_finite(getattr(summary, "uncommitted", None)) or 0.0) / GB)
-            mounts = []
+            mounts, refused = [], set()
             for m in p.get("host") or []:
                 info = getattr(m, "mountInfo", None)
-                if getattr(info, "mounted", None) is False or getattr(info, "accessible", None) is False:
-                    continue
                 h = host_name.get(moid(m.key)) if getattr(m, "key", None) is not None else None
+                if getattr(info, "mounted", None) is False or getattr(info, "accessible", None) is False:
+                    refused.add(h)
+                    continue
                 if h is not None and h not in mounts:
                     mounts.append(h)
+            for h_moid, listed in (host_mounts or {}).items():
+                h = host_name.get(h_moid)
+                if moid(ds) in listed and h is not None and h not in mounts and h not in refused:
+                    mounts.append(h)
+            mounts.sort(key=host_rank.__getitem__)
             mode = str(getattr(summary, "maintenanceMode", "") or "normal")
             parent = p.get("parent")
             url = str(getattr(summary, "url", "") or "")
