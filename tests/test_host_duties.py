@@ -151,3 +151,19 @@ def test_apply_refuses_a_hand_made_move_onto_the_failover_host(tmp_path):
 
     with pytest.raises(InputError, match="step 1: moving v0 from a to fo is not allowed .fo: a dedicated HA failover host"):
         check_plan_steps(s, plan, PlanOptions())
+
+
+def test_vsphere_automation_names_are_read_and_honoured():
+    import pytest
+
+    from balancer.errors import InputError
+
+    vms = [vm("full", "a", cpu=3000, automation="fullyAutomated"), vm("part", "a", cpu=3000, automation="partiallyAutomated"),
+           vm("m", "a", cpu=3000, automation="manual")]
+    s = snap([host("a"), host("b")], vms, ha=None)
+    plan = make_plan(s, PlanOptions(threshold=5))
+    assert {m.vm for m in plan.moves} == {"full"}, "only the fully automated VM is migrated on its own"
+    data = s.model_dump(mode="json", exclude_none=True)
+    data["version"] = 3
+    with pytest.raises(InputError, match=r"vms\.0\.automation: 'fullyAutomated' is a version 4 value in a version 3 snapshot"):
+        parse_snapshot(data)

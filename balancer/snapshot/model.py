@@ -59,9 +59,20 @@ class HostState(str, Enum):
 
 
 class Automation(str, Enum):
+    """A VM's DRS automation override: ``default`` (the cluster's level), or vSphere's own per-VM levels --
+    ``fullyAutomated`` (version 4: the balancer moves it), ``partiallyAutomated`` (version 4: placed when it
+    powers on, never migrated on its own), ``manual`` (recommendations only) and ``disabled``."""
+
     DEFAULT = "default"
     MANUAL = "manual"
     DISABLED = "disabled"
+    FULLY_AUTOMATED = "fullyAutomated"
+    PARTIALLY_AUTOMATED = "partiallyAutomated"
+
+    @property
+    def moves(self) -> bool:
+        """May the balancer migrate a VM with this override on its own?"""
+        return self in (Automation.DEFAULT, Automation.FULLY_AUTOMATED)
 
 
 class Host(_Strict):
@@ -163,7 +174,7 @@ class VM(_Strict):
     @property
     def movable(self) -> bool:
         """May the balancer move this VM on its own? (powered-off VMs are moved only by evacuation)"""
-        return self.powered_on and self.automation is Automation.DEFAULT
+        return self.powered_on and self.automation.moves
 
     @property
     def cpu_load_mhz(self) -> float:
@@ -351,7 +362,8 @@ def migrate(data: dict, version: int) -> dict:
 
     Version 1 had no storage (no datastores, disks, HA or storage rules); version 2 had none of
     the cross-cluster facts of version 3 (networks, CPU vendor, EVC modes, datastore URLs);
-    version 3 had no hosts' logical CPUs (``cpu_threads``, version 4).
+    version 3 had no hosts' logical CPUs (``cpu_threads``) nor the automation values ``fullyAutomated`` and
+    ``partiallyAutomated`` (version 4).
     """
     for since in range(version + 1, SNAPSHOT_VERSION + 1):
         hint = f"a version {since} field in a version {version} snapshot (set \"version\": {SNAPSHOT_VERSION})"
@@ -363,6 +375,11 @@ def migrate(data: dict, version: int) -> dict:
             for i, item in enumerate(data.get(where) or []):
                 if isinstance(item, dict) and name in item:
                     raise ValueError(f"{where}.{i}.{name}: {hint}")
+    if version < 4:
+        for i, vm in enumerate(data.get("vms") or []):
+            if isinstance(vm, dict) and vm.get("automation") in ("fullyAutomated", "partiallyAutomated"):
+                raise ValueError(f"vms.{i}.automation: {vm['automation']!r} is a version 4 value in a version {version} "
+                                 f"snapshot (set \"version\": {SNAPSHOT_VERSION})")
     if version < 2:
         for i, rule in enumerate(data.get("rules") or []):
             if isinstance(rule, dict) and rule.get("type") in STORAGE_RULE_TYPES:

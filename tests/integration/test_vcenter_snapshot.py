@@ -44,6 +44,8 @@ def _configure(admin) -> None:
                 key=vms[vm_name(7)], enabled=False)),
             vim.cluster.DrsVmConfigSpec(operation=add, info=vim.cluster.DrsVmConfigInfo(
                 key=vms[vm_name(8)], enabled=True, behavior="fullyAutomated")),
+            vim.cluster.DrsVmConfigSpec(operation=add, info=vim.cluster.DrsVmConfigInfo(
+                key=vms[vm_name(10)], enabled=True, behavior="partiallyAutomated")),
         ],
     )
     admin.reconfigure(spec)
@@ -84,7 +86,8 @@ def test_snapshot_reproduces_inventory_rules_and_groups(vcsim, admin):
         if v.powered_on:
             assert v.cpu_demand_mhz > 0  # the simulator's real-time samples were read
     assert {n: v.automation for n, v in vms.items() if v.automation is not Automation.DEFAULT} == {
-        vm_name(3): Automation.MANUAL, vm_name(7): Automation.DISABLED,
+        vm_name(3): Automation.MANUAL, vm_name(7): Automation.DISABLED, vm_name(8): Automation.FULLY_AUTOMATED,
+        vm_name(10): Automation.PARTIALLY_AUTOMATED,
     }
 
     assert snap.vm_groups == {"web": [vm_name(0), vm_name(4)], "batch": [vm_name(9)]}

@@ -91,7 +91,7 @@ def _why_pinned(cluster: Cluster, v: int, context: str | None) -> str:
     vm = cluster.snapshot.vms[v]
     if not vm.powered_on:
         return "powered off"
-    if vm.automation.value != "default":
+    if not vm.automation.moves:
         return f"{vm.automation.value} DRS override"
     return context or "held in place"
 

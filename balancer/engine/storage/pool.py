@@ -108,7 +108,7 @@ def build_pool(snapshot: Snapshot, final_host: Mapping[str, str] | None = None,
         if final_host and vm.name in final_host:
             final[v] = hidx[final_host[vm.name]]
     vm_ok = (mounts[:, start] & mounts[:, final]).T if V else np.zeros((0, D), dtype=bool)
-    vm_auto = np.array([vm.automation.value == "default" for vm in snapshot.vms], dtype=bool)
+    vm_auto = np.array([vm.automation.moves for vm in snapshot.vms], dtype=bool)
     return Pool(
         snapshot=snapshot,
         ds_names=[d.name for d in stores],

@@ -72,14 +72,15 @@ def host_state(runtime: Any) -> HostState:
 
 
 def vm_automation(override: Any) -> Automation:
-    """A ClusterDrsVmConfigInfo -> automation: enabled false -> disabled; manual or partial -> manual."""
+    """A ClusterDrsVmConfigInfo -> automation, as vSphere names it: enabled false -> disabled; behavior
+    manual, partiallyAutomated or fullyAutomated -> the same; none -> default (the cluster's level)."""
     if override is None:
         return Automation.DEFAULT
     if getattr(override, "enabled", None) is False:
         return Automation.DISABLED
-    if str(getattr(override, "behavior", "") or "") in ("manual", "partiallyAutomated"):
-        return Automation.MANUAL
-    return Automation.DEFAULT
+    behavior = str(getattr(override, "behavior", "") or "")
+    return {"manual": Automation.MANUAL, "partiallyAutomated": Automation.PARTIALLY_AUTOMATED,
+            "fullyAutomated": Automation.FULLY_AUTOMATED}.get(behavior, Automation.DEFAULT)
 
 
 @dataclass
