@@ -128,6 +128,8 @@ class DrsConfig(_Section):
     interval: Duration = 300.0
     max_moves_per_cycle: Annotated[int, Field(ge=0)] = 8  # balancing moves; repairs do not count
     max_repair_moves: Annotated[int, Field(ge=0)] | None = None  # repair moves per cycle (None: every repair needed)
+    # share of a VM's idle consumed memory counted in its memory demand (DRS's PercentIdleMBInMemDemand)
+    idle_memory_percent: Annotated[float, Field(ge=0, le=100)] = 25.0
     cpu_headroom: Fraction = 0.10
     mem_headroom: Fraction = 0.10
     time_limit: Annotated[Duration, Field(ge=0.1)] = 3.0  # seconds, as --time-limit

@@ -167,3 +167,23 @@ def test_vsphere_automation_names_are_read_and_honoured():
     data["version"] = 3
     with pytest.raises(InputError, match=r"vms\.0\.automation: 'fullyAutomated' is a version 4 value in a version 3 snapshot"):
         parse_snapshot(data)
+
+
+def test_idle_memory_percent_sets_the_idle_share_of_memory_demand(tmp_path):
+    from types import SimpleNamespace
+
+    from balancer.config import SimConfig
+    from balancer.sources.sim.cluster import SimulatedCluster
+    from balancer.sources.vcenter.collector import demand
+
+    quick = SimpleNamespace(overallCpuDemand=500, activeMemory=1000, hostMemoryUsage=3000)
+    assert demand(None, quick, 2000.0)[1] == 1500.0  # DRS's default: active + 25 % of idle consumed
+    assert demand(None, quick, 2000.0, 0.0)[1] == 1000.0
+    assert demand(None, quick, 2000.0, 1.0)[1] == 3000.0
+    default = SimulatedCluster(SimConfig(vms=20)).snapshot()
+    active_only = SimulatedCluster(SimConfig(vms=20), 0.0).snapshot()
+    assert sum(v.mem_demand_mb for v in active_only.vms) < sum(v.mem_demand_mb for v in default.vms)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("drs:\n  idle_memory_percent: 150\n")
+    proc = run_cli("check-config", str(cfg))
+    assert proc.returncode == 2 and "idle_memory_percent" in proc.stdout + proc.stderr

@@ -134,7 +134,7 @@ def replay(spec: ReplaySpec, base: Config | None = None,
         raise InputError(f"--steps {steps}: the trace has {samples - spec.start} samples from --start {spec.start}")
     vms = rows if spec.vms is None else spec.vms
     cfg = replay_config(spec, base, vms)
-    sim = SimulatedCluster(cfg.sim)
+    sim = SimulatedCluster(cfg.sim, cfg.drs.idle_memory_percent / 100.0)
     scenario = {
         "trace": spec.trace, "trace_rows": rows, "hosts": spec.hosts, "vms": vms, "rows_reused": vms > rows,
         "seed": spec.seed, "start": spec.start, "steps": steps, "interval_minutes": k * STEP_MINUTES,
@@ -219,7 +219,7 @@ def feed_history(profile, sim: SimulatedCluster, trace: str, history: tuple[str,
                 continue
             u = values[row]
             cpu = u * vm.vcpus * VCPU_MHZ
-            mem = [memory_demand(vm.mem_mb, float(x), vm.base_active) for x in u]
+            mem = [memory_demand(vm.mem_mb, float(x), vm.base_active, sim.idle_share) for x in u]
             profile.add_day(vm.name, times, cpu, mem)
             fed.add(vm.name)
     return len(fed)

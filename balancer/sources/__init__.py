@@ -15,7 +15,7 @@ def open_source(config: Config) -> Source:
         return VCenterSource(config.vcenter, config.drs, config.sdrs)
     from .sim import SimulatedCluster
 
-    return SimulatedCluster(config.sim)
+    return SimulatedCluster(config.sim, config.drs.idle_memory_percent / 100.0)
 
 
 __all__ = ["ClusterTask", "Source", "open_source"]

@@ -41,15 +41,15 @@ VCPU_MHZ = 2400.0
 EPOCH = datetime(2011, 3, 3, tzinfo=timezone.utc)
 
 
-def memory_demand(mem_mb: float, cpu_util: float, base_active: float) -> float:
-    """DRS's memory demand: active + 25 % of idle consumed memory.
+def memory_demand(mem_mb: float, cpu_util: float, base_active: float, idle_share: float = 0.25) -> float:
+    """DRS's memory demand: active + ``idle_share`` (drs.idle_memory_percent, 25 %) of idle consumed memory.
 
     Consumed memory is 85 % of configured memory (the guest touched most of it); active
     memory is a per-VM base share (15-45 %) plus a part that follows CPU activity.
     """
     consumed = 0.85 * mem_mb
     active = min(consumed, mem_mb * (base_active + 0.35 * cpu_util))
-    return active + 0.25 * (consumed - active)
+    return active + idle_share * (consumed - active)
 
 
 @dataclass
@@ -69,6 +69,7 @@ class _SimVM:
 @dataclass
 class SimulatedCluster:
     config: SimConfig
+    idle_share: float = 0.25  # drs.idle_memory_percent / 100: idle consumed memory counted in a VM's demand
     name: str = field(init=False)
     step: int = field(init=False)
 
@@ -191,7 +192,7 @@ class SimulatedCluster:
             vms.append(VM(
                 name=v.name, host=self.hosts[v.host]["name"], vcpus=v.vcpus, mem_mb=v.mem_mb,
                 cpu_demand_mhz=round(u * v.vcpus * VCPU_MHZ, 1) if v.powered_on else 0.0,
-                mem_demand_mb=round(memory_demand(v.mem_mb, u, v.base_active), 1) if v.powered_on else 0.0,
+                mem_demand_mb=round(memory_demand(v.mem_mb, u, v.base_active, self.idle_share), 1) if v.powered_on else 0.0,
                 powered_on=v.powered_on, automation=v.automation, disks=disks.get(j, []),
                 networks=[self.config.networks[0]],
             ))

@@ -36,7 +36,7 @@ class VCenterSource:
         for line in vc.insecure_warnings():  # protocol http, verify_tls false: said whenever the balancer connects
             logging.getLogger("balancer.vcenter").warning(line)
         self.conn = Connection(vc)
-        self.collector = Collector(self.conn, vc.cluster)
+        self.collector = Collector(self.conn, vc.cluster, self.drs.idle_memory_percent / 100.0)
         self.executor = self._make_executor()
 
     def _make_executor(self) -> Executor:

@@ -33,7 +33,7 @@ log = logging.getLogger("balancer.vcenter")
 PERF_INTERVAL = 20  # real-time samples, seconds
 PERF_SAMPLES = 15  # the last 5 minutes; without maxSample the simulator returns nothing
 PERF_BATCH = 2000  # VMs per QueryPerf call
-IDLE_MEMORY_SHARE = 0.25  # DRS counts active memory + 25 % of idle consumed memory
+IDLE_MEMORY_SHARE = 0.25  # DRS counts active memory + 25 % of idle consumed memory (drs.idle_memory_percent)
 
 COUNTERS = ("cpu.usagemhz.average", "cpu.ready.summation", "mem.active.average", "mem.consumed.average")
 # per host and datastore (instance: the datastore's id, the last part of its URL), milliseconds
@@ -95,7 +95,8 @@ class Storage:
 
 
 class Collector:
-    def __init__(self, conn: Connection, cluster_name: str):
+    def __init__(self, conn: Connection, cluster_name: str, idle_memory_share: float = IDLE_MEMORY_SHARE):
+        self.idle_memory_share = idle_memory_share  # share of idle consumed memory in a VM's demand
         self.conn = conn
         self.cluster_name = cluster_name
         self._counter_ids: dict[str, int] | None = None
@@ -299,7 +300,8 @@ class Collector:
             mem_mb = float(max(1, int(getattr(cfg, "memorySizeMB", 0) or 0)))
             cpu_d, mem_d = (0.0, 0.0)
             if on:
-                cpu_d, mem_d = demand(perf.get(mid), p.get("summary.quickStats"), core_mhz.get(host_id, 0.0))
+                cpu_d, mem_d = demand(perf.get(mid), p.get("summary.quickStats"), core_mhz.get(host_id, 0.0),
+                                      self.idle_memory_share)
                 cpu_d = min(cpu_d, vcpus * core_mhz.get(host_id, 0.0) or cpu_d)
                 mem_d = min(mem_d, mem_mb)
             vms.append(VM(
@@ -450,8 +452,10 @@ def vm_disks(p: dict[str, Any], ds_name: dict[str, str], key_names: dict[int, st
     return out
 
 
-def demand(series: dict[str, list[float]] | None, quick: Any, core_mhz: float) -> tuple[float, float]:
-    """(CPU MHz, memory MB) demand of a powered-on VM: perf samples averaged, quickStats as fallback."""
+def demand(series: dict[str, list[float]] | None, quick: Any, core_mhz: float,
+           idle_share: float = IDLE_MEMORY_SHARE) -> tuple[float, float]:
+    """(CPU MHz, memory MB) demand of a powered-on VM: perf samples averaged, quickStats as fallback;
+    memory is active memory plus ``idle_share`` of the idle consumed memory (DRS's PercentIdleMBInMemDemand)."""
     cpu = mem = None
     if series:
         usage = series.get("cpu.usagemhz.average")
@@ -466,13 +470,13 @@ def demand(series: dict[str, list[float]] | None, quick: Any, core_mhz: float) -
             a = sum(active) / len(active)
             consumed = series.get("mem.consumed.average")
             c = sum(consumed) / len(consumed) if consumed else a
-            mem = (a + IDLE_MEMORY_SHARE * max(0.0, c - a)) / 1024.0
+            mem = (a + idle_share * max(0.0, c - a)) / 1024.0
     if cpu is None or not math.isfinite(cpu):
         cpu = _finite(getattr(quick, "overallCpuDemand", None)) or _finite(getattr(quick, "overallCpuUsage", None)) or 0.0
     if mem is None or not math.isfinite(mem):
         a = _finite(getattr(quick, "activeMemory", None)) or 0.0
         c = _finite(getattr(quick, "hostMemoryUsage", None)) or _finite(getattr(quick, "guestMemoryUsage", None)) or a
-        mem = a + IDLE_MEMORY_SHARE * max(0.0, c - a)
+        mem = a + idle_share * max(0.0, c - a)
     return max(0.0, cpu), max(0.0, mem)
 
 
