@@ -50,11 +50,12 @@ def test_max_moves_and_threshold_flags():
     others = [m for m in plan["moves"] if m["reason"] != "evacuate"]
     assert len(others) == 2 and all(m["reason"] in ("rule", "capacity") and m["mandatory"] for m in others)
     assert plan["threshold"] == 1 and not [v for v in plan["violations_after"] if v["mandatory"]]
-    # the repair cap: the evacuation of esx04 and one more repair
+    # the repair cap: emptying esx04 (all or nothing, not counted) and one more repair
     r = run_cli("recommend", "--snapshot", str(DATA / "example-snapshot.json"), "--format", "json",
-                "--max-repair-moves", "2", "--threshold", "1")
+                "--max-repair-moves", "1", "--threshold", "1")
     plan = json.loads(r.stdout)
-    assert len(plan["moves"]) == 2 and any("max_repair_moves 2" in n for n in plan["notes"])
+    assert [m["reason"] for m in plan["moves"]].count("evacuate") == 1 and len(plan["moves"]) == 2
+    assert any("max_repair_moves 1" in n for n in plan["notes"])
 
 
 def test_infeasible_exits_3_and_names_rule(tmp_path):

@@ -325,7 +325,7 @@ def test_notes_name_only_what_holds():
     plan = make_plan(s, PlanOptions(threshold=1))
     assert plan.moves == []
     assert plan.notes == ["still broken after this plan: a: CPU 95 % of capacity, above the 90 % limit — none of the "
-                          "VMs there may move (a manual or disabled DRS override, or powered off)"]
+                          "VMs there may move (a manual, partiallyAutomated or disabled DRS override, or powered off)"]
 
 
 def test_a_vm_following_a_partner_that_moves_for_a_should_rule_is_not_mandatory():

@@ -347,3 +347,32 @@ def test_no_vmotion_is_planned_off_a_disconnected_host():
         assert plan.moves == [] and plan.status == "ok"
         assert any("its host is disconnected, and vCenter moves no VM off it" in n for n in plan.notes), plan.notes
         assert [v.detail for v in plan.violations_after] == ["1 powered-on VM(s) on a host that is disconnected"]
+
+
+def test_an_affinity_rule_a_member_that_may_not_move_keeps_broken_does_not_stop_the_plan():
+    # q sits on a disconnected host: w cannot join it, so the rule stays broken, named; h2's headroom
+    # is still mended
+    s = snap([_h("h1", state="disconnected"), _h("h2"), _h("h3")],
+             [_v("q", "h1", 100), _v("w", "h2", 1000), _v("hog", "h2", 8300)],
+             [{"name": "tog", "type": "vm-affinity", "vms": ["q", "w"]}])
+    plan = make_plan(s, PlanOptions(threshold=1))
+    assert plan.status == "ok" and plan.moves
+    assert not [v for v in plan.violations_after if v.kind == "headroom"]
+    assert any(n.startswith("rule tog stays broken: q on h1 may not move (its host is disconnected)") for n in plan.notes)
+
+
+def test_a_maintenance_evacuation_moves_an_affinity_pair_together_even_beyond_the_limit():
+    from balancer.execute.replay import check_plan_steps
+
+    # both members of a pair stand on a host in maintenance; h0 has room for both only above its limit
+    s = snap([{"name": "h0", "cpu_capacity_mhz": 40000, "mem_capacity_mb": 32768},
+              {"name": "h1", "cpu_capacity_mhz": 10000, "mem_capacity_mb": 32768, "state": "maintenance"}],
+             [{"name": "v0", "host": "h1", "vcpus": 4, "mem_mb": 16384, "cpu_demand_mhz": 4220, "mem_demand_mb": 15566},
+              {"name": "v2", "host": "h1", "vcpus": 2, "mem_mb": 16384, "cpu_demand_mhz": 11999, "mem_demand_mb": 12238},
+              {"name": "v1", "host": "h0", "vcpus": 4, "mem_mb": 2048, "cpu_demand_mhz": 2921, "mem_demand_mb": 1937}],
+             [{"name": "r0", "type": "vm-affinity", "vms": ["v2", "v0"]}])
+    for planner in ("cp-sat", "greedy"):
+        plan = make_plan(s, PlanOptions(planner=planner))
+        assert sorted(m.vm for m in plan.moves) == ["v0", "v2"] and all(m.target == "h0" for m in plan.moves)
+        assert "r0" not in {v.name for v in plan.violations_after}
+        check_plan_steps(s, plan, PlanOptions(planner=planner))

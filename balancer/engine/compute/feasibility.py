@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ...snapshot import HostState
 from .cluster import Cluster, VmVmGroup
 from .repair import host_refusals
 
@@ -89,6 +90,8 @@ class Exemptions:
 
 def _why_pinned(cluster: Cluster, v: int, context: str | None) -> str:
     vm = cluster.snapshot.vms[v]
+    if cluster.snapshot.hosts[int(cluster.place[v])].state is HostState.DISCONNECTED:
+        return "its host is disconnected"
     if not vm.powered_on:
         return "powered off"
     if not vm.automation.moves:
@@ -123,6 +126,17 @@ def pinned_exemptions(cluster: Cluster, pinned: np.ndarray | None = None) -> Exe
             continue
         members = [int(v) for v in g.vms]
         pinned_hosts = sorted({int(place[v]) for v in members if pinned[v]})
+        if len(pinned_hosts) == 1 and len({int(place[v]) for v in members}) > 1:
+            # broken now, and members that may move cannot join the ones that may not (not allowed
+            # there, or the host is not on): the rule stays broken for them, the rest goes ahead
+            p = pinned_hosts[0]
+            stuck = [v for v in members if not pinned[v] and not (cluster.on[p] and cluster.allowed[v, p])]
+            if stuck:
+                out.affine[i] = replace(g, vms=np.array([v for v in members if v not in stuck], dtype=np.int64))
+                if len(stuck) > 1:
+                    extra_affine.append(replace(g, vms=np.array(stuck, dtype=np.int64)))
+                out.broken.append((g.rule, [v for v in members if pinned[v]]))
+            continue
         if len(pinned_hosts) < 2:
             continue
         parts = [[v for v in members if int(place[v]) == h] for h in pinned_hosts]

@@ -205,7 +205,10 @@ def mend(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = None
     costs = move_costs(cluster, options) if costs is None else costs
     budget = options.max_repair_moves if options.max_repair_moves is not None else cluster.n_vms
     place = _rounds(work, options, _Scoring(work), costs + MEND_PRICE, place0, rep.place, budget, "mend", clock)
-    rank = np.where(place == rep.place, rep.rank, -1)  # a VM the CP-SAT rounds moved on is ordered by its reason
+    # the repairs' order: the constructive repair's sequence, then what the CP-SAT rounds moved (repairs too)
+    rank = np.where(place == rep.place, rep.rank, -1)
+    later = np.flatnonzero((place != rep.place) & (place != place0))
+    rank[later] = max(int(rep.rank.max()), -1) + 1 + np.arange(len(later))
     return Mended(place, rep.bound, int((place != place0).sum()), rep.capped, clock, rank,
                   np.maximum(cluster.limit, cluster.host_loads(place)), options.max_repair_moves is not None)
 

@@ -39,14 +39,22 @@ class Ordering:
 
 
 def order_moves(cluster: Cluster, place0: np.ndarray, final: np.ndarray, priority: np.ndarray,
-                max_steps: int | None = None) -> Ordering:
-    """``priority``: lower goes first (mandatory moves before balancing ones)."""
+                max_steps: int | None = None, stretched: Cluster | None = None,
+                repair: np.ndarray | None = None) -> Ordering:
+    """``priority``: lower goes first (mandatory moves before balancing ones). ``stretched``: the cluster
+    with the bounds a hard repair may fill hosts to (up to physical capacity), for the moves of the VMs in
+    ``repair`` (the mandatory ones); every other move keeps ``cluster``'s bounds."""
+
+    def judged(v: int) -> Cluster:
+        return stretched if stretched is not None and repair is not None and repair[v] else cluster
+
     cur = place0.copy()
     loads = cluster.host_loads(cur)
     pending = [int(v) for v in np.flatnonzero(place0 != final)]
     pending.sort(key=lambda v: (priority[v], v))
     steps: list[Step] = []
     dropped: list[int] = []
+    hopped: set[int] = set()
     budget = max_steps if max_steps is not None else len(pending) * 2 + 1
 
     def apply(v: int, target: int) -> None:
@@ -59,7 +67,7 @@ def order_moves(cluster: Cluster, place0: np.ndarray, final: np.ndarray, priorit
         progressed = False
         rest = []
         for v in pending:
-            if len(steps) < budget and move_allowed(cluster, v, int(final[v]), cur, loads):
+            if len(steps) < budget and move_allowed(judged(v), v, int(final[v]), cur, loads):
                 apply(v, int(final[v]))
                 progressed = True
             else:
@@ -69,8 +77,10 @@ def order_moves(cluster: Cluster, place0: np.ndarray, final: np.ndarray, priorit
             continue
         # Deadlock: every pending move waits for another. Hop the first one through a host with room.
         v = pending[0]
-        hop = _hop_host(cluster, v, cur, loads, int(final[v]))
+        # one hop a VM, never back to where it started (that would only undo the hop)
+        hop = None if v in hopped else _hop_host(judged(v), v, cur, loads, int(final[v]), int(place0[v]))
         if hop is not None and len(steps) + 2 <= budget:
+            hopped.add(v)
             apply(v, hop)
         else:
             dropped.append(v)
@@ -78,13 +88,14 @@ def order_moves(cluster: Cluster, place0: np.ndarray, final: np.ndarray, priorit
     return Ordering(steps, dropped, cur)
 
 
-def _hop_host(cluster: Cluster, v: int, cur: np.ndarray, loads: np.ndarray, final: int) -> int | None:
-    """The host with the most room (after ``v``) that ``v`` may go to now, other than its own and its destination."""
+def _hop_host(cluster: Cluster, v: int, cur: np.ndarray, loads: np.ndarray, final: int, start: int) -> int | None:
+    """The host with the most room (after ``v``) that ``v`` may go to now, other than where it is, where it
+    started and its destination."""
     ok = cluster.on & cluster.allowed[v]
     ok &= np.all(loads + cluster.load[v] <= cluster.bound + 1e-6, axis=1)
     for g in cluster.anti_of.get(v, ()):
         ok[cur[g.vms[g.vms != v]]] = False
-    ok[[final, int(cur[v])]] = False
+    ok[[final, int(cur[v]), start]] = False
     if not ok.any():
         return None
     room = ((cluster.bound - loads - cluster.load[v]) / cluster.cap).min(axis=1)

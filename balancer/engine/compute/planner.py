@@ -100,13 +100,16 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
                 before: tuple, target: float, violations_before: list, held: list) -> Plan:
     """Order a planner's placement into steps and build the plan (``power`` is settled on the way)."""
     cluster = power.cluster
-    reasons = _reasons(cluster, result.place)
+    repaired = result.repair_rank >= 0 if result.repair_rank is not None else None
+    reasons = _reasons(cluster, result.place, repaired)
     reasons.update(power.move_reasons(result.place))
     if options.threshold <= 1:  # no balancing: a move no reason names makes room for a mandatory one
         _room_reasons(cluster, result.place, reasons)
-    elif result.repair_rank is not None and (result.repair_rank >= 0).any():
+    elif repaired is not None and repaired.any():
         # a VM the repairs moved that no reason names was evicted to make room for a repair
-        _room_reasons(cluster, result.place, reasons, only=result.repair_rank >= 0)
+        _room_reasons(cluster, result.place, reasons, only=repaired)
+        for v in np.flatnonzero(repaired & (result.place != cluster.place)):
+            reasons.setdefault(int(v), ("capacity", "moved by the repairs to make room", None))
     priority = np.array([_PRIORITY[reasons.get(v, ("balance",))[0]] for v in range(cluster.n_vms)], dtype=float)
     rank = result.repair_rank
     if rank is not None and (rank >= 0).any():
@@ -115,10 +118,12 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
         priority[repaired] = 2.999 * rank[repaired] / (rank.max() + 1)
     if options.dpm is not None and options.dpm.all_steps:
         priority += power.leave_rank()  # empty one host after the other
-    if result.bound is not None:  # a hard repair filled a host beyond its headroom limit: the steps may too
-        cluster = replace(cluster, bound=np.maximum(cluster.bound, result.bound))
+    # a hard repair may have filled a host beyond its headroom limit: its steps may too (no other step)
+    stretched = replace(cluster, bound=np.maximum(cluster.bound, result.bound)) if result.bound is not None else None
+    mandatory = np.array([_mandatory(cluster, *reasons.get(v, ("balance", "", None))) for v in range(cluster.n_vms)],
+                         dtype=bool)
     ordering = order_moves(cluster, cluster.place, result.place, priority,
-                           power.step_budget(options.max_moves, result.repair_moves))
+                           power.step_budget(options.max_moves, result.repair_moves), stretched, mandatory)
 
     moves: list[Move] = []
     cur = cluster.place.copy()
@@ -153,7 +158,7 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
                     data_mb=round(est.data_mb, 1), converges=est.converges,
                 ),
                 mem_mb=float(cluster.mem_mb[v]),
-                mandatory=reason in ("evacuate", "capacity") or (reason == "rule" and _is_mandatory(cluster, rule)),
+                mandatory=_mandatory(cluster, reason, detail, rule),
             )
         )
         score, im = new_score, new_im
@@ -219,6 +224,11 @@ def _finite(x: float) -> float | None:
     return None if not np.isfinite(x) else round(float(x), 6)
 
 
+def _mandatory(cluster: Cluster, reason: str, detail: str, rule: str | None) -> bool:
+    """Is a move for this reason a mandatory one (a repair or an evacuation)?"""
+    return reason in ("evacuate", "capacity") or (reason == "rule" and _is_mandatory(cluster, rule))
+
+
 def _is_mandatory(cluster: Cluster, rule: str | None) -> bool:
     for g in [*cluster.anti, *cluster.affine, *cluster.vmhost]:
         if g.rule == rule:
@@ -226,8 +236,11 @@ def _is_mandatory(cluster: Cluster, rule: str | None) -> bool:
     return False
 
 
-def _reasons(cluster: Cluster, final: np.ndarray) -> dict[int, tuple[str, str, str | None]]:
-    """Why each moved VM moves, judged on the starting placement: (reason, words, rule)."""
+def _reasons(cluster: Cluster, final: np.ndarray, repaired: np.ndarray | None = None
+             ) -> dict[int, tuple[str, str, str | None]]:
+    """Why each moved VM moves, judged on the starting placement: (reason, words, rule). ``repaired``:
+    the VMs the repairs moved (when known): only they move for a host's limit; a VM balancing moves off
+    a host the repairs already brought under its limit moves for balance."""
     place = cluster.place
     hn, vn = cluster.host_names, cluster.vm_names
     out: dict[int, tuple[str, str, str | None]] = {}
@@ -239,7 +252,7 @@ def _reasons(cluster: Cluster, final: np.ndarray) -> dict[int, tuple[str, str, s
     # mandatory rules first, then capacity, then should-rules: a move is named for its strongest reason
     for mandatory in (True, False):
         if not mandatory:
-            _capacity_reasons(cluster, moved, out)
+            _capacity_reasons(cluster, moved if repaired is None else {v for v in moved if repaired[v]}, out)
         for g in (g for g in cluster.anti if g.mandatory == mandatory):
             by_host: dict[int, list[int]] = {}
             for v in g.vms:

@@ -37,7 +37,7 @@ from .dpm import PowerChoice, choose_power, end_state, ha_words, standby_reason
 from .feasibility import find_conflicts, pinned_exemptions
 from ..history import History
 from .hoststate import host_mask, vms_on, with_hosts_leaving, with_hosts_woken
-from .optimizer import mend
+from .optimizer import Clock, Mended, mend
 from .rules import rule_violations
 from ..options import PlanOptions
 
@@ -230,13 +230,14 @@ def _empty_maintenance_hosts(power: PowerPlan, options: PlanOptions) -> None:
     stranded = power.original.must_leave & (power.planning.place == power.original.place)
     if options.max_repair_moves == 0 or not stranded.any():
         return
-    place = _evacuate(replace(power.planning, movable=stranded), options, stretch=True)
+    evacuated = _evacuate(replace(power.planning, movable=stranded), options, stretch=True)
+    place = evacuated.place
     before = {v.name for v in rule_violations(power.planning, power.planning.place, mandatory_only=True)}
     if any(v.name not in before for v in rule_violations(power.planning, place, mandatory_only=True)):
         return  # it would break a mandatory rule (say, affinity with a VM that cannot move): the planner weighs it
     moved = int((place != power.planning.place).sum())
-    if moved:
-        power.planning = replace(power.planning, place=place)
+    if moved:  # (a host it filled beyond its headroom limit keeps that bound for the planner and the ordering)
+        power.planning = replace(power.planning, place=place, bound=np.maximum(power.planning.bound, evacuated.bound))
         power.evacuation_moves += moved
 
 
@@ -255,21 +256,20 @@ def _plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: 
     return _standby(cluster, options, choice)
 
 
-def _evacuate(work: Cluster, options: PlanOptions, stretch: bool = False) -> np.ndarray:
+def _evacuate(work: Cluster, options: PlanOptions, stretch: bool = False) -> Mended:
     """The placement after moving the VMs that must leave (``work.movable``): the repairs of phase 1
     (optimizer.mend) with only those VMs free to move. ``stretch``: a VM standing on a host that is not
     on now is a hard violation, and may fill a host up to its physical capacity when no host has room
     within its headroom limit; emptying a host for standby or a requested maintenance never does."""
     if not work.must_leave.any():
-        return work.place.copy()
+        return Mended(work.place.copy(), work.bound.copy(), 0, False, Clock.start(options))
     # The solver's budget is counted deterministically; the wall-clock limit is only a safety net,
     # widened here so that a busy machine does not cut an evacuation short (the same input gives the same plan).
     mend_only = replace(options, threshold=1, max_moves=None, max_repair_moves=None, planner="cp-sat", dpm=None,
                         evacuate=(), time_limit_s=max(options.time_limit_s, EVACUATION_TIME_LIMIT_S))
     # a rule broken by VMs that stay where they are is not the evacuation's to mend
     relaxed = pinned_exemptions(work).apply(work)
-    return mend(relaxed, mend_only, may_move=relaxed.movable & (relaxed.powered | relaxed.must_leave),
-                stretch=stretch).place
+    return mend(relaxed, mend_only, may_move=relaxed.movable & (relaxed.powered | relaxed.must_leave), stretch=stretch)
 
 
 def _standby(cluster: Cluster, options: PlanOptions, choice: PowerChoice) -> PowerPlan:
@@ -286,9 +286,9 @@ def _standby(cluster: Cluster, options: PlanOptions, choice: PowerChoice) -> Pow
         place = cluster.place.copy()
         for h in hosts:
             place = _evacuate(replace(work, place=place, movable=work.movable & vms_on(cluster, host_mask(cluster, [h]))),
-                              options)
+                              options).place
     else:
-        place = _evacuate(replace(work, movable=work.movable & vms_on(cluster, host_mask(cluster, hosts))), options)
+        place = _evacuate(replace(work, movable=work.movable & vms_on(cluster, host_mask(cluster, hosts))), options).place
     stuck = [h for h in hosts if (vms_on(cluster, host_mask(cluster, [h])) & (place == h)).any()]
     if stuck:
         # Those hosts stay on: their VMs stay where they were (nothing moved onto a leaving host).
@@ -342,7 +342,7 @@ def evacuation(cluster: Cluster, options: PlanOptions) -> Evacuation | None:
         return Evacuation(work, hosts, conflicts)
     if options.max_moves == 0 and vms_on(cluster, mask, every_vm=True).any():
         return Evacuation(work, hosts, [f"{what}: max moves is 0, and the host(s) still have VMs registered on them"])
-    place = _evacuate(work, options)
+    place = _evacuate(work, options).place
     stuck = np.flatnonzero(vms_on(cluster, mask, every_vm=True) & mask[place])
     if len(stuck):
         names = ", ".join(cluster.vm_names[v] for v in stuck[:5]) + (" ..." if len(stuck) > 5 else "")

@@ -439,7 +439,7 @@ def _why_host_stays_over(rep: Repairer, h: int) -> str:
     hn, vn = c.host_names, c.vm_names
     here = np.flatnonzero((place == h) & rep.sheddable)
     if not len(here):
-        return "none of the VMs there may move (a manual or disabled DRS override, or powered off)"
+        return "none of the VMs there may move (a manual, partiallyAutomated or disabled DRS override, or powered off)"
     units, seen = [], set()
     for v in (int(v) for v in here):
         if v not in seen:
@@ -488,7 +488,7 @@ def unmended_reasons(cluster: Cluster, place: np.ndarray) -> dict[str, str]:
         if len(pinned) == len(unit):
             if any(c.snapshot.hosts[int(place[v])].state is HostState.DISCONNECTED for v in unit):
                 return f"{names} may not move: its host is disconnected, and vCenter moves no VM off it until it reconnects"
-            return f"{names} may not move (a manual or disabled DRS override, or powered off)"
+            return f"{names} may not move (a manual, partiallyAutomated or disabled DRS override, or powered off)"
         if len(np.unique(place[pinned])) > 1:
             return f"the VMs of {names} that may not move run on different hosts"
         allowed = c.on & c.allowed[unit].all(axis=0)
@@ -513,8 +513,8 @@ def unmended_reasons(cluster: Cluster, place: np.ndarray) -> dict[str, str]:
                 f"free of its capacity; {int(ok.sum())} host(s) allowed)")
 
     bad = c.powered & (~c.on[place] | ~c.allowed[np.arange(V), place]) if V else np.zeros(0, dtype=bool)
-    for v in np.flatnonzero(bad):
-        out.setdefault(f"VM {vn[int(v)]}", where_to(rep.units.of(int(v))))
+    for v in np.flatnonzero(bad):  # (a VM that may not move is judged alone: its group cannot move it)
+        out.setdefault(f"VM {vn[int(v)]}", where_to(rep.units.of(int(v)) if rep.may_move[v] else np.array([int(v)])))
     for g in c.anti:
         if g.mandatory and len(np.unique(place[g.vms])) < len(g.vms):
             seen: dict[int, int] = {}
