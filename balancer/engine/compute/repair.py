@@ -18,15 +18,17 @@ operations over the hosts), so it mends thousands of VMs on a 5,000-host cluster
   where it leaves the most room (should-rules it keeps now are kept when a host allows it);
 - a host above its ceiling sheds the unit that alone brings it under (the one cheapest to move),
   or else its largest, one after the other;
-- targets stay within capacity minus headroom. A *hard* repair that finds no such room may fill
-  a host up to its physical capacity: mending a hard violation comes before our headroom (the
-  plan's ``bound`` says how far, so the ordering allows it and the report shows the host above
-  its headroom limit);
-- when no host has room, one VM on a candidate host is moved on to make room (an ejection chain
-  of depth one; at most CHAINS of them per repair, so a cluster with no room anywhere stays fast).
+- targets stay within capacity minus headroom; when no host has room, one VM on a candidate host
+  is moved on to make room (an ejection chain of depth one; at most CHAINS of them per repair, so
+  a cluster with no room anywhere stays fast);
+- only then may a *hard* repair fill a host up to its physical capacity: mending a hard violation
+  comes before our headroom (the plan's ``bound`` says how far, so the ordering allows it -- for
+  repairs only -- and the report shows the host above its headroom limit).
 
-What is still broken afterwards (the caller may try CP-SAT rounds on it) is diagnosed by
-``unmended``: each violation with the reason no move mends it, in words.
+Members that may not move stay, and the others of their unit join them. Every move is recorded in
+sequence (``Repair.rank``): each step was valid when it was taken, so the ordering tries them in
+that order. What is still broken afterwards (the caller tries CP-SAT rounds on it) is diagnosed by
+``unmended_reasons``: each violation with the reason no move mends it, in words.
 """
 
 from __future__ import annotations
