@@ -13,7 +13,7 @@ import numpy as np
 
 from ...snapshot import HostState, Snapshot, VmHostRule, VmVmRule
 from ..mounts import vm_reach
-from .compat import compatible
+from .compat import restrict
 from ..options import PlanOptions
 from .vmotion import modelled_dirty_rate_mbps
 
@@ -160,7 +160,7 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
             if rule.mandatory and len(members):
                 allowed[members] &= mask[None, :] if rule.affine else ~mask[None, :]
 
-    allowed &= compatible(snapshot, mem_mb, place)  # host duties and compatibility (compat.py)
+    restrict(snapshot, allowed, mem_mb, place)  # host duties and compatibility (compat.py)
     if snapshot.datastores and V:
         allowed &= _reach(snapshot, options, on, place, allowed)
 

@@ -10,7 +10,7 @@ balancing, repairs, DPM's and maintenance's evacuations, initial placement:
   not report them): vCenter refuses such a move.
 
 A VM already on such a host may stay (no plan makes that worse; an evacuation still moves it off).
-``cluster.build_cluster`` narrows the ``allowed`` mask with ``compatible``; ``refusal`` says in
+``cluster.build_cluster`` narrows the ``allowed`` mask with ``restrict``; ``refusal`` says in
 words why one host is refused, for reports and placement.
 """
 
@@ -38,25 +38,40 @@ def refusal(snapshot: Snapshot, host: Host, mem_mb: float, vcpus: int = 1) -> st
     return None
 
 
-def compatible(snapshot: Snapshot, mem_mb: np.ndarray, place: np.ndarray) -> np.ndarray:
-    """(V, H) may each VM (``mem_mb``: configured memory; vCPUs from the snapshot) be sent to each host
-    under the host duties and compatibility? (True where it is.)"""
+def restrict(snapshot: Snapshot, allowed: np.ndarray, mem_mb: np.ndarray, place: np.ndarray) -> np.ndarray:
+    """Narrow ``allowed`` ((V, H), in place) by the host duties and compatibility; a VM may stay where it is.
+
+    Only the rows and columns that can be refused are touched (the failover hosts; the VMs larger than
+    the smallest host's memory or logical CPUs), so a 30,000-VM, 5,000-host cluster needs no second
+    (V, H) array."""
     hosts = snapshot.hosts
-    H = len(hosts)
-    ok = np.ones((len(mem_mb), H), dtype=bool)
+    V = len(mem_mb)
+    if not V:
+        return allowed
+    rows = np.arange(V)
+    here = allowed[rows, place].copy()
     failover = failover_hosts(snapshot)
-    for h, host in enumerate(hosts):
-        if host.name in failover:
-            ok[:, h] = False
+    cols = [h for h, host in enumerate(hosts) if host.name in failover]
+    if cols:
+        allowed[:, cols] = False
     host_mem = np.array([h.mem_capacity_mb for h in hosts], dtype=float)
-    ok &= mem_mb[:, None] <= host_mem[None, :] + 1e-6
+    big = np.flatnonzero(mem_mb > host_mem.min() + 1e-6)
+    if len(big):
+        allowed[big] &= mem_mb[big, None] <= host_mem[None, :] + 1e-6
     threads = np.array([h.cpu_threads if h.cpu_threads is not None else np.inf for h in hosts], dtype=float)
     if np.isfinite(threads).any():
         vcpus = np.array([v.vcpus for v in snapshot.vms], dtype=float)
-        ok &= vcpus[:, None] <= threads[None, :]
-    if len(mem_mb):
-        ok[np.arange(len(mem_mb)), place] = True
-    return ok
+        wide = np.flatnonzero(vcpus > threads.min())
+        if len(wide):
+            allowed[wide] &= vcpus[wide, None] <= threads[None, :]
+    allowed[rows, place] = here
+    return allowed
 
 
-__all__ = ["compatible", "failover_hosts", "refusal"]
+def compatible(snapshot: Snapshot, mem_mb: np.ndarray, place: np.ndarray) -> np.ndarray:
+    """(V, H) may each VM (``mem_mb``: configured memory; vCPUs from the snapshot) be sent to each host
+    under the host duties and compatibility? (True where it is.)"""
+    return restrict(snapshot, np.ones((len(mem_mb), len(snapshot.hosts)), dtype=bool), mem_mb, place)
+
+
+__all__ = ["compatible", "failover_hosts", "refusal", "restrict"]
