@@ -33,7 +33,7 @@ that order. What is still broken afterwards (the caller tries CP-SAT rounds on i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -53,7 +53,6 @@ class Repair:
     bound: np.ndarray  # (H, 2) what each host may carry after any step (raised where a hard repair needed it)
     moves: int  # VMs away from their starting host
     capped: bool = False  # the repair cap (max_repair_moves) stopped a repair
-    stretched: list[int] = field(default_factory=list)  # hosts filled above their headroom limit by hard repairs
     # (V,) when each VM last moved, in the repair's own sequence (-1: not moved): every step of that
     # sequence was valid when it was taken, so the ordering tries the moves in it first
     rank: np.ndarray | None = None
@@ -128,7 +127,7 @@ class Repairer:
                 for v in g.vms:
                     self.soft_anti.setdefault(int(v), []).append(g.vms)
         self.ceiling_hard = c.cap if stretch else c.limit
-        self.stretched: set[int] = set()
+        self.stretched: set[int] = set()  # hosts a hard repair filled above their headroom limit at some point
         self.chains_left = CHAINS
         self.rank = np.full(c.n_vms, -1, dtype=np.int64)
         self.seq = 0
@@ -390,9 +389,8 @@ class Repairer:
         bound = c.bound.copy()
         for h in sorted(self.stretched):  # the sequence may pass through a load above the final one
             bound[h] = np.maximum(bound[h], self.peak[h])
-        stretched = sorted(h for h in self.stretched if np.any(self.loads[h] > c.limit[h] + EPS))
         rank = np.where(self.place != self.place0, self.rank, -1)
-        return Repair(self.place, bound, int((self.place != self.place0).sum()), self.capped, stretched, rank)
+        return Repair(self.place, bound, int((self.place != self.place0).sum()), self.capped, rank)
 
 
 def repair(cluster: Cluster, place: np.ndarray | None = None, may_move: np.ndarray | None = None,
