@@ -121,7 +121,7 @@ def test_plan_is_executable_and_safe(snapshot, threshold, max_moves):
 
 
 def _hard(violations):
-    return {(v.kind, v.name) for v in violations if v.mandatory and v.kind != "headroom"}
+    return {(v.kind, v.name) for v in violations if v.hard}
 
 
 def assert_order_of_obligations(plan):

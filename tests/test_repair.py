@@ -23,7 +23,7 @@ from helpers import ROOT, run_cli
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from instances import repair_instance  # noqa: E402
 
-from test_engine_properties import _replay, assert_order_of_obligations  # noqa: E402
+from test_engine_properties import _hard, _replay, assert_order_of_obligations  # noqa: E402
 
 PROPS = settings(max_examples=int(__import__("os").environ.get("PROP_EXAMPLES", 12)), deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -235,12 +235,8 @@ def test_evacuating_a_host_breaks_no_hard_obligation_that_held(case, pick):
     if plan.status == "infeasible":
         assert plan.moves == [] and plan.conflicts
         return
-    assert _hard_names(plan.violations_after) <= _hard_names(plan.violations_before)
+    assert _hard(plan.violations_after) <= _hard(plan.violations_before)
     _replay(s, plan, options)
-
-
-def _hard_names(violations):
-    return {(v.kind, v.name) for v in violations if v.mandatory and v.kind != "headroom"}
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

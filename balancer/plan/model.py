@@ -179,6 +179,11 @@ class Violation(_Model):
     detail: str
     mandatory: bool = True
 
+    @property
+    def hard(self) -> bool:
+        """A hard obligation (a mandatory rule, a host duty, physical capacity): not a should-rule, not headroom."""
+        return self.mandatory and self.kind != "headroom"
+
 
 class Suppressed(_Model):
     vm: str

@@ -85,8 +85,8 @@ def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history
 
 def breaks_held(plan: Plan) -> bool:
     """Does ``plan`` break a hard obligation (a mandatory rule, a host duty, physical capacity) that held before it?"""
-    before = {(v.kind, v.name) for v in plan.violations_before if v.mandatory and v.kind != "headroom"}
-    return any(v.mandatory and v.kind != "headroom" and (v.kind, v.name) not in before for v in plan.violations_after)
+    before = {(v.kind, v.name) for v in plan.violations_before if v.hard}
+    return any(v.hard and (v.kind, v.name) not in before for v in plan.violations_after)
 
 
 def _own(power: PowerPlan) -> PowerPlan:
@@ -114,14 +114,14 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
     rank = result.repair_rank
     if rank is not None and (rank >= 0).any():
         # the repair's own sequence first (each of its steps was valid when taken), before DPM and balancing
-        repaired = (rank >= 0) & (result.place != cluster.place)
-        priority[repaired] = 2.999 * rank[repaired] / (rank.max() + 1)
+        ranked = (rank >= 0) & (result.place != cluster.place)
+        priority[ranked] = 2.999 * rank[ranked] / (rank.max() + 1)
     if options.dpm is not None and options.dpm.all_steps:
         priority += power.leave_rank()  # empty one host after the other
     # a hard repair may have filled a host beyond its headroom limit: its steps may too (no other step)
     stretched = replace(cluster, bound=np.maximum(cluster.bound, result.bound)) if result.bound is not None else None
-    mandatory = np.array([_mandatory(cluster, *reasons.get(v, ("balance", "", None))) for v in range(cluster.n_vms)],
-                         dtype=bool)
+    why = [reasons.get(v, ("balance", "", None)) for v in range(cluster.n_vms)]
+    mandatory = np.array([_mandatory(cluster, reason, rule) for reason, _, rule in why], dtype=bool)
     ordering = order_moves(cluster, cluster.place, result.place, priority,
                            power.step_budget(options.max_moves, result.repair_moves), stretched, mandatory)
 
@@ -158,7 +158,7 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
                     data_mb=round(est.data_mb, 1), converges=est.converges,
                 ),
                 mem_mb=float(cluster.mem_mb[v]),
-                mandatory=_mandatory(cluster, reason, detail, rule),
+                mandatory=_mandatory(cluster, reason, rule),
             )
         )
         score, im = new_score, new_im
@@ -224,7 +224,7 @@ def _finite(x: float) -> float | None:
     return None if not np.isfinite(x) else round(float(x), 6)
 
 
-def _mandatory(cluster: Cluster, reason: str, detail: str, rule: str | None) -> bool:
+def _mandatory(cluster: Cluster, reason: str, rule: str | None) -> bool:
     """Is a move for this reason a mandatory one (a repair or an evacuation)?"""
     return reason in ("evacuate", "capacity") or (reason == "rule" and _is_mandatory(cluster, rule))
 
@@ -282,7 +282,7 @@ def _reasons(cluster: Cluster, final: np.ndarray, repaired: np.ndarray | None = 
     # at the start, so no reason above names it): it moves for the rule too
     for g in (g for g in cluster.affine if g.mandatory):
         led = [int(u) for u in g.vms if int(u) in out
-               and (out[int(u)][0] in ("evacuate", "capacity") or _is_mandatory(cluster, out[int(u)][2]))]
+               and _mandatory(cluster, out[int(u)][0], out[int(u)][2])]
         for v in g.vms:
             v = int(v)
             if v in moved and v not in out and any(final[u] == final[v] for u in led):

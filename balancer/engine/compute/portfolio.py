@@ -67,7 +67,7 @@ def plan_key(plan: Plan) -> tuple:
     """What makes one plan better than another, in the order of obligations (see the module doc):
     hard violations after the plan, then hosts above their headroom limit, then should-rules, then balance."""
     after = plan.violations_after
-    hard = sum(1 for v in after if v.mandatory and v.kind != "headroom")
+    hard = sum(1 for v in after if v.hard)
     headroom = sum(1 for v in after if v.kind == "headroom")
     should = sum(1 for v in after if not v.mandatory)
     imbalance = math.hypot(plan.imbalance.after.cpu, plan.imbalance.after.mem)
