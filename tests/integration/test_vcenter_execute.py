@@ -301,3 +301,26 @@ def test_a_vmotion_past_its_deadline_is_cancelled_and_fails(start_vcsim):
     assert results[0].outcome == "failed"
     assert "did not finish within 1 s" in results[0].message
 
+
+
+def test_moves_keep_the_vms_resource_pool(vcsim, admin):
+    """A vMotion inside the cluster never takes a VM out of its child resource pool."""
+    from pyVmomi import vim
+
+    alloc = vim.ResourceAllocationInfo(reservation=0, limit=-1, expandableReservation=True,
+                                       shares=vim.SharesInfo(level="high", shares=0))
+    spec = vim.ResourceConfigSpec(cpuAllocation=alloc, memoryAllocation=alloc)
+    pool = admin.cluster.resourcePool.CreateResourcePool(name="prod-rp", spec=spec)
+    vms = admin.vms()
+    for name in (vm_name(0), vm_name(1)):  # the simulator has no MoveIntoResourcePool
+        admin.wait(vms[name].RelocateVM_Task(spec=vim.vm.RelocateSpec(pool=pool)))
+        assert admin.props(vms[name], "resourcePool")["resourcePool"]._GetMoId() == pool._GetMoId()
+    plan = make_plan((vm_name(0), host_name(0), host_name(2)), (vm_name(1), host_name(1), host_name(2)))
+    with vcsim.source() as src:
+        results = src.execute(plan)
+    assert outcomes(results) == {1: "success", 2: "success"}
+    assert admin.placement()[vm_name(0)] == host_name(2)
+    for name in (vm_name(0), vm_name(1)):
+        assert admin.props(admin.vms()[name], "resourcePool")["resourcePool"]._GetMoId() == pool._GetMoId()
+    assert admin.props(admin.vms()[vm_name(2)], "resourcePool")["resourcePool"]._GetMoId() \
+        == admin.cluster.resourcePool._GetMoId()

@@ -276,7 +276,9 @@ class Executor:
             why = self._move_premise(m, vm, target, refs)
             if why:
                 return why, None
-            spec = vim.vm.RelocateSpec(host=target, pool=refs.pool)
+            # No pool: inside one cluster vCenter keeps the VM in its own resource pool (naming the
+            # root pool here would move it out of a child pool and undo its shares and reservations).
+            spec = vim.vm.RelocateSpec(host=target)
             return self._disk_spec(m, vm, refs, spec, m.target) if m.disks else (None, spec)
 
         return self._relocate(m, refs, f"moving VM {m.vm} to {m.target}", spec_for)
@@ -529,7 +531,7 @@ class Executor:
         current = vp.get("runtime.host")
         moved = ""
         if current is None or moid(current) != moid(host):
-            spec = vim.vm.RelocateSpec(host=host, pool=refs.pool)
+            spec = vim.vm.RelocateSpec(host=host)  # the VM stays in its own resource pool
             task = self.conn.call(f"relocating VM {vm_name} to {host_name}",
                                   lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
             try:
