@@ -25,6 +25,7 @@ from .journal import Journal, connect
 from .logs import event
 from .plan.domain import CrossMove, DomainPlan
 from .snapshot import Snapshot
+from .sources.abilities import CanExportImport, CanMoveAcross, has
 from .sources.base import Source
 
 log = logging.getLogger("balancer.domain")
@@ -90,18 +91,15 @@ def transfer(move: CrossMove, source: Source, target: Source,
              task_started: Callable[[str], None] | None = None) -> ActionResult:
     """Make one move between clusters with the source cluster's backend (premise already checked);
     ``task_started`` gets the id of the cluster's task carrying it out, when it has one."""
-    from .sources.sim import SimulatedCluster
-
     what = f"{move.source_cluster}/{move.source} -> {move.target_cluster}/{move.target}"
-    if isinstance(source, SimulatedCluster) and isinstance(target, SimulatedCluster):
+    if has(source, CanExportImport) and has(target, CanExportImport):
         target.import_vm(source.export_vm(move.vm), move.target, move.datastore)
         seconds = move.vmotion.seconds + (move.storage_copy.seconds if move.storage_copy else 0.0)
         return ActionResult(move.step, "cross", move.vm, what, "success", move.reason, "", seconds)
-    cross = getattr(source, "cross_move", None)
-    if cross is None or type(source) is not type(target):
+    if not has(source, CanMoveAcross) or type(source) is not type(target):
         return ActionResult(move.step, "cross", move.vm, what, "skipped", move.reason,
                             f"cluster {move.source_cluster} cannot move a VM to cluster {move.target_cluster}")
-    return cross(move, target, task_started)
+    return source.cross_move(move, target, task_started)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from .errors import InfeasibleError, InputError, SourceError
 from .plan.placement import Placement
 from .snapshot import Snapshot
 from .snapshot.vmspec import VmSpec
+from .sources.abilities import CanPowerOnVM, has
 from .validation import parse_json_text, read_input_file, validate_model
 
 log = logging.getLogger("balancer.place")
@@ -101,8 +102,7 @@ def execute_placement(source: Any, p: Placement, snapshot: Snapshot) -> str:
     if vm is None:
         raise InputError(f"VM {p.vm}: not in cluster {p.cluster}: --execute powers on a VM the cluster has "
                          "(create it powered off first)")
-    place = getattr(getattr(source, "executor", None), "power_on_vm", None)
-    if place is None:
+    if not has(source, CanPowerOnVM):
         raise InputError("--execute powers the VM on through vCenter: use a config with source vcenter")
     if best.power_on:
         from .plan import PowerAction
@@ -116,7 +116,7 @@ def execute_placement(source: Any, p: Placement, snapshot: Snapshot) -> str:
         if not all(r.done for r in results):
             raise SourceError(f"powering on host {best.host} for {p.vm} failed: "
                               + "; ".join(r.message for r in results if r.message))
-    return place(p.vm, best.host)
+    return source.power_on_vm(p.vm, best.host)
 
 
 __all__ = ["execute_placement", "fail_if_impossible", "load_vm_spec", "parse_vm_spec", "placement_json", "rank",

@@ -22,6 +22,7 @@ from balancer.config import Config, parse_config
 from balancer.journal import Journal
 from balancer.service import Service
 from balancer.sources import ClusterTask
+from balancer.sources.abilities import CanReportTasks
 from balancer.sources.sim import SimulatedCluster
 
 
@@ -57,6 +58,7 @@ class StillRelocating(SimulatedCluster):
     ``relocating`` still running (a vMotion a stopped balancer asked for), and the tasks of
     ``ended`` as ended lately."""
 
+    abilities = SimulatedCluster.abilities | {CanReportTasks}  # a subclass declares the ability it adds
     relocating: frozenset = frozenset()
     ended: tuple = ()
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..plan import Plan
 from ..snapshot import Snapshot
+from ..sources.abilities import CanMaintainDatastores, has
 from .result import ActionResult
 
 if TYPE_CHECKING:
@@ -61,12 +62,11 @@ def carry_out_datastore_evacuation(source: "Source", plan: Plan, datastore: str)
     results = source.execute(plan) if plan.actions else []
     step = max((a.step for a in plan.actions), default=0) + 1
     failed = [r for r in results if r.outcome != "success"]
-    enter = getattr(source, "enter_datastore_maintenance", None)
     what = "enter-maintenance"
     if failed:
         res = ActionResult(step, "datastore", datastore, what, "skipped", "evacuate",
                            f"not entered: step {failed[0].step} ({failed[0].subject}) did not succeed")
-    elif enter is None:
+    elif not has(source, CanMaintainDatastores):
         res = ActionResult(step, "datastore", datastore, what, "skipped", "evacuate",
                            "this source cannot put datastores into maintenance mode")
     else:
@@ -75,17 +75,16 @@ def carry_out_datastore_evacuation(source: "Source", plan: Plan, datastore: str)
             res = ActionResult(step, "datastore", datastore, what, "skipped", "evacuate",
                                f"not entered: {len(left)} disk(s) still on {datastore} ({', '.join(left[:5])})")
         else:
-            res = replace(enter(datastore), step=step)
+            res = replace(source.enter_datastore_maintenance(datastore), step=step)
     return [*results, res]
 
 
 def carry_out_datastore_exit(source: "Source", datastore: str) -> list[ActionResult]:
     """Take ``datastore`` out of maintenance mode (step 1)."""
-    leave = getattr(source, "exit_datastore_maintenance", None)
-    if leave is None:
+    if not has(source, CanMaintainDatastores):
         return [ActionResult(1, "datastore", datastore, "exit-maintenance", "skipped", "maintenance",
                              "this source cannot take datastores out of maintenance mode")]
-    return [replace(leave(datastore), step=1)]
+    return [replace(source.exit_datastore_maintenance(datastore), step=1)]
 
 
 __all__ = ["carry_out_datastore_evacuation", "carry_out_datastore_exit", "carry_out_evacuation", "disks_left_on", "vms_left_on"]

@@ -61,3 +61,10 @@ def action_words(action: "Move | StorageMove | PowerAction") -> tuple[ActionKind
     """(kind, subject, action) of an ActionResult for ``action``: "esx01 -> esx02", "ds-01 -> ds-03", "standby"."""
     kind, subject, source, target = action_endpoints(action)
     return kind, subject, target if source is None else f"{source} -> {target}"
+
+
+def action_result(action: "Move | StorageMove | PowerAction", outcome: Outcome, message: str = "",
+                  seconds: float = 0.0) -> ActionResult:
+    """The ActionResult of a plan action (seconds rounded to the millisecond)."""
+    kind, subject, what = action_words(action)
+    return ActionResult(action.step, kind, subject, what, outcome, action.reason, message, round(seconds, 3))

@@ -33,6 +33,7 @@ from ..logs import cycle_context, event
 from ..plan import Move, Plan, PowerAction, StorageMove
 from ..plan_options import plan_options
 from ..snapshot import Snapshot
+from ..sources.abilities import CanAdvance, CanHook, CanReportTasks, has
 from ..sources.base import ClusterTask, Source
 from .forecast import DailyProfile, plan_demand
 from .past import HOST_SWINGS, Past, RecentDemand, build_past, cluster_demand
@@ -370,10 +371,9 @@ class ClusterCycle:
 
     def _advance_clock(self) -> None:
         """The embedded simulated cluster moves its trace clock on once per cycle."""
-        advance = getattr(self.source, "advance", None)
-        if callable(advance) and self.may_act():
+        if has(self.source, CanAdvance) and self.may_act():
             try:
-                advance()
+                self.source.advance()
             except Exception as exc:  # noqa: BLE001
                 event(log, "simulator clock could not advance", logging.ERROR, error=str(exc))
 
@@ -406,8 +406,7 @@ class ClusterCycle:
 
     def _recent_tasks(self) -> list[ClusterTask]:
         """The tasks the cluster has queued, is running or ended lately (none for a source that keeps no tasks)."""
-        read = getattr(self.source, "recent_tasks", None)
-        return list(read()) if callable(read) else []
+        return list(self.source.recent_tasks()) if has(self.source, CanReportTasks) else []
 
 
 def settle(a: ActionRow, snap: Snapshot) -> tuple[str, str]:
@@ -512,7 +511,7 @@ class JournaledActions:
         def task_started(action: Move | StorageMove | PowerAction, key: str) -> None:
             journal.action_task(ids[action.step], key)
 
-        self._target = target = getattr(self.source, "executor", self.source)
+        self._target = target = self.source.execution_hooks() if has(self.source, CanHook) else self.source
         target.before_action, target.after_action, target.task_started = before, after, task_started
         if self.should_stop is not None:
             target.should_stop = self.should_stop

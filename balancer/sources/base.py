@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from ..execute.result import ActionResult
 from ..plan import Plan
@@ -36,31 +36,32 @@ class ClusterTask:
 
 
 class Source(Protocol):
-    """A cluster the balancer reads and acts on (the embedded simulator, or one vCenter cluster)."""
+    """A cluster the balancer reads and acts on (the embedded simulator, or one vCenter cluster).
+
+    Every source collects and carries out plans; what else it can do it declares in ``abilities``
+    (the Protocols of sources/abilities.py), asked with ``abilities.has(source, CanX)``.
+    """
 
     name: str
+    abilities: ClassVar[frozenset[type]]
 
     def snapshot(self) -> Snapshot:
         """Collect the cluster's current state."""
         ...
 
     def execute(self, plan: Plan) -> list[ActionResult]:
-        """Carry out a plan's actions in step order; every attempted action comes back with its outcome.
+        """Carry out a plan's actions (by the shared plan runner, sources/plan_runner.py); every
+        attempted action comes back with its outcome, in step order.
 
-        The service journals each action through hooks the executing object offers (the source
-        itself, or its ``executor``): ``before_action(action)`` just before the cluster is asked,
-        ``after_action(action, result)`` when it has an outcome, and ``should_stop()``, polled before
-        starting each further action (True: skip the rest). A source with a clock of its own (the
-        embedded simulator) also has ``advance()``, called once per cycle.
-
-        A source whose actions go on in the cluster without the balancer (vCenter runs a vMotion's
-        task to its end even when the balancer that asked for it is gone) also has
-        ``recent_tasks() -> list[ClusterTask]``, and its executor calls the hook
-        ``task_started(action, key)`` once the cluster has accepted an action's task: after a
-        restart, an action left started whose task is still running is in flight, not interrupted,
-        and one whose task ended in error failed, with the cluster's message. A source without it
-        (the embedded simulator, whose actions end with the process) has nothing running once the
-        balancer has stopped.
+        The service journals each action through the hooks of the object ``execution_hooks()``
+        returns (the source itself, or its executor; abilities.ExecutionHooks): ``before_action``,
+        ``after_action``, ``should_stop`` and, for a source whose actions go on in the cluster
+        without the balancer (CanReportTasks: vCenter runs a vMotion's task to its end even when
+        the balancer that asked for it is gone), ``task_started(action, key)`` once the cluster has
+        accepted an action's task: after a restart, an action left started whose task is still
+        running is in flight, not interrupted, and one whose task ended in error failed, with the
+        cluster's message. A source without tasks (the embedded simulator, whose actions end with
+        the process) has nothing running once the balancer has stopped.
         """
         ...
 

@@ -9,7 +9,7 @@ here change what the next snapshot shows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, ClassVar
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -21,6 +21,9 @@ from ...execute.premise import power_premise
 from ...execute.premise import storage_premise
 from ...plan import Move, Plan, PowerAction, StorageMove
 from ...snapshot import SNAPSHOT_VERSION, VM, Datastore, DatastoreState, Disk, Host, HostState, Snapshot
+from ..abilities import (CanAdvance, CanCollect, CanExecute, CanExportImport, CanHook, CanMaintainDatastores,
+                         CanPowerHosts)
+from ..plan_runner import Limits, run_plan
 from .storage import SAMPLES_PER_HOUR, SimDisk, build_storage, vm_iops
 from .traces import SAMPLE_SECONDS, load_trace
 
@@ -38,6 +41,8 @@ VM_SIZES = [
     ("xl", 16, 65536, 0.05),
 ]
 VCPU_MHZ = 2400.0
+# one action at a time, in the caller's thread (the cluster's state is not shared between threads)
+SIM_LIMITS = Limits(per_cluster=1, threads=False)
 EPOCH = datetime(2011, 3, 3, tzinfo=timezone.utc)
 
 
@@ -68,6 +73,8 @@ class _SimVM:
 
 @dataclass
 class SimulatedCluster:
+    abilities: ClassVar[frozenset[type]] = frozenset({CanCollect, CanExecute, CanPowerHosts, CanMaintainDatastores,
+                                                      CanExportImport, CanAdvance, CanHook})
     config: SimConfig
     idle_share: float = 0.25  # drs.idle_memory_percent / 100: idle consumed memory counted in a VM's demand
     name: str = field(init=False)
@@ -218,6 +225,10 @@ class SimulatedCluster:
         self.save()
 
     # --- hooks (the service journals each action; see balancer/service) ---------------------
+    def execution_hooks(self) -> "SimulatedCluster":
+        """The hooks are the cluster's own."""
+        return self
+
     def before_action(self, action: Move | PowerAction) -> None:
         """Called just before an action is carried out (after its premise check)."""
 
@@ -229,37 +240,40 @@ class SimulatedCluster:
         return False
 
     def execute(self, plan: Plan) -> list[ActionResult]:
-        results = []
+        """The plan's actions one at a time, in step order, by the shared plan runner (its failure cap,
+        stop and dependency rules as on vCenter)."""
         host_idx = {h["name"]: i for i, h in enumerate(self.hosts)}
         vm_idx = {v.name: j for j, v in enumerate(self.vms)}
-        for action in plan.actions:
-            kind, subject, what = action_words(action)
-            if self.should_stop():
-                res = ActionResult(action.step, kind, subject, what, "skipped", action.reason,
-                                   "not started: the balancer is stopping")
-            elif isinstance(action, (Move, StorageMove)):
-                view = self._placement_view(vm_idx.get(action.vm))
-                why = move_premise(view, action) if isinstance(action, Move) else storage_premise(view, action)
-                if why:
-                    res = ActionResult(action.step, kind, subject, what, "skipped", action.reason, why)
-                else:
-                    self.before_action(action)
-                    self._take_time()
-                    j = vm_idx[action.vm]
-                    if isinstance(action, Move):
-                        self.vms[j].host = host_idx[action.target]
-                    self._move_disks(j, action.disks)
-                    cost = action.vmotion if isinstance(action, Move) else action.storage_vmotion
-                    res = ActionResult(action.step, kind, subject, what, "success", action.reason, "",
-                                       cost.seconds if cost else 0.0)
+        return run_plan(plan, lambda action: self._carry_out(action, host_idx, vm_idx), SIM_LIMITS,
+                        lambda: self.should_stop())
+
+    def _carry_out(self, action: Move | StorageMove | PowerAction, host_idx: dict[str, int],
+                   vm_idx: dict[str, int]) -> ActionResult:
+        """One action: its premise checked on the cluster as it is now, then made at once (after
+        ``config.action_seconds``); the state saved and ``after_action`` told."""
+        kind, subject, what = action_words(action)
+        if isinstance(action, (Move, StorageMove)):
+            view = self._placement_view(vm_idx.get(action.vm))
+            why = move_premise(view, action) if isinstance(action, Move) else storage_premise(view, action)
+            if why:
+                res = ActionResult(action.step, kind, subject, what, "skipped", action.reason, why)
             else:
                 self.before_action(action)
                 self._take_time()
-                res = self._power(action, host_idx)
-            self.save()
-            self.after_action(action, res)
-            results.append(res)
-        return results
+                j = vm_idx[action.vm]
+                if isinstance(action, Move):
+                    self.vms[j].host = host_idx[action.target]
+                self._move_disks(j, action.disks)
+                cost = action.vmotion if isinstance(action, Move) else action.storage_vmotion
+                res = ActionResult(action.step, kind, subject, what, "success", action.reason, "",
+                                   cost.seconds if cost else 0.0)
+        else:
+            self.before_action(action)
+            self._take_time()
+            res = self._power(action, host_idx)
+        self.save()
+        self.after_action(action, res)
+        return res
 
     # --- VMs between simulated clusters (balancing domains) -------------------------------------
     def export_vm(self, name: str) -> dict:

@@ -9,7 +9,7 @@ See docs/vcenter.md.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, ClassVar
 
 from ...config import DrsConfig, SdrsConfig, VCenterConfig
 from ...execute.result import ActionResult
@@ -17,6 +17,8 @@ from ...errors import SourceError
 from ...plan import Plan
 from ...plan.domain import CrossMove
 from ...snapshot import Snapshot
+from ..abilities import (CanCollect, CanExecute, CanHook, CanMaintainDatastores, CanMoveAcross, CanPowerHosts,
+                         CanPowerOnVM, CanReportTasks)
 from ..base import ClusterTask
 from .collector import Collector
 from .connection import Connection
@@ -27,6 +29,9 @@ from .tasks import recent_tasks
 
 class VCenterSource:
     """One vCenter cluster (``vc.cluster``), as a balancer Source."""
+
+    abilities: ClassVar[frozenset[type]] = frozenset({CanCollect, CanExecute, CanPowerHosts, CanMaintainDatastores,
+                                                      CanReportTasks, CanMoveAcross, CanPowerOnVM, CanHook})
 
     def __init__(self, vc: VCenterConfig, drs: DrsConfig | None = None, sdrs: SdrsConfig | None = None):
         self.vc = vc
@@ -50,6 +55,14 @@ class VCenterSource:
 
     def execute(self, plan: Plan) -> list[ActionResult]:
         return self.executor.run(plan)
+
+    def execution_hooks(self) -> Executor:
+        """The hooks are the executor's (called in its worker threads)."""
+        return self.executor
+
+    def power_on_vm(self, vm_name: str, host_name: str) -> str:
+        """Power a powered-off VM on at ``host_name`` (relocating it there first); a one-line outcome."""
+        return self.executor.power_on_vm(vm_name, host_name)
 
     def recent_tasks(self) -> list[ClusterTask]:
         """The relocations of the cluster's VMs and the host actions of its hosts vCenter is running,

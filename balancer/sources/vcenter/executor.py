@@ -1,40 +1,28 @@
 """Carry out a plan's actions on vCenter: vMotions and Storage vMotions (RelocateVM_Task) and host power /
 maintenance calls.
 
-Scheduling (see docs/vcenter.md):
-- actions are considered in step order; a power action is a barrier: it starts when every earlier
-  action has finished, and nothing after it starts before it has finished;
-- a move waits for every earlier move of the same VM and every earlier move *away from* its target
-  host (the capacity or rule it needs is freed by that move); moves into the same host, or out of
-  the same host, may run together;
-- at most ``max_vmotions_per_host`` moves in flight per host (source and target both count) and
-  ``max_vmotions_per_cluster`` in the cluster;
-- a storage move (a Storage vMotion: RelocateVM_Task with a datastore and per-disk locators) waits
-  for every earlier action of the same VM and every earlier move of disks *away from* a datastore
-  it moves disks to (the room it needs is freed by that move); a host move that takes disks along
-  (host and datastore in one RelocateVM_Task) waits for both kinds; at most
-  ``max_svmotions_per_datastore`` moves copying disks in flight per datastore (source and target
-  both count), and they count against ``max_vmotions_per_cluster`` too;
-- just before each action its premise is re-read from vCenter; a stale action is "skipped";
-- an action that depends on a failed one is skipped; after ``max_failures`` failures nothing new
-  starts and the rest is skipped;
-- once ``should_stop()`` answers True (the service is shutting down) nothing new starts either:
-  actions in flight finish, the rest is skipped.
+Scheduling is the shared plan runner's (balancer/sources/plan_runner.py; see docs/vcenter.md), with
+this cluster's limits: at most ``max_vmotions_per_host`` moves in flight per host (source and target
+both count) and ``max_vmotions_per_cluster`` in the cluster; at most ``max_svmotions_per_datastore``
+moves copying disks in flight per datastore (a Storage vMotion: RelocateVM_Task with a datastore and
+per-disk locators; a host move taking disks along counts for both), and they count against
+``max_vmotions_per_cluster`` too. This module carries out one action: just before it, its premise is
+re-read from vCenter (a stale action is "skipped"), then the task is started and waited for.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable
 
 from ...config import DrsConfig, SdrsConfig
 from ...errors import SourceError
 from ...execute.premise import move_premise, power_premise, storage_premise
-from ...execute.result import ActionResult, action_words
+from ...execute.result import ActionResult, action_result
 from ...plan import Move, Plan, PowerAction, StorageMove
 from ...snapshot import SNAPSHOT_VERSION, VM, Datastore, DatastoreState, Host, HostState, Snapshot
+from ..plan_runner import Action, Limits, run_plan
 from .collector import Collector, host_state
 from .connection import Connection, ObjectGone
 from .inventory import ClusterRefs, moid, objects_spec, props, read_view, retrieve
@@ -45,8 +33,6 @@ if TYPE_CHECKING:
     from .site import TargetSite
 
 log = logging.getLogger("balancer.vcenter")
-
-Action = Union[Move, StorageMove, PowerAction]
 
 HOST_TASK_MIN_TIMEOUT = 900.0  # entering standby or booting a host takes minutes on real hardware
 # A vMotion's deadline: vcenter.timeout, or this many times its predicted duration plus a margin when
@@ -75,13 +61,6 @@ def deadline(predicted: float, timeout: float) -> float:
     if predicted <= 0:
         return timeout
     return max(timeout, VMOTION_DEADLINE_FACTOR * predicted + VMOTION_DEADLINE_MARGIN_S)
-
-
-def datastores_touched(a: Action) -> set[str]:
-    """The datastores a move copies disks from or to (none for a host action or a move without disks)."""
-    if isinstance(a, PowerAction):
-        return set()
-    return {d.source for d in a.disks} | {d.target for d in a.disks}
 
 
 class ActionFailed(Exception):
@@ -120,127 +99,26 @@ class Executor:
         except Exception:  # noqa: BLE001
             log.exception("task_started hook failed")
 
-    # --- scheduling -----------------------------------------------------------------------
+    # --- scheduling (the shared plan runner) ------------------------------------------------
     def run(self, plan: Plan) -> list[ActionResult]:
-        actions: list[Action] = list(plan.actions)
-        if not actions:
+        if not plan.actions:
             return []
         refs = self.collector.refs()
         if refs.pool is None:
             raise SourceError(f"{self.conn.where}: cluster {refs.name} has no root resource pool")
-        results: dict[int, ActionResult] = {}
-        pending: list[int] = list(range(len(actions)))  # indexes into actions, in step order
-        running: dict[Future, int] = {}
-        in_flight: dict[str, int] = {}
-        ds_flight: dict[str, int] = {}  # moves copying disks from or to each datastore
-        failures = 0
-        outcome: dict[int, str] = {}  # index -> outcome, for finished actions
 
-        def deps(i: int) -> list[int]:
-            a = actions[i]
+        def carry_out(a: Action) -> ActionResult:
             if isinstance(a, PowerAction):
-                return list(range(i))
-            out = []
-            into = {d.target for d in a.disks}
-            for j in range(i):
-                b = actions[j]
-                if isinstance(b, PowerAction) or b.vm == a.vm:
-                    out.append(j)
-                elif isinstance(a, Move) and isinstance(b, Move) and b.source == a.target:
-                    out.append(j)
-                elif into & {d.source for d in b.disks}:
-                    out.append(j)
-            return out
+                return self._power(a, refs)
+            return self._move(a, refs) if isinstance(a, Move) else self._storage_move(a, refs)
 
-        dependencies = {i: deps(i) for i in pending}
-
-        def blocking_failure(i: int) -> int | None:
-            a = actions[i]
-            for j in dependencies[i]:
-                if outcome.get(j) != "failed":
-                    continue
-                b = actions[j]
-                if not isinstance(a, PowerAction):
-                    return j
-                touched = {b.host} if isinstance(b, PowerAction) else {b.source, b.target}
-                if a.host in touched:
-                    return j
-            return None
-
-        with ThreadPoolExecutor(max_workers=self.per_cluster, thread_name_prefix="vmotion") as pool:
-            while pending or running:
-                if pending and self.should_stop():
-                    for i in pending:
-                        results[i] = self._result(actions[i], "skipped", "not started: the balancer is stopping")
-                        outcome[i] = "skipped"
-                    pending = []
-                if failures >= self.max_failures and pending:
-                    for i in pending:
-                        results[i] = self._result(actions[i], "skipped",
-                                                  f"not started: {failures} actions failed (limit {self.max_failures})")
-                        outcome[i] = "skipped"
-                    pending = []
-                for i in list(pending):
-                    a = actions[i]
-                    if any(j not in outcome for j in dependencies[i]):
-                        if isinstance(a, PowerAction):
-                            break  # nothing after a power action starts before it has finished
-                        continue
-                    failed_dep = blocking_failure(i)
-                    if failed_dep is not None:
-                        results[i] = self._result(a, "skipped", f"step {actions[failed_dep].step}, which it depends on, failed")
-                        outcome[i] = "skipped"
-                        pending.remove(i)
-                        continue
-                    if not isinstance(a, PowerAction):
-                        hosts = {a.source, a.target} if isinstance(a, Move) else set()
-                        stores = datastores_touched(a)
-                        if len(running) >= self.per_cluster or any(in_flight.get(h, 0) >= self.per_host for h in hosts) \
-                                or any(ds_flight.get(d, 0) >= self.per_datastore for d in stores):
-                            continue
-                        for h in hosts:
-                            in_flight[h] = in_flight.get(h, 0) + 1
-                        for d in stores:
-                            ds_flight[d] = ds_flight.get(d, 0) + 1
-                        work = self._move if isinstance(a, Move) else self._storage_move
-                        running[pool.submit(work, a, refs)] = i
-                        pending.remove(i)
-                    else:
-                        if running:
-                            break
-                        running[pool.submit(self._power, a, refs)] = i
-                        pending.remove(i)
-                        break
-                if not running:
-                    if pending:  # cannot happen: the first pending action always has its dependencies done
-                        raise AssertionError("executor: no action can start")
-                    break
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for fut in done:
-                    i = running.pop(fut)
-                    a = actions[i]
-                    if isinstance(a, Move):
-                        for h in {a.source, a.target}:
-                            in_flight[h] -= 1
-                    for d in datastores_touched(a):
-                        ds_flight[d] -= 1
-                    try:
-                        res = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - a worker bug must not take the plan down
-                        res = self._result(a, "failed", f"internal error: {type(exc).__name__}: {exc}")
-                    results[i] = res
-                    outcome[i] = res.outcome
-                    if res.outcome == "failed":
-                        failures += 1
-        return [results[i] for i in range(len(actions))]
+        limits = Limits(per_cluster=self.per_cluster, per_host=self.per_host, per_datastore=self.per_datastore,
+                        max_failures=self.max_failures)
+        return run_plan(plan, carry_out, limits, lambda: self.should_stop())
 
     # --- one action -----------------------------------------------------------------------
-    def _result(self, a: Action, outcome: str, message: str = "", seconds: float = 0.0) -> ActionResult:
-        kind, subject, what = action_words(a)
-        return ActionResult(a.step, kind, subject, what, outcome, a.reason, message, round(seconds, 3))
-
     def _finish(self, a: Action, outcome: str, message: str, t0: float) -> ActionResult:
-        res = self._result(a, outcome, message, time.monotonic() - t0)
+        res = action_result(a, outcome, message, time.monotonic() - t0)
         log.info("step %s %s %s: %s%s", a.step, res.subject, res.action, outcome, f" ({message})" if message else "")
         try:
             self.after_action(a, res)
