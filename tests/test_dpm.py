@@ -74,7 +74,7 @@ def replay(snapshot, plan, options):
         loads[t] += c.load[v]
         place[v] = t
         assert np.all(loads[t] <= c.bound[t] + 1e-6), f"step {a.step}: capacity holds on {a.target}"
-        for g in c.anti:
+        for g in c.apart:
             if g.mandatory and v in g.vms:
                 assert t not in place[[o for o in g.vms if o != v]], "mandatory anti-affinity holds at every step"
     for v in range(c.n_vms):

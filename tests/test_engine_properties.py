@@ -84,7 +84,7 @@ def _replay(snapshot, plan, options):
         # hard violation may fill a host up to its physical capacity when nothing else has room
         assert np.all(loads[t] <= c.bound[t] + 1e-6) or (m.mandatory and np.all(loads[t] <= c.cap[t] + 1e-6)), \
             "capacity holds at every step"
-        for g in c.anti:
+        for g in c.apart:
             if g.mandatory and v in g.vms:
                 others = [o for o in g.vms if o != v]
                 assert t not in place[others], "a move never joins a mandatory anti-affinity partner"
@@ -157,12 +157,12 @@ def _objective(c, options, prices, place0, place):
     u = c.host_loads(place)[c.on] / c.cap[c.on]
     value = float(((u - u.mean(axis=0)) ** 2).sum()) + float(prices[place != place0].sum())
     w = options.soft_rule_weight
-    for g in c.anti:
+    for g in c.apart:
         if not g.mandatory:
             value += w * (len(g.vms) - len(np.unique(place[g.vms])))
-    for g in c.vmhost:
+    for g in c.host_sets:
         if not g.mandatory and len(g.vms):
-            value += w * int((g.hosts[place[g.vms]] != g.affine).sum())
+            value += w * int((~g.ok[place[g.vms]]).sum())
     return value
 
 

@@ -153,7 +153,7 @@ def test_evacuation_plans_empty_the_host_or_refuse(snapshot, pick):
         loads[t] += c.load[v]
         place[v] = t
         assert np.all(loads[t] <= c.bound[t] + 1e-6), "capacity holds at every step"
-        for g in c.anti:
+        for g in c.apart:
             if g.mandatory and v in g.vms:
                 assert t not in place[[o for o in g.vms if o != v]], "mandatory anti-affinity holds at every step"
     expected = [] if snapshot.host(target).state.value == "maintenance" else [(target, "enter-maintenance")]

@@ -252,7 +252,7 @@ def test_the_repair_alone_keeps_every_hard_obligation_that_holds():
     s = parse_snapshot(data)
     c = build_cluster(s, PlanOptions())
     rep = repair(c)
-    for g in c.anti:
+    for g in c.apart:
         if len(np.unique(c.place[g.vms])) == len(g.vms):
             assert len(np.unique(rep.place[g.vms])) == len(g.vms)
     assert np.all(c.host_loads(rep.place) <= np.maximum(c.cap, c.host_loads(c.place)) + 1e-6)

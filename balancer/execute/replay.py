@@ -29,6 +29,7 @@ from ..engine.compute.cluster import CPU, MEM, build_cluster
 from ..engine.compute.hoststate import host_mask, with_hosts_leaving, with_hosts_woken
 from ..engine.options import PlanOptions
 from ..engine.compute.compat import refusal
+from ..engine.compute.constraints import Shape
 from ..engine.compute.rules import move_allowed, rule_violations
 from ..errors import InputError
 from ..plan import Move, Plan, StorageMove
@@ -254,20 +255,17 @@ class _DiskReplay:
 
 
 def _mandatory_rules_holding(cluster, place) -> set[str]:
-    rules = {g.rule for g in [*cluster.anti, *cluster.affine, *cluster.vmhost] if g.mandatory}
+    rules = {g.rule for g in cluster.rules if g.mandatory}
     return rules - {x.name for x in rule_violations(cluster, place, mandatory_only=True)}
 
 
 def _why_not(cluster, v: int, t: int, place, loads) -> str:
     """Words for what ``move_allowed`` refused: the rule or the capacity the move would break."""
     hn, vn = cluster.host_names, cluster.vm_names
-    for g in cluster.vmhost:
-        if g.mandatory and v in g.vms and not g.allows(t):
-            return f"breaks the mandatory rule {g.rule} ({vn[v]} must run {'on' if g.affine else 'off'} its host group)"
-    for g in cluster.anti_of.get(v, ()):
-        for other in g.vms:
-            if other != v and place[other] == t:
-                return f"breaks the mandatory rule {g.rule} ({vn[v]} and {vn[int(other)]} would share {hn[t]})"
+    for g in sorted(cluster.rules, key=lambda g: g.shape is not Shape.HOSTS):  # host rules first
+        why = g.refuses(v, t, place, hn, vn) if g.mandatory else None
+        if why:
+            return why
     after = loads[t] + cluster.load[v]
     for r, word in ((CPU, "CPU"), (MEM, "memory")):
         if after[r] > cluster.bound[t, r] + 1e-6:

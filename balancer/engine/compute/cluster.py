@@ -11,32 +11,14 @@ from typing import Mapping
 
 import numpy as np
 
-from ...snapshot import HostState, Snapshot, VmHostRule, VmVmRule
+from ...snapshot import HostState, Snapshot
 from ..mounts import vm_reach
 from .compat import restrict
+from .constraints import Constraint, HostSet, Index, Shape, compile_rules
 from ..options import PlanOptions
 from .vmotion import modelled_dirty_rate_mbps
 
 CPU, MEM = 0, 1
-
-
-@dataclass(frozen=True)
-class VmVmGroup:
-    rule: str
-    vms: np.ndarray  # VM indices
-    mandatory: bool
-
-
-@dataclass(frozen=True)
-class VmHostGroup:
-    rule: str
-    vms: np.ndarray
-    hosts: np.ndarray  # bool mask over hosts: the rule's host group
-    affine: bool
-    mandatory: bool
-
-    def allows(self, host: int) -> bool:
-        return bool(self.hosts[host]) == self.affine
 
 
 @dataclass
@@ -57,9 +39,7 @@ class Cluster:
     must_leave: np.ndarray  # (V,) bool: powered-on VM on a host that is not on (maintenance)
     powered: np.ndarray  # (V,) bool
     allowed: np.ndarray  # (V, H) bool: hosts a VM may run on under mandatory rules, host states and duties, compatibility
-    anti: list[VmVmGroup] = field(default_factory=list)
-    affine: list[VmVmGroup] = field(default_factory=list)
-    vmhost: list[VmHostGroup] = field(default_factory=list)
+    rules: list[Constraint] = field(default_factory=list)  # compiled by the registered kinds (constraints/)
     power_idle_w: np.ndarray | None = None
     power_peak_w: np.ndarray | None = None
 
@@ -86,11 +66,27 @@ class Cluster:
     def __post_init__(self) -> None:
         self._vm_idx = {n: i for i, n in enumerate(self.vm_names)}
         self._host_idx = {n: i for i, n in enumerate(self.host_names)}
-        self.anti_of: dict[int, list[VmVmGroup]] = {}
-        for g in self.anti:
+        self.apart_of: dict[int, list[Constraint]] = {}  # VM -> the mandatory rules that keep it apart from others
+        for g in self.apart:
             if g.mandatory:
                 for v in g.vms:
-                    self.anti_of.setdefault(int(v), []).append(g)
+                    self.apart_of.setdefault(int(v), []).append(g)
+
+    # the rules by shape (constraints/base.py): how the move-by-move planners read them
+    @property
+    def apart(self) -> list[Constraint]:
+        return [g for g in self.rules if g.shape is Shape.APART]
+
+    @property
+    def together(self) -> list[Constraint]:
+        return [g for g in self.rules if g.shape is Shape.TOGETHER]
+
+    @property
+    def host_sets(self) -> list[HostSet]:
+        return [g for g in self.rules if g.shape is Shape.HOSTS]
+
+    def rule(self, name: str | None) -> Constraint | None:
+        return next((g for g in self.rules if g.rule == name), None)
 
     def balance_point(self) -> np.ndarray:
         """(2,) the utilisation every host that is on would have if the load were spread perfectly."""
@@ -141,24 +137,9 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
     bound = np.maximum(limit, cur)
 
     allowed = np.repeat(on[None, :], V, axis=0)
-    anti: list[VmVmGroup] = []
-    affine: list[VmVmGroup] = []
-    vmhost: list[VmHostGroup] = []
-    for rule in snapshot.rules:
-        if not rule.enabled:
-            continue
-        if isinstance(rule, VmVmRule):
-            group = VmVmGroup(rule.name, np.array([vm_idx[n] for n in rule.vms], dtype=np.int64), rule.mandatory)
-            (affine if rule.type == "vm-affinity" else anti).append(group)
-        elif isinstance(rule, VmHostRule):
-            members = np.array([vm_idx[n] for n in snapshot.vm_groups.get(rule.vm_group, [])], dtype=np.int64)
-            mask = np.zeros(H, dtype=bool)
-            for n in snapshot.host_groups.get(rule.host_group, []):
-                mask[host_idx[n]] = True
-            g = VmHostGroup(rule.name, members, mask, rule.affine, rule.mandatory)
-            vmhost.append(g)
-            if rule.mandatory and len(members):
-                allowed[members] &= mask[None, :] if rule.affine else ~mask[None, :]
+    rules = compile_rules(snapshot, Index(host_idx, vm_idx))
+    for g in rules:
+        g.narrow(allowed)  # mandatory host-shaped rules
 
     restrict(snapshot, allowed, mem_mb, place)  # host duties and compatibility (compat.py)
     if snapshot.datastores and V:
@@ -186,9 +167,7 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
         must_leave=must_leave,
         powered=powered,
         allowed=allowed,
-        anti=anti,
-        affine=affine,
-        vmhost=vmhost,
+        rules=rules,
         power_idle_w=idle,
         power_peak_w=peak,
     )

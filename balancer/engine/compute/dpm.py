@@ -237,14 +237,14 @@ def _scopes(cluster: Cluster, d_on: np.ndarray, d_off: np.ndarray, current: np.n
     with np.errstate(divide="ignore", invalid="ignore"):
         f_on = np.where(current > 0, d_on / np.where(current > 0, current, 1.0), 1.0)
         f_off = np.where(current > 0, d_off / np.where(current > 0, current, 1.0), 1.0)
-    for g in cluster.vmhost:
+    for g in cluster.host_sets:
         if not g.mandatory or not len(g.vms):
             continue
         members = g.vms[cluster.powered[g.vms]]
         if not len(members):
             continue
         demand = cluster.load[members].sum(axis=0)
-        hosts = g.hosts if g.affine else ~g.hosts
+        hosts = g.ok
         scopes.append(_Scope(g.rule, hosts.copy(), demand * f_on, demand * f_off))
     return scopes
 

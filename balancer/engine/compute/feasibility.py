@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ...snapshot import HostState
-from .cluster import Cluster, VmVmGroup
+from .cluster import Cluster
+from .constraints import Constraint, Shape
 from .repair import host_refusals
 
 
@@ -36,7 +37,7 @@ def _candidate_mask(cluster: Cluster, v: int) -> np.ndarray:
 def _host_rules_of(cluster: Cluster, vms) -> list[str]:
     names = []
     members = set(int(v) for v in vms)
-    for g in cluster.vmhost:
+    for g in cluster.host_sets:
         if g.mandatory and members.intersection(int(v) for v in g.vms):
             names.append(g.rule)
     return names
@@ -63,8 +64,7 @@ def _matching_size(options: list[set[int]]) -> int:
 class Exemptions:
     """How the mandatory rules are relaxed for VMs that may not move and already break them."""
 
-    anti: list[VmVmGroup]
-    affine: list[VmVmGroup]
+    rules: list[Constraint]  # the cluster's rules, relaxed
     stay: list[int] = field(default_factory=list)  # pinned VMs on a host a mandatory VM-host rule forbids
     broken: list[tuple[str, list[int]]] = field(default_factory=list)  # (rule, the pinned VMs that break it)
 
@@ -75,7 +75,7 @@ class Exemptions:
         if self.stay:
             allowed = allowed.copy()
             allowed[self.stay, cluster.place[self.stay]] = True
-        return replace(cluster, anti=self.anti, affine=self.affine, allowed=allowed)
+        return replace(cluster, rules=self.rules, allowed=allowed)
 
     def notes(self, cluster: Cluster, context: str | None = None) -> list[str]:
         out = []
@@ -104,25 +104,26 @@ def pinned_exemptions(cluster: Cluster, pinned: np.ndarray | None = None) -> Exe
     if pinned is None:
         pinned = ~cluster.movable
     place = cluster.place
-    out = Exemptions(anti=list(cluster.anti), affine=list(cluster.affine))
-    for i, g in enumerate(cluster.anti):
+    out = Exemptions(rules=list(cluster.rules))
+    extra_together: list[Constraint] = []
+    for i, g in enumerate(cluster.rules):
         if not g.mandatory:
             continue
-        keep, dup, first = [], [], {}
-        for v in (int(v) for v in g.vms):
-            h = int(place[v])
-            if pinned[v] and h in first:
-                dup.append(v)
-                continue
-            if pinned[v]:
-                first[h] = v
-            keep.append(v)
-        if dup:
-            out.anti[i] = replace(g, vms=np.array(keep, dtype=np.int64))
-            out.broken.append((g.rule, sorted({first[int(place[v])] for v in dup} | set(dup))))
-    extra_affine: list[VmVmGroup] = []
-    for i, g in enumerate(cluster.affine):
-        if not g.mandatory:
+        if g.shape is Shape.APART:
+            keep, dup, first = [], [], {}
+            for v in (int(v) for v in g.vms):
+                h = int(place[v])
+                if pinned[v] and h in first:
+                    dup.append(v)
+                    continue
+                if pinned[v]:
+                    first[h] = v
+                keep.append(v)
+            if dup:
+                out.rules[i] = replace(g, vms=np.array(keep, dtype=np.int64))
+                out.broken.append((g.rule, sorted({first[int(place[v])] for v in dup} | set(dup))))
+            continue
+        if g.shape is not Shape.TOGETHER:
             continue
         members = [int(v) for v in g.vms]
         pinned_hosts = sorted({int(place[v]) for v in members if pinned[v]})
@@ -132,19 +133,21 @@ def pinned_exemptions(cluster: Cluster, pinned: np.ndarray | None = None) -> Exe
             p = pinned_hosts[0]
             stuck = [v for v in members if not pinned[v] and not (cluster.on[p] and cluster.allowed[v, p])]
             if stuck:
-                out.affine[i] = replace(g, vms=np.array([v for v in members if v not in stuck], dtype=np.int64))
+                out.rules[i] = replace(g, vms=np.array([v for v in members if v not in stuck], dtype=np.int64))
                 if len(stuck) > 1:
-                    extra_affine.append(replace(g, vms=np.array(stuck, dtype=np.int64)))
+                    extra_together.append(replace(g, vms=np.array(stuck, dtype=np.int64)))
                 out.broken.append((g.rule, [v for v in members if pinned[v]]))
             continue
         if len(pinned_hosts) < 2:
             continue
         parts = [[v for v in members if int(place[v]) == h] for h in pinned_hosts]
-        out.affine[i] = replace(g, vms=np.array(parts[0], dtype=np.int64))
-        extra_affine += [replace(g, vms=np.array(p, dtype=np.int64)) for p in parts[1:]]
+        out.rules[i] = replace(g, vms=np.array(parts[0], dtype=np.int64))
+        extra_together += [replace(g, vms=np.array(p, dtype=np.int64)) for p in parts[1:]]
         out.broken.append((g.rule, [v for v in members if pinned[v]]))
-    out.affine += extra_affine
-    for g in cluster.vmhost:
+    if extra_together:  # the split parts follow the last rule of their shape (the rules' order is the models' order)
+        last = max(i for i, g in enumerate(out.rules) if g.shape is Shape.TOGETHER)
+        out.rules[last + 1:last + 1] = extra_together
+    for g in cluster.host_sets:
         if not g.mandatory:
             continue
         bad = [int(v) for v in g.vms if pinned[v] and cluster.powered[v] and not g.allows(int(place[v]))]
@@ -178,7 +181,7 @@ def find_conflicts(cluster: Cluster) -> list[str]:
         else:
             conflicts.append(f"VM {cluster.vm_names[v]}: no host is on to run it")
     # 2. anti-affinity: VMs need distinct hosts
-    for g in cluster.anti:
+    for g in cluster.apart:
         if not g.mandatory:
             continue
         # a powered-off member stays where it is registered, and the rule counts it there
@@ -201,7 +204,7 @@ def find_conflicts(cluster: Cluster) -> list[str]:
             a = parent[a]
         return a
 
-    groups = [g for g in cluster.affine if g.mandatory]
+    groups = [g for g in cluster.together if g.mandatory]
     for g in groups:
         for v in g.vms[1:]:
             parent[find(int(v))] = find(int(g.vms[0]))

@@ -71,19 +71,19 @@ def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int
     prices = move_costs(cluster, options) if prices is None else prices
     target = target_imbalance(options.threshold, int(on.sum()))
     grouped = np.zeros(cluster.n_vms, dtype=bool)
-    for g in cluster.affine:
+    for g in cluster.together:
         grouped[g.vms] = True
     in_rules = np.zeros(cluster.n_vms, dtype=bool)
     partners: dict[int, list[np.ndarray]] = {}  # anti-affinity partners, mandatory or should
-    for g in cluster.anti:
+    for g in cluster.apart:
         in_rules[g.vms] = True
         for v in g.vms:
             partners.setdefault(int(v), []).append(g.vms[g.vms != v])
     partners_of = {v: np.concatenate(p) for v, p in partners.items()}
     soft_host = np.ones((cluster.n_vms, cluster.n_hosts), dtype=bool)  # should VM-host rules kept
-    for g in cluster.vmhost:
+    for g in cluster.host_sets:
         if not g.mandatory and len(g.vms):
-            soft_host[g.vms] &= (g.hosts == g.affine)[None, :]
+            soft_host[g.vms] &= g.ok[None, :]
     candidates = np.flatnonzero(cluster.movable & cluster.powered & ~grouped & on[place])
     if not len(candidates):
         return place, steps

@@ -115,7 +115,7 @@ def _single_move_gains(cluster: Cluster, vms: np.ndarray, loads: np.ndarray) -> 
     ok = cluster.allowed[vms] & cluster.on[None, :] & fits(cluster, loads, vms, cluster.bound)
     ok[np.arange(len(vms)), place[vms]] = False
     for row, v in enumerate(vms):
-        for g in cluster.anti_of.get(int(v), ()):
+        for g in cluster.apart_of.get(int(v), ()):
             others = [int(o) for o in g.vms if o != v]
             ok[row, place[others]] = False
     return np.where(ok, gain, -np.inf)

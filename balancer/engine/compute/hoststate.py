@@ -28,9 +28,8 @@ def rule_allowed(cluster: Cluster) -> np.ndarray:
     """(V, H) bool: hosts each VM may run on under the mandatory VM-host rules and the host duties and
     compatibility (compat.py), whatever the host states."""
     allowed = compatible(cluster.snapshot, cluster.mem_mb, cluster.place)
-    for g in cluster.vmhost:
-        if g.mandatory and len(g.vms):
-            allowed[g.vms] &= g.hosts[None, :] if g.affine else ~g.hosts[None, :]
+    for g in cluster.rules:
+        g.narrow(allowed)
     return allowed
 
 

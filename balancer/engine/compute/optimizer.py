@@ -36,6 +36,7 @@ import numpy as np
 
 from .balance import MIN_GAIN
 from .cluster import Cluster
+from .constraints import Encoding
 from ..options import PlanOptions
 from .repair import hard_violations, repair
 from .rules import rule_violations
@@ -111,17 +112,9 @@ class _Scoring:
 def _penalties(cluster: Cluster, place: np.ndarray) -> dict[str, np.ndarray]:
     """Which VMs take part in something to mend (mandatory or soft) in the current placement."""
     soft = np.zeros(cluster.n_vms, dtype=bool)
-    for g in cluster.anti:
-        if not g.mandatory and len(np.unique(place[g.vms])) < len(g.vms):
-            soft[g.vms] = True
-    for g in cluster.affine:
-        if not g.mandatory and len(np.unique(place[g.vms])) > 1:
-            soft[g.vms] = True
-    for g in cluster.vmhost:
-        if g.mandatory or not len(g.vms):
-            continue
-        bad = g.vms[g.hosts[place[g.vms]] != g.affine]
-        soft[bad] = True
+    for g in cluster.rules:
+        if not g.mandatory:
+            soft[g.breakers(place)] = True
     return {"mandatory": hard_violations(cluster, place), "soft": soft}
 
 
@@ -334,7 +327,7 @@ def _neighbourhood(cluster, place0, place, to_mend, over, balance_wanted, round_
                 for h in allowed[np.argsort(-room, kind="stable")[: 2 + stale % 3]]:
                     add(h)
         # VMs kept with (or apart from) a mending VM go in too, with their hosts
-        for groups in (cluster.affine, cluster.anti):
+        for groups in (cluster.together, cluster.apart):
             for g in groups:
                 if to_mend[g.vms].any() and np.isin(g.vms, pick).any():
                     for v in g.vms:
@@ -381,7 +374,7 @@ def _neighbourhood(cluster, place0, place, to_mend, over, balance_wanted, round_
     in_n = np.zeros(H, dtype=bool)
     in_n[hosts] = True
     cands: list[int] = [int(v) for v in mend_vms if in_n[place[v]]]
-    for groups in (cluster.affine, cluster.anti):
+    for groups in (cluster.together, cluster.apart):
         for g in groups:
             if to_mend[g.vms].any():
                 cands.extend(int(v) for v in g.vms if cluster.movable[v] and in_n[place[v]])
@@ -494,73 +487,11 @@ def _solve_round(cluster, options, scoring, costs, place0, place, hosts, vms, bu
             m.Add(sq >= 0)
             objective.append((sq, 1))
 
-    # rules
-    big = int(BIG_PENALTY * var_unit)
-    soft_w = int(options.soft_rule_weight * var_unit)
-    for g in cluster.anti:
-        members = [int(v) for v in g.vms]
-        holds = g.mandatory and len(np.unique(place[g.vms])) == len(g.vms)
-        w = big if g.mandatory else soft_w
-        for h in hosts:
-            h = int(h)
-            fixed_here = sum(1 for v in members if v not in cand_set and place[v] == h)
-            terms = [x[v, h] for v in members if (v, h) in x]
-            if not terms or (fixed_here + len(terms) <= 1):
-                continue
-            if holds:  # hard: it holds now, so it keeps holding
-                m.Add(sum(terms) + fixed_here <= 1)
-                continue
-            extra = m.NewIntVar(0, len(terms) + fixed_here, "")
-            m.Add(extra >= sum(terms) + fixed_here - 1)
-            objective.append((extra, w))
-    for g in cluster.affine:
-        members = [int(v) for v in g.vms]
-        if not any(v in cand_set for v in members):
-            continue
-        if g.mandatory and len(np.unique(place[g.vms])) == 1:
-            # hard: the group shares one host now and keeps sharing one (all candidates move together, or none)
-            inside = [v for v in members if v in cand_set]
-            if len(inside) < len(members):  # a member outside the round stays: so do the others
-                for v in inside:
-                    m.Add(x[v, int(place[v])] == 1)
-            else:
-                lead = inside[0]
-                for v in inside[1:]:
-                    for h in hosts:
-                        h = int(h)
-                        a, b = x.get((lead, h)), x.get((v, h))
-                        if a is None and b is None:
-                            continue
-                        m.Add((a if a is not None else 0) == (b if b is not None else 0))
-            continue
-        w = big if g.mandatory else soft_w
-        outside = {int(place[v]) for v in members if v not in cand_set and int(place[v]) not in H_idx}
-        used = []
-        for h in hosts:
-            h = int(h)
-            terms = [x[v, h] for v in members if (v, h) in x]
-            pinned = any(v not in cand_set and place[v] == h for v in members)
-            if pinned:
-                used.append(1)
-            elif terms:
-                z = m.NewBoolVar("")
-                for t in terms:
-                    m.Add(z >= t)
-                used.append(z)
-        split = m.NewIntVar(0, len(hosts) + len(outside), "")
-        m.Add(split >= sum(used) + len(outside) - 1)
-        objective.append((split, w))
-    for g in cluster.vmhost:
-        if g.mandatory:
-            continue  # mandatory vm-host rules are in `allowed`
-        for v in g.vms:
-            v = int(v)
-            if v not in cand_set:
-                continue
-            for h in hosts:
-                h = int(h)
-                if (v, h) in x and not g.allows(h):
-                    objective.append((x[v, h], soft_w))
+    # rules: each encodes itself (constraints/)
+    enc = Encoding(m, x, hosts, cand_set, place, big=int(BIG_PENALTY * var_unit),
+                   soft=int(options.soft_rule_weight * var_unit), objective=objective)
+    for g in cluster.rules:
+        g.encode(enc)
 
     m.Minimize(sum(c * var for var, c in objective))
 
@@ -599,13 +530,7 @@ def evaluate(cluster: Cluster, options: PlanOptions, costs: np.ndarray, place0: 
     pen = BIG_PENALTY * float((np.maximum(loads[on] - cluster.limit[on], 0.0) / cluster.cap[on]).sum())
     stranded = cluster.stranded(place) | (~cluster.allowed[np.arange(cluster.n_vms), place] & cluster.powered)
     pen += BIG_PENALTY * int(stranded.sum())
-    for g in cluster.anti:
-        w = BIG_PENALTY if g.mandatory else options.soft_rule_weight
-        pen += w * (len(g.vms) - len(np.unique(place[g.vms])))
-    for g in cluster.affine:
-        w = BIG_PENALTY if g.mandatory else options.soft_rule_weight
-        pen += w * (len(np.unique(place[g.vms])) - 1)
-    for g in cluster.vmhost:
-        if not g.mandatory and len(g.vms):
-            pen += options.soft_rule_weight * int((g.hosts[place[g.vms]] != g.affine).sum())
+    for g in cluster.rules:
+        if not g.folded:  # (mandatory host-shaped rules are in `allowed`, counted above)
+            pen += g.weight(BIG_PENALTY, options.soft_rule_weight) * g.units(place)
     return value + pen

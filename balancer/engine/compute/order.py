@@ -93,7 +93,7 @@ def _hop_host(cluster: Cluster, v: int, cur: np.ndarray, loads: np.ndarray, fina
     started and its destination."""
     ok = cluster.on & cluster.allowed[v]
     ok &= np.all(loads + cluster.load[v] <= cluster.bound + 1e-6, axis=1)
-    for g in cluster.anti_of.get(v, ()):
+    for g in cluster.apart_of.get(v, ()):
         ok[cur[g.vms[g.vms != v]]] = False
     ok[[final, int(cur[v]), start]] = False
     if not ok.any():

@@ -3,8 +3,8 @@
 Pure: a snapshot and a VM spec in, a ranked Placement out. A host qualifies when it is on, is no dedicated
 HA failover host, has at least the VM's memory and vCPUs in logical CPUs (compat.py), the VM fits within its capacity minus
 headroom, and every mandatory rule the VM belongs to holds
-there (anti-affinity: no other member on it; affinity: with the members that run; VM-host: inside
-or outside the host group). Qualified hosts are ranked by the should-rules placing the VM there
+there (each registered constraint kind says so, constraints/: anti-affinity: no other member on
+it; affinity: with the members that run; VM-host: inside or outside the host group). Qualified hosts are ranked by the should-rules placing the VM there
 would break, then by the cluster's imbalance after (DRS's balance measure), then by the host's
 utilisation after. A host in standby is ranked only when no host that is on qualifies, in DPM's
 wake order (the most CPU per peak watt, else the largest): the VM then needs that host powered on.
@@ -12,14 +12,14 @@ wake order (the most CPU per peak watt, else the largest): the VM then needs tha
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Mapping
 
 import numpy as np
 
 from ...plan.model import ResourcePair
 from ...plan.placement import HostChoice, Placement, Rejection
-from ...snapshot import HostState, Snapshot, VmHostRule, VmVmRule
+from ...snapshot import VM, Automation, HostState, Snapshot, VmHostRule, VmVmRule
 from ..words import pct as _pct
 from ...snapshot.vmspec import VmSpec
 from ..options import PlanOptions
@@ -27,15 +27,6 @@ from .balance import combined, imbalance
 from .cluster import CPU, MEM, Cluster, build_cluster
 from .compat import refusal
 from .dpm import _wake_order
-
-
-@dataclass(frozen=True)
-class _Rules:
-    """The enabled rules that bind the VM: VM-VM rules it is a member of, VM-host rules on its groups."""
-
-    anti: list[VmVmRule]
-    affine: list[VmVmRule]
-    vmhost: list[VmHostRule]
 
 
 def spec_problem(snapshot: Snapshot, spec: VmSpec) -> str | None:
@@ -67,17 +58,26 @@ def spec_problem(snapshot: Snapshot, spec: VmSpec) -> str | None:
     return None
 
 
-def _binding_rules(snapshot: Snapshot, spec: VmSpec) -> _Rules:
-    groups = set(spec.vm_groups) | {g for g, members in snapshot.vm_groups.items() if spec.name in members}
-    anti, affine, vmhost = [], [], []
-    for r in snapshot.rules:
-        if not r.enabled:
-            continue
-        if isinstance(r, VmVmRule) and (r.name in spec.rules or spec.name in r.vms):
-            (affine if r.type == "vm-affinity" else anti).append(r)
-        elif isinstance(r, VmHostRule) and r.vm_group in groups:
-            vmhost.append(r)
-    return _Rules(anti, affine, vmhost)
+def _with_spec(snapshot: Snapshot, spec: VmSpec) -> Snapshot:
+    """The snapshot with the spec's VM in it (registered, powered off, where it is registered or on the
+    first host) and in the VM-VM rules (``rules``) and VM groups (``vm_groups``) the spec names: the
+    rules then compile with it as a member (constraints/)."""
+    name = spec.name
+    vms = list(snapshot.vms)
+    if name not in snapshot.vms_by_name():
+        if not snapshot.hosts:
+            return snapshot
+        vms.append(VM.model_construct(name=name, host=snapshot.hosts[0].name, vcpus=spec.vcpus, mem_mb=spec.mem_mb,
+                                      cpu_demand_mhz=0.0, mem_demand_mb=0.0, cpu_reservation_mhz=0.0,
+                                      mem_reservation_mb=0.0, dirty_rate_mbps=None, powered_on=False,
+                                      automation=Automation.DEFAULT, disks=[], networks=[], min_evc_mode=None))
+    rules = [r.model_copy(update={"vms": [*r.vms, name]})
+             if isinstance(r, VmVmRule) and r.name in spec.rules and name not in r.vms else r for r in snapshot.rules]
+    groups = {g: [*members, name] if g in spec.vm_groups and name not in members else members
+              for g, members in snapshot.vm_groups.items()}
+    out = snapshot.model_copy(update={"vms": vms, "rules": rules, "vm_groups": groups})
+    out._vm_index = None  # (the copy's name index is built again, with the VM)
+    return out
 
 
 def vm_load(snapshot: Snapshot, spec: VmSpec) -> tuple[float, float]:
@@ -95,21 +95,21 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
     ``vm_demand``: the other VMs' recent demand (History.vm_demand), as the planner uses it.
     """
     options = options or PlanOptions()
-    cluster = build_cluster(snapshot, options, vm_demand if options.recent_demand else None)
+    # the VM is in the cluster, powered off (no load): its rules compile with it as a member
+    cluster = build_cluster(_with_spec(snapshot, spec), options, vm_demand if options.recent_demand else None)
     loads = cluster.host_loads(cluster.place)
     need = np.array(vm_load(snapshot, spec))
-    rules = _binding_rules(snapshot, spec)
     registered = snapshot.vms_by_name().get(spec.name)
     mem_mb = spec.mem_mb if spec.mem_mb is not None else registered.mem_mb  # type: ignore[union-attr]
     vcpus = spec.vcpus if spec.vcpus is not None else registered.vcpus  # type: ignore[union-attr]
-    where = {v.name: v.host for v in snapshot.vms if v.name != spec.name}
-    running = {v.name for v in snapshot.vms if v.powered_on and v.name != spec.name}
+    vm = cluster.vm_index(spec.name) if snapshot.hosts else -1
+    running = cluster.powered.copy()
     before = imbalance(cluster, loads)
 
     rejected: dict[int, str] = {}
     soft: dict[int, list[str]] = {}
     for h, host in enumerate(snapshot.hosts):
-        why = _hard_rule(h, host.name, snapshot, rules, where, running)
+        why, broken = _rule_refusals(cluster, vm, h, running)
         if why is None:
             why = refusal(snapshot, host, mem_mb, vcpus)  # host duties and compatibility (compat.py)
         if why is None and host.state not in (HostState.ON, HostState.STANDBY):
@@ -119,7 +119,7 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
         if why is not None:
             rejected[h] = why
             continue
-        soft[h] = _soft_rules(h, host.name, snapshot, rules, where, running)
+        soft[h] = broken
 
     on_hosts = [h for h in soft if cluster.on[h]]
     standby = [h for h in soft if not cluster.on[h]]
@@ -166,40 +166,20 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
     return out
 
 
-def _hard_rule(h: int, name: str, snapshot: Snapshot, rules: _Rules, where: dict[str, str],
-               running: set[str]) -> str | None:
-    for r in rules.anti:
-        if r.mandatory:
-            there = [m for m in r.vms if where.get(m) == name]
-            if there:
-                return f"rule {r.name}: {there[0]} is on it (anti-affinity)"
-    for r in rules.affine:
-        if r.mandatory:
-            hosts = sorted({where[m] for m in r.vms if m in running})
-            if hosts and name not in hosts:
-                return f"rule {r.name}: keeps it with {', '.join(m for m in r.vms if m in running)[:80]} " \
-                       f"on {', '.join(hosts)} (affinity)"
-    for r in rules.vmhost:
-        if r.mandatory and (name in snapshot.host_groups.get(r.host_group, [])) != r.affine:
-            return f"rule {r.name}: must run {'on' if r.affine else 'off'} host group {r.host_group}"
-    return None
-
-
-def _soft_rules(h: int, name: str, snapshot: Snapshot, rules: _Rules, where: dict[str, str],
-                running: set[str]) -> list[str]:
-    out = []
-    for r in rules.anti:
-        if not r.mandatory and any(where.get(m) == name for m in r.vms):
-            out.append(r.name)
-    for r in rules.affine:
-        if not r.mandatory:
-            hosts = {where[m] for m in r.vms if m in running}
-            if hosts and name not in hosts:
-                out.append(r.name)
-    for r in rules.vmhost:
-        if not r.mandatory and (name in snapshot.host_groups.get(r.host_group, [])) != r.affine:
-            out.append(r.name)
-    return out
+def _rule_refusals(cluster: Cluster, vm: int, h: int, running: np.ndarray) -> tuple[str | None, list[str]]:
+    """Putting ``vm`` on ``h``: the first mandatory rule it would break (words), and the should-rules it would break."""
+    hard, soft = None, []
+    for g in cluster.rules:
+        if vm not in g.vms:
+            continue
+        why = g.placement_refusal(vm, h, cluster.place, running, cluster.host_names, cluster.vm_names)
+        if why is None:
+            continue
+        if not g.mandatory:
+            soft.append(g.rule)
+        elif hard is None:
+            hard = why
+    return hard, soft
 
 
 def _capacity(cluster: Cluster, loads: np.ndarray, h: int, need: np.ndarray) -> str | None:

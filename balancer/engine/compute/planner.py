@@ -230,10 +230,8 @@ def _mandatory(cluster: Cluster, reason: str, rule: str | None) -> bool:
 
 
 def _is_mandatory(cluster: Cluster, rule: str | None) -> bool:
-    for g in [*cluster.anti, *cluster.affine, *cluster.vmhost]:
-        if g.rule == rule:
-            return g.mandatory
-    return False
+    g = cluster.rule(rule)
+    return g is not None and g.mandatory
 
 
 def _reasons(cluster: Cluster, final: np.ndarray, repaired: np.ndarray | None = None
@@ -253,34 +251,13 @@ def _reasons(cluster: Cluster, final: np.ndarray, repaired: np.ndarray | None = 
     for mandatory in (True, False):
         if not mandatory:
             _capacity_reasons(cluster, moved if repaired is None else {v for v in moved if repaired[v]}, out)
-        for g in (g for g in cluster.anti if g.mandatory == mandatory):
-            by_host: dict[int, list[int]] = {}
-            for v in g.vms:
-                by_host.setdefault(int(place[v]), []).append(int(v))
-            for h, members in by_host.items():
-                if len(members) < 2:
-                    continue
-                # all but one must leave: when every one of them moves, the last moves for another reason
-                leaving = [v for v in members if v in moved]
-                for v in leaving[: len(members) - 1]:
-                    if v not in out:
-                        others = " and ".join(vn[u] for u in members)
-                        out[v] = ("rule", f"rule {g.rule}: {others} share {hn[h]}", g.rule)
-        for g in (g for g in cluster.affine if g.mandatory == mandatory):
-            if len(set(int(place[v]) for v in g.vms)) > 1:
-                for v in g.vms:
-                    v = int(v)
-                    if v in moved and v not in out:
-                        out[v] = ("rule", f"rule {g.rule}: keeps {', '.join(vn[int(u)] for u in g.vms[:4])} together", g.rule)
-        for g in (g for g in cluster.vmhost if g.mandatory == mandatory):
-            for v in g.vms:
-                v = int(v)
-                if v in moved and v not in out and not g.allows(int(place[v])):
-                    where = "on" if g.affine else "off"
-                    out[v] = ("rule", f"rule {g.rule}: {vn[v]} belongs {where} its host group, not on {hn[place[v]]}", g.rule)
+        for g in (g for g in cluster.rules if g.mandatory == mandatory):
+            for v, words in g.reasons(place, moved, hn, vn).items():
+                if v not in out:
+                    out[v] = ("rule", words, g.rule)
     # a VM that follows a member of its mandatory affinity group which had to move (the group holds
     # at the start, so no reason above names it): it moves for the rule too
-    for g in (g for g in cluster.affine if g.mandatory):
+    for g in (g for g in cluster.together if g.mandatory):
         led = [int(u) for u in g.vms if int(u) in out
                and _mandatory(cluster, out[int(u)][0], out[int(u)][2])]
         for v in g.vms:

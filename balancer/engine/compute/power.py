@@ -105,9 +105,9 @@ class PowerPlan:
             self.leaving = done
             base = with_hosts_woken(self.original, host_mask(self.original, self.woken)) if self.woken else self.original
             out = with_hosts_leaving(base, host_mask(self.original, done), self.every_vm)
-        if out.anti is self.original.anti and out.affine is self.original.affine:
+        if out.rules is self.original.rules:
             return out
-        return replace(out, anti=self.original.anti, affine=self.original.affine)
+        return replace(out, rules=self.original.rules)
 
     def actions(self, final: np.ndarray, n_moves: int) -> list[PowerAction]:
         """Power actions with their steps: power-on before the moves, standby / enter-maintenance after them."""

@@ -71,7 +71,7 @@ class _Units:
                 a = int(parent[a])
             return a
 
-        for g in cluster.affine:
+        for g in cluster.together:
             if g.mandatory and len(g.vms) > 1:
                 root = find(int(g.vms[0]))
                 for v in g.vms[1:]:
@@ -79,7 +79,7 @@ class _Units:
                     if r != root:
                         parent[r] = root
         self.members: dict[int, np.ndarray] = {}
-        grouped = [int(v) for g in cluster.affine if g.mandatory for v in g.vms]
+        grouped = [int(v) for g in cluster.together if g.mandatory for v in g.vms]
         roots: dict[int, list[int]] = {}
         for v in sorted(set(grouped)):
             roots.setdefault(find(v), []).append(v)
@@ -112,17 +112,17 @@ class Repairer:
         self.capped = False
         self.spent = 0
         self.units = _Units(c)
-        self.anti = {v: np.unique(np.concatenate([g.vms for g in gs])) for v, gs in c.anti_of.items()}
+        self.anti = {v: np.unique(np.concatenate([g.vms for g in gs])) for v, gs in c.apart_of.items()}
         # should-rules, for preference only: (H,) masks of hosts where a VM breaks a should VM-host rule
         self.soft_bad: dict[int, np.ndarray] = {}
-        for g in c.vmhost:
+        for g in c.host_sets:
             if not g.mandatory and len(g.vms):
-                bad = g.hosts != g.affine
+                bad = ~g.ok
                 for v in g.vms:
                     v = int(v)
                     self.soft_bad[v] = self.soft_bad[v] | bad if v in self.soft_bad else bad.copy()
         self.soft_anti: dict[int, list[np.ndarray]] = {}
-        for g in c.anti:
+        for g in c.apart:
             if not g.mandatory:
                 for v in g.vms:
                     self.soft_anti.setdefault(int(v), []).append(g.vms)
@@ -300,7 +300,7 @@ class Repairer:
 
     def mend_anti_affinity(self) -> None:
         c = self.c
-        for g in c.anti:
+        for g in c.apart:
             if not g.mandatory:
                 continue
             by_host: dict[int, list[int]] = {}
@@ -320,7 +320,7 @@ class Repairer:
         """Split mandatory affinity groups come together on one host: the host of their members that may
         not move, else the one needing the fewest moves with room (within the headroom limit first)."""
         seen: set[int] = set()
-        for g in self.c.affine:
+        for g in self.c.together:
             if not g.mandatory:
                 continue
             unit = self.units.of(int(g.vms[0]))
@@ -409,18 +409,15 @@ def hard_violations(cluster: Cluster, place: np.ndarray) -> np.ndarray:
     rule, a mandatory anti-affinity partner on the same host, their mandatory affinity group split)."""
     V = cluster.n_vms
     out = cluster.powered & (~cluster.on[place] | ~cluster.allowed[np.arange(V), place]) if V else np.zeros(0, dtype=bool)
-    for g in cluster.anti:
-        if g.mandatory and len(np.unique(place[g.vms])) < len(g.vms):
-            out[g.vms] = True
-    for g in cluster.affine:
-        if g.mandatory and len(np.unique(place[g.vms])) > 1:
-            out[g.vms] = True
+    for g in cluster.rules:
+        if g.mandatory and not g.folded:  # (folded ones are in `allowed`)
+            out[g.breakers(place)] = True
     return out
 
 
 def host_refusals(cluster: Cluster, vms: np.ndarray) -> str:
     """Why the hosts that are on refuse ``vms``, in words: mandatory VM-host rules, host duties, compatibility."""
-    rules = [g.rule for g in cluster.vmhost if g.mandatory and np.isin(g.vms, vms).any()]
+    rules = [g.rule for g in cluster.host_sets if g.mandatory and np.isin(g.vms, vms).any()]
     why = [f"rule(s) {', '.join(rules)}"] if rules else []
     mem = float(cluster.mem_mb[vms].max())
     vcpus = max(cluster.snapshot.vms[int(v)].vcpus for v in vms)
@@ -450,9 +447,9 @@ def _why_host_stays_over(rep: Repairer, h: int) -> str:
     for unit in units:
         ok = rep._targets(unit)
         if not np.all(place[unit] == h) or not rep._movable_unit(unit) or not ok.any():
-            held.update(g.rule for v in unit for g in c.anti_of.get(int(v), ()))
-            held.update(g.rule for g in c.affine if g.mandatory and np.isin(g.vms, unit).any())
-            held.update(g.rule for g in c.vmhost if g.mandatory and np.isin(g.vms, unit).any())
+            held.update(g.rule for v in unit for g in c.apart_of.get(int(v), ()))
+            held.update(g.rule for g in c.together if g.mandatory and np.isin(g.vms, unit).any())
+            held.update(g.rule for g in c.host_sets if g.mandatory and np.isin(g.vms, unit).any())
             continue
         blocked.append((unit, ok))
     rules = f" (rule(s) {', '.join(sorted(held))})" if held else ""
@@ -501,7 +498,7 @@ def unmended_reasons(cluster: Cluster, place: np.ndarray) -> dict[str, str]:
             if len(pinned):
                 return f"{names} must join {vn[int(pinned[0])]}, which may not move, on {hn[int(place[pinned[0]])]}, " \
                        "and the rules do not allow it there"
-            rules = sorted({g.rule for v in unit for g in c.anti_of.get(int(v), ())})
+            rules = sorted({g.rule for v in unit for g in c.apart_of.get(int(v), ())})
             return f"every host that may run {names} runs a VM of rule(s) {', '.join(rules)}"
         need = rep._need(unit)
         room = np.where(ok[:, None], c.cap - rep.loads, -np.inf)
@@ -515,7 +512,7 @@ def unmended_reasons(cluster: Cluster, place: np.ndarray) -> dict[str, str]:
     bad = c.powered & (~c.on[place] | ~c.allowed[np.arange(V), place]) if V else np.zeros(0, dtype=bool)
     for v in np.flatnonzero(bad):  # (a VM that may not move is judged alone: its group cannot move it)
         out.setdefault(f"VM {vn[int(v)]}", where_to(rep.units.of(int(v)) if rep.may_move[v] else np.array([int(v)])))
-    for g in c.anti:
+    for g in c.apart:
         if g.mandatory and len(np.unique(place[g.vms])) < len(g.vms):
             seen: dict[int, int] = {}
             for v in g.vms:
@@ -524,7 +521,7 @@ def unmended_reasons(cluster: Cluster, place: np.ndarray) -> dict[str, str]:
                     out[f"rule {g.rule}"] = where_to(rep.units.of(int(v)))
                     break
                 seen[h] = int(v)
-    for g in c.affine:
+    for g in c.together:
         if g.mandatory and len(np.unique(place[g.vms])) > 1:
             out[f"rule {g.rule}"] = where_to(rep.units.of(int(g.vms[0])))
     loads = rep.loads

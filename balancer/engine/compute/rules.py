@@ -11,36 +11,9 @@ _RES = {CPU: "CPU", MEM: "memory"}
 
 
 def rule_violations(cluster: Cluster, place: np.ndarray, mandatory_only: bool = False) -> list[Violation]:
-    out: list[Violation] = []
     hn, vn = cluster.host_names, cluster.vm_names
-    for g in cluster.anti:
-        if mandatory_only and not g.mandatory:
-            continue
-        seen: dict[int, int] = {}
-        for v in g.vms:
-            h = int(place[v])
-            if h in seen:
-                out.append(Violation(kind="rule", name=g.rule, mandatory=g.mandatory,
-                                     detail=f"{vn[seen[h]]} and {vn[v]} share {hn[h]}"))
-                break
-            seen[h] = int(v)
-    for g in cluster.affine:
-        if mandatory_only and not g.mandatory:
-            continue
-        hosts = sorted({int(place[v]) for v in g.vms})
-        if len(hosts) > 1:
-            out.append(Violation(kind="rule", name=g.rule, mandatory=g.mandatory,
-                                 detail="VMs split over " + ", ".join(hn[h] for h in hosts)))
-    for g in cluster.vmhost:
-        if mandatory_only and not g.mandatory:
-            continue
-        bad = [int(v) for v in g.vms if not g.allows(int(place[v]))]
-        if bad:
-            verb = "outside" if g.affine else "inside"
-            names = ", ".join(f"{vn[v]} on {hn[place[v]]}" for v in bad[:3]) + (" ..." if len(bad) > 3 else "")
-            out.append(Violation(kind="rule", name=g.rule, mandatory=g.mandatory,
-                                 detail=f"{len(bad)} VM(s) {verb} the host group: {names}"))
-    return out
+    return [Violation(kind="rule", name=g.rule, mandatory=g.mandatory, detail=g.detail(place, hn, vn))
+            for g in cluster.rules if (g.mandatory or not mandatory_only) and not g.holds(place)]
 
 
 def capacity_violations(cluster: Cluster, loads: np.ndarray) -> list[Violation]:
@@ -84,7 +57,7 @@ def move_allowed(cluster: Cluster, vm: int, target: int, place: np.ndarray, load
         return False
     if np.any(loads[target] + cluster.load[vm] > cluster.bound[target] + 1e-6):
         return False
-    for g in cluster.anti_of.get(vm, ()):
+    for g in cluster.apart_of.get(vm, ()):
         for other in g.vms:
             if other != vm and place[other] == target:
                 return False

@@ -79,26 +79,26 @@ class Search:
         V = c.n_vms
         # who may take part in balancing: movable, powered on, in no affinity group (those move as one, when mending)
         grouped = np.zeros(V, dtype=bool)
-        for g in c.affine:
+        for g in c.together:
             grouped[g.vms] = True
         self.free = c.movable & c.powered & ~grouped
         self.spent = int((self.place != place0).sum())
         # should-rules as per-VM data: vm-host masks of hosts that break them; soft anti-affinity partners
         self.soft_bad: dict[int, list[np.ndarray]] = {}  # vm -> per should vm-host rule, (H,) 1 where broken
-        for g in c.vmhost:
+        for g in c.host_sets:
             if g.mandatory or not len(g.vms):
                 continue
-            bad = (g.hosts != g.affine).astype(float)
+            bad = (~g.ok).astype(float)
             for v in g.vms:
                 self.soft_bad.setdefault(int(v), []).append(bad)
         self.soft_partners: dict[int, list[np.ndarray]] = {}
-        for g in c.anti:
+        for g in c.apart:
             if g.mandatory:
                 continue
             for v in g.vms:
                 self.soft_partners.setdefault(int(v), []).append(g.vms[g.vms != v])
         self.anti_partners: dict[int, np.ndarray] = {}
-        for v, groups in c.anti_of.items():
+        for v, groups in c.apart_of.items():
             self.anti_partners[v] = np.unique(np.concatenate([g.vms[g.vms != v] for g in groups]))
         self.has_anti = np.zeros(V, dtype=bool)
         self.has_anti[list(self.anti_partners)] = True
