@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .budget import MoveBudget
+
 
 @dataclass(frozen=True)
 class DpmOptions:
@@ -70,6 +72,10 @@ class StorageOptions:
         if not 0.0 <= self.relief_margin < self.space_threshold:
             raise ValueError("sdrs relief_margin must be in [0, space_threshold)")
 
+    @property
+    def moves_budget(self) -> MoveBudget:
+        return MoveBudget(self.max_moves)
+
 
 @dataclass(frozen=True)
 class PlanOptions:
@@ -106,6 +112,16 @@ class PlanOptions:
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1)")
+
+    @property
+    def moves_budget(self) -> MoveBudget:
+        """The balancing cap (``max_moves``)."""
+        return MoveBudget(self.max_moves)
+
+    @property
+    def repair_budget(self) -> MoveBudget:
+        """The repair cap (``max_repair_moves``)."""
+        return MoveBudget(self.max_repair_moves)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..engine.compute.cluster import CPU, MEM, build_cluster
 from ..engine.compute.hoststate import host_mask, with_hosts_leaving, with_hosts_woken
+from ..engine.budget import MoveBudget
 from ..engine.options import PlanOptions
 from ..engine.compute.compat import refusal
 from ..engine.compute.constraints import Shape
@@ -80,18 +81,18 @@ def repair_moves(plan: Plan) -> int:
 def check_plan_steps(fresh: Snapshot, plan: Plan, options: PlanOptions, what: str = "plan") -> None:
     """Replay ``plan`` on ``fresh``; InputError naming the first step that would overload a host or break
     a mandatory rule that holds. ``options``: headroom and move cap (``max_moves``)."""
-    if options.max_moves is not None and counted_moves(plan) > options.max_moves:
+    if not options.moves_budget.allows(counted_moves(plan)):
         raise InputError(f"{what}: {counted_moves(plan)} balancing moves (not counting repairs and those that empty "
                          f"a host), more than the {options.max_moves} allowed per cycle (drs.max_moves_per_cycle, "
                          "or --max-moves)")
-    if options.max_repair_moves is not None and repair_moves(plan) > options.max_repair_moves:
+    if not options.repair_budget.allows(repair_moves(plan)):
         raise InputError(f"{what}: {repair_moves(plan)} repair moves, more than the {options.max_repair_moves} allowed "
                          "per cycle (drs.max_repair_moves)")
-    storage_cap = options.storage.max_moves if options.storage is not None else None
+    storage_cap = options.storage.moves_budget if options.storage is not None else MoveBudget()
     counted = sum(1 for m in plan.storage_moves if m.reason != "evacuate")
-    if storage_cap is not None and counted > storage_cap:
+    if not storage_cap.allows(counted):
         raise InputError(f"{what}: {counted} storage moves (not counting those that empty a datastore), more than "
-                         f"the {storage_cap} allowed per cycle (sdrs.max_moves_per_cycle)")
+                         f"the {storage_cap.cap} allowed per cycle (sdrs.max_moves_per_cycle)")
     cluster = build_cluster(fresh, options)
     carried = {m.vm for m in plan.moves if m.disks}
     if carried and fresh.datastores:

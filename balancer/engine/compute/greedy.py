@@ -46,7 +46,7 @@ def hill_climb(cluster: Cluster, options: PlanOptions, prices: np.ndarray | None
     mended = mended or mend(cluster, options, prices)
     place = mended.place
     steps = mended.moves
-    budget = options.max_moves if options.max_moves is not None else cluster.n_vms
+    budget = options.moves_budget.limit(cluster.n_vms)
     work = mended.for_balancing(cluster)  # never refills a host the repairs brought under its limit
     if budget > 0 and needs_balancing(work, work.host_loads(place), options.threshold):
         place, n = climb(work, options, place, budget, mended.place, prices)

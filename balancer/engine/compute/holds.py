@@ -100,7 +100,7 @@ def _held_back(cluster: Cluster, options: PlanOptions, cooling: np.ndarray, bloc
         found.append((float(gain[row, h]), Suppressed(vm=cluster.vm_names[v], target=cluster.host_names[h],
                                                       reason=reason, detail=f"{detail} (gain {gain[row, h]:.4f})")))
     found.sort(key=lambda item: -item[0])
-    limit = options.max_moves if options.max_moves is not None else len(found)
+    limit = options.moves_budget.limit(len(found))
     return [s for _, s in found[:limit]]
 
 

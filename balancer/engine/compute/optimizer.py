@@ -191,12 +191,12 @@ def mend(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = None
     place0 = cluster.place
     if cluster.n_vms == 0 or not cluster.on.any():
         return Mended(place0.copy(), cluster.bound.copy(), 0, False, clock, None, cluster.bound.copy())
-    rep = repair(cluster, may_move=may_move, max_moves=options.max_repair_moves, stretch=stretch)
+    rep = repair(cluster, may_move=may_move, budget=options.repair_budget, stretch=stretch)
     work = replace(cluster, bound=rep.bound)
     if may_move is not None:
         work = replace(work, movable=may_move)
     costs = move_costs(cluster, options) if costs is None else costs
-    budget = options.max_repair_moves if options.max_repair_moves is not None else cluster.n_vms
+    budget = options.repair_budget.limit(cluster.n_vms)
     place = _rounds(work, options, _Scoring(work), costs + MEND_PRICE, place0, rep.place, budget, "mend", clock)
     # the repairs' order: the constructive repair's sequence, then what the CP-SAT rounds moved (repairs too)
     rank = np.where(place == rep.place, rep.rank, -1)
@@ -223,7 +223,7 @@ def optimise(cluster: Cluster, options: PlanOptions, costs: np.ndarray | None = 
     clock = mended.clock
     place = mended.place
     work = mended.for_balancing(cluster)
-    budget = options.max_moves if options.max_moves is not None else cluster.n_vms
+    budget = options.moves_budget.limit(cluster.n_vms)
     steps = 0  # balancing steps taken by the search
     if options.threshold >= 2 and budget > 0:  # the search stops at once when the cluster needs no balancing
         search = Search(work, costs, mended.place, place, budget, options.soft_rule_weight)
@@ -285,7 +285,7 @@ def polish(cluster: Cluster, options: PlanOptions, start: np.ndarray, costs: np.
         return OptimiseResult(start.copy(), 0, 0, False)
     costs = move_costs(cluster, options) if costs is None else costs
     mended = mended or mend(cluster, options, costs)
-    budget = options.max_moves if options.max_moves is not None else cluster.n_vms
+    budget = options.moves_budget.limit(cluster.n_vms)
     work = mended.for_balancing(cluster)
     search = Search(work, costs, mended.place, start, budget, options.soft_rule_weight)
     place = search.run(mended.clock.search_work, mended.clock, options.threshold)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..budget import MoveBudget
 from .cluster import Cluster
 from .rules import move_allowed
 
@@ -39,7 +40,7 @@ class Ordering:
 
 
 def order_moves(cluster: Cluster, place0: np.ndarray, final: np.ndarray, priority: np.ndarray,
-                max_steps: int | None = None, stretched: Cluster | None = None,
+                budget: MoveBudget = MoveBudget(), stretched: Cluster | None = None,
                 repair: np.ndarray | None = None) -> Ordering:
     """``priority``: lower goes first (mandatory moves before balancing ones). ``stretched``: the cluster
     with the bounds a hard repair may fill hosts to (up to physical capacity), for the moves of the VMs in
@@ -55,7 +56,7 @@ def order_moves(cluster: Cluster, place0: np.ndarray, final: np.ndarray, priorit
     steps: list[Step] = []
     dropped: list[int] = []
     hopped: set[int] = set()
-    budget = max_steps if max_steps is not None else len(pending) * 2 + 1
+    most = budget.limit(len(pending) * 2 + 1)  # steps: a move with a hop takes two
 
     def apply(v: int, target: int) -> None:
         loads[cur[v]] -= cluster.load[v]
@@ -67,7 +68,7 @@ def order_moves(cluster: Cluster, place0: np.ndarray, final: np.ndarray, priorit
         progressed = False
         rest = []
         for v in pending:
-            if len(steps) < budget and move_allowed(judged(v), v, int(final[v]), cur, loads):
+            if len(steps) < most and move_allowed(judged(v), v, int(final[v]), cur, loads):
                 apply(v, int(final[v]))
                 progressed = True
             else:
@@ -79,7 +80,7 @@ def order_moves(cluster: Cluster, place0: np.ndarray, final: np.ndarray, priorit
         v = pending[0]
         # one hop a VM, never back to where it started (that would only undo the hop)
         hop = None if v in hopped else _hop_host(judged(v), v, cur, loads, int(final[v]), int(place0[v]))
-        if hop is not None and len(steps) + 2 <= budget:
+        if hop is not None and len(steps) + 2 <= most:
             hopped.add(v)
             apply(v, hop)
         else:

@@ -123,7 +123,7 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
     why = [reasons.get(v, ("balance", "", None)) for v in range(cluster.n_vms)]
     mandatory = np.array([_mandatory(cluster, reason, rule) for reason, _, rule in why], dtype=bool)
     ordering = order_moves(cluster, cluster.place, result.place, priority,
-                           power.step_budget(options.max_moves, result.repair_moves), stretched, mandatory)
+                           power.step_budget(options.moves_budget, result.repair_moves), stretched, mandatory)
 
     moves: list[Move] = []
     cur = cluster.place.copy()
@@ -184,10 +184,10 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
                      f"{100 * gap:.0f} points apart, more than threshold {options.threshold}'s "
                      f"{100 * PAIRWISE_GAP[options.threshold]:.0f}: balancing")
     if not moves:
-        if options.max_moves == 0 and options.max_repair_moves == 0:
+        if options.moves_budget.nothing and options.repair_budget.nothing:
             if not (options.storage is not None and options.storage.evacuate):  # (emptying datastores: disks only)
                 notes.append("max moves 0: no moves allowed")
-        elif options.max_moves == 0 and not unmended:
+        elif options.moves_budget.nothing and not unmended:
             notes.append("max moves 0: no balancing moves allowed (repairs do not count against it; "
                          "max_repair_moves caps them)")
         elif unmended or power.exempt_rules:
@@ -307,8 +307,8 @@ def _cap_notes(cluster: Cluster, place: np.ndarray, moves: list[Move], result: O
     """Which cap or clock stopped what: the balancing cap (max_moves), the wall clock's safety net."""
     out = []
     balance = sum(1 for m in moves if m.reason == "balance")
-    if (options.max_moves is not None and options.threshold >= 2 and options.max_moves > 0
-            and balance >= options.max_moves and needs_balancing(cluster, cluster.host_loads(place), options.threshold)):
+    cap = options.moves_budget
+    if (options.threshold >= 2 and cap.capped and not cap.nothing and cap.spent_by(balance) and needs_balancing(cluster, cluster.host_loads(place), options.threshold)):
         out.append(f"the balancing cap (max_moves {options.max_moves}) stopped balancing; repairs do not count "
                    f"against it (max_repair_moves caps them)")
     if result.clock_stopped:

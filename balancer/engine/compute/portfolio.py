@@ -40,9 +40,9 @@ def best_plan(cluster: Cluster, options: PlanOptions, build: Callable[[OptimiseR
     mended = mend(cluster, options, costs)  # phase 1, shared: every candidate balances from the same repairs
     ours = optimise(cluster, options, costs, mended)
     best = build(ours)
-    if options.threshold < 2 or not cluster.movable.any() or options.max_moves == 0:
+    if options.threshold < 2 or not cluster.movable.any() or options.moves_budget.nothing:
         return best  # no balancing (mandatory moves only) or nothing to move: nothing to compare with
-    if options.max_moves is None or options.max_moves >= int(cluster.movable.sum()):
+    if not options.moves_budget.binds(int(cluster.movable.sum())):
         # No move budget (or one no plan can reach): the greedy climb stops where no single move pays for itself, and the
         # search goes on from there with swaps and exchanges (0.20-0.77 x its imbalance in the
         # benchmark); running it too would double the plan's time at the cluster maximum.
@@ -54,7 +54,7 @@ def best_plan(cluster: Cluster, options: PlanOptions, build: Callable[[OptimiseR
     if plan_key(plan) < plan_key(best):
         best = plan
     # the greedy's plan is as good as ours or better and spent the whole budget: revise its choices
-    if plan_key(plan) <= plan_key(best) and int((greedy.place != mended.place).sum()) >= options.max_moves:
+    if plan_key(plan) <= plan_key(best) and options.moves_budget.spent_by(int((greedy.place != mended.place).sum())):
         polished = polish(cluster, options, greedy.place, costs, mended)
         if not np.array_equal(polished.place, greedy.place) and not np.array_equal(polished.place, ours.place):
             plan = build(polished)

@@ -35,6 +35,7 @@ from ...snapshot import HostState
 from .cluster import CPU, Cluster
 from .dpm import PowerChoice, choose_power, end_state, ha_words, standby_reason
 from .feasibility import find_conflicts, pinned_exemptions
+from ..budget import MoveBudget
 from ..history import History
 from .hoststate import host_mask, vms_on, with_hosts_leaving, with_hosts_woken
 from .optimizer import Clock, Mended, mend
@@ -66,12 +67,10 @@ class PowerPlan:
         """Step number of the first move: power-on actions come before every move."""
         return 1 + len(self.woken)
 
-    def step_budget(self, max_moves: int | None, repair_moves: int = 0) -> int | None:
+    def step_budget(self, budget: MoveBudget, repair_moves: int = 0) -> MoveBudget:
         """Steps the ordering may use: the balancing cap plus the repairs' and the evacuation's moves
         (neither counts against ``max_moves``)."""
-        if max_moves is None:
-            return None
-        return max_moves + repair_moves + self.evacuation_moves
+        return budget.plus(repair_moves + self.evacuation_moves)
 
     def _must_go(self, hosts: list[int]) -> np.ndarray:
         return vms_on(self.original, host_mask(self.original, hosts), self.every_vm)
@@ -246,7 +245,7 @@ def _plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: 
         return _maintenance(cluster, evac or evacuation(cluster, options))
     if options.dpm is None:
         return unchanged(cluster)
-    choice = choose_power(cluster, options.dpm, history, empty_only=options.max_moves == 0)
+    choice = choose_power(cluster, options.dpm, history, empty_only=options.moves_budget.nothing)
     if choice.power_on:
         work = with_hosts_woken(cluster, host_mask(cluster, choice.power_on), history.left)
         return PowerPlan(original=cluster, cluster=work, planning=work, woken=choice.power_on, why=choice.why,
@@ -275,7 +274,7 @@ def _evacuate(work: Cluster, options: PlanOptions, stretch: bool = False) -> Men
 def _standby(cluster: Cluster, options: PlanOptions, choice: PowerChoice) -> PowerPlan:
     hosts, notes = list(choice.standby), list(choice.notes)
     work = with_hosts_leaving(cluster, host_mask(cluster, hosts))
-    if options.max_moves == 0:  # only hosts already empty were chosen: nothing to move
+    if options.moves_budget.nothing:  # only hosts already empty were chosen: nothing to move
         assert options.dpm is not None
         why = {h: standby_reason(cluster, options.dpm, choice, work.on) for h in hosts}
         return PowerPlan(original=cluster, cluster=work, planning=work, leaving=hosts, leave_action="standby",
@@ -340,7 +339,7 @@ def evacuation(cluster: Cluster, options: PlanOptions) -> Evacuation | None:
     conflicts = [f"{what}: {c}" for c in find_conflicts(work)]
     if conflicts:
         return Evacuation(work, hosts, conflicts)
-    if options.max_moves == 0 and vms_on(cluster, mask, every_vm=True).any():
+    if options.moves_budget.nothing and vms_on(cluster, mask, every_vm=True).any():
         return Evacuation(work, hosts, [f"{what}: max moves is 0, and the host(s) still have VMs registered on them"])
     place = _evacuate(work, options).place
     stuck = np.flatnonzero(vms_on(cluster, mask, every_vm=True) & mask[place])

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...snapshot import HostState
+from ..budget import MoveBudget
 from .cluster import CPU, MEM, Cluster
 from .compat import refusal
 
@@ -100,14 +101,14 @@ class Repairer:
     """State of one repair: the placement, host loads, the moves spent; see the module doc."""
 
     def __init__(self, cluster: Cluster, place: np.ndarray, may_move: np.ndarray | None = None,
-                 max_moves: int | None = None, stretch: bool = True):
+                 budget: MoveBudget = MoveBudget(), stretch: bool = True):
         c = self.c = cluster
         self.place0 = place.copy()
         self.place = place.copy()
         self.loads = c.host_loads(self.place)
         self.may_move = (c.movable & c.powered) if may_move is None else may_move
         self.sheddable = self.may_move & (c.load.sum(axis=1) > 0)  # moving it takes load off its host
-        self.max_moves = max_moves
+        self.budget = budget
         self.stretch = stretch
         self.capped = False
         self.spent = 0
@@ -209,7 +210,7 @@ class Repairer:
 
     def _move(self, unit: np.ndarray, h: int) -> bool:
         cost = self._cost(unit, h)
-        if self.max_moves is not None and self.spent + cost > self.max_moves:
+        if not self.budget.allows(self.spent + cost):
             self.capped = True
             return False
         c = self.c
@@ -394,14 +395,14 @@ class Repairer:
 
 
 def repair(cluster: Cluster, place: np.ndarray | None = None, may_move: np.ndarray | None = None,
-           max_moves: int | None = None, stretch: bool = True) -> Repair:
+           budget: MoveBudget = MoveBudget(), stretch: bool = True) -> Repair:
     """Mend the hard violations, then the headroom limit, from ``place`` (default: the snapshot's).
 
     ``may_move``: (V,) the VMs the repair may move (default: movable and powered on);
-    ``max_moves``: the repair cap (None: none); ``stretch``: a hard repair may fill a host beyond
+    ``budget``: the repair cap; ``stretch``: a hard repair may fill a host beyond
     its headroom limit, up to its physical capacity, when no host has room within it."""
     start = cluster.place if place is None else place
-    return Repairer(cluster, start, may_move, max_moves, stretch).run()
+    return Repairer(cluster, start, may_move, budget, stretch).run()
 
 
 def hard_violations(cluster: Cluster, place: np.ndarray) -> np.ndarray:

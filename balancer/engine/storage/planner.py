@@ -174,7 +174,7 @@ def _quiet_note(pool: Pool, options: StorageOptions) -> str:
     if options.evacuate:
         them = "them" if len(options.evacuate) > 1 else "it"
         return f"{', '.join(options.evacuate)}: no disks on {them}; nothing to move"
-    if options.max_moves == 0:
+    if options.moves_budget.nothing:
         return "sdrs max moves 0: no storage moves allowed"
     util = pool.used / pool.cap
     top = int(np.argmax(np.where(pool.leaving, -1.0, util)))

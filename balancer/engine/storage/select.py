@@ -41,6 +41,7 @@ from bisect import bisect_left
 
 import numpy as np
 
+from ..budget import Allowance
 from ..options import StorageOptions
 from .baseline import fullest, largest_first
 from .copy import MEGABITS_PER_GB, copy_seconds
@@ -77,7 +78,7 @@ def choose(pool: Pool, rules: StorageRules, options: StorageOptions) -> Choice:
         lay.steps.clear()
         out.disk_ds, out.used = pool.disk_ds.copy(), pool.used.copy()
         return out
-    budget = [options.max_moves if options.max_moves is not None else 1 << 62]
+    budget = options.moves_budget.allowance()
     if not options.evacuate:  # datastore maintenance: only the evacuation moves, as for hosts
         _mend_rules(lay, out, budget)
         _relieve_space(lay, out, budget)
@@ -110,12 +111,12 @@ def _evacuate(lay: Layout, out: Choice) -> None:
 
 
 # --- 2. rules ----------------------------------------------------------------------------------
-def _mend_rules(lay: Layout, out: Choice, budget: list[int]) -> None:
+def _mend_rules(lay: Layout, out: Choice, budget: Allowance) -> None:
     p, rules = lay.pool, lay.rules
     unmended: dict[str, str] = {}
 
     def send(u: int, rule: str, detail: str, include_own: bool = False) -> None:
-        if budget[0] <= 0:
+        if budget.spent:
             unmended.setdefault(rule, "the move cap is reached")
             return
         if not p.vm_auto[rules.units[u].vm]:
@@ -132,7 +133,7 @@ def _mend_rules(lay: Layout, out: Choice, budget: list[int]) -> None:
             unmended.setdefault(rule, f"no datastore with room takes {lay.describe(u)}")
             return
         lay.move(u, target, "rule", detail, rule, mandatory=True)
-        budget[0] -= 1
+        budget.take()
 
     for u, unit in enumerate(rules.units):
         if unit.rule is not None and len(set(lay.disk_ds[unit.disks].tolist())) > 1:
@@ -272,7 +273,7 @@ def tighten(sizes: list[float], picked: list[int], need: float) -> list[int]:
         free = sorted((set(free) - set(in_)) | set(out_), key=lambda i: (sizes[i], i))
 
 
-def _relieve(lay: Layout, budget: list[int], src: int, need: float, reason: str, detail: str, targets,
+def _relieve(lay: Layout, budget: Allowance, src: int, need: float, reason: str, detail: str, targets,
              fullest: bool = False, largest: bool = False, slack: int = 0, tight: bool = False) -> float:
     """Move the units off ``src`` that cover ``need`` GB; returns the GB still short.
 
@@ -286,7 +287,7 @@ def _relieve(lay: Layout, budget: list[int], src: int, need: float, reason: str,
     ranked = sorted(range(len(pool)), key=lambda i: (sizes[i], pool[i]))
     pool, sizes = [pool[i] for i in ranked], [sizes[i] for i in ranked]  # ascending, as cover wants them
     allowed, made = fewest(sizes, need) + slack, 0
-    while need > EPS and pool and budget[0] > 0:
+    while need > EPS and pool and not budget.spent:
         # the next pick is judged on the layout the last one left
         if largest:
             i = len(sizes) - 1
@@ -303,12 +304,12 @@ def _relieve(lay: Layout, budget: list[int], src: int, need: float, reason: str,
         if target is None:
             continue  # the cover changes without it
         need -= lay.move(u, target, reason, detail).size_gb
-        budget[0] -= 1
+        budget.take()
         made += 1
     return max(need, 0.0)
 
 
-def _relieve_space(lay: Layout, out: Choice, budget: list[int]) -> None:
+def _relieve_space(lay: Layout, out: Choice, budget: Allowance) -> None:
     """Relieve the datastores above the space threshold, held to the "largest disk off the fullest
     datastore" heuristic (baseline.py).
 
@@ -325,11 +326,11 @@ def _relieve_space(lay: Layout, out: Choice, budget: list[int]) -> None:
     Storage vMotion time is kept (its copies plus ``MOVE_SECONDS`` a move); when neither does, the
     heuristic's own moves are taken."""
     p, o = lay.pool, lay.options
-    start, left, notes = lay.save(), budget[0], list(out.notes)
+    start, left, notes = lay.save(), budget.left, list(out.notes)
 
     def attempt(policy: tuple, cap: float | None = None, allowance: dict[int, int] | None = None) -> tuple:
         lay.restore(start)
-        budget[0] = left
+        budget.left = left
         out.notes[:] = notes
         _relieve_to(lay, out, budget, cap, allowance, policy)
         moved = lay.steps[start[2]:]
@@ -338,7 +339,7 @@ def _relieve_space(lay: Layout, out: Choice, budget: list[int]) -> None:
 
     def keep(plan: tuple) -> None:
         lay.restore(plan[3])
-        budget[0] = plan[4]
+        budget.left = plan[4]
         out.notes[:] = plan[5]
 
     def predicted(plan: tuple) -> tuple:
@@ -395,17 +396,17 @@ def _relieve_space(lay: Layout, out: Choice, budget: list[int]) -> None:
         return
     # the heuristic's own moves, as many as the first plan made
     lay.restore(start)
-    budget[0] = left
+    budget.left = left
     out.notes[:] = notes
     largest_first(lay, first)
-    budget[0] -= len(lay.steps) - start[2]
+    budget.left -= len(lay.steps) - start[2]
     for d in range(p.n_datastores):
         if not p.leaving[d] and lay.used[d] > lay.ceiling[d] + EPS:
             out.notes.append(f"{p.ds_names[d]} stays above its space threshold at {pct(lay.util(d))}: "
-                             + ("the move cap is reached" if budget[0] <= 0 else "no disk there fits elsewhere"))
+                             + ("the move cap is reached" if budget.spent else "no disk there fits elsewhere"))
 
 
-def _relieve_to(lay: Layout, out: Choice, budget: list[int], cap: float | None = None,
+def _relieve_to(lay: Layout, out: Choice, budget: Allowance, cap: float | None = None,
                 allowance: dict[int, int] | None = None, policy: tuple = QUARTER) -> None:
     """Relieve each datastore above the space threshold (with ``cap``: above ``cap``), fullest first, to
     its relief level (with ``cap``: to ``cap``), by the cover: the fewest moves, or more by ``policy``
@@ -444,11 +445,11 @@ def _cheaper(lay: Layout, first: int, copied: float, count: int, gain: float | N
     return now + price * extra < copied - EPS
 
 
-def _relieve_one(lay: Layout, out: Choice, budget: list[int], d: int, level: np.ndarray, goal: np.ndarray,
+def _relieve_one(lay: Layout, out: Choice, budget: Allowance, d: int, level: np.ndarray, goal: np.ndarray,
                  allowance: dict[int, int] | None, policy: tuple = QUARTER) -> None:
     """Relieve datastore ``d`` to ``level[d]`` (see _relieve_to)."""
     p, o = lay.pool, lay.options
-    if budget[0] <= 0:
+    if budget.spent:
         if lay.used[d] > lay.ceiling[d] + EPS:
             out.notes.append(f"{p.ds_names[d]} stays above its space threshold: the move cap is reached")
         return
@@ -467,57 +468,57 @@ def _relieve_one(lay: Layout, out: Choice, budget: list[int], d: int, level: np.
         return [(np.minimum(lay.ceiling, level[d] * p.cap), mask), (lay.ceiling, mask)]
 
     need = lay.used[d] - level[d] * p.cap[d]
-    saved, left = lay.save(), budget[0]
+    saved, left = lay.save(), budget.left
     _relieve(lay, budget, d, need, "space", detail, targets)
     most, gain = policy
-    if budget[0] > 0 and lay.used[d] <= goal[d] + EPS:
+    if not budget.spent and lay.used[d] <= goal[d] + EPS:
         # moves more than the fewest when they cut the data this datastore's relief copies enough
         # (one large disk that overshoots the need, against a few that just reach it); every count up
         # to the policy's most is tried (one that cannot reach the level does not end the search),
         # each against the best so far
-        best, spent = lay.save(), budget[0]
+        best, spent = lay.save(), budget.left
         for extra in range(1, most + 1):
             copied = sum(st.size_gb for st in best[3][saved[2]:])
             lay.restore(saved)
-            budget[0] = left
+            budget.left = left
             _relieve(lay, budget, d, need, "space", detail, targets, slack=extra, tight=gain is None)
             if not (lay.used[d] > goal[d] + EPS
                     or lay.used[d] > max(best[1][d], level[d] * p.cap[d]) + EPS  # (less relieved than the best)
                     or (allowance is not None and len(lay.steps) - saved[2] > allowance.get(d, 0))
                     or not _cheaper(lay, saved[2], copied, len(best[3]) - saved[2], gain)):
-                best, spent = lay.save(), budget[0]
+                best, spent = lay.save(), budget.left
         lay.restore(best)
-        budget[0] = spent
-    if lay.used[d] > goal[d] + EPS and budget[0] > 0:
+        budget.left = spent
+    if lay.used[d] > goal[d] + EPS and not budget.spent:
         # still above: filling the least utilised targets first used up those the source is
         # min_space_difference above. Try again filling the fullest that take a unit first, to the
         # threshold (the emptier ones are left for when the source is lower); keep the better
-        first, spent = lay.save(), budget[0]
+        first, spent = lay.save(), budget.left
         lay.restore(saved)
-        budget[0] = left
+        budget.left = left
         _relieve(lay, budget, d, need, "space", detail, lambda d=d: targets(d)[-1:], fullest=True)
         if lay.used[d] >= first[1][d] - EPS:
             lay.restore(first)
-            budget[0] = spent
-    if lay.used[d] > goal[d] + EPS and budget[0] > 0:
+            budget.left = spent
+    if lay.used[d] > goal[d] + EPS and not budget.spent:
         # still above: the targets ran out as the source came down. Try the largest units first
         # (the most relief while the most targets are eligible); keep the better
-        best, spent = lay.save(), budget[0]
+        best, spent = lay.save(), budget.left
         lay.restore(saved)
-        budget[0] = left
+        budget.left = left
         _relieve(lay, budget, d, need, "space", detail, targets, largest=True)
         if lay.used[d] >= best[1][d] - EPS:
             lay.restore(best)
-            budget[0] = spent
+            budget.left = spent
     if lay.used[d] > lay.ceiling[d] + EPS:
-        why = "the move cap is reached" if budget[0] <= 0 else (
+        why = "the move cap is reached" if budget.spent else (
             "no disk there fits on another datastore of its pool that its VM's hosts mount, within the threshold, "
             f"that is at least {pct(o.min_space_difference)} less utilised")
         out.notes.append(f"{p.ds_names[d]} stays above its space threshold at {pct(lay.util(d))}: {why}")
 
 
 # --- 4. latency --------------------------------------------------------------------------------
-def _relieve_latency(lay: Layout, out: Choice, budget: list[int]) -> None:
+def _relieve_latency(lay: Layout, out: Choice, budget: Allowance) -> None:
     p, o = lay.pool, lay.options
     thr = o.latency_threshold_ms
     over = [d for d in range(p.n_datastores) if not p.leaving[d] and p.latency[d] > thr]
@@ -526,7 +527,7 @@ def _relieve_latency(lay: Layout, out: Choice, budget: list[int]) -> None:
     base = lay.used.copy()  # the data each latency was measured with
 
     for d in over:
-        if budget[0] <= 0:
+        if budget.spent:
             out.notes.append(f"{p.ds_names[d]} stays above its latency threshold: the move cap is reached")
             continue
         share = min(1.0 - thr / float(p.latency[d]), MAX_LATENCY_SHARE)
