@@ -3,7 +3,7 @@ words) behind the contract of base.py, listed in registry.py. See docs/constrain
 
 from __future__ import annotations
 
-from .base import Constraint, Encoding, Index, Shape
+from .base import Constraint, Encoding, Index, Shape, VmGroup
 from .registry import KINDS, register, unregister
 from .vm_affinity import VmAffinity
 from .vm_anti_affinity import VmAntiAffinity
@@ -15,5 +15,5 @@ def compile_rules(snapshot, index: Index) -> list[Constraint]:
     return [c for kind in KINDS for c in kind.compile(snapshot, index)]
 
 
-__all__ = ["KINDS", "Constraint", "Encoding", "HostSet", "Index", "Shape", "VmAffinity", "VmAntiAffinity", "VmHost",
+__all__ = ["KINDS", "Constraint", "Encoding", "HostSet", "Index", "Shape", "VmAffinity", "VmAntiAffinity", "VmGroup", "VmHost",
            "compile_rules", "register", "unregister"]

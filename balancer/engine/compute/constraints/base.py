@@ -141,3 +141,19 @@ class Constraint:
 
     def weight(self, big: float, soft: float) -> float:
         return big if self.mandatory else soft
+
+
+@dataclass(frozen=True)
+class VmGroup(Constraint):
+    """The base of kinds over a list of VMs named by a VM-VM rule of type ``kind`` in the snapshot;
+    broken as a whole (every member takes part in mending it)."""
+
+    @classmethod
+    def compile(cls, snapshot: "Snapshot", index: Index) -> list["Constraint"]:
+        from ....snapshot import VmVmRule
+
+        return [cls(r.name, index.vm_array(r.vms), r.mandatory) for r in snapshot.rules
+                if r.enabled and isinstance(r, VmVmRule) and r.type == cls.kind]
+
+    def breakers(self, place: np.ndarray) -> np.ndarray:
+        return self.vms if self.units(place) else self.vms[:0]

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ....snapshot import VmVmRule
-from .base import Constraint, Encoding, Index, Shape
+from .base import Encoding, Shape, VmGroup
 
 
-class VmAffinity(Constraint):
+class VmAffinity(VmGroup):
     kind = "vm-affinity"
     shape = Shape.TOGETHER
 
-    @classmethod
-    def compile(cls, snapshot, index: Index) -> list[Constraint]:
-        return [cls(r.name, index.vm_array(r.vms), r.mandatory) for r in snapshot.rules
-                if r.enabled and isinstance(r, VmVmRule) and r.type == cls.kind]
-
     def units(self, place: np.ndarray) -> int:
         return len(np.unique(place[self.vms])) - 1 if len(self.vms) else 0
-
-    def breakers(self, place: np.ndarray) -> np.ndarray:
-        return self.vms if self.units(place) else self.vms[:0]
 
     def detail(self, place, hosts, vms) -> str:
         used = sorted({int(place[v]) for v in self.vms})

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ....snapshot import VmVmRule
-from .base import Constraint, Encoding, Index, Shape
+from .base import Encoding, Shape, VmGroup
 
 
-class VmAntiAffinity(Constraint):
+class VmAntiAffinity(VmGroup):
     kind = "vm-anti-affinity"
     shape = Shape.APART
 
-    @classmethod
-    def compile(cls, snapshot, index: Index) -> list[Constraint]:
-        return [cls(r.name, index.vm_array(r.vms), r.mandatory) for r in snapshot.rules
-                if r.enabled and isinstance(r, VmVmRule) and r.type == cls.kind]
-
     def units(self, place: np.ndarray) -> int:
         return len(self.vms) - len(np.unique(place[self.vms]))
-
-    def breakers(self, place: np.ndarray) -> np.ndarray:
-        return self.vms if self.units(place) else self.vms[:0]
 
     def detail(self, place, hosts, vms) -> str:
         seen: dict[int, int] = {}
