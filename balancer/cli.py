@@ -17,6 +17,8 @@ from .plan_options import plan_options
 from .plan import Plan
 from .snapshot import DatastoreState, HostState, Snapshot, load_snapshot
 from .snapshot.io import snapshot_json
+from .sources.abilities import CanPowerOnVM
+from .sources.registry import able, kind_of
 
 
 # Config -> engine options lives in balancer/plan_options.py (shared with the service).
@@ -285,9 +287,9 @@ def place(spec_path, config_path, cluster_name, snapshot_path, fmt, execute) -> 
     _check_source(config_path, snapshot_path, cluster_name, execute, execute_hint="with a vCenter source")
     spec = load_vm_spec(spec_path)
     name, cfg = _cluster(config_path, cluster_name)
-    if execute and cfg.source != "vcenter":
-        raise InputError("--execute powers the VM on through vCenter: use a config with source vcenter "
-                         "(the embedded simulated cluster's VMs all replay traces)")
+    if execute and CanPowerOnVM not in kind_of(cfg).abilities:
+        raise InputError("--execute powers the VM on through vCenter: use a config with source "
+                         + " or ".join(able(CanPowerOnVM)) + " (the embedded simulated cluster's VMs all replay traces)")
     options = _options(cfg)
     if not execute:
         snap = load_snapshot(snapshot_path) if snapshot_path else _collect(name, cfg)
@@ -500,7 +502,7 @@ def apply(plan_file, config_path, cluster_name, max_age, max_moves, fmt) -> None
 
     plan = parse_plan(data, f"plan {plan_file}")
     name, cfg = _cluster(config_path, cluster_name)
-    expected = {name, cfg.vcenter.cluster if cfg.source == "vcenter" and cfg.vcenter else cfg.sim.cluster}
+    expected = {name, kind_of(cfg).cluster_name(cfg)}
     if plan.cluster not in expected:
         raise InputError(f"plan {plan_file}: made for cluster {plan.cluster!r}, not {name!r}")
     with acting(name, cfg, "apply") as act:

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic_core import PydanticCustomError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from .errors import InputError
+from .sources.registry import SOURCES, kind_of, source_kind
 from .validation import read_input_file, validate_model
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
@@ -283,11 +285,24 @@ class ServiceConfig(_Section):
     failover_after: Annotated[Duration, Field(ge=0.5)] = 30.0
 
 
+def _registered_source(value: Any) -> str:
+    """A registered source kind's name; otherwise the error a Literal of the names gives."""
+    if isinstance(value, str) and value in SOURCES:
+        return value
+    names = [repr(n) for n in SOURCES]
+    expected = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+
+
+# the config's `source:`: a kind of sources/registry.py ("sim", "vcenter")
+SourceName = Annotated[Any, BeforeValidator(_registered_source)]
+
+
 class ClusterConfig(_Section):
     """One cluster of a multi-cluster config: its source and optional drs/dpm overrides."""
 
     name: str | None = None  # label in logs, metrics and the journal; default: the cluster's name
-    source: Literal["sim", "vcenter"] = "sim"
+    source: SourceName = "sim"
     sim: SimConfig | None = None
     vcenter: VCenterConfig | None = None
     drs: dict[str, Any] = {}  # keys of the top-level drs section, overriding it for this cluster
@@ -322,7 +337,7 @@ class DomainConfig(_Section):
 
 
 class Config(_Section):
-    source: Literal["sim", "vcenter"] = "sim"
+    source: SourceName = "sim"
     sim: SimConfig = SimConfig()
     vcenter: VCenterConfig | None = None
     drs: DrsConfig = DrsConfig()
@@ -336,8 +351,9 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _source_configured(self) -> "Config":
-        if self.source == "vcenter" and self.vcenter is None:
-            raise ValueError("source is vcenter but there is no vcenter section")
+        kind = source_kind(self.source)
+        if kind.section_required and kind.settings(self) is None:
+            raise ValueError(f"source is {kind.name} but there is no {kind.section} section")
         if self.clusters is not None:
             resolve_clusters(self)  # raises ValueError naming the bad cluster
         if self.domains:
@@ -381,9 +397,8 @@ def resolve_clusters(cfg: Config) -> list[tuple[str, Config]]:
     `dpm` and `sdrs` sections. The metrics endpoint, the journal and the service settings are shared.
     """
     if cfg.clusters is None:
-        name = cfg.vcenter.cluster if cfg.source == "vcenter" and cfg.vcenter else cfg.sim.cluster
-        return [(name, cfg)]
-    given = {"source", "sim", "vcenter"} & cfg.model_fields_set
+        return [(kind_of(cfg).cluster_name(cfg), cfg)]
+    given = {"source", *(k.section for k in SOURCES.values())} & cfg.model_fields_set
     if given:
         raise ValueError(f"clusters: use either clusters or the top-level {', '.join(sorted(given))}, not both")
     if not cfg.clusters:
@@ -392,21 +407,22 @@ def resolve_clusters(cfg: Config) -> list[tuple[str, Config]]:
     seen: set[str] = set()
     for i, entry in enumerate(cfg.clusters):
         where = f"clusters[{i}]" + (f" ({entry.name})" if entry.name else "")
-        if entry.source == "vcenter":
-            if entry.vcenter is None:
-                raise ValueError(f"{where}: source is vcenter but there is no vcenter section")
-            sim = SimConfig()
-            name = entry.name or entry.vcenter.cluster
-        else:
-            sim = entry.sim or SimConfig()
-            if entry.name and "cluster" not in sim.model_fields_set:
-                sim = sim.model_copy(update={"cluster": entry.name})
-            name = entry.name or sim.cluster
+        kind = source_kind(entry.source)
+        settings = kind.settings(entry)
+        sections: dict[str, Any] = {"sim": SimConfig(), "vcenter": entry.vcenter}  # the config's source sections
+        if settings is None:
+            if kind.section_required:
+                raise ValueError(f"{where}: source is {kind.name} but there is no {kind.section} section")
+            settings = Config.model_fields[kind.section].get_default(call_default_factory=True)
+        if kind.simulated and entry.name and "cluster" not in settings.model_fields_set:
+            settings = settings.model_copy(update={"cluster": entry.name})  # the balancer's own cluster: named by the entry
+        sections[kind.section] = settings
+        name = entry.name or settings.cluster
         if name in seen:
             raise ValueError(f"{where}: a second cluster named {name!r} (give each a distinct name)")
         seen.add(name)
         single = Config.model_construct(
-            source=entry.source, sim=sim, vcenter=entry.vcenter,
+            source=entry.source, **sections,
             drs=_override(cfg.drs, entry.drs, f"{where}.drs"),
             dpm=_override(cfg.dpm, entry.dpm, f"{where}.dpm"),
             sdrs=_override(cfg.sdrs, entry.sdrs, f"{where}.sdrs"),
@@ -420,9 +436,7 @@ def vcenter_key(cfg: Config) -> str:
     """Which vCenter a single-cluster config's cluster is in (equal keys: the same vCenter).
 
     The embedded simulated clusters are as if in one vCenter (each with datastores of its own)."""
-    if cfg.source == "vcenter" and cfg.vcenter is not None:
-        return f"vcenter:{cfg.vcenter.host.lower()}:{cfg.vcenter.port}"
-    return "sim"
+    return kind_of(cfg).endpoint(cfg)
 
 
 def check_domains(cfg: Config) -> None:
@@ -445,13 +459,13 @@ def check_domains(cfg: Config) -> None:
             if d.clusters.count(c) > 1:
                 raise ValueError(f"{where}: cluster {c!r} listed twice")
             seen[c] = d.name
-    sources = {n: one.source for n, one in resolve_clusters(cfg)}
+    kinds = {n: kind_of(one) for n, one in resolve_clusters(cfg)}
     for i, d in enumerate(cfg.domains):
-        kinds = {sources[c] for c in d.clusters}
-        if len(kinds) > 1:
-            sim = next(c for c in d.clusters if sources[c] == "sim")
-            real = next(c for c in d.clusters if sources[c] == "vcenter")
-            raise ValueError(f"domains[{i}] ({d.name}): cluster {sim!r} is simulated and {real!r} is on vCenter; "
+        if len({kinds[c].name for c in d.clusters}) > 1:  # simulated ones first, as they are named
+            first, other = sorted({kinds[c] for c in d.clusters}, key=lambda k: (not k.simulated, k.name))[:2]
+            a = next(c for c in d.clusters if kinds[c] is first)
+            b = next(c for c in d.clusters if kinds[c] is other)
+            raise ValueError(f"domains[{i}] ({d.name}): cluster {a!r} {first.words} and {b!r} {other.words}; "
                              "no VM can move between them")
 
 

@@ -7,14 +7,11 @@ machine where check-config runs, so that `check-config` passing means `run` can 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .config import Config, is_loopback
 from .errors import InputError
-
-
-MIN_VCENTER_INTERVAL_S = 60.0  # a cycle interval below this on vCenter gets a warning
+from .sources.registry import kind_of
 
 
 def check_config_files(cfg: Config, what: str) -> list[str]:
@@ -30,7 +27,7 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
             read_journal_password(cfg.journal.password_env, cfg.journal.password_file)
         except InputError as exc:
             warnings.append(f"{what}: {exc}")
-    if not journal_dir.is_dir() and (cfg.journal.url is None or any(c.source == "sim"
+    if not journal_dir.is_dir() and (cfg.journal.url is None or any(kind_of(c).simulated  # its state file
                                                                      for _, c in cfg.cluster_configs())):
         raise InputError(f"{what}: journal.path: directory {journal_dir} does not exist")
     metrics = cfg.metrics
@@ -57,27 +54,7 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
     several = cfg.clusters is not None
     for name, one in cfg.cluster_configs():
         where = f"{what}: cluster {name}: " if several else f"{what}: "
-        if one.source == "sim":
-            from .sources.sim.traces import load_trace
-
-            try:
-                load_trace(one.sim.trace)
-            except InputError as exc:
-                raise InputError(f"{where}sim.trace: {exc}") from None
-        elif one.vcenter is not None:
-            vc = one.vcenter
-            if one.drs.interval < MIN_VCENTER_INTERVAL_S:
-                warnings.append(f"{where}drs.interval is {one.drs.interval:g} s: every cycle reads the whole "
-                                f"cluster from vCenter, and its statistics are 20-second samples; 5m is usual")
-            # read at each connection, not at start: a cycle would fail, so a warning (the file may be
-            # mounted only where the service runs)
-            for key, path in (("password_file", vc.password_file), ("ca_file", vc.ca_file)):
-                if path is not None and not Path(path).is_file():
-                    warnings.append(f"{where}vcenter.{key}: no such file {path} (connecting will fail)")
-            if vc.password_env is not None and not os.environ.get(vc.password_env):
-                warnings.append(f"{where}vcenter.password_env: environment variable {vc.password_env} is not set here "
-                                "(connecting will fail where it is not set)")
-            warnings.extend(f"{where}{line}" for line in vc.insecure_warnings())
+        warnings.extend(kind_of(one).check(one, where))
     return warnings
 
 

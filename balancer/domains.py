@@ -27,6 +27,7 @@ from .plan.domain import CrossMove, DomainPlan
 from .snapshot import Snapshot
 from .sources.abilities import CanExportImport, CanMoveAcross, has
 from .sources.base import Source
+from .sources.registry import kind_of
 
 log = logging.getLogger("balancer.domain")
 
@@ -186,7 +187,7 @@ def opened(cfg: Config, domain: DomainConfig, save: bool = True) -> Iterator[Ope
     journal = connect(cfg.journal) if save or exists else None  # only looking: no journal file is created
     sources: dict[str, Source] = {}
     try:
-        sims = [name for name, one in members(cfg, domain) if one.source == "sim"]
+        sims = [name for name, one in members(cfg, domain) if kind_of(one).simulated]
         if journal is not None and save and sims and journal.path != ":memory:":
             holder = journal.lock_holder()
             if holder is not None:

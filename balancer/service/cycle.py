@@ -35,6 +35,7 @@ from ..plan_options import plan_options
 from ..snapshot import Snapshot
 from ..sources.abilities import CanAdvance, CanHook, CanReportTasks, has
 from ..sources.base import ClusterTask, Source
+from ..sources.registry import kind_of
 from .forecast import DailyProfile, plan_demand
 from .past import HOST_SWINGS, Past, RecentDemand, build_past, cluster_demand
 
@@ -89,18 +90,12 @@ def open_with_state(name: str, config: Config, journal_path: str | Path | None, 
     ``save`` False: the state is only read (when the file exists), never written -- for commands that
     only look at the cluster. ``save`` True: every change is saved back to the file (created when missing).
     """
-    from ..sources import open_source
-
-    source = open_source(config)
-    if config.source != "sim" or journal_path is None or str(journal_path) == ":memory:":
+    kind = kind_of(config)
+    source = kind.open(config)
+    if not kind.simulated or journal_path is None or str(journal_path) == ":memory:":
         return source
-    from ..sources.sim.state import attach_state_file, restore_state
-
     path = sim_state_path(journal_path, name)
-    if save:
-        restored = attach_state_file(source, path)  # type: ignore[arg-type]
-    else:
-        restored = path.is_file() and restore_state(source, path)  # type: ignore[arg-type]
+    restored = kind.code().attach_state(source, path) if save else kind.code().restore_state(source, path)
     if restored:
         event(log, "simulator state restored", cluster=name, cycle=getattr(source, "cycle", None), file=str(path))
     return source

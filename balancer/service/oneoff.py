@@ -27,6 +27,7 @@ from ..journal import Journal, connect
 from ..plan import Plan
 from ..snapshot import Snapshot
 from ..sources.base import Source
+from ..sources.registry import kind_of
 from .cycle import JournaledActions, open_with_state
 from .past import build_past
 
@@ -100,7 +101,7 @@ def acting(name: str, cfg: Config, kind: str) -> Iterator[Acting]:
     """Open cluster ``name`` to act on it, with the journal of ``cfg`` (created when missing)."""
     journal = connect(cfg.journal)
     try:
-        if cfg.source == "sim" and journal.path != ":memory:":
+        if kind_of(cfg).simulated and journal.path != ":memory:":  # one balancer at a time acts on it
             holder = journal.lock_holder()
             if holder is not None:
                 who = (f" (instance {holder})" if journal.shared else f" (pid {holder})") if holder else ""

@@ -83,12 +83,11 @@ class Service:
 
     # --- start ------------------------------------------------------------------------------
     def _preflight(self, clusters: list[tuple[str, Config]]) -> None:
-        """Fail fast on what no retry can fix: a missing vCenter password."""
-        from ..sources.vcenter.connection import read_password
+        """Fail fast on what no retry can fix (a missing vCenter password): each kind's preflight."""
+        from ..sources.registry import kind_of
 
         for _, cfg in clusters:
-            if cfg.source == "vcenter" and cfg.vcenter is not None:
-                read_password(cfg.vcenter)
+            kind_of(cfg).preflight(cfg)
 
     def start(self) -> None:
         clusters = self.config.cluster_configs()
