@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from balancer.engine import PlanOptions, make_plan
+from balancer.engine.compute.compat import refusal
 from balancer.engine.compute.placement import place_vm
 from balancer.engine.options import DpmOptions
 from balancer.snapshot import parse_snapshot
@@ -15,6 +16,7 @@ from balancer.snapshot.vmspec import VmSpec
 from helpers import run_cli
 
 HA = {"policy": "failover-hosts", "failover_hosts": ["fo"]}
+EVC = ["intel-skylake", "intel-cascadelake", "intel-icelake"]
 
 
 def host(name, cpu=10000, mem=10000, state="on"):
@@ -97,14 +99,18 @@ def test_a_vm_goes_only_where_its_configured_memory_fits():
 @st.composite
 def clusters_with_a_failover_host(draw):
     n = draw(st.integers(3, 8))
-    hosts = [host(f"h{i}", cpu=draw(st.sampled_from([8000, 10000, 20000])),
-                  mem=draw(st.sampled_from([8192, 16384, 65536])),
-                  state=draw(st.sampled_from(["on"] * 5 + ["maintenance"])) if i > 1 else "on") for i in range(n)]
+    hosts = [dict(host(f"h{i}", cpu=draw(st.sampled_from([8000, 10000, 20000])),
+                       mem=draw(st.sampled_from([8192, 16384, 65536])),
+                       state=draw(st.sampled_from(["on"] * 5 + ["maintenance"])) if i > 1 else "on"),
+                  networks=draw(st.sampled_from([["prod"], ["prod", "dmz"], []])),
+                  max_evc_mode=draw(st.sampled_from(EVC))) for i in range(n)]
     fo = hosts[-1]["name"]
     hosts[-1]["state"] = "on"
     targets = [h["name"] for h in hosts[:-1] if h["state"] != "standby"]
     vms = [vm(f"v{j}", draw(st.sampled_from(targets)), cpu=draw(st.integers(100, 3000)), mem=draw(st.integers(100, 4000)),
-              mem_mb=draw(st.sampled_from([4096, 12288, 32768]))) for j in range(draw(st.integers(1, 20)))]
+              mem_mb=draw(st.sampled_from([4096, 12288, 32768])), networks=draw(st.sampled_from([[], ["prod"], ["dmz"]])),
+              min_evc_mode=draw(st.sampled_from([None, *EVC])))
+           for j in range(draw(st.integers(1, 20)))]
     return snap(hosts, vms, ha={"policy": "failover-hosts", "failover_hosts": [fo]}), fo
 
 
@@ -114,9 +120,12 @@ def test_no_plan_sends_a_vm_to_the_failover_host_or_a_host_too_small(case, thres
     s, fo = case
     plan = make_plan(s, PlanOptions(threshold=threshold, dpm=DpmOptions(max_standby=None) if dpm else None))
     mem = {h.name: h.mem_capacity_mb for h in s.hosts}
+    hosts = {h.name: h for h in s.hosts}
     for m in plan.moves:
         assert m.target != fo
         assert s.vm(m.vm).mem_mb <= mem[m.target]
+        vm_ = s.vm(m.vm)  # networks and CPU features: the target has them
+        assert refusal(s, hosts[m.target], vm_.mem_mb, vm_.vcpus, vm_) is None, (m, hosts[m.target])
     assert fo not in {p.host for p in plan.power if p.action == "standby"}
     assert np.isfinite(plan.imbalance.after.cpu)
 
@@ -137,6 +146,28 @@ def test_a_vm_with_more_vcpus_than_a_host_has_logical_cpus_never_goes_there(tmp_
     out = place_vm(s, VmSpec(name="new", vcpus=48, mem_mb=16384, cpu_demand_mhz=500))
     assert "small" not in [c.host for c in out.hosts]
     assert {r.host: r.why for r in out.rejected}["small"] == "32 logical CPUs < the VM's 48 vCPUs"
+
+
+def test_a_vm_goes_only_to_hosts_with_its_networks_and_cpu_features():
+    # a and b are full; c lacks the dmz network, d has older CPUs: balancing would love c and d
+    hosts = [dict(host(n, cpu=20000), networks=["prod", "dmz"], max_evc_mode="intel-icelake") for n in ("a", "b")]
+    hosts += [dict(host("c", cpu=20000), networks=["prod"], max_evc_mode="intel-icelake"),
+              dict(host("d", cpu=20000), networks=["prod", "dmz"], max_evc_mode="intel-skylake")]
+    vms = [vm(f"dmz{i}", "a" if i % 2 else "b", cpu=3000, networks=["dmz"]) for i in range(5)]
+    vms += [vm(f"new{i}", "a" if i % 2 else "b", cpu=3000, networks=["prod"], min_evc_mode="intel-icelake")
+            for i in range(5)]
+    s = snap(hosts, vms, ha=None)
+    for threshold in (1, 3, 5):
+        for planner in ("cp-sat", "greedy"):
+            plan = make_plan(s, PlanOptions(threshold=threshold, planner=planner))
+            assert not [m for m in plan.moves if m.vm.startswith("dmz") and m.target == "c"]
+            assert not [m for m in plan.moves if m.vm.startswith("new") and m.target == "d"]
+    plan = make_plan(s, PlanOptions(threshold=5))
+    assert {m.target for m in plan.moves} == {"c", "d"}  # each kind goes where it may
+    vms[-1]["powered_on"] = False  # new4, registered, placed before it powers on
+    out = place_vm(snap(hosts, vms, ha=None), VmSpec(name="new4", cpu_demand_mhz=3000))
+    assert {r.host: r.why for r in out.rejected}["d"] == \
+        "its CPUs (highest EVC mode intel-skylake) lack the VM's intel-icelake features"
 
 
 def test_apply_refuses_a_hand_made_move_onto_the_failover_host(tmp_path):

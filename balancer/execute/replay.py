@@ -277,7 +277,7 @@ def _why_not(cluster, v: int, t: int, place, loads) -> str:
                 return f"puts {hn[t]} at {pct:.0f} % {word}, above its {limit:.0f} % limit and worse than its {was:.0f} % now"
             return f"puts {hn[t]} at {pct:.0f} % {word}, above its {limit:.0f} % limit (capacity minus headroom)"
     vm = cluster.snapshot.vms[v]
-    duty = refusal(cluster.snapshot, cluster.snapshot.hosts[t], vm.mem_mb, vm.vcpus)
+    duty = refusal(cluster.snapshot, cluster.snapshot.hosts[t], vm.mem_mb, vm.vcpus, vm)
     if duty is not None:
         return f"is not allowed ({hn[t]}: {duty})"
     return f"is not allowed ({hn[t]} may not receive {vn[v]})"

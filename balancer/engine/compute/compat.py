@@ -7,7 +7,12 @@ balancing, repairs, DPM's and maintenance's evacuations, initial placement:
   vSphere HA keeps it empty for failover, and DRS does not place VMs on it;
 - a VM's **configured memory** is at most the host's memory, and its **vCPUs** at most the host's
   logical CPUs (hardware threads, snapshot version 4's ``cpu_threads``; not judged when a host does
-  not report them): vCenter refuses such a move.
+  not report them): vCenter refuses such a move;
+- every **network** the VM's adapters use is on the host (judged when the host lists its networks:
+  a standard port group missing on one host of a cluster is a common cause of refused vMotions);
+- the host offers the **CPU features** the VM runs with (``min_evc_mode``, what vCenter says it
+  needs): the same vendor and an EVC mode at least as new (judged when both are known; with EVC on
+  every host of the cluster offers the cluster's mode, so this matters in clusters without EVC).
 
 A VM already on such a host may stay (no plan makes that worse; an evacuation still moves it off).
 ``cluster.build_cluster`` narrows the ``allowed`` mask with ``restrict``; ``refusal`` says in
@@ -18,7 +23,39 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...snapshot import Host, Snapshot
+from ...snapshot import VM, Host, Snapshot
+
+# EVC modes of each vendor, oldest first (vSphere's EVC mode keys).
+EVC_MODES = {
+    "intel": ["intel-merom", "intel-penryn", "intel-nehalem", "intel-westmere", "intel-sandybridge",
+              "intel-ivybridge", "intel-haswell", "intel-broadwell", "intel-skylake", "intel-cascadelake",
+              "intel-icelake", "intel-sapphirerapids", "intel-graniterapids"],
+    "amd": ["amd-rev-e", "amd-rev-f", "amd-greyhound-no3dnow", "amd-greyhound", "amd-bulldozer",
+            "amd-piledriver", "amd-steamroller", "amd-zen", "amd-zen2", "amd-zen3", "amd-zen4"],
+}
+
+
+def evc_offers(offer: str, need: str) -> bool:
+    """Does a host of highest EVC mode ``offer`` have the CPU features of mode ``need``? (Unknown
+    modes: only when equal.)"""
+    if offer == need:
+        return True
+    vendor = need.split("-", 1)[0]
+    modes = EVC_MODES.get(vendor, [])
+    return need in modes and offer in modes and modes.index(need) <= modes.index(offer)
+
+
+def _cpu_refusal(host: Host, vm: VM) -> str | None:
+    if vm.min_evc_mode is None or host.max_evc_mode is None or evc_offers(host.max_evc_mode, vm.min_evc_mode):
+        return None
+    return f"its CPUs (highest EVC mode {host.max_evc_mode}) lack the VM's {vm.min_evc_mode} features"
+
+
+def _network_refusal(host: Host, vm: VM) -> str | None:
+    if not host.networks:
+        return None
+    missing = [n for n in vm.networks if n not in host.networks]
+    return f"network {missing[0]!r} is missing on it" if missing else None
 
 
 def failover_hosts(snapshot: Snapshot) -> set[str]:
@@ -27,14 +64,17 @@ def failover_hosts(snapshot: Snapshot) -> set[str]:
     return set(ha.failover_hosts) if ha is not None and ha.policy == "failover-hosts" else set()
 
 
-def refusal(snapshot: Snapshot, host: Host, mem_mb: float, vcpus: int = 1) -> str | None:
-    """Why ``host`` may not receive a VM of ``mem_mb`` configured memory and ``vcpus`` (None: it may)."""
+def refusal(snapshot: Snapshot, host: Host, mem_mb: float, vcpus: int = 1, vm: VM | None = None) -> str | None:
+    """Why ``host`` may not receive a VM of ``mem_mb`` configured memory and ``vcpus`` (None: it may);
+    ``vm``: the VM, when known, for its networks and CPU features."""
     if host.name in failover_hosts(snapshot):
         return "a dedicated HA failover host: it receives no VM"
     if host.cpu_threads is not None and vcpus > host.cpu_threads:
         return f"{host.cpu_threads} logical CPUs < the VM's {vcpus} vCPUs"
     if mem_mb > host.mem_capacity_mb:
         return f"{host.mem_capacity_mb:.0f} MB of memory < the VM's {mem_mb:.0f} MB"
+    if vm is not None:
+        return _network_refusal(host, vm) or _cpu_refusal(host, vm)
     return None
 
 
@@ -64,6 +104,26 @@ def restrict(snapshot: Snapshot, allowed: np.ndarray, mem_mb: np.ndarray, place:
         wide = np.flatnonzero(vcpus > threads.min())
         if len(wide):
             allowed[wide] &= vcpus[wide, None] <= threads[None, :]
+    # networks and CPU features: one host mask per distinct need (a cluster has few)
+    if any(h.networks for h in hosts):
+        masks: dict[tuple[str, ...], np.ndarray] = {}
+        for v, vm in enumerate(snapshot.vms):
+            if vm.networks:
+                key = tuple(sorted(set(vm.networks)))
+                if key not in masks:
+                    masks[key] = np.array([not h.networks or set(key) <= set(h.networks) for h in hosts], dtype=bool)
+                if not masks[key].all():
+                    allowed[v] &= masks[key]
+    if any(h.max_evc_mode for h in hosts):
+        cpu: dict[str, np.ndarray] = {}
+        for v, vm in enumerate(snapshot.vms):
+            if vm.min_evc_mode:
+                need = vm.min_evc_mode
+                if need not in cpu:
+                    cpu[need] = np.array([h.max_evc_mode is None or evc_offers(h.max_evc_mode, need) for h in hosts],
+                                         dtype=bool)
+                if not cpu[need].all():
+                    allowed[v] &= cpu[need]
     allowed[rows, place] = here
     return allowed
 
@@ -74,4 +134,4 @@ def compatible(snapshot: Snapshot, mem_mb: np.ndarray, place: np.ndarray) -> np.
     return restrict(snapshot, np.ones((len(mem_mb), len(snapshot.hosts)), dtype=bool), mem_mb, place)
 
 
-__all__ = ["compatible", "failover_hosts", "refusal", "restrict"]
+__all__ = ["EVC_MODES", "compatible", "evc_offers", "failover_hosts", "refusal", "restrict"]

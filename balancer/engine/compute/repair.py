@@ -423,7 +423,9 @@ def host_refusals(cluster: Cluster, vms: np.ndarray) -> str:
     mem = float(cluster.mem_mb[vms].max())
     vcpus = max(cluster.snapshot.vms[int(v)].vcpus for v in vms)
     for h in np.flatnonzero(cluster.on):
-        words = refusal(cluster.snapshot, cluster.snapshot.hosts[int(h)], mem, vcpus)
+        host = cluster.snapshot.hosts[int(h)]
+        words = refusal(cluster.snapshot, host, mem, vcpus) or next(
+            (w for w in (refusal(cluster.snapshot, host, 0.0, 1, cluster.snapshot.vms[int(v)]) for v in vms) if w), None)
         if words is not None:
             why.append(f"{cluster.host_names[int(h)]}: {words}")
     return "; ".join(why[:4]) + (f"; {len(why) - 4} more" if len(why) > 4 else "") if why else "the host states"

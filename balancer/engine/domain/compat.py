@@ -21,16 +21,7 @@ Each check returns None when it passes, or one line saying why not, naming the i
 from __future__ import annotations
 
 from ...snapshot import VM, Datastore, DatastoreState, Host, Snapshot
-from ..compute.compat import failover_hosts
-
-# EVC modes of each vendor, oldest first (vSphere's EVC mode keys).
-EVC_MODES = {
-    "intel": ["intel-merom", "intel-penryn", "intel-nehalem", "intel-westmere", "intel-sandybridge",
-              "intel-ivybridge", "intel-haswell", "intel-broadwell", "intel-skylake", "intel-cascadelake",
-              "intel-icelake", "intel-sapphirerapids", "intel-graniterapids"],
-    "amd": ["amd-rev-e", "amd-rev-f", "amd-greyhound-no3dnow", "amd-greyhound", "amd-bulldozer",
-            "amd-piledriver", "amd-steamroller", "amd-zen", "amd-zen2", "amd-zen3", "amd-zen4"],
-}
+from ..compute.compat import EVC_MODES, failover_hosts
 
 
 def _vendor(mode: str | None, host: Host) -> str | None:
