@@ -30,6 +30,16 @@ def _storage(fn):
     return mutate
 
 
+def _pools(fn):
+    """A mutation of the example snapshot with a pool tree (prod > web) and web-01 in web, first."""
+    def mutate(s):
+        s["version"] = 5
+        s["resource_pools"] = [{"name": "prod", "cpu_shares": {"level": "high"}}, {"name": "web", "parent": "prod"}]
+        s["vms"][0]["resource_pool"] = "web"
+        fn(s)
+    return mutate
+
+
 CASES = {
     "unknown host": (lambda s: s["vms"][0].update(host="esx99"), "esx99"),
     "unknown VM in rule": (lambda s: s["rules"][0]["vms"].append("ghost-01"), "ghost-01"),
@@ -60,7 +70,7 @@ CASES = {
         ]),
         "web-spread",
     ),
-    "unknown version": (lambda s: s.update(version=5), "version"),
+    "unknown version": (lambda s: s.update(version=6), "version"),
     "v3 field in v2": (lambda s: s.update(version=2, evc_mode="intel-skylake"), "evc_mode"),
     "v2 field in v1": (lambda s: s.update(version=1, datastores=[]), "datastores"),
     "version as string": (lambda s: s.update(version="1"), "version"),
@@ -90,6 +100,17 @@ CASES = {
     "datastore mounted by an unknown host": (_storage(lambda s: s["datastores"][0]["hosts"].append("esx42")), "esx42"),
     "duplicate disk": (_storage(lambda s: s["vms"][0]["disks"].append(dict(s["vms"][0]["disks"][0]))), "Hard disk 1"),
     "duplicate datastore": (_storage(lambda s: s["datastores"].append(dict(s["datastores"][0]))), "ds-a"),
+    # resource pools, shares and limits (version 5)
+    "pool cycle": (_pools(lambda s: s["resource_pools"][0].update(parent="web")), "resource pool"),
+    "VM in an unknown pool": (_pools(lambda s: s["vms"][0].update(resource_pool="gold")), "gold"),
+    "pool reservation above its limit": (_pools(lambda s: s["resource_pools"][1].update(
+        cpu_reservation_mhz=9000, cpu_limit_mhz=5000)), "resource pool web: cpu_reservation 9000 MHz is above its cpu_limit"),
+    "VM reservation above its limit": (_pools(lambda s: s["vms"][1].update(cpu_reservation_mhz=900, cpu_limit_mhz=500)),
+                                       "vm web-02: cpu_reservation 900 MHz is above its cpu_limit 500 MHz"),
+    "negative shares": (_pools(lambda s: s["vms"][2].update(cpu_shares={"level": "custom", "value": -5})), "cpu_shares"),
+    "custom shares without a value": (_pools(lambda s: s["resource_pools"][0].update(mem_shares={"level": "custom"})),
+                                      "custom shares need a value"),
+    "pool field in a version 4 snapshot": (lambda s: s.update(version=4, resource_pools=[]), "resource_pools"),
 }
 
 

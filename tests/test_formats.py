@@ -59,12 +59,14 @@ def test_a_version_1_snapshot_reads_as_the_current_version_with_no_storage():
             item.pop(name, None)
     doc["rules"] = [r for r in doc["rules"] if not r["type"].startswith(("vmdk", "vm-datastore"))]
     snap = parse_snapshot(doc)
-    assert snap.version == 4 and snap.datastores == [] and all(v.disks == [] for v in snap.vms)
+    assert snap.version == 5 and snap.datastores == [] and all(v.disks == [] for v in snap.vms)
     assert snap.evc_mode is None and all(h.networks == [] and h.max_evc_mode is None for h in snap.hosts)
-    assert json.loads(snapshot_json(snap))["version"] == 4
+    assert json.loads(snapshot_json(snap))["version"] == 5
     assert parse_snapshot({**doc, "version": 2}) == snap
     assert parse_snapshot({**doc, "version": 3}) == snap
     assert parse_snapshot({**doc, "version": 4}) == snap
+    assert parse_snapshot({**doc, "version": 5}) == snap
+    assert snap.resource_pools == [] and all(v.resource_pool is None and v.cpu_limit_mhz is None for v in snap.vms)
 
 
 def test_a_version_3_field_in_a_version_2_snapshot_is_named():
@@ -73,7 +75,7 @@ def test_a_version_3_field_in_a_version_2_snapshot_is_named():
     from balancer.errors import InputError
 
     doc = {"version": 2, "cluster": "c", "hosts": [{"name": "h1", "cpu_capacity_mhz": 1000, "mem_capacity_mb": 1000}]}
-    assert parse_snapshot(doc).version == 4
+    assert parse_snapshot(doc).version == 5
     for bad, where in ((dict(doc, evc_mode="intel-skylake"), "evc_mode"),
                        (dict(doc, hosts=[dict(doc["hosts"][0], networks=["VM Network"])]), "hosts.0.networks"),
                        (dict(doc, hosts=[dict(doc["hosts"][0], max_evc_mode="amd-zen3")]), "hosts.0.max_evc_mode")):

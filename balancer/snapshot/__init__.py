@@ -18,9 +18,10 @@ from .model import (
     VmHostRule,
     VmVmRule,
 )
+from .pools import ResourcePool, Shares
 from .io import dump_snapshot, load_snapshot, parse_snapshot, snapshot_digest
 
 __all__ = [
     "READ_VERSIONS", "SNAPSHOT_VERSION", "VM", "Datastore", "DatastoreState", "Disk", "VmDatastoreRule", "VmdkRule", "Automation", "HaAdmissionControl", "Host", "HostState", "Rule", "Snapshot",
-    "VmHostRule", "VmVmRule", "dump_snapshot", "load_snapshot", "parse_snapshot", "snapshot_digest",
+    "ResourcePool", "Shares", "VmHostRule", "VmVmRule", "dump_snapshot", "load_snapshot", "parse_snapshot", "snapshot_digest",
 ]

@@ -13,8 +13,10 @@ from typing import Annotated, Literal, Mapping, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-SNAPSHOT_VERSION = 4  # the version written
-READ_VERSIONS = (1, 2, 3, 4)  # the versions read; older ones are migrated on reading (docs/snapshot-format.md)
+from .pools import ResourcePool, Shares, check_pools, check_within_limit
+
+SNAPSHOT_VERSION = 5  # the version written
+READ_VERSIONS = (1, 2, 3, 4, 5)  # the versions read; older ones are migrated on reading (docs/snapshot-format.md)
 
 # Upper bounds, far above any real hardware (vSphere 8: 24 TiB hosts, 768 vCPUs, 24 TiB VMs), that keep
 # every figure the engine derives (sums over 10,000 VMs, scaled solver coefficients) in range.
@@ -31,6 +33,11 @@ Positive = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Count = Annotated[int, Field(ge=1, strict=True)]
 EvcMode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,63}$")]  # a vSphere EVC mode key
+
+
+def clamp(demand: float, reservation: float, limit: float | None) -> float:
+    """Demand capped by the limit (None: none), raised to the reservation."""
+    return max(demand if limit is None else min(demand, limit), reservation)
 
 
 def cpu_within_vcpus(value: float, info: ValidationInfo) -> float:
@@ -157,6 +164,12 @@ class VM(_Strict):
     disks: list[Disk] = []  # version 2
     networks: list[Name] = []  # version 3: the networks its network adapters connect to
     min_evc_mode: EvcMode | None = None  # version 3: the EVC mode it runs with (None: its cluster's or host's)
+    # version 5: its resource pool (None: the cluster's root pool), shares and limits (None: no limit)
+    resource_pool: Name | None = None
+    cpu_shares: Shares = Shares()
+    mem_shares: Shares = Shares()
+    cpu_limit_mhz: NonNegative | None = None
+    mem_limit_mb: NonNegative | None = None
 
     @field_validator("cpu_demand_mhz", "cpu_reservation_mhz")
     @classmethod
@@ -171,6 +184,12 @@ class VM(_Strict):
             raise ValueError(f"{value:g} MB is more than the VM's memory (mem_mb {mem_mb:g})")
         return value
 
+    @model_validator(mode="after")
+    def _reservation_within_limit(self) -> "VM":
+        check_within_limit(f"vm {self.name}", self.cpu_reservation_mhz, self.cpu_limit_mhz, "cpu", "MHz")
+        check_within_limit(f"vm {self.name}", self.mem_reservation_mb, self.mem_limit_mb, "mem", "MB")
+        return self
+
     @property
     def movable(self) -> bool:
         """May the balancer move this VM on its own? (powered-off VMs are moved only by evacuation)"""
@@ -178,12 +197,13 @@ class VM(_Strict):
 
     @property
     def cpu_load_mhz(self) -> float:
-        """CPU entitlement as DRS sees it: demand, raised to the reservation; 0 when powered off."""
-        return max(self.cpu_demand_mhz, self.cpu_reservation_mhz) if self.powered_on else 0.0
+        """CPU load as DRS sees it before any contention: demand capped by the limit, raised to the
+        reservation; 0 when powered off (engine/compute/entitlement.py divides a contended cluster)."""
+        return clamp(self.cpu_demand_mhz, self.cpu_reservation_mhz, self.cpu_limit_mhz) if self.powered_on else 0.0
 
     @property
     def mem_load_mb(self) -> float:
-        return max(self.mem_demand_mb, self.mem_reservation_mb) if self.powered_on else 0.0
+        return clamp(self.mem_demand_mb, self.mem_reservation_mb, self.mem_limit_mb) if self.powered_on else 0.0
 
 
 class VmVmRule(_Strict):
@@ -276,6 +296,8 @@ class Snapshot(_Strict):
     datastores: list[Datastore] = []  # version 2
     ha: HaAdmissionControl | None = None  # version 2: HA admission control, when it is enabled
     evc_mode: EvcMode | None = None  # version 3: the cluster's EVC mode (None: EVC off or not known)
+    resource_pools: list[ResourcePool] = []  # version 5: the pools below the root pool
+    scalable_shares: Annotated[bool, Field(strict=True)] = False  # version 5: vSphere 7's scalable shares
 
     _host_index: dict[str, Host] | None = PrivateAttr(default=None)
     _vm_index: dict[str, VM] | None = PrivateAttr(default=None)
@@ -354,6 +376,8 @@ _SINCE: dict[int, list[tuple[str, str]]] = {
     3: [("", "evc_mode"), ("hosts", "networks"), ("hosts", "cpu_vendor"), ("hosts", "max_evc_mode"),
         ("vms", "networks"), ("vms", "min_evc_mode"), ("datastores", "url")],
     4: [("hosts", "cpu_threads")],
+    5: [("", "resource_pools"), ("", "scalable_shares"), ("vms", "resource_pool"), ("vms", "cpu_shares"),
+        ("vms", "mem_shares"), ("vms", "cpu_limit_mhz"), ("vms", "mem_limit_mb")],
 }
 
 
@@ -363,7 +387,7 @@ def migrate(data: dict, version: int) -> dict:
     Version 1 had no storage (no datastores, disks, HA or storage rules); version 2 had none of
     the cross-cluster facts of version 3 (networks, CPU vendor, EVC modes, datastore URLs);
     version 3 had no hosts' logical CPUs (``cpu_threads``) nor the automation values ``fullyAutomated`` and
-    ``partiallyAutomated`` (version 4).
+    ``partiallyAutomated`` (version 4); version 4 had no resource pools, shares nor limits (version 5).
     """
     for since in range(version + 1, SNAPSHOT_VERSION + 1):
         hint = f"a version {since} field in a version {version} snapshot (set \"version\": {SNAPSHOT_VERSION})"
@@ -453,6 +477,7 @@ def check_references(s: Snapshot) -> None:
                 raise ValueError(f"rule {r.name}: unknown host group {r.host_group!r}")
     if s.ha is not None:
         _check_members("ha.failover_hosts", "host", s.ha.failover_hosts, hosts)
+    check_pools(s.resource_pools, s.vms)
     _check_storage(s, hosts)
     # Affinity is transitive: VMs kept together by a chain of affinity rules may not be kept apart.
     parent: dict[str, str] = {}

@@ -12,8 +12,10 @@ from typing import Mapping
 import numpy as np
 
 from ...snapshot import HostState, Snapshot
+from ...snapshot.model import clamp
 from ..mounts import vm_reach
 from .compat import restrict
+from .entitlement import entitle
 from .constraints import Constraint, HostSet, Index, Shape, compile_rules
 from ..options import PlanOptions
 from .vmotion import modelled_dirty_rate_mbps
@@ -113,7 +115,9 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
         for i, v in enumerate(vms):
             recent = vm_demand.get(v.name)
             if recent is not None and v.powered_on:
-                load[i] = (max(recent[0], v.cpu_reservation_mhz), max(recent[1], v.mem_reservation_mb))
+                load[i] = (clamp(recent[0], v.cpu_reservation_mhz, v.cpu_limit_mhz),
+                           clamp(recent[1], v.mem_reservation_mb, v.mem_limit_mb))
+    load = entitle(snapshot, load)  # under contention, divided by shares down the pool tree (entitlement.py)
     mem_mb = np.array([v.mem_mb for v in vms], dtype=float)
     dirty = np.array(
         [v.dirty_rate_mbps if v.dirty_rate_mbps is not None else modelled_dirty_rate_mbps(v.mem_demand_mb) for v in vms],

@@ -26,6 +26,7 @@ from ...plan.domain import ClusterLoad, CrossMove, DomainPlan, Refusal
 from ...plan.model import CopyEstimate, VMotionEstimate
 from ...snapshot import VM, Host, HostState, Snapshot, VmdkRule, VmDatastoreRule
 from ...snapshot.io import snapshot_digest
+from ...snapshot.model import clamp
 from ..words import pct as _pct
 from ..compute.vmotion import estimate, modelled_dirty_rate_mbps
 from ..options import DomainOptions
@@ -92,7 +93,7 @@ def _cluster(name: str, snap: Snapshot, demand: Mapping[str, tuple[float, float]
         load = (v.cpu_load_mhz, v.mem_load_mb)
         if demand is not None and v.name in demand and v.powered_on:
             cpu, mem = demand[v.name]
-            load = (max(cpu, v.cpu_reservation_mhz), max(mem, v.mem_reservation_mb))
+            load = (clamp(cpu, v.cpu_reservation_mhz, v.cpu_limit_mhz), clamp(mem, v.mem_reservation_mb, v.mem_limit_mb))
         c.vm_load[v.name] = load
         c.load[0] += load[0]
         c.load[1] += load[1]
