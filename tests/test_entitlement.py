@@ -141,3 +141,33 @@ def test_entitlements_keep_reservations_limits_and_capacity(s):
                 assert e >= v.cpu_reservation_mhz - 1e-6
     if load[:, 0].sum() <= capacity and not any(p.cpu_limit_mhz is not None for p in s.resource_pools):
         assert np.array_equal(got, load[:, 0])  # no contention, no pool limit: entitlement is the load
+
+
+def test_place_refuses_a_vm_whose_reservation_its_pool_cannot_admit():
+    from balancer.engine.compute.placement import place_vm, spec_problem
+    from balancer.snapshot.vmspec import VmSpec
+
+    s = snap([{"name": "p1", "cpu_demand_mhz": 2000.0, "cpu_reservation_mhz": 6000.0, "resource_pool": "fixed"}],
+             [pool("fixed", cpu_reservation_mhz=8000.0, cpu_expandable=False), pool("grow", cpu_reservation_mhz=1000.0)])
+    small = VmSpec(name="n1", vcpus=2, mem_mb=4096, cpu_demand_mhz=500.0, cpu_reservation_mhz=1500.0, resource_pool="fixed")
+    big = small.model_copy(update={"cpu_reservation_mhz": 2500.0})
+    assert place_vm(s, small).status == "ok"
+    out = place_vm(s, big)
+    assert out.status == "impossible" and out.hosts == []
+    assert out.why_not == ("n1 cannot power on: resource pool fixed: its reservation is not expandable and has "
+                           "2,000 MHz CPU unreserved, less than the VM's 2,500 MHz")
+    # an expandable pool borrows from the root: 30,000 - 8,000 (fixed) - 1,000 (grow) = 21,000 left there
+    assert place_vm(s, big.model_copy(update={"resource_pool": "grow", "cpu_reservation_mhz": 15000.0})).status == "ok"
+    out = place_vm(s, big.model_copy(update={"resource_pool": "grow", "cpu_reservation_mhz": 23000.0, "vcpus": 4}))
+    assert out.status == "impossible" and "which has 21,000 MHz unreserved of 30,000 MHz" in out.why_not
+    assert spec_problem(s, small.model_copy(update={"resource_pool": "gold"})) == \
+        "resource_pool: unknown resource pool 'gold' (cluster c)"
+
+
+def test_place_counts_a_vm_by_its_limit():
+    from balancer.engine.compute.placement import place_vm
+    from balancer.snapshot.vmspec import VmSpec
+
+    s = snap([{"name": "p1", "cpu_demand_mhz": 2000.0}])
+    out = place_vm(s, VmSpec(name="n1", vcpus=4, mem_mb=4096, cpu_demand_mhz=9000.0, cpu_limit_mhz=1000.0))
+    assert out.load.cpu == 1000.0

@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .model import MAX_MEM_MB, MAX_VCPUS, Count, Name, NonNegative, Positive, _Strict, cpu_within_vcpus
+from .pools import check_within_limit
 
 VM_SPEC_VERSION = 1
 
@@ -30,6 +31,10 @@ class VmSpec(_Strict):
     mem_reservation_mb: NonNegative = 0.0
     rules: list[Name] = []  # VM-VM rules (affinity / anti-affinity) of the cluster the VM joins
     vm_groups: list[Name] = []  # VM groups it joins: the VM-host rules on them apply
+    # its resource pool (a VM the cluster has: left out means where it is; a new VM: the root pool) and limits
+    resource_pool: Name | None = None
+    cpu_limit_mhz: NonNegative | None = None
+    mem_limit_mb: NonNegative | None = None
 
     @field_validator("cpu_demand_mhz", "cpu_reservation_mhz")
     @classmethod
@@ -42,6 +47,8 @@ class VmSpec(_Strict):
             value = getattr(self, field)
             if self.mem_mb is not None and value is not None and value > self.mem_mb:
                 raise ValueError(f"{field}: {value:g} MB is more than the VM's memory (mem_mb {self.mem_mb:g})")
+        check_within_limit("VM spec", self.cpu_reservation_mhz, self.cpu_limit_mhz, "cpu", "MHz")
+        check_within_limit("VM spec", self.mem_reservation_mb, self.mem_limit_mb, "mem", "MB")
         for field in ("rules", "vm_groups"):
             names = getattr(self, field)
             if len(set(names)) != len(names):

@@ -153,4 +153,63 @@ def _unit(res: str) -> str:
     return "mhz" if res == "cpu" else "mb"
 
 
-__all__ = ["divide", "entitle", "water_fill"]
+
+def admission_refusal(snapshot: Snapshot, pool: str | None, cpu_mhz: float, mem_mb: float,
+                      exclude: str | None = None) -> str | None:
+    """Why a VM reserving ``cpu_mhz`` and ``mem_mb`` may not power on in ``pool`` (None: the root pool),
+    as vCenter's admission control judges reservations, or None. A pool whose reservation is not
+    expandable gives only what its own reservation leaves unreserved; an expandable one borrows the
+    rest from its parent, up to the root, which has the capacity of the hosts that are on.
+    ``exclude``: a VM not to count (the one being placed, when the cluster has it)."""
+    pools = {p.name: p for p in snapshot.resource_pools}
+    for res, unit, need in (("cpu", "MHz", cpu_mhz), ("mem", "MB", mem_mb)):
+        field = f"{res}_reservation_{_unit(res)}"
+        reserved = _reserved(snapshot, field, res, exclude)
+        name = pool
+        while need > EPS:
+            if name is None:
+                cap = sum(getattr(h, "cpu_capacity_mhz" if res == "cpu" else "mem_capacity_mb")
+                          for h in snapshot.hosts if h.state is HostState.ON)
+                free = cap - reserved[None]
+                if need > free + 1e-6:
+                    word = "CPU" if res == "cpu" else "memory"
+                    what = (f"resource pool {pool} must borrow {need:,.0f} {unit} of {word} reservation from the cluster"
+                            if pool is not None else f"its {need:,.0f} {unit} {word} reservation does not fit the cluster")
+                    return (f"{what}, which has {max(free, 0.0):,.0f} {unit} unreserved of {cap:,.0f} {unit} "
+                            "on its hosts that are on")
+                break
+            p = pools[name]
+            own = getattr(p, field)
+            free = max(own - reserved[name], 0.0)
+            if need <= free + 1e-6:
+                break
+            if not getattr(p, f"{res}_expandable"):
+                return (f"resource pool {name}: its reservation is not expandable and has {free:,.0f} {unit} "
+                        f"{'CPU' if res == 'cpu' else 'memory'} unreserved, less than the VM's {need:,.0f} {unit}")
+            need -= free
+            name = p.parent
+    return None
+
+
+def _reserved(snapshot: Snapshot, field: str, res: str, exclude: str | None) -> dict[str | None, float]:
+    """What each pool's children reserve (None: the root's): powered-on VMs' reservations, and each
+    child pool's own reservation or, expandable, what its children reserve when more."""
+    pools = {p.name: p for p in snapshot.resource_pools}
+    below: dict[str | None, float] = {None: 0.0, **{p: 0.0 for p in pools}}
+    for v in snapshot.vms:
+        if v.powered_on and v.name != exclude:
+            below[v.resource_pool] += getattr(v, field)
+    depth = {}
+    for name in pools:
+        d, q = 0, pools[name]
+        while q.parent is not None:
+            d, q = d + 1, pools[q.parent]
+        depth[name] = d
+    for name in sorted(pools, key=lambda n: -depth[n]):  # deepest first
+        p = pools[name]
+        own = getattr(p, field)
+        below[p.parent] += max(own, below[name]) if getattr(p, f"{res}_expandable") else own
+    return below
+
+
+__all__ = ["admission_refusal", "divide", "entitle", "water_fill"]

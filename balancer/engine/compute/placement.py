@@ -20,12 +20,14 @@ import numpy as np
 from ...plan.model import ResourcePair
 from ...plan.placement import HostChoice, Placement, Rejection
 from ...snapshot import VM, Automation, HostState, Snapshot, VmHostRule, VmVmRule
+from ...snapshot.model import clamp
 from ..words import pct as _pct
 from ...snapshot.vmspec import VmSpec
 from ..options import PlanOptions
 from .balance import combined, imbalance
 from .cluster import CPU, MEM, Cluster, build_cluster
 from .compat import refusal
+from .entitlement import admission_refusal
 from .dpm import _wake_order
 
 
@@ -50,6 +52,8 @@ def spec_problem(snapshot: Snapshot, spec: VmSpec) -> str | None:
     for name in spec.vm_groups:
         if name not in snapshot.vm_groups:
             return f"vm_groups: unknown VM group {name!r} (cluster {snapshot.cluster})"
+    if spec.resource_pool is not None and spec.resource_pool not in {p.name for p in snapshot.resource_pools}:
+        return f"resource_pool: unknown resource pool {spec.resource_pool!r} (cluster {snapshot.cluster})"
     mem_mb = spec.mem_mb if spec.mem_mb is not None else vm.mem_mb  # type: ignore[union-attr]
     for field in ("mem_demand_mb", "mem_reservation_mb"):
         value = getattr(spec, field)
@@ -63,14 +67,16 @@ def _with_spec(snapshot: Snapshot, spec: VmSpec) -> Snapshot:
     first host) and in the VM-VM rules (``rules``) and VM groups (``vm_groups``) the spec names: the
     rules then compile with it as a member (constraints/)."""
     name = spec.name
-    vms = list(snapshot.vms)
+    pool = spec_pool(snapshot, spec)
+    vms = [v.model_copy(update={"resource_pool": pool}) if v.name == name else v for v in snapshot.vms]
     if name not in snapshot.vms_by_name():
         if not snapshot.hosts:
             return snapshot
         vms.append(VM.model_construct(name=name, host=snapshot.hosts[0].name, vcpus=spec.vcpus, mem_mb=spec.mem_mb,
                                       cpu_demand_mhz=0.0, mem_demand_mb=0.0, cpu_reservation_mhz=0.0,
                                       mem_reservation_mb=0.0, dirty_rate_mbps=None, powered_on=False,
-                                      automation=Automation.DEFAULT, disks=[], networks=[], min_evc_mode=None))
+                                      automation=Automation.DEFAULT, disks=[], networks=[], min_evc_mode=None,
+                                      resource_pool=pool))
     rules = [r.model_copy(update={"vms": [*r.vms, name]})
              if isinstance(r, VmVmRule) and r.name in spec.rules and name not in r.vms else r for r in snapshot.rules]
     groups = {g: [*members, name] if g in spec.vm_groups and name not in members else members
@@ -85,7 +91,16 @@ def vm_load(snapshot: Snapshot, spec: VmSpec) -> tuple[float, float]:
     vm = snapshot.vms_by_name().get(spec.name)
     mem_mb = spec.mem_mb if spec.mem_mb is not None else vm.mem_mb  # type: ignore[union-attr]
     mem_demand = spec.mem_demand_mb if spec.mem_demand_mb is not None else mem_mb
-    return max(spec.cpu_demand_mhz, spec.cpu_reservation_mhz), max(mem_demand, spec.mem_reservation_mb)
+    return (clamp(spec.cpu_demand_mhz, spec.cpu_reservation_mhz, spec.cpu_limit_mhz),
+            clamp(mem_demand, spec.mem_reservation_mb, spec.mem_limit_mb))
+
+
+def spec_pool(snapshot: Snapshot, spec: VmSpec) -> str | None:
+    """The resource pool the VM powers on in: the spec's, else where the cluster has it (else the root)."""
+    if spec.resource_pool is not None:
+        return spec.resource_pool
+    vm = snapshot.vms_by_name().get(spec.name)
+    return vm.resource_pool if vm is not None else None
 
 
 def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = None,
@@ -95,6 +110,8 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
     ``vm_demand``: the other VMs' recent demand (History.vm_demand), as the planner uses it.
     """
     options = options or PlanOptions()
+    pool = spec_pool(snapshot, spec)
+    admission = admission_refusal(snapshot, pool, spec.cpu_reservation_mhz, spec.mem_reservation_mb, exclude=spec.name)
     # the VM is in the cluster, powered off (no load): its rules compile with it as a member
     cluster = build_cluster(_with_spec(snapshot, spec), options, vm_demand if options.recent_demand else None)
     loads = cluster.host_loads(cluster.place)
@@ -160,7 +177,9 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
         hosts=choices,
         rejected=[Rejection(host=cluster.host_names[h], why=w) for h, w in sorted(rejected.items())],
     )
-    if not choices:
+    if admission is not None:  # vCenter's admission control would refuse to power it on anywhere
+        out.hosts, out.status, out.why_not = [], "impossible", f"{spec.name} cannot power on: {admission}"
+    elif not choices:
         out.status = "impossible"
         out.why_not = _why_not(spec, need, out.rejected)
     return out
