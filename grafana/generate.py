@@ -458,6 +458,40 @@ def overview() -> dm.Dashboard:
         q(f"sum(balancer_datastore_capacity_bytes{{{C}}})", instant=True),
     )
 
+    b.row("Resource pools")
+    b.panel(
+        ts(
+            "Pool CPU: demand and entitlement",
+            "Per resource pool, what its VMs (those below it too) demand, capped by limits and raised to "
+            "reservations, and what they are entitled to: below the demand when the cluster or the pool's limit "
+            "cannot give them all of it (docs/resource-pools.md).",
+            "hertz",
+            width=8,
+        ).min(0),
+        q(f'balancer_pool_cpu_hertz{{{C}, kind="demand"}}', "{{pool}} demand"),
+        q(f'balancer_pool_cpu_hertz{{{C}, kind="entitlement"}}', "{{pool}} entitled"),
+    )
+    b.panel(
+        ts(
+            "Pool memory: demand and entitlement",
+            "Per resource pool, its VMs' memory demand and what they are entitled to.",
+            "bytes",
+            width=8,
+        ).min(0),
+        q(f'balancer_pool_memory_bytes{{{C}, kind="demand"}}', "{{pool}} demand"),
+        q(f'balancer_pool_memory_bytes{{{C}, kind="entitlement"}}', "{{pool}} entitled"),
+    )
+    b.panel(
+        ts(
+            "Pool reservations and limits",
+            "Each pool's CPU reservation and limit (none drawn where a pool has no limit); its powered-on VMs.",
+            "hertz",
+            width=8,
+        ).min(0),
+        q(f'balancer_pool_cpu_hertz{{{C}, kind=~"reservation|limit"}}', "{{pool}} {{kind}}"),
+        q(f"balancer_pool_vms{{{C}}}", "{{pool}} VMs"),
+    )
+
     b.row("Balancing domain")
     b.panel(
         utilisation(

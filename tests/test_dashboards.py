@@ -38,6 +38,8 @@ METRICS |= {"balancer_datastore_space_used_ratio", "balancer_datastore_latency_s
             "balancer_datastore_planned_moves", "balancer_datastore_moves_total"}
 # Balancing domains: each cluster's share in its domain and the moves between clusters.
 METRICS |= {"balancer_domain_cluster_utilization_ratio", "balancer_domain_moves_total"}
+# Resource pools: demand, entitlement, reservation and limit per pool, and its VMs.
+METRICS |= {"balancer_pool_cpu_hertz", "balancer_pool_memory_bytes", "balancer_pool_vms"}
 BUILTIN_VARIABLES = {"__rate_interval", "__interval", "__range", "__field", "__url_time_range"}
 
 

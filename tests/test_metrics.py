@@ -218,3 +218,30 @@ def test_storage_moves_count_by_reason_and_result_and_gone_datastores_leave():
     text = generate_latest(m.registry).decode()
     names = {dict(ls).get("datastore") for (n, ls) in samples(text) if n == "balancer_datastore_space_used_ratio"}
     assert names == {d.name for d in snap.datastores[:2]}
+
+
+def test_pool_metrics_follow_the_plan_and_removed_pools_leave():
+    from prometheus_client import generate_latest
+
+    from balancer.config import SimConfig
+    from balancer.engine import make_plan
+    from balancer.sources.sim import SimulatedCluster
+
+    m = Metrics()
+    m.add_cluster("a", 10.0)
+    snap = SimulatedCluster(SimConfig(hosts=3, vms=30)).snapshot()
+    plan = make_plan(snap)
+    m.observe(CycleResult("a", 1, 10.0, snapshot=snap, recommendation=plan, finished_at=1.0))
+    text = generate_latest(m.registry).decode()
+    test = next(p for p in plan.pools if p.name == "test")
+    assert value(text, "balancer_pool_cpu_hertz", cluster="a", pool="test", kind="limit") == test.cpu_limit_mhz * 1e6
+    assert value(text, "balancer_pool_cpu_hertz", cluster="a", pool="test", kind="demand") == \
+        pytest.approx(test.cpu_demand_mhz * 1e6)
+    assert value(text, "balancer_pool_memory_bytes", cluster="a", pool="prod", kind="entitlement") == \
+        pytest.approx(next(p for p in plan.pools if p.name == "prod").mem_entitlement_mb * 1024 ** 2)
+    assert value(text, "balancer_pool_vms", cluster="a", pool="test") == test.vms > 0
+    assert ("balancer_pool_cpu_hertz", (("cluster", "a"), ("kind", "limit"), ("pool", "prod"))) not in samples(text)
+    m.observe(CycleResult("a", 2, 10.0, snapshot=snap, recommendation=plan.model_copy(update={"pools": plan.pools[:1]}),
+                          finished_at=2.0))
+    text = generate_latest(m.registry).decode()
+    assert {dict(ls)["pool"] for (n, ls) in samples(text) if n == "balancer_pool_vms"} == {plan.pools[0].name}

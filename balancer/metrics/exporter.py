@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..service.domain import DomainResult
 
 RESOURCES = ("cpu", "mem")
+POOL_KINDS = ("demand", "entitlement", "reservation", "limit")
 PHASES = ("collect", "plan", "execute")
 # Every value the counters' labels can take: each series starts at 0, so "none yet" reads as 0 in
 # dashboards and alerts rather than as no data.
@@ -89,6 +90,12 @@ class Metrics:
                                        ["cluster", "datastore"], registry=r)
         self.datastore_maintenance = Gauge("balancer_datastore_maintenance", "1 when the datastore is in maintenance mode",
                                            ["cluster", "datastore"], registry=r)
+        self.pool_cpu = Gauge("balancer_pool_cpu_hertz", "A resource pool's CPU: its VMs' demand, their entitlement, "
+                              "its reservation and limit (kind)", ["cluster", "pool", "kind"], registry=r)
+        self.pool_mem = Gauge("balancer_pool_memory_bytes", "A resource pool's memory: its VMs' demand, their "
+                              "entitlement, its reservation and limit (kind)", ["cluster", "pool", "kind"], registry=r)
+        self.pool_vms = Gauge("balancer_pool_vms", "Powered-on VMs in a resource pool (or below it)",
+                              ["cluster", "pool"], registry=r)
         self.planned_storage = Gauge("balancer_datastore_planned_moves",
                                      "Storage moves in the last cycle's recommended plan", ["cluster"], registry=r)
         self.storage_moves = Counter("balancer_datastore_moves_total",
@@ -119,6 +126,7 @@ class Metrics:
         self._health: dict[str, _ClusterHealth] = {}
         self._hosts: dict[str, set[str]] = {}
         self._datastores: dict[str, set[str]] = {}
+        self._pools: dict[str, set[str]] = {}
 
     def add_cluster(self, name: str, interval: float, last_success: float | None = None) -> None:
         """Make a cluster known (health is 503 until its first cycle succeeds) and create its series.
@@ -186,6 +194,7 @@ class Metrics:
             self.planned_storage.labels(name).set(len(plan.storage_moves))
             for s in plan.suppressed:
                 self.suppressed.labels(name, s.reason).inc()
+            self._observe_pools(name, plan)
         for r in res.results:
             if r.kind == "move":
                 self.migrations.labels(name, r.reason or "balance", r.outcome).inc()
@@ -262,6 +271,28 @@ class Metrics:
             for metric in (self.datastore_space, self.datastore_capacity, self.datastore_latency,
                            self.datastore_maintenance):
                 self._remove(metric, (name, ds))
+
+    def _observe_pools(self, name: str, plan) -> None:
+        pools = {p.name for p in plan.pools or []}
+        for p in plan.pools or []:
+            self.pool_vms.labels(name, p.name).set(p.vms)
+            for kind, cpu, mem in (("demand", p.cpu_demand_mhz, p.mem_demand_mb),
+                                   ("entitlement", p.cpu_entitlement_mhz, p.mem_entitlement_mb),
+                                   ("reservation", p.cpu_reservation_mhz, p.mem_reservation_mb),
+                                   ("limit", p.cpu_limit_mhz, p.mem_limit_mb)):
+                for metric, value, scale in ((self.pool_cpu, cpu, 1e6), (self.pool_mem, mem, 1024 ** 2)):
+                    if value is None:
+                        self._remove(metric, (name, p.name, kind))
+                    else:
+                        metric.labels(name, p.name, kind).set(value * scale)
+        with self._lock:
+            gone = self._pools.get(name, set()) - pools
+            self._pools[name] = pools
+        for pool in gone:  # a pool that was removed leaves the metrics too
+            self._remove(self.pool_vms, (name, pool))
+            for kind in POOL_KINDS:
+                self._remove(self.pool_cpu, (name, pool, kind))
+                self._remove(self.pool_mem, (name, pool, kind))
 
     @staticmethod
     def _remove(metric, labels: tuple[str, ...]) -> None:

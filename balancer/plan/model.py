@@ -185,6 +185,23 @@ class Violation(_Model):
         return self.mandatory and self.kind != "headroom"
 
 
+class PoolLoad(_Model):
+    """One resource pool at the snapshot (version 3, optional: plans of clusters with resource pools):
+    what its VMs (those below it too) demand, what they are entitled to, and its settings."""
+
+    name: str
+    parent: str | None = None
+    vms: int = 0  # powered-on VMs in it or below it
+    cpu_demand_mhz: Finite  # demand, each VM's capped by its limit and raised to its reservation
+    cpu_entitlement_mhz: Finite  # what they get (engine/compute/entitlement.py): below demand under contention
+    cpu_reservation_mhz: Finite = 0.0
+    cpu_limit_mhz: Finite | None = None
+    mem_demand_mb: Finite
+    mem_entitlement_mb: Finite
+    mem_reservation_mb: Finite = 0.0
+    mem_limit_mb: Finite | None = None
+
+
 class Suppressed(_Model):
     vm: str
     target: str | None = None
@@ -240,6 +257,7 @@ class Plan(_Model):
     suppressed: list[Suppressed] = []
     notes: list[str] = []
     dpm_end_state: DpmEndState | None = None  # version 2: DPM's end state at this demand (DPM plans)
+    pools: list[PoolLoad] | None = None  # version 3 (optional): the resource pools, when the cluster has any
     totals: Totals | None = None  # version 2: derived from the moves (any value given is replaced)
 
     @model_validator(mode="after")

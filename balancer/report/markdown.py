@@ -87,6 +87,14 @@ def render_markdown(view: ReportView) -> str:
                          f"{d.latency_ms:.1f} ms" if d.latency_ms is not None else ""])
         lines += _table(["datastore", "state", "disks", "capacity", "space", "latency"], rows, right={2, 3, 4, 5})
 
+    if view.pools:
+        lines += ["## Resource pools", "", "Demand of each pool's VMs (those below it too), what they are entitled to, "
+                  "and the pool's reservation and limit.", ""]
+        rows = [[md(p.name), str(p.vms), p.cpu_demand, p.cpu_entitled + (" (short)" if p.short else ""), md(p.cpu_settings),
+                 p.mem_demand, p.mem_entitled, md(p.mem_settings)] for p in view.pools]
+        lines += _table(["pool", "VMs", "CPU demand", "entitled", "CPU settings", "memory demand", "entitled",
+                         "memory settings"], rows, right={1, 2, 3, 5, 6})
+
     if view.status:
         lines += ["## Rules and capacity", ""]
         rows = [[md(r.kind + ("" if r.mandatory else " (should)")), md(r.name), md(r.asks), md(r.found), md(r.after)]

@@ -80,6 +80,18 @@ def render_view(view: ReportView, console: Console) -> None:
                       f"{d.latency_ms:.1f} ms" if d.latency_ms is not None else "")
         console.print(t)
 
+    if view.pools:
+        t = Table(title="Resource pools (demand, what it is entitled to, settings)", show_header=True, header_style="bold")
+        for col, just in [("pool", "left"), ("VMs", "right"), ("CPU demand", "right"), ("entitled", "right"),
+                          ("CPU settings", "left"), ("memory demand", "right"), ("entitled", "right"),
+                          ("memory settings", "left")]:
+            t.add_column(col, justify=just)
+        for p in view.pools:
+            mark = "[yellow]" if p.short else ""
+            t.add_row(p.name, str(p.vms), p.cpu_demand, f"{mark}{p.cpu_entitled}", p.cpu_settings, p.mem_demand,
+                      f"{mark}{p.mem_entitled}", p.mem_settings)
+        console.print(t)
+
     if view.status:
         t = Table(title="Rules and capacity", show_header=True, header_style="bold")
         for col in ("kind", "name", "found", "after the plan"):

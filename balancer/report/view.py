@@ -100,6 +100,48 @@ def dpm_end_view(end: DpmEndState) -> DpmEndView:
     return DpmEndView(end.hosts_now, end.hosts_on, lines, steps)
 
 
+@dataclass(frozen=True)
+class PoolRow:
+    """One resource pool: demand and entitlement of its VMs, its reservation and limit, in words."""
+
+    name: str  # its path below the root pool: prod/web
+    vms: int
+    cpu_demand: str
+    cpu_entitled: str
+    cpu_settings: str  # "reservation 49.3 GHz, limit 147.8 GHz"
+    mem_demand: str
+    mem_entitled: str
+    mem_settings: str
+    short: bool  # its VMs are entitled to less than they demand (contention, or its limit)
+
+
+def _ghz(mhz: float) -> str:
+    return f"{mhz / 1000:,.1f} GHz"
+
+
+def _gb(mb: float) -> str:
+    return f"{mb / 1024:,.1f} GB"
+
+
+def _settings(reservation: float, limit: float | None, unit) -> str:
+    return f"reservation {unit(reservation)}, " + ("no limit" if limit is None else f"limit {unit(limit)}")
+
+
+def pool_rows(plan: Plan) -> list[PoolRow]:
+    pools = {p.name: p for p in plan.pools or []}
+    rows = []
+    for p in plan.pools or []:
+        path, q = [p.name], p
+        while q.parent is not None and q.parent in pools and q.parent not in path:
+            q = pools[q.parent]
+            path.append(q.name)
+        rows.append(PoolRow("/".join(reversed(path)), p.vms, _ghz(p.cpu_demand_mhz), _ghz(p.cpu_entitlement_mhz),
+                            _settings(p.cpu_reservation_mhz, p.cpu_limit_mhz, _ghz), _gb(p.mem_demand_mb),
+                            _gb(p.mem_entitlement_mb), _settings(p.mem_reservation_mb, p.mem_limit_mb, _gb),
+                            p.cpu_entitlement_mhz < p.cpu_demand_mhz - 0.5 or p.mem_entitlement_mb < p.mem_demand_mb - 0.5))
+    return sorted(rows, key=lambda r: r.name)
+
+
 @dataclass
 class ReportView:
     plan: Plan
@@ -111,6 +153,7 @@ class ReportView:
     dpm_band: tuple[float, float] = DEFAULT_DPM_BAND
     dpm_end: DpmEndView | None = None  # DPM plans: the end state at this demand
     datastores: list[DatastoreRow] = field(default_factory=list)  # empty when the cluster has none
+    pools: list[PoolRow] = field(default_factory=list)  # empty when the cluster has no resource pools
 
     @property
     def moves(self) -> list[ActionRow]:
@@ -167,6 +210,7 @@ def build_view(plan: Plan, snapshot: Snapshot | None = None,
         dpm_band=dpm_band,
         dpm_end=dpm_end_view(plan.dpm_end_state) if plan.dpm_end_state is not None else None,
         datastores=datastore_rows(plan, snapshot),
+        pools=pool_rows(plan),
     )
 
 

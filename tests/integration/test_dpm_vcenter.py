@@ -59,8 +59,17 @@ def test_dpm_standby_then_power_on_reach_the_simulator(vcsim, admin, tmp_path):
 
 
 def test_evacuate_execute_enters_maintenance_on_the_simulator(vcsim, admin, tmp_path):
+    from pyVmomi import vim
+
     config = write_config(vcsim, tmp_path / "vc.yaml")
     target = host_name(1)
+    # one of the VMs leaving is in a child resource pool: it stays there
+    alloc = vim.ResourceAllocationInfo(reservation=0, limit=-1, expandableReservation=True,
+                                       shares=vim.SharesInfo(level="high", shares=0))
+    pool = admin.cluster.resourcePool.CreateResourcePool(
+        name="prod-rp", spec=vim.ResourceConfigSpec(cpuAllocation=alloc, memoryAllocation=alloc))
+    leaving = next(vm for vm, h in admin.placement().items() if h == target)
+    admin.wait(admin.vms()[leaving].RelocateVM_Task(spec=vim.vm.RelocateSpec(pool=pool)))
     proc = run_balancer("evacuate", target, "--config", config, "--execute", "--format", "json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = json.loads(proc.stdout)
@@ -68,4 +77,7 @@ def test_evacuate_execute_enters_maintenance_on_the_simulator(vcsim, admin, tmp_
     assert out["results"][-1]["action"] == "enter-maintenance" and out["results"][-1]["outcome"] == "success"
     assert target not in admin.placement().values()
     with vcsim.source() as src:
-        assert src.snapshot().host(target).state is HostState.MAINTENANCE
+        after = src.snapshot()
+        assert after.host(target).state is HostState.MAINTENANCE
+    assert after.vm(leaving).host != target and after.vm(leaving).resource_pool == "prod-rp"
+    assert admin.props(admin.vms()[leaving], "resourcePool")["resourcePool"]._GetMoId() == pool._GetMoId()

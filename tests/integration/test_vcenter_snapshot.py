@@ -172,3 +172,37 @@ def test_mounts_are_read_from_both_sides_as_a_stock_simulator_fills_them(start_v
         after = src.snapshot()
     assert [r.outcome for r in results] == ["success", "success"]
     assert not [v for v in after.vms if v.host == host_name(0)]
+
+
+def test_the_resource_pool_tree_shares_and_limits_are_collected(vcsim, admin):
+    from pyVmomi import vim
+
+    def alloc(level="normal", reservation=0, limit=-1, expandable=True, shares=0):
+        return vim.ResourceAllocationInfo(reservation=reservation, limit=limit, expandableReservation=expandable,
+                                          shares=vim.SharesInfo(level=level, shares=shares))
+
+    root = admin.cluster.resourcePool
+    prod = root.CreateResourcePool(name="prod", spec=vim.ResourceConfigSpec(
+        cpuAllocation=alloc("high", reservation=2000), memoryAllocation=alloc("high", expandable=False, reservation=4096)))
+    test = root.CreateResourcePool(name="test", spec=vim.ResourceConfigSpec(
+        cpuAllocation=alloc("low", limit=3000), memoryAllocation=alloc("custom", shares=12345)))
+    web = prod.CreateResourcePool(name="web", spec=vim.ResourceConfigSpec(cpuAllocation=alloc(),
+                                                                            memoryAllocation=alloc()))
+    vms = admin.vms()
+    admin.wait(vms[vm_name(0)].RelocateVM_Task(spec=vim.vm.RelocateSpec(pool=web)))
+    admin.wait(vms[vm_name(1)].RelocateVM_Task(spec=vim.vm.RelocateSpec(pool=test)))
+    # a CPU limit of 1 MHz on vm 1: whatever its demand, it is collected at most at its limit
+    admin.wait(vms[vm_name(1)].ReconfigVM_Task(spec=vim.vm.ConfigSpec(cpuAllocation=vim.ResourceAllocationInfo(
+        limit=1, shares=vim.SharesInfo(level="high", shares=0)))))
+    with vcsim.source() as src:
+        snap = src.snapshot()
+    pools = {p.name: p for p in snap.resource_pools}
+    assert set(pools) == {"prod", "test", "web"} and pools["web"].parent == "prod" and pools["prod"].parent is None
+    assert pools["prod"].cpu_shares.level == "high" and pools["prod"].cpu_reservation_mhz == 2000
+    assert pools["prod"].mem_expandable is False and pools["prod"].mem_reservation_mb == 4096
+    assert pools["test"].cpu_limit_mhz == 3000 and pools["test"].cpu_shares.level == "low"
+    assert pools["test"].mem_shares.level == "custom" and pools["test"].mem_shares.value == 12345
+    v0, v1, v2 = snap.vm(vm_name(0)), snap.vm(vm_name(1)), snap.vm(vm_name(2))
+    assert v0.resource_pool == "web" and v1.resource_pool == "test" and v2.resource_pool is None
+    assert v1.cpu_limit_mhz == 1 and v1.cpu_demand_mhz <= 1 and v1.cpu_shares.level == "high"
+    assert v0.cpu_limit_mhz is None and v0.cpu_shares.level == "normal"

@@ -44,6 +44,7 @@ class Cluster:
     rules: list[Constraint] = field(default_factory=list)  # compiled by the registered kinds (constraints/)
     power_idle_w: np.ndarray | None = None
     power_peak_w: np.ndarray | None = None
+    wanted: np.ndarray | None = None  # (V, 2) the load before entitlement (demand within reservation and limit)
 
     @property
     def n_hosts(self) -> int:
@@ -117,6 +118,7 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
             if recent is not None and v.powered_on:
                 load[i] = (clamp(recent[0], v.cpu_reservation_mhz, v.cpu_limit_mhz),
                            clamp(recent[1], v.mem_reservation_mb, v.mem_limit_mb))
+    wanted = load
     load = entitle(snapshot, load)  # under contention, divided by shares down the pool tree (entitlement.py)
     mem_mb = np.array([v.mem_mb for v in vms], dtype=float)
     dirty = np.array(
@@ -172,6 +174,7 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
         powered=powered,
         allowed=allowed,
         rules=rules,
+        wanted=wanted,
         power_idle_w=idle,
         power_peak_w=peak,
     )

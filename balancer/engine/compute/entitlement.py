@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...plan import PoolLoad
 from ...snapshot import HostState, Snapshot
 from ...snapshot.pools import LEVEL_RATIO, share_value
 
@@ -212,4 +213,25 @@ def _reserved(snapshot: Snapshot, field: str, res: str, exclude: str | None) -> 
     return below
 
 
-__all__ = ["admission_refusal", "divide", "entitle", "water_fill"]
+
+def pool_loads(snapshot: Snapshot, demand: np.ndarray, entitled: np.ndarray) -> list[PoolLoad] | None:
+    """Per resource pool, what its VMs (those below it too) demand and are entitled to, with its
+    settings: the plan's ``pools`` (None when the cluster has no pools)."""
+    if not snapshot.resource_pools:
+        return None
+    pools = {p.name: p for p in snapshot.resource_pools}
+    sums = {name: np.zeros(5) for name in pools}  # vms, cpu demand, cpu entitlement, mem demand, mem entitlement
+    for i, v in enumerate(snapshot.vms):
+        name = v.resource_pool
+        while name is not None and v.powered_on:
+            sums[name] += (1, demand[i, 0], entitled[i, 0], demand[i, 1], entitled[i, 1])
+            name = pools[name].parent
+    return [PoolLoad(name=p.name, parent=p.parent, vms=int(sums[p.name][0]),
+                     cpu_demand_mhz=round(float(sums[p.name][1]), 1), cpu_entitlement_mhz=round(float(sums[p.name][2]), 1),
+                     cpu_reservation_mhz=p.cpu_reservation_mhz, cpu_limit_mhz=p.cpu_limit_mhz,
+                     mem_demand_mb=round(float(sums[p.name][3]), 1), mem_entitlement_mb=round(float(sums[p.name][4]), 1),
+                     mem_reservation_mb=p.mem_reservation_mb, mem_limit_mb=p.mem_limit_mb)
+            for p in snapshot.resource_pools]
+
+
+__all__ = ["admission_refusal", "divide", "entitle", "pool_loads", "water_fill"]

@@ -12,6 +12,7 @@ from ...plan import Imbalance, Move, Plan, ResourcePair, Suppressed, VMotionEsti
 from ...snapshot import Snapshot, snapshot_digest
 from .balance import PAIRWISE_GAP, balancing_trigger, combined, imbalance, max_gap, needs_balancing, target_imbalance
 from .cluster import Cluster, build_cluster
+from .entitlement import pool_loads
 from .feasibility import find_conflicts
 from .greedy import hill_climb
 from ..history import NO_HISTORY, History
@@ -46,6 +47,7 @@ def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history
         collected_at=snapshot.collected_at.isoformat() if snapshot.collected_at else None,
         planner=options.planner,
         threshold=options.threshold,
+        pools=pool_loads(snapshot, cluster.wanted, cluster.load),
     )
     violations_before = all_violations(cluster, cluster.place)
     conflicts = find_conflicts(cluster)

@@ -69,6 +69,7 @@ class _SimVM:
     automation: str = "default"
     kind: str = "s"
     trace: str | None = None  # the trace it replays (None: its cluster's); a VM from another cluster keeps its own
+    pool: str | None = None  # its resource pool (None: the root pool)
 
 
 @dataclass
@@ -108,6 +109,7 @@ class SimulatedCluster:
             )
         self._initial_placement(rng)
         self.rules, self.vm_groups, self.host_groups = self._rules()
+        self.pools = self._pools()
         # storage last, from its own random stream: the compute side is the same with or without it
         self.storage = build_storage(cfg.datastores, [v.kind for v in self.vms], [v.vcpus for v in self.vms],
                                      [v.host for v in self.vms], len(self.hosts), cfg.seed, cfg.partial_mounts)
@@ -152,6 +154,18 @@ class SimulatedCluster:
             rules.append({"name": "db-on-rack-a", "type": "vm-host", "vm_group": "db", "host_group": "rack-a",
                           "affine": True, "mandatory": False})
         return rules, vm_groups, host_groups
+
+    def _pools(self) -> list[dict]:
+        """A small resource-pool tree, so that shares, reservations and limits can be seen: ``prod`` (high
+        shares, a reservation of 5 % of the cluster's CPU) holds the database and big VMs, ``test`` (low
+        shares, limited to 15 % of the cluster's CPU) the small application VMs; web VMs stay in the root."""
+        cpu = sum(h["size"][1] * h["size"][2] for h in self.hosts)
+        for v in self.vms:
+            v.pool = {"l": "prod", "xl": "prod", "s": "test"}.get(v.kind)
+        return [{"name": "prod", "cpu_shares": {"level": "high"}, "mem_shares": {"level": "high"},
+                 "cpu_reservation_mhz": round(0.05 * cpu)},
+                {"name": "test", "cpu_shares": {"level": "low"}, "mem_shares": {"level": "low"},
+                 "cpu_limit_mhz": round(0.15 * cpu)}]
 
     # --- the source interface -------------------------------------------------------------
     def now(self) -> datetime:
@@ -201,7 +215,7 @@ class SimulatedCluster:
                 cpu_demand_mhz=round(u * v.vcpus * VCPU_MHZ, 1) if v.powered_on else 0.0,
                 mem_demand_mb=round(memory_demand(v.mem_mb, u, v.base_active, self.idle_share), 1) if v.powered_on else 0.0,
                 powered_on=v.powered_on, automation=v.automation, disks=disks.get(j, []),
-                networks=[self.config.networks[0]],
+                networks=[self.config.networks[0]], resource_pool=v.pool,
             ))
         rules, vm_groups = self.rules, self.vm_groups
         if self.departed:  # a rule's VM that went to another cluster leaves the rule (as in vCenter)
@@ -212,6 +226,7 @@ class SimulatedCluster:
         return Snapshot.model_validate(dict(
             version=SNAPSHOT_VERSION, cluster=self.name, collected_at=self.now(), source="sim", hosts=hosts, vms=vms,
             vm_groups=vm_groups, host_groups=self.host_groups, rules=rules, datastores=datastores,
+            resource_pools=self.pools,
             evc_mode=self.config.evc_mode or None,
         ))
 

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from ...errors import SourceError
 from ...snapshot import (SNAPSHOT_VERSION, VM, Automation, Datastore, DatastoreState, Disk, HaAdmissionControl,
-                         Host, HostState, Snapshot, VmHostRule, VmVmRule)
+                         Host, HostState, ResourcePool, Shares, Snapshot, VmHostRule, VmVmRule)
 from .connection import Connection
 from .inventory import ClusterRefs, duplicate_error, duplicates, find_cluster, moid, objects_spec, props, read_view, retrieve
 from .sdrs import pod_rules
@@ -42,7 +42,9 @@ GB = 1024.0 ** 3
 
 HOST_PATHS = ["name", "summary.hardware", "summary.maxEVCModeKey", "runtime", "network", "datastore"]
 VM_PATHS = ["name", "runtime.host", "runtime.powerState", "summary.config", "summary.quickStats",
-            "config.hardware.device", "layoutEx.disk", "layoutEx.file", "network", "runtime.minRequiredEVCModeKey"]
+            "config.hardware.device", "layoutEx.disk", "layoutEx.file", "network", "runtime.minRequiredEVCModeKey",
+            "resourcePool", "config.cpuAllocation", "config.memoryAllocation"]
+POOL_PATHS = ["name", "parent", "config"]  # a resource pool: its place in the tree, shares, reservations, limits
 CLUSTER_PATHS = ["name", "resourcePool", "configurationEx", "datastore", "network", "summary"]
 DATASTORE_PATHS = ["name", "summary", "host", "parent"]
 POD_PATHS = ["name", "podStorageDrsEntry"]  # a datastore cluster: its name and its Storage DRS rules (sdrs.py)
@@ -86,9 +88,11 @@ def vm_automation(override: Any) -> Automation:
 @dataclass
 class Storage:
     """What a cluster read finds beside hosts and VMs: (datastore, props), storage pod moid -> name (and
-    its Storage DRS entry), and network moid -> name (the cluster's networks, which its hosts and VMs refer to)."""
+    its Storage DRS entry), network moid -> name (the cluster's networks, which its hosts and VMs refer
+    to), and the resource pools (pool, props)."""
 
     datastores: list[tuple[Any, dict]] = field(default_factory=list)
+    pools: list[tuple[Any, dict]] = field(default_factory=list)
     pods: dict[str, str] = field(default_factory=dict)
     pod_entries: dict[str, tuple[str, Any]] = field(default_factory=dict)  # moid -> (name, podStorageDrsEntry)
     networks: dict[str, str] = field(default_factory=dict)
@@ -109,8 +113,9 @@ class Collector:
         content = self.conn.content
         cluster = find_cluster(content, self.cluster_name, self.conn.where)
         objects = read_view(
-            content, cluster, [vim.HostSystem, vim.VirtualMachine],
-            {vim.HostSystem: HOST_PATHS, vim.VirtualMachine: VM_PATHS, vim.StoragePod: POD_PATHS},
+            content, cluster, [vim.HostSystem, vim.VirtualMachine, vim.ResourcePool],
+            {vim.HostSystem: HOST_PATHS, vim.VirtualMachine: VM_PATHS, vim.StoragePod: POD_PATHS,
+             vim.ResourcePool: POOL_PATHS},
             extra=[(cluster, vim.ClusterComputeResource, CLUSTER_PATHS)],
             follow=[(vim.ClusterComputeResource, "datastore", vim.Datastore, DATASTORE_PATHS),
                     (vim.ClusterComputeResource, "network", vim.Network, ["name"])],
@@ -130,6 +135,9 @@ class Collector:
                 continue
             if isinstance(oc.obj, vim.Network):
                 storage.networks[moid(oc.obj)] = p.get("name", moid(oc.obj))
+                continue
+            if isinstance(oc.obj, vim.ResourcePool):
+                storage.pools.append((oc.obj, p))
                 continue
             if isinstance(oc.obj, vim.ClusterComputeResource):
                 cprops = p
@@ -288,6 +296,7 @@ class Collector:
         host_mounts = {moid(h): {moid(d) for d in (p.get("datastore") or [])} for h, p in host_objs}
         datastores, ds_name = self._datastore_items(storage, host_name, latency, host_mounts)
 
+        pools, pool_names = resource_pools(storage.pools, cprops.get("resourcePool"))
         vms: list[VM] = []
         vm_name: dict[str, str] = {}
         disk_keys: dict[str, dict[int, str]] = {}  # VM moid -> {disk device key: disk name}
@@ -299,11 +308,17 @@ class Collector:
             vcpus = max(1, int(getattr(cfg, "numCpu", 0) or 0))
             mem_mb = float(max(1, int(getattr(cfg, "memorySizeMB", 0) or 0)))
             cpu_d, mem_d = (0.0, 0.0)
+            cpu_alloc, mem_alloc = allocation(p.get("config.cpuAllocation")), allocation(p.get("config.memoryAllocation"))
             if on:
                 cpu_d, mem_d = demand(perf.get(mid), p.get("summary.quickStats"), core_mhz.get(host_id, 0.0),
                                       self.idle_memory_share)
                 cpu_d = min(cpu_d, vcpus * core_mhz.get(host_id, 0.0) or cpu_d)
                 mem_d = min(mem_d, mem_mb)
+                # a limited VM never gets more than its limit: that is its demand as DRS sees it
+                cpu_d = cpu_d if cpu_alloc.limit is None else min(cpu_d, cpu_alloc.limit)
+                mem_d = mem_d if mem_alloc.limit is None else min(mem_d, mem_alloc.limit)
+            cpu_res = float(max(0, _finite(getattr(cfg, "cpuReservation", 0)) or 0))
+            mem_res = min(float(max(0, _finite(getattr(cfg, "memoryReservation", 0)) or 0)), mem_mb)
             vms.append(VM(
                 name=p.get("name", mid),
                 host=host_name[host_id],
@@ -311,8 +326,12 @@ class Collector:
                 mem_mb=mem_mb,
                 cpu_demand_mhz=float(cpu_d),
                 mem_demand_mb=float(mem_d),
-                cpu_reservation_mhz=float(max(0, _finite(getattr(cfg, "cpuReservation", 0)) or 0)),
-                mem_reservation_mb=float(max(0, _finite(getattr(cfg, "memoryReservation", 0)) or 0)),
+                cpu_reservation_mhz=cpu_res,
+                mem_reservation_mb=mem_res,
+                resource_pool=pool_names.get(moid(p["resourcePool"])) if p.get("resourcePool") is not None else None,
+                cpu_shares=cpu_alloc.shares(), mem_shares=mem_alloc.shares(),
+                cpu_limit_mhz=None if cpu_alloc.limit is None else max(cpu_alloc.limit, cpu_res),
+                mem_limit_mb=None if mem_alloc.limit is None else max(mem_alloc.limit, mem_res),
                 powered_on=on,
                 automation=vm_automation(overrides.get(mid)),
                 disks=vm_disks(p, ds_name, disk_keys.setdefault(mid, {})),
@@ -332,6 +351,9 @@ class Collector:
                 ha=ha,
                 datastores=datastores,
                 evc_mode=evc_key(getattr(cprops.get("summary"), "currentEVCModeKey", None)),
+                resource_pools=pools,
+                scalable_shares=str(getattr(getattr(config, "drsConfig", None), "scaleDescendantsShares", "") or "")
+                == "scaleCpuAndMemoryShares",
             )
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -573,3 +595,65 @@ def ha_admission_control(config: Any, host_name: dict[str, str]) -> HaAdmissionC
         return HaAdmissionControl(policy="host-failures", host_failures=level)
     log.info("HA admission control: %s is not modelled; ignored", type(policy).__name__)
     return None
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """A ``vim.ResourceAllocationInfo`` in the snapshot's words: reservation, limit (None: -1, none),
+    shares level and value, expandable reservation."""
+
+    reservation: float = 0.0
+    limit: float | None = None
+    level: str = "normal"
+    value: int = 0
+    expandable: bool = True
+
+    def shares(self) -> Shares:
+        return Shares(level="custom", value=self.value) if self.level == "custom" else Shares(level=self.level)
+
+
+def allocation(info: Any) -> Allocation:
+    if info is None:
+        return Allocation()
+    limit = _finite(getattr(info, "limit", None))
+    shares = getattr(info, "shares", None)
+    level = str(getattr(shares, "level", "") or "normal")
+    return Allocation(reservation=max(0.0, _finite(getattr(info, "reservation", 0)) or 0.0),
+                      limit=None if limit is None or limit < 0 else float(limit),
+                      level=level if level in ("low", "normal", "high", "custom") else "normal",
+                      value=max(0, int(getattr(shares, "shares", 0) or 0)),
+                      expandable=getattr(info, "expandableReservation", True) is not False)
+
+
+def resource_pools(found: list[tuple[Any, dict]], root: Any) -> tuple[list[ResourcePool], dict[str, str]]:
+    """The cluster's pools below its root pool, and pool moid -> name (the root: absent). A pool is named by
+    its own name, or by its path below the root (``prod/web``) when another pool has the same name."""
+    root_id = moid(root) if root is not None else None
+    by_id = {moid(pool): p for pool, p in found}
+    parent = {mid: (moid(p["parent"]) if p.get("parent") is not None else None) for mid, p in by_id.items()}
+
+    def path(mid: str) -> list[str]:
+        out, seen = [], set()
+        while mid is not None and mid != root_id and mid in by_id and mid not in seen:
+            seen.add(mid)
+            out.append(str(by_id[mid].get("name", mid)))
+            mid = parent[mid]
+        return out[::-1]
+
+    inside = [mid for mid in by_id if mid != root_id and path(mid) and (parent[mid] == root_id or parent[mid] in by_id)]
+    counts: dict[str, int] = {}
+    for mid in inside:
+        counts[path(mid)[-1]] = counts.get(path(mid)[-1], 0) + 1
+    names = {mid: path(mid)[-1] if counts[path(mid)[-1]] == 1 else "/".join(path(mid)) for mid in inside}
+    pools = []
+    for mid in inside:
+        cfg = by_id[mid].get("config")
+        cpu, mem = allocation(getattr(cfg, "cpuAllocation", None)), allocation(getattr(cfg, "memoryAllocation", None))
+        pools.append(ResourcePool(
+            name=names[mid], parent=names.get(parent[mid]),
+            cpu_shares=cpu.shares(), mem_shares=mem.shares(),
+            cpu_reservation_mhz=cpu.reservation, mem_reservation_mb=mem.reservation,
+            cpu_limit_mhz=None if cpu.limit is None else max(cpu.limit, cpu.reservation),
+            mem_limit_mb=None if mem.limit is None else max(mem.limit, mem.reservation),
+            cpu_expandable=cpu.expandable, mem_expandable=mem.expandable))
+    return pools, names
