@@ -325,6 +325,8 @@ class DomainConfig(_Section):
     vmotion_mbps: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] | None = None  # None: the hosts'
     copy_mbps: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] = 2_000.0  # disks copied with a VM
     exclude: list[Annotated[str, Field(min_length=1, max_length=256)]] = []  # VM names or patterns (web-*) never moved across
+    # a VM moved across goes into the target's pool of the same name, or the one named here for its pool
+    pool_map: dict[Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(min_length=1, max_length=256)]] = {}
 
     @model_validator(mode="after")
     def _room_below_high(self) -> "DomainConfig":

@@ -45,7 +45,7 @@ def domain_options(cfg: Config, domain: DomainConfig, held: frozenset[str] = fro
                                    mem_headroom=one.drs.mem_headroom, space_threshold=one.sdrs.space_threshold)
                       for name, one in members(cfg, domain)),
         high=domain.high, room=domain.room, max_moves=domain.max_moves_per_cycle,
-        vmotion_mbps=domain.vmotion_mbps, copy_mbps=domain.copy_mbps, held_vms=held)
+        vmotion_mbps=domain.vmotion_mbps, copy_mbps=domain.copy_mbps, held_vms=held, pool_map=dict(domain.pool_map))
 
 
 def cluster_time(snapshots: dict[str, Snapshot]) -> float | None:
@@ -94,7 +94,7 @@ def transfer(move: CrossMove, source: Source, target: Source,
     ``task_started`` gets the id of the cluster's task carrying it out, when it has one."""
     what = f"{move.source_cluster}/{move.source} -> {move.target_cluster}/{move.target}"
     if has(source, CanExportImport) and has(target, CanExportImport):
-        target.import_vm(source.export_vm(move.vm), move.target, move.datastore)
+        target.import_vm({**source.export_vm(move.vm), "pool": move.pool}, move.target, move.datastore)
         seconds = move.vmotion.seconds + (move.storage_copy.seconds if move.storage_copy else 0.0)
         return ActionResult(move.step, "cross", move.vm, what, "success", move.reason, "", seconds)
     if not has(source, CanMoveAcross) or type(source) is not type(target):

@@ -28,7 +28,7 @@ def test_snapshot_then_recommend_from_it(tmp_path):
     r = run_cli("snapshot", "--out", str(out))
     assert r.returncode == 0, r.stderr
     snap = json.loads(out.read_text())
-    assert snap["version"] == 4 and len(snap["hosts"]) == 8 and len(snap["vms"]) == 160
+    assert snap["version"] == 5 and len(snap["hosts"]) == 8 and len(snap["vms"]) == 160
     r = run_cli("recommend", "--snapshot", str(out), "--format", "json", "--time-limit", "1")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["snapshot_digest"].startswith("sha256:")

@@ -449,3 +449,31 @@ def test_the_evc_mode_a_vm_runs_with_is_what_the_target_must_offer():
     plan = plan_domain({"a": parse_snapshot(a), "b": b}, options("a", "b"))
     assert plan.moves == [] and any("lacks CPU features of intel-icelake" in r.why for r in plan.refused)
     assert plan_domain({"a": cluster("a", 2, busy(20), evc="intel-haswell"), "b": b}, options("a", "b")).moves
+
+
+def test_a_vm_moved_across_keeps_its_pool_by_name_or_the_domains_map_else_the_root():
+    from balancer.engine import plan_domain
+    from balancer.engine.domain.planner import target_pool
+    from balancer.snapshot import parse_snapshot
+    from domain_helpers import busy, cluster, options
+
+    def with_pools(snap, pools, vm_pool=None):
+        doc = snap.model_dump(mode="json", exclude_none=True)
+        doc["version"] = 5
+        doc["resource_pools"] = [{"name": p} for p in pools]
+        for v in doc["vms"]:
+            if vm_pool:
+                v["resource_pool"] = vm_pool
+        return parse_snapshot(doc)
+
+    a = with_pools(cluster("a", 4, busy(38)), ["prod"], "prod")
+    b = with_pools(cluster("b", 4, busy(6)), ["prod", "gold"])
+    plan = plan_domain({"a": a, "b": b}, options("a", "b", max_moves=2))
+    assert plan.moves and all(m.pool == "prod" for m in plan.moves)
+    plan = plan_domain({"a": a, "b": b}, options("a", "b", max_moves=2, pool_map={"prod": "gold"}))
+    assert plan.moves and all(m.pool == "gold" for m in plan.moves)
+    bare = with_pools(cluster("b", 4, busy(6)), [])
+    plan = plan_domain({"a": a, "b": bare}, options("a", "b", max_moves=1))
+    (m,) = plan.moves
+    assert m.pool is None and m.detail.endswith("into the root pool of b: it has no resource pool prod")
+    assert target_pool(None, b, options("a", "b")) == (None, "")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 from .budget import MoveBudget
 
@@ -149,6 +150,9 @@ class DomainOptions:
     copy_mbps: float = 2_000.0  # disks copied with the VM (shared-nothing vMotion), megabits per second
     held_vms: frozenset[str] = frozenset()  # VMs not to move across now (moved across within the cooldown)
     max_refusals: int = 10  # compatibility refusals kept in the plan, for the report
+    # a VM moved across goes into the target's pool of the same name, or the one this maps its pool to
+    # (source pool name -> target pool name); the target's root pool when it has no such pool
+    pool_map: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.room < self.high <= 1.0:

@@ -62,6 +62,7 @@ class CrossMove(_Model):
     # (storage_copy set), or, across vCenters, the same datastore seen from the other vCenter;
     # None: within one vCenter, the disks stay where they are
     datastore: str | None = None
+    pool: str | None = None  # the target cluster's resource pool it goes into (None: the root pool)
     cpu_mhz: NonNegative = 0.0  # the load it takes off its cluster
     mem_mb: NonNegative = 0.0
     vmotion: VMotionEstimate

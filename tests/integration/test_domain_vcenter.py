@@ -114,3 +114,33 @@ def test_an_unknown_cluster_in_a_domain_is_one_line(tmp_path, start_vcsim):
     r = balancer("recommend", "--config", "c.yaml", "--domain", "pair", cwd=tmp_path)
     assert r.returncode == 2 and "unknown cluster 'nowhere'" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_vm_moved_across_goes_into_the_pool_the_domain_maps_its_pool_to(start_vcsim, tmp_path):
+    from pyVmomi import vim
+
+    sim = start_vcsim(hosts=2, vms_per_host=4, cpu_mhz=500, cores=2, clusters=2, evc="intel-broadwell")
+    admin = sim.connect()
+    for i in range(8):  # DC0_C1's VMs powered off: it has room
+        admin.wait(admin.vms()[sim.vm_name(i, cluster=1)].PowerOffVM_Task())
+    alloc = vim.ResourceAllocationInfo(reservation=0, limit=-1, expandableReservation=True,
+                                       shares=vim.SharesInfo(level="normal", shares=0))
+    spec = vim.ResourceConfigSpec(cpuAllocation=alloc, memoryAllocation=alloc)
+    clusters = admin.clusters()
+    prod = clusters["DC0_C0"].resourcePool.CreateResourcePool(name="prod", spec=spec)
+    clusters["DC0_C1"].resourcePool.CreateResourcePool(name="prod", spec=spec)
+    gold = clusters["DC0_C1"].resourcePool.CreateResourcePool(name="gold", spec=spec)
+    for i in range(8):
+        admin.wait(admin.vms()[sim.vm_name(i)].RelocateVM_Task(spec=vim.vm.RelocateSpec(pool=prod)))
+    config = write_config(tmp_path / "c.yaml", [("c0", sim.vcenter_section(cluster="DC0_C0")),
+                                                ("c1", sim.vcenter_section(cluster="DC0_C1"))], high=0.8, room=0.5,
+                          pool_map={"prod": "gold"})
+    r = balancer("recommend", "--config", config, "--domain", "pair", "--format", "json", "--out", "p.json",
+                 cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (m,) = json.loads((tmp_path / "p.json").read_text())["moves"]
+    assert (m["source_cluster"], m["target_cluster"], m["pool"]) == ("c0", "c1", "gold")
+    r = balancer("apply", "p.json", "--config", config, "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert admin.placement()[m["vm"]] == m["target"]
+    assert admin.props(admin.vms()[m["vm"]], "resourcePool")["resourcePool"] == gold

@@ -301,12 +301,26 @@ def _apply(o: _Option, src: _Cluster, step: int, options: DomainOptions) -> Cros
     detail = (f"cluster {src.name} at {_pct(share_before)} of its capacity (over {_pct(options.high)}) -> "
               f"{_pct(max(src.share()))}; {tgt.name} {_pct(t_before)} -> {_pct(max(tgt.share()))}")
     cross_vcenter = options.member(src.name).vcenter != options.member(tgt.name).vcenter
+    pool, why = target_pool(vm.resource_pool, tgt.snapshot, options)
+    if why:
+        detail += f"; {why}"
     return CrossMove(step=step, vm=vm.name, source_cluster=src.name, source=vm.host, target_cluster=tgt.name,
-                     target=o.host.name, detail=detail, cross_vcenter=cross_vcenter, datastore=o.datastore,
+                     target=o.host.name, detail=detail, cross_vcenter=cross_vcenter, datastore=o.datastore, pool=pool,
                      cpu_mhz=round(load[0], 1), mem_mb=round(load[1], 1), vmotion=o.vmotion, storage_copy=o.copy)
 
 
-__all__ = ["plan_domain"]
+def target_pool(pool: str | None, target: Snapshot, options: DomainOptions) -> tuple[str | None, str]:
+    """The target cluster's pool a VM from ``pool`` goes into (the domain's ``pool_map``, else the same
+    name; None: the root pool), and words when it cannot keep a pool ("" otherwise)."""
+    if pool is None:
+        return None, ""
+    wanted = options.pool_map.get(pool, pool)
+    if wanted in {p.name for p in target.resource_pools}:
+        return wanted, ""
+    return None, f"into the root pool of {target.cluster}: it has no resource pool {wanted}"
+
+
+__all__ = ["plan_domain", "target_pool"]
 
 
 def replay_problem(plan: DomainPlan, snapshots: Mapping[str, Snapshot], options: DomainOptions) -> str | None:

@@ -332,7 +332,8 @@ class SimulatedCluster:
         h = next(i for i, x in enumerate(self.hosts) if x["name"] == host)
         trace = None if spec["trace"] == self.config.trace else spec["trace"]
         self.vms.append(_SimVM(spec["name"], h, int(spec["vcpus"]), float(spec["mem_mb"]), int(spec["trace_row"]),
-                               float(spec["base_active"]), bool(spec["powered_on"]), kind=spec["kind"], trace=trace))
+                               float(spec["base_active"]), bool(spec["powered_on"]), kind=spec["kind"], trace=trace,
+                               pool=spec.get("pool") if spec.get("pool") in {p["name"] for p in self.pools} else None))
         if not self.storage.datastores or not spec["disks"]:
             return
         names = [d.name for d in self.storage.datastores]

@@ -69,10 +69,10 @@ class VCenterSource:
         or ended within the last minutes."""
         return recent_tasks(self.conn, self.collector.refs())
 
-    def site(self, host: str, datastore: str | None) -> TargetSite:
+    def site(self, host: str, datastore: str | None, pool: str | None = None) -> TargetSite:
         """Where a VM from another cluster lands on ``host`` (and ``datastore``) of this cluster."""
         refs = self.collector.refs()
-        return target_site(self.vc, self.conn, refs, host, datastore)
+        return target_site(self.vc, self.conn, refs, host, datastore, pool)
 
     def cross_move(self, move: CrossMove, target: "VCenterSource",
                    task_started: Callable[[str], None] | None = None) -> ActionResult:
@@ -81,7 +81,7 @@ class VCenterSource:
         from .executor import cross_result
 
         try:
-            site = target.site(move.target, move.datastore)
+            site = target.site(move.target, move.datastore, move.pool)
         except SourceError as exc:
             return cross_result(move, "skipped", str(exc))
         return self.executor.cross_move(move, site, task_started)

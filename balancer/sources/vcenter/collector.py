@@ -166,6 +166,8 @@ class Collector:
             refs.duplicate_vms = duplicates((p.get("name", moid(v)), moid(v)) for v, p in vms)
             refs.vms = {p.get("name", moid(v)): v for v, p in vms}
             refs.datastores = {p.get("name", moid(d)): d for d, p in storage.datastores}
+            names = resource_pools(storage.pools, cprops.get("resourcePool"))[1]
+            refs.pools = {names[moid(pool)]: pool for pool, _ in storage.pools if moid(pool) in names}
             return refs
 
         return self.conn.call("reading the cluster inventory", read)

@@ -105,6 +105,7 @@ class ClusterRefs:
     vms: dict[str, Any] = field(default_factory=dict)
     duplicate_vms: dict[str, list[str]] = field(default_factory=dict)
     datastores: dict[str, Any] = field(default_factory=dict)
+    pools: dict[str, Any] = field(default_factory=dict)  # resource pools below the root, by the snapshot's names
 
 
 def find_cluster(content: Any, name: str, where: str) -> Any:

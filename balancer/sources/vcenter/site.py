@@ -92,8 +92,12 @@ def _vm_folder(conn: Connection, cluster: Any) -> str:
     raise SourceError(f"{conn.where}: cannot find the datacenter VM folder of cluster {moid(cluster)}")
 
 
-def target_site(vc: VCenterConfig, conn: Connection, refs: ClusterRefs, host: str, datastore: str | None) -> TargetSite:
-    """The site of ``host`` (and ``datastore``) of the cluster ``refs`` describes; SourceError when one is gone."""
+def target_site(vc: VCenterConfig, conn: Connection, refs: ClusterRefs, host: str, datastore: str | None,
+                pool: str | None = None) -> TargetSite:
+    """The site of ``host`` (and ``datastore``, and resource ``pool``; None: the root pool) of the cluster
+    ``refs`` describes; SourceError when one is gone."""
+    if pool is not None and pool not in refs.pools:
+        raise SourceError(f"cluster {refs.name}: resource pool {pool} not found")
     if host not in refs.hosts:
         raise SourceError(f"cluster {refs.name}: host {host} not found")
     if datastore is not None and datastore not in refs.datastores:
@@ -103,7 +107,8 @@ def target_site(vc: VCenterConfig, conn: Connection, refs: ClusterRefs, host: st
     folder = conn.call(f"finding the VM folder of cluster {refs.name}", lambda: _vm_folder(conn, refs.cluster))
     about = conn.call("reading the vCenter's identity", lambda: conn.content.about)
     return TargetSite(
-        cluster=refs.name, host_name=host, host_id=moid(refs.hosts[host]), pool_id=moid(refs.pool), folder_id=folder,
+        cluster=refs.name, host_name=host, host_id=moid(refs.hosts[host]),
+        pool_id=moid(refs.pools[pool] if pool is not None else refs.pool), folder_id=folder,
         datastore_name=datastore, datastore_id=moid(refs.datastores[datastore]) if datastore else None,
         url=f"{vc.protocol}://{vc.host}:{vc.port}", instance_uuid=str(getattr(about, "instanceUuid", "") or ""),
         user=vc.user, password=read_password(vc), thumbprint=certificate_thumbprint(vc))
