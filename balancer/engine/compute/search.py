@@ -46,6 +46,8 @@ SWAP_WORK = 3.0  # a scored (VM, VM) swap pair costs about three (VM, host) pair
 # an operator's own cost besides the pairs it scores (choosing hosts and VMs, feasibility): about a
 # millisecond, so a small cluster's many cheap steps count for the time they take (docs/benchmarks.md)
 STEP_WORK = 0.02
+BATCH_HOSTS = 8  # with no move budget, one scoring may give a move per this many hosts that are on ...
+BATCH_SHARE = 0.5  # ... each gaining at least this share of the best one's
 
 
 @dataclass
@@ -219,11 +221,20 @@ class Search:
         Of the moves that pay for themselves (gain above the VM's price, should-rules kept),
         the one that lowers Σ dev² most.
         """
+        found = self.best_singles(vms, targets, budget_left)
+        return found[0] if found else None
+
+    def best_singles(self, vms: np.ndarray | None, targets: np.ndarray | None,
+                     budget_left: int | None = None, most: int = 1) -> list[Step]:
+        """The best single move (``best_single``), then, up to ``most`` in all, the next best moves
+        between hosts none of the moves already taken touches, each gaining at least BATCH_SHARE of
+        the first: from one scoring, as many moves as a scan would find one after the other while
+        the cluster is far from balanced (``run`` checks each again before making it)."""
         c = self.c
         cand = np.flatnonzero(self.free) if vms is None else vms[self.free[vms]]
         hosts = np.flatnonzero(self.on) if targets is None else np.asarray(targets)
         if not len(cand) or not len(hosts):
-            return None
+            return []
         left = self.budget - self.spent if budget_left is None else budget_left
         self.work += STEP_WORK + len(cand) * len(hosts) / WORK_UNIT
         gain = -move_delta(self.c, self.on, self.loads, self.place, cand, hosts)
@@ -247,11 +258,19 @@ class Search:
         # a step pays for itself and lowers the imbalance (or mends a should-rule)
         ok &= (net > EPS) & ((gain > EPS) | mends)
         score = np.where(ok, gain, -np.inf)
-        i = int(np.argmax(score))
-        r, d = divmod(i, len(hosts))
-        if not np.isfinite(score[r, d]):
-            return None
-        return Step(float(net[r, d]), [(int(cand[r]), int(hosts[d]))], float(gain[r, d]))
+        out: list[Step] = []
+        where = self.place[cand]
+        while len(out) < most:
+            i = int(np.argmax(score))
+            r, d = divmod(i, len(hosts))
+            if not np.isfinite(score[r, d]) or (out and gain[r, d] < BATCH_SHARE * out[0].gain):
+                break
+            out.append(Step(float(net[r, d]), [(int(cand[r]), int(hosts[d]))], float(gain[r, d])))
+            if len(out) < most:  # the next moves touch neither host of this one
+                touched = np.isin(hosts, [where[r], hosts[d]])
+                score[:, touched] = -np.inf
+                score[np.isin(where, [where[r], hosts[d]]), :] = -np.inf
+        return out
 
     def _pick(self, hosts: np.ndarray, per_host: int) -> np.ndarray:
         """VMs on ``hosts`` worth trying: on each host all when few, else the largest half of
@@ -415,6 +434,15 @@ class Search:
         for v, h in step.moves:
             self._apply_one(v, h)
 
+    def _apply_if_it_pays(self, step: Step) -> None:
+        """Make a move found beside a better one (``best_singles``) when it still pays for itself:
+        its hosts are untouched, but the mean utilisation moved a little with the moves before it."""
+        (v, h), = step.moves
+        gain = -float(move_delta(self.c, self.on, self.loads, self.place, np.array([v]), np.array([h]))[0, 0])
+        net = gain + (step.net - step.gain)  # its price and should-rule weights are as scored: its hosts are untouched
+        if gain > EPS and net > EPS:
+            self.apply(Step(net, step.moves, gain))
+
     def run(self, work_limit: float, clock, threshold: int) -> np.ndarray:
         """Improve until no operator pays, the work limit, the target imbalance or the clock's safety net
         (``clock``: optimizer.Clock; its ``stopped`` says when the wall clock ended the search)."""
@@ -430,7 +458,17 @@ class Search:
             hot, cold = self.hot_cold()
             moved = np.flatnonzero(self.place != self.place0)
             focus = max(2 * FOCUS, len(hot) // 3)
-            step = self.best_single(self._union(self._pick(hot[:focus], SOURCE_VMS), moved), self._targets())
+            # with no move budget, one scoring gives several moves between distinct hosts while far from balance
+            most = max(1, self.n_on // BATCH_HOSTS) if self.budget >= self.c.n_vms else 1
+            found = self.best_singles(self._union(self._pick(hot[:focus], SOURCE_VMS), moved), self._targets(),
+                                      most=most)
+            step = found[0] if found else None
+            if len(found) > 1:
+                self.apply(step)
+                for more in found[1:]:
+                    self._apply_if_it_pays(more)
+                full_checked = False
+                continue
             if step is None:
                 # hot against cold hosts; VMs already moved (on the focus hosts) trade places at no further price
                 on_hot = np.zeros(self.c.n_hosts, dtype=bool)
