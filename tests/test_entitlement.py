@@ -171,3 +171,28 @@ def test_place_counts_a_vm_by_its_limit():
     s = snap([{"name": "p1", "cpu_demand_mhz": 2000.0}])
     out = place_vm(s, VmSpec(name="n1", vcpus=4, mem_mb=4096, cpu_demand_mhz=9000.0, cpu_limit_mhz=1000.0))
     assert out.load.cpu == 1000.0
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pooled_clusters(), st.integers(1, 5), st.booleans())
+def test_no_plan_puts_more_reservation_on_a_host_than_it_has(s, threshold, dpm):
+    from balancer.engine.options import DpmOptions
+
+    hosts = [{"name": f"h{i}", "cpu_capacity_mhz": 12000.0, "mem_capacity_mb": 65536.0} for i in range(3)]
+    doc = s.model_dump(mode="json", exclude_none=True)
+    doc["hosts"] = hosts
+    for j, v in enumerate(doc["vms"]):
+        v["host"] = f"h{j % 3}"
+    s = parse_snapshot(doc)
+    reserved = {h["name"]: 0.0 for h in hosts}
+    for v in s.vms:
+        reserved[v.host] += v.cpu_reservation_mhz if v.powered_on else 0.0
+    plan = make_plan(s, PlanOptions(threshold=threshold, time_limit_s=0.3,
+                                    dpm=DpmOptions(min_hosts_on=1) if dpm else None))
+    after = dict(reserved)
+    for m in plan.moves:
+        r = s.vm(m.vm).cpu_reservation_mhz if s.vm(m.vm).powered_on else 0.0
+        after[m.source] -= r
+        after[m.target] += r
+        # admission at every step: a host that had its reservations within capacity keeps them so
+        assert after[m.target] <= 12000.0 + 1e-6 or after[m.target] <= reserved[m.target] + 1e-6
