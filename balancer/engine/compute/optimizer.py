@@ -76,8 +76,12 @@ class OptimiseResult:
     repair_rank: np.ndarray | None = None  # (V,) the repair's sequence of moves (-1: not a repair move)
 
 
-def move_costs(cluster: Cluster, options: PlanOptions) -> np.ndarray:
+def move_costs(cluster: Cluster, options: PlanOptions,
+               since: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Per-VM price of one vMotion, in variance units: the minimum gain plus the vMotion time.
+
+    ``since``: (placement, prices) computed before for the same VMs and options: only the VMs on
+    another host now are priced again (a vMotion's time depends on its host's network).
 
     The price of a vMotion second is ``cost_per_vmotion_second`` at threshold 3 and scales with
     the minimum gain (the threshold's MinGoodness, or ``min_gain``): the threshold says how much
@@ -91,9 +95,10 @@ def move_costs(cluster: Cluster, options: PlanOptions) -> np.ndarray:
         min_gain = 1.0  # level 1: only moves that mend a mandatory rule (worth BIG_PENALTY) are made
     else:
         per_second *= min_gain / MIN_GAIN[3]
-    out = np.empty(cluster.n_vms)
+    out = np.empty(cluster.n_vms) if since is None else since[1].copy()
+    todo = range(cluster.n_vms) if since is None else np.flatnonzero(since[0] != cluster.place)
     bw = cluster.bandwidth_mbps
-    for v in range(cluster.n_vms):
+    for v in todo:
         e = estimate(cluster.mem_mb[v], cluster.dirty_mbps[v], float(bw[cluster.place[v]]))
         out[v] = min_gain + per_second * e.seconds
     return out

@@ -38,7 +38,7 @@ from .feasibility import find_conflicts, pinned_exemptions
 from ..budget import MoveBudget
 from ..history import History
 from .hoststate import host_mask, vms_on, with_hosts_leaving, with_hosts_woken
-from .optimizer import Clock, Mended, mend
+from .optimizer import Clock, Mended, mend, move_costs
 from .rules import rule_violations
 from ..options import PlanOptions
 
@@ -255,20 +255,26 @@ def _plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: 
     return _standby(cluster, options, choice)
 
 
-def _evacuate(work: Cluster, options: PlanOptions, stretch: bool = False) -> Mended:
+def _mend_options(options: PlanOptions) -> PlanOptions:
+    """The options an evacuation mends with: threshold 1, no caps. The solver's budget is counted
+    deterministically; the wall-clock limit is only a safety net, widened here so that a busy machine
+    does not cut an evacuation short (the same input gives the same plan)."""
+    return replace(options, threshold=1, max_moves=None, max_repair_moves=None, planner="cp-sat", dpm=None,
+                   evacuate=(), time_limit_s=max(options.time_limit_s, EVACUATION_TIME_LIMIT_S))
+
+
+def _evacuate(work: Cluster, options: PlanOptions, stretch: bool = False, costs: np.ndarray | None = None) -> Mended:
     """The placement after moving the VMs that must leave (``work.movable``): the repairs of phase 1
     (optimizer.mend) with only those VMs free to move. ``stretch``: a VM standing on a host that is not
     on now is a hard violation, and may fill a host up to its physical capacity when no host has room
-    within its headroom limit; emptying a host for standby or a requested maintenance never does."""
+    within its headroom limit; emptying a host for standby or a requested maintenance never does.
+    ``costs``: ``move_costs(work, _mend_options(options))`` when the caller has them."""
     if not work.must_leave.any():
         return Mended(work.place.copy(), work.bound.copy(), 0, False, Clock.start(options))
-    # The solver's budget is counted deterministically; the wall-clock limit is only a safety net,
-    # widened here so that a busy machine does not cut an evacuation short (the same input gives the same plan).
-    mend_only = replace(options, threshold=1, max_moves=None, max_repair_moves=None, planner="cp-sat", dpm=None,
-                        evacuate=(), time_limit_s=max(options.time_limit_s, EVACUATION_TIME_LIMIT_S))
     # a rule broken by VMs that stay where they are is not the evacuation's to mend
     relaxed = pinned_exemptions(work).apply(work)
-    return mend(relaxed, mend_only, may_move=relaxed.movable & (relaxed.powered | relaxed.must_leave), stretch=stretch)
+    return mend(relaxed, _mend_options(options), costs,
+                may_move=relaxed.movable & (relaxed.powered | relaxed.must_leave), stretch=stretch)
 
 
 def _standby(cluster: Cluster, options: PlanOptions, choice: PowerChoice) -> PowerPlan:
@@ -283,9 +289,11 @@ def _standby(cluster: Cluster, options: PlanOptions, choice: PowerChoice) -> Pow
     if options.dpm is not None and options.dpm.all_steps:
         # the whole consolidation: one host after the other (small solves), each onto the hosts that stay on
         place = cluster.place.copy()
+        priced = (place.copy(), move_costs(work, _mend_options(options)))  # priced once; again only for VMs moved since
         for h in hosts:
-            place = _evacuate(replace(work, place=place, movable=work.movable & vms_on(cluster, host_mask(cluster, [h]))),
-                              options).place
+            step = replace(work, place=place, movable=work.movable & vms_on(cluster, host_mask(cluster, [h])))
+            priced = (place.copy(), move_costs(step, _mend_options(options), since=priced))
+            place = _evacuate(step, options, costs=priced[1]).place
     else:
         place = _evacuate(replace(work, movable=work.movable & vms_on(cluster, host_mask(cluster, hosts))), options).place
     stuck = [h for h in hosts if (vms_on(cluster, host_mask(cluster, [h])) & (place == h)).any()]
