@@ -459,28 +459,18 @@ def overview() -> dm.Dashboard:
     )
 
     b.row("Resource pools")
-    b.panel(
-        ts(
-            "Pool CPU: demand and entitlement",
-            "Per resource pool, what its VMs (those below it too) demand, capped by limits and raised to "
-            "reservations, and what they are entitled to: below the demand when the cluster or the pool's limit "
-            "cannot give them all of it (docs/resource-pools.md).",
-            "hertz",
-            width=8,
-        ).min(0),
-        q(f'balancer_pool_cpu_hertz{{{C}, kind="demand"}}', "{{pool}} demand"),
-        q(f'balancer_pool_cpu_hertz{{{C}, kind="entitlement"}}', "{{pool}} entitled"),
-    )
-    b.panel(
-        ts(
-            "Pool memory: demand and entitlement",
-            "Per resource pool, its VMs' memory demand and what they are entitled to.",
-            "bytes",
-            width=8,
-        ).min(0),
-        q(f'balancer_pool_memory_bytes{{{C}, kind="demand"}}', "{{pool}} demand"),
-        q(f'balancer_pool_memory_bytes{{{C}, kind="entitlement"}}', "{{pool}} entitled"),
-    )
+    for what, metric, unit, words in (
+            ("CPU", "balancer_pool_cpu_hertz", "hertz",
+             "Per resource pool, what its VMs (those below it too) demand, capped by limits and raised to "
+             "reservations, and what they are entitled to: below the demand when the cluster or the pool's limit "
+             "cannot give them all of it (docs/resource-pools.md)."),
+            ("memory", "balancer_pool_memory_bytes", "bytes",
+             "Per resource pool, its VMs' memory demand and what they are entitled to.")):
+        b.panel(
+            ts(f"Pool {what}: demand and entitlement", words, unit, width=8).min(0),
+            q(f'{metric}{{{C}, kind="demand"}}', "{{pool}} demand"),
+            q(f'{metric}{{{C}, kind="entitlement"}}', "{{pool}} entitled"),
+        )
     b.panel(
         ts(
             "Pool reservations and limits",
