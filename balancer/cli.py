@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -10,56 +12,27 @@ import click
 from rich.console import Console
 
 from . import __version__
-from .config import Config, load_config
-from .engine import PLANNERS, make_plan
+from .app.apply import apply_plan_file
+from .app.evacuate import Evacuation, evacuate_datastore as evacuate_datastore_plan, evacuate_host
+from .app.exit_maintenance import exit_maintenance as exit_maintenance_now
+from .app.history import history_journal
+from .app.oneoff import cluster_of, config_at
+from .app.place import place_from_spec
+from .app.recommend import recommend_cluster, recommend_domain
+from .app.snapshot import take_snapshot
+from .config import Config, parse_duration
+from .engine import PLANNERS
 from .errors import BalancerError, InputError
-from .plan_options import plan_options
+from .journal.render import history_data, render_history
+from .logs import ShortFormatter, setup_logging
 from .plan import Plan
-from .snapshot import DatastoreState, HostState, Snapshot, load_snapshot
+from .plan.result import ActionResult
+from .report import dpm_band, render
+from .report.domain_plan import DOMAIN_FORMATS, render_domain
+from .report.placement import placement_json, render_placement
+from .report.table import render_results
+from .snapshot import Snapshot
 from .snapshot.io import snapshot_json
-from .sources.abilities import CanPowerOnVM
-from .sources.registry import able, kind_of
-
-
-# Config -> engine options lives in balancer/plan_options.py (shared with the service).
-_options = plan_options
-
-
-def _config(path: str | None) -> Config:
-    return load_config(path) if path else Config()
-
-
-def _cluster(config_path: str | None, name: str | None) -> tuple[str, Config]:
-    """The cluster a one-off command works on: --cluster NAME of the config's clusters (optional with one)."""
-    from .clusters import select_cluster
-
-    return select_cluster(_config(config_path), name)
-
-
-def _check_source(config_path: str | None, snapshot_path: str | None, cluster_name: str | None,
-                  execute: bool = False, execute_hint: str = "or neither, for the embedded simulated cluster") -> None:
-    """The options that say what a one-off command reads fit together: InputError naming the clash."""
-    if config_path and snapshot_path:
-        raise InputError("use either --config or --snapshot, not both")
-    if cluster_name and snapshot_path:
-        raise InputError("--cluster picks one of the config's clusters: use it with --config, not --snapshot")
-    if execute and snapshot_path:
-        raise InputError(f"--execute acts on the cluster: use --config ({execute_hint}), not --snapshot")
-
-
-def _finish_evacuation(plan: Plan, results: list, fmt: str, out: str | None) -> None:
-    """An evacuation carried out: with --format json the plan and its results, then the outcome and exit."""
-    if fmt == "json":
-        _write(json.dumps({"plan": plan.to_json_dict(), "results": [r.to_json_dict() for r in results]}, indent=2) + "\n",
-               out)
-    _finish_results(results, fmt)
-
-
-def _collect(name: str, cfg: Config) -> Snapshot:
-    """The cluster's snapshot as the service sees it (the simulator from the service's state, read only)."""
-    from .service.oneoff import collect
-
-    return collect(name, cfg)
 
 
 cluster_option = click.option("--cluster", "cluster_name", metavar="NAME",
@@ -76,6 +49,15 @@ def _write(text: str, out: str | None) -> None:
         click.echo(text, nl=False)
 
 
+def _finish_evacuation(evacuation: Evacuation, fmt: str, out: str | None) -> None:
+    """An evacuation carried out: with --format json the plan and its results, then the outcome and exit."""
+    plan, results = evacuation.plan, evacuation.results
+    if fmt == "json":
+        _write(json.dumps({"plan": plan.to_json_dict(), "results": [r.to_json_dict() for r in results]}, indent=2) + "\n",
+               out)
+    _finish_results(results, fmt)
+
+
 # Report formats of `recommend` and `evacuate` (balancer/report/render.py).
 PLAN_FORMATS = ["table", "json", "markdown", "html"]
 
@@ -89,8 +71,6 @@ class Duration(click.ParamType):
         self.minimum = minimum
 
     def convert(self, value, param, ctx) -> float:
-        from .config import parse_duration
-
         if isinstance(value, float):
             return value
         try:
@@ -105,10 +85,6 @@ class Duration(click.ParamType):
 def _show_plan(plan: Plan, fmt: str, out: str | None, snapshot: Snapshot | None = None,
                cfg: Config | None = None) -> None:
     """Print (or write to --out) the plan in `fmt`; `snapshot` is the one the plan was made from (html needs it)."""
-    import shutil
-
-    from .report import dpm_band, render
-
     dpm = (cfg or Config()).dpm
     tty = out is None and sys.stdout.isatty()
     text = render(plan, snapshot, fmt, dpm_band=dpm_band(dpm.target, dpm.tolerance), color=tty,
@@ -186,43 +162,18 @@ def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, max_repa
             raise InputError(f"--domain plans the moves between clusters: {given[0]} does not apply to it")
         if not config_path:
             raise InputError("--domain names a balancing domain of a config: give --config")
-        _recommend_domain(_config(config_path), domain_name, fmt, out)
+        cfg = config_at(config_path)
+        if fmt not in DOMAIN_FORMATS:
+            raise InputError(f"--format {fmt}: a domain plan is shown as {', '.join(DOMAIN_FORMATS)}")
+        plan = recommend_domain(cfg, domain_name)
+        tty = out is None and sys.stdout.isatty()
+        _write(render_domain(plan, fmt, color=tty, width=shutil.get_terminal_size().columns if tty else None), out)
         return
-    _check_source(config_path, snapshot_path, cluster_name)
-    name, cfg = _cluster(config_path, cluster_name)
-    snap = load_snapshot(snapshot_path) if snapshot_path else _collect(name, cfg)
-    history = None
-    if not snapshot_path:  # the service's cluster: its cooldowns and no-going-back hold here too
-        from .service.oneoff import journaled_past
-
-        history = journaled_past(name, cfg, snap)
-    options = _options(cfg, threshold, max_moves, planner, time_limit, dpm=True if dpm or all_steps else None,
-                       dpm_all_steps=all_steps, max_repair_moves=max_repair_moves)
-    plan = make_plan(snap, options, history)
-    if options.storage is None and plan.datastores:  # Storage DRS off: say so when a datastore is past its threshold
-        over = [d for d in plan.datastores if d.state == "normal" and d.utilisation_before > cfg.sdrs.space_threshold]
-        if over:
-            fullest = max(over, key=lambda d: d.utilisation_before)
-            plan = plan.model_copy(update={"notes": [*plan.notes, (
-                f"sdrs automation is off: no storage moves planned, though {len(over)} datastore(s) are above the "
-                f"{100 * cfg.sdrs.space_threshold:g} % space threshold (fullest: {fullest.name} "
-                f"{100 * fullest.utilisation_before:.0f} %)")]})
-    _show_plan(plan, fmt, out, snap, cfg)
-    if plan.status == "infeasible":
+    rec = recommend_cluster(config_path, cluster_name, snapshot_path, threshold, max_moves, max_repair_moves, planner,
+                            time_limit, dpm, all_steps)
+    _show_plan(rec.plan, fmt, out, rec.snapshot, rec.config)
+    if rec.plan.status == "infeasible":
         raise SystemExit(3)
-
-
-def _recommend_domain(cfg: Config, name: str, fmt: str, out: str | None) -> None:
-    import shutil
-
-    from .domains import recommend as recommend_domain
-    from .report.domain import DOMAIN_FORMATS, render_domain
-
-    if fmt not in DOMAIN_FORMATS:
-        raise InputError(f"--format {fmt}: a domain plan is shown as {', '.join(DOMAIN_FORMATS)}")
-    plan, _ = recommend_domain(cfg, name)
-    tty = out is None and sys.stdout.isatty()
-    _write(render_domain(plan, fmt, color=tty, width=shutil.get_terminal_size().columns if tty else None), out)
 
 
 @cli.command()
@@ -240,33 +191,15 @@ def evacuate(host, config_path, cluster_name, snapshot_path, fmt, execute, out) 
     emptied, 1 when an action failed, 2 on bad input, 3 when the rules or the room left make
     it impossible (the message names the rule).
     """
-    from contextlib import ExitStack
+    evacuation = evacuate_host(host, config_path, cluster_name, snapshot_path, execute,
+                               None if execute and fmt == "json" else _plan_shower(fmt, out))
+    if evacuation.results is not None:
+        _finish_evacuation(evacuation, fmt, out)
 
-    from .errors import InfeasibleError
-    from .execute.evacuation import carry_out_evacuation, vms_left_on
-    from .service.oneoff import acting
 
-    _check_source(config_path, snapshot_path, cluster_name, execute)
-    name, cfg = _cluster(config_path, cluster_name)
-    with ExitStack() as stack:
-        act = stack.enter_context(acting(name, cfg, "evacuate")) if execute else None
-        snap = load_snapshot(snapshot_path) if snapshot_path else (act.source.snapshot() if act else _collect(name, cfg))
-        if host not in snap.hosts_by_name():
-            raise InputError(f"host {host!r}: not in cluster {snap.cluster}")
-        plan = make_plan(snap, _options(cfg, evacuate=(host,)))
-        if not (execute and fmt == "json"):
-            _show_plan(plan, fmt, out, snap, cfg)
-        if plan.status == "infeasible":
-            raise InfeasibleError(f"cannot evacuate {host}: "
-                                  + "; ".join(c.removeprefix(f"evacuating {host}: ") for c in plan.conflicts))
-        left = vms_left_on(plan, host, [v.name for v in snap.vms if v.host == host])
-        if left:
-            raise InfeasibleError(f"cannot evacuate {host}: {len(left)} VM(s) would stay on it ({', '.join(left[:5])}); "
-                                  + " ".join(plan.notes))
-        if act is None:
-            return
-        results = act.carry_out(plan, snap, lambda source, p: carry_out_evacuation(source, p, host))
-    _finish_evacuation(plan, results, fmt, out)
+def _plan_shower(fmt: str, out: str | None):
+    """Shows a plan (in ``fmt``, to --out or standard output) before it is carried out or refused."""
+    return lambda plan, snapshot, cfg: _show_plan(plan, fmt, out, snapshot, cfg)
 
 
 @cli.command()
@@ -282,33 +215,15 @@ def place(spec_path, config_path, cluster_name, snapshot_path, fmt, execute) -> 
     hosts (one is woken only when no host that is on fits). Exit status: 0 with a host, 1 when
     --execute failed, 2 on bad input, 3 when the VM fits nowhere (the message says why).
     """
-    from .placement import execute_placement, fail_if_impossible, load_vm_spec, placement_json, rank, render_placement
-
-    _check_source(config_path, snapshot_path, cluster_name, execute, execute_hint="with a vCenter source")
-    spec = load_vm_spec(spec_path)
-    name, cfg = _cluster(config_path, cluster_name)
-    if execute and CanPowerOnVM not in kind_of(cfg).abilities:
-        raise InputError("--execute powers the VM on through vCenter: use a config with source "
-                         + " or ".join(able(CanPowerOnVM)) + " (the embedded simulated cluster's VMs all replay traces)")
-    options = _options(cfg)
-    if not execute:
-        snap = load_snapshot(snapshot_path) if snapshot_path else _collect(name, cfg)
-        p = rank(snap, spec, options, f"vm spec {spec_path}")
-        click.echo(placement_json(p), nl=False) if fmt == "json" else render_placement(p, Console())
-        fail_if_impossible(p)
-        return
-    from .sources import open_source
-
-    source = open_source(cfg)
-    try:
-        snap = source.snapshot()
-        p = rank(snap, spec, options, f"vm spec {spec_path}")
+    def show(p) -> None:
         if fmt != "json":
             render_placement(p, Console())
-        fail_if_impossible(p)
-        outcome = execute_placement(source, p, snap)
-    finally:
-        source.close()
+        elif not execute:
+            click.echo(placement_json(p), nl=False)
+
+    p, outcome = place_from_spec(spec_path, config_path, cluster_name, snapshot_path, execute, show)
+    if not execute:
+        return
     if fmt == "json":
         click.echo(json.dumps({"placement": p.to_json_dict(), "result": outcome}, indent=2))
     else:
@@ -331,39 +246,10 @@ def evacuate_datastore(datastore, config_path, cluster_name, snapshot_path, fmt,
     emptied, 1 when an action failed, 2 on bad input, 3 when the rules or the room left make
     it impossible (the message names the rule, or the disks with no room).
     """
-    from contextlib import ExitStack
-
-    from .errors import InfeasibleError
-    from .execute.evacuation import carry_out_datastore_evacuation, disks_left_on
-    from .service.oneoff import acting
-
-    _check_source(config_path, snapshot_path, cluster_name, execute)
-    name, cfg = _cluster(config_path, cluster_name)
-    with ExitStack() as stack:
-        act = stack.enter_context(acting(name, cfg, "evacuate-datastore")) if execute else None
-        snap = load_snapshot(snapshot_path) if snapshot_path else (act.source.snapshot() if act else _collect(name, cfg))
-        found = next((d for d in snap.datastores if d.name == datastore), None)
-        if found is None:
-            known = ", ".join(d.name for d in snap.datastores[:10]) or "none"
-            raise InputError(f"datastore {datastore!r}: not in cluster {snap.cluster} (its datastores: {known})")
-        if found.state is DatastoreState.MAINTENANCE and execute:
-            raise InputError(f"datastore {datastore} is already in maintenance")
-        plan = make_plan(snap, _options(cfg, evacuate_datastores=(datastore,)))
-        if not (execute and fmt == "json"):
-            _show_plan(plan, fmt, out, snap, cfg)
-        if plan.status == "infeasible":
-            why = [c.removeprefix(f"evacuating {datastore}: ") for c in plan.conflicts]
-            raise InfeasibleError(f"cannot evacuate datastore {datastore}: " + "; ".join(why[:3])
-                                  + (f"; and {len(why) - 3} more" if len(why) > 3 else ""))
-        left = disks_left_on(plan, datastore, snap)
-        if left:
-            raise InfeasibleError(f"cannot evacuate datastore {datastore}: {len(left)} disk(s) would stay on it "
-                                  f"({', '.join(left[:5])}{' ...' if len(left) > 5 else ''})"
-                                  + "".join(f"; {n}" for n in plan.notes if datastore in n or "disk" in n))
-        if act is None:
-            return
-        results = act.carry_out(plan, snap, lambda source, p: carry_out_datastore_evacuation(source, p, datastore))
-    _finish_evacuation(plan, results, fmt, out)
+    evacuation = evacuate_datastore_plan(datastore, config_path, cluster_name, snapshot_path, execute,
+                                         None if execute and fmt == "json" else _plan_shower(fmt, out))
+    if evacuation.results is not None:
+        _finish_evacuation(evacuation, fmt, out)
 
 
 @cli.command("exit-maintenance")
@@ -381,36 +267,7 @@ def exit_maintenance(name, config_path, cluster_name, is_datastore, fmt) -> None
     `apply`. Exit status: 0 when NAME is back, 1 when the action failed, 2 on bad input (NAME
     unknown, or not in maintenance).
     """
-    from .execute.evacuation import carry_out_datastore_exit
-    from .execute.premise import power_premise
-    from .plan import PowerAction
-    from .service.oneoff import acting
-
-    cluster, cfg = _cluster(config_path, cluster_name)
-    with acting(cluster, cfg, "exit-maintenance") as act:
-        snap = act.source.snapshot()
-
-        def only(power: list) -> Plan:  # the cluster's plan frame, with no action but ``power``
-            return make_plan(snap, _options(cfg, no_moves=True)).model_copy(
-                update={"moves": [], "suppressed": [], "notes": [], "power": power, "storage_moves": []})
-
-        found = None if is_datastore else snap.hosts_by_name().get(name)
-        if found is None:
-            ds = next((d for d in snap.datastores if d.name == name), None)
-            if ds is None:
-                what = "datastore" if is_datastore else "host or datastore"
-                raise InputError(f"{what} {name!r}: not in cluster {snap.cluster}")
-            if ds.state is not DatastoreState.MAINTENANCE:
-                raise InputError(f"datastore {name} is not in maintenance")
-            results = act.carry_out(only([]), snap, lambda source, p: carry_out_datastore_exit(source, name))
-        else:
-            if found.state is HostState.ON:
-                raise InputError(f"host {name} is on, not in maintenance")
-            action = PowerAction(step=1, host=name, action="exit-maintenance", reason="maintenance",
-                                 detail="taken out of maintenance on request")
-            if why := power_premise(action, found.state, 0):  # the executor's own check, before anything is journaled
-                raise InputError(why)
-            results = act.carry_out(only([action]), snap)
+    results = exit_maintenance_now(name, config_path, cluster_name, is_datastore)
     if fmt == "json":
         _write(json.dumps([r.to_json_dict() for r in results], indent=2) + "\n", None)
     _finish_results(results, fmt)
@@ -422,7 +279,7 @@ def exit_maintenance(name, config_path, cluster_name, is_datastore, fmt) -> None
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the snapshot JSON.")
 def snapshot(config_path, cluster_name, out) -> None:
     """Write the configured source's current snapshot as JSON."""
-    snap = _collect(*_cluster(config_path, cluster_name))
+    snap = take_snapshot(config_path, cluster_name)
     _write(snapshot_json(snap), out)
     click.echo(f"wrote {out}: cluster {snap.cluster}, {len(snap.hosts)} hosts, {len(snap.vms)} VMs, "
                f"{len(snap.datastores)} datastores, {len(snap.rules)} rules", err=True)
@@ -436,10 +293,10 @@ def check_config(file) -> None:
     Settings that weaken security (vCenter over http, verify_tls false) get a warning line on
     standard error. Exit status: 0 when valid, 2 otherwise.
     """
-    from .config_check import check_config_files
+    from .app.check_config import check_config as check_config_file  # defers the metrics endpoint's modules
 
-    cfg = load_config(file)
-    for line in check_config_files(cfg, f"config {file}"):
+    cfg, warnings = check_config_file(file)
+    for line in warnings:
         click.echo(f"warning: {line}", err=True)
     if cfg.clusters is not None:
         names = ", ".join(f"{n} ({c.source}, automation {c.drs.automation}, Storage DRS {c.sdrs.automation})"
@@ -473,61 +330,21 @@ def apply(plan_file, config_path, cluster_name, max_age, max_moves, fmt) -> None
     A domain plan (`recommend --domain --format json`) is carried out move by move, each re-checked
     on fresh snapshots of its two clusters; --config must name its domain.
     """
-    from .execute import check_plan_against, check_plan_age, check_plan_steps
-    from .service.oneoff import acting
-
-    from .plan.domain import is_domain_plan, parse_domain_plan
-    from .validation import read_json_file
-
-    data = read_json_file(Path(plan_file), f"plan {plan_file}")
-    if is_domain_plan(data):
-        if cluster_name:
-            raise InputError(f"plan {plan_file} is a domain plan: --cluster does not apply to it")
-        if not config_path:
-            raise InputError(f"plan {plan_file} is a domain plan: give the --config that names its domain")
-        from .domains import apply as apply_domain
-
-        results = apply_domain(_config(config_path), parse_domain_plan(data, f"plan {plan_file}"), max_age,
-                               f"plan {plan_file}", max_moves)
-        if not results:
-            click.echo(f"plan {plan_file}: nothing to do (no moves between clusters)", err=True)
-            if fmt == "json":
-                click.echo("[]")
-            return
+    applied = apply_plan_file(plan_file, config_path, cluster_name, max_age, max_moves)
+    if applied.nothing_to_do is not None:
+        click.echo(applied.nothing_to_do, err=True)
         if fmt == "json":
-            click.echo(json.dumps([r.to_json_dict() for r in results], indent=2))
-        _finish_results(results, fmt)
+            click.echo("[]")
         return
-    from .plan import parse_plan
-
-    plan = parse_plan(data, f"plan {plan_file}")
-    name, cfg = _cluster(config_path, cluster_name)
-    expected = {name, kind_of(cfg).cluster_name(cfg)}
-    if plan.cluster not in expected:
-        raise InputError(f"plan {plan_file}: made for cluster {plan.cluster!r}, not {name!r}")
-    with acting(name, cfg, "apply") as act:
-        source = act.source
-        fresh = source.snapshot()
-        check_plan_against(fresh, plan, f"plan {plan_file}")
-        check_plan_age(fresh, plan, max_age, f"plan {plan_file}")
-        check_plan_steps(fresh, plan, _options(cfg, max_moves=max_moves), f"plan {plan_file}")
-        if not plan.actions:
-            click.echo(f"plan {plan_file}: nothing to do (no moves, no host actions)", err=True)
-            if fmt == "json":
-                click.echo("[]")
-            return
-        results = act.carry_out(plan, fresh)
     if fmt == "json":
-        click.echo(json.dumps([r.to_json_dict() for r in results], indent=2))
-    _finish_results(results, fmt)
+        click.echo(json.dumps([r.to_json_dict() for r in applied.results], indent=2))
+    _finish_results(applied.results, fmt)
 
 
-def _finish_results(results, fmt: str) -> None:
+def _finish_results(results: list[ActionResult], fmt: str) -> None:
     """Carried-out actions as a table (JSON is printed by the caller); exit 1 unless every one succeeded
     (a move that had already been made counts as done: applying a plan twice is not a failure)."""
     if fmt != "json":
-        from .report.table import render_results
-
         render_results(results, Console())
     if not all(r.done for r in results):
         raise SystemExit(1)
@@ -546,12 +363,11 @@ def run(config_path, once, cycles, log_format) -> None:
     (/metrics, /healthz). SIGTERM or Ctrl-C stops it cleanly (exit 0). With --once or --cycles
     it exits when done: 0 when every cycle succeeded, 1 otherwise.
     """
-    from .logs import setup_logging
-    from .service import Service
+    from .service import Service  # the service's modules (metrics endpoint, worker pool) only for `run`
 
     if once and cycles:
         raise InputError("use either --once or --cycles, not both")
-    cfg = _config(config_path)
+    cfg = config_at(config_path)
     setup_logging(log_format)
     code = Service(cfg, cycles=1 if once else cycles).run()
     if code:
@@ -565,21 +381,11 @@ def run(config_path, once, cycles, log_format) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def history(config_path, last, cluster, fmt) -> None:
     """Print the journal: the last cycles with their plans, actions and outcomes."""
-    from .journal import open_journal
-    from .journal.render import history_data, render_history
-
-    journal = open_journal(_config(config_path).journal)
-    try:
-        if cluster is not None and cluster not in journal.clusters():
-            known = journal.clusters()
-            raise InputError(f"--cluster {cluster}: the journal has no cycles of this cluster"
-                             + (f" (it has: {', '.join(known)})" if known else ""))
+    with history_journal(config_path, cluster) as journal:
         if fmt == "json":
             click.echo(json.dumps(history_data(journal, last, cluster), indent=2))
         else:
             render_history(journal, last, Console(width=None if sys.stdout.isatty() else 160), cluster)
-    finally:
-        journal.close()
 
 
 @cli.command()
@@ -614,28 +420,21 @@ def simulate(trace, hosts, vms, interval, policy, dpm, seed, start, steps, thres
     (collect, plan, carry out, fully automated). Prints overload minutes, migrations, imbalance,
     host-hours and energy.
     """
-    from .simulate import ReplaySpec, replay
-    from .simulate.report import render_table
-    from .sources.sim.traces import packaged_days
+    # deferred to `simulate`: the simulated cluster, the service's cycle and the progress bar
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .whatif import replay, replay_spec
+    from .whatif.report import render_table
 
     if cluster_name and not config_path:
         raise InputError("--cluster picks one of the config's clusters: use it with --config")
     # a config with clusters: the chosen cluster's tuning (its own drs / dpm overrides included)
-    base = _cluster(config_path, cluster_name)[1] if config_path else None
-    predicting = predictive == "on" if predictive else bool(base and base.drs.predictive)
-    if history is not None and not predicting:
-        raise InputError("--history gives the VMs' daily profiles a past: use it with --predictive on")
-    if history is not None:
-        days = tuple(d.strip() for d in history.split(",") if d.strip())
-    else:  # the packaged days before this one
-        days = tuple(d for d in packaged_days() if trace in packaged_days() and d < trace) if predicting else ()
-    spec = ReplaySpec(trace=trace, hosts=hosts, vms=vms, interval=interval, policy=policy, dpm=dpm == "on",
-                      seed=seed, start=start, steps=steps, threshold=threshold,
-                      predictive=None if predictive is None else predictive == "on", history=days)
+    base = cluster_of(config_path, cluster_name)[1] if config_path else None
+    spec = replay_spec(base, trace, history, None if predictive is None else predictive == "on", hosts=hosts, vms=vms,
+                       interval=interval, policy=policy, dpm=dpm == "on", seed=seed, start=start, steps=steps,
+                       threshold=threshold)
     err = Console(stderr=True)
     if err.is_terminal:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
         with Progress(TextColumn("replaying {task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), console=err, transient=True) as bar:
             task = bar.add_task(f"{trace} ({policy}, DPM {dpm})", total=None)
@@ -650,10 +449,6 @@ def simulate(trace, hosts, vms, interval, policy, dpm, seed, start, steps, thres
 
 def _warnings_to_stderr() -> None:
     """Until a command sets up its own logging (`run`), warnings are one line each: ``warning: ...``."""
-    import logging
-
-    from .logs import ShortFormatter
-
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)

@@ -1,6 +1,6 @@
 """Evaluation over trace days: no balancing vs the greedy baseline vs ours, with and without DPM.
 
-Not a test. For each day, five full-day replays (`balancer.simulate.replay`, run one after the
+Not a test. For each day, five full-day replays (`balancer.whatif.replay`, run one after the
 other): none, greedy, ours, greedy + DPM, ours + DPM, on the default replay cluster (40 hosts,
 one VM per trace row, seed 1, a cycle every 5 minutes). Prints Markdown: the metrics per day and
 run, then the targets per day and over all the days (sums). docs/evaluation.md shows the output.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from balancer.simulate import ReplaySpec, replay  # noqa: E402
+from balancer.whatif import ReplaySpec, replay  # noqa: E402
 
 DAYS = {
     "march": ["20110303", "20110306", "20110309", "20110322", "20110325"],

@@ -1,6 +1,6 @@
 """Predictive vs reactive balancing over trace days (docs/evaluation.md, "Predictive balancing").
 
-Not a test. For each day, full-day replays (`balancer.simulate.replay`, one after the other) of
+Not a test. For each day, full-day replays (`balancer.whatif.replay`, one after the other) of
 the optimiser reactive (`drs.predictive` off: recent demand only) and predictive (on: max of the
 recent demand and each VM's forecast for the next hour), without and with DPM. The predictive
 runs' daily profiles get their past from the packaged days before the replayed one, matched by
@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from balancer.simulate import ReplaySpec, replay  # noqa: E402
+from balancer.whatif import ReplaySpec, replay  # noqa: E402
 from balancer.sources.sim.traces import packaged_days  # noqa: E402
 
 DAYS = {  # the first packaged day has no day before it: no profile, nothing to compare

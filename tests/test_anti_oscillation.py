@@ -11,7 +11,7 @@ from balancer.config import SimConfig
 from balancer.engine import History, PlanOptions, make_plan
 from balancer.journal import ActionRow, Journal
 from balancer.service import ClusterCycle
-from balancer.service.past import swinging_hosts, window_demand
+from balancer.journal.past import swinging_hosts, window_demand
 from balancer.sources.sim import SimulatedCluster
 from service_helpers import config_of, sim_config
 

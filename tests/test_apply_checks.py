@@ -11,7 +11,7 @@ import pytest
 from balancer.config import SimConfig
 from balancer.engine import PlanOptions, make_plan
 from balancer.errors import InputError
-from balancer.execute import check_plan_age, check_plan_steps
+from balancer.checks import check_plan_age, check_plan_steps
 from balancer.plan import Plan
 from balancer.snapshot import Snapshot
 from balancer.sources.sim import SimulatedCluster

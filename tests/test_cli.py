@@ -159,7 +159,7 @@ def test_recommend_on_the_service_cluster_keeps_the_journals_cooldown(tmp_path):
     assert again["moves"] and not moved & {m["vm"] for m in again["moves"]}
     # what the recommendation was told: the applied VMs are in their cooldown
     from balancer.config import Config
-    from balancer.service.oneoff import collect, journaled_past
+    from balancer.app.oneoff import collect, journaled_past
 
     cfg = Config.model_validate({"journal": {"path": str(tmp_path / "balancer-journal.sqlite")}})
     name = again["cluster"]

@@ -15,7 +15,7 @@ from balancer.engine.compute.placement import place_vm
 from balancer.engine.compute.constraints import KINDS, HostSet, Index, register, unregister
 from balancer.engine.options import DpmOptions
 from balancer.errors import InputError
-from balancer.execute.replay import check_plan_steps
+from balancer.checks.replay import check_plan_steps
 from balancer.plan import Imbalance, Plan, ResourcePair
 from balancer.snapshot import parse_snapshot
 from balancer.snapshot.vmspec import VmSpec

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from balancer.engine import plan_domain
-from balancer.execute.cross import cross_premise
+from balancer.checks.cross import cross_premise
 from balancer.snapshot import parse_snapshot
 from domain_helpers import cluster, options
 

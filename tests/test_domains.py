@@ -1,4 +1,4 @@
-"""Balancing domains: moves between clusters (engine/domain, balancer/domains.py, the CLI and the service)."""
+"""Balancing domains: moves between clusters (engine/domain, balancer/app/balancing_domains.py, the CLI and the service)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from balancer.engine import plan_domain
 from balancer.engine.domain import check_cpu
 from balancer.errors import InputError
-from balancer.execute.cross import cross_premise
-from balancer.plan.domain import domain_plan_json, domain_plan_schema, parse_domain_plan
+from balancer.checks.cross import cross_premise
+from balancer.plan.domain_plan import domain_plan_json, domain_plan_schema, parse_domain_plan
 from domain_helpers import busy, cluster, options
 from helpers import ROOT, run_cli
 
@@ -264,7 +264,7 @@ def test_a_domain_cycle_carries_nothing_out_while_a_cluster_still_runs_an_earlie
     from balancer.config import parse_config
     from balancer.journal import Journal
     from balancer.service import ClusterCycle
-    from balancer.service.domain import DomainCycle
+    from balancer.service.domain_cycle import DomainCycle
     from service_helpers import StillRelocating, started_before_a_crash
 
     data = yaml.safe_load((example / "domain.yaml").read_text())
@@ -296,9 +296,9 @@ def test_a_domain_cycle_carries_nothing_out_while_a_cluster_still_runs_an_earlie
 def test_a_domain_cycle_shows_in_the_metrics():
     from prometheus_client import generate_latest
 
-    from balancer.execute.result import ActionResult
+    from balancer.plan.result import ActionResult
     from balancer.metrics import Metrics
-    from balancer.service.domain import DomainResult
+    from balancer.service.domain_cycle import DomainResult
 
     plan = plan_domain(_over_and_room(), options("a", "b", max_moves=2))
     results = [ActionResult(m.step, "cross", m.vm, "x", "success", m.reason) for m in plan.moves]

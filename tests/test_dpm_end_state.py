@@ -13,7 +13,7 @@ from balancer.engine import History, PlanOptions, make_plan
 from balancer.engine.options import DpmOptions
 from balancer.errors import InputError
 from balancer.plan import PowerAction, parse_plan, plan_json
-from balancer.plan_options import plan_options
+from balancer.config.plan_options import plan_options
 from balancer.snapshot import parse_snapshot
 from helpers import run_cli
 from test_dpm import SETTINGS, dpm_clusters, headroom_kept, host, replay, vm

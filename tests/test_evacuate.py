@@ -12,7 +12,7 @@ from balancer.config import SimConfig
 from balancer.engine import PlanOptions, make_plan
 from balancer.engine.compute.cluster import build_cluster
 from balancer.engine.compute.hoststate import rule_allowed
-from balancer.execute.evacuation import carry_out_evacuation
+from balancer.app.evacuate import carry_out_evacuation
 from balancer.snapshot import parse_snapshot
 from balancer.sources.sim import SimulatedCluster
 from helpers import run_cli

@@ -172,7 +172,7 @@ def test_a_vm_goes_only_to_hosts_with_its_networks_and_cpu_features():
 
 def test_apply_refuses_a_hand_made_move_onto_the_failover_host(tmp_path):
     from balancer.errors import InputError
-    from balancer.execute.replay import check_plan_steps
+    from balancer.checks.replay import check_plan_steps
     from balancer.plan import Move
 
     s = skewed()

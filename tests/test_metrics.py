@@ -197,7 +197,7 @@ def test_storage_moves_count_by_reason_and_result_and_gone_datastores_leave():
     from prometheus_client import generate_latest
 
     from balancer.config import SimConfig
-    from balancer.execute import ActionResult
+    from balancer.plan.result import ActionResult
     from balancer.sources.sim import SimulatedCluster
 
     m = Metrics()

@@ -253,8 +253,8 @@ def _post(url: str, body: bytes, auth: tuple[str, str] | None = None, query: str
 
 
 def test_post_place_answers_as_the_engine_does_on_the_last_collection(tmp_path, monkeypatch):
-    from balancer.placement import rank
-    from balancer.plan_options import plan_options
+    from balancer.app.place import rank
+    from balancer.config.plan_options import plan_options
     from service_helpers import Running, config_of, scrape, sim_config
 
     monkeypatch.setenv("BALANCER_TEST_PLACE_PASSWORD", "pl4ce-pass")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from balancer.execute.result import action_result
+from balancer.plan.result import action_result
 from balancer.plan import Imbalance, Plan, ResourcePair
 from balancer.sources.plan_runner import Limits, run_plan
 from helpers import plan_actions

@@ -8,8 +8,8 @@ import pytest
 from balancer.config import parse_config
 from balancer.errors import InputError
 from balancer.service.forecast import SLOT_SECONDS, DailyProfile, plan_demand
-from balancer.simulate import ReplaySpec, replay
-from balancer.simulate.replay import feed_history, replay_config
+from balancer.whatif import ReplaySpec, replay
+from balancer.whatif.replay import feed_history, replay_config
 from balancer.sources.sim import SimulatedCluster
 from test_engine_cases import host, snap, vm
 

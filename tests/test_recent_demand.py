@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from balancer.engine import History, PlanOptions, make_plan
-from balancer.service.past import RecentDemand
+from balancer.journal.past import RecentDemand
 from test_engine_cases import host, snap, vm
 
 FAST = dict(time_limit_s=2, threshold=3)

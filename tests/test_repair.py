@@ -271,7 +271,7 @@ def _v(name, h, cpu, **kw):
 @pytest.mark.parametrize("planner", ["cp-sat", "greedy"])
 @pytest.mark.parametrize("threshold", [1, 3, 5])
 def test_the_repair_cap_holds_at_every_threshold(planner, threshold):
-    from balancer.execute.replay import check_plan_steps
+    from balancer.checks.replay import check_plan_steps
 
     pair = snap([_h("h0"), _h("h1")], [_v("a", "h0", 2000), _v("b", "h0", 2000)],
                 [{"name": "ab", "type": "vm-anti-affinity", "vms": ["a", "b"]}])
@@ -287,7 +287,7 @@ def test_the_repair_cap_holds_at_every_threshold(planner, threshold):
 
 
 def test_a_vm_evicted_to_make_room_for_a_repair_is_a_repair_at_every_threshold():
-    from balancer.execute.replay import check_plan_steps
+    from balancer.checks.replay import check_plan_steps
 
     # d1 must run on h1 or h2 (mandatory), h1 is above capacity: f leaves h2 to make room for d1
     s = snap([_h(f"h{i}") for i in range(1, 5)],
@@ -314,7 +314,7 @@ def test_a_repair_evicts_within_the_limit_before_it_stretches_a_host():
 
 
 def test_apply_accepts_a_hard_repair_that_fills_a_host_to_its_capacity():
-    from balancer.execute.replay import check_plan_steps
+    from balancer.checks.replay import check_plan_steps
 
     s = snap([_h("h1"), _h("h2")], [_v("a", "h1", 3000), _v("b", "h1", 3000), _v("z", "h2", 7000)],
              [{"name": "spread", "type": "vm-anti-affinity", "vms": ["a", "b"]}])
@@ -358,7 +358,7 @@ def test_an_affinity_rule_a_member_that_may_not_move_keeps_broken_does_not_stop_
 
 
 def test_a_maintenance_evacuation_moves_an_affinity_pair_together_even_beyond_the_limit():
-    from balancer.execute.replay import check_plan_steps
+    from balancer.checks.replay import check_plan_steps
 
     # both members of a pair stand on a host in maintenance; h0 has room for both only above its limit
     s = snap([{"name": "h0", "cpu_capacity_mhz": 40000, "mem_capacity_mb": 32768},

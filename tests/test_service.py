@@ -14,8 +14,8 @@ import pytest
 from balancer.errors import SourceError
 from balancer.journal import Journal
 from balancer.service import ClusterCycle
-from balancer.service.cycle import sim_state_path
-from balancer.service.past import build_past
+from balancer.sources.state import sim_state_path
+from balancer.journal.past import build_past
 from balancer.snapshot import load_snapshot
 from balancer.sources import ClusterTask
 from balancer.sources.sim import SimulatedCluster
@@ -80,7 +80,7 @@ def test_dpm_power_actions_follow_their_own_level(tmp_path, dpm):
     cycle, source, journal = _cycle(tmp_path, drs={"automation": "full"}, sim={"vms": 60, "start": 24},
                                     dpm={"automation": dpm})
     # earlier collections cover the power-off window (40 min), so DPM may power hosts off at once
-    from balancer.service.past import cluster_demand
+    from balancer.journal.past import cluster_demand
     now = source.snapshot()
     for k in range(9, 0, -1):
         cid = journal.begin_cycle("c")

@@ -16,11 +16,11 @@ import pytest
 from balancer.config import parse_config
 from balancer.engine import PlanOptions, make_plan
 from balancer.errors import InputError
-from balancer.execute.result import ActionResult
+from balancer.plan.result import ActionResult
 from balancer.plan import Move, Plan, PowerAction, VMotionEstimate
-from balancer.simulate import Measure, ReplaySpec, host_loads, replay
-from balancer.simulate.measure import HostLoads, step_imbalance
-from balancer.simulate.replay import interval_steps
+from balancer.whatif import Measure, ReplaySpec, host_loads, replay
+from balancer.whatif.measure import HostLoads, step_imbalance
+from balancer.whatif.replay import interval_steps
 from balancer.snapshot import Snapshot
 from helpers import example_snapshot, run_cli
 

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from balancer.cli import cli
 from balancer.config import parse_config
 from balancer.errors import InputError
-from balancer.execute.premise import move_premise
-from balancer.execute.result import action_result
+from balancer.checks.premise import move_premise
+from balancer.plan.result import action_result
 from balancer.plan import Move
 from balancer.snapshot import SNAPSHOT_VERSION, VM, Host, Snapshot
 from balancer.sources.abilities import (ABILITIES, CanCollect, CanExecute, CanHook, CanPowerOnVM, CanReportTasks,

@@ -15,11 +15,11 @@ from balancer.config import SimConfig, parse_config
 from balancer.engine import PlanOptions, make_plan
 from balancer.engine.options import StorageOptions
 from balancer.errors import InputError
-from balancer.execute import check_plan_steps
-from balancer.execute.premise import storage_premise
+from balancer.checks import check_plan_steps
+from balancer.checks.premise import storage_premise
 from balancer.journal import Journal
 from balancer.plan import CopyEstimate, DiskMove, Move, Plan, StorageMove
-from balancer.plan_options import plan_options
+from balancer.config.plan_options import plan_options
 from balancer.snapshot import Snapshot
 from balancer.sources.sim import SimulatedCluster
 from balancer.sources.sim.state import attach_state_file
@@ -340,7 +340,7 @@ def test_evacuate_datastore_names_an_unknown_datastore(tmp_path):
 
 
 def test_datastore_maintenance_waits_for_the_disks_to_leave():
-    from balancer.execute.evacuation import carry_out_datastore_evacuation
+    from balancer.app.evacuate import carry_out_datastore_evacuation
 
     sim = _sim()
     snap = sim.snapshot()

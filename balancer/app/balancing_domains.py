@@ -13,39 +13,28 @@ import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Callable, Iterator
 
-from .config import Config, DomainConfig, vcenter_key
-from .engine import DomainMember, DomainOptions, plan_domain
-from .engine.domain import replay_problem
-from .execute.cross import cross_premise
-from .errors import InputError, SourceError
-from .execute.result import ActionResult
-from .journal import Journal, connect
-from .logs import event
-from .plan.domain import CrossMove, DomainPlan
-from .snapshot import Snapshot
-from .sources.abilities import CanExportImport, CanMoveAcross, has
-from .sources.base import Source
-from .sources.registry import kind_of
+from ..checks.cross import cross_premise
+from ..checks.replay import check_age
+from ..config import Config, DomainConfig
+from ..config.plan_options import domain_options, members
+from ..engine import plan_domain
+from ..engine.domain import replay_problem
+from ..errors import InputError, SourceError
+from ..journal import Journal, connect
+from ..logs import event
+from ..plan.domain_plan import CrossMove, DomainPlan
+from ..plan.result import ActionResult
+from ..snapshot import Snapshot
+from ..sources.abilities import CanExportImport, CanMoveAcross, has
+from ..sources.base import Source
+from ..sources.registry import kind_of
+from ..sources.state import open_with_state
 
 log = logging.getLogger("balancer.domain")
-
-
-def members(cfg: Config, domain: DomainConfig) -> list[tuple[str, Config]]:
-    """The domain's clusters as (name, single-cluster config), in the domain's order."""
-    by_name = dict(cfg.cluster_configs())
-    return [(name, by_name[name]) for name in domain.clusters]
-
-
-def domain_options(cfg: Config, domain: DomainConfig, held: frozenset[str] = frozenset()) -> DomainOptions:
-    return DomainOptions(
-        name=domain.name,
-        members=tuple(DomainMember(cluster=name, vcenter=vcenter_key(one), cpu_headroom=one.drs.cpu_headroom,
-                                   mem_headroom=one.drs.mem_headroom, space_threshold=one.sdrs.space_threshold)
-                      for name, one in members(cfg, domain)),
-        high=domain.high, room=domain.room, max_moves=domain.max_moves_per_cycle,
-        vmotion_mbps=domain.vmotion_mbps, copy_mbps=domain.copy_mbps, held_vms=held, pool_map=dict(domain.pool_map))
 
 
 def cluster_time(snapshots: dict[str, Snapshot]) -> float | None:
@@ -65,8 +54,6 @@ def held_vms(journal: Journal | None, domain: DomainConfig, now: float | None) -
 
 def excluded(domain: DomainConfig, snapshots: dict[str, Snapshot]) -> frozenset[str]:
     """VMs the domain's ``exclude`` patterns name (they never move between clusters)."""
-    from fnmatch import fnmatchcase
-
     return frozenset(v.name for s in snapshots.values() for v in s.vms
                      if any(fnmatchcase(v.name, p) for p in domain.exclude))
 
@@ -179,10 +166,6 @@ class OpenDomain:
 @contextmanager
 def opened(cfg: Config, domain: DomainConfig, save: bool = True) -> Iterator[OpenDomain]:
     """Open every cluster of ``domain`` (simulated ones from the service's state) and the journal."""
-    from .service.cycle import open_with_state
-
-    from pathlib import Path
-
     exists = cfg.journal.url is not None or str(cfg.journal.path) == ":memory:" or Path(cfg.journal.path).is_file()
     journal = connect(cfg.journal) if save or exists else None  # only looking: no journal file is created
     sources: dict[str, Source] = {}
@@ -240,8 +223,6 @@ def check_plan_clusters(cfg: Config, plan: DomainPlan, what: str) -> DomainConfi
 
 def check_plan_age(plan: DomainPlan, fresh: dict[str, Snapshot], max_age: float, what: str) -> None:
     """Every cluster's snapshot of ``plan`` within ``max_age`` of the fresh one, none from the future."""
-    from .execute.replay import check_age
-
     for c in plan.clusters:
         check_age(fresh[c.cluster].collected_at, c.collected_at, max_age, f"{what}: cluster {c.cluster}")
 

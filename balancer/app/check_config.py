@@ -1,4 +1,4 @@
-"""What `check-config` checks beyond the file's own validity: the files and directories it names.
+"""`balancer check-config`: the config file is valid, and so are the files and directories it names.
 
 A config can be valid and still fail when `run` starts: a trace that does not exist, a journal
 directory that is missing, TLS files that cannot be loaded. These are checked here, on the
@@ -7,11 +7,20 @@ machine where check-config runs, so that `check-config` passing means `run` can 
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
-from .config import Config, is_loopback
-from .errors import InputError
-from .sources.registry import kind_of
+from ..config import Config, is_loopback, load_config
+from ..errors import InputError
+from ..journal.backends import read_journal_password
+from ..metrics.http import read_auth_password
+from ..sources.registry import kind_of
+
+
+def check_config(file: str) -> tuple[Config, list[str]]:
+    """The config in ``file`` and its warnings (one line each); InputError for what `run` could not start with."""
+    cfg = load_config(file)
+    return cfg, check_config_files(cfg, f"config {file}")
 
 
 def check_config_files(cfg: Config, what: str) -> list[str]:
@@ -21,8 +30,6 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
     warnings: list[str] = []
     journal_dir = Path(cfg.journal.path).parent
     if cfg.journal.url is not None:
-        from .journal.backends import read_journal_password
-
         try:  # read as `run` reads it at start (the value itself is not kept); as for vCenter, a warning
             read_journal_password(cfg.journal.password_env, cfg.journal.password_file)
         except InputError as exc:
@@ -34,16 +41,12 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
     if metrics.tls_cert is not None and metrics.tls_key is not None:
         _exists(metrics.tls_cert, f"{what}: metrics.tls_cert")
         _exists(metrics.tls_key, f"{what}: metrics.tls_key")
-        import ssl
-
         try:
             ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(metrics.tls_cert), str(metrics.tls_key))
         except (ssl.SSLError, OSError) as exc:
             raise InputError(f"{what}: metrics.tls_cert / tls_key: cannot load the certificate and key: "
                              f"{getattr(exc, 'reason', None) or exc}") from None
     if metrics.basic_auth is not None:
-        from .metrics.http import read_auth_password
-
         try:  # read as `run` reads it at start (the value itself is not kept)
             read_auth_password(metrics.basic_auth)
         except InputError as exc:
@@ -63,4 +66,4 @@ def _exists(path: Path, what: str) -> None:
         raise InputError(f"{what}: no such file {path}")
 
 
-__all__ = ["check_config_files"]
+__all__ = ["check_config", "check_config_files"]

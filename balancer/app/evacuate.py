@@ -1,14 +1,22 @@
-"""Carry out a maintenance-mode evacuation: the moves first, then (only if the host or datastore is empty) maintenance."""
+"""`balancer evacuate` and `evacuate-datastore`: plan emptying a host (every VM registered on it) or a datastore
+(every disk on it) for maintenance mode and, with --execute, carry it out: the moves first, then (only if
+the host or datastore is empty) maintenance, journaled."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable
 
+from ..config import Config
+from ..config.plan_options import plan_options
+from ..engine import make_plan
+from ..errors import InfeasibleError, InputError
 from ..plan import Plan
-from ..snapshot import Snapshot
+from ..snapshot import DatastoreState, Snapshot
 from ..sources.abilities import CanMaintainDatastores, has
-from .result import ActionResult
+from ..plan.result import ActionResult
+from .oneoff import acting, check_source, cluster_of, snapshot_of
 
 if TYPE_CHECKING:
     from ..sources.base import Source
@@ -87,4 +95,88 @@ def carry_out_datastore_exit(source: "Source", datastore: str) -> list[ActionRes
     return [replace(source.exit_datastore_maintenance(datastore), step=1)]
 
 
-__all__ = ["carry_out_datastore_evacuation", "carry_out_datastore_exit", "carry_out_evacuation", "disks_left_on", "vms_left_on"]
+# shows a plan before anything is carried out (or refused): (plan, the snapshot it was made from, the cluster's config)
+ShowPlan = Callable[[Plan, Snapshot, Config], None]
+
+
+@dataclass(frozen=True)
+class Evacuation:
+    plan: Plan
+    results: list[ActionResult] | None  # None: planned only (no --execute)
+
+
+def evacuate_host(host: str, config_path: str | None, cluster_name: str | None, snapshot_path: str | None,
+                  execute: bool, show: ShowPlan | None) -> Evacuation:
+    """Plan emptying ``host`` (``show`` gets the plan first); InfeasibleError when it cannot be emptied; with
+    ``execute``, carry it out, journaled as a cycle of kind ``evacuate``."""
+
+    def plan_it(snap: Snapshot, cfg: Config) -> Plan:
+        if host not in snap.hosts_by_name():
+            raise InputError(f"host {host!r}: not in cluster {snap.cluster}")
+        return make_plan(snap, plan_options(cfg, evacuate=(host,)))
+
+    def refusal(plan: Plan, snap: Snapshot) -> str | None:
+        if plan.status == "infeasible":
+            return "; ".join(c.removeprefix(f"evacuating {host}: ") for c in plan.conflicts)
+        left = vms_left_on(plan, host, [v.name for v in snap.vms if v.host == host])
+        if left:
+            return f"{len(left)} VM(s) would stay on it ({', '.join(left[:5])}); " + " ".join(plan.notes)
+        return None
+
+    return _evacuate(f"evacuate {host}", "evacuate", config_path, cluster_name, snapshot_path, execute, show,
+                     plan_it, refusal, lambda source, p: carry_out_evacuation(source, p, host))
+
+
+def evacuate_datastore(datastore: str, config_path: str | None, cluster_name: str | None,
+                       snapshot_path: str | None, execute: bool, show: ShowPlan | None) -> Evacuation:
+    """Plan emptying ``datastore`` by Storage vMotion (``show`` gets the plan first); InfeasibleError when it
+    cannot be emptied; with ``execute``, carry it out, journaled as a cycle of kind ``evacuate-datastore``."""
+
+    def plan_it(snap: Snapshot, cfg: Config) -> Plan:
+        found = next((d for d in snap.datastores if d.name == datastore), None)
+        if found is None:
+            known = ", ".join(d.name for d in snap.datastores[:10]) or "none"
+            raise InputError(f"datastore {datastore!r}: not in cluster {snap.cluster} (its datastores: {known})")
+        if found.state is DatastoreState.MAINTENANCE and execute:
+            raise InputError(f"datastore {datastore} is already in maintenance")
+        return make_plan(snap, plan_options(cfg, evacuate_datastores=(datastore,)))
+
+    def refusal(plan: Plan, snap: Snapshot) -> str | None:
+        if plan.status == "infeasible":
+            why = [c.removeprefix(f"evacuating {datastore}: ") for c in plan.conflicts]
+            return "; ".join(why[:3]) + (f"; and {len(why) - 3} more" if len(why) > 3 else "")
+        left = disks_left_on(plan, datastore, snap)
+        if left:
+            return (f"{len(left)} disk(s) would stay on it ({', '.join(left[:5])}{' ...' if len(left) > 5 else ''})"
+                    + "".join(f"; {n}" for n in plan.notes if datastore in n or "disk" in n))
+        return None
+
+    return _evacuate(f"evacuate datastore {datastore}", "evacuate-datastore", config_path, cluster_name,
+                     snapshot_path, execute, show, plan_it, refusal,
+                     lambda source, p: carry_out_datastore_evacuation(source, p, datastore))
+
+
+def _evacuate(what: str, kind: str, config_path: str | None, cluster_name: str | None, snapshot_path: str | None,
+              execute: bool, show: ShowPlan | None, plan_it: Callable[[Snapshot, Config], Plan],
+              refusal: Callable[[Plan, Snapshot], str | None],
+              run: Callable[["Source", Plan], list[ActionResult]]) -> Evacuation:
+    """The evacuation's frame: the cluster (opened to act on, journaled as a cycle of ``kind``, with
+    ``execute``), its plan shown, refused with ``cannot {what}: {why}``, or carried out by ``run``."""
+    check_source(config_path, snapshot_path, cluster_name, execute)
+    name, cfg = cluster_of(config_path, cluster_name)
+    with ExitStack() as stack:
+        act = stack.enter_context(acting(name, cfg, kind)) if execute else None
+        snap = snapshot_of(name, cfg, snapshot_path, act)
+        plan = plan_it(snap, cfg)
+        if show is not None:
+            show(plan, snap, cfg)
+        why = refusal(plan, snap)
+        if why is not None:
+            raise InfeasibleError(f"cannot {what}: {why}")
+        if act is None:
+            return Evacuation(plan, None)
+        return Evacuation(plan, act.carry_out(plan, snap, run))
+
+
+__all__ = ["Evacuation", "carry_out_datastore_evacuation", "carry_out_datastore_exit", "carry_out_evacuation",
+           "disks_left_on", "evacuate_datastore", "evacuate_host", "vms_left_on"]

@@ -1,4 +1,5 @@
-"""One-off commands on the service's cluster: `recommend`, `snapshot`, `apply`, `evacuate`, `exit-maintenance`.
+"""What the one-off commands (`recommend`, `snapshot`, `apply`, `evacuate`, `exit-maintenance`, `place`) share:
+which cluster of the config they read or act on, and the service's view of it.
 
 They see the cluster the service balances: the embedded simulated cluster is opened from the
 state the service keeps next to the journal (read only, for commands that only look at it).
@@ -19,17 +20,48 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..config import Config
+from ..config import Config, load_config
+from ..config.clusters import select_cluster
 from ..engine import History
 from ..errors import InputError
-from ..execute.result import ActionResult
 from ..journal import Journal, connect
+from ..journal.actions import JournaledActions
+from ..journal.past import build_past, cluster_demand
 from ..plan import Plan
-from ..snapshot import Snapshot
+from ..plan.result import ActionResult
+from ..snapshot import Snapshot, load_snapshot
 from ..sources.base import Source
 from ..sources.registry import kind_of
-from .cycle import JournaledActions, open_with_state
-from .past import build_past
+from ..sources.state import open_with_state
+
+
+def config_at(path: str | None) -> Config:
+    """The config file at ``path``; without one, the default config (the embedded simulated cluster)."""
+    return load_config(path) if path else Config()
+
+
+def cluster_of(config_path: str | None, name: str | None) -> tuple[str, Config]:
+    """The cluster a one-off command works on: ``name`` of the config's clusters (optional with one)."""
+    return select_cluster(config_at(config_path), name)
+
+
+def check_source(config_path: str | None, snapshot_path: str | None, cluster_name: str | None,
+                 execute: bool = False, execute_hint: str = "or neither, for the embedded simulated cluster") -> None:
+    """The options that say what a one-off command reads fit together: InputError naming the clash."""
+    if config_path and snapshot_path:
+        raise InputError("use either --config or --snapshot, not both")
+    if cluster_name and snapshot_path:
+        raise InputError("--cluster picks one of the config's clusters: use it with --config, not --snapshot")
+    if execute and snapshot_path:
+        raise InputError(f"--execute acts on the cluster: use --config ({execute_hint}), not --snapshot")
+
+
+def snapshot_of(name: str, cfg: Config, snapshot_path: str | None, act: "Acting | None" = None) -> Snapshot:
+    """The snapshot a command works on: the saved one at ``snapshot_path``, else the cluster's now (through
+    ``act``'s source when acting)."""
+    if snapshot_path:
+        return load_snapshot(snapshot_path)
+    return act.source.snapshot() if act is not None else collect(name, cfg)
 
 
 def collect(name: str, cfg: Config) -> Snapshot:
@@ -78,8 +110,6 @@ class Acting:
         try:
             now = snap.collected_at.timestamp() if snap.collected_at else None
             if now is not None:
-                from .past import cluster_demand
-
                 self.journal.record_collection(cid, now, *cluster_demand(snap))
             self.journal.record_plan(cid, self.name, "recommended", plan)
             with JournaledActions(self.journal, self.source, self.name, cid, plan, now) as acts:
@@ -122,3 +152,6 @@ def acting(name: str, cfg: Config, kind: str) -> Iterator[Acting]:
 
 
 __all__ = ["Acting", "acting", "collect"]
+
+
+__all__ = ["Acting", "acting", "check_source", "cluster_of", "collect", "config_at", "journaled_past", "snapshot_of"]

@@ -1,28 +1,36 @@
-"""`balancer place` and `POST /place`: read a VM spec, rank the hosts (the engine's placement), show
-the answer, and on vCenter power the VM on at the best host.
+"""Initial placement of a VM, for `balancer place` and the service's `POST /place`: read a VM spec, rank the
+hosts (the engine's placement), and on vCenter power the VM on at the best host.
 
 The ranking itself is the engine's (engine/compute/placement.py); this module reads the spec file
-(YAML or JSON), checks it against the cluster, renders the table, and carries out ``--execute``.
+(YAML or JSON), checks it against the cluster and carries out ``--execute``; report/placement.py shows
+the answer. ``place_request`` answers POST /place on the clusters as the service last collected them
+(the VMs' recent demand the service plans on; nothing is carried out). One cluster: ``POST /place``;
+several: ``POST /place?cluster=NAME``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from urllib.parse import parse_qs
 
-from rich.console import Console
-from rich.table import Table
+from ..config import parse_yaml_text
+from ..config.plan_options import plan_options
+from ..engine import PlanOptions
+from ..engine.compute.placement import place_vm, spec_problem
+from ..errors import InfeasibleError, InputError, SourceError
+from ..errors.validation import parse_json_text, read_input_file, validate_model
+from ..plan import Imbalance, Plan, PowerAction, ResourcePair
+from ..plan.placement import Placement
+from ..snapshot import Snapshot
+from ..snapshot.vmspec import VmSpec
+from ..sources.abilities import CanPowerOnVM, has
+from ..sources.registry import able, kind_of, open_source
+from .oneoff import check_source, cluster_of, snapshot_of
 
-from .engine import PlanOptions
-from .engine.compute.placement import place_vm, spec_problem
-from .errors import InfeasibleError, InputError, SourceError
-from .plan.placement import Placement
-from .snapshot import Snapshot
-from .snapshot.vmspec import VmSpec
-from .sources.abilities import CanPowerOnVM, has
-from .validation import parse_json_text, read_input_file, validate_model
+if TYPE_CHECKING:
+    from ..service.cycle import ClusterCycle
 
 log = logging.getLogger("balancer.place")
 
@@ -33,8 +41,6 @@ def parse_vm_spec(data: Any, what: str) -> VmSpec:
 
 def load_vm_spec(path: str | Path) -> VmSpec:
     """A VM spec file: JSON (``.json``) or YAML; InputError (one line) naming the bad item."""
-    from .config import parse_yaml_text
-
     path = Path(path)
     what = f"vm spec {path}"
     text = read_input_file(path, what)
@@ -54,41 +60,6 @@ def rank(snapshot: Snapshot, spec: VmSpec, options: PlanOptions, what: str = "vm
     return place_vm(snapshot, spec, options, vm_demand)
 
 
-def render_placement(p: Placement, console: Console) -> None:
-    where = f" (registered on {p.registered_on}, powered off)" if p.registered_on else ""
-    console.print(f"[bold]Placement of {p.vm}[/bold]{where} in {p.cluster}: "
-                  f"{p.load.cpu:.0f} MHz, {p.load.mem:.0f} MB; imbalance now CPU {p.imbalance_before.cpu:.3f}, "
-                  f"memory {p.imbalance_before.mem:.3f}")
-    if p.hosts:
-        t = Table(title="Hosts, best first", show_header=True, header_style="bold")
-        for col, just in [("rank", "right"), ("host", "left"), ("CPU", "right"), ("memory", "right"),
-                          ("imbalance after", "right"), ("note", "left")]:
-            t.add_column(col, justify=just)
-        for c in p.hosts:
-            note = []
-            if c.power_on:
-                note.append("power on from standby: no host that is on fits")
-            if c.should_rules_broken:
-                note.append("breaks should-rule " + ", ".join(c.should_rules_broken))
-            t.add_row(str(c.rank), c.host, f"{100 * c.cpu_before:.0f} % → {100 * c.cpu_after:.0f} %",
-                      f"{100 * c.mem_before:.0f} % → {100 * c.mem_after:.0f} %",
-                      f"{c.imbalance_after.cpu:.3f} / {c.imbalance_after.mem:.3f}", "; ".join(note))
-        console.print(t)
-    else:
-        console.print(f"[bold red]impossible:[/bold red] {p.why_not}")
-    if p.rejected:
-        t = Table(title="Hosts it may not go to", show_header=True, header_style="bold")
-        t.add_column("host")
-        t.add_column("why not")
-        for r in p.rejected:
-            t.add_row(r.host, r.why)
-        console.print(t)
-
-
-def placement_json(p: Placement) -> str:
-    return json.dumps(p.to_json_dict(), indent=2) + "\n"
-
-
 def fail_if_impossible(p: Placement) -> None:
     if p.status == "impossible":
         raise InfeasibleError(f"cannot place {p.vm}: {p.why_not or 'no host fits'}")
@@ -105,9 +76,6 @@ def execute_placement(source: Any, p: Placement, snapshot: Snapshot) -> str:
     if not has(source, CanPowerOnVM):
         raise InputError("--execute powers the VM on through vCenter: use a config with source vcenter")
     if best.power_on:
-        from .plan import PowerAction
-        from .plan.model import Imbalance, Plan, ResourcePair
-
         zero = ResourcePair(cpu=0.0, mem=0.0)
         plan = Plan(cluster=p.cluster, snapshot_digest="", imbalance=Imbalance(before=zero, after=zero),
                     power=[PowerAction(step=1, host=best.host, action="power-on", reason="capacity",
@@ -119,5 +87,67 @@ def execute_placement(source: Any, p: Placement, snapshot: Snapshot) -> str:
     return source.power_on_vm(p.vm, best.host)
 
 
-__all__ = ["execute_placement", "fail_if_impossible", "load_vm_spec", "parse_vm_spec", "placement_json", "rank",
-           "render_placement"]
+def place_from_spec(spec_path: str, config_path: str | None, cluster_name: str | None, snapshot_path: str | None,
+                    execute: bool, show: Callable[[Placement], None]) -> tuple[Placement, str | None]:
+    """`balancer place`: the hosts ranked for the VM of the spec file (``show`` gets them first);
+    InfeasibleError when it fits nowhere; with ``execute``, the VM powered on at the best host (the outcome)."""
+    check_source(config_path, snapshot_path, cluster_name, execute, execute_hint="with a vCenter source")
+    spec = load_vm_spec(spec_path)
+    name, cfg = cluster_of(config_path, cluster_name)
+    if execute and CanPowerOnVM not in kind_of(cfg).abilities:
+        raise InputError("--execute powers the VM on through vCenter: use a config with source "
+                         + " or ".join(able(CanPowerOnVM)) + " (the embedded simulated cluster's VMs all replay traces)")
+    options = plan_options(cfg)
+    if not execute:
+        p = rank(snapshot_of(name, cfg, snapshot_path), spec, options, f"vm spec {spec_path}")
+        show(p)
+        fail_if_impossible(p)
+        return p, None
+    source = open_source(cfg)
+    try:
+        snap = source.snapshot()
+        p = rank(snap, spec, options, f"vm spec {spec_path}")
+        show(p)
+        fail_if_impossible(p)
+        return p, execute_placement(source, p, snap)
+    finally:
+        source.close()
+
+
+def place_request(runners: Sequence["ClusterCycle"], body: bytes, query: str) -> tuple[int, dict]:
+    """(HTTP status, JSON answer): 200 with a placement, 409 when the VM fits nowhere (the placement
+    says why), 400 on a bad spec or cluster, 503 before the cluster's first collection."""
+    try:
+        clusters = parse_qs(query).get("cluster", [])
+        by_name = {r.name: r for r in runners}
+        if len(clusters) > 1:
+            raise InputError("cluster: give one")
+        if clusters:
+            runner = by_name.get(clusters[0])
+            if runner is None:
+                raise InputError(f"cluster {clusters[0]!r}: no such cluster (clusters: {', '.join(by_name)})")
+        elif len(runners) == 1:
+            runner = runners[0]
+        else:
+            raise InputError(f"the service balances {len(runners)} clusters ({', '.join(by_name)}): "
+                             "choose one with ?cluster=NAME")
+        seen = runner.last_seen
+        if seen is None:
+            return 503, {"error": f"cluster {runner.name}: not collected yet (the first cycle has not planned)"}
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError("vm spec: not UTF-8") from None
+        spec = parse_vm_spec(parse_json_text(text, "vm spec"), "vm spec")
+        snap, vm_demand = seen
+        options = plan_options(runner.config)
+        placement = rank(snap, spec, options, vm_demand=vm_demand)
+    except InputError as exc:
+        return 400, {"error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - the endpoint answers, the service stays up
+        return 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}
+    return (200 if placement.status == "ok" else 409), placement.to_json_dict()
+
+
+__all__ = ["execute_placement", "fail_if_impossible", "load_vm_spec", "parse_vm_spec", "place_from_spec", "place_request",
+           "rank"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ..engine.domain import check_cpu, check_headroom, check_network, check_size, disks_reachable
 from ..engine.options import DomainOptions
-from ..plan.domain import CrossMove
+from ..plan.domain_plan import CrossMove
 from ..snapshot import DatastoreState, Snapshot
-from .result import ALREADY_MADE
+from ..plan.result import ALREADY_MADE
 
 
 def cross_premise(move: CrossMove, source: Snapshot, target: Snapshot, options: DomainOptions) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import InputError
 from ..plan import DiskMove, Move, Plan, PowerAction, StorageMove
 from ..snapshot import DatastoreState, HostState, Snapshot
-from .result import ALREADY_MADE
+from ..plan.result import ALREADY_MADE
 
 
 # the state each host action leaves its host in

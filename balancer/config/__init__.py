@@ -10,9 +10,9 @@ import yaml
 from pydantic_core import PydanticCustomError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, model_validator
 
-from .errors import InputError
-from .sources.registry import SOURCES, kind_of, source_kind
-from .validation import read_input_file, validate_model
+from ..errors import InputError
+from ..sources.registry import SOURCES, kind_of, source_kind
+from ..errors.validation import read_input_file, validate_model
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
 

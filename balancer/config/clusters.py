@@ -6,8 +6,8 @@ single-cluster Config (`Config.cluster_configs()`, in config.py).
 
 from __future__ import annotations
 
-from .config import Config
-from .errors import InputError
+from . import Config
+from ..errors import InputError
 
 
 def select_cluster(cfg: Config, name: str | None, option: str = "--cluster") -> tuple[str, Config]:

@@ -1,10 +1,11 @@
-"""From the config to the engine's PlanOptions: one place, shared by the CLI and the service."""
+"""From the config to the engine's options: PlanOptions of a cluster, DomainOptions of a balancing domain;
+one place, shared by the application's commands and the service."""
 
 from __future__ import annotations
 
-from .config import Config
-from .engine import PlanOptions
-from .engine.options import DpmOptions, StorageOptions
+from ..engine import DomainMember, DomainOptions, PlanOptions
+from ..engine.options import DpmOptions, StorageOptions
+from . import Config, DomainConfig, vcenter_key
 
 
 def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | None = None,
@@ -57,3 +58,19 @@ def storage_options(cfg: Config, evacuate: tuple[str, ...] = ()) -> StorageOptio
         keep_disks_together=sdrs.keep_disks_together, max_moves=None if evacuate else sdrs.max_moves_per_cycle,
         evacuate=tuple(evacuate), relief_margin=sdrs.relief_margin, hold_to_heuristic=sdrs.hold_to_heuristic,
     )
+
+
+def members(cfg: Config, domain: DomainConfig) -> list[tuple[str, Config]]:
+    """The domain's clusters as (name, single-cluster config), in the domain's order."""
+    by_name = dict(cfg.cluster_configs())
+    return [(name, by_name[name]) for name in domain.clusters]
+
+
+def domain_options(cfg: Config, domain: DomainConfig, held: frozenset[str] = frozenset()) -> DomainOptions:
+    return DomainOptions(
+        name=domain.name,
+        members=tuple(DomainMember(cluster=name, vcenter=vcenter_key(one), cpu_headroom=one.drs.cpu_headroom,
+                                   mem_headroom=one.drs.mem_headroom, space_threshold=one.sdrs.space_threshold)
+                      for name, one in members(cfg, domain)),
+        high=domain.high, room=domain.room, max_moves=domain.max_moves_per_cycle,
+        vmotion_mbps=domain.vmotion_mbps, copy_mbps=domain.copy_mbps, held_vms=held, pool_map=dict(domain.pool_map))

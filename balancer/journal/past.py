@@ -32,7 +32,7 @@ import numpy as np
 from ..config import DpmConfig, DrsConfig
 from ..engine import History
 from ..engine.compute.dpm import window_demand as dpm_window_demand
-from ..journal import ActionRow, Journal
+from . import ActionRow, Journal
 from ..snapshot import Snapshot
 
 HOST_SWINGS = 3  # direction changes (gave -> received -> gave -> received) that make a host "oscillating"

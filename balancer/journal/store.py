@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import BalancerError, InputError
-from ..execute.result import ActionResult, action_endpoints
+from ..plan.result import ActionResult, action_endpoints
 from ..plan import Plan
 from .backends import Backend, PostgresBackend, SQLiteBackend, read_journal_password
 from .schema import SCHEMA_VERSION  # noqa: F401 - the schema's number, for callers
 
 if TYPE_CHECKING:
     from ..config import JournalConfig
-    from ..plan.domain import DomainPlan
+    from ..plan.domain_plan import DomainPlan
 
 # Kinds of cycle: the service's own, and the one-off commands that act on a cluster.
 # cycle: a cluster's service cycle; domain: a balancing domain's (its moves between clusters)

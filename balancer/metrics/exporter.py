@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ..execute.result import Outcome
+from ..plan.result import Outcome
 from ..plan.model import MoveReason, PowerAction, StorageReason
 from ..snapshot import HostState
 
 if TYPE_CHECKING:
     from ..service.cycle import CycleResult
-    from ..service.domain import DomainResult
+    from ..service.domain_cycle import DomainResult
 
 RESOURCES = ("cpu", "mem")
 POOL_KINDS = ("demand", "entitlement", "reservation", "limit")

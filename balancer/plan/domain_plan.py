@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..validation import read_json_file, validate_model
+from ..errors.validation import read_json_file, validate_model
 from .model import CopyEstimate, VMotionEstimate, iso_time
 
 DOMAIN_PLAN_VERSION = 1

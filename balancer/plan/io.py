@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..validation import read_json_file, validate_model
+from ..errors.validation import read_json_file, validate_model
 from .model import PLAN_VERSION, READ_VERSIONS, Plan
 
 

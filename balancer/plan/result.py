@@ -1,19 +1,19 @@
-"""The outcome of one attempted plan action."""
+"""The outcome of one attempted plan action (ActionResult): what the sources return, the journal keeps and
+the reports show."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-if TYPE_CHECKING:
-    from ..plan import Move, PowerAction, StorageMove
+from .model import Move, PowerAction, StorageMove
 
 Outcome = Literal["success", "failed", "skipped"]
 # move: a VM to another host (with any disks that go along); storage: a Storage vMotion of a VM's
 # disks; power: a host action; datastore: a datastore action (entering maintenance)
 ActionKind = Literal["move", "storage", "power", "datastore"]
 
-# ends the message of an action skipped because it had already been made (execute/premise.py)
+# ends the message of an action skipped because it had already been made (checks/premise.py)
 ALREADY_MADE = "(done before)"
 
 
@@ -47,8 +47,6 @@ def datastores_of(moves) -> tuple[str, str]:
 def action_endpoints(action: "Move | StorageMove | PowerAction") -> tuple[ActionKind, str, str | None, str]:
     """(kind, subject, source, target) of a plan action, as the journal keeps it: a move's hosts, a
     storage move's datastores, a host action's name as its target."""
-    from ..plan import Move, StorageMove
-
     if isinstance(action, Move):
         return "move", action.vm, action.source, action.target
     if isinstance(action, StorageMove):

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ..engine.words import pct as _pct
 from ..errors import InputError
-from ..plan.domain import DomainPlan, domain_plan_json
+from ..plan.domain_plan import DomainPlan, domain_plan_json
 
 DOMAIN_FORMATS = ["table", "json", "markdown"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ..execute import ActionResult
+from ..plan.result import ActionResult
 from .view import ReportView
 from ..engine.words import pct
 from .words import totals_words

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..execute.result import datastores_of
+from ..plan.result import datastores_of
 from ..plan import DpmEndState, Move, Plan, StorageMove
 from ..snapshot import Snapshot
 from .datastores import DatastoreRow, datastore_rows

@@ -24,20 +24,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ..checks.premise import POWER_RESULT
 from ..config import Config
+from ..config.plan_options import plan_options
 from ..engine import History, PlanOptions, make_plan
-from ..execute.premise import POWER_RESULT
-from ..execute.result import ActionResult, action_words
-from ..journal import ActionRow, Journal, LeaseLost
+from ..journal import ActionRow, Journal
+from ..journal.actions import JournaledActions
+from ..journal.past import HOST_SWINGS, Past, RecentDemand, build_past, cluster_demand
 from ..logs import cycle_context, event
-from ..plan import Move, Plan, PowerAction, StorageMove
-from ..plan_options import plan_options
+from ..plan import Plan
+from ..plan.result import ActionResult
 from ..snapshot import Snapshot
-from ..sources.abilities import CanAdvance, CanHook, CanReportTasks, has
+from ..sources.abilities import CanAdvance, CanReportTasks, has
 from ..sources.base import ClusterTask, Source
-from ..sources.registry import kind_of
+from ..sources.state import open_with_state, profile_path
 from .forecast import DailyProfile, plan_demand
-from .past import HOST_SWINGS, Past, RecentDemand, build_past, cluster_demand
 
 log = logging.getLogger("balancer.cycle")
 
@@ -65,40 +66,6 @@ class CycleResult:
     started_at: float = 0.0
     finished_at: float = 0.0
     note: str | None = None
-
-
-def sim_state_path(journal_path: str | Path, cluster: str) -> Path:
-    """Where the service keeps an embedded simulated cluster's state: next to the journal."""
-    p = Path(journal_path)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in cluster)
-    return p.with_name(f"{p.stem}.{safe}.sim-state.json")
-
-
-def profile_path(journal_path: str | Path, cluster: str) -> Path | None:
-    """Where predictive balancing keeps a cluster's daily profiles: next to the journal (None: an
-    in-memory journal, nothing kept)."""
-    if str(journal_path) == ":memory:" or "://" in str(journal_path):
-        return None
-    p = Path(journal_path)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in cluster)
-    return p.with_name(f"{p.stem}.{safe}.profile.npz")
-
-
-def open_with_state(name: str, config: Config, journal_path: str | Path | None, save: bool = True) -> Source:
-    """Open the cluster's source; an embedded simulator starts from the state kept next to the journal.
-
-    ``save`` False: the state is only read (when the file exists), never written -- for commands that
-    only look at the cluster. ``save`` True: every change is saved back to the file (created when missing).
-    """
-    kind = kind_of(config)
-    source = kind.open(config)
-    if not kind.simulated or journal_path is None or str(journal_path) == ":memory:":
-        return source
-    path = sim_state_path(journal_path, name)
-    restored = kind.code().attach_state(source, path) if save else kind.code().restore_state(source, path)
-    if restored:
-        event(log, "simulator state restored", cluster=name, cycle=getattr(source, "cycle", None), file=str(path))
-    return source
 
 
 def default_opener(name: str, config: Config, state_dir_journal: str | Path | None) -> Callable[[], Source]:
@@ -462,69 +429,4 @@ def task_of(a: ActionRow, tasks: list[ClusterTask]) -> ClusterTask | None:
                 None)
 
 
-class JournaledActions:
-    """Carry out a plan's actions with every step journaled (a context manager around ``source.execute``).
-
-    On entry the plan's actions are journaled as pending and the source's hooks are set so each
-    action is marked started, gets the id of the cluster's task once the cluster has accepted it
-    (vCenter), and then its outcome, with a log line each; assign what
-    ``execute`` returns to ``results`` inside the block: on exit, outcomes the source decided
-    without the hooks (e.g. skipped) are journaled too. Used by the service's cycles and by the
-    one-off commands that act (apply, evacuate --execute), so cooldowns see every move.
-    """
-
-    def __init__(self, journal: Journal, source: Source, cluster: str, cycle_id: int, plan: Plan,
-                 cluster_time: float | None, should_stop: Callable[[], bool] | None = None):
-        self.journal, self.source, self.cluster, self.cycle_id = journal, source, cluster, cycle_id
-        self.plan, self.cluster_time, self.should_stop = plan, cluster_time, should_stop
-        self.results: list[ActionResult] = []
-        self.ids: dict[int, int] = {}
-        self._target: Any = None
-
-    def __enter__(self) -> "JournaledActions":
-        self.ids = ids = self.journal.add_actions(self.cycle_id, self.cluster, self.plan, self.cluster_time)
-        journal, name, cid = self.journal, self.cluster, self.cycle_id
-
-        def before(action: Move | StorageMove | PowerAction) -> None:
-            if not journal.action_started(ids[action.step]) and journal.epoch is not None:
-                # fencing: the lease this plan was made under is no longer this instance's
-                event(log, "action refused: this instance no longer holds the leader lease", logging.WARNING,
-                      cluster=name, cycle=cid, step=action.step, epoch=journal.epoch)
-                raise LeaseLost(f"cluster {name}: action refused: this instance no longer holds the leader "
-                                f"lease (epoch {journal.epoch})")
-            kind, subject, what = action_words(action)
-            event(log, "action start", cluster=name, cycle=cid, step=action.step, kind=kind,
-                  subject=subject, action=what, reason=action.reason)
-
-        def after(action: Move | StorageMove | PowerAction, result: ActionResult) -> None:
-            journal.action_finished(ids[action.step], result)
-            event(log, "action", logging.INFO if result.done else logging.WARNING,
-                  cluster=name, cycle=cid, step=result.step, kind=result.kind, subject=result.subject,
-                  action=result.action, reason=result.reason, outcome=result.outcome,
-                  message=result.message or None, seconds=result.seconds)
-
-        def task_started(action: Move | StorageMove | PowerAction, key: str) -> None:
-            journal.action_task(ids[action.step], key)
-
-        self._target = target = self.source.execution_hooks() if has(self.source, CanHook) else self.source
-        target.before_action, target.after_action, target.task_started = before, after, task_started
-        if self.should_stop is not None:
-            target.should_stop = self.should_stop
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for hook in ("before_action", "after_action", "task_started", "should_stop"):
-            self._target.__dict__.pop(hook, None)
-        for r in self.results:
-            if r.step not in self.ids and r.kind == "datastore":  # a datastore action outside the plan (maintenance)
-                self.ids[r.step] = self.journal.add_action(self.cycle_id, self.cluster, r.step, r.kind, r.subject,
-                                                           r.action, r.reason, self.cluster_time)
-            # outcomes the executor decided without calling the hook (e.g. skipped)
-            if r.step in self.ids and self.journal.action_finished(self.ids[r.step], r):
-                event(log, "action", logging.INFO if r.done else logging.WARNING,
-                      cluster=self.cluster, cycle=self.cycle_id, step=r.step, kind=r.kind, subject=r.subject,
-                      action=r.action, reason=r.reason, outcome=r.outcome, message=r.message or None)
-
-
-__all__ = ["ClusterCycle", "CycleResult", "JournaledActions", "default_opener", "open_with_state",
-           "sim_state_path"]
+__all__ = ["ClusterCycle", "CycleResult", "default_opener"]

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..config import Config, DomainConfig
-from ..domains import OpenDomain, make_domain_plan
-from ..execute.result import ActionResult
+from ..app.balancing_domains import OpenDomain, make_domain_plan
+from ..plan.result import ActionResult
 from ..journal import Journal
 from ..logs import event
-from ..plan.domain import DomainPlan
+from ..plan.domain_plan import DomainPlan
 from .cycle import STALE_AFTER_MIN, ClusterCycle
 
 log = logging.getLogger("balancer.domain")

@@ -35,12 +35,13 @@ import threading
 import time
 from datetime import datetime, timezone
 
+from ..app.place import place_request
 from ..config import Config
 from ..journal import Journal, Lease, connect, instance_id
 from ..logs import event
 from ..metrics import Metrics, MetricsServer
 from .cycle import ClusterCycle, CycleResult
-from .domain import DomainCycle
+from .domain_cycle import DomainCycle
 from .workers import PlanPool
 
 log = logging.getLogger("balancer.service")
@@ -124,8 +125,6 @@ class Service:
 
     def _place(self, body: bytes, query: str) -> tuple[int, dict]:
         """POST /place, on the clusters as this instance last collected them (the leader's)."""
-        from .place import place_request
-
         runners = tuple(self.runners)
         if not self.leader or not runners:
             return 503, {"error": "this instance is a standby: ask the leader (its /healthz says role leader)"}

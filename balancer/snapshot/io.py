@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..validation import read_json_file, validate_model
+from ..errors.validation import read_json_file, validate_model
 from .model import Snapshot
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeGuard, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
-    from ..execute.result import ActionResult
+    from ..plan.result import ActionResult
     from ..plan import Move, Plan, PowerAction, StorageMove
-    from ..plan.domain import CrossMove
+    from ..plan.domain_plan import CrossMove
     from ..snapshot import Snapshot
     from .base import ClusterTask
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-from ..execute.result import ActionResult
+from ..plan.result import ActionResult
 from ..plan import Plan
 from ..snapshot import Snapshot
 

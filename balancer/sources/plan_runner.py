@@ -31,7 +31,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
-from ..execute.result import ActionResult, action_result
+from ..plan.result import ActionResult, action_result
 from ..plan import Move, Plan, PowerAction, StorageMove
 
 Action = Union[Move, StorageMove, PowerAction]

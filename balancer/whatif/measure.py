@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..engine.compute.balance import combined
-from ..execute.result import ActionResult
+from ..plan.result import ActionResult
 from ..plan import Move, Plan, PowerAction
 from ..snapshot import Snapshot
 

@@ -37,7 +37,7 @@ from ..errors import InputError, SourceError
 from ..journal import Journal
 from ..service.cycle import ClusterCycle
 from ..sources.sim import SimulatedCluster
-from ..sources.sim.traces import SAMPLE_SECONDS, load_trace
+from ..sources.sim.traces import SAMPLE_SECONDS, load_trace, packaged_days
 from .measure import STEP_MINUTES, Measure, host_loads
 
 POLICIES = ("ours", "greedy", "none")
@@ -70,6 +70,21 @@ class ReplaySpec:
     # Trace days (or files) before this one whose rows give each VM's daily profile its history
     # (predictive balancing), matched to this day's rows by VM id; see ``feed_history``.
     history: tuple[str, ...] = ()
+
+
+def replay_spec(base: Config | None, trace: str, history: str | None = None, predictive: bool | None = None,
+                **fields) -> ReplaySpec:
+    """The replay `balancer simulate` asks for: ``history`` the trace days (comma-separated) giving the VMs'
+    daily profiles a past, by default (predicting, on a packaged day) the packaged days before ``trace``;
+    ``predictive`` None: ``base``'s drs.predictive. ``fields``: ReplaySpec's other fields."""
+    predicting = predictive if predictive is not None else bool(base and base.drs.predictive)
+    if history is not None and not predicting:
+        raise InputError("--history gives the VMs' daily profiles a past: use it with --predictive on")
+    if history is not None:
+        days = tuple(d.strip() for d in history.split(",") if d.strip())
+    else:  # the packaged days before this one
+        days = tuple(d for d in packaged_days() if trace in packaged_days() and d < trace) if predicting else ()
+    return ReplaySpec(trace=trace, predictive=predictive, history=days, **fields)
 
 
 @dataclass
@@ -225,5 +240,5 @@ def feed_history(profile, sim: SimulatedCluster, trace: str, history: tuple[str,
     return len(fed)
 
 
-__all__ = ["DEFAULT_HOSTS", "feed_history", "POLICIES", "ReplayResult", "ReplaySpec", "WORK_LIMIT", "interval_steps", "replay",
+__all__ = ["DEFAULT_HOSTS", "feed_history", "POLICIES", "ReplayResult", "ReplaySpec", "WORK_LIMIT", "interval_steps", "replay", "replay_spec",
            "replay_config"]

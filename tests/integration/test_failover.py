@@ -15,7 +15,7 @@ import pytest
 
 from balancer.config import SimConfig
 from balancer.journal import Journal
-from balancer.service.cycle import sim_state_path
+from balancer.sources.state import sim_state_path
 from balancer.sources.sim import SimulatedCluster
 from postgres_harness import PASSWORD, PASSWORD_ENV
 from service_helpers import ServiceProcess, scrape, sim_config, value, write_config

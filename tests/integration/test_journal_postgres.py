@@ -8,7 +8,7 @@ import pytest
 
 from balancer.config import SimConfig
 from balancer.engine import PlanOptions, make_plan
-from balancer.execute import ActionResult
+from balancer.plan.result import ActionResult
 from balancer.journal import Journal, Lease, LeaseLost
 from balancer.journal.schema import SCHEMA_VERSION
 from balancer.sources.sim import SimulatedCluster

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ...plan.domain import ClusterLoad, CrossMove, DomainPlan, Refusal
+from ...plan.domain_plan import ClusterLoad, CrossMove, DomainPlan, Refusal
 from ...plan.model import CopyEstimate, VMotionEstimate
 from ...snapshot import VM, Host, HostState, Snapshot, VmdkRule, VmDatastoreRule
 from ...snapshot.io import snapshot_digest

@@ -15,10 +15,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from ...config import SimConfig
-from ...execute import ActionResult, move_premise
-from ...execute.result import action_words
-from ...execute.premise import power_premise
-from ...execute.premise import storage_premise
+from ...checks.premise import move_premise, power_premise, storage_premise
+from ...plan.result import ActionResult, action_words
 from ...plan import Move, Plan, PowerAction, StorageMove
 from ...snapshot import SNAPSHOT_VERSION, VM, Datastore, DatastoreState, Disk, Host, HostState, Snapshot
 from ..abilities import (CanAdvance, CanCollect, CanExecute, CanExportImport, CanHook, CanMaintainDatastores,

@@ -12,10 +12,10 @@ import logging
 from typing import Callable, ClassVar
 
 from ...config import DrsConfig, SdrsConfig, VCenterConfig
-from ...execute.result import ActionResult
+from ...plan.result import ActionResult
 from ...errors import SourceError
 from ...plan import Plan
-from ...plan.domain import CrossMove
+from ...plan.domain_plan import CrossMove
 from ...snapshot import Snapshot
 from ..abilities import (CanCollect, CanExecute, CanHook, CanMaintainDatastores, CanMoveAcross, CanPowerHosts,
                          CanPowerOnVM, CanReportTasks)

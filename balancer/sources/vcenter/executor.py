@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ...config import DrsConfig, SdrsConfig
 from ...errors import SourceError
-from ...execute.premise import move_premise, power_premise, storage_premise
-from ...execute.result import ActionResult, action_result
+from ...checks.premise import move_premise, power_premise, storage_premise
+from ...plan.result import ActionResult, action_result
 from ...plan import Move, Plan, PowerAction, StorageMove
 from ...snapshot import SNAPSHOT_VERSION, VM, Datastore, DatastoreState, Host, HostState, Snapshot
 from ..plan_runner import Action, Limits, run_plan
@@ -29,7 +29,7 @@ from .inventory import ClusterRefs, moid, objects_spec, props, read_view, retrie
 from .tasks import describe_fault
 
 if TYPE_CHECKING:
-    from ...plan.domain import CrossMove
+    from ...plan.domain_plan import CrossMove
     from .site import TargetSite
 
 log = logging.getLogger("balancer.vcenter")
@@ -270,7 +270,7 @@ class Executor:
         if isinstance(m, StorageMove):
             why = storage_premise(snap, m)
         else:
-            from ...execute.premise import disks_premise
+            from ...checks.premise import disks_premise
 
             why = disks_premise(snap, m.vm, new_host or current, m.disks, done_ok=False)
         if why:

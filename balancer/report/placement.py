@@ -1,0 +1,52 @@
+"""A VM's placement shown to people (`balancer place`): the ranked hosts and those it may not go to, or as JSON."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from ..plan.placement import Placement
+
+
+def render_placement(p: Placement, console: Console) -> None:
+    where = f" (registered on {p.registered_on}, powered off)" if p.registered_on else ""
+    console.print(f"[bold]Placement of {p.vm}[/bold]{where} in {p.cluster}: "
+                  f"{p.load.cpu:.0f} MHz, {p.load.mem:.0f} MB; imbalance now CPU {p.imbalance_before.cpu:.3f}, "
+                  f"memory {p.imbalance_before.mem:.3f}")
+    if p.hosts:
+        t = Table(title="Hosts, best first", show_header=True, header_style="bold")
+        for col, just in [("rank", "right"), ("host", "left"), ("CPU", "right"), ("memory", "right"),
+                          ("imbalance after", "right"), ("note", "left")]:
+            t.add_column(col, justify=just)
+        for c in p.hosts:
+            note = []
+            if c.power_on:
+                note.append("power on from standby: no host that is on fits")
+            if c.should_rules_broken:
+                note.append("breaks should-rule " + ", ".join(c.should_rules_broken))
+            t.add_row(str(c.rank), c.host, f"{100 * c.cpu_before:.0f} % → {100 * c.cpu_after:.0f} %",
+                      f"{100 * c.mem_before:.0f} % → {100 * c.mem_after:.0f} %",
+                      f"{c.imbalance_after.cpu:.3f} / {c.imbalance_after.mem:.3f}", "; ".join(note))
+        console.print(t)
+    else:
+        console.print(f"[bold red]impossible:[/bold red] {p.why_not}")
+    if p.rejected:
+        t = Table(title="Hosts it may not go to", show_header=True, header_style="bold")
+        t.add_column("host")
+        t.add_column("why not")
+        for r in p.rejected:
+            t.add_row(r.host, r.why)
+        console.print(t)
+
+
+def placement_json(p: Placement) -> str:
+    return json.dumps(p.to_json_dict(), indent=2) + "\n"
+
+
+def placement_json(p: Placement) -> str:
+    return json.dumps(p.to_json_dict(), indent=2) + "\n"
+
+
+__all__ = ["placement_json", "render_placement"]
