@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 from urllib.parse import urlsplit
 
+from ..config import is_loopback
 from ..errors import InputError
 from .schema import MIGRATIONS, SCHEMA_VERSION, statements
 
@@ -141,8 +142,6 @@ def safe_url(url: str) -> str:
 def connect_args(url: str) -> dict[str, str]:
     """libpq settings beyond the URL: TLS with the server's certificate and name checked (sslmode
     verify-full) unless the URL says otherwise or the server is on this machine (or a local socket)."""
-    from ..config import is_loopback
-
     parts = urlsplit(url)
     if "sslmode=" in (parts.query or ""):
         return {}

@@ -40,6 +40,7 @@ from ..config import Config
 from ..journal import Journal, Lease, connect, instance_id
 from ..logs import event
 from ..metrics import Metrics, MetricsServer
+from ..sources.registry import kind_of
 from .cycle import ClusterCycle, CycleResult
 from .domain_cycle import DomainCycle
 from .workers import PlanPool
@@ -85,8 +86,6 @@ class Service:
     # --- start ------------------------------------------------------------------------------
     def _preflight(self, clusters: list[tuple[str, Config]]) -> None:
         """Fail fast on what no retry can fix (a missing vCenter password): each kind's preflight."""
-        from ..sources.registry import kind_of
-
         for _, cfg in clusters:
             kind_of(cfg).preflight(cfg)
 

@@ -6,7 +6,7 @@ The loop (README, "What-if replay"):
    seed, one VM per trace row by default. Its start is the simulator's own — the first hosts
    filled first, as after a maintenance window, one broken mandatory anti-affinity rule — and,
    for a given seed, the same for every policy.
-2. Every 5-minute trace step is measured exactly once (balancer/simulate/measure.py), as the
+2. Every 5-minute trace step is measured exactly once (balancer/whatif/measure.py), as the
    hosts stood during it: placement and host states *before* the cycle that looks at that
    step acts, so a decision made from a sample counts from the next sample on (no policy
    sees the future).
@@ -37,7 +37,8 @@ from ..errors import InputError, SourceError
 from ..journal import Journal
 from ..service.cycle import ClusterCycle
 from ..sources.sim import SimulatedCluster
-from ..sources.sim.traces import SAMPLE_SECONDS, load_trace, packaged_days
+from ..sources.sim.cluster import VCPU_MHZ, memory_demand
+from ..sources.sim.traces import SAMPLE_SECONDS, load_trace, load_trace_rows, packaged_days
 from .measure import STEP_MINUTES, Measure, host_loads
 
 POLICIES = ("ours", "greedy", "none")
@@ -217,9 +218,6 @@ def feed_history(profile, sim: SimulatedCluster, trace: str, history: tuple[str,
     vCPUs x 2,400 MHz, memory by the simulator's model), at the same times of day. The history days
     are fed oldest first, each a whole day before the replay's start.
     """
-    from ..sources.sim.cluster import VCPU_MHZ, memory_demand
-    from ..sources.sim.traces import load_trace_rows
-
     ids, _ = load_trace_rows(trace)
     fed: set[str] = set()
     day0 = sim.now().timestamp() - start * SAMPLE_SECONDS

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ...config import DrsConfig, SdrsConfig
 from ...errors import SourceError
-from ...checks.premise import move_premise, power_premise, storage_premise
+from ...checks.premise import disks_premise, move_premise, power_premise, storage_premise
 from ...plan.result import ActionResult, action_result
 from ...plan import Move, Plan, PowerAction, StorageMove
 from ...snapshot import SNAPSHOT_VERSION, VM, Datastore, DatastoreState, Host, HostState, Snapshot
@@ -270,8 +270,6 @@ class Executor:
         if isinstance(m, StorageMove):
             why = storage_premise(snap, m)
         else:
-            from ...checks.premise import disks_premise
-
             why = disks_premise(snap, m.vm, new_host or current, m.disks, done_ok=False)
         if why:
             return why, None
