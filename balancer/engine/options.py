@@ -20,6 +20,9 @@ class DpmOptions:
     # The whole consolidation in one plan: no cap on hosts put into standby, no hold time between
     # them (hosts held individually stay as they are), each standby right after the moves that empty it.
     all_steps: bool = False
+    # hosts whose per-host DPM override is manual may be recommended (False: for a plan carried out
+    # automatically, they keep their power state, as vSphere leaves them to the admin)
+    manual_hosts: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.target < 1.0 or not 0.0 <= self.tolerance < 1.0:

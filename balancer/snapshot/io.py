@@ -33,5 +33,8 @@ def snapshot_digest(snapshot: Snapshot) -> str:
     """A stable digest of the snapshot's content, recorded in plans made from it."""
     # (the model's own JSON, read back and written with sorted keys: the same text as dumping
     # to_json_dict(), several times faster on a large snapshot)
-    body = json.dumps(json.loads(snapshot.model_dump_json(exclude_none=True)), sort_keys=True, separators=(",", ":"))
+    # Fields at their defaults are left out: a field a newer version adds with a default does not change the
+    # digest of a snapshot that does not use it.
+    body = json.dumps(json.loads(snapshot.model_dump_json(exclude_none=True, exclude_defaults=True)), sort_keys=True,
+                      separators=(",", ":"))
     return "sha256:" + hashlib.sha256(body.encode()).hexdigest()[:16]

@@ -97,6 +97,11 @@ class Host(_Strict):
     max_evc_mode: EvcMode | None = None  # the highest EVC mode its CPUs support, e.g. intel-icelake
     # version 4: logical CPUs (hardware threads): a VM with more vCPUs cannot run here (engine/compute/compat.py)
     cpu_threads: Count | None = None
+    # version 5: DPM's per-host override (vCenter's dpmHostConfig: disabled, manual, automatic; default: the
+    # cluster's DPM level) and whether a way to wake the host from standby is configured (Wake-on-LAN,
+    # IPMI/iLO; None: not known)
+    dpm: Literal["default", "disabled", "manual", "automatic"] = "default"
+    wake: Annotated[bool, Field(strict=True)] | None = None
 
     @model_validator(mode="after")
     def _power_order(self) -> "Host":
@@ -376,7 +381,7 @@ _SINCE: dict[int, list[tuple[str, str]]] = {
     3: [("", "evc_mode"), ("hosts", "networks"), ("hosts", "cpu_vendor"), ("hosts", "max_evc_mode"),
         ("vms", "networks"), ("vms", "min_evc_mode"), ("datastores", "url")],
     4: [("hosts", "cpu_threads")],
-    5: [("", "resource_pools"), ("", "scalable_shares"), ("vms", "resource_pool"), ("vms", "cpu_shares"),
+    5: [("", "resource_pools"), ("", "scalable_shares"), ("hosts", "dpm"), ("hosts", "wake"), ("vms", "resource_pool"), ("vms", "cpu_shares"),
         ("vms", "mem_shares"), ("vms", "cpu_limit_mhz"), ("vms", "mem_limit_mb")],
 }
 

@@ -151,7 +151,8 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
     if ha_broken:
         wake_reasons.append((cluster_scope, f"{_headroom_words(cluster, dpm)}: the demand no longer fits with the "
                                             f"{lost} largest host(s) lost"))
-    in_standby = np.array([h.state is HostState.STANDBY for h in cluster.snapshot.hosts], dtype=bool)
+    in_standby = np.array([h.state is HostState.STANDBY and host_override(cluster, dpm, i, "on") is None
+                           for i, h in enumerate(cluster.snapshot.hosts)], dtype=bool)
     standby = in_standby & ~held
     if wake_reasons:
         # Capacity comes before anti-flapping: when the HA headroom is broken, a host held after
@@ -172,7 +173,9 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
                     break
                 woken[h] = True
                 out.power_on.append(int(h))
-                out.why[int(h)] = reason
+                manual = cluster.snapshot.hosts[h].dpm == "manual"
+                out.why[int(h)] = reason + (" (the host's DPM override is manual: a recommendation for an admin)"
+                                            if manual else "")
         return out
 
     # --- standby ----------------------------------------------------------------------------------
@@ -218,18 +221,22 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
     out.demand_off = d_off
     out.windowed_off = windowed_off
     for h in out.standby:
-        out.why[h] = standby_reason(cluster, dpm, out, on & ~chosen)
+        out.why[h] = standby_reason(cluster, dpm, out, on & ~chosen, h)
     return out
 
 
-def standby_reason(cluster: Cluster, dpm: DpmOptions, choice: PowerChoice, remaining: np.ndarray) -> str:
-    """A standby decision in words: the demand that was judged, and the hosts that stay on."""
+def standby_reason(cluster: Cluster, dpm: DpmOptions, choice: PowerChoice, remaining: np.ndarray,
+                   h: int | None = None) -> str:
+    """A standby decision in words: the demand that was judged, and the hosts that stay on (and, for a
+    host ``h`` whose DPM override is manual, that an admin carries it out)."""
     lo, hi = dpm.band
     window = " (power-off window)" if choice.windowed_off else ""
     before = utilisation(cluster, cluster.on, choice.demand_off)
     after = utilisation(cluster, remaining, choice.demand_off)
+    manual = " (the host's DPM override is manual: a recommendation for an admin)" \
+        if h is not None and cluster.snapshot.hosts[h].dpm == "manual" else ""
     return (f"demand {_describe(before)}{window} is below the {_pct(lo)}–{_pct(hi)} band; "
-            f"{int(remaining.sum())} hosts stay on at {_describe(after)}")
+            f"{int(remaining.sum())} hosts stay on at {_describe(after)}{manual}")
 
 
 def _scopes(cluster: Cluster, d_on: np.ndarray, d_off: np.ndarray, current: np.ndarray) -> list[_Scope]:
@@ -357,9 +364,26 @@ def _pick_standby(cluster: Cluster, dpm: DpmOptions, on: np.ndarray, candidates:
     return picked, refusals
 
 
+def host_override(cluster: Cluster, dpm: DpmOptions, h: int, to: str = "standby") -> str | None:
+    """Why host ``h``'s own DPM settings keep it from going ``to`` standby (or being powered on): its
+    per-host override, or no way to wake it (None: they do not)."""
+    host = cluster.snapshot.hosts[h]
+    if host.dpm == "disabled":
+        return f"DPM is disabled for {host.name} (its per-host override)"
+    if host.dpm == "manual" and not dpm.manual_hosts:
+        return f"{host.name}'s DPM override is manual: its power changes are recommended to an admin, not made"
+    if to == "standby" and host.wake is False:
+        return (f"{host.name} has no way to be woken configured (Wake-on-LAN or IPMI/iLO): "
+                "it would stay in standby")
+    return None
+
+
 def _standby_refusal(cluster: Cluster, dpm: DpmOptions, remaining: np.ndarray, leaving: np.ndarray,
                      scopes: list[_Scope], h: int) -> str | None:
     """Why ``h`` may not join the hosts going to standby (None: it may)."""
+    own = host_override(cluster, dpm, h)
+    if own:
+        return own
     if int(remaining.sum()) < dpm.min_hosts_on:
         return f"min_hosts_on is {dpm.min_hosts_on}"
     for s in scopes:

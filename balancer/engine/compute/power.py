@@ -282,7 +282,7 @@ def _standby(cluster: Cluster, options: PlanOptions, choice: PowerChoice) -> Pow
     work = with_hosts_leaving(cluster, host_mask(cluster, hosts))
     if options.moves_budget.nothing:  # only hosts already empty were chosen: nothing to move
         assert options.dpm is not None
-        why = {h: standby_reason(cluster, options.dpm, choice, work.on) for h in hosts}
+        why = {h: standby_reason(cluster, options.dpm, choice, work.on, h) for h in hosts}
         return PowerPlan(original=cluster, cluster=work, planning=work, leaving=hosts, leave_action="standby",
                          why=why, notes=notes)
     # the evacuation stage moves only the VMs that leave; repairs and balancing are the planner's
@@ -308,7 +308,7 @@ def _standby(cluster: Cluster, options: PlanOptions, choice: PowerChoice) -> Pow
             return unchanged(cluster, notes)
         work = with_hosts_leaving(cluster, host_mask(cluster, hosts))
     assert options.dpm is not None
-    why = {h: standby_reason(cluster, options.dpm, choice, work.on) for h in hosts}
+    why = {h: standby_reason(cluster, options.dpm, choice, work.on, h) for h in hosts}
     return PowerPlan(original=cluster, cluster=work, planning=replace(work, place=place), leaving=hosts,
                      leave_action="standby", why=why, notes=notes,
                      evacuation_moves=int((place != cluster.place).sum()))
