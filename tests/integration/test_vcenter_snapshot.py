@@ -206,3 +206,20 @@ def test_the_resource_pool_tree_shares_and_limits_are_collected(vcsim, admin):
     assert v0.resource_pool == "web" and v1.resource_pool == "test" and v2.resource_pool is None
     assert v1.cpu_limit_mhz == 1 and v1.cpu_demand_mhz <= 1 and v1.cpu_shares.level == "high"
     assert v0.cpu_limit_mhz is None and v0.cpu_shares.level == "normal"
+
+
+def test_per_host_dpm_overrides_are_collected(vcsim, admin):
+    from pyVmomi import vim
+
+    hosts = admin.hosts()
+    spec = vim.cluster.ConfigSpecEx(dpmHostConfigSpec=[
+        vim.cluster.DpmHostConfigSpec(operation="add", info=vim.cluster.DpmHostConfigInfo(
+            key=hosts[host_name(0)], enabled=False)),
+        vim.cluster.DpmHostConfigSpec(operation="add", info=vim.cluster.DpmHostConfigInfo(
+            key=hosts[host_name(1)], enabled=True, behavior="manual"))])
+    admin.reconfigure(spec)
+    with vcsim.source() as src:
+        snap = src.snapshot()
+    assert snap.host(host_name(0)).dpm == "disabled"
+    assert snap.host(host_name(1)).dpm == "manual"
+    assert snap.host(host_name(2)).dpm == "default"

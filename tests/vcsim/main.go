@@ -27,6 +27,8 @@
 //     (default 0), returns its task at once and the task stays running (the VM where it was) until
 //     POST /_vcsim/release, as a vMotion in progress; POST /_vcsim/release?fail=1 ends the held
 //     tasks in a task error instead (InsufficientResourcesFault, the VMs where they were)
+//   - Per-host DPM overrides: ReconfigureComputeResource_Task's dpmHostConfigSpec is stored in the
+//     cluster's configurationEx.dpmHostConfig (the simulator drops it).
 //   - HA settings: ReconfigureComputeResource_Task stores rules, groups and VM overrides but
 //     drops spec.dasConfig (checked: configurationEx.dasConfig reads back unchanged), so the
 //     layer in front stores the dasConfig it carries (enabled, admission control enabled, the
@@ -230,6 +232,36 @@ func hostPower(w http.ResponseWriter, method string, this types.ManagedObjectRef
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, soapResponse, method, ref.Value, method)
+}
+
+// storeDpmHostConfig applies a reconfigure request's per-host DPM overrides (add, edit, remove) to the
+// cluster's configurationEx.dpmHostConfig, which the simulator leaves as it was.
+func storeDpmHostConfig(this types.ManagedObjectReference, specs []types.ClusterDpmHostConfigSpec) {
+	cluster, ok := simulator.Map.Get(this).(*simulator.ClusterComputeResource)
+	if !ok {
+		return
+	}
+	simulator.Map.WithLock(cluster, func() {
+		cfg, ok := cluster.ConfigurationEx.(*types.ClusterConfigInfoEx)
+		if !ok {
+			return
+		}
+		for _, spec := range specs {
+			if spec.Info == nil {
+				continue
+			}
+			kept := cfg.DpmHostConfig[:0]
+			for _, info := range cfg.DpmHostConfig {
+				if info.Key != spec.Info.Key {
+					kept = append(kept, info)
+				}
+			}
+			cfg.DpmHostConfig = kept
+			if spec.Operation != types.ArrayUpdateOperationRemove {
+				cfg.DpmHostConfig = append(cfg.DpmHostConfig, *spec.Info)
+			}
+		}
+	})
 }
 
 // storeDasConfig merges a reconfigure request's dasConfig into the cluster's configurationEx.
@@ -631,6 +663,9 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration,
 			if req, ok := method.Body.(*types.ReconfigureComputeResource_Task); ok {
 				if spec, ok := req.Spec.(*types.ClusterConfigSpecEx); ok && spec.DasConfig != nil {
 					storeDasConfig(method.This, spec.DasConfig)
+				}
+				if spec, ok := req.Spec.(*types.ClusterConfigSpecEx); ok && len(spec.DpmHostConfigSpec) > 0 {
+					storeDpmHostConfig(method.This, spec.DpmHostConfigSpec)
 				}
 			}
 		case "QueryPerf":

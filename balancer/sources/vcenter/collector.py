@@ -40,7 +40,7 @@ COUNTERS = ("cpu.usagemhz.average", "cpu.ready.summation", "mem.active.average",
 LATENCY_COUNTERS = ("datastore.totalReadLatency.average", "datastore.totalWriteLatency.average")
 GB = 1024.0 ** 3
 
-HOST_PATHS = ["name", "summary.hardware", "summary.maxEVCModeKey", "runtime", "network", "datastore"]
+HOST_PATHS = ["name", "summary.hardware", "summary.maxEVCModeKey", "runtime", "network", "datastore", "capability"]
 VM_PATHS = ["name", "runtime.host", "runtime.powerState", "summary.config", "summary.quickStats",
             "config.hardware.device", "layoutEx.disk", "layoutEx.file", "network", "runtime.minRequiredEVCModeKey",
             "resourcePool", "config.cpuAllocation", "config.memoryAllocation"]
@@ -281,7 +281,10 @@ class Collector:
                 log.warning("host %s reports no hardware summary; treated as disconnected", p.get("name"))
                 mhz, cores, mem, state = max(mhz, 1.0), max(cores, 1), max(mem, 1.0), HostState.DISCONNECTED
             evc = evc_key(p.get("summary.maxEVCModeKey"))
+            # Wake-on-LAN reported capable: it can be woken; otherwise not known (IPMI/iLO settings are not readable)
+            wol = getattr(p.get("capability"), "wakeOnLanCapable", None) is True
             hosts.append(Host(name=p["name"], cpu_capacity_mhz=float(mhz * cores), mem_capacity_mb=float(mem),
+                              wake=True if wol else None,
                               cpu_cores=cores, cpu_threads=threads if threads >= cores else None,
                               state=state, networks=network_names(p.get("network"), storage.networks),
                               cpu_vendor=cpu_vendor(getattr(hw, "cpuModel", None), evc), max_evc_mode=evc))
@@ -290,6 +293,8 @@ class Collector:
 
         config = cprops.get("configurationEx")
         overrides = {moid(o.key): o for o in (getattr(config, "drsVmConfig", None) or []) if getattr(o, "key", None)}
+        dpm_hosts = {moid(o.key): o for o in (getattr(config, "dpmHostConfig", None) or []) if getattr(o, "key", None)}
+        hosts = [h.model_copy(update={"dpm": host_dpm(dpm_hosts.get(moid(obj)))}) for h, (obj, _) in zip(hosts, host_objs)]
 
         powered_on = [vm for vm, p in vm_objs if str(p.get("runtime.powerState")) == "poweredOn"]
         perf, latency = self.query_perf(powered_on, [h for h, p in host_objs if host_state(p.get("runtime")) is HostState.ON])
@@ -659,3 +664,13 @@ def resource_pools(found: list[tuple[Any, dict]], root: Any) -> tuple[list[Resou
             mem_limit_mb=None if mem.limit is None else max(mem.limit, mem.reservation),
             cpu_expandable=cpu.expandable, mem_expandable=mem.expandable))
     return pools, names
+
+
+def host_dpm(entry: Any) -> str:
+    """A host's DPM override (a ``ClusterDpmHostConfigInfo``) in the snapshot's words."""
+    if entry is None:
+        return "default"
+    if getattr(entry, "enabled", True) is False:
+        return "disabled"
+    behavior = str(getattr(entry, "behavior", "") or "")
+    return {"manual": "manual", "automated": "automatic"}.get(behavior, "default")
