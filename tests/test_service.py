@@ -452,3 +452,23 @@ def test_acting_on_the_simulator_while_the_service_runs_it_is_refused(tmp_path):
     finally:
         svc.proc.send_signal(signal.SIGTERM)
         assert svc.finish(60) == 0
+
+
+def test_a_host_whose_dpm_override_is_manual_is_recommended_but_not_powered_off(tmp_path):
+    # the same night as above, DPM automatic, but every host's own override is manual
+    manual = {f"esx{i:02d}": "manual" for i in range(1, 9)}
+    cycle, source, journal = _cycle(tmp_path, drs={"automation": "full"}, sim={"vms": 60, "start": 24, "dpm_hosts": manual},
+                                    dpm={"automation": "automatic"})
+    from balancer.journal.past import cluster_demand
+    now = source.snapshot()
+    assert {h.dpm for h in now.hosts} == {"manual"}
+    for k in range(9, 0, -1):
+        cid = journal.begin_cycle("c")
+        journal.record_collection(cid, now.collected_at.timestamp() - 300 * k, *cluster_demand(now))
+        journal.end_cycle(cid, "ok")
+    res = cycle.run()
+    (p,) = [p for p in res.recommendation.power if p.action == "standby"]
+    assert "DPM override is manual" in p.detail
+    assert not [r for r in res.results if r.kind == "power"]
+    assert all(h.state.value == "on" for h in source.snapshot().hosts)
+    assert not [m for m in res.results if m.reason == "dpm"]

@@ -72,6 +72,17 @@ class SimConfig(_Section):
     evc_mode: Annotated[str, Field(pattern=r"^([a-z][a-z0-9-]{0,63})?$")] = "intel-cascadelake"
     host_evc_mode: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,63}$")] = "intel-icelake"
     networks: Annotated[list[Annotated[str, Field(min_length=1, max_length=256)]], Field(min_length=1)] = ["VM Network"]
+    # per-host DPM overrides (host name -> disabled / manual / automatic), as vCenter's dpmHostConfig
+    dpm_hosts: dict[Annotated[str, Field(min_length=1, max_length=256)], Literal["disabled", "manual", "automatic"]] = {}
+
+    @model_validator(mode="after")
+    def _dpm_hosts_known(self) -> "SimConfig":
+        names = {f"esx{i + 1:02d}" for i in range(self.hosts)}  # the simulated cluster's host names
+        for name in self.dpm_hosts:
+            if name not in names:
+                raise ValueError(f"dpm_hosts: unknown host {name!r} (the simulated cluster's hosts are esx01 to "
+                                 f"esx{self.hosts:02d})")
+        return self
 
 
 class VCenterConfig(_Section):

@@ -12,7 +12,7 @@ def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | Non
                  planner: str | None = None, time_limit: float | None = None, dpm: bool | None = None,
                  evacuate: tuple[str, ...] = (), dpm_all_steps: bool = False, storage: bool | None = None,
                  evacuate_datastores: tuple[str, ...] = (), max_repair_moves: int | None = None,
-                 no_moves: bool = False) -> PlanOptions:
+                 no_moves: bool = False, automatic: bool = False) -> PlanOptions:
     """The engine options a (single-cluster) config asks for; explicit arguments override the config.
 
     ``dpm``: True includes DPM decisions whatever ``dpm.automation`` says; None: DPM is on unless
@@ -22,7 +22,8 @@ def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | Non
     ``sdrs.automation`` is off. ``evacuate_datastores``: datastores to empty (``balancer evacuate-datastore``;
     storage moves only, no compute balancing). ``max_repair_moves``: the repair cap (None: the config's
     ``drs.max_repair_moves``, itself None for no cap). ``no_moves``: no vMotion at all, repairs included
-    (a plan of power actions or storage moves only).
+    (a plan of power actions or storage moves only). ``automatic``: the plan is carried out with no admin
+    in the loop (the service): hosts whose DPM override is manual keep their power state.
     """
     drs = cfg.drs
     dpm_on = dpm if dpm is not None else cfg.dpm.automation != "off"
@@ -43,7 +44,7 @@ def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | Non
         cost_per_vmotion_second=drs.vmotion_cost,
         dpm=DpmOptions(target=cfg.dpm.target, tolerance=cfg.dpm.tolerance, min_hosts_on=cfg.dpm.min_hosts_on,
                        headroom_hosts=cfg.dpm.headroom_hosts, max_standby=cfg.dpm.max_standby_per_cycle,
-                       all_steps=dpm_all_steps) if dpm_on and not evacuate else None,
+                       all_steps=dpm_all_steps, manual_hosts=not automatic) if dpm_on and not evacuate else None,
         evacuate=tuple(evacuate),
         storage=storage_options(cfg, evacuate_datastores) if storage_on else None,
     )

@@ -309,11 +309,15 @@ class ClusterCycle:
             if not with_dpm and not with_storage:
                 return None
             # host power actions and storage moves that need no vMotion
-            options = self._plan_options(no_moves=True, dpm=with_dpm)
+            options = self._plan_options(no_moves=True, dpm=with_dpm, automatic=True)
         elif drs.automation == "partial":
-            options = self._plan_options(threshold=1, dpm=with_dpm)
+            options = self._plan_options(threshold=1, dpm=with_dpm, automatic=True)
         else:
-            options = self._plan_options(dpm=with_dpm)
+            options = self._plan_options(dpm=with_dpm, automatic=True)
+        manual = {h.name for h in snap.hosts if h.dpm == "manual"}
+        if options.dpm is not None and rec_options.dpm is not None and not any(p.host in manual for p in rec.power):
+            # no power change of a host left to an admin: the recommendation is what may be carried out
+            options = replace(options, dpm=replace(options.dpm, manual_hosts=rec_options.dpm.manual_hosts))
         if not with_storage:
             options = replace(options, storage=None)
         if options == rec_options:
