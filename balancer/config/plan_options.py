@@ -47,6 +47,7 @@ def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | Non
                        all_steps=dpm_all_steps, manual_hosts=not automatic) if dpm_on and not evacuate else None,
         evacuate=tuple(evacuate),
         storage=storage_options(cfg, evacuate_datastores) if storage_on else None,
+        manual_vms=not automatic,
     )
 
 

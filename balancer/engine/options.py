@@ -103,6 +103,9 @@ class PlanOptions:
     # nothing else moves, and the plan ends with their enter-maintenance actions (engine/compute/power.py).
     evacuate: tuple[str, ...] = ()
     recent_demand: bool = True  # plan on History.vm_demand when it is given (engine/compute/cluster.py)
+    # VMs whose DRS override is manual are recommended moves (marked for an admin) as vSphere does; off for a
+    # plan carried out automatically, which never moves them
+    manual_vms: bool = False
     storage: StorageOptions | None = None  # None: Storage DRS off (no storage moves)
 
     def __post_init__(self) -> None:

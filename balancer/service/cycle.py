@@ -318,6 +318,9 @@ class ClusterCycle:
         if options.dpm is not None and rec_options.dpm is not None and not any(p.host in manual for p in rec.power):
             # no power change of a host left to an admin: the recommendation is what may be carried out
             options = replace(options, dpm=replace(options.dpm, manual_hosts=rec_options.dpm.manual_hosts))
+        manual_vms = {v.name for v in snap.vms if v.automation.value == "manual"}
+        if not any(m.vm in manual_vms for m in rec.moves):  # nor a move of a VM left to an admin
+            options = replace(options, manual_vms=rec_options.manual_vms)
         if not with_storage:
             options = replace(options, storage=None)
         if options == rec_options:

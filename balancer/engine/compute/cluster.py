@@ -11,7 +11,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ...snapshot import HostState, Snapshot
+from ...snapshot import Automation, HostState, Snapshot
 from ...snapshot.model import clamp
 from ..mounts import vm_reach
 from .compat import restrict
@@ -130,7 +130,8 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
     )
     place = np.array([host_idx[v.host] for v in vms], dtype=np.int64)
     powered = np.array([v.powered_on for v in vms], dtype=bool)
-    movable = np.array([v.movable for v in vms], dtype=bool) if V else np.zeros(0, dtype=bool)
+    movable = np.array([v.movable or (options.manual_vms and v.powered_on and v.automation is Automation.MANUAL)
+                        for v in vms], dtype=bool) if V else np.zeros(0, dtype=bool)
     # vCenter cannot migrate a VM off a disconnected host: its VMs stay until it reconnects
     reachable = np.array([h.state is not HostState.DISCONNECTED for h in hosts], dtype=bool)
     must_leave = powered & ~on[place] & reachable[place] if V else np.zeros(0, dtype=bool)

@@ -9,7 +9,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ...plan import Imbalance, Move, Plan, ResourcePair, Suppressed, VMotionEstimate
-from ...snapshot import Snapshot, snapshot_digest
+from ...snapshot import Automation, Snapshot, snapshot_digest
 from .balance import PAIRWISE_GAP, balancing_trigger, combined, imbalance, max_gap, needs_balancing, target_imbalance
 from .cluster import Cluster, build_cluster
 from .entitlement import pool_loads
@@ -33,6 +33,8 @@ PLANNERS = {"cp-sat": best_plan, "greedy": lambda cluster, options, build: build
 
 # Priority of a move in the order: mandatory repairs first.
 _PRIORITY = {"evacuate": 0, "rule": 1, "capacity": 2, "dpm": 3, "balance": 4}
+# a recommended move of a VM whose DRS override is manual (PlanOptions.manual_vms): for an admin to make
+MANUAL_WORDS = "the VM's DRS override is manual: a recommendation for an admin, not made automatically"
 
 
 def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history: History | None = None) -> Plan:
@@ -144,6 +146,8 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
             detail = (detail + "; " if detail else "") + f"temporary hop on the way to {cluster.host_names[step.final]}"
         elif reason == "balance":
             detail = f"CPU imbalance {im[0]:.3f} → {new_im[0]:.3f}, memory imbalance {im[1]:.3f} → {new_im[1]:.3f}"
+        if cluster.snapshot.vms[v].automation is Automation.MANUAL and not cluster.must_leave[v]:
+            detail = (detail + "; " if detail else "") + MANUAL_WORDS
         est = estimate(cluster.mem_mb[v], cluster.dirty_mbps[v], float(min(cluster.bandwidth_mbps[step.source], cluster.bandwidth_mbps[step.target])))
         moves.append(
             Move(
