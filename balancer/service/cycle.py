@@ -91,7 +91,7 @@ class ClusterCycle:
         self.stopping = stopping or threading.Event()
         self.wall = wall
         # PlanOptions fields set on every plan whatever the config says (a replay's deterministic
-        # work budget, balancer/simulate); empty for the service
+        # work budget, balancer/whatif); empty for the service
         self.plan_overrides = dict(plan_overrides or {})
         # make_plan, or the same run in a worker process (the service's pool, balancer/service/workers.py)
         self.make_plan = planner or make_plan
