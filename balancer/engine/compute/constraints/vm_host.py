@@ -42,10 +42,14 @@ class HostSet(Constraint):
         """Where the VMs belong, in words: completes "VM x belongs ..." and "VM x must run ..."."""
         return "on its allowed hosts"
 
+    def misplaced(self) -> str:
+        """The violation's words for the VMs where they do not belong: "{n} VM(s) <this>: vm on host, ..."."""
+        return f"not {self.where()}"
+
     def detail(self, place, hosts, vms) -> str:
         bad = [int(v) for v in self.outside(place)]
         names = ", ".join(f"{vms[v]} on {hosts[place[v]]}" for v in bad[:3]) + (" ..." if len(bad) > 3 else "")
-        return f"{len(bad)} VM(s) not {self.where()}: {names}"
+        return f"{len(bad)} VM(s) {self.misplaced()}: {names}"
 
     def reasons(self, place, moved, hosts, vms) -> dict[int, str]:
         return {int(v): f"rule {self.rule}: {vms[int(v)]} belongs {self.where()}, not on {hosts[place[v]]}"
@@ -94,8 +98,5 @@ class VmHost(HostSet):
     def placement_refusal(self, vm, target, place, running, hosts, vms) -> str | None:
         return None if self.ok[target] else f"rule {self.rule}: must run {'on' if self.affine else 'off'} host group {self.group}"
 
-    def detail(self, place, hosts, vms) -> str:
-        bad = [int(v) for v in self.outside(place)]
-        verb = "outside" if self.affine else "inside"
-        names = ", ".join(f"{vms[v]} on {hosts[place[v]]}" for v in bad[:3]) + (" ..." if len(bad) > 3 else "")
-        return f"{len(bad)} VM(s) {verb} the host group: {names}"
+    def misplaced(self) -> str:
+        return "outside the host group" if self.affine else "inside the host group"
