@@ -29,3 +29,23 @@ def test_the_service_recommends_them_and_does_not_move_them(tmp_path):
     res = cycle.run()
     assert res.recommendation.moves and all("DRS override is manual" in m.detail for m in res.recommendation.moves)
     assert not [r for r in res.results if r.kind == "move"]
+
+
+def test_automatic_moves_come_before_manual_ones_and_dpm_empties_no_host_for_a_manual_vm():
+    hosts = [{"name": n, "cpu_capacity_mhz": 20000.0, "mem_capacity_mb": 65536.0} for n in ("a", "b", "c")]
+    # a at 80 %: nothing to repair, much to balance, and enough automatic VMs to balance it alone
+    vms = [{"name": f"{kind}{i}", "host": "a", "vcpus": 2, "mem_mb": 4096, "cpu_demand_mhz": 2000.0,
+            "mem_demand_mb": 1024.0, "automation": "manual" if kind == "m" else "default"}
+           for kind, n in (("m", 2), ("d", 6)) for i in range(n)]
+    s = parse_snapshot({"version": 5, "cluster": "c", "hosts": hosts, "vms": vms})
+    plan = make_plan(s, PlanOptions(threshold=3, manual_vms=True))
+    assert plan.moves and all(m.vm.startswith("d") for m in plan.moves), plan.moves  # same gain: automatic first
+    # DPM: at low load, the host of a manual VM is not emptied for standby
+    from balancer.engine.options import DpmOptions
+
+    idle = [{"name": "m0", "host": "b", "vcpus": 2, "mem_mb": 4096, "cpu_demand_mhz": 100.0, "mem_demand_mb": 512.0,
+             "automation": "manual"},
+            {"name": "d0", "host": "c", "vcpus": 2, "mem_mb": 4096, "cpu_demand_mhz": 100.0, "mem_demand_mb": 512.0}]
+    s = parse_snapshot({"version": 5, "cluster": "c", "hosts": hosts, "vms": idle})
+    plan = make_plan(s, PlanOptions(manual_vms=True, dpm=DpmOptions(min_hosts_on=1, all_steps=True)))
+    assert "b" not in {p.host for p in plan.power if p.action == "standby"} and not [m for m in plan.moves if m.vm == "m0"]

@@ -45,6 +45,7 @@ class Cluster:
     power_idle_w: np.ndarray | None = None
     power_peak_w: np.ndarray | None = None
     wanted: np.ndarray | None = None  # (V, 2) the load before entitlement (demand within reservation and limit)
+    manual: np.ndarray | None = None  # (V,) bool: movable only as a recommendation for an admin (manual override)
 
     @property
     def n_hosts(self) -> int:
@@ -100,6 +101,15 @@ class Cluster:
         return self.powered & ~self.on[place]
 
 
+def automatic_first(cluster: Cluster, vms: np.ndarray) -> np.ndarray:
+    """``vms`` with those under a manual override (moved only by an admin) last: of two moves that gain as
+    much, the planners take the first, so the automatic one."""
+    if cluster.manual is None or not cluster.manual[vms].any():
+        return vms
+    late = cluster.manual[vms]
+    return np.concatenate([vms[~late], vms[late]])
+
+
 def build_cluster(snapshot: Snapshot, options: PlanOptions,
                   vm_demand: Mapping[str, tuple[float, float]] | None = None) -> Cluster:
     hosts = snapshot.hosts
@@ -130,8 +140,10 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
     )
     place = np.array([host_idx[v.host] for v in vms], dtype=np.int64)
     powered = np.array([v.powered_on for v in vms], dtype=bool)
-    movable = np.array([v.movable or (options.manual_vms and v.powered_on and v.automation is Automation.MANUAL)
-                        for v in vms], dtype=bool) if V else np.zeros(0, dtype=bool)
+    # a VM under a manual DRS override moves only in a recommendation (PlanOptions.manual_vms)
+    manual = np.array([options.manual_vms and v.powered_on and v.automation is Automation.MANUAL for v in vms],
+                      dtype=bool) if V else np.zeros(0, dtype=bool)
+    movable = np.array([v.movable for v in vms], dtype=bool) | manual if V else np.zeros(0, dtype=bool)
     # vCenter cannot migrate a VM off a disconnected host: its VMs stay until it reconnects
     reachable = np.array([h.state is not HostState.DISCONNECTED for h in hosts], dtype=bool)
     must_leave = powered & ~on[place] & reachable[place] if V else np.zeros(0, dtype=bool)
@@ -176,6 +188,7 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
         allowed=allowed,
         rules=rules,
         wanted=wanted,
+        manual=manual,
         power_idle_w=idle,
         power_peak_w=peak,
     )

@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from .balance import MIN_GAIN, move_delta, needs_balancing, target_imbalance
-from .cluster import Cluster
+from .cluster import Cluster, automatic_first
 from .optimizer import Mended, OptimiseResult, mend, move_costs
 from ..options import PlanOptions
 
@@ -84,7 +84,7 @@ def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int
     for g in cluster.host_sets:
         if not g.mandatory and len(g.vms):
             soft_host[g.vms] &= g.ok[None, :]
-    candidates = np.flatnonzero(cluster.movable & cluster.powered & ~grouped & on[place])
+    candidates = automatic_first(cluster, np.flatnonzero(cluster.movable & cluster.powered & ~grouped & on[place]))
     if not len(candidates):
         return place, steps
     loads = cluster.host_loads(place)

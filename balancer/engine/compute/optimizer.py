@@ -49,6 +49,7 @@ NB_HOSTS = 6  # hosts in one neighbourhood
 NB_VMS_PER_HOST = 20  # candidate VMs taken from each neighbourhood host
 ROUND_WORK = 0.15  # CP-SAT deterministic time per round
 MEND_PRICE = 1.0  # extra price of a move while mending: above any balance gain, far below a rule
+MANUAL_PRICE = 2.0  # a VM under a manual override (a recommendation for an admin) costs this many times its price
 ROUNDS_PER_SECOND = 8  # round budget per second of time limit
 MAX_STALE = 3  # CP-SAT rounds in a row without improvement before a phase stops
 # Work budgets per second of time limit, sized so that a plan takes about its time limit on the
@@ -101,6 +102,8 @@ def move_costs(cluster: Cluster, options: PlanOptions,
     for v in todo:
         e = estimate(cluster.mem_mb[v], cluster.dirty_mbps[v], float(bw[cluster.place[v]]))
         out[v] = min_gain + per_second * e.seconds
+        if cluster.manual is not None and cluster.manual[v]:
+            out[v] *= MANUAL_PRICE  # a move an admin must make: an automatic one that gains as much comes first
     return out
 
 

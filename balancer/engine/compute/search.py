@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .balance import fits, move_delta, needs_balancing
-from .cluster import Cluster
+from .cluster import Cluster, automatic_first
 
 EPS = 1e-12
 FOCUS = 8  # hosts at each end (hottest / coldest) the focused operators look at
@@ -232,6 +232,7 @@ class Search:
         the cluster is far from balanced (``run`` checks each again before making it)."""
         c = self.c
         cand = np.flatnonzero(self.free) if vms is None else vms[self.free[vms]]
+        cand = automatic_first(self.c, cand)
         hosts = np.flatnonzero(self.on) if targets is None else np.asarray(targets)
         if not len(cand) or not len(hosts):
             return []
