@@ -104,9 +104,9 @@ CASES = {
     "pool cycle": (_pools(lambda s: s["resource_pools"][0].update(parent="web")), "resource pool"),
     "VM in an unknown pool": (_pools(lambda s: s["vms"][0].update(resource_pool="gold")), "gold"),
     "pool reservation above its limit": (_pools(lambda s: s["resource_pools"][1].update(
-        cpu_reservation_mhz=9000, cpu_limit_mhz=5000)), "resource pool web: cpu_reservation 9000 MHz is above its cpu_limit"),
+        cpu_reservation_mhz=9000, cpu_limit_mhz=5000)), "resource_pools[1] (web): cpu_reservation 9000 MHz is above its cpu_limit"),
     "VM reservation above its limit": (_pools(lambda s: s["vms"][1].update(cpu_reservation_mhz=900, cpu_limit_mhz=500)),
-                                       "vm web-02: cpu_reservation 900 MHz is above its cpu_limit 500 MHz"),
+                                       "(web-02): cpu_reservation 900 MHz is above its cpu_limit 500 MHz"),
     "negative shares": (_pools(lambda s: s["vms"][2].update(cpu_shares={"level": "custom", "value": -5})), "cpu_shares"),
     "custom shares without a value": (_pools(lambda s: s["resource_pools"][0].update(mem_shares={"level": "custom"})),
                                       "custom shares need a value"),

@@ -35,9 +35,9 @@ def test_a_disabled_host_or_one_that_cannot_be_woken_never_goes_to_standby():
     plan = make_plan(cluster(nowake), PlanOptions(dpm=DpmOptions(all_steps=True)))
     assert not standbys(plan) & set(nowake)
     one = make_plan(cluster({h: {"dpm": "disabled"} for h in [f"h{i}" for i in range(6)]}), PlanOptions(dpm=DpmOptions()))
-    assert not one.power and "DPM is disabled for h" in (one.dpm_end_state.limit or "")
+    assert not one.power and "DPM is disabled for this host" in (one.dpm_end_state.limit or "")
     wake = make_plan(cluster({f"h{i}": {"wake": False} for i in range(6)}), PlanOptions(dpm=DpmOptions()))
-    assert not wake.power and "no way to be woken" in (wake.dpm_end_state.limit or "")
+    assert not wake.power and "no way to wake it" in (wake.dpm_end_state.limit or "")
 
 
 def test_a_manual_host_is_recommended_but_left_to_an_admin_in_an_automatic_plan():

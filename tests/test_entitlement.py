@@ -154,7 +154,7 @@ def test_place_refuses_a_vm_whose_reservation_its_pool_cannot_admit():
     assert place_vm(s, small).status == "ok"
     out = place_vm(s, big)
     assert out.status == "impossible" and out.hosts == []
-    assert out.why_not == ("n1 cannot power on: resource pool fixed: its reservation is not expandable and has "
+    assert out.why_not == ("resource pool fixed: its reservation is not expandable and has "
                            "2,000 MHz CPU unreserved, less than the VM's 2,500 MHz")
     # an expandable pool borrows from the root: 30,000 - 8,000 (fixed) - 1,000 (grow) = 21,000 left there
     assert place_vm(s, big.model_copy(update={"resource_pool": "grow", "cpu_reservation_mhz": 15000.0})).status == "ok"
@@ -196,3 +196,26 @@ def test_no_plan_puts_more_reservation_on_a_host_than_it_has(s, threshold, dpm):
         after[m.target] += r
         # admission at every step: a host that had its reservations within capacity keeps them so
         assert after[m.target] <= 12000.0 + 1e-6 or after[m.target] <= reserved[m.target] + 1e-6
+
+
+def test_a_pools_limit_caps_what_may_be_reserved_in_it():
+    from balancer.engine.compute.placement import place_vm
+    from balancer.snapshot.vmspec import VmSpec
+
+    s = snap([{"name": "p1", "cpu_demand_mhz": 2000.0, "cpu_reservation_mhz": 3000.0, "resource_pool": "lo"}],
+             [pool("lo", cpu_limit_mhz=9000.0)])
+    spec = VmSpec(name="n1", vcpus=2, mem_mb=4096, cpu_demand_mhz=500.0, cpu_reservation_mhz=6000.0, resource_pool="lo")
+    assert place_vm(s, spec).status == "ok"
+    out = place_vm(s, spec.model_copy(update={"cpu_reservation_mhz": 6500.0}))
+    assert out.status == "impossible" and out.why_not == (
+        "resource pool lo: its CPU limit of 9,000 MHz leaves 6,000 MHz to reserve, less than the VM's 6,500 MHz")
+
+
+def test_the_reports_hosts_table_shows_what_the_planner_balanced():
+    from balancer.report.hosts import host_loads
+
+    s = snap([{"name": f"t{i}", "cpu_demand_mhz": 6000.0, "resource_pool": "lo"} for i in range(3)],
+             [pool("lo", cpu_limit_mhz=9000.0)])
+    plan = make_plan(s, PlanOptions())
+    (row,) = host_loads(plan, s)
+    assert row.cpu_before == pytest.approx(9000.0 / 30000.0)  # the pool's limit, not the 18 GHz demanded

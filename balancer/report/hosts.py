@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import InputError
 from ..plan import Move, Plan, StorageMove
+from ..engine.compute.entitlement import entitle
 from ..snapshot import HostState, Snapshot, snapshot_digest
 
 # The state a host is in once a power action has completed.
@@ -70,18 +73,27 @@ def host_loads(plan: Plan, snapshot: Snapshot) -> list[HostLoad]:
 
     before = snapshot.host_totals()
     after = snapshot.host_totals(place)
+    # what the planner balanced: each VM's entitlement (its demand unless the cluster or a pool's limit
+    # cannot give it all of it: engine/compute/entitlement.py)
+    load = np.array([[v.cpu_load_mhz, v.mem_load_mb] for v in snapshot.vms], dtype=float).reshape(len(snapshot.vms), 2)
+    entitled = entitle(snapshot, load)
+    sums = {(h.name, when): np.zeros(2) for h in snapshot.hosts for when in ("before", "after")}
+    for v, e in zip(snapshot.vms, entitled):
+        sums[v.host, "before"] += e
+        sums[place[v.name], "after"] += e
     rows = []
     for h in snapshot.hosts:
         b, a = before[h.name], after[h.name]
+        eb, ea = sums[h.name, "before"], sums[h.name, "after"]
         rows.append(HostLoad(
             name=h.name,
             state_before=h.state.value,
             state_after=state[h.name].value,
             vms_before=b.vms,
             vms_after=a.vms,
-            cpu_before=b.cpu_load_mhz / h.cpu_capacity_mhz,
-            cpu_after=a.cpu_load_mhz / h.cpu_capacity_mhz,
-            mem_before=b.mem_load_mb / h.mem_capacity_mb,
-            mem_after=a.mem_load_mb / h.mem_capacity_mb,
+            cpu_before=eb[0] / h.cpu_capacity_mhz,
+            cpu_after=ea[0] / h.cpu_capacity_mhz,
+            mem_before=eb[1] / h.mem_capacity_mb,
+            mem_after=ea[1] / h.mem_capacity_mb,
         ))
     return rows

@@ -191,8 +191,8 @@ class VM(_Strict):
 
     @model_validator(mode="after")
     def _reservation_within_limit(self) -> "VM":
-        check_within_limit(f"vm {self.name}", self.cpu_reservation_mhz, self.cpu_limit_mhz, "cpu", "MHz")
-        check_within_limit(f"vm {self.name}", self.mem_reservation_mb, self.mem_limit_mb, "mem", "MB")
+        check_within_limit("", self.cpu_reservation_mhz, self.cpu_limit_mhz, "cpu", "MHz")
+        check_within_limit("", self.mem_reservation_mb, self.mem_limit_mb, "mem", "MB")
         return self
 
     @property

@@ -57,14 +57,15 @@ class ResourcePool(BaseModel):
 
     @model_validator(mode="after")
     def _reservation_within_limit(self) -> "ResourcePool":
-        check_within_limit(f"resource pool {self.name}", self.cpu_reservation_mhz, self.cpu_limit_mhz, "cpu", "MHz")
-        check_within_limit(f"resource pool {self.name}", self.mem_reservation_mb, self.mem_limit_mb, "mem", "MB")
+        check_within_limit("", self.cpu_reservation_mhz, self.cpu_limit_mhz, "cpu", "MHz")
+        check_within_limit("", self.mem_reservation_mb, self.mem_limit_mb, "mem", "MB")
         return self
 
 
 def check_within_limit(what: str, reservation: float, limit: float | None, res: str, unit: str) -> None:
-    if limit is not None and reservation > limit:
-        raise ValueError(f"{what}: {res}_reservation {reservation:g} {unit} is above its {res}_limit {limit:g} {unit}")
+    if limit is not None and reservation > limit:  # (``what``: "" where the caller's location names the item)
+        raise ValueError(f"{what + ': ' if what else ''}{res}_reservation {reservation:g} {unit} is above its "
+                         f"{res}_limit {limit:g} {unit}")
 
 
 def check_pools(pools: list[ResourcePool], vms) -> None:

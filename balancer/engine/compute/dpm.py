@@ -286,8 +286,8 @@ def _standby_candidates(cluster: Cluster, eligible: np.ndarray, empty_only: bool
     for h in np.flatnonzero(eligible):
         h = int(h)
         leaving = vms_on(cluster, host_mask(cluster, [h]))
-        if (leaving & ~cluster.movable).any():
-            continue  # a VM that may not move keeps the host on
+        if (leaving & ~cluster.movable).any() or (cluster.manual is not None and (leaving & cluster.manual).any()):
+            continue  # a VM that may not move (or only by an admin's hand) keeps the host on
         if empty_only and leaving.any():
             continue  # no moves allowed: only a host already empty
         mem = float(cluster.mem_mb[leaving].sum())
@@ -369,12 +369,11 @@ def host_override(cluster: Cluster, dpm: DpmOptions, h: int, to: str = "standby"
     per-host override, or no way to wake it (None: they do not)."""
     host = cluster.snapshot.hosts[h]
     if host.dpm == "disabled":
-        return f"DPM is disabled for {host.name} (its per-host override)"
+        return "DPM is disabled for this host (its per-host override)"
     if host.dpm == "manual" and not dpm.manual_hosts:
-        return f"{host.name}'s DPM override is manual: its power changes are recommended to an admin, not made"
+        return "its DPM override is manual: its power changes are recommended to an admin, not made"
     if to == "standby" and host.wake is False:
-        return (f"{host.name} has no way to be woken configured (Wake-on-LAN or IPMI/iLO): "
-                "it would stay in standby")
+        return "no way to wake it is configured (Wake-on-LAN or IPMI/iLO): it would stay in standby"
     return None
 
 

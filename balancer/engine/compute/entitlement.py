@@ -166,6 +166,16 @@ def admission_refusal(snapshot: Snapshot, pool: str | None, cpu_mhz: float, mem_
     for res, unit, need in (("cpu", "MHz", cpu_mhz), ("mem", "MB", mem_mb)):
         field = f"{res}_reservation_{_unit(res)}"
         reserved = _reserved(snapshot, field, res, exclude)
+        full = need
+        name = pool
+        while name is not None:  # a limit caps what is reserved below it too
+            p = pools[name]
+            limit = getattr(p, f"{res}_limit_{_unit(res)}")
+            if limit is not None and reserved[name] + full > limit + 1e-6:
+                return (f"resource pool {name}: its {'CPU' if res == 'cpu' else 'memory'} limit of {limit:,.0f} {unit} "
+                        f"leaves {max(limit - reserved[name], 0.0):,.0f} {unit} to reserve, less than the VM's "
+                        f"{full:,.0f} {unit}")
+            name = p.parent
         name = pool
         while need > EPS:
             if name is None:

@@ -178,7 +178,7 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
         rejected=[Rejection(host=cluster.host_names[h], why=w) for h, w in sorted(rejected.items())],
     )
     if admission is not None:  # vCenter's admission control would refuse to power it on anywhere
-        out.hosts, out.status, out.why_not = [], "impossible", f"{spec.name} cannot power on: {admission}"
+        out.hosts, out.status, out.why_not, out.rejected = [], "impossible", admission, []
     elif not choices:
         out.status = "impossible"
         out.why_not = _why_not(spec, need, out.rejected)

@@ -308,7 +308,11 @@ def _standby(cluster: Cluster, options: PlanOptions, choice: PowerChoice) -> Pow
             return unchanged(cluster, notes)
         work = with_hosts_leaving(cluster, host_mask(cluster, hosts))
     assert options.dpm is not None
-    why = {h: standby_reason(cluster, options.dpm, choice, work.on, h) for h in hosts}
+    if options.dpm.all_steps:  # one host after the other: each step says what stays on after it
+        why = {h: standby_reason(cluster, options.dpm, choice, cluster.on & ~host_mask(cluster, hosts[:i + 1]), h)
+               for i, h in enumerate(hosts)}
+    else:
+        why = {h: standby_reason(cluster, options.dpm, choice, work.on, h) for h in hosts}
     return PowerPlan(original=cluster, cluster=work, planning=replace(work, place=place), leaving=hosts,
                      leave_action="standby", why=why, notes=notes,
                      evacuation_moves=int((place != cluster.place).sum()))
