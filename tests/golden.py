@@ -38,9 +38,15 @@ def _snapshots() -> dict[str, dict]:
 
     out: dict[str, dict] = {}
     for name, cfg, cycles in (
-        ("sim-8", SimConfig(hosts=8, vms=160, seed=1), (0, 30, 90)),
-        ("sim-16", SimConfig(hosts=16, vms=300, seed=2, start=200), (0, 60)),
-        ("sim-24", SimConfig(hosts=24, vms=420, seed=3, start=30, partial_mounts=True), (0,)),
+        ("sim-8", SimConfig(hosts=8, vms=160, seed=1), (0, 30, 90, 150, 200, 250)),
+        ("sim-16", SimConfig(hosts=16, vms=300, seed=2, start=200), (0, 60, 120, 180)),
+        ("sim-24", SimConfig(hosts=24, vms=420, seed=3, start=30, partial_mounts=True), (0, 60)),
+        ("sim-12s4", SimConfig(hosts=12, vms=200, seed=4, start=0), (0,)),
+        ("sim-12s5", SimConfig(hosts=12, vms=260, seed=5, start=140), (0,)),
+        ("sim-6s6", SimConfig(hosts=6, vms=150, seed=6, start=250, datastores=0), (0,)),
+        ("sim-32s7", SimConfig(hosts=32, vms=600, seed=7, start=100), (0,)),
+        ("sim-4s8", SimConfig(hosts=4, vms=40, seed=8, start=20), (0,)),
+        ("sim-10s9", SimConfig(hosts=10, vms=240, seed=9, start=200, trace="20110306"), (0, 40)),
     ):
         sim = SimulatedCluster(cfg)
         done = 0
@@ -55,6 +61,14 @@ def _snapshots() -> dict[str, dict]:
         ("repair-affinity", dict(n_hosts=16, n_vms=240, seed=3, affinity_share=0.2, shape="displace")),
         ("repair-maintenance", dict(n_hosts=16, n_vms=200, seed=4, anti_share=0.1, shape="displace", maintenance=2)),
         ("repair-full", dict(n_hosts=12, n_vms=260, seed=5, anti_share=0.1, shape="demand", fill=0.9, over_share=0.4)),
+        ("repair-demand-2", dict(n_hosts=24, n_vms=400, seed=11, anti_share=0.3, shape="demand")),
+        ("repair-displace-2", dict(n_hosts=10, n_vms=150, seed=12, anti_share=0.4, shape="displace")),
+        ("repair-affinity-2", dict(n_hosts=20, n_vms=260, seed=13, affinity_share=0.3, shape="displace")),
+        ("repair-maintenance-2", dict(n_hosts=12, n_vms=150, seed=14, shape="displace", maintenance=3)),
+        ("repair-mixed", dict(n_hosts=16, n_vms=220, seed=15, anti_share=0.2, affinity_share=0.1, shape="displace",
+                              maintenance=1)),
+        ("repair-light", dict(n_hosts=8, n_vms=80, seed=16, shape="demand", fill=0.3)),
+        ("repair-tight", dict(n_hosts=14, n_vms=300, seed=17, anti_share=0.15, shape="demand", fill=0.8, over_share=0.3)),
     ):
         out[name] = repair_instance(**kw)[0]
     for f in ("example-snapshot.json", "rules-snapshot.json"):
@@ -68,7 +82,9 @@ def _snapshots() -> dict[str, dict]:
     out["storage-full"] = storage_snap(hs, dss, vms).model_dump(mode="json", exclude_none=True)
 
     for name, snap in (("dom-a", cluster("a", 4, busy(38))), ("dom-b", cluster("b", 4, busy(6))),
-                       ("dom-c", cluster("c", 3, busy(12, cpu=9_000.0)))):
+                       ("dom-c", cluster("c", 3, busy(12, cpu=9_000.0))), ("dom-d", cluster("d", 6, busy(60))),
+                       ("dom-e", cluster("e", 2, busy(2), evc="intel-broadwell", host_evc="intel-skylake")),
+                       ("dom-f", cluster("f", 5, busy(8), networks=("prod", "dmz")))):
         out[name] = snap.model_dump(mode="json", exclude_none=True)
     return out
 
@@ -107,8 +123,23 @@ def _cases() -> list[dict[str, Any]]:
     add("storage-full-sdrs", "storage-full", storage={})
     add("storage-full-sdrs-cap", "storage-full", storage={"max_moves": 1, "keep_disks_together": False})
     add("storage-full-evacuate", "storage-full", storage={"evacuate": ["ds3"]})
+    for snap in ("sim-8-c150", "sim-8-c200", "sim-8-c250", "sim-16-c120", "sim-16-c180", "sim-24-c60",
+                 "sim-12s4-c0", "sim-12s5-c0", "sim-6s6-c0", "sim-32s7-c0", "sim-4s8-c0", "sim-10s9-c0", "sim-10s9-c40"):
+        add(f"{snap}-t3", snap)
+    for snap in ("sim-8-c250", "sim-16-c180", "sim-12s5-c0", "sim-4s8-c0"):
+        add(f"{snap}-dpm", snap, dpm={"min_hosts_on": 1})
+    add("sim-32s7-c0-t5-budget10", "sim-32s7-c0", threshold=5, max_moves=10)
+    add("sim-12s4-c0-evacuate", "sim-12s4-c0", evacuate=["esx03"])
+    for snap in ("repair-demand-2", "repair-displace-2", "repair-affinity-2", "repair-maintenance-2", "repair-mixed",
+                 "repair-light", "repair-tight"):
+        add(f"{snap}-t1", snap, threshold=1)
+        add(f"{snap}-t4", snap, threshold=4)
+    add("repair-mixed-greedy", "repair-mixed", planner="greedy", threshold=3)
     for name, snaps, kw in (("domain-ab", ["dom-a", "dom-b"], {"max_moves": 3}),
-                            ("domain-abc", ["dom-a", "dom-b", "dom-c"], {"max_moves": 5})):
+                            ("domain-abc", ["dom-a", "dom-b", "dom-c"], {"max_moves": 5}),
+                            ("domain-de", ["dom-d", "dom-e"], {"max_moves": 4}),
+                            ("domain-ade", ["dom-a", "dom-d", "dom-e"], {"max_moves": 6}),
+                            ("domain-df", ["dom-d", "dom-f"], {"max_moves": 4})):
         cases.append({"name": name, "kind": "domain", "snapshots": snaps, "options": kw})
     return cases
 
@@ -151,8 +182,12 @@ def main() -> None:
     (DATA / "snapshots").mkdir(parents=True, exist_ok=True)
     (DATA / "plans").mkdir(parents=True, exist_ok=True)
     if "--plans" not in sys.argv:
+        # snapshots already recorded stay as they are (a generator's output may change with the source
+        # that makes it): only new ones are written
         for name, doc in _snapshots().items():
-            (DATA / "snapshots" / f"{name}.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+            path = DATA / "snapshots" / f"{name}.json"
+            if not path.exists():
+                path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
         (DATA / "cases.json").write_text(json.dumps(_cases(), indent=1) + "\n")
     cases, snapshots = load()
     for case in cases:

@@ -46,7 +46,7 @@ def first_difference(a, b, path: str = "plan") -> str | None:
 def test_the_corpus_is_broad():
     kinds = {c["kind"] for c in CASES}
     options = [c["options"] for c in CASES]
-    assert len(CASES) >= 40 and kinds == {"plan", "domain"}
+    assert len(CASES) >= 40 and len(SNAPSHOTS) >= 40 and kinds == {"plan", "domain"}
     assert {o.get("threshold", 3) for o in options if "threshold" in o} == {1, 2, 3, 4, 5}
     assert any("dpm" in o for o in options) and any(o.get("evacuate") for o in options)
     assert any("storage" in o for o in options) and any(o.get("max_moves") == 0 for o in options)
