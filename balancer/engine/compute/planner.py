@@ -9,7 +9,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ...plan import Imbalance, Move, Plan, ResourcePair, Suppressed, VMotionEstimate
-from ...snapshot import Automation, Snapshot, snapshot_digest
+from ...snapshot import Snapshot, snapshot_digest
 from .balance import PAIRWISE_GAP, balancing_trigger, combined, imbalance, max_gap, needs_balancing, target_imbalance
 from .cluster import Cluster, build_cluster
 from .entitlement import pool_loads
@@ -146,7 +146,7 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
             detail = (detail + "; " if detail else "") + f"temporary hop on the way to {cluster.host_names[step.final]}"
         elif reason == "balance":
             detail = f"CPU imbalance {im[0]:.3f} → {new_im[0]:.3f}, memory imbalance {im[1]:.3f} → {new_im[1]:.3f}"
-        if cluster.snapshot.vms[v].automation is Automation.MANUAL and not cluster.must_leave[v]:
+        if cluster.manual is not None and cluster.manual[v] and not cluster.must_leave[v]:
             detail = (detail + "; " if detail else "") + MANUAL_WORDS
         est = estimate(cluster.mem_mb[v], cluster.dirty_mbps[v], float(min(cluster.bandwidth_mbps[step.source], cluster.bandwidth_mbps[step.target])))
         moves.append(
