@@ -40,6 +40,16 @@ def test_a_disabled_host_or_one_that_cannot_be_woken_never_goes_to_standby():
     assert not wake.power and "no way to wake it" in (wake.dpm_end_state.limit or "")
 
 
+def test_the_note_names_what_keeps_the_next_host_on_not_a_host_its_own_settings_keep():
+    # 3 hosts at 43 %: below the band, but two would be at 64.5 %, above the target; h0 is disabled
+    plan = make_plan(cluster({"h0": {"dpm": "disabled"}}, n=3, load=4300.0), PlanOptions(dpm=DpmOptions()))
+    limit = plan.dpm_end_state.limit or ""
+    assert not plan.power and limit.startswith(("h1: ", "h2: ")), limit
+    assert limit.endswith("; kept on by their own DPM settings: h0"), limit
+    note = next(n for n in plan.notes if "no host can go to standby" in n)
+    assert "(h1: " in note or "(h2: " in note, note
+
+
 def test_a_manual_host_is_recommended_but_left_to_an_admin_in_an_automatic_plan():
     manual = {f"h{i}": {"dpm": "manual"} for i in range(6)}
     recommended = make_plan(cluster(manual), PlanOptions(dpm=DpmOptions()))

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from ..engine.compute.cluster import CPU, MEM, build_cluster
+from ..engine.compute.cluster import CPU, MEM, build_cluster, tally_refusal
 from ..engine.compute.hoststate import host_mask, with_hosts_leaving, with_hosts_woken
 from ..engine.budget import MoveBudget
 from ..engine.options import PlanOptions
@@ -276,6 +276,9 @@ def _why_not(cluster, v: int, t: int, place, loads) -> str:
                 was = 100 * cluster.bound[t, r] / cluster.cap[t, r]
                 return f"puts {hn[t]} at {pct:.0f} % {word}, above its {limit:.0f} % limit and worse than its {was:.0f} % now"
             return f"puts {hn[t]} at {pct:.0f} % {word}, above its {limit:.0f} % limit (capacity minus headroom)"
+    for r, tally in enumerate(cluster.tallies, start=MEM + 1):
+        if after[r] > cluster.bound[t, r] + 1e-6:
+            return f"puts {hn[t]} at {tally_refusal(tally, float(after[r]), float(cluster.limit[t, r]))}"
     vm = cluster.snapshot.vms[v]
     duty = refusal(cluster.snapshot, cluster.snapshot.hosts[t], vm.mem_mb, vm.vcpus, vm)
     if duty is not None:

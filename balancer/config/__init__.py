@@ -143,6 +143,13 @@ class DrsConfig(_Section):
     max_repair_moves: Annotated[int, Field(ge=0)] | None = None  # repair moves per cycle (None: every repair needed)
     # share of a VM's idle consumed memory counted in its memory demand (DRS's PercentIdleMBInMemDemand)
     idle_memory_percent: Annotated[float, Field(ge=0, le=100)] = 25.0
+    # DRS's VM distribution (TryBalanceVmsPerHost): no host holds more powered-on VMs than the mean of the
+    # hosts that are on plus vm_distribution_tolerance percent, rounded up (kept like the headroom)
+    vm_distribution: bool = False
+    vm_distribution_tolerance: Annotated[float, Field(ge=0, le=1000)] = 10.0
+    # CPU over-commitment limit (MaxVcpusPerCore): at most this many vCPUs of powered-on VMs per physical
+    # core of a host (hard, like capacity); None: no limit
+    max_vcpus_per_core: Annotated[float, Field(gt=0, le=1000)] | None = None
     cpu_headroom: Fraction = 0.10
     mem_headroom: Fraction = 0.10
     time_limit: Annotated[Duration, Field(ge=0.1)] = 3.0  # seconds, as --time-limit

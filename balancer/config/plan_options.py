@@ -48,6 +48,8 @@ def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | Non
         evacuate=tuple(evacuate),
         storage=storage_options(cfg, evacuate_datastores) if storage_on else None,
         manual_vms=not automatic,
+        max_vcpus_per_core=drs.max_vcpus_per_core,
+        vm_distribution=drs.vm_distribution_tolerance / 100.0 if drs.vm_distribution else None,
     )
 
 

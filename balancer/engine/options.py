@@ -106,6 +106,12 @@ class PlanOptions:
     # VMs whose DRS override is manual are recommended moves (marked for an admin) as vSphere does; off for a
     # plan carried out automatically, which never moves them
     manual_vms: bool = False
+    # DRS's CPU over-commitment limit (MaxVcpusPerCore): the vCPUs of the powered-on VMs on a host at
+    # most this many per physical core (a hard limit, like capacity); None: no limit
+    max_vcpus_per_core: float | None = None
+    # DRS's VM distribution (TryBalanceVmsPerHost): no host holds more powered-on VMs than the mean over
+    # the hosts that are on, plus this share, rounded up (a limit of ours, kept like the headroom); None: off
+    vm_distribution: float | None = None
     storage: StorageOptions | None = None  # None: Storage DRS off (no storage moves)
 
     def __post_init__(self) -> None:
@@ -115,6 +121,10 @@ class PlanOptions:
             raise ValueError("max_moves must be >= 0")
         if self.max_repair_moves is not None and self.max_repair_moves < 0:
             raise ValueError("max_repair_moves must be >= 0")
+        if self.max_vcpus_per_core is not None and not self.max_vcpus_per_core > 0:
+            raise ValueError("max_vcpus_per_core must be above 0 (or None: no limit)")
+        if self.vm_distribution is not None and not self.vm_distribution >= 0:
+            raise ValueError("vm_distribution must be >= 0 (or None: off)")
         for name in ("cpu_headroom", "mem_headroom"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:

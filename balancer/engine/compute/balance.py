@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .cluster import Cluster
+from .cluster import BALANCED, Cluster
 
 # Largest allowed utilisation gap between two hosts at migration thresholds 2..5 (vSphere 6.5+).
 PAIRWISE_GAP = {1: math.inf, 2: 0.30, 3: 0.20, 4: 0.10, 5: 0.05}
@@ -15,8 +15,8 @@ MIN_GAIN = {1: math.inf, 2: 0.02, 3: 0.005, 4: 0.001, 5: 0.0002}
 
 
 def utilisation(cluster: Cluster, loads: np.ndarray) -> np.ndarray:
-    """(H, 2) demand / capacity per host."""
-    return loads / cluster.cap
+    """(H, 2) demand / capacity per host (CPU, memory: tallies are not balanced)."""
+    return loads[:, BALANCED] / cluster.cap[:, BALANCED]
 
 
 def imbalance(cluster: Cluster, loads: np.ndarray) -> tuple[float, float]:
@@ -75,11 +75,11 @@ def move_delta(cluster: Cluster, on: np.ndarray, loads: np.ndarray, place: np.nd
     Negative: the move lowers the imbalance. Feasibility is not judged here (``fits``).
     """
     n_on = max(int(on.sum()), 1)
-    cap = cluster.cap
-    u = loads / cap
+    cap = cluster.cap[:, BALANCED]
+    u = loads[:, BALANCED] / cap
     S1 = u[on].sum(axis=0)
     src = place[vms]
-    ld = cluster.load[vms]
+    ld = cluster.load[vms][:, BALANCED]
     fs = ld / cap[src] * on[src].astype(float)[:, None]  # (C, 2) share leaving a host that counts
     const = (fs * (fs - 2 * u[src])).sum(axis=1) + ((2 * S1 * fs - fs * fs) / n_on).sum(axis=1)
     w = 1.0 / (cap if hosts is None else cap[hosts])  # (D, 2)
@@ -90,7 +90,11 @@ def move_delta(cluster: Cluster, on: np.ndarray, loads: np.ndarray, place: np.nd
 
 
 def fits(cluster: Cluster, loads: np.ndarray, vms: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
-    """(C, D) does each VM fit on each host under ``ceiling`` ((D, 2): e.g. capacity minus headroom) given ``loads``?"""
+    """(C, D) does each VM fit on each host under ``ceiling`` ((D, R): e.g. capacity minus headroom, and the
+    tallies' ceilings) given ``loads``?"""
     room = ceiling + 1e-6 - loads
     ld = cluster.load[vms]
-    return (ld[:, None, 0] <= room[None, :, 0]) & (ld[:, None, 1] <= room[None, :, 1])
+    ok = (ld[:, None, 0] <= room[None, :, 0]) & (ld[:, None, 1] <= room[None, :, 1])
+    for r in range(2, ld.shape[1]):
+        ok &= ld[:, None, r] <= room[None, :, r]
+    return ok

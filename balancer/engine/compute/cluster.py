@@ -21,6 +21,10 @@ from ..options import PlanOptions
 from .vmotion import modelled_dirty_rate_mbps
 
 CPU, MEM = 0, 1
+BALANCED = slice(CPU, MEM + 1)  # the columns DRS balances; any further columns are tallies (TALLIES)
+# Per-host tallies with a ceiling, kept as further columns of load / cap / limit / bound when an option
+# asks for them, so every check of a placement against its ceilings holds them too; never balanced.
+VCPUS, VMS = "vCPUs", "VMs"  # drs.max_vcpus_per_core (hard: cap = limit) and drs.vm_distribution (a limit of ours)
 
 
 @dataclass
@@ -28,11 +32,11 @@ class Cluster:
     snapshot: Snapshot
     host_names: list[str]
     vm_names: list[str]
-    cap: np.ndarray  # (H, 2) capacity: MHz, MB
+    cap: np.ndarray  # (H, R) capacity: MHz, MB, then the tallies' hard ceilings
     on: np.ndarray  # (H,) bool: host is on (counts for balance, may receive VMs)
-    bound: np.ndarray  # (H, 2) the most a host may carry after any step
-    limit: np.ndarray  # (H, 2) capacity minus headroom
-    load: np.ndarray  # (V, 2) entitlement: demand raised to reservation, 0 when powered off
+    bound: np.ndarray  # (H, R) the most a host may carry after any step
+    limit: np.ndarray  # (H, R) capacity minus headroom, then the tallies' ceilings
+    load: np.ndarray  # (V, R) entitlement: demand raised to reservation, 0 when powered off; then tallies
     mem_mb: np.ndarray  # (V,) configured memory (what vMotion copies)
     dirty_mbps: np.ndarray  # (V,)
     bandwidth_mbps: np.ndarray  # (H,)
@@ -46,6 +50,7 @@ class Cluster:
     power_peak_w: np.ndarray | None = None
     wanted: np.ndarray | None = None  # (V, 2) the load before entitlement (demand within reservation and limit)
     manual: np.ndarray | None = None  # (V,) bool: movable only as a recommendation for an admin (manual override)
+    tallies: tuple[str, ...] = ()  # names of the columns after CPU and memory (VCPUS, VMS)
 
     @property
     def n_hosts(self) -> int:
@@ -56,8 +61,8 @@ class Cluster:
         return len(self.vm_names)
 
     def host_loads(self, place: np.ndarray) -> np.ndarray:
-        """(H, 2) summed entitlement per host for a placement."""
-        out = np.zeros((self.n_hosts, 2))
+        """(H, R) summed entitlement (and tallies) per host for a placement."""
+        out = np.zeros((self.n_hosts, self.load.shape[1]))
         np.add.at(out, place, self.load)
         return out
 
@@ -94,7 +99,7 @@ class Cluster:
 
     def balance_point(self) -> np.ndarray:
         """(2,) the utilisation every host that is on would have if the load were spread perfectly."""
-        return self.load.sum(axis=0) / np.maximum(self.cap[self.on].sum(axis=0), 1e-9)
+        return self.load[:, BALANCED].sum(axis=0) / np.maximum(self.cap[self.on][:, BALANCED].sum(axis=0), 1e-9)
 
     def stranded(self, place: np.ndarray) -> np.ndarray:
         """(V,) bool: powered-on VMs on a host that is not on."""
@@ -150,8 +155,9 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
     # An evacuation moves powered-on VMs off a maintenance host whatever their automation level.
     movable = (movable | must_leave) & reachable[place] if V else movable
 
+    cap, limit, load, tallies = _tallies(snapshot, options, on, cap, limit, load)
     # Current load may already exceed the limit: such a host must not get worse, and is repaired.
-    cur = np.zeros((H, 2))
+    cur = np.zeros((H, cap.shape[1]))
     np.add.at(cur, place, load)
     bound = np.maximum(limit, cur)
 
@@ -191,7 +197,65 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
         manual=manual,
         power_idle_w=idle,
         power_peak_w=peak,
+        tallies=tallies,
     )
+
+
+def tally_refusal(tally: str, value: float, ceiling: float) -> str:
+    """Why a host refuses a VM for a tally (its value after the VM, above its ceiling), in words."""
+    if tally == VCPUS:
+        return f"{value:g} vCPUs would be above its over-commitment limit of {ceiling:g} (drs.max_vcpus_per_core)"
+    return f"{value:g} VMs would be above the VM distribution limit of {ceiling:g} (drs.vm_distribution)"
+
+
+def tally_over(tally: str, value: float, ceiling: float) -> str:
+    """A host above a tally's ceiling now, in words."""
+    if tally == VCPUS:
+        return f"{value:g} vCPUs, above its over-commitment limit of {ceiling:g} (drs.max_vcpus_per_core)"
+    return f"{value:g} VMs, above the VM distribution limit of {ceiling:g} (drs.vm_distribution)"
+
+
+def _tallies(snapshot: Snapshot, options: PlanOptions, on: np.ndarray, cap: np.ndarray, limit: np.ndarray,
+             load: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+    """``cap``, ``limit`` and ``load`` with a column per tally the options ask for (VCPUS, VMS).
+
+    vCPUs: a powered-on VM counts its vCPUs; a host's ceiling is max_vcpus_per_core x its cores (threads
+    when the snapshot gives no cores; no ceiling when it gives neither), hard: capacity and limit alike.
+    VMs: a powered-on VM counts 1; a host's limit is the mean over the hosts that are on and not being
+    evacuated, raised by vm_distribution and rounded up; its capacity never binds (a repair of a hard
+    violation may go above the limit, as it may above the headroom). Ceilings that never bind are finite
+    (one more than the whole cluster holds), so ratios stay numbers."""
+    hosts, vms = snapshot.hosts, snapshot.vms
+    names: list[str] = []
+    cols_vm: list[np.ndarray] = []
+    cols_cap: list[np.ndarray] = []
+    cols_limit: list[np.ndarray] = []
+    powered = np.array([v.powered_on for v in vms], dtype=bool)
+    if options.max_vcpus_per_core is not None:
+        per_vm = np.array([v.vcpus if v.powered_on else 0 for v in vms], dtype=float)
+        never = per_vm.sum() + 1.0
+        cores = [h.cpu_cores or h.cpu_threads for h in hosts]
+        ceiling = np.array([never if c is None else options.max_vcpus_per_core * c for c in cores], dtype=float)
+        names.append(VCPUS)
+        cols_vm.append(per_vm)
+        cols_cap.append(ceiling)
+        cols_limit.append(ceiling)
+    if options.vm_distribution is not None:
+        per_vm = powered.astype(float)
+        receiving = on.copy()
+        for i, h in enumerate(hosts):
+            if h.name in options.evacuate:
+                receiving[i] = False
+        mean = per_vm.sum() / max(int(receiving.sum()), 1)
+        ceiling = float(np.ceil(mean * (1.0 + options.vm_distribution) - 1e-9))
+        names.append(VMS)
+        cols_vm.append(per_vm)
+        cols_cap.append(np.full(len(hosts), per_vm.sum() + 1.0))
+        cols_limit.append(np.full(len(hosts), max(ceiling, 1.0)))
+    if not names:
+        return cap, limit, load, ()
+    return (np.column_stack([cap, *cols_cap]), np.column_stack([limit, *cols_limit]),
+            np.column_stack([load, *cols_vm]) if len(vms) else np.zeros((0, 2 + len(names))), tuple(names))
 
 
 def _reach(snapshot: Snapshot, options: PlanOptions, on: np.ndarray, place: np.ndarray, allowed: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ from typing import Sequence
 import numpy as np
 
 from ...snapshot import HostState
-from .cluster import CPU, MEM, Cluster
+from .cluster import BALANCED, CPU, MEM, Cluster
 from .feasibility import find_conflicts
 from ..history import History
 from .hoststate import host_mask, vms_on, with_hosts_leaving
@@ -95,7 +95,7 @@ def _ratio(demand: np.ndarray, cap: np.ndarray) -> np.ndarray:
 def utilisation(cluster: Cluster, hosts_on: np.ndarray, demand: np.ndarray, scope: np.ndarray | None = None) -> np.ndarray:
     """(2,) demand / capacity of the hosts on (within ``scope``)."""
     mask = hosts_on if scope is None else hosts_on & scope
-    return _ratio(demand, cluster.cap[mask].sum(axis=0))
+    return _ratio(demand, cluster.cap[mask][:, BALANCED].sum(axis=0))
 
 
 def headroom_ok(cluster: Cluster, hosts_on: np.ndarray, demand: np.ndarray, lost: int,
@@ -125,7 +125,7 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
     ``empty_only``: no move may be made, so only hosts already empty of powered-on VMs may go to standby.
     """
     on = cluster.on.copy()
-    current = cluster.load.sum(axis=0) if cluster.n_vms else np.zeros(2)
+    current = cluster.load[:, BALANCED].sum(axis=0) if cluster.n_vms else np.zeros(2)
     d_on = np.array(history.demand_power_on, dtype=float) if history.demand_power_on is not None else current
     d_off = np.array(history.demand_power_off, dtype=float) if history.demand_power_off is not None else current
     windowed_on = history.demand_power_on is not None
@@ -213,7 +213,7 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
     picked, refusals = _pick_standby(cluster, dpm, on, candidates, scopes, dpm.standby_cap)
     out.standby = picked
     chosen = host_mask(cluster, picked)
-    refusal = next((f"{cluster.host_names[h]}: {why}" for h, why in refusals.items()), None)
+    refusal = refusal_words(cluster, dpm, list(refusals.items()))
     if not out.standby:
         out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the {_pct(lo)}–{_pct(hi)} band, "
                          f"but no host can go to standby ({refusal})")
@@ -250,7 +250,7 @@ def _scopes(cluster: Cluster, d_on: np.ndarray, d_off: np.ndarray, current: np.n
         members = g.vms[cluster.powered[g.vms]]
         if not len(members):
             continue
-        demand = cluster.load[members].sum(axis=0)
+        demand = cluster.load[members][:, BALANCED].sum(axis=0)
         hosts = g.ok
         scopes.append(_Scope(g.rule, hosts.copy(), demand * f_on, demand * f_off))
     return scopes
@@ -259,7 +259,7 @@ def _scopes(cluster: Cluster, d_on: np.ndarray, d_off: np.ndarray, current: np.n
 def _wake_order(cluster: Cluster, standby: np.ndarray) -> list[int]:
     """Standby hosts, the best to wake first: most CPU capacity per peak watt, else the largest."""
     hosts = [int(h) for h in np.flatnonzero(standby)]
-    cap = cluster.cap / np.maximum(cluster.cap.max(axis=0), 1e-9)
+    cap = cluster.cap[:, BALANCED] / np.maximum(cluster.cap[:, BALANCED].max(axis=0), 1e-9)
     if cluster.power_peak_w is not None:
         key = {h: -cluster.cap[h, CPU] / max(float(cluster.power_peak_w[h]), 1.0) for h in hosts}
     else:
@@ -364,6 +364,23 @@ def _pick_standby(cluster: Cluster, dpm: DpmOptions, on: np.ndarray, candidates:
     return picked, refusals
 
 
+def refusal_words(cluster: Cluster, dpm: DpmOptions, refusals: list[tuple[int, str]]) -> str | None:
+    """What keeps the next host from going to standby, in words: the first host refused for the cluster's
+    reasons (demand, HA, rules), then the hosts that their own DPM settings keep on; when only those
+    are refused, the first of them with its reason."""
+    own = [(h, why) for h, why in refusals if host_override(cluster, dpm, h)]
+    rest = [(h, why) for h, why in refusals if not host_override(cluster, dpm, h)]
+    first = rest[0] if rest else own[0] if own else None
+    if first is None:
+        return None
+    words = f"{cluster.host_names[first[0]]}: {first[1]}"
+    others = [cluster.host_names[h] for h, _ in own if h != first[0]]
+    if others:
+        shown = ", ".join(others[:4]) + (f" and {len(others) - 4} more" if len(others) > 4 else "")
+        words += f"; kept on by their own DPM settings: {shown}"
+    return words
+
+
 def host_override(cluster: Cluster, dpm: DpmOptions, h: int, to: str = "standby") -> str | None:
     """Why host ``h``'s own DPM settings keep it from going ``to`` standby (or being powered on): its
     per-host override, or no way to wake it (None: they do not)."""
@@ -431,7 +448,7 @@ def end_state(cluster: Cluster, dpm: DpmOptions, history: History, standby_now: 
     it is where the service's pace (``max_standby`` per plan, a hold time between steps) leads.
     """
     on = cluster.on.copy()
-    current = cluster.load.sum(axis=0) if cluster.n_vms else np.zeros(2)
+    current = cluster.load[:, BALANCED].sum(axis=0) if cluster.n_vms else np.zeros(2)
     d_on = np.array(history.demand_power_on, dtype=float) if history.demand_power_on is not None else current
     d_off = np.array(history.demand_power_off, dtype=float) if history.demand_power_off is not None else current
     steps: list[tuple[int, np.ndarray, int | None]] = [(int(on.sum()), utilisation(cluster, on, d_off), None)]
@@ -452,12 +469,16 @@ def end_state(cluster: Cluster, dpm: DpmOptions, history: History, standby_now: 
         remaining[h] = False
         steps.append((int(remaining.sum()), utilisation(cluster, remaining, d_off), h))
     left = [h for h in order if end[h]]
-    if left:  # the next candidate, judged at the end state
-        h = left[0]
-        trial = end.copy()
-        trial[h] = False
-        why = _standby_refusal(cluster, dpm, trial, (on & ~end) | host_mask(cluster, [h]), scopes, h) or refusals.get(h)
-        limit = f"{cluster.host_names[h]}: {why}"
+    if left:  # the candidates left, judged at the end state
+        judged = []
+        for h in left:
+            trial = end.copy()
+            trial[h] = False
+            why = _standby_refusal(cluster, dpm, trial, (on & ~end) | host_mask(cluster, [h]), scopes, h) or refusals.get(h)
+            judged.append((h, why))
+            if not host_override(cluster, dpm, h):
+                break  # the first refused for the cluster's reasons is the limit; the rest would be too
+        limit = refusal_words(cluster, dpm, judged)
     elif int(end.sum()) > 0 and len(candidates) < int(on.sum()):
         limit = "every other host that is on runs a VM that may not move"
     else:

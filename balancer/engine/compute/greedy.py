@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from .balance import MIN_GAIN, move_delta, needs_balancing, target_imbalance
-from .cluster import Cluster, automatic_first
+from .cluster import BALANCED, Cluster, automatic_first
 from .optimizer import Mended, OptimiseResult, mend, move_costs
 from ..options import PlanOptions
 
@@ -98,7 +98,7 @@ def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int
         VM-host rules the VM keeps now, not its own host (mandatory anti-affinity is judged per step)."""
         where = place[candidates[r]]
         room = cluster.bound[hosts] + 1e-6 - loads[hosts]
-        ok = (cand_load[r, None, 0] <= room[None, :, 0]) & (cand_load[r, None, 1] <= room[None, :, 1])
+        ok = np.all(cand_load[r, None, :] <= room[None, :, :], axis=2)  # CPU, memory and the tallies
         ok &= static[r][:, hosts]
         soft = soft_c[r]
         keeps = soft[np.arange(len(where)), where]
@@ -107,7 +107,7 @@ def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int
         return ok
 
     n_on = int(on.sum())
-    w = 1.0 / cluster.cap  # (H, 2)
+    w = 1.0 / cluster.cap[:, BALANCED]  # (H, 2)
     w_max, w_min = w[on].max(axis=0), w[on].min(axis=0)
     rule_row = in_rules[candidates]
     # Which (candidate, host) pairs are allowed changes only in the moved VM's row and the two hosts'
@@ -121,7 +121,7 @@ def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int
     best = np.full(len(candidates), np.inf)
     floor = np.nextafter(1e-12, np.inf)  # a move must lower the imbalance (gain > 1e-12)
     while True:
-        u = loads[on] / cluster.cap[on]
+        u = loads[on][:, BALANCED] / cluster.cap[on][:, BALANCED]
         if u.std(axis=0).max() <= target:
             break  # DRS's published climb stops at the target imbalance (the pairwise gap does not keep it going)
         spent = int((place != place0).sum())
@@ -168,10 +168,10 @@ def climb(cluster: Cluster, options: PlanOptions, place: np.ndarray, budget: int
         ok[:, cols] = may_go(slice(None), cols)
         # bounds after the move: on hosts other than s and h a VM's gain changes by
         # Σ_r 2 ΔS1_r / N · load_r · (w_d,r − w_src,r)
-        dS1 = (loads[on] / cluster.cap[on]).sum(axis=0) - S1_before
+        dS1 = (loads[on][:, BALANCED] / cluster.cap[on][:, BALANCED]).sum(axis=0) - S1_before
         w_src = w[place[candidates]]
         spread = np.where(dS1 >= 0, dS1 * (w_max - w_src), dS1 * (w_min - w_src))
-        best += (2.0 / n_on * cand_load * spread).sum(axis=1) + 1e-12
+        best += (2.0 / n_on * cand_load[:, BALANCED] * spread).sum(axis=1) + 1e-12
         on_two = -move_delta(cluster, cluster.on, loads, place, candidates, cols)
         best = np.maximum(best, np.where(ok[:, cols], on_two, -np.inf).max(axis=1))
         where = place[candidates]

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .balance import MIN_GAIN
-from .cluster import Cluster
+from .cluster import BALANCED, MEM, Cluster
 from .constraints import Encoding
 from ..options import PlanOptions
 from .repair import hard_violations, repair
@@ -317,7 +317,7 @@ def _neighbourhood(cluster, place0, place, to_mend, over, balance_wanted, round_
     H = cluster.n_hosts
     loads = cluster.host_loads(place)
     on = cluster.on
-    dev = loads / cluster.cap - cluster.balance_point()
+    dev = loads[:, BALANCED] / cluster.cap[:, BALANCED] - cluster.balance_point()
     chosen: list[int] = []
 
     def add(h) -> None:
@@ -387,7 +387,7 @@ def _neighbourhood(cluster, place0, place, to_mend, over, balance_wanted, round_
             if to_mend[g.vms].any():
                 cands.extend(int(v) for v in g.vms if cluster.movable[v] and in_n[place[v]])
     movable = cluster.movable & in_n[place]
-    size = (cluster.load / cluster.cap[place]).max(axis=1)
+    size = (cluster.load[:, BALANCED] / cluster.cap[place][:, BALANCED]).max(axis=1)
     for h in hosts:
         on_h = np.flatnonzero(movable & (place == h))
         if len(on_h) <= NB_VMS_PER_HOST:
@@ -465,11 +465,11 @@ def _solve_round(cluster, options, scoring, costs, place0, place, hosts, vms, bu
     if budget < cluster.n_vms:
         m.Add(sum(moved_terms) <= max(budget - already_moved_outside, 0))
 
-    # capacity and balance, per neighbourhood host and resource
+    # capacity and balance, per neighbourhood host and resource; the tallies (whole numbers) exactly, no balance
     for i, h in enumerate(hosts):
         h = int(h)
-        for r in (0, 1):
-            cap = cluster.cap[h, r]
+        for r in range(cluster.cap.shape[1]):
+            cap = cluster.cap[h, r] if r <= MEM else float(S)  # a tally: one unit each
             coef = [(var, int(round(load[r] / cap * S))) for var, load in per_host_terms[i] if load[r] > 0]
             base = int(round(fixed[i, r] / cap * S))
             bound = int(math.floor(cluster.bound[h, r] / cap * S + 1e-9))
@@ -481,7 +481,7 @@ def _solve_round(cluster, options, scoring, costs, place0, place, hosts, vms, bu
                 excess = m.NewIntVar(0, max(now - limit, 0), "")
                 m.Add(excess >= expr - limit)
                 objective.append((excess, int(BIG_PENALTY * var_unit / S)))
-            if not cluster.on[h]:
+            if not cluster.on[h] or r > MEM:
                 continue
             target = int(round(scoring.balance[r] * S))
             hi = max(bound, base + sum(c for _, c in coef)) - target
@@ -532,7 +532,7 @@ def evaluate(cluster: Cluster, options: PlanOptions, costs: np.ndarray, place0: 
     """The exact objective of a placement: Σ squared deviations + move prices + rule penalties."""
     on = cluster.on
     loads = cluster.host_loads(place)
-    util = loads[on] / cluster.cap[on]
+    util = loads[on][:, BALANCED] / cluster.cap[on][:, BALANCED]
     value = float(((util - cluster.balance_point()) ** 2).sum())
     value += float(costs[place != place0].sum())
     pen = BIG_PENALTY * float((np.maximum(loads[on] - cluster.limit[on], 0.0) / cluster.cap[on]).sum())

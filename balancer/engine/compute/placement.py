@@ -25,7 +25,7 @@ from ..words import pct as _pct
 from ...snapshot.vmspec import VmSpec
 from ..options import PlanOptions
 from .balance import combined, imbalance
-from .cluster import CPU, MEM, Cluster, build_cluster
+from .cluster import BALANCED, CPU, MEM, VCPUS, VMS, Cluster, build_cluster, tally_refusal
 from .compat import refusal
 from .entitlement import admission_refusal
 from .dpm import _wake_order
@@ -115,10 +115,11 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
     # the VM is in the cluster, powered off (no load): its rules compile with it as a member
     cluster = build_cluster(_with_spec(snapshot, spec), options, vm_demand if options.recent_demand else None)
     loads = cluster.host_loads(cluster.place)
-    need = np.array(vm_load(snapshot, spec))
     registered = snapshot.vms_by_name().get(spec.name)
     mem_mb = spec.mem_mb if spec.mem_mb is not None else registered.mem_mb  # type: ignore[union-attr]
     vcpus = spec.vcpus if spec.vcpus is not None else registered.vcpus  # type: ignore[union-attr]
+    # CPU and memory, then what the VM adds to each tally (its vCPUs, one VM)
+    need = np.array([*vm_load(snapshot, spec), *({VCPUS: vcpus, VMS: 1}[t] for t in cluster.tallies)], dtype=float)
     vm = cluster.vm_index(spec.name) if snapshot.hosts else -1
     running = cluster.powered.copy()
     before = imbalance(cluster, loads)
@@ -147,7 +148,7 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
             after = loads.copy()
             after[h] += need
             cpu, mem = imbalance(cluster, after)
-            u = after[h] / cluster.cap[h]
+            u = after[h, BALANCED] / cluster.cap[h, BALANCED]
             scored.append((len(soft[h]), round(combined(cpu, mem), 9), round(float(u.max()), 9), h, cpu, mem, u))
         scored.sort(key=lambda s: s[:4])
         for s in scored:
@@ -164,7 +165,7 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
             after = loads.copy()
             after[h] += need
             cpu, mem = imbalance(woken, after)
-            choices.append(_choice(cluster, len(choices) + 1, h, after[h] / cluster.cap[h], (cpu, mem), soft[h],
+            choices.append(_choice(cluster, len(choices) + 1, h, after[h, BALANCED] / cluster.cap[h, BALANCED], (cpu, mem), soft[h],
                                    before, power_on=True, loads=loads))
 
     out = Placement(
@@ -207,12 +208,15 @@ def _capacity(cluster: Cluster, loads: np.ndarray, h: int, need: np.ndarray) -> 
         if after[r] > cluster.limit[h, r] + 1e-6:
             cap, lim = cluster.cap[h, r], cluster.limit[h, r]
             return f"{word} would be {_pct(after[r] / cap)} of capacity, above the {_pct(lim / cap)} limit"
+    for r, tally in enumerate(cluster.tallies, start=MEM + 1):
+        if after[r] > cluster.limit[h, r] + 1e-6:
+            return tally_refusal(tally, after[r], cluster.limit[h, r])
     return None
 
 
 def _choice(cluster: Cluster, rank: int, h: int, u: np.ndarray, after: tuple[float, float], soft: list[str],
             before: tuple[float, float], power_on: bool, loads: np.ndarray) -> HostChoice:
-    now = loads[h] / cluster.cap[h]
+    now = loads[h, BALANCED] / cluster.cap[h, BALANCED]
     words = [f"CPU {_pct(now[CPU])} → {_pct(u[CPU])}, memory {_pct(now[MEM])} → {_pct(u[MEM])}",
              f"imbalance CPU {before[0]:.3f} → {after[0]:.3f}, memory {before[1]:.3f} → {after[1]:.3f}"]
     if power_on:

@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_limits
 from ...plan import Imbalance, Move, Plan, ResourcePair, Suppressed, VMotionEstimate
 from ...snapshot import Snapshot, snapshot_digest
 from .balance import PAIRWISE_GAP, balancing_trigger, combined, imbalance, max_gap, needs_balancing, target_imbalance
-from .cluster import Cluster, build_cluster
+from .cluster import BALANCED, MEM, Cluster, build_cluster, tally_over
 from .entitlement import pool_loads
 from .feasibility import find_conflicts
 from .greedy import hill_climb
@@ -352,5 +352,12 @@ def _capacity_reasons(cluster: Cluster, moved: set[int], out: dict) -> None:
     for v in moved:
         if v not in out and over[place[v]] and cluster.on[place[v]]:
             h = int(place[v])
-            pct = 100 * (loads[h] / cluster.cap[h]).max()
-            out[v] = ("capacity", f"{hn[h]} at {pct:.0f} % is above its {100 * (cluster.limit[h] / cluster.cap[h]).min():.0f} % limit", None)
+            over_tally = [(r, t) for r, t in enumerate(cluster.tallies, start=MEM + 1)
+                          if loads[h, r] > cluster.limit[h, r] + 1e-6]
+            if over_tally and not np.any(loads[h, BALANCED] > cluster.limit[h, BALANCED] + 1e-6):
+                r, tally = over_tally[0]
+                out[v] = ("capacity", f"{hn[h]}: {tally_over(tally, float(loads[h, r]), float(cluster.limit[h, r]))}", None)
+                continue
+            pct = 100 * (loads[h, BALANCED] / cluster.cap[h, BALANCED]).max()
+            lim = 100 * (cluster.limit[h, BALANCED] / cluster.cap[h, BALANCED]).min()
+            out[v] = ("capacity", f"{hn[h]} at {pct:.0f} % is above its {lim:.0f} % limit", None)

@@ -142,7 +142,7 @@ class Repairer:
     def _need(self, unit: np.ndarray) -> np.ndarray:
         """(H, 2) load the unit adds to each host: its members not already there."""
         c = self.c
-        need = np.broadcast_to(c.load[unit].sum(axis=0), (c.n_hosts, 2)).copy()
+        need = np.broadcast_to(c.load[unit].sum(axis=0), (c.n_hosts, c.load.shape[1])).copy()
         np.subtract.at(need, self.place[unit], c.load[unit])
         return need
 
@@ -466,9 +466,15 @@ def _why_host_stays_over(rep: Repairer, h: int) -> str:
     names = ", ".join(vn[int(v)] for v in unit[:3]) + (" ..." if len(unit) > 3 else "")
     also = f"; {len(units) - len(blocked)} more are held by the mandatory rules{rules}" if len(blocked) < len(units) else ""
     return (f"no host their rules allow has room within capacity minus headroom for any of its {len(blocked)} "
-            f"movable VM(s) or groups (the smallest, {names}, needs {total[CPU]:.0f} MHz and {total[MEM]:.0f} MB; "
-            f"the most room it may use is on {hn[most]}: {max(room[most, CPU], 0):.0f} MHz, "
-            f"{max(room[most, MEM], 0):.0f} MB){also}")
+            f"movable VM(s) or groups (the smallest, {names}, needs {_amounts(c, total, last='and')}; "
+            f"the most room it may use is on {hn[most]}: {_amounts(c, np.maximum(room[most], 0))}){also}")
+
+
+def _amounts(c: Cluster, values: np.ndarray, last: str = ",") -> str:
+    """CPU and memory (and the tallies, when there are any) in words; ``last`` joins the last one."""
+    words = [f"{values[CPU]:.0f} MHz", f"{values[MEM]:.0f} MB"]
+    words += [f"{values[r]:g} {t}" for r, t in enumerate(c.tallies, start=MEM + 1)]
+    return ", ".join(words[:-1]) + ("," if last == "," else f" {last}") + f" {words[-1]}"
 
 
 def unmended_reasons(cluster: Cluster, place: np.ndarray) -> dict[str, str]:
@@ -508,8 +514,8 @@ def unmended_reasons(cluster: Cluster, place: np.ndarray) -> dict[str, str]:
         short = np.where(ok, ((need - room) / c.cap).max(axis=1), np.inf)
         best = int(np.argmin(short))
         total = c.load[unit].sum(axis=0)
-        return (f"no host it may use has room for {names} ({total[CPU]:.0f} MHz, {total[MEM]:.0f} MB): "
-                f"the most is on {hn[best]} ({max(room[best, CPU], 0):.0f} MHz, {max(room[best, MEM], 0):.0f} MB "
+        return (f"no host it may use has room for {names} ({_amounts(c, total)}): "
+                f"the most is on {hn[best]} ({_amounts(c, np.maximum(room[best], 0))} "
                 f"free of its capacity; {int(ok.sum())} host(s) allowed)")
 
     bad = c.powered & (~c.on[place] | ~c.allowed[np.arange(V), place]) if V else np.zeros(0, dtype=bool)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...plan import Violation
-from .cluster import CPU, MEM, Cluster
+from .cluster import CPU, MEM, Cluster, tally_over
 
 _RES = {CPU: "CPU", MEM: "memory"}
 
@@ -32,6 +32,13 @@ def capacity_violations(cluster: Cluster, loads: np.ndarray) -> list[Violation]:
                 lim = 100 * cluster.limit[h, r] / cluster.cap[h, r]
                 out.append(Violation(kind="headroom", name=cluster.host_names[h],
                                      detail=f"{_RES[r]} {pct:.0f} % of capacity, above the {lim:.0f} % limit"))
+        # the tallies: vCPUs above the over-commitment limit is hard (capacity), VMs above the distribution
+        # limit is ours (headroom)
+        for r, tally in enumerate(cluster.tallies, start=MEM + 1):
+            if loads[h, r] > cluster.limit[h, r] + 1e-6:
+                kind = "capacity" if loads[h, r] > cluster.cap[h, r] + 1e-6 else "headroom"
+                out.append(Violation(kind=kind, name=cluster.host_names[h],
+                                     detail=tally_over(tally, float(loads[h, r]), float(cluster.limit[h, r]))))
     return out
 
 

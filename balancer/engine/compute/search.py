@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .balance import fits, move_delta, needs_balancing
-from .cluster import Cluster, automatic_first
+from .cluster import BALANCED, Cluster, automatic_first
 
 EPS = 1e-12
 FOCUS = 8  # hosts at each end (hottest / coldest) the focused operators look at
@@ -107,12 +107,12 @@ class Search:
         self.has_soft = np.zeros(V, dtype=bool)
         self.has_soft[list(self.soft_bad) + list(self.soft_partners)] = True
         self.all_allowed = bool(c.allowed[:, c.on].all())  # no mandatory VM-host rule or hold narrows anything
-        self.size = (c.load / np.maximum(c.cap[c.place], 1e-9)).sum(axis=1)
+        self.size = (c.load[:, BALANCED] / np.maximum(c.cap[c.place][:, BALANCED], 1e-9)).sum(axis=1)
 
     # ---- scoring ------------------------------------------------------------------------
 
     def util(self) -> np.ndarray:
-        return self.loads / self.c.cap
+        return self.loads[:, BALANCED] / self.c.cap[:, BALANCED]
 
     def value(self) -> float:
         """Σ squared deviations over hosts that are on (the balance part of the objective)."""
@@ -168,9 +168,9 @@ class Search:
         S1 = u[self.on].sum(axis=0)
         N = self.n_on
         src, dst = self.place[vms], self.place0[vms]
-        ld = c.load[vms]
-        fs = ld / c.cap[src] * self.on[src].astype(float)[:, None]
-        fd = ld / c.cap[dst] * self.on[dst].astype(float)[:, None]
+        ld = c.load[vms][:, BALANCED]
+        fs = ld / c.cap[src][:, BALANCED] * self.on[src].astype(float)[:, None]
+        fd = ld / c.cap[dst][:, BALANCED] * self.on[dst].astype(float)[:, None]
         dS1 = fd - fs
         return (fs * (fs - 2 * u[src]) + fd * (fd + 2 * u[dst]) - (2 * S1 * dS1 + dS1 * dS1) / N).sum(axis=1)
 
@@ -188,10 +188,10 @@ class Search:
         N = self.n_on
         c1 = 1.0 - 1.0 / N
         on = self.on.astype(float)[:, None]
-        W = on / c.cap  # (H, 2)
+        W = on / c.cap[:, BALANCED]  # (H, 2)
         P = W * (u - S1 / N)
         x, y = self.place[A], self.place[B]
-        la, lb = c.load[A], c.load[B]
+        la, lb = c.load[A][:, BALANCED], c.load[B][:, BALANCED]
         wx, wy = W[x], W[y]
         px, qy = P[x], P[y]
         left = [-2 * c1 * wx * wx * la, c1 * wx * wx, c1 * la * la, -2 * c1 * la, (2 / N) * wx * la * la,
@@ -333,11 +333,11 @@ class Search:
         ok &= x[:, None] != y[None, :]
         ok &= c.allowed[A][:, y] & c.allowed[B][:, x].T & self.on[y][None, :] & self.on[x][:, None]
         # a host above its limit may only shed load
-        room_x = np.maximum(c.limit[x] - self.loads[x], 0.0) + 1e-6  # (A, 2)
-        room_y = np.maximum(c.limit[y] - self.loads[y], 0.0) + 1e-6  # (B, 2)
+        room_x = np.maximum(c.limit[x] - self.loads[x], 0.0) + 1e-6  # (A, R): CPU, memory, the tallies
+        room_y = np.maximum(c.limit[y] - self.loads[y], 0.0) + 1e-6  # (B, R)
         a_first = np.ones((len(A), len(B)), dtype=bool)
         b_first = np.ones((len(A), len(B)), dtype=bool)
-        for r in (0, 1):
+        for r in range(la.shape[1]):
             diff = lb[None, :, r] - la[:, None, r]  # what x gains and y loses
             ok &= (diff <= room_x[:, None, r]) & (-diff <= room_y[None, :, r])
             # one of the two moves must fit first, so the pair can be carried out
