@@ -189,6 +189,8 @@ CONFIG_CASES = {
     "negative vMotion cost": ("drs:\n  vmotion_cost: -1\n", "vmotion_cost"),
     "duplicate top-level key": ("drs: {automation: full}\ndrs: {interval: 10m}\n", "duplicate key 'drs' at line 2"),
     "duplicate nested key": ("sim:\n  hosts: 4\n  seed: 2\n  hosts: 5\n", "duplicate key 'hosts' at line 4"),
+    "vcenter section without source": ("vcenter:\n  host: vc\n  user: u\n  password_env: P\n  cluster: C\n",
+                                       "source: not set, so the sim source would be used, but a vcenter section is given"),
     "unknown host in sim.dpm_hosts": ("sim:\n  hosts: 4\n  dpm_hosts: {esx09: disabled}\n", "unknown host 'esx09'"),
     "bad sim.dpm_hosts value": ("sim:\n  dpm_hosts: {esx01: off}\n", "dpm_hosts"),
     "interval beyond a year": ("drs:\n  interval: 99999999999999999h\n", "drs.interval"),

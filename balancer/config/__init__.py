@@ -374,6 +374,12 @@ class Config(_Section):
         kind = source_kind(self.source)
         if kind.section_required and kind.settings(self) is None:
             raise ValueError(f"source is {kind.name} but there is no {kind.section} section")
+        if "source" not in self.model_fields_set:  # the default source, while another's section is given
+            other = sorted(k.name for k in SOURCES.values() if k.section_required and k.section in self.model_fields_set
+                           and k.name != kind.name)
+            if other:
+                raise ValueError(f"source: not set, so the {kind.name} source would be used, but a {other[0]} section "
+                                 f"is given: add `source: {other[0]}` (or remove the section)")
         if self.clusters is not None:
             resolve_clusters(self)  # raises ValueError naming the bad cluster
         if self.domains:
