@@ -11,8 +11,11 @@ bin="$here/vcsim"
 gopath=/usr/share/gocode
 govmomi="$gopath/src/github.com/vmware/govmomi/simulator"
 
+# the stock simulator (stock/main.go): govmomi's VPX model as the library ships it
+stock_bin="$here/vcsim-stock"
+
 stale=no
-if [ ! -x "$bin" ]; then
+if [ ! -x "$bin" ] || [ ! -x "$stock_bin" ] || [ "$here/stock/main.go" -nt "$stock_bin" ]; then
     stale=yes
 else
     for src in "$here"/*.go; do
@@ -46,3 +49,5 @@ trap 'rm -f "$tmp"' EXIT
 cd "$here"
 GO111MODULE=off GOPATH="$gopath" GOCACHE="$cache" go build -o "$tmp" . >&2
 mv "$tmp" "$bin"
+(cd "$here/stock" && GO111MODULE=off GOPATH="$gopath" GOCACHE="$cache" go build -o "$tmp" . >&2)
+mv "$tmp" "$stock_bin"
