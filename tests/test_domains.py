@@ -56,6 +56,29 @@ def test_a_target_never_passes_room():
     assert any("room up to 75 %" in r.why for r in plan.refused)
 
 
+def test_a_receiving_host_stays_within_its_clusters_over_commitment_and_distribution_limits():
+    from balancer.engine import DomainMember, DomainOptions
+
+    def members(**b):
+        return DomainOptions("d", (DomainMember("a", "vc1"), DomainMember("b", "vc1", **b)), max_moves=10)
+
+    # b: 2 hosts of 32 cores, one 8-vCPU VM each; a is over and sends VMs while b has room
+    free = plan_domain(_over_and_room(), members())
+    assert len(free.moves) == 2
+    full = plan_domain(_over_and_room(), members(max_vcpus_per_core=0.25))  # 8 vCPUs a host: full
+    assert full.moves == [] and any("above its over-commitment limit of 8" in r.why for r in full.refused)
+    some = plan_domain(_over_and_room(), members(max_vcpus_per_core=0.5))  # 16 a host: one more VM each
+    assert sorted(m.target for m in some.moves) == ["b-h0", "b-h1"]
+    # b-h0: six idle VMs, b-h1: one busy one; by load alone both moves go to b-h0
+    b = cluster("b", 2, [(100.0, 1024.0)] * 6 + [(30_000.0, 8_192.0)])
+    b = b.model_copy(update={"vms": [v.model_copy(update={"host": "b-h1" if v.cpu_demand_mhz > 1000 else "b-h0"})
+                                     for v in b.vms]})
+    snaps = {"a": _over_and_room()["a"], "b": b}
+    assert [m.target for m in plan_domain(snaps, members()).moves] == ["b-h0", "b-h0"]
+    spread = plan_domain(snaps, members(vm_distribution=0.0))  # at most ceil(8 / 2) = 4 VMs a host
+    assert [m.target for m in spread.moves] == ["b-h1", "b-h1"]
+
+
 def test_standby_hosts_count_as_capacity_the_cluster_can_wake():
     snaps = {"a": cluster("a", 4, busy(20), standby=2), "b": cluster("b", 2, busy(2))}  # 120,000 of 256,000
     plan = plan_domain(snaps, options("a", "b", max_moves=10))

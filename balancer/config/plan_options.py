@@ -74,7 +74,9 @@ def domain_options(cfg: Config, domain: DomainConfig, held: frozenset[str] = fro
     return DomainOptions(
         name=domain.name,
         members=tuple(DomainMember(cluster=name, vcenter=vcenter_key(one), cpu_headroom=one.drs.cpu_headroom,
-                                   mem_headroom=one.drs.mem_headroom, space_threshold=one.sdrs.space_threshold)
+                                   mem_headroom=one.drs.mem_headroom, space_threshold=one.sdrs.space_threshold,
+                                   max_vcpus_per_core=one.drs.max_vcpus_per_core,
+                                   vm_distribution=plan_options(one).vm_distribution)
                       for name, one in members(cfg, domain)),
         high=domain.high, room=domain.room, max_moves=domain.max_moves_per_cycle,
         vmotion_mbps=domain.vmotion_mbps, copy_mbps=domain.copy_mbps, held_vms=held, pool_map=dict(domain.pool_map))

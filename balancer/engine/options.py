@@ -150,6 +150,8 @@ class DomainMember:
     cpu_headroom: float = 0.10  # a host receiving a VM stays within capacity x (1 - headroom)
     mem_headroom: float = 0.10
     space_threshold: float = 0.80  # a datastore receiving a VM's disks stays at or below this used/capacity
+    max_vcpus_per_core: float | None = None  # its drs.max_vcpus_per_core: a receiving host stays within it
+    vm_distribution: float | None = None  # its drs.vm_distribution: a receiving host stays within the mean + this share
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,19 @@ def check_headroom(host: Host, load_after: tuple[float, float], cpu_headroom: fl
     return None
 
 
+def check_tallies(host: Host, vcpus_after: int, vms_after: int, vms_limit: int | None,
+                  max_vcpus_per_core: float | None, cluster: str) -> str | None:
+    """The target cluster's over-commitment limit (vCPUs of its powered-on VMs per core) and VM distribution
+    limit (``vms_limit``, None: off) on ``host`` with the VM added."""
+    cores = host.cpu_cores or host.cpu_threads
+    if max_vcpus_per_core is not None and cores and vcpus_after > max_vcpus_per_core * cores + 1e-9:
+        return (f"host {host.name} of {cluster} would have {vcpus_after} vCPUs, above its over-commitment limit "
+                f"of {max_vcpus_per_core * cores:g} (drs.max_vcpus_per_core)")
+    if vms_limit is not None and vms_after > vms_limit:
+        return f"host {host.name} of {cluster} would hold {vms_after} VMs, above its VM distribution limit of {vms_limit}"
+    return None
+
+
 def same_datastore(a: Datastore, b: Datastore, same_vcenter: bool) -> bool:
     if a.url and b.url:
         return a.url == b.url

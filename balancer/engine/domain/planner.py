@@ -19,6 +19,7 @@ cross-cluster move is rare and dear, so there are few of them and each is judged
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -31,7 +32,8 @@ from ..words import pct as _pct
 from ..compute.vmotion import estimate, modelled_dirty_rate_mbps
 from ..options import DomainOptions
 from ..storage.copy import copy_seconds
-from .compat import check_cpu, check_headroom, check_network, check_size, disks_reachable, pick_datastore, same_in_target
+from .compat import (check_cpu, check_headroom, check_network, check_size, check_tallies, disks_reachable, pick_datastore,
+                     same_in_target)
 
 CANDIDATES = 40  # VMs of an over cluster judged in full per move, the cheapest per unit of relief first
 # Each move between clusters is priced this many seconds on top of its migration time: such moves
@@ -49,6 +51,8 @@ class _Cluster:
     load: list[float]
     vm_load: dict[str, tuple[float, float]] = field(default_factory=dict)
     host_load: dict[str, list[float]] = field(default_factory=dict)  # hosts that are on
+    host_vcpus: dict[str, int] = field(default_factory=dict)  # hosts that are on: vCPUs of their powered-on VMs
+    host_vms: dict[str, int] = field(default_factory=dict)  # ... and how many powered-on VMs they hold
     ds_used: dict[str, float] = field(default_factory=dict)
     vm_names: set[str] = field(default_factory=set)
 
@@ -88,6 +92,8 @@ def _cluster(name: str, snap: Snapshot, demand: Mapping[str, tuple[float, float]
                  [max(0.0, sum(h.cpu_capacity_mhz for h in receiving) - reserve[0]),
                   max(0.0, sum(h.mem_capacity_mb for h in receiving) - reserve[1])], [0.0, 0.0])
     c.host_load = {h.name: [0.0, 0.0] for h in snap.hosts if h.is_on}
+    c.host_vcpus = {name: 0 for name in c.host_load}
+    c.host_vms = {name: 0 for name in c.host_load}
     for v in snap.vms:
         c.vm_names.add(v.name)
         load = (v.cpu_load_mhz, v.mem_load_mb)
@@ -100,6 +106,9 @@ def _cluster(name: str, snap: Snapshot, demand: Mapping[str, tuple[float, float]
         if v.host in c.host_load:
             c.host_load[v.host][0] += load[0]
             c.host_load[v.host][1] += load[1]
+            if v.powered_on:
+                c.host_vcpus[v.host] += v.vcpus
+                c.host_vms[v.host] += 1
     c.ds_used = {d.name: d.used_gb for d in snap.datastores}
     return c
 
@@ -232,13 +241,19 @@ def _best_target(vm: VM, host: Host, src: _Cluster, clusters: Mapping[str, _Clus
         same_vcenter = member.vcenter == source_vcenter
         fitting: list[tuple[float, Host]] = []
         why = None
+        vms_limit = None
+        if member.vm_distribution is not None and tgt.host_vms:  # the target's mean, with the VM counted
+            vms_limit = max(math.ceil((sum(tgt.host_vms.values()) + 1) / len(tgt.host_vms)
+                                      * (1.0 + member.vm_distribution) - 1e-9), 1)
         for h in tgt.snapshot.hosts:
             if h.name not in tgt.host_load:
                 continue
             after = (tgt.host_load[h.name][0] + load[0], tgt.host_load[h.name][1] + load[1])
             reason = check_cpu(src.snapshot, host, tgt.snapshot, h, vm) or check_network(vm, tgt.snapshot, h) \
                 or check_size(vm, tgt.snapshot, h) \
-                or check_headroom(h, after, member.cpu_headroom, member.mem_headroom, tname)
+                or check_headroom(h, after, member.cpu_headroom, member.mem_headroom, tname) \
+                or check_tallies(h, tgt.host_vcpus[h.name] + vm.vcpus, tgt.host_vms[h.name] + 1, vms_limit,
+                                 member.max_vcpus_per_core, tname)
             if reason is None:
                 fitting.append((max(after[0] / h.cpu_capacity_mhz, after[1] / h.mem_capacity_mb), h))
                 continue
@@ -291,6 +306,11 @@ def _apply(o: _Option, src: _Cluster, step: int, options: DomainOptions) -> Cros
         if vm.host in src.host_load:
             src.host_load[vm.host][i] -= load[i]
         tgt.host_load[o.host.name][i] += load[i]
+    tgt.host_vcpus[o.host.name] += vm.vcpus
+    tgt.host_vms[o.host.name] += 1
+    if vm.host in src.host_vcpus:
+        src.host_vcpus[vm.host] -= vm.vcpus
+        src.host_vms[vm.host] -= 1
     tgt.vm_names.add(vm.name)
     src.vm_names.discard(vm.name)
     if o.copy is not None:
