@@ -131,10 +131,16 @@ class VcSim:
     def fail_relocate(self, vm: str) -> None:
         self._http(f"/_vcsim/fail?vm={vm}", "POST")
 
-    def hold(self, after: int = 0) -> None:
+    def hold(self, after: int = 0, cancel: bool = False) -> None:
         """Every RelocateVM_Task from now on but the next ``after`` keeps its task running, the VM where it
-        was, until ``release``."""
-        self._http(f"/_vcsim/hold?after={after}", "POST")
+        was, until ``release``. ``cancel``: CancelTask ends such a task (RequestCanceled); otherwise
+        CancelTask is ignored (the simulator has none) and the task goes on."""
+        self._http(f"/_vcsim/hold?after={after}" + ("&cancel=1" if cancel else ""), "POST")
+
+    def outage(self, ms: int) -> None:
+        """For ``ms`` milliseconds every SOAP request finds its connection closed (vCenter unreachable);
+        tasks in progress go on meanwhile."""
+        self._http(f"/_vcsim/outage?ms={ms}", "POST")
 
     def release(self, fail: bool = False) -> None:
         """The held relocation tasks go on (and end as they would have), or (``fail``) end in a task

@@ -26,7 +26,13 @@
 //     POST /_vcsim/hold?after=N   every RelocateVM_Task within this vCenter from now on, but the next N
 //     (default 0), returns its task at once and the task stays running (the VM where it was) until
 //     POST /_vcsim/release, as a vMotion in progress; POST /_vcsim/release?fail=1 ends the held
-//     tasks in a task error instead (InsufficientResourcesFault, the VMs where they were)
+//     tasks in a task error instead (InsufficientResourcesFault, the VMs where they were);
+//     POST /_vcsim/hold?cancel=1 makes a held task honour CancelTask (it ends in RequestCanceled, the
+//     VM where it was, logged "cancelled"); otherwise CancelTask is not implemented (as in the stock
+//     simulator: a MethodNotFound fault) and the task goes on, as a vCenter not honouring a cancel
+//     POST /_vcsim/outage?ms=N   for N ms every SOAP request finds its connection closed without an
+//     answer (vCenter unreachable; its tasks go on meanwhile)
+//     Each logged relocation carries its task's id (task).
 //   - Per-host DPM overrides: ReconfigureComputeResource_Task's dpmHostConfigSpec is stored in the
 //     cluster's configurationEx.dpmHostConfig (the simulator drops it).
 //   - HA settings: ReconfigureComputeResource_Task stores rules, groups and VM overrides but
@@ -118,6 +124,8 @@ type relocation struct {
 	Start     int64    `json:"start_ns"`
 	End       int64    `json:"end_ns"`
 	Failed    bool     `json:"failed"`
+	Cancelled bool     `json:"cancelled,omitempty"` // ended by a CancelTask the launcher honoured (hold?cancel=1)
+	Task      string   `json:"task,omitempty"`      // the task's managed object id
 	Error     string   `json:"error,omitempty"`
 	// TargetVCenter is spec.service.url of a move to another vCenter.
 	TargetVCenter string `json:"target_vcenter,omitempty"`
@@ -129,14 +137,17 @@ type stats struct {
 	methods     map[string]int
 	relocations []relocation
 	failVMs     map[string]bool
-	held        *hold // not nil: relocation tasks started now wait for it to be released (/_vcsim/release)
-	holdAfter   int           // relocations still to go through before the hold takes effect
+	held        *hold                    // not nil: relocation tasks started now wait for it to be released (/_vcsim/release)
+	holdAfter   int                      // relocations still to go through before the hold takes effect
+	cancels     map[string]chan struct{} // held relocation tasks that honour CancelTask, by task id
+	downUntil   time.Time                // SOAP requests before then find the connection closed (/_vcsim/outage)
 }
 
 // hold keeps relocation tasks running until ch is closed; fail (set before closing) ends them in an error.
 type hold struct {
-	ch   chan struct{}
-	fail bool
+	ch     chan struct{}
+	fail   bool
+	cancel bool // CancelTask ends a held task (RequestCanceled, the VM where it was); otherwise it is ignored
 }
 
 // holding is the hold a relocation starting now waits for (nil: none). Called once per relocation.
@@ -190,6 +201,11 @@ func vmHost(ref types.ManagedObjectReference) *types.ManagedObjectReference {
 const soapResponse = `<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
 <soapenv:Body><%sResponse xmlns="urn:vim25"><returnval type="Task">%s</returnval></%sResponse></soapenv:Body>
+</soapenv:Envelope>`
+
+const cancelResponse = `<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<soapenv:Body><CancelTaskResponse xmlns="urn:vim25"></CancelTaskResponse></soapenv:Body>
 </soapenv:Envelope>`
 
 const soapFault = `<?xml version="1.0" encoding="UTF-8"?>
@@ -299,10 +315,21 @@ func slowRelocate(w http.ResponseWriter, this types.ManagedObjectReference, spec
 	if !ok {
 		return false
 	}
-	task := simulator.CreateTask(vm, relocateTaskName, func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+	var cancel chan struct{}
+	var task *simulator.Task
+	task = simulator.CreateTask(vm, relocateTaskName, func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
 		time.Sleep(delay)
 		if held != nil {
-			<-held.ch
+			select {
+			case <-held.ch:
+			case <-cancel: // nil unless held.cancel: never ready
+				rec.Failed, rec.Cancelled, rec.End = true, true, time.Now().UnixNano()
+				st.mu.Lock()
+				st.relocations = append(st.relocations, rec)
+				delete(st.cancels, task.Self.Value)
+				st.mu.Unlock()
+				return nil, &types.RequestCanceled{}
+			}
 			if held.fail {
 				rec.Failed, rec.End = true, time.Now().UnixNano()
 				st.mu.Lock()
@@ -332,6 +359,13 @@ func slowRelocate(w http.ResponseWriter, this types.ManagedObjectReference, spec
 		st.mu.Unlock()
 		return nil, nil
 	})
+	rec.Task = task.Self.Value
+	if held != nil && held.cancel {
+		cancel = make(chan struct{})
+		st.mu.Lock()
+		st.cancels[task.Self.Value] = cancel
+		st.mu.Unlock()
+	}
 	go task.Run()
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
@@ -579,8 +613,8 @@ func setupStorage(cluster *simulator.ClusterComputeResource, partial int, capaci
 	}
 }
 
-// failRelocate answers a RelocateVM_Task with a task that ends in an error.
-func failRelocate(w http.ResponseWriter, this types.ManagedObjectReference) {
+// failRelocate answers a RelocateVM_Task with a task that ends in an error; the task's id.
+func failRelocate(w http.ResponseWriter, this types.ManagedObjectReference) string {
 	vm := simulator.Map.Get(this)
 	task := simulator.CreateTask(vm, relocateTaskName, func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
 		return nil, &types.InsufficientResourcesFault{}
@@ -589,6 +623,7 @@ func failRelocate(w http.ResponseWriter, this types.ManagedObjectReference) {
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, soapResponse, "RelocateVM_Task", ref.Value, "RelocateVM_Task")
+	return ref.Value
 }
 
 func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration, rel *relocator) http.Handler {
@@ -620,7 +655,8 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration,
 		case "/_vcsim/hold", "/_vcsim/release":
 			st.mu.Lock()
 			if r.URL.Path == "/_vcsim/hold" && st.held == nil {
-				st.held, st.holdAfter = &hold{ch: make(chan struct{})}, 0
+				st.held = &hold{ch: make(chan struct{}), cancel: r.URL.Query().Get("cancel") == "1"}
+				st.holdAfter = 0
 				fmt.Sscan(r.URL.Query().Get("after"), &st.holdAfter)
 			} else if r.URL.Path == "/_vcsim/release" && st.held != nil {
 				st.held.fail = r.URL.Query().Get("fail") == "1"
@@ -630,9 +666,30 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration,
 			st.mu.Unlock()
 			w.WriteHeader(http.StatusNoContent)
 			return
+		case "/_vcsim/outage":
+			var ms int
+			fmt.Sscan(r.URL.Query().Get("ms"), &ms)
+			st.mu.Lock()
+			st.downUntil = time.Now().Add(time.Duration(ms) * time.Millisecond)
+			st.mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+			return
 		}
 		if r.URL.Path != sdkPath || r.Method != http.MethodPost {
 			next.ServeHTTP(w, r)
+			return
+		}
+		st.mu.Lock()
+		down := time.Now().Before(st.downUntil)
+		st.mu.Unlock()
+		if down { // vCenter unreachable: the connection is closed without an answer (its tasks go on)
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					_ = conn.Close()
+					return
+				}
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
 		body, err := ioutil.ReadAll(r.Body)
@@ -659,6 +716,20 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration,
 		case "PowerDownHostToStandBy_Task", "PowerUpHostFromStandBy_Task":
 			hostPower(w, name, method.This)
 			return
+		case "CancelTask":
+			st.mu.Lock()
+			ch, ok := st.cancels[method.This.Value]
+			if ok {
+				delete(st.cancels, method.This.Value)
+			}
+			st.mu.Unlock()
+			if ok { // a held task that honours it: it ends in RequestCanceled
+				close(ch)
+				w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+				w.WriteHeader(http.StatusOK)
+				fmt.Fprint(w, cancelResponse)
+				return
+			} // otherwise the simulator's answer: it has no CancelTask (the task goes on)
 		case "ReconfigureComputeResource_Task":
 			if req, ok := method.Body.(*types.ReconfigureComputeResource_Task); ok {
 				if spec, ok := req.Spec.(*types.ClusterConfigSpecEx); ok && spec.DasConfig != nil {
@@ -702,7 +773,7 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration,
 			delete(st.failVMs, rec.VM)
 			st.mu.Unlock()
 			if fail {
-				failRelocate(w, method.This)
+				rec.Task = failRelocate(w, method.This)
 				rec.Failed = true
 			} else if rel.relocate(w, method.This, req.Spec, taskDelay, st, rec) {
 				return // another vCenter, or refused: logged when its task ends
@@ -827,7 +898,7 @@ func main() {
 	// An explicit user makes the simulator check the password (with its default it accepts any).
 	m.Service.Listen = &url.URL{Host: fmt.Sprintf("127.0.0.1:%d", *port), User: url.UserPassword(*user, *password)}
 	srv := m.Service.NewServer()
-	st := &stats{methods: map[string]int{}, failVMs: map[string]bool{}}
+	st := &stats{methods: map[string]int{}, failVMs: map[string]bool{}, cancels: map[string]chan struct{}{}}
 	rel := &relocator{inner: srv.Server.Config.Handler, sdk: *srv.URL, user: *user, password: *password, timeout: *xvcTimeout}
 	srv.Server.Config.Handler = wrap(srv.Server.Config.Handler, st, srv.URL.Path,
 		time.Duration(*relocateTaskMs)*time.Millisecond, rel)
