@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import ssl
 import urllib.error
 
 import pytest
 
 from balancer.metrics import Metrics
+from balancer.plan.result import ActionResult
 from balancer.service import CycleResult
 from helpers import self_signed_certificate
 from service_helpers import Running, config_of, samples, scrape, sim_config, total, value
@@ -54,7 +57,7 @@ def test_cycles_on_the_embedded_cluster_change_the_metrics(tmp_path):
     assert total(later, "balancer_moves_suppressed_total", **c, reason="cooldown") > 0
 
 
-def test_healthz_is_503_while_the_source_fails(tmp_path, monkeypatch):
+def test_healthz_is_degraded_while_the_source_fails(tmp_path, monkeypatch):
     monkeypatch.setenv("BALANCER_TEST_VC_PASSWORD", "secret-password-123")
     data = sim_config(tmp_path, drs={"interval": "0.3s"})
     data["source"] = "vcenter"
@@ -64,10 +67,14 @@ def test_healthz_is_503_while_the_source_fails(tmp_path, monkeypatch):
     try:
         svc.wait_cycles("C", 2)
         status, body = scrape(svc.url, "/healthz")
+        strict, _ = scrape(svc.url, "/healthz?strict")
         _, text = scrape(svc.url)
     finally:
         svc.stop()
-    assert status == 503 and "last cycle failed" in body and "secret-password-123" not in body
+    # vCenter down is no reason to restart the balancer (200), but it is degraded, and 503 under ?strict
+    assert status == 200 and strict == 503 and "secret-password-123" not in body
+    health = json.loads(body)
+    assert health["status"] == "degraded" and health["clusters"]["C"].startswith("degraded: source unreachable")
     assert value(text, "balancer_cycle_errors_total", cluster="C", phase="collect") >= 2
 
 
@@ -75,16 +82,46 @@ def test_health_needs_a_recent_successful_cycle():
     now = [1000.0]
     m = Metrics(clock=lambda: now[0])
     m.add_cluster("a", 10.0)
-    assert m.health()[0] is False  # no cycle yet
+    assert m.health()[0] == "unhealthy"  # no cycle yet
     m.observe(CycleResult("a", 1, 10.0, status="ok", finished_at=1000.0))
-    assert m.health() == (True, {"a": "ok"})
+    assert m.health() == ("ok", {"a": "ok"})
     now[0] = 1019.0
-    assert m.health()[0] is True
+    assert m.health()[0] == "ok"
     now[0] = 1021.0  # more than two intervals without a cycle
-    ok, detail = m.health()
-    assert not ok and "no cycle for 21 s" in detail["a"]
+    state, detail = m.health()
+    assert state == "unhealthy" and "no cycle for 21 s" in detail["a"]
     m.observe(CycleResult("a", 2, 10.0, status="error", phase="plan", error="boom", finished_at=1021.0))
-    assert m.health() == (False, {"a": "last cycle failed: boom"})
+    assert m.health() == ("unhealthy", {"a": "unhealthy: last cycle failed: boom"})
+
+
+def test_health_of_a_long_cycle_follows_its_progress():
+    now = [1000.0]
+    m = Metrics(clock=lambda: now[0])
+    m.add_cluster("a", 10.0)
+    m.observe(CycleResult("a", 1, 10.0, status="ok", finished_at=1000.0))
+    m.progress("a", True, "cycle started")
+    for t in range(1005, 1100, 5):  # a cycle of 100 s whose vMotions make progress: healthy throughout
+        now[0] = float(t)
+        m.progress("a", True, "step 1: task running")
+        assert m.health() == ("ok", {"a": "ok (cycle in progress)"})
+    now[0] = 1125.0  # no progress mark for 25 s (two intervals): stuck
+    assert m.health()[0] == "unhealthy"
+    m.progress("a", False, "step 1: connection refused")  # vCenter went away mid-cycle
+    state, detail = m.health()
+    assert state == "degraded" and "source unreachable" in detail["a"]
+    m.progress("a", True, "step 1: past its deadline, cancel requested")
+    assert m.health()[0] == "degraded"
+    # the interrupted cycle ends "ok" with failed actions: degraded, not ok
+    m.observe(CycleResult("a", 2, 10.0, status="ok", finished_at=1130.0,
+                          results=[ActionResult(1, "move", "vm", "h1 -> h2", "failed")] * 3))
+    now[0] = 1131.0
+    assert m.health() == ("degraded", {"a": "degraded: last cycle: 3 action(s) failed"})
+    m.observe(CycleResult("a", 3, 10.0, status="error", phase="collect", error="vcenter down", finished_at=1140.0,
+                          unreachable=True))
+    assert m.health() == ("degraded", {"a": "degraded: source unreachable: vcenter down"})
+    m.observe(CycleResult("a", 4, 10.0, status="ok", finished_at=1150.0))
+    now[0] = 1151.0
+    assert m.health() == ("ok", {"a": "ok"})
 
 
 def test_tls_and_basic_auth_on_the_endpoint(tmp_path, monkeypatch, caplog):

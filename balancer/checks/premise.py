@@ -8,6 +8,16 @@ from ..snapshot import DatastoreState, HostState, Snapshot
 from ..plan.result import ALREADY_MADE
 
 
+# A plan, and each of its steps, is carried out only on a read of the cluster at most one interval old
+# (and at least this many seconds): the freshness limit.
+STALE_AFTER_MIN = 60.0
+
+
+def freshness_limit(interval: float) -> float:
+    """Seconds a read of the cluster stays fresh enough to act on: max(interval, 60 s)."""
+    return max(float(interval), STALE_AFTER_MIN)
+
+
 # the state each host action leaves its host in
 POWER_RESULT = {"standby": HostState.STANDBY, "enter-maintenance": HostState.MAINTENANCE,
                  "power-on": HostState.ON, "exit-maintenance": HostState.ON}
@@ -31,6 +41,37 @@ def move_premise(snapshot: Snapshot, move: Move) -> str | None:
         return f"host {move.target} is {target.state.words}"
     if move.disks:
         return disks_premise(snapshot, move.vm, move.target, move.disks, done_ok=False)
+    return None
+
+
+def step_premise(snapshot: Snapshot, move: Move, age: float, limit: float) -> str | None:
+    """The premise of one step of a plan being carried out, on a read of the cluster ``age`` s old:
+    None when ``move`` may start now; otherwise why not.
+
+    The read must be fresh (at most ``limit`` s old); the move's premise must hold on it (the VM on
+    its source, the target on, see ``move_premise``), the source must be on the read, and the target
+    must still have room for the VM: its load with the VM's demand added stays within its CPU and
+    memory capacity.
+    """
+    if age > limit:
+        return f"the cluster's last read is {age:.0f} s old (limit {limit:.0f} s)"
+    why = move_premise(snapshot, move)
+    if why:
+        return why
+    hosts = snapshot.hosts_by_name()
+    if move.source not in hosts:
+        return f"host {move.source} no longer exists"
+    vm = snapshot.vms_by_name()[move.vm]
+    target = hosts[move.target]
+    load = snapshot.host_totals()[move.target]
+    cpu = load.cpu_load_mhz + (vm.cpu_load_mhz if vm.powered_on else 0.0)
+    mem = load.mem_load_mb + (vm.mem_load_mb if vm.powered_on else 0.0)
+    if mem > target.mem_capacity_mb:
+        return (f"host {move.target} has no room for VM {move.vm} now: memory {mem:.0f} of "
+                f"{target.mem_capacity_mb:.0f} MB with it")
+    if cpu > target.cpu_capacity_mhz:
+        return (f"host {move.target} has no room for VM {move.vm} now: CPU {cpu:.0f} of "
+                f"{target.cpu_capacity_mhz:.0f} MHz with it")
     return None
 
 
@@ -142,4 +183,5 @@ def check_plan_against(snapshot: Snapshot, plan: Plan, what: str = "plan") -> No
         raise InputError(f"{what}: step {twice[0]} is given to more than one action (each action has its own step)")
 
 
-__all__ = ["check_plan_against", "disks_premise", "move_premise", "storage_premise"]
+__all__ = ["STALE_AFTER_MIN", "check_plan_against", "disks_premise", "freshness_limit", "move_premise",
+           "step_premise", "storage_premise"]

@@ -21,23 +21,27 @@ class JournaledActions:
 
     On entry the plan's actions are journaled as pending and the source's hooks are set so each
     action is marked started, gets the id of the cluster's task once the cluster has accepted it
-    (vCenter), and then its outcome, with a log line each; assign what
+    (vCenter), the time a cancel of that task was requested (past its deadline; the action stays
+    started until the task ends), and then its outcome, with a log line each; assign what
     ``execute`` returns to ``results`` inside the block: on exit, outcomes the source decided
     without the hooks (e.g. skipped) are journaled too. Used by the service's cycles and by the
     one-off commands that act (apply, evacuate --execute), so cooldowns see every move.
     """
 
     def __init__(self, journal: Journal, source: Source, cluster: str, cycle_id: int, plan: Plan,
-                 cluster_time: float | None, should_stop: Callable[[], bool] | None = None):
+                 cluster_time: float | None, should_stop: Callable[[], bool] | None = None,
+                 progress: Callable[[bool, str], None] | None = None):
         self.journal, self.source, self.cluster, self.cycle_id = journal, source, cluster, cycle_id
         self.plan, self.cluster_time, self.should_stop = plan, cluster_time, should_stop
+        # told of every step's progress: (the cluster answered, what happened) -- the service's health
+        self.progress = progress or (lambda reachable, detail: None)
         self.results: list[ActionResult] = []
         self.ids: dict[int, int] = {}
         self._target: Any = None
 
     def __enter__(self) -> "JournaledActions":
         self.ids = ids = self.journal.add_actions(self.cycle_id, self.cluster, self.plan, self.cluster_time)
-        journal, name, cid = self.journal, self.cluster, self.cycle_id
+        journal, name, cid, progress = self.journal, self.cluster, self.cycle_id, self.progress
 
         def before(action: Move | StorageMove | PowerAction) -> None:
             if not journal.action_started(ids[action.step]) and journal.epoch is not None:
@@ -49,9 +53,11 @@ class JournaledActions:
             kind, subject, what = action_words(action)
             event(log, "action start", cluster=name, cycle=cid, step=action.step, kind=kind,
                   subject=subject, action=what, reason=action.reason)
+            progress(True, f"step {action.step} started")
 
         def after(action: Move | StorageMove | PowerAction, result: ActionResult) -> None:
             journal.action_finished(ids[action.step], result)
+            progress(True, f"step {action.step} {result.outcome}")
             event(log, "action", logging.INFO if result.done else logging.WARNING,
                   cluster=name, cycle=cid, step=result.step, kind=result.kind, subject=result.subject,
                   action=result.action, reason=result.reason, outcome=result.outcome,
@@ -59,15 +65,27 @@ class JournaledActions:
 
         def task_started(action: Move | StorageMove | PowerAction, key: str) -> None:
             journal.action_task(ids[action.step], key)
+            progress(True, f"step {action.step}: task {key} accepted")
+
+        def cancel_requested(action: Move | StorageMove | PowerAction, message: str) -> None:
+            journal.action_cancel_requested(ids[action.step], message)
+            kind, subject, what = action_words(action)
+            event(log, "action cancel requested", logging.WARNING, cluster=name, cycle=cid, step=action.step,
+                  kind=kind, subject=subject, action=what, message=message)
+            progress(True, f"step {action.step}: past its deadline, cancel requested")
+
+        def task_polled(action: Move | StorageMove | PowerAction, reachable: bool, detail: str) -> None:
+            progress(reachable, f"step {action.step}: {'task ' + detail if reachable else detail}")
 
         self._target = target = self.source.execution_hooks() if has(self.source, CanHook) else self.source
         target.before_action, target.after_action, target.task_started = before, after, task_started
+        target.cancel_requested, target.task_polled = cancel_requested, task_polled
         if self.should_stop is not None:
             target.should_stop = self.should_stop
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for hook in ("before_action", "after_action", "task_started", "should_stop"):
+        for hook in ("before_action", "after_action", "task_started", "cancel_requested", "task_polled", "should_stop"):
             self._target.__dict__.pop(hook, None)
         for r in self.results:
             if r.step not in self.ids and r.kind == "datastore":  # a datastore action outside the plan (maintenance)

@@ -3,7 +3,8 @@
 All times are on the cluster's clock (the snapshots' ``collected_at``), so a replayed trace day
 and a live vCenter are judged alike.
 
-- cooling: VMs with a successful move (any reason) within ``drs.cooldown``;
+- cooling: VMs with a successful move (any reason) within ``drs.cooldown`` (a move that ran long: from
+  its end);
 - left: VM -> hosts it left by a balance move within ``drs.oscillation_window`` (no balance move
   takes it back there);
 - oscillating hosts (reported, not held): hosts whose net balance flow (received minus given
@@ -106,7 +107,8 @@ def build_past(journal: Journal, cluster: str, now: float, snapshot: Snapshot, d
     """The History for a cycle of ``cluster`` whose snapshot was collected at ``now`` (cluster clock)."""
     horizon = max(drs.cooldown, drs.oscillation_window)
     moves = journal.recent_actions(cluster, "move", now - horizon, now)
-    cooling = frozenset(m.subject for m in moves if m.cluster_time is not None and m.cluster_time >= now - drs.cooldown)
+    cooling = frozenset(m.subject for m in moves if m.cluster_time is not None and m.cluster_time >= now - drs.cooldown) \
+        | frozenset(m.subject for m in journal.moves_ended_late(cluster, now - drs.cooldown, now))
     balance = [m for m in moves if m.reason == "balance" and m.cluster_time is not None
                and m.cluster_time >= now - drs.oscillation_window]
     left: dict[str, set[str]] = {}

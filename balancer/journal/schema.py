@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS actions (
     target TEXT,                     -- move: to host; power: the action (standby, power-on, ...)
     reason TEXT,
     mandatory INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL,             -- pending | started | success | failed | skipped | interrupted
+    state TEXT NOT NULL,             -- pending | started | success | failed | skipped | interrupted | cancelled (6)
     message TEXT,
     cluster_time {real},
     created_at {real} NOT NULL,
@@ -95,6 +95,11 @@ ALTER TABLE cycles ADD COLUMN planned_storage INTEGER;  -- storage moves in the 
 """),
     (5, "actions.task", """
 ALTER TABLE actions ADD COLUMN task TEXT;  -- the cluster's task carrying it out (vCenter: its id), once accepted
+"""),
+    (6, "actions.cancel_requested_at; state cancelled", """
+-- when the balancer asked the cluster to cancel the action's task (it ran past its deadline); the
+-- action stays started until the task ends: cancelled, success (the cancel was not honoured) or failed
+ALTER TABLE actions ADD COLUMN cancel_requested_at {real};
 """),
 ]
 

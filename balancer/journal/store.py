@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 CYCLE_KINDS = ("cycle", "domain", "apply", "evacuate", "exit-maintenance", "evacuate-datastore")
 SERVICE_KINDS = ("cycle", "domain")  # the service's own cycles: made under the leader lease
 
-FINISHED = ("success", "failed", "skipped", "interrupted")
+FINISHED = ("success", "failed", "skipped", "interrupted", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ class ActionRow:
     recovered: bool
     epoch: int | None = None  # the leader lease's epoch the action was planned under (None: no lease)
     task: str | None = None  # the id of the cluster's task carrying it out, once the cluster accepted it
+    cancel_requested_at: float | None = None  # when its task was asked to cancel (past its deadline)
 
     @property
     def words(self) -> str:
@@ -342,6 +343,12 @@ class Journal:
         after a restart it tells how the task ended while the balancer was down."""
         self._exec("UPDATE actions SET task=? WHERE id=?", (task, action_id))
 
+    def action_cancel_requested(self, action_id: int, message: str) -> None:
+        """The action's task ran past its deadline and the cluster was asked to cancel it; the action
+        stays started until the task ends (cancelled, success or failed, as the cluster reports)."""
+        self._exec("UPDATE actions SET cancel_requested_at=?, message=? WHERE id=? AND state='started'",
+                   (self.clock(), message, action_id))
+
     def action_finished(self, action_id: int, result: ActionResult) -> bool:
         """Record an outcome (once: an action that already has one keeps it). True when recorded."""
         return self._exec("UPDATE actions SET state=?, message=?, seconds=?, finished_at=? "
@@ -388,6 +395,16 @@ class Journal:
             f"SELECT * FROM actions WHERE cluster=? AND kind=? AND state IN ({marks}) "
             "AND cluster_time >= ? AND cluster_time <= ? ORDER BY cluster_time, id",
             (cluster, kind, *states, since, until))
+        return [_action(r) for r in rows]
+
+    def moves_ended_late(self, cluster: str, since: float, until: float) -> list[ActionRow]:
+        """Successful moves planned before ``since`` (cluster time) that ended at ``since`` or later, their
+        end put on the cluster's clock (cluster_time + the wall-clock time from journaling to end): a
+        vMotion that ran long (past its deadline) holds its VM for the cooldown from its end."""
+        rows = self._rows(
+            "SELECT * FROM actions WHERE cluster=? AND kind='move' AND state='success' AND cluster_time < ? "
+            "AND finished_at IS NOT NULL AND cluster_time + (finished_at - created_at) >= ? "
+            "AND cluster_time <= ? ORDER BY cluster_time, id", (cluster, since, since, until))
         return [_action(r) for r in rows]
 
     def demand_samples(self, cluster: str, since: float, until: float) -> list[tuple[float, float]]:

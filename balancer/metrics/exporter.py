@@ -35,12 +35,23 @@ ROLES = ("leader", "standby")  # of an instance: the leader acts; a standby wait
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
+# /healthz states (README, "Health"): ok and degraded answer 200 (a liveness probe must not restart the
+# service because vCenter is down or an action failed), unhealthy 503; ``?strict`` answers 503 for degraded too.
+HEALTH_STATES = ("ok", "degraded", "unhealthy")
+
+
 @dataclass
 class _ClusterHealth:
     interval: float
     last_end: float | None = None
     last_ok: bool = False
     last_error: str | None = None
+    last_unreachable: bool = False  # the last cycle could not read its source
+    last_failed: int = 0  # actions of the last cycle that failed or were cancelled
+    running_since: float | None = None  # a cycle is in progress since then
+    last_mark: float | None = None  # the last progress mark of the cycle in progress
+    mark_reachable: bool = True  # ... whether the source answered then
+    mark_detail: str = ""
 
 
 class Metrics:
@@ -168,6 +179,21 @@ class Metrics:
         with self._lock:
             return self._role
 
+    # --- progress of the cycle in progress ----------------------------------------------------
+    def progress(self, cluster: str, reachable: bool, detail: str) -> None:
+        """A mark of progress of ``cluster``'s cycle in progress (its start, its collection, an action
+        started, polled or ended): ``reachable`` False when the source could not be read then."""
+        now = self.clock()
+        with self._lock:
+            h = self._health.get(cluster)
+            if h is None:
+                return
+            if detail == "cycle started" or h.running_since is None:
+                h.running_since = now
+            if reachable or h.mark_reachable:  # an unreachable source is no progress: keep the last mark
+                h.last_mark = now if reachable else h.last_mark or now
+            h.mark_reachable, h.mark_detail = reachable, detail
+
     # --- updates ----------------------------------------------------------------------------
     def observe(self, res: "CycleResult") -> None:
         """Fold one cycle's outcome into the metrics."""
@@ -208,7 +234,10 @@ class Metrics:
             self.last_success.labels(name).set(now)
         with self._lock:
             h = self._health.setdefault(name, _ClusterHealth(res.interval))
-            h.last_end, h.last_ok, h.last_error = now, res.status == "ok", res.error
+            h.last_end, h.last_ok, h.last_error = now, res.status != "error", res.error
+            h.last_unreachable = res.unreachable
+            h.last_failed = sum(1 for r in res.results if r.outcome in ("failed", "cancelled"))
+            h.running_since, h.last_mark, h.mark_reachable, h.mark_detail = None, None, True, ""
 
     def add_domain(self, name: str, clusters: list[str]) -> None:
         """Make a balancing domain's series (its moves between every two of its clusters start at 0)."""
@@ -302,24 +331,53 @@ class Metrics:
             pass
 
     # --- health -----------------------------------------------------------------------------
-    def health(self) -> tuple[bool, dict[str, str]]:
-        """Healthy when every cluster's last cycle succeeded and ended within two intervals; a standby
-        when it reaches the journal (its clusters read "standby")."""
+    def health(self) -> tuple[str, dict[str, str]]:
+        """(ok | degraded | unhealthy, each cluster's state in words): the worst of the clusters'.
+
+        A cluster is ok while its last cycle ended well within two intervals, or a cycle is in progress
+        whose last progress mark (its start, collection, an action started, polled or ended) is within
+        two intervals; degraded when its last cycle had failed or cancelled actions, could not read its
+        source, or the cycle in progress cannot reach it now; unhealthy before its first cycle, when its
+        last cycle failed otherwise (planning, carrying out), or with neither a cycle nor progress for
+        two intervals. A standby is ok while it reaches the journal (its clusters read "standby")."""
         now = self.clock()
-        ok = True
+        rank = {"ok": 0, "degraded": 1, "unhealthy": 2}
+        worst = "ok"
         out: dict[str, str] = {}
         with self._lock:
             if self._role == "standby":
                 text = "standby: another instance holds the leader lease" if self._journal_ok \
                     else "standby: the journal cannot be reached"
-                return self._journal_ok, {name: text for name in sorted(self._health)}
+                return ("ok" if self._journal_ok else "unhealthy"), {name: text for name in sorted(self._health)}
             for name, h in sorted(self._health.items()):
-                if h.last_end is None:
-                    ok, out[name] = False, "no cycle yet"
-                elif not h.last_ok:
-                    ok, out[name] = False, f"last cycle failed: {h.last_error or 'error'}"
-                elif now - h.last_end > 2 * h.interval:
-                    ok, out[name] = False, f"no cycle for {now - h.last_end:.0f} s (interval {h.interval:g} s)"
-                else:
-                    out[name] = "ok"
-        return ok, out
+                state, text = self._cluster_health(h, now)
+                out[name] = text if state == "ok" or text.startswith(state) else f"{state}: {text}"
+                if rank[state] > rank[worst]:
+                    worst = state
+        return worst, out
+
+    @staticmethod
+    def _cluster_health(h: _ClusterHealth, now: float) -> tuple[str, str]:
+        limit = 2 * h.interval
+        if h.running_since is not None:  # a cycle in progress
+            mark = h.last_mark if h.last_mark is not None else h.running_since
+            if not h.mark_reachable:
+                return "degraded", f"source unreachable during the cycle in progress ({h.mark_detail})"
+            if now - mark > limit:
+                return "unhealthy", (f"cycle in progress without progress for {now - mark:.0f} s "
+                                     f"(interval {h.interval:g} s)")
+            if "cancel requested" in h.mark_detail:
+                return "degraded", f"cycle in progress: {h.mark_detail}"
+            if h.last_end is None or h.last_ok and not h.last_unreachable and not h.last_failed:
+                return "ok", "ok (cycle in progress)"
+        if h.last_end is None:
+            return "unhealthy", "no cycle yet"
+        if h.last_unreachable:
+            return "degraded", f"source unreachable: {h.last_error or 'error'}"
+        if not h.last_ok:
+            return "unhealthy", f"last cycle failed: {h.last_error or 'error'}"
+        if h.last_failed:
+            return "degraded", f"last cycle: {h.last_failed} action(s) failed"
+        if h.running_since is None and now - h.last_end > limit:
+            return "unhealthy", f"no cycle for {now - h.last_end:.0f} s (interval {h.interval:g} s)"
+        return "ok", "ok"

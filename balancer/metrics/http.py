@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterable
+from urllib.parse import parse_qs
 
 from cheroot.server import HTTPConnection
 from cheroot.ssl import Adapter
@@ -104,10 +105,14 @@ def make_app(metrics: Metrics, auth: tuple[str, str] | None = None, place: Place
         if path == "/metrics":
             return prom(environ, start_response)
         if path == "/healthz":
-            ok, clusters = metrics.health()
-            body = json.dumps({"status": "ok" if ok else "unhealthy", "role": metrics.current_role,
+            # ok and degraded: 200 (a liveness probe must not restart the balancer because vCenter is
+            # down); unhealthy: 503; with ?strict (a readiness probe, an alert) degraded is 503 too
+            status, clusters = metrics.health()
+            strict = "strict" in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+            failing = status == "unhealthy" or (strict and status == "degraded")
+            body = json.dumps({"status": status, "role": metrics.current_role,
                                "clusters": clusters}).encode() + b"\n"
-            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
+            start_response("503 Service Unavailable" if failing else "200 OK", [("Content-Type", "application/json")])
             return [body]
         if path == "/place" and place is not None:
             return _place(environ, start_response, place)

@@ -8,7 +8,10 @@ from typing import Literal
 
 from .model import Move, PowerAction, StorageMove
 
-Outcome = Literal["success", "failed", "skipped"]
+# cancelled: vCenter ended the task at the balancer's request (CancelTask, sent when it ran past its deadline)
+Outcome = Literal["success", "failed", "skipped", "cancelled"]
+# the outcomes that count as a failure of the plan (an action depending on one is skipped)
+FAILURES = ("failed", "cancelled")
 # move: a VM to another host (with any disks that go along); storage: a Storage vMotion of a VM's
 # disks; power: a host action; datastore: a datastore action (entering maintenance)
 ActionKind = Literal["move", "storage", "power", "datastore"]

@@ -123,7 +123,7 @@ def render_results(results: list[ActionResult], console: Console) -> None:
     t = Table(title="Executed", show_header=True, header_style="bold")
     for col in ("step", "subject", "action", "outcome", "message"):
         t.add_column(col)
-    colour = {"success": "green", "failed": "red", "skipped": "yellow"}
+    colour = {"success": "green", "failed": "red", "cancelled": "red", "skipped": "yellow"}
     for r in results:
         t.add_row(str(r.step), r.subject, r.action, f"[{colour[r.outcome]}]{r.outcome}[/]", r.message)
     console.print(t)

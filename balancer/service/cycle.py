@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..checks.premise import POWER_RESULT
+from ..checks.premise import POWER_RESULT, freshness_limit
 from ..config import Config
 from ..config.plan_options import plan_options
 from ..engine import History, PlanOptions, make_plan
@@ -41,9 +41,6 @@ from ..sources.state import open_with_state, profile_path
 from .forecast import DailyProfile, plan_demand
 
 log = logging.getLogger("balancer.cycle")
-
-# A plan is carried out only while its snapshot is at most one interval old (and at least this many seconds).
-STALE_AFTER_MIN = 60.0
 
 
 @dataclass
@@ -66,6 +63,7 @@ class CycleResult:
     started_at: float = 0.0
     finished_at: float = 0.0
     note: str | None = None
+    unreachable: bool = False  # the source could not be read (the cycle failed to collect)
 
 
 def default_opener(name: str, config: Config, state_dir_journal: str | Path | None) -> Callable[[], Source]:
@@ -111,6 +109,9 @@ class ClusterCycle:
         self.cycles_run = 0  # cycles of this object (a balancing domain waits for each cluster's first)
         # actions of an earlier run the cluster was still carrying out at the last collection
         self.in_flight: list[ActionRow] = []
+        # told when a cycle starts and at each mark of progress in it: (the cluster answered, what
+        # happened); the service's health (metrics.Metrics.progress)
+        self.on_progress: Callable[[bool, str], None] = lambda reachable, detail: None
 
     def _plan_options(self, **kw: Any) -> PlanOptions:
         options = plan_options(self.config, **kw)
@@ -161,11 +162,18 @@ class ClusterCycle:
             self.source = None
 
     # --- one cycle --------------------------------------------------------------------------
+    def _progress(self, reachable: bool, detail: str) -> None:
+        try:
+            self.on_progress(reachable, detail)
+        except Exception:  # noqa: BLE001 - health bookkeeping must not fail a cycle
+            log.exception("progress callback failed")
+
     def run(self) -> CycleResult | None:
         if not self._busy.acquire(blocking=False):
             event(log, "cycle skipped: the previous one is still running", logging.WARNING, cluster=self.name)
             return None
         try:
+            self._progress(True, "cycle started")
             drs, dpm = self.config.drs, self.config.dpm
             cid = self.journal.begin_cycle(self.name, drs.automation, dpm.automation)
             res = CycleResult(self.name, cid, self.interval, started_at=self.wall())
@@ -201,15 +209,18 @@ class ClusterCycle:
             source = self.connected_source()
             # read before the collection: a task running then is still running at the collection, or
             # has ended and the collection shows what it did
-            tasks = self._recent_tasks() if any(a.state == "started" for a in unfinished) else []
+            started = [a for a in unfinished if a.state == "started"]
+            tasks = self._recent_tasks([a.task for a in started if a.task]) if started else []
             snap = source.snapshot()
         except Exception as exc:  # noqa: BLE001 - a source failure fails this cycle, not the service
             res.durations["collect"] = time.monotonic() - t0
             self.close()  # the next cycle connects afresh
             self._fail(res, "collect", exc)
+            res.unreachable = True
             return
         collected_wall = self.wall()
         res.durations["collect"] = time.monotonic() - t0
+        self._progress(True, "collected")
         res.snapshot = snap
         now = snap.collected_at.timestamp() if snap.collected_at else collected_wall
         demand = cluster_demand(snap)
@@ -281,7 +292,7 @@ class ClusterCycle:
             event(log, res.note, logging.WARNING)
             return
         age = self.wall() - collected_wall
-        if age > max(self.interval, STALE_AFTER_MIN):
+        if age > freshness_limit(self.interval):
             res.note = f"not carried out: the snapshot went stale ({age:.0f} s old, interval {self.interval:g} s)"
             event(log, res.note, logging.WARNING)
             return
@@ -334,7 +345,8 @@ class ClusterCycle:
     def _execute(self, res: CycleResult, plan: Plan, now: float) -> list[ActionResult]:
         assert self.source is not None
         with JournaledActions(self.journal, self.source, self.name, res.cycle_id, plan, now,
-                              should_stop=lambda: self.stopping.is_set() or not self.may_act()) as acts:
+                              should_stop=lambda: self.stopping.is_set() or not self.may_act(),
+                              progress=self._progress) as acts:
             acts.results = self.source.execute(plan)
         return acts.results
 
@@ -349,33 +361,40 @@ class ClusterCycle:
     # --- after a restart ----------------------------------------------------------------------
     def _resolve_unfinished(self, unfinished: list[ActionRow], tasks: list[ClusterTask], snap: Snapshot,
                             res: CycleResult) -> list[tuple[ActionRow, str, str]]:
-        """Settle actions a crash left unfinished, by looking at the cluster as it is now.
+        """Settle actions a crash left unfinished: from the cluster's task when one is known, else from
+        the cluster as it is now.
 
-        A started action the cluster does not show done is interrupted only when the cluster was not
-        still carrying it out: one whose task was queued or running just before the collection
-        (``tasks``; vCenter goes on with a vMotion when the balancer that asked for it is gone) stays
-        started, in ``res.in_flight``, and is looked at again at the next cycle; one whose task
-        ended in error meanwhile failed, with the cluster's message."""
+        A started action's outcome is its task's (``tasks``, read just before the collection; the one
+        whose id the journal holds, see ``task_of``): queued or running, the action stays started, in
+        ``res.in_flight`` (vCenter goes on with a vMotion when the balancer that asked for it is gone),
+        and is looked at again at the next cycle; ended, it succeeded, was cancelled or failed as the
+        task did. Only without a known task is the cluster's state looked at (``settle``)."""
         out = []
         for a in unfinished:
-            outcome, why = settle(a, snap)
-            task = task_of(a, tasks) if a.state == "started" and outcome == "interrupted" else None
+            task = task_of(a, tasks) if a.state == "started" else None
             if task is not None and task.active:
                 res.in_flight.append(a)
                 event(log, "unfinished action still in flight: the cluster is carrying it out", logging.WARNING,
                       from_cycle=a.cycle_id, step=a.step, action=a.words, task=task.name, task_state=task.state)
                 continue
-            if task is not None and task.state == "error":
+            if task is not None and task.state == "success":
+                outcome, why = "success", f"{task.name} succeeded after the balancer stopped"
+            elif task is not None and task.cancelled:
+                outcome, why = "cancelled", f"{task.name} was cancelled after the balancer stopped"
+            elif task is not None and task.state == "error":
                 outcome, why = "failed", f"{task.name} failed after the balancer stopped: {task.error}"
+            else:
+                outcome, why = settle(a, snap)
             self.journal.resolve(a.id, outcome, why)
             out.append((a, outcome, why))
             event(log, "unfinished action settled", logging.WARNING, from_cycle=a.cycle_id, step=a.step,
                   action=a.words, was=a.state, outcome=outcome, why=why)
         return out
 
-    def _recent_tasks(self) -> list[ClusterTask]:
-        """The tasks the cluster has queued, is running or ended lately (none for a source that keeps no tasks)."""
-        return list(self.source.recent_tasks()) if has(self.source, CanReportTasks) else []
+    def _recent_tasks(self, keys: list[str]) -> list[ClusterTask]:
+        """The tasks the cluster has queued, is running or ended lately, and those of ``keys`` it still
+        knows (none for a source that keeps no tasks)."""
+        return list(self.source.recent_tasks(keys)) if has(self.source, CanReportTasks) else []
 
 
 def settle(a: ActionRow, snap: Snapshot) -> tuple[str, str]:

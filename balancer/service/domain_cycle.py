@@ -25,7 +25,8 @@ from ..plan.result import ActionResult
 from ..journal import Journal
 from ..logs import event
 from ..plan.domain_plan import DomainPlan
-from .cycle import STALE_AFTER_MIN, ClusterCycle
+from ..checks.premise import freshness_limit
+from .cycle import ClusterCycle
 
 log = logging.getLogger("balancer.domain")
 
@@ -118,7 +119,7 @@ class DomainCycle:
                 res.note = f"not carried out: actions of an earlier run still in flight in cluster {', '.join(busy)}"
                 event(log, res.note, logging.WARNING, domain=self.domain.name)
                 return res
-            if time.monotonic() - t0 > max(min(r.interval for r in self.runners), STALE_AFTER_MIN):
+            if time.monotonic() - t0 > freshness_limit(min(r.interval for r in self.runners)):
                 res.note = "not carried out: the snapshots went stale while planning"
                 return res
             res.results = d.carry_out(plan, cid, should_stop=lambda: self.stopping.is_set() or not self.may_act())

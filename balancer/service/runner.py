@@ -27,6 +27,7 @@ Planning runs in ``service.workers`` processes when there are several clusters (
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -134,6 +135,8 @@ class Service:
         planner = self.pool.plan if self.pool is not None else None
         runners = [ClusterCycle(name, cfg, self.journal, stopping=self.stopping, planner=planner, may_act=self.may_act)
                    for name, cfg in self._clusters]
+        for r in runners:  # the health of a long cycle: its progress marks
+            r.on_progress = functools.partial(self.metrics.progress, r.name)
         self.domains = [DomainCycle(self.config, d, self.journal, runners, self.stopping, self.may_act)
                         for d in self.config.domains if d.cross_cluster != "off"]
         return runners

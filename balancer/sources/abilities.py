@@ -8,7 +8,7 @@ method happens to be there. A subclass that adds an ability declares it
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeGuard, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TypeGuard, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from ..plan.result import ActionResult
@@ -53,9 +53,10 @@ class CanMaintainDatastores(Protocol):
 class CanReportTasks(Protocol):
     """Its actions go on in the cluster without the balancer (vCenter runs a vMotion's task to its end
     when the balancer that asked for it is gone): the tasks queued, running or ended lately, so that a
-    restart tells an action still in flight from an interrupted one."""
+    restart tells an action still in flight from an interrupted one. ``keys``: ids of tasks to read too
+    (by id, as long as the cluster still knows them) when they are no longer among the recent ones."""
 
-    def recent_tasks(self) -> "list[ClusterTask]": ...
+    def recent_tasks(self, keys: "Sequence[str]" = ()) -> "list[ClusterTask]": ...
 
 
 @runtime_checkable
@@ -97,7 +98,10 @@ class ExecutionHooks(Protocol):
 
     ``before_action(action)`` just before the cluster is asked (after the premise check),
     ``after_action(action, result)`` when the action has an outcome, ``task_started(action, key)``
-    once the cluster has accepted the action's task (a source with tasks), and ``should_stop()``,
+    once the cluster has accepted the action's task (a source with tasks), ``cancel_requested(action,
+    message)`` when that task ran past its deadline and was asked to cancel (the action stays in flight
+    until the task ends), ``task_polled(action, reachable, detail)`` at each poll of the task (a
+    progress mark; ``reachable`` False when the cluster could not be read), and ``should_stop()``,
     polled before starting each further action (True: skip the rest). Setting them on the object
     (``hooks.before_action = f``) replaces them until they are deleted from its ``__dict__``."""
 

@@ -30,6 +30,11 @@ class ClusterTask:
     error: str = ""
 
     @property
+    def cancelled(self) -> bool:
+        """Ended in error because it was cancelled (vCenter: RequestCanceled)."""
+        return self.state == "error" and self.error.split(":", 1)[0] == "RequestCanceled"
+
+    @property
     def active(self) -> bool:
         """Queued or running: the cluster is still carrying it out."""
         return self.state in ("queued", "running")

@@ -14,8 +14,10 @@ knows when the premise was checked) and its limits; ``run_plan`` decides what st
 - at most ``per_host`` host moves in flight per host (source and target both count),
   ``per_datastore`` moves copying disks per datastore (source and target both count) and
   ``per_cluster`` moves in the cluster;
-- an action that depends on a failed one is skipped; after ``max_failures`` failures nothing new
-  starts and the rest is skipped;
+- an action that depends on a failed (or cancelled) one is skipped; after ``max_failures`` failures
+  nothing new starts and the rest is skipped;
+- an action is in flight until ``carry_out`` returns: a vMotion past its deadline whose cancel
+  vCenter does not honour keeps its slot (and its hosts') until vCenter's task ends;
 - once ``should_stop()`` answers True (the service is shutting down) nothing new starts either:
   actions in flight finish, the rest is skipped.
 
@@ -31,7 +33,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
-from ..plan.result import ActionResult, action_result
+from ..plan.result import FAILURES, ActionResult, action_result
 from ..plan import Move, Plan, PowerAction, StorageMove
 
 Action = Union[Move, StorageMove, PowerAction]
@@ -121,7 +123,7 @@ def run_plan(plan: Plan, carry_out: Callable[[Action], ActionResult], limits: Li
     def blocking_failure(i: int) -> int | None:
         a = actions[i]
         for j in deps[i]:
-            if outcome.get(j) != "failed":
+            if outcome.get(j) not in FAILURES:
                 continue
             b = actions[j]
             if not isinstance(a, PowerAction):
@@ -194,7 +196,7 @@ def run_plan(plan: Plan, carry_out: Callable[[Action], ActionResult], limits: Li
                     res = action_result(a, "failed", f"internal error: {type(exc).__name__}: {exc}")
                 results[i] = res
                 outcome[i] = res.outcome
-                if res.outcome == "failed":
+                if res.outcome in FAILURES:
                     failures += 1
     return [results[i] for i in range(len(actions))]
 

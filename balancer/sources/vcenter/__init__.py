@@ -9,7 +9,7 @@ See docs/vcenter.md.
 from __future__ import annotations
 
 import logging
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Sequence
 
 from ...config import DrsConfig, SdrsConfig, VCenterConfig
 from ...plan.result import ActionResult
@@ -64,10 +64,10 @@ class VCenterSource:
         """Power a powered-off VM on at ``host_name`` (relocating it there first); a one-line outcome."""
         return self.executor.power_on_vm(vm_name, host_name)
 
-    def recent_tasks(self) -> list[ClusterTask]:
+    def recent_tasks(self, keys: Sequence[str] = ()) -> list[ClusterTask]:
         """The relocations of the cluster's VMs and the host actions of its hosts vCenter is running,
-        or ended within the last minutes."""
-        return recent_tasks(self.conn, self.collector.refs())
+        or ended within the last minutes, and the tasks of ``keys`` vCenter still knows."""
+        return recent_tasks(self.conn, self.collector.refs(), keys)
 
     def site(self, host: str, datastore: str | None, pool: str | None = None) -> TargetSite:
         """Where a VM from another cluster lands on ``host`` (and ``datastore``) of this cluster."""

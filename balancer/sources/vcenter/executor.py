@@ -8,17 +8,26 @@ moves copying disks in flight per datastore (a Storage vMotion: RelocateVM_Task 
 per-disk locators; a host move taking disks along counts for both), and they count against
 ``max_vmotions_per_cluster`` too. This module carries out one action: just before it, its premise is
 re-read from vCenter (a stale action is "skipped"), then the task is started and waited for.
+
+An action's outcome is its vCenter task's: a task past its deadline is asked to stop (CancelTask,
+journaled as "cancel requested") and then still waited for, however long, holding its slot, until
+vCenter says how it ended: ``cancelled`` (RequestCanceled), ``success`` (the cancel was not
+honoured) or ``failed``. While vCenter cannot be reached the task is polled again and again (its
+action stays in flight); a task vCenter no longer knows is settled from the VM's position.
+Each move's premise is checked on a fresh read of the cluster (``FreshReads``), never older than
+the freshness limit (``checks.premise.freshness_limit``) and taken after the last action ended.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...config import DrsConfig, SdrsConfig
 from ...errors import SourceError
-from ...checks.premise import disks_premise, move_premise, power_premise, storage_premise
+from ...checks.premise import disks_premise, freshness_limit, move_premise, power_premise, step_premise, storage_premise
 from ...plan.result import ActionResult, action_result
 from ...plan import Move, Plan, PowerAction, StorageMove
 from ...snapshot import SNAPSHOT_VERSION, VM, Datastore, DatastoreState, Host, HostState, Snapshot
@@ -67,6 +76,44 @@ class ActionFailed(Exception):
     """An action could not be carried out; the message says why (one line)."""
 
 
+class TaskCancelled(ActionFailed):
+    """vCenter ended the task at the balancer's request (RequestCanceled)."""
+
+
+# How often a task is polled: from 50 ms doubling to this; while vCenter cannot be reached, up to UNREACHABLE_POLL_S.
+POLL_MAX_S = 1.0
+UNREACHABLE_POLL_S = 5.0
+
+
+class FreshReads:
+    """The cluster as the executor last read it, shared by the steps of a plan run: a step's premise is
+    checked on a read taken after the last action ended and at most ``limit`` seconds old, else on a
+    new one (one read serves the steps that start together)."""
+
+    def __init__(self, read: Callable[[], Snapshot], limit: float, clock: Callable[[], float] = time.monotonic):
+        self.read, self.limit, self.clock = read, limit, clock
+        self._lock = threading.Lock()
+        self._snap: Snapshot | None = None
+        self._at = 0.0
+        self._changed = 0  # actions ended (or tasks accepted) so far
+        self._seen = -1  # ... when the read was taken
+
+    def changed(self) -> None:
+        """An action ended or a task was accepted: the next step reads the cluster again."""
+        with self._lock:
+            self._changed += 1
+
+    def get(self) -> tuple[Snapshot, float]:
+        """(a read at most ``limit`` s old, taken after the last change; its age in seconds). SourceError
+        when vCenter cannot be read."""
+        with self._lock:
+            now = self.clock()
+            if self._snap is None or self._seen != self._changed or now - self._at > self.limit:
+                seen = self._changed
+                self._snap, self._at, self._seen = self.read(), self.clock(), seen
+            return self._snap, self.clock() - self._at
+
+
 class Executor:
     max_failures = 3
 
@@ -78,6 +125,8 @@ class Executor:
         self.per_cluster = drs.max_vmotions_per_cluster
         self.per_datastore = (sdrs or SdrsConfig()).max_svmotions_per_datastore
         self.timeout = float(timeout) if timeout and timeout > 0 else 60.0
+        self.fresh_within = freshness_limit(drs.interval)
+        self.fresh: FreshReads | None = None  # the reads of the plan run under way
 
     # --- hooks (tests and callers may override) -------------------------------------------
     def before_action(self, action: Action) -> None:
@@ -89,15 +138,42 @@ class Executor:
     def task_started(self, action: Action, key: str) -> None:
         """Called in the worker thread once vCenter has accepted the action's task (``key``: its id)."""
 
+    def cancel_requested(self, action: Action, message: str) -> None:
+        """Called in the worker thread when the action's task ran past its deadline and CancelTask was
+        sent; the action stays in flight until vCenter's task ends."""
+
+    def task_polled(self, action: Action, reachable: bool, detail: str) -> None:
+        """Called in the worker thread each time the action's task was polled: ``reachable`` False when
+        vCenter could not be read (``detail`` says why); a progress mark."""
+
     def should_stop(self) -> bool:
         """True: start no further action (actions in flight finish; the rest is skipped)."""
         return False
 
     def _accepted(self, action: Action, task: Any) -> None:
+        if self.fresh is not None:
+            self.fresh.changed()
         try:
             self.task_started(action, moid(task))
         except Exception:  # noqa: BLE001
             log.exception("task_started hook failed")
+
+    def _wait_action(self, a: Action, task: Any, timeout: float) -> str:
+        """_wait for an action's task, with its hooks called."""
+
+        def on_cancel(message: str) -> None:
+            try:
+                self.cancel_requested(a, message)
+            except Exception:  # noqa: BLE001
+                log.exception("cancel_requested hook failed")
+
+        def on_poll(reachable: bool, detail: str) -> None:
+            try:
+                self.task_polled(a, reachable, detail)
+            except Exception:  # noqa: BLE001
+                log.exception("task_polled hook failed")
+
+        return self._wait(task, timeout, on_cancel, on_poll, vm=None if isinstance(a, PowerAction) else a)
 
     # --- scheduling (the shared plan runner) ------------------------------------------------
     def run(self, plan: Plan) -> list[ActionResult]:
@@ -114,10 +190,16 @@ class Executor:
 
         limits = Limits(per_cluster=self.per_cluster, per_host=self.per_host, per_datastore=self.per_datastore,
                         max_failures=self.max_failures)
-        return run_plan(plan, carry_out, limits, lambda: self.should_stop())
+        self.fresh = FreshReads(self.collector.snapshot, self.fresh_within)
+        try:
+            return run_plan(plan, carry_out, limits, lambda: self.should_stop())
+        finally:
+            self.fresh = None
 
     # --- one action -----------------------------------------------------------------------
     def _finish(self, a: Action, outcome: str, message: str, t0: float) -> ActionResult:
+        if self.fresh is not None and outcome != "skipped":
+            self.fresh.changed()
         res = action_result(a, outcome, message, time.monotonic() - t0)
         log.info("step %s %s %s: %s%s", a.step, res.subject, res.action, outcome, f" ({message})" if message else "")
         try:
@@ -141,8 +223,10 @@ class Executor:
             self.before_action(a)
             task = self.conn.call(what, lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
             self._accepted(a, task)
-            self._wait(task, move_deadline(a, self.timeout))
-            return self._finish(a, "success", "", t0)
+            message = self._wait_action(a, task, move_deadline(a, self.timeout)) or ""
+            return self._finish(a, "success", message, t0)
+        except TaskCancelled as exc:
+            return self._finish(a, "cancelled", str(exc), t0)
         except (SourceError, ActionFailed) as exc:
             return self._finish(a, "failed", str(exc), t0)
 
@@ -194,6 +278,8 @@ class Executor:
             seconds = m.vmotion.seconds + (m.storage_copy.seconds if m.storage_copy else 0.0)
             self._wait(task, deadline(seconds, self.timeout))
             return result("success")
+        except TaskCancelled as exc:
+            return result("cancelled", str(exc))
         except (SourceError, ActionFailed) as exc:
             return result("failed", str(exc))
 
@@ -291,6 +377,18 @@ class Executor:
         return None, spec
 
     def _move_premise(self, m: Move, vm: Any, target: Any, refs: ClusterRefs) -> str | None:
+        """The step's premise on a fresh read of the cluster (its VM, source and target: where the VM
+        runs, the hosts' state and load); step_premise decides (None: go ahead). Without a plan run
+        under way (a single move), the VM's host and the target's state are re-read alone."""
+        if self.fresh is not None:
+            try:
+                snap, age = self.fresh.get()
+            except SourceError as exc:
+                return f"no fresh read of the cluster: {exc}"
+            return step_premise(snap, m.model_copy(update={"disks": []}), age, self.fresh_within)
+        return self._position_premise(m, vm, target, refs)
+
+    def _position_premise(self, m: Move, vm: Any, target: Any, refs: ClusterRefs) -> str | None:
         """Re-read the VM's host and the target's state; move_premise decides (None: go ahead)."""
         from pyVmomi import vim
 
@@ -354,8 +452,10 @@ class Executor:
             }
             task = self.conn.call(f"{p.action} of host {p.host}", calls[p.action])
             self._accepted(p, task)
-            self._wait(task, secs + 30.0)
-            return self._finish(p, "success", "", t0)
+            message = self._wait_action(p, task, secs + 30.0) or ""
+            return self._finish(p, "success", message, t0)
+        except TaskCancelled as exc:
+            return self._finish(p, "cancelled", str(exc), t0)
         except (SourceError, ActionFailed) as exc:
             return self._finish(p, "failed", str(exc), t0)
 
@@ -483,29 +583,83 @@ class Executor:
         return str(props(found[0]).get("summary.maintenanceMode", "")) if found else ""
 
     # --- tasks ----------------------------------------------------------------------------
-    def _wait(self, task: Any, timeout: float) -> None:
-        """Poll the task through the property collector until it ends or ``timeout`` seconds pass."""
+    def _wait(self, task: Any, timeout: float, on_cancel: Callable[[str], None] | None = None,
+              on_poll: Callable[[bool, str], None] | None = None, vm: Move | StorageMove | None = None) -> str:
+        """Poll the task through the property collector until vCenter says it ended; a note on how a
+        success was established ("" when plainly).
+
+        Past ``timeout`` seconds CancelTask is sent once (``on_cancel`` told) and the task is still
+        waited for: vCenter may not honour the cancel. TaskCancelled when it ended in RequestCanceled,
+        ActionFailed when in another error. While vCenter cannot be read the task is polled again
+        (``on_poll(False, why)``), however long; a task vCenter no longer knows is settled from
+        ``vm``'s position (a move: on its target or not)."""
         from pyVmomi import vim
 
         deadline = time.monotonic() + timeout
         delay = 0.05
+        cancel_sent: float | None = None
+        down: str | None = None
         while True:
-            found = self.conn.call("waiting for a task", lambda: retrieve(
-                self.conn.content, [objects_spec([(task, vim.Task, ["info.state", "info.error"])])]))
+            try:
+                found = self.conn.call("waiting for a task", lambda: retrieve(
+                    self.conn.content, [objects_spec([(task, vim.Task, ["info.state", "info.error"])])]))
+            except ObjectGone:
+                return self._task_gone(vm)
+            except SourceError as exc:
+                if down is None:
+                    log.warning("vCenter cannot be read while its task %s runs: polling it again (%s)", moid(task), exc)
+                down = str(exc)
+                if on_poll is not None:
+                    on_poll(False, down)
+                time.sleep(min(UNREACHABLE_POLL_S, max(delay, 0.5)))
+                delay = min(UNREACHABLE_POLL_S, delay * 2)
+                continue
+            if down is not None:
+                log.warning("vCenter answers again: task %s polled", moid(task))
+                down = None
             p = props(found[0]) if found else {}
             state = str(p.get("info.state", ""))
+            if on_poll is not None:
+                on_poll(True, state)
             if state == "success":
-                return
+                if cancel_sent is None:
+                    return ""
+                return (f"vCenter did not honour the cancel requested after {timeout:.0f} s: the task succeeded "
+                        f"{time.monotonic() - cancel_sent:.0f} s later")
             if state == "error":
-                raise ActionFailed(f"task failed: {describe_fault(p.get('info.error'))}")
-            if time.monotonic() >= deadline:
+                fault = p.get("info.error")
+                if type(fault).__name__.rsplit(".", 1)[-1] == "RequestCanceled":
+                    after = f" after {timeout:.0f} s (cancel requested)" if cancel_sent is not None else ""
+                    raise TaskCancelled(f"task cancelled by vCenter{after}")
+                raise ActionFailed(f"task failed: {describe_fault(fault)}")
+            if not found:  # no such task (a server that answers without a fault)
+                return self._task_gone(vm)
+            if cancel_sent is None and time.monotonic() >= deadline:
+                note = ""
                 try:
                     self.conn.call("cancelling a task", lambda: task.CancelTask())
-                except SourceError:
-                    pass
-                raise ActionFailed(f"task did not finish within {timeout:.0f} s (cancel requested)")
+                except SourceError as exc:
+                    note = f" (vCenter answered: {exc})"
+                cancel_sent = time.monotonic()
+                message = (f"task did not finish within {timeout:.0f} s: cancel requested{note}; "
+                           "in flight until vCenter's task ends")
+                log.warning("%s", message)
+                if on_cancel is not None:
+                    on_cancel(message)
+                delay = 0.05
             time.sleep(delay)
-            delay = min(1.0, delay * 2)
+            delay = min(POLL_MAX_S, delay * 2)
+
+    def _task_gone(self, action: Move | StorageMove | None) -> str:
+        """vCenter no longer knows a task it accepted: a move's outcome from where its VM is now."""
+        if isinstance(action, Move):
+            refs = self.collector.refs()
+            vm = refs.vms.get(action.vm)
+            current = self._current_host(action.vm, vm, refs) if vm is not None else None
+            if current == action.target:
+                return f"vCenter no longer knows the task; VM {action.vm} found on {action.target}"
+            raise ActionFailed(f"vCenter no longer knows the task; VM {action.vm} is on {current or 'no host'}")
+        raise ActionFailed("vCenter no longer knows the task: its outcome is unknown")
 
 
 def cross_result(m: "CrossMove", outcome: str, message: str = "", seconds: float = 0.0) -> ActionResult:

@@ -10,11 +10,11 @@ references (``Collector.refs``) naming the VMs and hosts the tasks work on.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from ..base import ClusterTask
 from .connection import Connection
-from .inventory import ClusterRefs, moid, props, retrieve
+from .inventory import ClusterRefs, moid, objects_spec, props, retrieve
 
 TASK_PATHS = ["info.key", "info.entity", "info.name", "info.descriptionId", "info.state", "info.error"]
 STATES = ("queued", "running", "success", "error")
@@ -40,9 +40,11 @@ def task_action(name: Any, description_id: Any) -> str | None:
     return None
 
 
-def recent_tasks(conn: Connection, refs: ClusterRefs) -> list[ClusterTask]:
+def recent_tasks(conn: Connection, refs: ClusterRefs, keys: Sequence[str] = ()) -> list[ClusterTask]:
     """The relocations of the cluster's VMs and the host actions of its hosts vCenter has queued, is
-    running, or ended within the last minutes (``recentTask``), each with its task's id."""
+    running, or ended within the last minutes (``recentTask``), each with its task's id; and the tasks
+    of ``keys`` (ids the journal holds) not among them, read by their managed object id as long as
+    vCenter still knows them (its task history outlives ``recentTask``)."""
 
     def read() -> list[Any]:
         from pyVmomi import vim, vmodl
@@ -54,19 +56,38 @@ def recent_tasks(conn: Connection, refs: ClusterRefs) -> list[ClusterTask]:
                              propSet=[PC.PropertySpec(type=vim.Task, pathSet=TASK_PATHS, all=False)])
         return retrieve(content, [spec])
 
+    def read_keys(missing: list[str]) -> list[Any]:
+        from pyVmomi import vim
+
+        found = []
+        for key in missing:  # one at a time: a task vCenter no longer knows faults only its own read
+            task = vim.Task(key, conn.si._stub)
+            try:
+                found += retrieve(conn.content, [objects_spec([(task, vim.Task, TASK_PATHS)])])
+            except Exception:  # noqa: BLE001 - ManagedObjectNotFound: vCenter forgot it
+                continue
+        return found
+
     names = {moid(v): n for n, v in refs.vms.items()}
     names.update({moid(h): n for n, h in refs.hosts.items()})
     out = []
-    for oc in conn.call("reading vCenter's recent tasks", read):
+    objects = list(conn.call("reading vCenter's recent tasks", read))
+    seen = {str(props(oc).get("info.key") or moid(oc.obj)) for oc in objects}
+    missing = [k for k in dict.fromkeys(keys) if k and k not in seen]
+    if missing:
+        objects += conn.call("reading the balancer's tasks", lambda: read_keys(missing))
+    wanted = set(missing)
+    for oc in objects:
         p = props(oc)
         state, entity = str(p.get("info.state", "")), p.get("info.entity")
-        if state not in STATES or entity is None or moid(entity) not in names:
+        key = str(p.get("info.key") or moid(oc.obj))
+        if state not in STATES or entity is None or (moid(entity) not in names and key not in wanted):
             continue
         action = task_action(p.get("info.name"), p.get("info.descriptionId"))
         if action is not None:
-            key = str(p.get("info.key") or moid(oc.obj))
             error = describe_fault(p.get("info.error")) if state == "error" else ""
-            out.append(ClusterTask(names[moid(entity)], action, str(p.get("info.name") or action), state, key, error))
+            subject = names.get(moid(entity), moid(entity))
+            out.append(ClusterTask(subject, action, str(p.get("info.name") or action), state, key, error))
     return out
 
 
