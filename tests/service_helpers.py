@@ -62,7 +62,7 @@ class StillRelocating(SimulatedCluster):
     relocating: frozenset = frozenset()
     ended: tuple = ()
 
-    def recent_tasks(self) -> list[ClusterTask]:
+    def recent_tasks(self, keys=()) -> list[ClusterTask]:
         running = [ClusterTask(vm, "relocate", "RelocateVM_Task", "running") for vm in sorted(self.relocating)]
         return running + list(self.ended)
 

@@ -253,9 +253,12 @@ def test_a_move_the_cluster_still_carries_out_after_a_restart_is_in_flight_not_i
     # another task of the VM ended in error: not this action's, which was not carried out
     ([ClusterTask("{vm}", "relocate", "RelocateVM_Task", "error", "task-8", "InsufficientResourcesFault")],
      ("interrupted", "not carried out: the balancer stopped while it ran")),
-    # its own task was cancelled, say, and ended without error: the cluster shows it was not done
+    # its own task succeeded: the task decides, whatever the VM's place shows (#29)
     ([ClusterTask("{vm}", "relocate", "RelocateVM_Task", "success", "task-7")],
-     ("interrupted", "not carried out: the balancer stopped while it ran")),
+     ("success", "RelocateVM_Task succeeded after the balancer stopped")),
+    # its own task was cancelled (RequestCanceled): cancelled
+    ([ClusterTask("{vm}", "relocate", "RelocateVM_Task", "error", "task-7", "RequestCanceled")],
+     ("cancelled", "RelocateVM_Task was cancelled after the balancer stopped")),
 ])
 def test_a_move_whose_task_ended_while_the_balancer_was_down_gets_the_task_s_outcome(tmp_path, ended, outcome):
     cfg = config_of(sim_config(tmp_path))

@@ -96,6 +96,8 @@ class VCenterConfig(_Section):
     ca_file: FilePath | None = None
     cluster: str
     timeout: Annotated[Duration, Field(gt=0)] = 60.0  # per HTTP request; a vMotion's deadline: docs/vcenter.md
+    # added to 3 x a vMotion's predicted duration for its deadline (docs/vcenter.md, "Waiting")
+    deadline_margin: Annotated[Duration, Field(ge=0)] = 60.0
     allow_insecure: bool = False  # allow protocol http to a vCenter that is not on this machine
 
     @model_validator(mode="after")

@@ -372,6 +372,8 @@ class ClusterCycle:
         out = []
         for a in unfinished:
             task = task_of(a, tasks) if a.state == "started" else None
+            if task is not None and task.key and not a.task:  # found by its VM: the journal learns its id
+                self.journal.action_task(a.id, task.key)
             if task is not None and task.active:
                 res.in_flight.append(a)
                 event(log, "unfinished action still in flight: the cluster is carrying it out", logging.WARNING,

@@ -45,7 +45,8 @@ class VCenterSource:
         self.executor = self._make_executor()
 
     def _make_executor(self) -> Executor:
-        return Executor(self.conn, self.collector, self.drs, timeout=self.vc.timeout, sdrs=self.sdrs)
+        return Executor(self.conn, self.collector, self.drs, timeout=self.vc.timeout, sdrs=self.sdrs,
+                        deadline_margin=self.vc.deadline_margin)
 
     def __repr__(self) -> str:
         return f"VCenterSource({self.name})"

@@ -50,9 +50,10 @@ VMOTION_DEADLINE_FACTOR = 3.0
 VMOTION_DEADLINE_MARGIN_S = 60.0
 
 
-def move_deadline(move: Move | StorageMove, timeout: float) -> float:
-    """Seconds a move's RelocateVM_Task may run before it is cancelled: max(timeout, 3 x predicted + 60 s)
-    (for a host move taking disks along, the predicted vMotion and copy times added)."""
+def move_deadline(move: Move | StorageMove, timeout: float, margin: float = VMOTION_DEADLINE_MARGIN_S) -> float:
+    """Seconds a move's RelocateVM_Task may run before it is asked to cancel: max(timeout, 3 x predicted
+    + margin (vcenter.deadline_margin, 60 s)) (for a host move taking disks along, the predicted vMotion
+    and copy times added)."""
     predicted = 0.0
     if isinstance(move, Move) and move.vmotion is not None:
         predicted += move.vmotion.seconds
@@ -61,15 +62,15 @@ def move_deadline(move: Move | StorageMove, timeout: float) -> float:
         predicted += copy.seconds
     elif move.disks:  # disks along with a host move: no estimate of their own; at least an hour per TB at 2 Gb/s
         predicted += sum(d.size_gb for d in move.disks) * 8 * 1024 / 2000.0
-    return deadline(predicted, timeout)
+    return deadline(predicted, timeout, margin)
 
 
-def deadline(predicted: float, timeout: float) -> float:
-    """Seconds a task predicted to take ``predicted`` s may run: max(timeout, 3 x predicted + 60 s)
+def deadline(predicted: float, timeout: float, margin: float = VMOTION_DEADLINE_MARGIN_S) -> float:
+    """Seconds a task predicted to take ``predicted`` s may run: max(timeout, 3 x predicted + margin)
     (just ``timeout`` without a prediction)."""
     if predicted <= 0:
         return timeout
-    return max(timeout, VMOTION_DEADLINE_FACTOR * predicted + VMOTION_DEADLINE_MARGIN_S)
+    return max(timeout, VMOTION_DEADLINE_FACTOR * predicted + margin)
 
 
 class ActionFailed(Exception):
@@ -118,13 +119,14 @@ class Executor:
     max_failures = 3
 
     def __init__(self, conn: Connection, collector: Collector, drs: DrsConfig, timeout: float,
-                 sdrs: SdrsConfig | None = None):
+                 sdrs: SdrsConfig | None = None, deadline_margin: float = VMOTION_DEADLINE_MARGIN_S):
         self.conn = conn
         self.collector = collector
         self.per_host = drs.max_vmotions_per_host
         self.per_cluster = drs.max_vmotions_per_cluster
         self.per_datastore = (sdrs or SdrsConfig()).max_svmotions_per_datastore
         self.timeout = float(timeout) if timeout and timeout > 0 else 60.0
+        self.margin = float(deadline_margin)
         self.fresh_within = freshness_limit(drs.interval)
         self.fresh: FreshReads | None = None  # the reads of the plan run under way
 
@@ -223,7 +225,7 @@ class Executor:
             self.before_action(a)
             task = self.conn.call(what, lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
             self._accepted(a, task)
-            message = self._wait_action(a, task, move_deadline(a, self.timeout)) or ""
+            message = self._wait_action(a, task, move_deadline(a, self.timeout, self.margin)) or ""
             return self._finish(a, "success", message, t0)
         except TaskCancelled as exc:
             return self._finish(a, "cancelled", str(exc), t0)
@@ -276,7 +278,7 @@ class Executor:
                 except Exception:  # noqa: BLE001
                     log.exception("task_started callback failed")
             seconds = m.vmotion.seconds + (m.storage_copy.seconds if m.storage_copy else 0.0)
-            self._wait(task, deadline(seconds, self.timeout))
+            self._wait(task, deadline(seconds, self.timeout, self.margin))
             return result("success")
         except TaskCancelled as exc:
             return result("cancelled", str(exc))
