@@ -55,6 +55,8 @@ def test_host_moves_are_planned_and_carried_out_on_the_stock_simulator(stock, tm
     assert out.returncode == 0, out.stderr
     snap = json.loads((tmp_path / "s.json").read_text())
     assert {h["name"]: h["cpu_threads"] for h in snap["hosts"]} == {f"DC0_C0_H{i}": 2 for i in range(3)}
+    # the stock template reports Wake-on-LAN off and no IPMI: no way to wake them, DPM keeps them on
+    assert {h["name"]: h["wake"] for h in snap["hosts"]} == {f"DC0_C0_H{i}": False for i in range(3)}
     assert all(sorted(d["hosts"]) == [f"DC0_C0_H{i}" for i in range(3)] for d in snap["datastores"])
     where = {v["name"]: v["host"] for v in snap["vms"]}
     host, vm = sorted((h, v) for v, h in where.items())[0]

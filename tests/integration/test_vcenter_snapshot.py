@@ -223,3 +223,16 @@ def test_per_host_dpm_overrides_are_collected(vcsim, admin):
     assert snap.host(host_name(0)).dpm == "disabled"
     assert snap.host(host_name(1)).dpm == "manual"
     assert snap.host(host_name(2)).dpm == "default"
+
+
+def test_how_a_host_can_be_woken_is_collected_and_dpm_never_strands_one_that_cannot_be(start_vcsim):
+    from balancer.engine import PlanOptions, make_plan
+    from balancer.engine.options import DpmOptions
+
+    sim = start_vcsim(hosts=5, vms_per_host=1, host_wake=f"{host_name(0)}=wol,{host_name(1)}=ipmi,{host_name(2)}=none")
+    with sim.source() as src:
+        snap = src.snapshot()
+    assert [snap.host(host_name(i)).wake for i in range(5)] == [True, True, False, True, True]
+    plan = make_plan(snap, PlanOptions(dpm=DpmOptions(all_steps=True, min_hosts_on=1, headroom_hosts=0)))
+    standby = {p.host for p in plan.power if p.action == "standby"}
+    assert standby and host_name(2) not in standby, (standby, plan.notes)

@@ -50,7 +50,8 @@ class VcSim:
     ``name_prefix`` goes before every VM's and host's name; ``evc`` / ``host_evc`` set the clusters' and
     hosts' EVC modes; ``host_networks`` ("a,b", or "a,b;c" per cluster) the hosts' networks (see
     tests/vcsim/main.go); ``datastore_latency_ms`` ("LocalDS_0=40,LocalDS_1=5") the latency QueryPerf
-    reports for those datastores (tests/vcsim/sdrs.go); ``stock_mounts`` leaves each datastore's own host
+    reports for those datastores (tests/vcsim/sdrs.go); ``host_wake`` ("DC0_C0_H0=wol,DC0_C0_H1=ipmi,
+    DC0_C0_H2=none") how hosts report they can be woken (tests/vcsim/wake.go); ``stock_mounts`` leaves each datastore's own host
     list as the stock simulator fills it (the last host only), the hosts' datastore lists complete.
     """
 
@@ -59,7 +60,7 @@ class VcSim:
                  relocate_task_ms: int = 0, datastores: int = 1, partial_datastores: int = 0, pod: bool = False,
                  datastore_gb: float = 0, datastore_free_gb: float = -1, disk_gb: float = 0, clusters: int = 1,
                  name_prefix: str = "", evc: str = "", host_evc: str = "", host_networks: str = "",
-                 datastore_latency_ms: str = "", stock_mounts: bool = False):
+                 datastore_latency_ms: str = "", stock_mounts: bool = False, host_wake: str = ""):
         self.hosts, self.vms_per_host, self.clusters, self.name_prefix = hosts, vms_per_host, clusters, name_prefix
         self.cpu_mhz, self.cores, self.mem_mb = cpu_mhz, cores, mem_mb
         last = ""
@@ -73,7 +74,7 @@ class VcSim:
                     "-disk-gb", str(disk_gb), "-clusters", str(clusters), "-name-prefix", name_prefix,
                     "-evc", evc, "-host-evc", host_evc, "-host-networks", host_networks,
                     "-datastore-latency-ms", datastore_latency_ms] + (["-pod"] if pod else []) \
-                + (["-stock-mounts"] if stock_mounts else [])
+                + (["-stock-mounts"] if stock_mounts else []) + (["-host-wake", host_wake] if host_wake else [])
             self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             line = self._first_line(startup_timeout)
             if line.startswith("http"):

@@ -892,6 +892,7 @@ func main() {
 		placeRoundRobin(c)
 	}
 	setupStorage(all[0], *partial, *datastoreGB, *datastoreFreeGB, *diskGB, *pod, *stockMounts)
+	setupWake(*hostWake) // before setupInventory: the names are the simulator's own
 	setupInventory(all, inventoryOptions{namePrefix: *namePrefix, evc: splitList(*evc), hostEVC: splitList(*hostEVC),
 		hostNetworks: splitGroups(*hostNetworks), partial: *partial})
 

@@ -40,7 +40,8 @@ COUNTERS = ("cpu.usagemhz.average", "cpu.ready.summation", "mem.active.average",
 LATENCY_COUNTERS = ("datastore.totalReadLatency.average", "datastore.totalWriteLatency.average")
 GB = 1024.0 ** 3
 
-HOST_PATHS = ["name", "summary.hardware", "summary.maxEVCModeKey", "runtime", "network", "datastore", "capability"]
+HOST_PATHS = ["name", "summary.hardware", "summary.maxEVCModeKey", "runtime", "network", "datastore",
+              "config.wakeOnLanCapable", "config.ipmi"]
 VM_PATHS = ["name", "runtime.host", "runtime.powerState", "summary.config", "summary.quickStats",
             "config.hardware.device", "layoutEx.disk", "layoutEx.file", "network", "runtime.minRequiredEVCModeKey",
             "resourcePool", "config.cpuAllocation", "config.memoryAllocation"]
@@ -281,10 +282,8 @@ class Collector:
                 log.warning("host %s reports no hardware summary; treated as disconnected", p.get("name"))
                 mhz, cores, mem, state = max(mhz, 1.0), max(cores, 1), max(mem, 1.0), HostState.DISCONNECTED
             evc = evc_key(p.get("summary.maxEVCModeKey"))
-            # Wake-on-LAN reported capable: it can be woken; otherwise not known (IPMI/iLO settings are not readable)
-            wol = getattr(p.get("capability"), "wakeOnLanCapable", None) is True
             hosts.append(Host(name=p["name"], cpu_capacity_mhz=float(mhz * cores), mem_capacity_mb=float(mem),
-                              wake=True if wol else None,
+                              wake=wake_method(p.get("config.wakeOnLanCapable"), p.get("config.ipmi")),
                               cpu_cores=cores, cpu_threads=threads if threads >= cores else None,
                               state=state, networks=network_names(p.get("network"), storage.networks),
                               cpu_vendor=cpu_vendor(getattr(hw, "cpuModel", None), evc), max_evc_mode=evc))
@@ -414,6 +413,17 @@ class Collector:
                 url=url or None,
             ))
         return out, names
+
+
+def wake_method(wake_on_lan: Any, ipmi: Any) -> bool | None:
+    """Can DPM wake the host from standby, as vCenter reports it (HostConfigInfo)? True: Wake-on-LAN
+    capable or IPMI/iLO configured (a BMC address); False: Wake-on-LAN reported off and no IPMI; None:
+    neither reported (DPM judges it as vCenter would when it tries)."""
+    if wake_on_lan is True or getattr(ipmi, "bmcIpAddress", None):
+        return True
+    if wake_on_lan is False:
+        return False
+    return None
 
 
 def network_names(refs: Any, names: dict[str, str]) -> list[str]:
