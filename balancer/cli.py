@@ -23,6 +23,7 @@ from .app.snapshot import take_snapshot
 from .config import Config, parse_duration
 from .engine import PLANNERS
 from .errors import BalancerError, InputError
+from .errors.limits import clip_line
 from .journal.render import history_data, render_history
 from .logs import ShortFormatter, setup_logging
 from .plan import Plan
@@ -457,6 +458,12 @@ def _warnings_to_stderr() -> None:
         root.addHandler(handler)
 
 
+def _error(message: str) -> None:
+    """The one line an error is shown as: ``error: message``, control characters escaped, at most 300
+    characters (errors/limits.py), whatever the message quotes."""
+    click.echo(clip_line(f"error: {message}"), err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every error becomes one line on stderr and an exit status, never a traceback."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -468,12 +475,12 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
+        _error(exc.format_message())
         sys.exit(2)
     except BalancerError as exc:
         if debug:
             raise
-        click.echo(f"error: {exc}", err=True)
+        _error(str(exc))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -482,5 +489,5 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback
         if debug:
             raise
-        click.echo(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
+        _error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
         sys.exit(1)

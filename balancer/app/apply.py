@@ -14,6 +14,7 @@ from pathlib import Path
 from ..checks import check_plan_against, check_plan_age, check_plan_steps
 from ..config.plan_options import plan_options
 from ..errors import InputError
+from ..errors.limits import MAX_PLAN_BYTES
 from ..errors.validation import read_json_file
 from ..plan import parse_plan
 from ..plan.domain_plan import is_domain_plan, parse_domain_plan
@@ -33,7 +34,7 @@ def apply_plan_file(plan_file: str, config_path: str | None, cluster_name: str |
                     max_moves: int | None) -> Applied:
     """Carry out the plan in ``plan_file`` (a cluster's or a domain's) on the config's cluster or domain."""
     what = f"plan {plan_file}"
-    data = read_json_file(Path(plan_file), what)
+    data = read_json_file(Path(plan_file), what, MAX_PLAN_BYTES)
     if is_domain_plan(data):
         if cluster_name:
             raise InputError(f"{what} is a domain plan: --cluster does not apply to it")

@@ -12,6 +12,7 @@ from ..config import Config
 from ..config.plan_options import plan_options
 from ..engine import make_plan
 from ..errors import InfeasibleError, InputError
+from ..errors.limits import quote
 from ..plan import Plan
 from ..snapshot import DatastoreState, Snapshot
 from ..sources.abilities import CanMaintainDatastores, has
@@ -112,7 +113,7 @@ def evacuate_host(host: str, config_path: str | None, cluster_name: str | None, 
 
     def plan_it(snap: Snapshot, cfg: Config) -> Plan:
         if host not in snap.hosts_by_name():
-            raise InputError(f"host {host!r}: not in cluster {snap.cluster}")
+            raise InputError(f"host {quote(host)}: not in cluster {snap.cluster}")
         return make_plan(snap, plan_options(cfg, evacuate=(host,)))
 
     def refusal(plan: Plan, snap: Snapshot) -> str | None:
@@ -136,7 +137,7 @@ def evacuate_datastore(datastore: str, config_path: str | None, cluster_name: st
         found = next((d for d in snap.datastores if d.name == datastore), None)
         if found is None:
             known = ", ".join(d.name for d in snap.datastores[:10]) or "none"
-            raise InputError(f"datastore {datastore!r}: not in cluster {snap.cluster} (its datastores: {known})")
+            raise InputError(f"datastore {quote(datastore)}: not in cluster {snap.cluster} (its datastores: {known})")
         if found.state is DatastoreState.MAINTENANCE and execute:
             raise InputError(f"datastore {datastore} is already in maintenance")
         return make_plan(snap, plan_options(cfg, evacuate_datastores=(datastore,)))

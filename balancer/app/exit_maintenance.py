@@ -6,6 +6,7 @@ from ..checks.premise import power_premise
 from ..config.plan_options import plan_options
 from ..engine import make_plan
 from ..errors import InputError
+from ..errors.limits import quote
 from ..plan import Plan, PowerAction
 from ..plan.result import ActionResult
 from ..snapshot import DatastoreState, HostState
@@ -30,7 +31,7 @@ def exit_maintenance(name: str, config_path: str | None, cluster_name: str | Non
             ds = next((d for d in snap.datastores if d.name == name), None)
             if ds is None:
                 what = "datastore" if is_datastore else "host or datastore"
-                raise InputError(f"{what} {name!r}: not in cluster {snap.cluster}")
+                raise InputError(f"{what} {quote(name)}: not in cluster {snap.cluster}")
             if ds.state is not DatastoreState.MAINTENANCE:
                 raise InputError(f"datastore {name} is not in maintenance")
             return act.carry_out(only([]), snap, lambda source, p: carry_out_datastore_exit(source, name))

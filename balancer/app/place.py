@@ -20,6 +20,7 @@ from ..config.plan_options import plan_options
 from ..engine import PlanOptions
 from ..engine.compute.placement import place_vm, spec_problem
 from ..errors import InfeasibleError, InputError, SourceError
+from ..errors.limits import MAX_VM_SPEC_BYTES, clip_line, quote
 from ..errors.validation import parse_json_text, read_input_file, validate_model
 from ..plan import Imbalance, Plan, PowerAction, ResourcePair
 from ..plan.placement import Placement
@@ -43,7 +44,7 @@ def load_vm_spec(path: str | Path) -> VmSpec:
     """A VM spec file: JSON (``.json``) or YAML; InputError (one line) naming the bad item."""
     path = Path(path)
     what = f"vm spec {path}"
-    text = read_input_file(path, what)
+    text = read_input_file(path, what, MAX_VM_SPEC_BYTES)
     if path.suffix.lower() == ".json":
         return parse_vm_spec(parse_json_text(text, what), what)
     return validate_model(VmSpec, parse_yaml_text(text, what), what, container="a mapping", yaml=True)
@@ -125,7 +126,7 @@ def place_request(runners: Sequence["ClusterCycle"], body: bytes, query: str) ->
         if clusters:
             runner = by_name.get(clusters[0])
             if runner is None:
-                raise InputError(f"cluster {clusters[0]!r}: no such cluster (clusters: {', '.join(by_name)})")
+                raise InputError(f"cluster {quote(clusters[0])}: no such cluster (clusters: {', '.join(by_name)})")
         elif len(runners) == 1:
             runner = runners[0]
         else:
@@ -143,9 +144,9 @@ def place_request(runners: Sequence["ClusterCycle"], body: bytes, query: str) ->
         options = plan_options(runner.config)
         placement = rank(snap, spec, options, vm_demand=vm_demand)
     except InputError as exc:
-        return 400, {"error": str(exc)}
+        return 400, {"error": clip_line(str(exc))}
     except Exception as exc:  # noqa: BLE001 - the endpoint answers, the service stays up
-        return 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}
+        return 500, {"error": clip_line(f"internal error: {type(exc).__name__}: {exc}")}
     return (200 if placement.status == "ok" else 409), placement.to_json_dict()
 
 

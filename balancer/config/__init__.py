@@ -12,7 +12,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, Vali
 
 from ..errors import InputError
 from ..sources.registry import SOURCES, kind_of, source_kind
-from ..errors.validation import read_input_file, validate_model
+from ..errors.limits import MAX_CONFIG_BYTES, ClusterName, Name, clip, quote
+from ..errors.validation import check_depth, read_input_file, too_deep, validate_model
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
 
@@ -63,7 +64,7 @@ class SimConfig(_Section):
     seed: int = 1
     power_on_cycles: Annotated[int, Field(ge=0)] = 1  # cycles a host takes to come back from standby
     action_seconds: Duration = 0.0  # wall-clock time each vMotion or host action takes (0: instant)
-    cluster: str = "sim-cluster"
+    cluster: ClusterName = "sim-cluster"
     vm_prefix: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9._-]*$")] = ""  # before every VM's name
     datastores: Annotated[int, Field(ge=0, le=64)] = 4  # in one datastore cluster; 0: no storage
     partial_mounts: bool = False  # the last datastore mounted by the first half of the hosts only
@@ -71,30 +72,30 @@ class SimConfig(_Section):
     # its hosts' CPU vendor and highest EVC mode, and the networks every host has (VMs use the first)
     evc_mode: Annotated[str, Field(pattern=r"^([a-z][a-z0-9-]{0,63})?$")] = "intel-cascadelake"
     host_evc_mode: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,63}$")] = "intel-icelake"
-    networks: Annotated[list[Annotated[str, Field(min_length=1, max_length=256)]], Field(min_length=1)] = ["VM Network"]
+    networks: Annotated[list[Name], Field(min_length=1)] = ["VM Network"]
     # per-host DPM overrides (host name -> disabled / manual / automatic), as vCenter's dpmHostConfig
-    dpm_hosts: dict[Annotated[str, Field(min_length=1, max_length=256)], Literal["disabled", "manual", "automatic"]] = {}
+    dpm_hosts: dict[Name, Literal["disabled", "manual", "automatic"]] = {}
 
     @model_validator(mode="after")
     def _dpm_hosts_known(self) -> "SimConfig":
         names = {f"esx{i + 1:02d}" for i in range(self.hosts)}  # the simulated cluster's host names
         for name in self.dpm_hosts:
             if name not in names:
-                raise ValueError(f"dpm_hosts: unknown host {name!r} (the simulated cluster's hosts are esx01 to "
+                raise ValueError(f"dpm_hosts: unknown host {quote(name)} (the simulated cluster's hosts are esx01 to "
                                  f"esx{self.hosts:02d})")
         return self
 
 
 class VCenterConfig(_Section):
-    host: str
+    host: Name
     port: Annotated[int, Field(ge=1, le=65535)] = 443
     protocol: Literal["https", "http"] = "https"
-    user: str
-    password_env: str | None = None
+    user: Name
+    password_env: Name | None = None
     password_file: FilePath | None = None
     verify_tls: bool = True
     ca_file: FilePath | None = None
-    cluster: str
+    cluster: ClusterName
     timeout: Annotated[Duration, Field(gt=0)] = 60.0  # per HTTP request; a vMotion's deadline: docs/vcenter.md
     # added to 3 x a vMotion's predicted duration for its deadline (docs/vcenter.md, "Waiting")
     deadline_margin: Annotated[Duration, Field(ge=0)] = 60.0
@@ -109,7 +110,7 @@ class VCenterConfig(_Section):
     @model_validator(mode="after")
     def _plain_http_only_locally(self) -> "VCenterConfig":
         if self.protocol == "http" and not is_loopback(self.host) and not self.allow_insecure:
-            raise ValueError(f"protocol http to {self.host} would send the password in clear text over the network; "
+            raise ValueError(f"protocol http to {clip(self.host)} would send the password in clear text over the network; "
                              "use https, or set allow_insecure: true")
         return self
 
@@ -218,8 +219,8 @@ class SdrsConfig(_Section):
 
 
 class BasicAuthConfig(_Section):
-    user: str
-    password_env: str | None = None
+    user: Name
+    password_env: Name | None = None
     password_file: FilePath | None = None
 
     @model_validator(mode="after")
@@ -321,7 +322,7 @@ SourceName = Annotated[Any, BeforeValidator(_registered_source)]
 class ClusterConfig(_Section):
     """One cluster of a multi-cluster config: its source and optional drs/dpm overrides."""
 
-    name: str | None = None  # label in logs, metrics and the journal; default: the cluster's name
+    name: ClusterName | None = None  # label in logs, metrics and the journal; default: the cluster's name
     source: SourceName = "sim"
     sim: SimConfig | None = None
     vcenter: VCenterConfig | None = None
@@ -333,8 +334,8 @@ class ClusterConfig(_Section):
 class DomainConfig(_Section):
     """A balancing domain: clusters (of one vCenter or several) between which VMs may move (docs/domains.md)."""
 
-    name: Annotated[str, Field(min_length=1, max_length=256)]
-    clusters: Annotated[list[str], Field(min_length=2)]  # names of the config's clusters
+    name: Name
+    clusters: Annotated[list[ClusterName], Field(min_length=2)]  # names of the config's clusters
     # off: nothing planned; manual: moves recommended (journaled, reported, exported), never made; full: made
     cross_cluster: Literal["off", "manual", "full"] = "off"
     high: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.85  # a cluster above this share sheds VMs
@@ -344,9 +345,9 @@ class DomainConfig(_Section):
     cooldown: Duration = 86400.0  # a VM moved to another cluster is not moved across again within this time
     vmotion_mbps: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] | None = None  # None: the hosts'
     copy_mbps: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] = 2_000.0  # disks copied with a VM
-    exclude: list[Annotated[str, Field(min_length=1, max_length=256)]] = []  # VM names or patterns (web-*) never moved across
+    exclude: list[Name] = []  # VM names or patterns (web-*) never moved across
     # a VM moved across goes into the target's pool of the same name, or the one named here for its pool
-    pool_map: dict[Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(min_length=1, max_length=256)]] = {}
+    pool_map: dict[Name, Name] = {}
 
     @model_validator(mode="after")
     def _room_below_high(self) -> "DomainConfig":
@@ -394,7 +395,7 @@ class Config(_Section):
             if d.name == name:
                 return d
         names = ", ".join(d.name for d in self.domains) or "none"
-        raise InputError(f"--domain {name}: no such domain in the config (domains: {names})")
+        raise InputError(f"--domain {clip(name)}: no such domain in the config (domains: {names})")
 
     def cluster_configs(self) -> list[tuple[str, "Config"]]:
         """(name, single-cluster config) for every cluster this config balances."""
@@ -409,7 +410,7 @@ def _override(section, overrides: dict, where: str):
         return type(section).model_validate({**section.model_dump(), **overrides})
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in err.get("loc", ()))
+        loc = ".".join(clip(str(p)) for p in err.get("loc", ()))
         msg = err.get("msg", "invalid")
         if err.get("type") == "extra_forbidden":
             msg = "unknown field"
@@ -434,7 +435,7 @@ def resolve_clusters(cfg: Config) -> list[tuple[str, Config]]:
     out: list[tuple[str, Config]] = []
     seen: set[str] = set()
     for i, entry in enumerate(cfg.clusters):
-        where = f"clusters[{i}]" + (f" ({entry.name})" if entry.name else "")
+        where = f"clusters[{i}]" + (f" ({clip(entry.name)})" if entry.name else "")
         kind = source_kind(entry.source)
         settings = kind.settings(entry)
         sections: dict[str, Any] = {"sim": SimConfig(), "vcenter": entry.vcenter}  # the config's source sections
@@ -447,7 +448,7 @@ def resolve_clusters(cfg: Config) -> list[tuple[str, Config]]:
         sections[kind.section] = settings
         name = entry.name or settings.cluster
         if name in seen:
-            raise ValueError(f"{where}: a second cluster named {name!r} (give each a distinct name)")
+            raise ValueError(f"{where}: a second cluster named {quote(name)} (give each a distinct name)")
         seen.add(name)
         single = Config.model_construct(
             source=entry.source, **sections,
@@ -475,17 +476,17 @@ def check_domains(cfg: Config) -> None:
     seen: dict[str, str] = {}
     domain_names: set[str] = set()
     for i, d in enumerate(cfg.domains):
-        where = f"domains[{i}] ({d.name})"
+        where = f"domains[{i}] ({clip(d.name)})"
         if d.name in domain_names:
-            raise ValueError(f"{where}: a second domain named {d.name!r}")
+            raise ValueError(f"{where}: a second domain named {quote(d.name)}")
         domain_names.add(d.name)
         for c in d.clusters:
             if c not in names:
-                raise ValueError(f"{where}: unknown cluster {c!r} (clusters: {', '.join(names)})")
+                raise ValueError(f"{where}: unknown cluster {quote(c)} (clusters: {', '.join(names)})")
             if c in seen and seen[c] != d.name:
-                raise ValueError(f"{where}: cluster {c!r} is already in domain {seen[c]!r} (a cluster is in one domain)")
+                raise ValueError(f"{where}: cluster {quote(c)} is already in domain {quote(seen[c])} (a cluster is in one domain)")
             if d.clusters.count(c) > 1:
-                raise ValueError(f"{where}: cluster {c!r} listed twice")
+                raise ValueError(f"{where}: cluster {quote(c)} listed twice")
             seen[c] = d.name
     kinds = {n: kind_of(one) for n, one in resolve_clusters(cfg)}
     for i, d in enumerate(cfg.domains):
@@ -517,7 +518,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     continue
                 line = key_node.start_mark.line + 1
                 if first is not None:
-                    raise DuplicateKeyError(f"duplicate key {key!r} at line {line} (first at line {first})")
+                    raise DuplicateKeyError(f"duplicate key {quote(key)} at line {line} (first at line {first})")
                 seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
@@ -527,9 +528,12 @@ def parse_config(data: Any, what: str = "config") -> Config:
 
 
 def parse_yaml_text(text: str, what: str) -> Any:
-    """YAML text as data (a key given twice refused), or InputError naming ``what`` and the line."""
+    """YAML text as data (a key given twice refused, nesting deeper than ``MAX_DEPTH`` refused), or
+    InputError naming ``what`` and the line."""
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return check_depth(yaml.load(text, Loader=_UniqueKeyLoader), what)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise too_deep(what) from None
     except DuplicateKeyError as exc:
         raise InputError(f"{what}: {exc}") from None
     except yaml.YAMLError as exc:
@@ -541,5 +545,5 @@ def parse_yaml_text(text: str, what: str) -> Any:
 
 def load_config(path: str | Path) -> Config:
     path = Path(path)
-    text = read_input_file(path, f"config {path}")
+    text = read_input_file(path, f"config {path}", MAX_CONFIG_BYTES)
     return parse_config(parse_yaml_text(text, f"config {path}"), f"config {path}")

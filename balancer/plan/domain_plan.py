@@ -14,14 +14,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..errors.limits import MAX_PLAN_BYTES, Name, Text, clip, quote
 from ..errors.validation import read_json_file, validate_model
-from .model import CopyEstimate, VMotionEstimate, iso_time
+from .model import CopyEstimate, Step, VMotionEstimate, iso_time
 
 DOMAIN_PLAN_VERSION = 1
 READ_VERSIONS = (1,)
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Step = Annotated[int, Field(ge=1, strict=True)]
 
 
 class _Model(BaseModel):
@@ -31,9 +31,9 @@ class _Model(BaseModel):
 class ClusterLoad(_Model):
     """One cluster of the domain: its demand over the capacity of its usable hosts, before and after."""
 
-    cluster: str
-    snapshot_digest: str
-    collected_at: str | None = None
+    cluster: Name
+    snapshot_digest: Text
+    collected_at: Text | None = None
     cpu_before: Finite  # CPU demand / capacity of the hosts that are on or in standby
     mem_before: Finite
     cpu_after: Finite
@@ -49,20 +49,20 @@ class ClusterLoad(_Model):
 class CrossMove(_Model):
     """One VM moved to another cluster (vMotion with a resource pool; across vCenters, with a service locator)."""
 
-    step: Step
-    vm: str
-    source_cluster: str
-    source: str  # host
-    target_cluster: str
-    target: str  # host
+    step: Annotated[Step, Field(strict=True)]
+    vm: Name
+    source_cluster: Name
+    source: Name  # host
+    target_cluster: Name
+    target: Name  # host
     reason: Literal["cross-cluster"] = "cross-cluster"
-    detail: str = ""
+    detail: Text = ""
     cross_vcenter: bool = False
     # the target cluster's datastore its disks are on after the move: where they are copied to
     # (storage_copy set), or, across vCenters, the same datastore seen from the other vCenter;
     # None: within one vCenter, the disks stay where they are
-    datastore: str | None = None
-    pool: str | None = None  # the target cluster's resource pool it goes into (None: the root pool)
+    datastore: Name | None = None
+    pool: Name | None = None  # the target cluster's resource pool it goes into (None: the root pool)
     cpu_mhz: NonNegative = 0.0  # the load it takes off its cluster
     mem_mb: NonNegative = 0.0
     vmotion: VMotionEstimate
@@ -71,34 +71,34 @@ class CrossMove(_Model):
     @model_validator(mode="after")
     def _between_clusters(self) -> "CrossMove":
         if self.source_cluster == self.target_cluster:
-            raise ValueError(f"VM {self.vm}: source_cluster and target_cluster are the same ({self.source_cluster})")
+            raise ValueError(f"VM {clip(self.vm)}: source_cluster and target_cluster are the same ({clip(self.source_cluster)})")
         return self
 
 
 class Refusal(_Model):
     """Why a VM could not go to a cluster (the compatibility check that failed, or no room)."""
 
-    vm: str
-    target_cluster: str
-    why: str
+    vm: Name
+    target_cluster: Name
+    why: Text
 
 
 class DomainPlan(_Model):
     version: Annotated[int, Field(strict=True)] = DOMAIN_PLAN_VERSION
-    domain: str
+    domain: Name
     high: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]  # a cluster above this share sheds VMs
     room: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]  # it receives while at or below this share
     clusters: list[ClusterLoad]
     moves: list[CrossMove] = []
     refused: list[Refusal] = []  # the first few compatibility refusals met, for the report
-    notes: list[str] = []
+    notes: list[Text] = []
 
     @field_validator("version", mode="before")
     @classmethod
     def _version(cls, value: Any) -> Any:
         if isinstance(value, bool) or value not in READ_VERSIONS:
             readable = " and ".join(str(v) for v in READ_VERSIONS)
-            raise ValueError(f"unsupported domain plan version {value!r} (this balancer reads versions {readable})")
+            raise ValueError(f"unsupported domain plan version {quote(value)} (this balancer reads versions {readable})")
         return value
 
     @model_validator(mode="after")
@@ -109,7 +109,7 @@ class DomainPlan(_Model):
         for m in self.moves:
             for c in (m.source_cluster, m.target_cluster):
                 if c not in names:
-                    raise ValueError(f"move of VM {m.vm}: cluster {c!r} is not one of the plan's clusters")
+                    raise ValueError(f"move of VM {clip(m.vm)}: cluster {quote(c)} is not one of the plan's clusters")
         steps = [m.step for m in self.moves]
         if steps != list(range(1, len(steps) + 1)):
             raise ValueError("moves: steps must be 1, 2, ... in order")
@@ -133,7 +133,7 @@ def parse_domain_plan(data: Any, what: str = "domain plan") -> DomainPlan:
 
 def load_domain_plan(path: str | Path) -> DomainPlan:
     path = Path(path)
-    return parse_domain_plan(read_json_file(path, f"domain plan {path}"), f"domain plan {path}")
+    return parse_domain_plan(read_json_file(path, f"domain plan {path}", MAX_PLAN_BYTES), f"domain plan {path}")
 
 
 def domain_plan_json(plan: DomainPlan) -> str:

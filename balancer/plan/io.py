@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..errors.limits import MAX_PLAN_BYTES
 from ..errors.validation import read_json_file, validate_model
 from .model import PLAN_VERSION, READ_VERSIONS, Plan
 
@@ -57,7 +58,7 @@ def _migrate_v2(data: dict, what: str, version: int) -> dict:
 
 def load_plan(path: str | Path) -> Plan:
     path = Path(path)
-    return parse_plan(read_json_file(path, f"plan {path}"), f"plan {path}")
+    return parse_plan(read_json_file(path, f"plan {path}", MAX_PLAN_BYTES), f"plan {path}")
 
 
 def plan_json(plan: Plan) -> str:

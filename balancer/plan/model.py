@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..errors.limits import Name, Text, clip, quote
+
 PLAN_VERSION = 3  # the version written
 # older plans read as version 3 with none of the newer fields or values (docs/plan-format.md)
 READ_VERSIONS = (1, 2, 3)
@@ -20,6 +22,7 @@ StorageReason = Literal["space", "latency", "rule", "evacuate", "follows-host"]
 PowerReason = Literal["dpm", "capacity", "maintenance"]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # a size, a time, data: never below zero
+Step = Annotated[int, Field(ge=1)]  # an action's place in the plan's order: 1, 2, ...
 
 
 def iso_time(value: str | None) -> str | None:
@@ -28,7 +31,7 @@ def iso_time(value: str | None) -> str | None:
         try:
             datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"not an ISO 8601 date and time: {value!r}") from None
+            raise ValueError(f"not an ISO 8601 date and time: {quote(value)}") from None
     return value
 
 
@@ -59,15 +62,15 @@ class VMotionEstimate(_Model):
 class DiskMove(_Model):
     """One disk changing datastore (version 2)."""
 
-    disk: str
-    source: str  # datastore
-    target: str  # datastore
+    disk: Name
+    source: Name  # datastore
+    target: Name  # datastore
     size_gb: Amount  # what the copy moves (the disk's space on its datastore)
 
     @model_validator(mode="after")
     def _moves_somewhere(self) -> "DiskMove":
         if self.source == self.target:
-            raise ValueError(f"disk {self.disk}: source and target are the same datastore ({self.source})")
+            raise ValueError(f"disk {clip(self.disk)}: source and target are the same datastore ({clip(self.source)})")
         return self
 
 
@@ -79,13 +82,13 @@ class CopyEstimate(_Model):
 
 
 class Move(_Model):
-    step: int
-    vm: str
-    source: str
-    target: str
+    step: Step
+    vm: Name
+    source: Name
+    target: Name
     reason: MoveReason
-    detail: str = ""
-    rule: str | None = None
+    detail: Text = ""
+    rule: Text | None = None
     gain: Finite = 0.0
     vmotion: VMotionEstimate | None = None
     mem_mb: Amount = 0.0
@@ -97,19 +100,19 @@ class Move(_Model):
     @model_validator(mode="after")
     def _moves_somewhere(self) -> "Move":
         if self.source == self.target:
-            raise ValueError(f"VM {self.vm}: source and target are the same host ({self.source})")
+            raise ValueError(f"VM {clip(self.vm)}: source and target are the same host ({clip(self.source)})")
         return self
 
 
 class StorageMove(_Model):
     """A Storage vMotion: some or all of a VM's disks change datastore, the VM stays on its host (version 2)."""
 
-    step: int
-    vm: str
+    step: Step
+    vm: Name
     disks: Annotated[list[DiskMove], Field(min_length=1)]
     reason: StorageReason
-    detail: str = ""
-    rule: str | None = None
+    detail: Text = ""
+    rule: Text | None = None
     gain: Finite = 0.0  # how much this step lowers the storage imbalance measure
     storage_vmotion: CopyEstimate | None = None
     mandatory: bool = False
@@ -118,7 +121,7 @@ class StorageMove(_Model):
 class DatastoreChange(_Model):
     """One datastore before and after the plan (version 2): space used and mean I/O latency."""
 
-    name: str
+    name: Name
     capacity_gb: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     used_before_gb: Amount
     used_after_gb: Amount
@@ -135,11 +138,11 @@ class DatastoreChange(_Model):
 
 
 class PowerAction(_Model):
-    step: int
-    host: str
+    step: Step
+    host: Name
     action: Literal["standby", "power-on", "enter-maintenance", "exit-maintenance"]
     reason: PowerReason = "dpm"
-    detail: str = ""
+    detail: Text = ""
     saves_w: Finite | None = None
 
 
@@ -149,7 +152,7 @@ class DpmStep(_Model):
     hosts_on: int
     cpu: Finite  # demand / capacity of the hosts on (0.18 = 18 %)
     mem: Finite
-    standby: str | None = None  # the host that went to standby for this point (none: the start, or a power-on)
+    standby: Name | None = None  # the host that went to standby for this point (none: the start, or a power-on)
 
 
 class DpmEndState(_Model):
@@ -157,14 +160,14 @@ class DpmEndState(_Model):
 
     hosts_now: int  # hosts on in the snapshot
     hosts_on: int  # hosts on at the end state
-    power_on: list[str] = []  # hosts this plan powers on (the end state then keeps them on)
-    standby_now: list[str] = []  # hosts this plan puts into standby
-    standby_later: list[str] = []  # hosts that could go to standby after this plan's, in order
+    power_on: list[Name] = []  # hosts this plan powers on (the end state then keeps them on)
+    standby_now: list[Name] = []  # hosts this plan puts into standby
+    standby_later: list[Name] = []  # hosts that could go to standby after this plan's, in order
     saves_w: Finite | None = None  # predicted watts saved at the end state (every standby host)
     band_low: Finite  # DPM's demand / capacity band: a host goes to standby below it ...
     band_high: Finite  # ... and one is powered on above it
-    limit: str | None = None  # what keeps the next host on (names HA admission control when it does)
-    ha: str | None = None  # the HA admission control the end state keeps, in words
+    limit: Text | None = None  # what keeps the next host on (names HA admission control when it does)
+    ha: Text | None = None  # the HA admission control the end state keeps, in words
     steps: list[DpmStep] = []  # now, then after each standby step
 
 
@@ -175,8 +178,8 @@ class Violation(_Model):
     a host above capacity minus headroom, the balancer's own limit, mended after every hard obligation)."""
 
     kind: Literal["rule", "capacity", "headroom"]
-    name: str
-    detail: str
+    name: Text
+    detail: Text
     mandatory: bool = True
 
     @property
@@ -189,8 +192,8 @@ class PoolLoad(_Model):
     """One resource pool at the snapshot (version 3, optional: plans of clusters with resource pools):
     what its VMs (those below it too) demand, what they are entitled to, and its settings."""
 
-    name: str
-    parent: str | None = None
+    name: Name
+    parent: Name | None = None
     vms: int = 0  # powered-on VMs in it or below it
     cpu_demand_mhz: Finite  # demand, each VM's capped by its limit and raised to its reservation
     cpu_entitlement_mhz: Finite  # what they get (engine/compute/entitlement.py): below demand under contention
@@ -203,10 +206,10 @@ class PoolLoad(_Model):
 
 
 class Suppressed(_Model):
-    vm: str
-    target: str | None = None
-    reason: str
-    detail: str = ""
+    vm: Name
+    target: Name | None = None
+    reason: Text
+    detail: Text = ""
 
 
 class Totals(_Model):
@@ -240,11 +243,11 @@ def plan_totals(moves: list[Move], storage_moves: list[StorageMove]) -> Totals:
 
 class Plan(_Model):
     version: Literal[1, 2, 3] = PLAN_VERSION
-    cluster: str
-    snapshot_digest: str
-    collected_at: str | None = None
+    cluster: Name
+    snapshot_digest: Text
+    collected_at: Text | None = None
     status: Literal["ok", "infeasible"] = "ok"
-    planner: str = "cp-sat"
+    planner: Text = "cp-sat"
     threshold: int = 3
     moves: list[Move] = []
     storage_moves: list[StorageMove] = []  # version 2
@@ -253,9 +256,9 @@ class Plan(_Model):
     imbalance: Imbalance
     violations_before: list[Violation] = []
     violations_after: list[Violation] = []
-    conflicts: list[str] = []
+    conflicts: list[Text] = []
     suppressed: list[Suppressed] = []
-    notes: list[str] = []
+    notes: list[Text] = []
     dpm_end_state: DpmEndState | None = None  # version 2: DPM's end state at this demand (DPM plans)
     pools: list[PoolLoad] | None = None  # version 3 (optional): the resource pools, when the cluster has any
     totals: Totals | None = None  # version 2: derived from the moves (any value given is replaced)

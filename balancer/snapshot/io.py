@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors.limits import MAX_SNAPSHOT_BYTES
 from ..errors.validation import read_json_file, validate_model
 from .model import Snapshot
 
@@ -18,7 +19,7 @@ def parse_snapshot(data: Any, what: str = "snapshot") -> Snapshot:
 
 def load_snapshot(path: str | Path) -> Snapshot:
     path = Path(path)
-    return parse_snapshot(read_json_file(path, f"snapshot {path}"), f"snapshot {path}")
+    return parse_snapshot(read_json_file(path, f"snapshot {path}", MAX_SNAPSHOT_BYTES), f"snapshot {path}")
 
 
 def snapshot_json(snapshot: Snapshot) -> str:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Mapping, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
+from ..errors.limits import Name, Text, clip, quote
 from .pools import ResourcePool, Shares, check_pools, check_within_limit
 
 SNAPSHOT_VERSION = 5  # the version written
@@ -28,7 +29,6 @@ MAX_MBPS = 1e7  # vMotion bandwidth and page dirty rate: 10 Tb/s
 MAX_WATTS = 1e6
 MAX_GB = 1e7  # a datastore or disk: about 10 PB
 
-Name = Annotated[str, Field(min_length=1, max_length=256)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Count = Annotated[int, Field(ge=1, strict=True)]
@@ -106,9 +106,9 @@ class Host(_Strict):
     @model_validator(mode="after")
     def _power_order(self) -> "Host":
         if self.power_idle_w is not None and self.power_peak_w is not None and self.power_peak_w < self.power_idle_w:
-            raise ValueError(f"host {self.name}: power_peak_w is below power_idle_w")
+            raise ValueError(f"host {clip(self.name)}: power_peak_w is below power_idle_w")
         if self.cpu_threads is not None and self.cpu_cores is not None and self.cpu_threads < self.cpu_cores:
-            raise ValueError(f"host {self.name}: cpu_threads ({self.cpu_threads}) is below cpu_cores ({self.cpu_cores})")
+            raise ValueError(f"host {clip(self.name)}: cpu_threads ({self.cpu_threads}) is below cpu_cores ({self.cpu_cores})")
         return self
 
     @property
@@ -292,7 +292,7 @@ class Snapshot(_Strict):
     version: Annotated[int, Field(strict=True)]
     cluster: Name
     collected_at: datetime | None = None
-    source: str | None = None
+    source: Text | None = None
     hosts: list[Host]
     vms: list[VM] = []
     vm_groups: dict[Name, list[Name]] = {}
@@ -317,7 +317,7 @@ class Snapshot(_Strict):
                 raise ValueError(f"version: missing (this balancer reads snapshot versions {readable})")
             if version not in READ_VERSIONS or isinstance(version, bool):
                 raise ValueError(
-                    f"version: unsupported snapshot version {version!r} (this balancer reads versions {readable})"
+                    f"version: unsupported snapshot version {quote(version)} (this balancer reads versions {readable})"
                 )
             if version < SNAPSHOT_VERSION:
                 data = migrate(data, version)
@@ -407,12 +407,12 @@ def migrate(data: dict, version: int) -> dict:
     if version < 4:
         for i, vm in enumerate(data.get("vms") or []):
             if isinstance(vm, dict) and vm.get("automation") in ("fullyAutomated", "partiallyAutomated"):
-                raise ValueError(f"vms.{i}.automation: {vm['automation']!r} is a version 4 value in a version {version} "
+                raise ValueError(f"vms.{i}.automation: {quote(vm['automation'])} is a version 4 value in a version {version} "
                                  f"snapshot (set \"version\": {SNAPSHOT_VERSION})")
     if version < 2:
         for i, rule in enumerate(data.get("rules") or []):
             if isinstance(rule, dict) and rule.get("type") in STORAGE_RULE_TYPES:
-                raise ValueError(f"rules.{i}: rule type {rule['type']!r} needs snapshot version 2")
+                raise ValueError(f"rules.{i}: rule type {quote(rule['type'])} needs snapshot version 2")
     return {**data, "version": SNAPSHOT_VERSION}
 
 
@@ -434,32 +434,32 @@ def _check_members(where: str, what: str, members: list[str], known) -> None:
     """Every name in ``members`` is one of ``known``, and none is listed twice."""
     for m in members:
         if m not in known:
-            raise ValueError(f"{where}: unknown {what} {m!r}")
+            raise ValueError(f"{where}: unknown {what} {quote(m)}")
     dup = _duplicates(list(members))
     if dup:
-        raise ValueError(f"{where}: {what} {dup!r} listed twice")
+        raise ValueError(f"{where}: {what} {quote(dup)} listed twice")
 
 
 def check_references(s: Snapshot) -> None:
     """Cross-item checks: names unique, every reference resolves, no contradictory rules."""
     dup = _duplicates([h.name for h in s.hosts])
     if dup:
-        raise ValueError(f"hosts: duplicate host name {dup!r}")
+        raise ValueError(f"hosts: duplicate host name {quote(dup)}")
     dup = _duplicates([v.name for v in s.vms])
     if dup:
-        raise ValueError(f"vms: duplicate VM name {dup!r}")
+        raise ValueError(f"vms: duplicate VM name {quote(dup)}")
     dup = _duplicates([r.name for r in s.rules])
     if dup:
-        raise ValueError(f"rules: duplicate rule name {dup!r}")
+        raise ValueError(f"rules: duplicate rule name {quote(dup)}")
     if not s.hosts:
         raise ValueError("hosts: the cluster has no hosts")
     hosts = {h.name: h for h in s.hosts}
     vms = {v.name for v in s.vms}
     for v in s.vms:
         if v.host not in hosts:
-            raise ValueError(f"vm {v.name}: unknown host {v.host!r}")
+            raise ValueError(f"vm {clip(v.name)}: unknown host {quote(v.host)}")
         if v.powered_on and hosts[v.host].state is HostState.STANDBY:
-            raise ValueError(f"vm {v.name}: powered on but its host {v.host} is in standby")
+            raise ValueError(f"vm {clip(v.name)}: powered on but its host {clip(v.host)} is in standby")
     for g, members in s.vm_groups.items():
         _check_members(f"vm_groups.{g}", "VM", members, vms)
     for g, members in s.host_groups.items():
@@ -468,7 +468,7 @@ def check_references(s: Snapshot) -> None:
     apart: dict[frozenset[str], str] = {}
     for r in s.rules:
         if isinstance(r, VmVmRule):
-            _check_members(f"rule {r.name}", "VM", r.vms, vms)
+            _check_members(f"rule {clip(r.name)}", "VM", r.vms, vms)
             if not r.enabled:
                 continue
             target = together if r.type == "vm-affinity" else apart
@@ -477,9 +477,9 @@ def check_references(s: Snapshot) -> None:
                     target.setdefault(frozenset((a, b)), r.name)
         elif isinstance(r, VmHostRule):
             if r.vm_group not in s.vm_groups:
-                raise ValueError(f"rule {r.name}: unknown VM group {r.vm_group!r}")
+                raise ValueError(f"rule {clip(r.name)}: unknown VM group {quote(r.vm_group)}")
             if r.host_group not in s.host_groups:
-                raise ValueError(f"rule {r.name}: unknown host group {r.host_group!r}")
+                raise ValueError(f"rule {clip(r.name)}: unknown host group {quote(r.host_group)}")
     if s.ha is not None:
         _check_members("ha.failover_hosts", "host", s.ha.failover_hosts, hosts)
     check_pools(s.resource_pools, s.vms)
@@ -503,7 +503,7 @@ def check_references(s: Snapshot) -> None:
             if with_rule is None:
                 with_rule = next(name for p, name in together.items() if find(next(iter(p))) == find(a))
             raise ValueError(
-                f"rules {with_rule} and {apart_rule}: VMs {a} and {b} are under both affinity and anti-affinity"
+                f"rules {clip(with_rule)} and {clip(apart_rule)}: VMs {clip(a)} and {clip(b)} are under both affinity and anti-affinity"
             )
 
 
@@ -511,22 +511,22 @@ def _check_storage(s: Snapshot, hosts: Mapping[str, Host]) -> None:
     """Datastores, disks and storage rules: names unique, references resolve, space adds up."""
     dup = _duplicates([d.name for d in s.datastores])
     if dup:
-        raise ValueError(f"datastores: duplicate datastore name {dup!r}")
+        raise ValueError(f"datastores: duplicate datastore name {quote(dup)}")
     stores = {d.name: d for d in s.datastores}
     for d in s.datastores:
         if d.free_gb > d.capacity_gb:
-            raise ValueError(f"datastore {d.name}: free_gb {d.free_gb:g} is more than its capacity_gb {d.capacity_gb:g}")
-        _check_members(f"datastore {d.name}", "host", d.hosts, hosts)
+            raise ValueError(f"datastore {clip(d.name)}: free_gb {d.free_gb:g} is more than its capacity_gb {d.capacity_gb:g}")
+        _check_members(f"datastore {clip(d.name)}", "host", d.hosts, hosts)
     disks: dict[str, set[str]] = {}
     for v in s.vms:
         dup = _duplicates([k.name for k in v.disks])
         if dup:
-            raise ValueError(f"vm {v.name}: duplicate disk name {dup!r}")
+            raise ValueError(f"vm {clip(v.name)}: duplicate disk name {quote(dup)}")
         for k in v.disks:
             if k.datastore not in stores:
-                raise ValueError(f"vm {v.name}: disk {k.name!r} is on unknown datastore {k.datastore!r}")
+                raise ValueError(f"vm {clip(v.name)}: disk {quote(k.name)} is on unknown datastore {quote(k.datastore)}")
             if k.used_gb is not None and k.used_gb > k.size_gb:
-                raise ValueError(f"vm {v.name}: disk {k.name!r} uses {k.used_gb:g} GB, more than its size_gb {k.size_gb:g}")
+                raise ValueError(f"vm {clip(v.name)}: disk {quote(k.name)} uses {k.used_gb:g} GB, more than its size_gb {k.size_gb:g}")
         disks[v.name] = {k.name for k in v.disks}
     on: dict[str, float] = {}
     for v in s.vms:
@@ -536,14 +536,14 @@ def _check_storage(s: Snapshot, hosts: Mapping[str, Host]) -> None:
         # the disks of this cluster's VMs are part of what is used there (other files, other clusters' VMs)
         slack = max(1.0, 0.01 * d.capacity_gb)  # free space and disk usage are read a moment apart
         if on.get(d.name, 0.0) > d.used_gb + slack:
-            raise ValueError(f"datastore {d.name}: its disks take {on[d.name]:,.0f} GB, more than the "
+            raise ValueError(f"datastore {clip(d.name)}: its disks take {on[d.name]:,.0f} GB, more than the "
                              f"{d.used_gb:,.0f} GB used on it (capacity_gb {d.capacity_gb:g} - free_gb {d.free_gb:g})")
     for r in s.rules:
         if isinstance(r, VmdkRule):
             if r.vm not in disks:
-                raise ValueError(f"rule {r.name}: unknown VM {r.vm!r}")
-            _check_members(f"rule {r.name} (VM {r.vm})", "disk", r.disks, disks[r.vm])
+                raise ValueError(f"rule {clip(r.name)}: unknown VM {quote(r.vm)}")
+            _check_members(f"rule {clip(r.name)} (VM {clip(r.vm)})", "disk", r.disks, disks[r.vm])
             if r.type == "vmdk-anti-affinity" and len(r.disks) < 2:
-                raise ValueError(f"rule {r.name}: vmdk-anti-affinity needs at least 2 disks")
+                raise ValueError(f"rule {clip(r.name)}: vmdk-anti-affinity needs at least 2 disks")
         elif isinstance(r, VmDatastoreRule):
-            _check_members(f"rule {r.name}", "VM", r.vms, disks)
+            _check_members(f"rule {clip(r.name)}", "VM", r.vms, disks)

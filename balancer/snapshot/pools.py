@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Name = Annotated[str, Field(min_length=1, max_length=256)]
+from ..errors.limits import Name, clip, quote
+
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 
 # vSphere's share values per level (vSphere docs): a pool counts like a 4-vCPU VM for CPU; VMs per vCPU
@@ -73,21 +74,21 @@ def check_pools(pools: list[ResourcePool], vms) -> None:
     names: dict[str, ResourcePool] = {}
     for p in pools:
         if p.name in names:
-            raise ValueError(f"resource_pools: duplicate pool name {p.name!r}")
+            raise ValueError(f"resource_pools: duplicate pool name {quote(p.name)}")
         names[p.name] = p
     for p in pools:
         if p.parent is not None and p.parent not in names:
-            raise ValueError(f"resource pool {p.name}: unknown parent pool {p.parent!r}")
+            raise ValueError(f"resource pool {clip(p.name)}: unknown parent pool {quote(p.parent)}")
         path = [p.name]
         q = p
         while q.parent is not None:
             if q.parent in path:
-                raise ValueError(f"resource pool {p.name}: the pools form a cycle ({' -> '.join([*path, q.parent])})")
+                raise ValueError(f"resource pool {clip(p.name)}: the pools form a cycle ({' -> '.join([*path, q.parent])})")
             path.append(q.parent)
             q = names[q.parent]
     for v in vms:
         if v.resource_pool is not None and v.resource_pool not in names:
-            raise ValueError(f"vm {v.name}: unknown resource pool {v.resource_pool!r}")
+            raise ValueError(f"vm {clip(v.name)}: unknown resource pool {quote(v.resource_pool)}")
 
 
 def share_value(shares: Shares, res: str, pool: bool, vcpus: int = 1, mem_mb: float = 0.0) -> float:

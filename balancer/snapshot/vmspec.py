@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from ..errors.limits import quote
 from .model import MAX_MEM_MB, MAX_VCPUS, Count, Name, NonNegative, Positive, _Strict, cpu_within_vcpus
 from .pools import check_within_limit
 
@@ -53,7 +54,7 @@ class VmSpec(_Strict):
             names = getattr(self, field)
             if len(set(names)) != len(names):
                 dup = next(n for n in names if names.count(n) > 1)
-                raise ValueError(f"{field}: {dup!r} listed twice")
+                raise ValueError(f"{field}: {quote(dup)} listed twice")
         return self
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InputError
+from ...errors.limits import MAX_TRACE_BYTES, MiB, clip, quote
 
 SAMPLE_SECONDS = 300
 
@@ -30,6 +31,9 @@ def load_trace_rows(name_or_path: str) -> tuple[list[str], np.ndarray]:
     path = Path(name_or_path)
     if path.exists():
         try:
+            if path.stat().st_size > MAX_TRACE_BYTES:
+                raise InputError(f"trace {path}: too large ({path.stat().st_size / MiB:,.1f} MiB; the limit is "
+                                 f"{MAX_TRACE_BYTES / MiB:.1f} MiB)")
             raw = path.read_bytes()
         except OSError as exc:
             raise InputError(f"trace {path}: cannot read: {exc.strerror}") from None
@@ -38,12 +42,18 @@ def load_trace_rows(name_or_path: str) -> tuple[list[str], np.ndarray]:
         res = resources.files("balancer.data").joinpath("traces", f"{name_or_path}.csv.gz")
         if not res.is_file():
             raise InputError(
-                f"trace {name_or_path!r}: no such file or packaged day (packaged: {', '.join(packaged_days())})"
+                f"trace {quote(name_or_path)}: no such file or packaged day (packaged: {', '.join(packaged_days())})"
             )
         raw = res.read_bytes()
         label = name_or_path
     try:
-        text = gzip.decompress(raw).decode() if raw[:2] == b"\x1f\x8b" else raw.decode()
+        if raw[:2] == b"\x1f\x8b":  # read at most the limit uncompressed (a small file can unpack to gigabytes)
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as unpacked:
+                raw = unpacked.read(MAX_TRACE_BYTES + 1)
+            if len(raw) > MAX_TRACE_BYTES:
+                raise InputError(f"trace {label}: too large uncompressed (more than {MAX_TRACE_BYTES / MiB:.1f} MiB, "
+                                 "the limit)")
+        text = raw.decode()
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise InputError(f"trace {label}: cannot read: {exc}") from None
     rows = list(csv.reader(io.StringIO(text)))
@@ -56,13 +66,13 @@ def load_trace_rows(name_or_path: str) -> tuple[list[str], np.ndarray]:
         if not row:
             continue
         if len(row) != width + 1:
-            raise InputError(f"trace {label}: line {n} ({row[0]}): expected {width} samples, got {len(row) - 1}")
+            raise InputError(f"trace {label}: line {n} ({clip(row[0])}): expected {width} samples, got {len(row) - 1}")
         try:
             sample = [float(x) for x in row[1:]]
         except ValueError:
-            raise InputError(f"trace {label}: line {n} ({row[0]}): a sample is not a number") from None
+            raise InputError(f"trace {label}: line {n} ({clip(row[0])}): a sample is not a number") from None
         if any(not (0.0 <= x <= 100.0) for x in sample):
-            raise InputError(f"trace {label}: line {n} ({row[0]}): samples must be percentages 0..100")
+            raise InputError(f"trace {label}: line {n} ({clip(row[0])}): samples must be percentages 0..100")
         values.append(sample)
         ids.append(row[0])
     if not values:
