@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..config import Config, is_loopback, load_config
 from ..errors import InputError
+from ..errors.validation import file_problem
 from ..journal.backends import read_journal_password
 from ..metrics.http import read_auth_password
 from ..sources.registry import kind_of
@@ -62,8 +63,11 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
 
 
 def _exists(path: Path, what: str) -> None:
-    if not Path(path).is_file():
+    problem = file_problem(path)
+    if problem == "no such file":
         raise InputError(f"{what}: no such file {path}")
+    if problem:
+        raise InputError(f"{what}: {path} {problem}")
 
 
 __all__ = ["check_config", "check_config_files"]

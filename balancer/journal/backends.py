@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from ..config import is_loopback
 from ..errors import InputError
+from ..errors.validation import read_secret_file
 from .schema import MIGRATIONS, SCHEMA_VERSION, statements
 
 
@@ -255,12 +256,4 @@ def read_journal_password(password_env: str | None, password_file: Path | None) 
         return value
     if password_file is None:
         return None
-    try:
-        value = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
-    except FileNotFoundError:
-        raise InputError(f"journal: password_file {password_file}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"journal: password_file {password_file}: cannot read: {exc}") from None
-    if not value:
-        raise InputError(f"journal: password_file {password_file} is empty")
-    return value
+    return read_secret_file(password_file, "journal: password_file")

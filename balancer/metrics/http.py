@@ -47,16 +47,10 @@ def read_auth_password(auth: BasicAuthConfig) -> str:
         if not value:
             raise InputError(f"metrics.basic_auth: environment variable {auth.password_env} (password_env) is not set")
         return value
+    from ..errors.validation import read_secret_file
+
     assert auth.password_file is not None
-    try:
-        value = Path(auth.password_file).read_text(encoding="utf-8").rstrip("\r\n")
-    except FileNotFoundError:
-        raise InputError(f"metrics.basic_auth: password_file {auth.password_file}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"metrics.basic_auth: password_file {auth.password_file}: cannot read: {exc}") from None
-    if not value:
-        raise InputError(f"metrics.basic_auth: password_file {auth.password_file} is empty")
-    return value
+    return read_secret_file(auth.password_file, "metrics.basic_auth: password_file")
 
 
 # POST /place: (request body, query string) -> (HTTP status, JSON answer)

@@ -17,6 +17,7 @@ from typing import Any, Callable, TypeVar
 
 from ...config import VCenterConfig
 from ...errors import SourceError
+from ...errors.validation import read_secret_file
 
 log = logging.getLogger("balancer.vcenter")
 
@@ -34,17 +35,7 @@ def read_password(vc: VCenterConfig) -> str:
             raise SourceError(f"vcenter: environment variable {vc.password_env} (password_env) is not set")
         return value
     assert vc.password_file is not None
-    try:
-        value = vc.password_file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SourceError(f"vcenter: password_file {vc.password_file}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise SourceError(f"vcenter: password_file {vc.password_file}: cannot read: {reason}") from None
-    value = value.rstrip("\r\n")
-    if not value:
-        raise SourceError(f"vcenter: password_file {vc.password_file} is empty")
-    return value
+    return read_secret_file(vc.password_file, "vcenter: password_file", SourceError)
 
 
 def endpoint(vc: VCenterConfig) -> str:

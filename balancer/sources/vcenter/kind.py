@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ...errors.validation import file_problem
 from . import VCenterSource
 
 if TYPE_CHECKING:
@@ -46,8 +47,11 @@ def check(config: "Config", where: str) -> list[str]:
     # read at each connection, not at start: a cycle would fail, so a warning (the file may be
     # mounted only where the service runs)
     for key, path in (("password_file", vc.password_file), ("ca_file", vc.ca_file)):
-        if path is not None and not Path(path).is_file():
+        problem = file_problem(path) if path is not None else None
+        if problem == "no such file":
             warnings.append(f"{where}vcenter.{key}: no such file {path} (connecting will fail)")
+        elif problem:
+            warnings.append(f"{where}vcenter.{key}: {path} {problem} (connecting will fail)")
     if vc.password_env is not None and not os.environ.get(vc.password_env):
         warnings.append(f"{where}vcenter.password_env: environment variable {vc.password_env} is not set here "
                         "(connecting will fail where it is not set)")
