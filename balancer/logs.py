@@ -56,7 +56,9 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 def _text_value(v: Any) -> str:
     s = v if isinstance(v, str) else json.dumps(v, default=str)
-    return json.dumps(s) if (not s or any(c in s for c in ' "=\n')) else s
+    # quoted (and so escaped) when it has a space, a quote, "=" or any control character (a line break, a
+    # terminal escape sequence): a value never splits the line nor rewrites what a terminal shows
+    return json.dumps(s) if (not s or not s.isprintable() or any(c in s for c in ' "=')) else s
 
 
 class TextFormatter(logging.Formatter):
