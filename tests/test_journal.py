@@ -193,3 +193,17 @@ def test_history_of_an_unknown_cluster_is_an_error(tmp_path):
     assert r.returncode == 2 and "nosuch" in r.stderr and "c1" in r.stderr and r.stderr.count("\n") == 1
     r = run_cli("history", "--config", str(cfg), "--cluster", "c1")
     assert r.returncode == 0 and "c1" in r.stdout
+
+
+def test_a_plan_an_earlier_version_stored_with_a_control_character_reads_back_escaped(tmp_path):
+    # earlier versions accepted a line break in a name; such a stored plan still reads back, escaped
+    j = Journal(tmp_path / "j.sqlite")
+    plan = _plan()
+    cid = j.begin_cycle("c1", "full", "off")
+    data = json.loads(plan.model_dump_json())
+    data["moves"][0]["vm"] = "web\n01"
+    j._store_plan(cid, "recommended", data)
+    j.end_cycle(cid, "ok")
+    assert j.plan(cid).moves[0].vm == "web\\n01"
+    with pytest.raises(Exception, match="control character"):
+        type(plan).model_validate(data)  # a plan file with it is still refused

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, ValidationInfo
 
 MiB = 1024 * 1024
 
@@ -85,7 +85,18 @@ def no_control(value: str) -> str:
     return value
 
 
-_PLAIN = AfterValidator(no_control)
+# the validation context under which stored data of an earlier version is read back (the journal's plans):
+# a control character there is escaped (``\n``), not refused, so the history stays readable and harmless
+STORED = {"stored": True}
+
+
+def _no_control(value: str, info: ValidationInfo) -> str:
+    if info.context and info.context.get("stored"):
+        return _CONTROL.sub(lambda m: repr(m.group())[1:-1], value)
+    return no_control(value)
+
+
+_PLAIN = AfterValidator(_no_control)
 _SCHEMA = {"pattern": NO_CONTROL_PATTERN}
 
 # A name of the cluster's inventory (host, VM, rule, group, datastore, pool, network ...).
@@ -98,4 +109,4 @@ Text = Annotated[str, Field(json_schema_extra=_SCHEMA), _PLAIN]
 
 __all__ = ["CLUSTER_NAME_MAX", "CONTROL", "ClusterName", "MAX_CONFIG_BYTES", "MAX_DEPTH", "MAX_LINE",
            "MAX_PLAN_BYTES", "MAX_SNAPSHOT_BYTES", "MAX_TRACE_BYTES", "MAX_VM_SPEC_BYTES", "MiB", "NAME_MAX", "NO_CONTROL_PATTERN",
-           "Name", "QUOTE_MAX", "Text", "clip", "clip_line", "no_control", "quote"]
+           "Name", "QUOTE_MAX", "STORED", "Text", "clip", "clip_line", "no_control", "quote"]

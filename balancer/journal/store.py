@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import BalancerError, InputError
+from ..errors.limits import STORED
 from ..plan.result import ActionResult, action_endpoints
 from ..plan import Plan
 from .backends import Backend, PostgresBackend, SQLiteBackend, read_journal_password
@@ -285,7 +286,8 @@ class Journal:
 
     def plan(self, cycle_id: int, role: str = "recommended") -> Plan | None:
         row = self.db.one("SELECT plan FROM plans WHERE cycle_id=? AND role=?", (cycle_id, role))
-        return Plan.model_validate(json.loads(row["plan"])) if row else None
+        # a plan an earlier version stored: names with control characters escaped, not refused (errors/limits.py)
+        return Plan.model_validate(json.loads(row["plan"]), context=STORED) if row else None
 
     def suppressed(self, cycle_id: int) -> list[dict]:
         return self._rows("SELECT vm, target, reason, detail FROM suppressed WHERE cycle_id=?", (cycle_id,))

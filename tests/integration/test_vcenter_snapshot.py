@@ -236,3 +236,25 @@ def test_how_a_host_can_be_woken_is_collected_and_dpm_never_strands_one_that_can
     plan = make_plan(snap, PlanOptions(dpm=DpmOptions(all_steps=True, min_hosts_on=1, headroom_hosts=0)))
     standby = {p.host for p in plan.power if p.action == "standby"}
     assert standby and host_name(2) not in standby, (standby, plan.notes)
+
+
+def test_a_name_with_control_characters_is_escaped_as_vcenter_escapes_a_slash_and_the_vm_still_moves(start_vcsim):
+    # vCenter gives "/" in a name as %2f; a line break or a bidirectional override in a name (what SOAP's XML
+    # can carry: no ESC) is written the same way, so the snapshot's names stay one harmless line and the
+    # executor still finds the VM by its name
+    from balancer.engine import PlanOptions, make_plan
+
+    sim = start_vcsim(hosts=3, vms_per_host=1)
+    admin = sim.connect()
+    try:
+        admin.wait(admin.vms()[vm_name(0)].Rename_Task(newName="web\n01\u202e\t"))
+    finally:
+        admin.close()
+    with sim.source() as src:
+        snap = src.snapshot()
+        vm = snap.vm("web%0a01%u202e%09")
+        plan = make_plan(snap, PlanOptions(evacuate=(vm.host,)))
+        assert [m.vm for m in plan.moves] == [vm.name]
+        results = src.execute(plan.model_copy(update={"power": []}))
+        assert [r.outcome for r in results] == ["success"]
+        assert src.snapshot().vm(vm.name).host != vm.host

@@ -25,7 +25,8 @@ from ...errors import SourceError
 from ...snapshot import (SNAPSHOT_VERSION, VM, Automation, Datastore, DatastoreState, Disk, HaAdmissionControl,
                          Host, HostState, ResourcePool, Shares, Snapshot, VmHostRule, VmVmRule)
 from .connection import Connection
-from .inventory import ClusterRefs, duplicate_error, duplicates, find_cluster, moid, objects_spec, props, read_view, retrieve
+from .inventory import (ClusterRefs, duplicate_error, duplicates, find_cluster, moid, objects_spec, props, read_view, retrieve,
+                        vc_name)
 from .sdrs import pod_rules
 
 log = logging.getLogger("balancer.vcenter")
@@ -480,7 +481,7 @@ def vm_disks(p: dict[str, Any], ds_name: dict[str, str], key_names: dict[int, st
         size = (_finite(getattr(dev, "capacityInBytes", None)) or (_finite(getattr(dev, "capacityInKB", None)) or 0.0) * 1024) / GB
         if size <= 0:
             continue
-        label = getattr(getattr(dev, "deviceInfo", None), "label", None) or f"disk {dev.key}"
+        label = vc_name(getattr(getattr(dev, "deviceInfo", None), "label", None)) or f"disk {dev.key}"
         name = label if label not in seen else f"{label} ({dev.key})"
         seen.add(name)
         u = used.get(dev.key)
@@ -527,9 +528,9 @@ def groups(config: Any, vm_name: dict[str, str], host_name: dict[str, str]) -> t
     host_groups: dict[str, list[str]] = {}
     for g in getattr(config, "group", None) or []:
         if isinstance(g, vim.cluster.VmGroup):
-            vm_groups[g.name] = _members(g.vm, vm_name)
+            vm_groups[vc_name(g.name)] = _members(g.vm, vm_name)
         elif isinstance(g, vim.cluster.HostGroup):
-            host_groups[g.name] = _members(g.host, host_name)
+            host_groups[vc_name(g.name)] = _members(g.host, host_name)
     return vm_groups, host_groups
 
 
@@ -556,22 +557,22 @@ def cluster_rules(config: Any, vm_name: dict[str, str], vm_groups: dict, host_gr
                 continue
             mandatory = getattr(r, "mandatory", None)
             rules.append(VmVmRule(
-                name=r.name,
+                name=vc_name(r.name),
                 type="vm-affinity" if isinstance(r, vim.cluster.AffinityRuleSpec) else "vm-anti-affinity",
                 vms=members, mandatory=True if mandatory is None else bool(mandatory), enabled=enabled,
             ))
         elif isinstance(r, vim.cluster.VmHostRuleInfo):
             affine = getattr(r, "affineHostGroupName", None)
             anti = getattr(r, "antiAffineHostGroupName", None)
-            host_group = affine or anti
+            host_group = vc_name(affine or anti)
             if not r.vmGroupName or not host_group:
                 log.warning("rule %s: VM-host rule without a VM group or host group; ignored", r.name)
                 continue
-            if r.vmGroupName not in vm_groups or host_group not in host_groups:
+            if vc_name(r.vmGroupName) not in vm_groups or host_group not in host_groups:
                 log.warning("rule %s: refers to a group that does not exist; ignored", r.name)
                 continue
             rules.append(VmHostRule(
-                name=r.name, type="vm-host", vm_group=r.vmGroupName, host_group=host_group,
+                name=vc_name(r.name), type="vm-host", vm_group=vc_name(r.vmGroupName), host_group=host_group,
                 affine=bool(affine), mandatory=bool(getattr(r, "mandatory", False)), enabled=enabled,
             ))
         else:

@@ -6,10 +6,14 @@ and on the simulator reading an unset property can break the connection.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ...errors import SourceError
+from ...errors.limits import CONTROL
+
+_CONTROL = re.compile(f"[{CONTROL}]")
 
 
 def _vmodl():
@@ -37,9 +41,20 @@ def retrieve(content: Any, specs: list[Any]) -> list[Any]:
     return objects
 
 
+def vc_name(value: Any) -> Any:
+    """A name as vCenter gave it, with each control character written as vCenter writes "/" in a name
+    (``%2f``): ``%`` and two hex digits (``%u`` and four past U+00FF). vCenter already gives "%" as
+    ``%25``, so the result is unambiguous, one line, and the same however often it is read: the snapshot
+    refuses control characters in names, and the executor finds objects by these same names."""
+    if not isinstance(value, str) or not _CONTROL.search(value):
+        return value
+    return _CONTROL.sub(lambda m: f"%{ord(m.group()):02x}" if ord(m.group()) < 256 else f"%u{ord(m.group()):04x}", value)
+
+
 def props(oc: Any) -> dict[str, Any]:
-    """ObjectContent -> {property path: value}; properties vCenter could not read are absent."""
-    return {p.name: p.val for p in (oc.propSet or [])}
+    """ObjectContent -> {property path: value}; properties vCenter could not read are absent. A ``name``
+    is read through ``vc_name``."""
+    return {p.name: vc_name(p.val) if p.name == "name" else p.val for p in (oc.propSet or [])}
 
 
 def view_spec(view: Any, paths_by_type: dict[Any, list[str]], extra: Iterable[tuple[Any, Any, list[str]]] = (),

@@ -27,7 +27,7 @@ import logging
 from typing import Any
 
 from ...snapshot import VmDatastoreRule, VmdkRule
-from .inventory import moid
+from .inventory import moid, vc_name
 
 log = logging.getLogger("balancer.vcenter")
 
@@ -42,7 +42,7 @@ def pod_rules(entries: dict[str, tuple[str, Any]], vm_name: dict[str, str], disk
     out: list[VmdkRule | VmDatastoreRule] = []
 
     def name_of(pod: str, name: str | None, fallback: str) -> str:
-        name = (name or "").strip() or fallback
+        name = vc_name((name or "").strip()) or fallback
         if name in taken:
             name = f"{pod}/{name}"
         n, base = 2, name
