@@ -17,6 +17,8 @@ from balancer.plan import Move
 from balancer.snapshot import parse_snapshot
 from balancer.snapshot.vmspec import VmSpec
 from helpers import run_cli
+from test_engine_properties import _replay, assert_order_of_obligations
+from test_repair import repairable
 
 
 def host(name, cpu=20000, mem=65536, cores=8):
@@ -176,3 +178,23 @@ def test_no_step_of_any_plan_passes_the_over_commitment_limit_that_held(s, thres
         if not hard and mode != "dpm":
             for h in counts[-1]:
                 assert counts[-1][h] <= max(ceiling, counts[0][h]), (h, counts, plan.moves)
+
+
+@settings(max_examples=int(__import__("os").environ.get("PROP_EXAMPLES", 12)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data(), st.integers(1, 5), st.sampled_from(["cp-sat", "greedy"]), st.sampled_from([None, 2.0, 6.0]),
+       st.sampled_from([None, 0.0, 0.3]), st.booleans())
+def test_with_the_options_no_plan_breaks_the_order_of_obligations(data, threshold, planner, per_core, spread, dpm):
+    # the clusters built to have a repair (test_repair.py), with the tallies on: every step within every
+    # ceiling (capacity, headroom, the tallies), no hard obligation that held broken, the headroom and the
+    # distribution limit given up only for a hard repair
+    s, _ = data.draw(repairable())
+    options = PlanOptions(threshold=threshold, planner=planner, max_vcpus_per_core=per_core, vm_distribution=spread,
+                          max_moves=data.draw(st.one_of(st.none(), st.integers(0, 30))),
+                          dpm=DpmOptions(max_standby=None) if dpm else None)
+    plan = make_plan(s, options)
+    if plan.status == "infeasible":
+        assert plan.moves == [] and plan.conflicts
+        return
+    assert_order_of_obligations(plan)
+    _replay(s, plan, options)
