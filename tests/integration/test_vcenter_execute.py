@@ -9,7 +9,7 @@ from balancer.snapshot import HostState
 from balancer.sources.vcenter import VCenterSource
 from balancer.sources.vcenter.executor import Executor
 from helpers import plan_actions
-from vcsim_harness import CLUSTER, host_name, max_overlap, vm_name
+from vcsim_harness import CLUSTER, host_name, max_overlap, vm_name, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -317,6 +317,33 @@ def test_a_vmotion_past_its_deadline_has_its_tasks_outcome(start_vcsim):
     logged = sim.stats()["relocations"]
     assert [(r["vm"], r["failed"], r.get("cancelled", False)) for r in logged] == \
         [(vm_name(0), False, False), (vm_name(1), True, True)]
+
+
+def test_a_vmotion_whose_reply_is_lost_is_found_among_vcenters_tasks_and_has_its_outcome(start_vcsim):
+    """vCenter starts the relocation but its reply never arrives (the connection closes): the action is
+    not taken for failed; vCenter's running task of the VM is the action's, waited for to its end."""
+    import threading
+
+    sim = start_vcsim(hosts=2, vms_per_host=2)
+    sim.hold()  # the task keeps running until released, as a vMotion in progress
+    sim.drop_reply(1)
+    src = sim.source()
+    out: list = []
+    try:
+        worker = threading.Thread(target=lambda: out.extend(src.execute(make_plan((vm_name(0), host_name(0), host_name(1))))))
+        worker.start()
+        assert wait_until(lambda: sim.stats()["methods"].get("RelocateVM_Task", 0) == 1, timeout=30)
+        sim.release()
+        worker.join(60)
+    finally:
+        src.close()
+    assert [r.outcome for r in out] == ["success"], out
+    admin = sim.connect()
+    try:
+        assert admin.placement()[vm_name(0)] == host_name(1)
+    finally:
+        admin.close()
+    assert sim.stats()["methods"]["RelocateVM_Task"] == 1, "one vMotion: the action's own, not a second"
 
 
 def test_moves_keep_the_vms_resource_pool(vcsim, admin):

@@ -143,6 +143,11 @@ class VcSim:
         tasks in progress go on meanwhile."""
         self._http(f"/_vcsim/outage?ms={ms}", "POST")
 
+    def drop_reply(self, n: int = 1) -> None:
+        """The next ``n`` RelocateVM_Task calls are carried out (their tasks start) with their replies lost:
+        the connection is closed without an answer."""
+        self._http(f"/_vcsim/drop-reply?n={n}", "POST")
+
     def release(self, fail: bool = False) -> None:
         """The held relocation tasks go on (and end as they would have), or (``fail``) end in a task
         error (InsufficientResourcesFault), their VMs where they were."""

@@ -32,6 +32,8 @@
 //     simulator: a MethodNotFound fault) and the task goes on, as a vCenter not honouring a cancel
 //     POST /_vcsim/outage?ms=N   for N ms every SOAP request finds its connection closed without an
 //     answer (vCenter unreachable; its tasks go on meanwhile)
+//     POST /_vcsim/drop-reply?n=N the next N RelocateVM_Task calls are carried out (their tasks start)
+//     and their connections closed without the reply (a reply lost on the network)
 //     Each logged relocation carries its task's id (task).
 //   - Per-host DPM overrides: ReconfigureComputeResource_Task's dpmHostConfigSpec is stored in the
 //     cluster's configurationEx.dpmHostConfig (the simulator drops it).
@@ -141,7 +143,16 @@ type stats struct {
 	holdAfter   int                      // relocations still to go through before the hold takes effect
 	cancels     map[string]chan struct{} // held relocation tasks that honour CancelTask, by task id
 	downUntil   time.Time                // SOAP requests before then find the connection closed (/_vcsim/outage)
+	dropReplies int                      // RelocateVM_Task calls still to be carried out with their reply lost (/_vcsim/drop-reply)
 }
+
+// discardReply stands in for the ResponseWriter of a call whose reply is lost on the network: the call is
+// carried out (its task starts), and the connection is then closed without an answer.
+type discardReply struct{ header http.Header }
+
+func (d *discardReply) Header() http.Header         { return d.header }
+func (d *discardReply) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardReply) WriteHeader(int)             {}
 
 // hold keeps relocation tasks running until ch is closed; fail (set before closing) ends them in an error.
 type hold struct {
@@ -666,6 +677,13 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration,
 			st.mu.Unlock()
 			w.WriteHeader(http.StatusNoContent)
 			return
+		case "/_vcsim/drop-reply":
+			st.mu.Lock()
+			st.dropReplies = 1
+			fmt.Sscan(r.URL.Query().Get("n"), &st.dropReplies)
+			st.mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+			return
 		case "/_vcsim/outage":
 			var ms int
 			fmt.Sscan(r.URL.Query().Get("ms"), &ms)
@@ -754,6 +772,23 @@ func wrap(next http.Handler, st *stats, sdkPath string, taskDelay time.Duration,
 			req, ok := method.Body.(*types.RelocateVM_Task)
 			if !ok {
 				break
+			}
+			st.mu.Lock()
+			drop := st.dropReplies > 0
+			if drop {
+				st.dropReplies--
+			}
+			st.mu.Unlock()
+			if drop { // carried out, its reply lost: the connection is closed once the task has started
+				orig := w
+				w = &discardReply{header: http.Header{}}
+				defer func() {
+					if hj, ok := orig.(http.Hijacker); ok {
+						if conn, _, err := hj.Hijack(); err == nil {
+							_ = conn.Close()
+						}
+					}
+				}()
 			}
 			rec := relocation{
 				VM:     entityName(&method.This),

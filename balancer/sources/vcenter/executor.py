@@ -35,7 +35,7 @@ from ..plan_runner import Action, Limits, run_plan
 from .collector import Collector, host_state
 from .connection import Connection, ObjectGone
 from .inventory import ClusterRefs, moid, objects_spec, props, read_view, retrieve
-from .tasks import describe_fault
+from .tasks import describe_fault, recent_tasks
 
 if TYPE_CHECKING:
     from ...plan.domain_plan import CrossMove
@@ -223,7 +223,7 @@ class Executor:
             if why:
                 return self._finish(a, "skipped", why, t0)
             self.before_action(a)
-            task = self.conn.call(what, lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
+            task = self._start_relocation(a, refs, what, lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
             self._accepted(a, task)
             message = self._wait_action(a, task, move_deadline(a, self.timeout, self.margin)) or ""
             return self._finish(a, "success", message, t0)
@@ -231,6 +231,37 @@ class Executor:
             return self._finish(a, "cancelled", str(exc), t0)
         except (SourceError, ActionFailed) as exc:
             return self._finish(a, "failed", str(exc), t0)
+
+    def _start_relocation(self, a: Move | StorageMove, refs: ClusterRefs, what: str, call: Callable[[], Any]) -> Any:
+        """Start a RelocateVM_Task; its Task. When the call fails without vCenter's answer (the reply lost,
+        the connection broken) vCenter may have started the task all the same: its recent tasks are read,
+        and a relocation of the VM it is running is the action's task (waited for as if accepted)."""
+        try:
+            return self.conn.call(what, call)
+        except ObjectGone:
+            raise
+        except SourceError as exc:
+            task = self._started_anyway(a, refs)
+            if task is None:
+                raise
+            log.warning("step %s: %s failed (%s) but vCenter is running task %s for VM %s: waiting for it",
+                        a.step, what, exc, moid(task), a.vm)
+            return task
+
+    def _started_anyway(self, a: Move | StorageMove, refs: ClusterRefs) -> Any:
+        """The relocation of ``a``'s VM vCenter has queued or is running (None: none, several, or vCenter
+        cannot be read)."""
+        from pyVmomi import vim
+
+        try:
+            tasks = recent_tasks(self.conn, refs)
+        except SourceError:
+            return None
+        mine = [t for t in tasks if t.subject == a.vm and t.action == "relocate" and t.state in ("queued", "running")
+                and t.key]
+        if len(mine) != 1:
+            return None
+        return vim.Task(mine[0].key, self.conn.si._stub)
 
     def _move(self, m: Move, refs: ClusterRefs) -> ActionResult:
         from pyVmomi import vim
