@@ -203,3 +203,18 @@ def test_check_config_warns_about_a_short_vcenter_interval_and_open_metrics(tmp_
     path.write_text("source: vcenter\nvcenter:\n  host: vc.example.com\n  user: u\n  password_env: X\n  cluster: c\n"
                     "drs:\n  interval: 5m\n")
     assert run_cli("check-config", str(path), env={"X": "secret"}).stderr == ""
+
+
+def test_a_call_that_got_no_answer_is_told_apart_from_one_never_sent_or_answered_with_a_fault():
+    # only an unanswered call (it may have reached vCenter) lets the executor look for the task it started
+    import http.client
+    import socket
+
+    from pyVmomi import vim
+
+    from balancer.sources.vcenter.connection import _unanswered
+
+    assert _unanswered(http.client.RemoteDisconnected("gone")) and _unanswered(TimeoutError())
+    assert _unanswered(ConnectionResetError())
+    assert not _unanswered(ConnectionRefusedError()) and not _unanswered(socket.gaierror())
+    assert not _unanswered(vim.fault.InvalidState())

@@ -100,6 +100,19 @@ class ObjectGone(SourceError):
     """The managed object a call was made on no longer exists (ManagedObjectNotFound)."""
 
 
+class Unanswered(SourceError):
+    """A call that may have reached vCenter got no answer (the connection broke or timed out after it was
+    sent): vCenter may have carried it out."""
+
+
+def _unanswered(exc: BaseException) -> bool:
+    """Did the call fail after it may have been sent, with no answer from vCenter (not a fault it answered,
+    nor a connection that was never made)?"""
+    if isinstance(exc, (ConnectionRefusedError, socket.gaierror, ssl.SSLError)):
+        return False
+    return isinstance(exc, (socket.timeout, TimeoutError, http.client.HTTPException, OSError))
+
+
 class Connection:
     """A logged-in pyvmomi service instance, shared by the collector and the executor (thread-safe)."""
 
@@ -212,7 +225,8 @@ class Connection:
             except vmodl.fault.ManagedObjectNotFound:
                 raise ObjectGone(f"{self.where}: {what}: object no longer exists") from None
             except Exception as exc:  # noqa: BLE001
-                raise SourceError(f"{self.where}: {what}: {describe(exc)}") from None
+                kind = Unanswered if _unanswered(exc) else SourceError
+                raise kind(f"{self.where}: {what}: {describe(exc)}") from None
         raise AssertionError("unreachable")
 
     def close(self) -> None:

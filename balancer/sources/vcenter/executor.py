@@ -33,7 +33,7 @@ from ...plan import Move, Plan, PowerAction, StorageMove
 from ...snapshot import SNAPSHOT_VERSION, VM, Datastore, DatastoreState, Host, HostState, Snapshot
 from ..plan_runner import Action, Limits, run_plan
 from .collector import Collector, host_state
-from .connection import Connection, ObjectGone
+from .connection import Connection, ObjectGone, Unanswered
 from .inventory import ClusterRefs, moid, objects_spec, props, read_view, retrieve
 from .tasks import describe_fault, recent_tasks
 
@@ -233,14 +233,13 @@ class Executor:
             return self._finish(a, "failed", str(exc), t0)
 
     def _start_relocation(self, a: Move | StorageMove, refs: ClusterRefs, what: str, call: Callable[[], Any]) -> Any:
-        """Start a RelocateVM_Task; its Task. When the call fails without vCenter's answer (the reply lost,
-        the connection broken) vCenter may have started the task all the same: its recent tasks are read,
-        and a relocation of the VM it is running is the action's task (waited for as if accepted)."""
+        """Start a RelocateVM_Task; its Task. When the call got no answer (the reply lost, the connection
+        broken after it was sent) vCenter may have started the task all the same: its recent tasks are
+        read, and a relocation of the VM it is running is the action's task (waited for as if accepted).
+        A fault vCenter answered (the VM busy with another's vMotion, say) is a failure: no task is adopted."""
         try:
             return self.conn.call(what, call)
-        except ObjectGone:
-            raise
-        except SourceError as exc:
+        except Unanswered as exc:
             task = self._started_anyway(a, refs)
             if task is None:
                 raise
