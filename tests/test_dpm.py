@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import deque
 from datetime import timedelta
 
@@ -312,8 +313,11 @@ def dpm_clusters(draw):
                   {"hg": draw(st.lists(st.sampled_from([h["name"] for h in hosts]), min_size=1, max_size=3, unique=True))})
         rules.append({"name": "pinned", "type": "vm-host", "vm_group": "g", "host_group": "hg",
                       "affine": draw(st.booleans()), "mandatory": draw(st.booleans())})
+    mem_target = draw(st.sampled_from([None, 0.5, 0.7]))
     dpm = DpmOptions(min_hosts_on=draw(st.integers(1, 3)), headroom_hosts=draw(st.integers(0, 2)),
-                     max_standby=draw(st.sampled_from([None, 1, 2])))
+                     max_standby=draw(st.sampled_from([None, 1, 2])), pace=draw(st.sampled_from([1.0, 0.5, 0.25])),
+                     max_standby_share=draw(st.sampled_from([None, 0.25, 0.5])), moves_per_host=draw(st.integers(1, 8)),
+                     mem_target=mem_target, mem_tolerance=None if mem_target is None else 0.2)
     return snap(hosts, vms, rules, *groups), dpm
 
 
@@ -334,7 +338,17 @@ def test_dpm_plans_keep_capacity_rules_min_hosts_and_headroom(case, max_moves):
         assert on.sum() >= dpm.min_hosts_on
         assert headroom_kept(c, on, c.load.sum(axis=0), dpm.headroom_hosts)
         util = c.load.sum(axis=0) / c.cap[on].sum(axis=0)
-        assert util.max() <= dpm.target + 1e-9
+        assert (util[:2] <= np.array(dpm.targets) + 1e-9).all()  # each resource within its own target
+        # the pace: at most the caps, and the vMotion limit (VMs moved off per host that stays on)
+        n_on_before = sum(1 for h in s.hosts if h.state.value == "on")
+        if dpm.max_standby is not None:
+            assert len(standby) <= dpm.max_standby
+        if dpm.max_standby_share is not None and n_on_before:
+            assert len(standby) <= max(1, math.ceil(dpm.max_standby_share * n_on_before - 1e-9))
+        if len(standby) > 1:
+            off = {p.host for p in standby}
+            moved_off = [m for m in plan.moves if m.source in off]
+            assert len(moved_off) <= dpm.moves_per_host * int(on.sum())
     before = {(v.kind, v.name) for v in plan.violations_before if v.mandatory}
     after = {(v.kind, v.name) for v in plan.violations_after if v.mandatory}
     assert after <= before, "DPM introduces no mandatory violation"
@@ -353,7 +367,8 @@ def test_recommend_dpm_flag_and_config(tmp_path):
     proc = run_cli("recommend", "--snapshot", str(path), "--format", "json", "--time-limit", "1", "--dpm")
     assert proc.returncode == 0, proc.stderr
     power = json.loads(proc.stdout)["power"]
-    assert [p["action"] for p in power] == ["standby"]  # one host per plan by default
+    # 6 hosts, 3 could go: half the gap (2), at most 25 % of the hosts on (2)
+    assert [p["action"] for p in power] == ["standby", "standby"]
     assert all({"host", "action", "reason", "step"} <= set(p) for p in power)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("dpm:\n  automation: manual\n  min_hosts_on: 5\n  max_standby_per_cycle: 3\n")
@@ -489,9 +504,21 @@ def test_no_second_standby_within_the_hold_time_cluster_wide():
     hosts, vms = low_load()
     hosts.append(host("h6", state="standby"))  # went to standby a moment ago
     s = snap(hosts, vms)
-    plan = make_plan(s, PlanOptions(dpm=DPM, **FAST), History(power_hold=frozenset({"h6"})))
+    one = DpmOptions(max_standby=1)
+    plan = make_plan(s, PlanOptions(dpm=one, **FAST), History(power_hold=frozenset({"h6"})))
     assert plan.power == [] and any("h6 changed power state within the hold time" in n for n in plan.notes)
-    assert [p.action for p in make_plan(s, PlanOptions(dpm=DPM, **FAST)).power][:1] == ["standby"]
+    assert [p.action for p in make_plan(s, PlanOptions(dpm=one, **FAST)).power][:1] == ["standby"]
+    # paced: a plan that would take a single host (near the band) waits too ...
+    paced = DpmOptions(max_standby=None, pace=0.3)  # 3 could go: ceil(0.9) = 1
+    plan = make_plan(s, PlanOptions(dpm=paced, **FAST), History(power_hold=frozenset({"h6"})))
+    assert plan.power == [] and any("h6 changed power state within the hold time" in n for n in plan.notes)
+    # ... while far from the band (several hosts this plan) it goes on; h6 stays in standby
+    plan = make_plan(s, PlanOptions(dpm=DPM, **FAST), History(power_hold=frozenset({"h6"})))
+    assert len([p for p in plan.power if p.action == "standby"]) == 3
+    # a host woken within the hold time holds every standby back, whatever the pace
+    hosts2, vms2 = low_load()
+    plan = make_plan(snap(hosts2, vms2), PlanOptions(dpm=DPM, **FAST), History(power_hold=frozenset({"h5"})))
+    assert plan.power == [] and any("h5 changed power state" in n for n in plan.notes)
     # while power-on is never held back that way
     plan = make_plan(rising(), PlanOptions(dpm=DPM, **FAST), History(power_hold=frozenset({"h0"})))
     assert [p.action for p in plan.power] == ["power-on"]
@@ -512,18 +539,19 @@ def test_off_window_coverage():
 
 # --- over the service: fresh journal, DPM automatic ------------------------------------------------
 
-def _service_cycle(tmp_path, drs):
+def _service_cycle(tmp_path, drs, **dpm):
     from balancer.journal import Journal
     from balancer.service import ClusterCycle
     from service_helpers import config_of, sim_config
 
-    cfg = config_of(sim_config(tmp_path, drs=drs, sim={"vms": 60, "start": 24}, dpm={"automation": "automatic"}))
+    dpm = {"automation": "automatic", **({"max_standby_per_cycle": dpm["max_standby"]} if "max_standby" in dpm else {})}
+    cfg = config_of(sim_config(tmp_path, drs=drs, sim={"vms": 60, "start": 24}, dpm=dpm))
     source = SimulatedCluster(cfg.sim)
     return ClusterCycle("c", cfg, Journal(":memory:"), open_source=lambda: source), cfg
 
 
 def test_service_standby_waits_for_the_window_and_a_hold_time_between_hosts(tmp_path):
-    cycle, cfg = _service_cycle(tmp_path, {"automation": "full"})
+    cycle, cfg = _service_cycle(tmp_path, {"automation": "full"}, max_standby=1)
     window, hold = timedelta(seconds=cfg.dpm.power_off_window), timedelta(seconds=cfg.dpm.hold_time)
     start, standby = None, []
     for _ in range(22):
@@ -550,3 +578,51 @@ def test_service_drs_manual_dpm_automatic_makes_no_vmotion(tmp_path):
         assert not [r for r in res.results if r.kind == "move"]
         if res.executed is not None:
             assert res.executed.moves == []
+
+
+@SETTINGS
+@given(dpm_clusters(), st.data())
+def test_dpm_never_changes_a_host_held_within_its_hold_time_unless_ha_needs_it(case, data):
+    s, dpm = case
+    names = [h.name for h in s.hosts]
+    held = frozenset(data.draw(st.lists(st.sampled_from(names), max_size=3, unique=True)))
+    options = PlanOptions(dpm=dpm, time_limit_s=0.5)
+    plan = make_plan(s, options, History(power_hold=held))
+    for p in plan.power:
+        if p.host in held:
+            # only a wake, and only when capacity (the HA headroom) needs it: capacity before anti-flapping
+            from balancer.engine.compute.dpm import headroom_ok, lost_hosts
+            c = build_cluster(s, options)
+            assert p.action == "power-on", (p.host, p.action)
+            assert not headroom_ok(c, c.on, c.load[:, :2].sum(axis=0), lost_hosts(c, dpm)), p.detail
+    if any(h.name in held and h.state.value == "on" for h in s.hosts):
+        assert not [p for p in plan.power if p.action == "standby"], "no standby within the hold time after a wake"
+
+
+def test_paced_standby_takes_about_half_the_gap_within_the_vmotion_limit():
+    # 12 VMs x 1000 MHz on 6 hosts: 3 could go (the HA headroom keeps 3)
+    s = snap(*low_load())
+    gap = len([p for p in make_plan(s, PlanOptions(dpm=DPM, **FAST)).power if p.action == "standby"])
+    assert gap == 3
+    half = make_plan(s, PlanOptions(dpm=DpmOptions(max_standby=None, pace=0.5), **FAST))
+    assert len([p for p in half.power if p.action == "standby"]) == 2  # ceil(1.5)
+    # the vMotion limit: 2 VMs a host, one move per host that stays on: 3 hosts would send 6 VMs to
+    # 3 hosts, 2 hosts send 4 to 4
+    tight = make_plan(s, PlanOptions(dpm=DpmOptions(max_standby=None, moves_per_host=1), **FAST))
+    assert len([p for p in tight.power if p.action == "standby"]) == 2
+
+
+def test_memory_band_of_its_own():
+    # memory at 50 % of capacity, CPU at 20 %: with one band (45-81 %) memory keeps every host on;
+    # a memory band of 55-95 % (target 75 %) lets hosts go until memory reaches 75 %
+    hosts = [host(f"h{i}", cpu=10000, mem=10000) for i in range(6)]
+    vms = [vm(f"v{i}", f"h{i % 6}", cpu=1000, mem=2500) for i in range(12)]
+    s = snap(hosts, vms)
+    assert [p for p in make_plan(s, PlanOptions(dpm=DPM, **FAST)).power if p.action == "standby"] == []
+    own = DpmOptions(max_standby=None, headroom_hosts=0, mem_target=0.75, mem_tolerance=0.2)
+    plan = make_plan(s, PlanOptions(dpm=own, **FAST))
+    standby = [p for p in plan.power if p.action == "standby"]
+    assert len(standby) == 2  # 30000 MB on 4 hosts: 75 %
+    assert "memory 55 %–95 %" in standby[0].detail
+    with pytest.raises(ValueError):
+        DpmOptions(mem_target=0.9, mem_tolerance=0.2)

@@ -101,20 +101,28 @@ def _after(s, plan):
     return parse_snapshot(data)
 
 
-def test_the_service_pace_is_one_host_a_plan_and_all_steps_only_on_request():
+def test_the_service_pace_follows_the_gap_and_all_steps_only_on_request():
     cfg = Config()
     opts = plan_options(cfg, dpm=True)
-    assert opts.dpm.max_standby == cfg.dpm.max_standby_per_cycle == 1 and opts.dpm.all_steps is False
+    assert cfg.dpm.max_standby_per_cycle == "25%" and opts.dpm.max_standby_share == 0.25 and opts.dpm.pace == 0.5
+    assert opts.dpm.all_steps is False
     assert plan_options(cfg, dpm=True, dpm_all_steps=True).dpm.all_steps is True
     s = cluster()
-    assert len(standby(make_plan(s, opts))) == 1
-    # the hold time after a power change still holds the next step back in a service plan, not in --all-steps
+    first = make_plan(s, opts)
+    gap = 16 - first.dpm_end_state.hosts_on  # the hosts that could go at this demand
+    # about half the gap, at most a quarter of the hosts on (16 -> 4)
+    assert len(standby(first)) == min(-(-gap // 2), 4) and gap > 2
+    # one host a plan (the old pace): the hold time after a power change holds the next step back
+    one = plan_options(Config.model_validate({"dpm": {"max_standby_per_cycle": 1}}), dpm=True)
+    assert len(standby(make_plan(s, one))) == 1
     held = History(power_hold=frozenset({"esx15"}))
+    assert standby(make_plan(s, one, held)) == []
+    # a host on and held was just woken: no standby within the hold time, whatever the pace
     assert standby(make_plan(s, opts, held)) == []
     every = make_plan(s, PlanOptions(dpm=DpmOptions(all_steps=True), **FAST), held)
     assert len(standby(every)) > 1 and "esx15" not in standby(every)
     # the end state does not wait for the hold
-    assert make_plan(s, opts, held).dpm_end_state.hosts_on == every.dpm_end_state.hosts_on
+    assert make_plan(s, one, held).dpm_end_state.hosts_on == every.dpm_end_state.hosts_on
 
 
 def test_within_the_band_the_end_state_is_now():
@@ -244,7 +252,8 @@ def test_recommend_all_steps_from_a_snapshot(tmp_path):
     assert "dpm_end_state" not in json.loads(r.stdout)  # no DPM: no end state
     r = run_cli("recommend", "--snapshot", str(path), "--dpm", "--format", "json", cwd=tmp_path)
     one = json.loads(r.stdout)
-    assert len([p for p in one["power"] if p["action"] == "standby"]) == 1
+    gap = 16 - one["dpm_end_state"]["hosts_on"]
+    assert len([p for p in one["power"] if p["action"] == "standby"]) == min(-(-gap // 2), 4)  # paced by the gap
     r = run_cli("recommend", "--snapshot", str(path), "--all-steps", "--format", "json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     every = json.loads(r.stdout)

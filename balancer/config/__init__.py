@@ -182,7 +182,14 @@ class DpmConfig(_Section):
     tolerance: Annotated[float, Field(ge=0, lt=1)] = 0.18
     min_hosts_on: Annotated[int, Field(ge=1)] = 2
     headroom_hosts: Annotated[int, Field(ge=0)] = 1
-    max_standby_per_cycle: Annotated[int, Field(ge=1)] = 1  # hosts put into standby per plan
+    # Hosts put into standby per plan, at most: a number, a share of the hosts on ("25%"), or null (no
+    # fixed cap). Within it a plan takes about half the hosts that could still go at this demand (the
+    # gap to the band), so far from the band several, near it one (which then waits for hold_time).
+    max_standby_per_cycle: Annotated[int, Field(ge=1)] | Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*%\s*$")] | None = "25%"
+    pace: Annotated[float, Field(gt=0, le=1)] = 0.5  # share of the gap (hosts that could go) taken per plan
+    # the band for memory, when it differs from CPU's (target / tolerance): null = CPU's
+    mem_target: Annotated[float, Field(gt=0, lt=1)] | None = None
+    mem_tolerance: Annotated[float, Field(ge=0, lt=1)] | None = None
     power_on_window: Duration = 300.0
     power_off_window: Duration = 2400.0
     hold_time: Duration = 1800.0
@@ -192,7 +199,26 @@ class DpmConfig(_Section):
         if self.target + self.tolerance > 1.0:
             raise ValueError(f"target + tolerance must be at most 1 (the band's top is {self.target:g} + "
                              f"{self.tolerance:g} = {100 * (self.target + self.tolerance):.0f} % of capacity)")
+        mt = self.target if self.mem_target is None else self.mem_target
+        mtol = self.tolerance if self.mem_tolerance is None else self.mem_tolerance
+        if mt + mtol > 1.0:
+            raise ValueError(f"mem_target + mem_tolerance must be at most 1 (memory's band top is {mt:g} + {mtol:g})")
+        share = self.standby_share
+        if share is not None and not 0.0 < share <= 1.0:
+            raise ValueError(f"max_standby_per_cycle {self.max_standby_per_cycle!r}: a share must be above 0 % and at most 100 %")
         return self
+
+    @property
+    def standby_share(self) -> float | None:
+        """max_standby_per_cycle as a share of the hosts on (None: it is a number or null)."""
+        v = self.max_standby_per_cycle
+        return float(v.strip().rstrip("%").strip()) / 100.0 if isinstance(v, str) else None
+
+    @property
+    def standby_number(self) -> int | None:
+        """max_standby_per_cycle as a number of hosts (None: a share or no fixed cap)."""
+        v = self.max_standby_per_cycle
+        return v if isinstance(v, int) else None
 
 
 class SdrsConfig(_Section):

@@ -17,6 +17,19 @@ class DpmOptions:
     min_hosts_on: int = 2  # never fewer hosts on
     headroom_hosts: int = 1  # the demand must still fit with this many of the largest hosts lost
     max_standby: int | None = 1  # hosts put into standby per plan (None: no cap); the next plan judges again
+    # The pace: a plan takes at most ceil(pace x the hosts that could still go at this demand) (the gap to the
+    # band's target, in hosts), at least one and at most max_standby; far from the band several hosts a plan,
+    # near it one. A plan taking one host waits for the hold time after the last standby, as before.
+    # 1.0: the cap alone decides (the service's config sets 0.5: half the gap a cycle).
+    pace: float = 1.0
+    # a further cap, as a share of the hosts on: at most ceil(share x hosts on) a plan (None: none)
+    max_standby_share: float | None = None
+    # vMotion limit: the VMs a plan moves off hosts going to standby stay within this many per host that
+    # stays on (DRS's MaxMovesPerHost, 8 a pass)
+    moves_per_host: int = 8
+    # the band per resource: memory's target and tolerance (None: the same as CPU's)
+    mem_target: float | None = None
+    mem_tolerance: float | None = None
     # The whole consolidation in one plan: no cap on hosts put into standby, no hold time between
     # them (hosts held individually stay as they are), each standby right after the moves that empty it.
     all_steps: bool = False
@@ -31,6 +44,39 @@ class DpmOptions:
             raise ValueError("dpm min_hosts_on must be >= 1 and headroom_hosts >= 0")
         if self.max_standby is not None and self.max_standby < 1:
             raise ValueError("dpm max_standby must be >= 1 (or None: no cap)")
+        if self.max_standby_share is not None and not 0.0 < self.max_standby_share <= 1.0:
+            raise ValueError("dpm max_standby_share must be in (0, 1] (or None)")
+        if not 0.0 < self.pace <= 1.0 or self.moves_per_host < 1:
+            raise ValueError("dpm pace must be in (0, 1] and moves_per_host >= 1")
+        mt, mtol = self.mem_band_params
+        if not 0.0 < mt < 1.0 or not 0.0 <= mtol < 1.0 or mt + mtol > 1.0 + 1e-9:
+            raise ValueError("dpm mem_target must be in (0, 1), mem_tolerance in [0, 1), their sum at most 1")
+
+    @property
+    def mem_band_params(self) -> tuple[float, float]:
+        return (self.target if self.mem_target is None else self.mem_target,
+                self.tolerance if self.mem_tolerance is None else self.mem_tolerance)
+
+    @property
+    def targets(self) -> tuple[float, float]:
+        """(CPU, memory) targets."""
+        return self.target, self.mem_band_params[0]
+
+    @property
+    def lows(self) -> tuple[float, float]:
+        """(CPU, memory) bottoms of the band: below both, hosts may go to standby."""
+        mt, mtol = self.mem_band_params
+        return max(self.target - self.tolerance, 0.0), max(mt - mtol, 0.0)
+
+    @property
+    def highs(self) -> tuple[float, float]:
+        """(CPU, memory) tops of the band: above either, hosts are powered on."""
+        mt, mtol = self.mem_band_params
+        return self.target + self.tolerance, mt + mtol
+
+    @property
+    def same_band(self) -> bool:
+        return self.mem_target is None and self.mem_tolerance is None or self.mem_band_params == (self.target, self.tolerance)
 
     @property
     def standby_cap(self) -> int | None:
@@ -39,6 +85,7 @@ class DpmOptions:
 
     @property
     def band(self) -> tuple[float, float]:
+        """CPU's band (memory's: ``lows[1]``, ``highs[1]``)."""
         return max(self.target - self.tolerance, 0.0), self.target + self.tolerance
 
 

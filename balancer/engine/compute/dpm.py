@@ -99,7 +99,7 @@ def utilisation(cluster: Cluster, hosts_on: np.ndarray, demand: np.ndarray, scop
 
 
 def headroom_ok(cluster: Cluster, hosts_on: np.ndarray, demand: np.ndarray, lost: int,
-                level: float | None = None) -> bool:
+                level: float | Sequence[float] | None = None) -> bool:
     """Does ``demand`` fit on the hosts on with the ``lost`` largest of them gone?
 
     It fits within the hosts' limits (capacity minus headroom), or, with ``level``, within that
@@ -107,7 +107,9 @@ def headroom_ok(cluster: Cluster, hosts_on: np.ndarray, demand: np.ndarray, lost
     """
     lim = cluster.limit[hosts_on]
     if level is not None:
-        lim = np.minimum(lim, cluster.cap[hosts_on] * level)
+        lv = np.ones(lim.shape[1])
+        lv[:2] = level  # one level, or (CPU, memory)
+        lim = np.minimum(lim, cluster.cap[hosts_on] * lv)
     for r in (CPU, MEM):
         kept = np.sort(lim[:, r])[::-1][lost:].sum()
         if demand[r] > kept + 1e-6:
@@ -130,7 +132,8 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
     d_off = np.array(history.demand_power_off, dtype=float) if history.demand_power_off is not None else current
     windowed_on = history.demand_power_on is not None
     windowed_off = history.demand_power_off is not None
-    lo, hi = dpm.band
+    lo, hi = np.array(dpm.lows), np.array(dpm.highs)
+    band = band_words(dpm)
     held = host_mask(cluster, (cluster._host_idx[n] for n in history.power_hold if n in cluster._host_idx))
     scopes = _scopes(cluster, d_on, d_off, current)
     out = PowerChoice()
@@ -141,10 +144,10 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
     wake_reasons = []
     for s in scopes:
         u = utilisation(cluster, on, s.demand_on, s.hosts)
-        if u.max() > hi + 1e-9:
+        if (u > hi + 1e-9).any():
             where = "cluster" if s.rule is None else f"rule {s.rule}'s hosts"
             wake_reasons.append((s, f"{where} demand {_describe(u)}{' (power-on window)' if windowed_on else ''} "
-                                    f"is above the {_pct(lo)}–{_pct(hi)} band"))
+                                    f"is above the {band} band"))
     cluster_scope = scopes[0]
     lost = lost_hosts(cluster, dpm)
     ha_broken = not headroom_ok(cluster, on, d_on, lost)
@@ -169,7 +172,7 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
                     continue
                 u = utilisation(cluster, woken, scope.demand_on, scope.hosts)
                 ha = scope.rule is not None or headroom_ok(cluster, woken, d_on, lost)
-                if u.max() <= dpm.target + 1e-9 and ha:
+                if (u <= np.array(dpm.targets) + 1e-9).all() and ha:
                     break
                 woken[h] = True
                 out.power_on.append(int(h))
@@ -181,27 +184,29 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
     # --- standby ----------------------------------------------------------------------------------
     u_off = utilisation(cluster, on, d_off)
     window = " (power-off window)" if windowed_off else ""
-    if u_off.max() >= lo:
+    if (u_off >= lo).any():
         if windowed_on or windowed_off:
             judged = (f"{_describe(utilisation(cluster, on, d_on))} over the power-on window and "
                       f"{_describe(u_off)} over the power-off window")
         else:
             judged = _describe(u_off)
-        out.notes.append(f"DPM: demand {judged} is within the {_pct(lo)}–{_pct(hi)} band; no power change")
+        out.notes.append(f"DPM: demand {judged} is within the {band} band; no power change")
         return out
     if history.standby_blocked:
         out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the band, but no host goes to standby: "
                          f"{history.standby_blocked}")
         return out
     recent = [cluster.host_names[h] for h in np.flatnonzero(held)]
-    if recent and not dpm.all_steps:
-        # cluster-wide hold: a power change within the hold time (a power-on, or another host's
-        # standby) is followed by no standby until it has passed; the next step is judged afresh
-        out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the band, but {', '.join(recent)} "
-                         f"changed power state within the hold time; no host goes to standby until it has passed")
+    hold_words = (f"DPM: demand {_describe(u_off)}{window} is below the band, but {', '.join(recent)} "
+                  f"changed power state within the hold time; no host goes to standby until it has passed")
+    if not dpm.all_steps and ((held & on).any() or (recent and (dpm.standby_cap == 1 or (
+            dpm.max_standby_share is not None and dpm.max_standby_share * on.sum() <= 1)))):
+        # cluster-wide hold: a power-on within the hold time is followed by no standby until it has
+        # passed (and, one host a plan, another host's standby too); the next step is judged afresh
+        out.notes.append(hold_words)
         return out
-    # all_steps: no wait between the steps, but a host held itself stays as it is
-    candidates = _standby_candidates(cluster, on & ~held if dpm.all_steps else on, empty_only)
+    # a host held itself stays as it is
+    candidates = _standby_candidates(cluster, on & ~held, empty_only)
     if not candidates:
         if empty_only:
             out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the band, but no moves are allowed "
@@ -210,12 +215,20 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
             out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the band, but every host that is on "
                              f"runs a VM that may not move")
         return out
-    picked, refusals = _pick_standby(cluster, dpm, on, candidates, scopes, dpm.standby_cap)
+    one = dpm.standby_cap == 1 or (dpm.max_standby_share is not None and dpm.max_standby_share * on.sum() <= 1)
+    cap = 1 if one and not dpm.all_steps else dpm.standby_cap
+    picked, refusals = _pick_standby(cluster, dpm, on, candidates, scopes, 1 if cap == 1 else None)
+    if cap != 1 and not dpm.all_steps:
+        picked = picked[:paced(cluster, dpm, on, picked)]
+        if recent and len(picked) == 1:
+            # near the band (one host this plan): the hold time after the last standby is waited for
+            out.notes.append(hold_words)
+            return out
     out.standby = picked
     chosen = host_mask(cluster, picked)
     refusal = refusal_words(cluster, dpm, list(refusals.items()))
     if not out.standby:
-        out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the {_pct(lo)}–{_pct(hi)} band, "
+        out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the {band} band, "
                          f"but no host can go to standby ({refusal})")
         return out
     out.demand_off = d_off
@@ -225,17 +238,52 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
     return out
 
 
+def band_words(dpm: DpmOptions) -> str:
+    """The band in words: one range when CPU and memory share it, else each resource's."""
+    lo, hi = dpm.lows, dpm.highs
+    if dpm.same_band:
+        return f"{_pct(lo[CPU])}–{_pct(hi[CPU])}"
+    return f"CPU {_pct(lo[CPU])}–{_pct(hi[CPU])} / memory {_pct(lo[MEM])}–{_pct(hi[MEM])}"
+
+
+def _target_words(dpm: DpmOptions) -> str:
+    t = dpm.targets
+    return _pct(t[CPU]) if dpm.same_band else f"CPU {_pct(t[CPU])} / memory {_pct(t[MEM])}"
+
+
+def paced(cluster: Cluster, dpm: DpmOptions, on: np.ndarray, picked: list[int]) -> int:
+    """How many of ``picked`` (every host that could go to standby at this demand, in order) this plan takes.
+
+    The pace follows the gap: ceil(``pace`` x the hosts that could go), at least one, at most
+    ``max_standby``; and the VMs moved off them stay within ``moves_per_host`` per host that stays on
+    (the vMotion limit), the first host always allowed.
+    """
+    if not picked:
+        return 0
+    take = max(1, math.ceil(dpm.pace * len(picked) - 1e-9))
+    n_on = int(on.sum())
+    if dpm.max_standby is not None:
+        take = min(take, dpm.max_standby)
+    if dpm.max_standby_share is not None:
+        take = min(take, max(1, math.ceil(dpm.max_standby_share * n_on - 1e-9)))
+    moving = 0
+    for i, h in enumerate(picked[:take]):
+        moving += int(vms_on(cluster, host_mask(cluster, [h])).sum())
+        if i > 0 and moving > dpm.moves_per_host * (n_on - i - 1):
+            return i
+    return take
+
+
 def standby_reason(cluster: Cluster, dpm: DpmOptions, choice: PowerChoice, remaining: np.ndarray,
                    h: int | None = None) -> str:
     """A standby decision in words: the demand that was judged, and the hosts that stay on (and, for a
     host ``h`` whose DPM override is manual, that an admin carries it out)."""
-    lo, hi = dpm.band
     window = " (power-off window)" if choice.windowed_off else ""
     before = utilisation(cluster, cluster.on, choice.demand_off)
     after = utilisation(cluster, remaining, choice.demand_off)
     manual = " (the host's DPM override is manual: a recommendation for an admin)" \
         if h is not None and cluster.snapshot.hosts[h].dpm == "manual" else ""
-    return (f"demand {_describe(before)}{window} is below the {_pct(lo)}–{_pct(hi)} band; "
+    return (f"demand {_describe(before)}{window} is below the {band_words(dpm)} band; "
             f"{int(remaining.sum())} hosts stay on at {_describe(after)}{manual}")
 
 
@@ -406,9 +454,9 @@ def _standby_refusal(cluster: Cluster, dpm: DpmOptions, remaining: np.ndarray, l
         if not s.hosts[h]:
             continue
         u = utilisation(cluster, remaining, s.demand_off, s.hosts)
-        if u.max() > dpm.target + 1e-9:
+        if (u > np.array(dpm.targets) + 1e-9).any():
             where = "the demand" if s.rule is None else f"rule {s.rule}'s VMs"
-            return f"{where} would reach {_describe(u)}, above the {_pct(dpm.target)} target"
+            return f"{where} would reach {_describe(u)}, above the {_target_words(dpm)} target"
     ha = cluster.snapshot.ha
     if ha is not None and ha.policy == "failover-hosts" and cluster.host_names[h] in ha.failover_hosts:
         return f"HA admission control: {cluster.host_names[h]} is a dedicated failover host"
@@ -416,9 +464,10 @@ def _standby_refusal(cluster: Cluster, dpm: DpmOptions, remaining: np.ndarray, l
     # no longer fits within the limits with the largest hosts lost; it goes to standby only when
     # the demand would then still fit within the band's top.
     lost = lost_hosts(cluster, dpm)
-    if not headroom_ok(cluster, remaining, scopes[0].demand_off, lost, level=dpm.band[1]):
+    if not headroom_ok(cluster, remaining, scopes[0].demand_off, lost, level=dpm.highs):
+        top = _pct(dpm.highs[CPU]) if dpm.same_band else f"CPU {_pct(dpm.highs[CPU])} / memory {_pct(dpm.highs[MEM])}"
         return (f"{_headroom_words(cluster, dpm)}: with the {lost} largest host(s) lost the demand would be above "
-                f"{_pct(dpm.band[1])} of the rest")
+                f"{top} of the rest")
     short = ha_shortfall(cluster, remaining, scopes[0].demand_off)
     if short:
         return short
@@ -456,8 +505,7 @@ def end_state(cluster: Cluster, dpm: DpmOptions, history: History, standby_now: 
         end = on | host_mask(cluster, woken)
         steps.append((int(end.sum()), utilisation(cluster, end, d_on), None))
         return EndState(end, [], None, steps, None)
-    lo, _ = dpm.band
-    if not on.any() or utilisation(cluster, on, d_off).max() >= lo:
+    if not on.any() or (utilisation(cluster, on, d_off) >= np.array(dpm.lows)).any():
         return EndState(on, [], None, steps, None)
     scopes = _scopes(cluster, d_on, d_off, current)
     candidates = _standby_candidates(cluster, on)
@@ -488,5 +536,5 @@ def end_state(cluster: Cluster, dpm: DpmOptions, history: History, standby_now: 
     return EndState(end, picked, limit, steps, total)
 
 
-__all__ = ["EndState", "PowerChoice", "choose_power", "end_state", "ha_words", "headroom_ok", "saving_estimate_w", "standby_reason", "utilisation",
+__all__ = ["EndState", "PowerChoice", "band_words", "choose_power", "paced", "end_state", "ha_words", "headroom_ok", "saving_estimate_w", "standby_reason", "utilisation",
            "window_demand"]

@@ -163,7 +163,8 @@ class PowerPlan:
         note = f"DPM end state at this demand: {int(end.hosts_on.sum())} of {int(c.on.sum())} host(s) on"
         later = [names[h] for h in end.standby if h not in now]
         if later:
-            pace = f" ({dpm.standby_cap} a plan)" if dpm.standby_cap else ""
+            pace = (f" ({dpm.standby_cap} a plan)" if dpm.standby_cap == 1 else
+                    f" (paced: about half the rest a plan, at most {dpm.max_standby or 'no fixed number'})")
             note += f"; {', '.join(later)} could go to standby in later plans{pace}"
         if end.limit and end.standby:
             note += f"; it stops there ({end.limit})"
