@@ -391,11 +391,20 @@ def history(config_path, last, cluster, fmt) -> None:
 
 @cli.command()
 @click.option("--trace", required=True, help="Trace .csv.gz (vm,t000,...,t287) or a packaged day (YYYYMMDD).")
-@click.option("--hosts", type=click.IntRange(1, 96), default=40, show_default=True, help="Hosts in the cluster.")
+@click.option("--scenario", type=click.Choice(["embedded", "planetlab-cloudsim"]), default="embedded", show_default=True,
+              help="embedded: the simulated cluster and the service's cycles; planetlab-cloudsim: the consolidation "
+                   "literature's scenario (800 HP G4/G5 hosts, CloudSim's mechanics and metrics).")
+@click.option("--hosts", type=click.IntRange(1, 2000), help="Hosts in the cluster [default: 40; planetlab-cloudsim: 800; "
+                                                             "embedded: at most 96].")
 @click.option("--vms", type=click.IntRange(1, 10_000), help="VMs (default: one per trace row; more reuse rows).")
+@click.option("--memory", type=click.Choice(["cloudsim", "configured", "vsphere"]), default="cloudsim", show_default=True,
+              help="planetlab-cloudsim: memory as CloudSim models it (0 MB requested after the start), at the "
+                   "VMs' configured size, or as vSphere judges it (active + idle share).")
 @click.option("--interval", default="5m", show_default=True, help="Cycle interval: a multiple of 5m.")
-@click.option("--policy", type=click.Choice(["ours", "greedy", "none"]), default="ours", show_default=True,
-              help="ours: the optimiser; greedy: DRS's hill-climb (the baseline); none: no balancing.")
+@click.option("--policy", type=click.Choice(["ours", "greedy", "none", "balancer", "thr-mmt", "thr-mmt-ram"]),
+              help="embedded: ours (the optimiser, default), greedy (DRS's hill-climb), none; planetlab-cloudsim: "
+                   "balancer (default: the engine's plan every 5 minutes, DPM automatic), thr-mmt (THR 0.8 + "
+                   "minimum migration time, Beloglazov & Buyya), thr-mmt-ram (the same, RAM counted).")
 @click.option("--dpm", type=click.Choice(["on", "off"]), default="off", show_default=True,
               help="DPM automatic (hosts to standby and back) or off.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Simulator seed: VM sizes, trace rows, start.")
@@ -413,8 +422,8 @@ def history(config_path, last, cluster, fmt) -> None:
 @click.option("--cluster", "cluster_name", metavar="NAME",
               help="With --config: whose tuning, of the config's clusters (needed when it has several).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def simulate(trace, hosts, vms, interval, policy, dpm, seed, start, steps, threshold, predictive, history,
-             config_path, cluster_name, fmt) -> None:
+def simulate(trace, scenario, hosts, vms, memory, interval, policy, dpm, seed, start, steps, threshold, predictive,
+             history, config_path, cluster_name, fmt) -> None:
     """What-if replay: a trace day through the embedded simulated cluster, balanced by a policy.
 
     Every 5-minute sample is measured once; every --interval a cycle of the service runs
@@ -431,6 +440,22 @@ def simulate(trace, hosts, vms, interval, policy, dpm, seed, start, steps, thres
         raise InputError("--cluster picks one of the config's clusters: use it with --config")
     # a config with clusters: the chosen cluster's tuning (its own drs / dpm overrides included)
     base = cluster_of(config_path, cluster_name)[1] if config_path else None
+    if scenario == "planetlab-cloudsim":
+        from .whatif.cloudsim_policies import run_scenario
+
+        out = run_scenario(trace, policy or "balancer", hosts or 800, vms, steps, memory, base)
+        if fmt == "json":
+            click.echo(json.dumps(out, indent=2))
+        else:
+            for key, value in out.items():
+                click.echo(f"{key:<20} {value}")
+        return
+    policy = policy or "ours"
+    if policy not in ("ours", "greedy", "none"):
+        raise InputError(f"--policy {policy}: the embedded scenario's policies are ours, greedy and none")
+    hosts = hosts or 40
+    if hosts > 96:
+        raise InputError(f"--hosts {hosts}: the embedded cluster has at most 96 hosts (a vSphere cluster's maximum)")
     spec = replay_spec(base, trace, history, None if predictive is None else predictive == "on", hosts=hosts, vms=vms,
                        interval=interval, policy=policy, dpm=dpm == "on", seed=seed, start=start, steps=steps,
                        threshold=threshold)

@@ -1,0 +1,164 @@
+"""Policies for the CloudSim PlanetLab scenario (cloudsim.py), and the loop that runs one over a day.
+
+``thr-mmt``: the literature's baseline, from Beloglazov & Buyya (CCPE 2012), written from its
+description. Every step, on the requested MIPS of the step's sample:
+
+1. a host is overloaded when its VMs request more than ``threshold`` (0.8) of its MIPS;
+2. from each overloaded host, the VM with the minimum migration time (the least RAM; ties: the first)
+   is taken off, again and again, until the host is no longer overloaded (MMT);
+3. those VMs, the most requested MIPS first, go by power-aware best fit (PABFD: the host whose power
+   rises least, with room, not above the threshold after it unless empty) to any host but the overloaded;
+4. then the hosts with the least utilisation, one after another (not overloaded, not switched off, not
+   a target of this step's migrations): all their VMs are placed by PABFD on hosts that are neither
+   switched off, overloaded nor already judged; if every VM finds a host they all go, and the host
+   (now empty) is switched off; if not, none go;
+5. a switched-off host is one with no load (CloudSim's view): it draws nothing.
+
+``ram_aware``: the RAM of the VMs counts at every placement (a RAM-aware THR-MMT), not only at the start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+
+from .cloudsim import THRESHOLD, Metrics, Scenario, State, initial_placement, measure_step, pabfd
+
+
+class Policy(Protocol):
+    name: str
+
+    def start(self, sc: Scenario, place: np.ndarray) -> State: ...
+
+    def step(self, sc: Scenario, k: int, state: State) -> State: ...
+
+
+@dataclass
+class ThrMmt:
+    threshold: float = THRESHOLD
+    ram_aware: bool = False
+    name: str = "thr-mmt"
+
+    def start(self, sc: Scenario, place: np.ndarray) -> State:
+        return State(place=place.copy())
+
+    def step(self, sc: Scenario, k: int, state: State) -> State:
+        r = sc.requested(k)
+        H = sc.n_hosts
+        place = state.place.copy()
+        ram_v = sc.vm_ram if (self.ram_aware or sc.memory != "cloudsim") else np.zeros(sc.n_vms)
+        load = np.bincount(place, weights=r, minlength=H)
+        ram = np.bincount(place, weights=ram_v, minlength=H)
+        over = load / sc.host_mips > self.threshold + 1e-12
+        off = load <= 0
+        # 2. MMT off each overloaded host
+        to_move: list[int] = []
+        for h in np.flatnonzero(over):
+            vms = np.flatnonzero(place == h)
+            order = vms[np.lexsort((vms, sc.vm_ram[vms]))]
+            for v in order:
+                if load[h] / sc.host_mips[h] <= self.threshold + 1e-12:
+                    break
+                load[h] -= r[v]
+                ram[h] -= ram_v[v]
+                place[v] = -1
+                to_move.append(int(v))
+        # 3. PABFD, the most requested first, on any host but the overloaded
+        targets = np.zeros(H, dtype=bool)
+        allowed = ~over
+        for v in sorted(to_move, key=lambda v: (-r[v], v)):
+            h = pabfd(sc, r, load, ram, v, allowed, ram_v[v], self.threshold)
+            if h < 0:
+                h = state.place[v]  # no host: it stays
+            place[v] = h
+            load[h] += r[v]
+            ram[h] += ram_v[v]
+            if h != state.place[v]:
+                targets[h] = True
+        # 4. the least utilised hosts, one after another
+        judged = over | off | targets
+        placing = ~(over | off)
+        while not judged.all():
+            u = np.where(judged, np.inf, load / sc.host_mips)
+            h = int(np.argmin(u))
+            if not np.isfinite(u[h]):
+                break
+            judged[h] = True
+            placing[h] = False
+            vms = np.flatnonzero(place == h)
+            if not len(vms):
+                continue
+            trial_load, trial_ram, dest = load.copy(), ram.copy(), {}
+            for v in sorted(vms.tolist(), key=lambda v: (-r[v], v)):
+                t = pabfd(sc, r, trial_load, trial_ram, v, placing, ram_v[v], self.threshold, empty_ok=False)
+                if t < 0:
+                    dest = None
+                    break
+                dest[v] = t
+                trial_load[t] += r[v]
+                trial_ram[t] += ram_v[v]
+            if dest is None:
+                continue
+            for v, t in dest.items():
+                place[v] = t
+                judged[t] = True  # a target is not emptied in the same step
+            trial_load[h] = 0.0
+            trial_ram[h] = 0.0
+            load, ram = trial_load, trial_ram
+        return State(place=place)
+
+
+def run(sc: Scenario, policy: Policy, on_step: Callable[[int, int], None] | None = None) -> dict:
+    """Drive ``policy`` over the scenario's day from CloudSim's initial placement; the metrics."""
+    m = Metrics()
+    state = policy.start(sc, initial_placement(sc))
+    for k in range(sc.steps):
+        after = policy.step(sc, k, state)
+        measure_step(sc, k, state, after, m)
+        m.wakes += int((after.on & ~state.on).sum()) if after.on is not None and state.on is not None else 0
+        m.standbys += int((state.on & ~after.on).sum()) if after.on is not None and state.on is not None else 0
+        state = after
+        if on_step is not None:
+            on_step(k + 1, sc.steps)
+    return m.summary()
+
+
+POLICY_NAMES = ("thr-mmt", "thr-mmt-ram", "balancer")
+
+
+def make_policy(name: str, **kw) -> Policy:
+    if name == "thr-mmt":
+        return ThrMmt()
+    if name == "thr-mmt-ram":
+        return ThrMmt(ram_aware=True, name="thr-mmt-ram")
+    if name == "balancer":
+        from .cloudsim_balancer import BalancerPolicy
+        return BalancerPolicy(**kw)
+    raise ValueError(f"policy {name!r}: expected one of {', '.join(POLICY_NAMES)}")
+
+
+def run_scenario(trace: str, policy: str = "balancer", hosts: int = 800, vms: int | None = None,
+                 steps: int | None = None, memory: str = "cloudsim", config=None,
+                 on_step: Callable[[int, int], None] | None = None) -> dict:
+    """`balancer simulate --scenario planetlab-cloudsim`: the scenario on ``trace``, driven by ``policy``."""
+    import time
+
+    from ..errors import InputError
+    from .cloudsim import planetlab_cloudsim
+
+    if policy not in POLICY_NAMES:
+        raise InputError(f"--policy {policy}: the planetlab-cloudsim scenario's policies are {', '.join(POLICY_NAMES)}")
+    t0 = time.perf_counter()
+    try:
+        sc = planetlab_cloudsim(trace, hosts=hosts, vms=vms, steps=steps, memory=memory)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    pol = make_policy(policy, config=config) if policy == "balancer" else make_policy(policy)
+    try:
+        metrics = run(sc, pol, on_step)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return {"scenario": "planetlab-cloudsim", "trace": trace, "policy": policy, "memory": memory, "hosts": sc.n_hosts,
+            "vms": sc.n_vms, "steps": sc.steps, **metrics, "wall_seconds": round(time.perf_counter() - t0, 1)}

@@ -1,0 +1,104 @@
+"""The CloudSim PlanetLab scenario (balancer/whatif/cloudsim.py): its mechanics, THR-MMT, and the balancer
+driving it — on a small slice for CI (the full day is benchmarks/cloudsim.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from balancer.whatif.cloudsim import (POWER_G4, POWER_G5, Metrics, State, initial_placement, measure_step,
+                                      planetlab_cloudsim, power_w)
+from balancer.whatif.cloudsim_policies import ThrMmt, make_policy, run
+from helpers import run_cli
+
+
+def small(memory="cloudsim", steps=10):
+    return planetlab_cloudsim("20110303", hosts=60, vms=80, steps=steps, memory=memory)
+
+
+def test_the_scenario_is_the_literatures():
+    sc = planetlab_cloudsim("20110303", steps=2)
+    assert sc.n_hosts == 800 and sc.n_vms == 1052
+    assert list(sc.host_mips[:2]) == [3720.0, 5320.0] and list(sc.host_ram[:2]) == [4096.0, 4096.0]
+    # VM i of N is of type i // ceil(N / 4): 263 of each
+    assert [int((sc.vm_mips == m).sum()) for m in (2500, 2000, 1000, 500)] == [263, 263, 263, 263]
+    assert sc.vm_ram[0] == 870 and sc.vm_ram[263] == 1740 and sc.vm_ram[-1] == 613
+    # a migration: RAM / (half of 1 Gbit/s)
+    assert sc.migration_s()[0] == pytest.approx(870 / 62.5)
+    curve = np.array([POWER_G4, POWER_G5])
+    assert power_w(curve, np.array([0.55, 1.0])).tolist() == pytest.approx([104.0, 135.0])
+    assert power_w(curve, np.array([0.0, 0.05])).tolist() == pytest.approx([86.0, 95.35])
+
+
+def test_initial_placement_respects_cores_ram_and_the_threshold():
+    sc = planetlab_cloudsim("20110303", hosts=800, vms=1052, steps=1)
+    place = initial_placement(sc)
+    load = np.bincount(place, weights=sc.vm_mips, minlength=sc.n_hosts)
+    ram = np.bincount(place, weights=sc.vm_ram, minlength=sc.n_hosts)
+    assert (sc.pe_mips[place] >= sc.vm_mips).all()  # a 2,500 MIPS VM only on a G5's 2,660 MIPS core
+    assert (ram <= sc.host_ram).all() and (load <= sc.host_mips).all()
+    many = np.bincount(place, minlength=sc.n_hosts) > 1
+    assert (load[many] / sc.host_mips[many] <= 0.8 + 1e-9).all()  # above the threshold only alone
+
+
+def test_thr_mmt_is_deterministic_and_relieves_overloaded_hosts():
+    sc = small()
+    a, b = run(sc, ThrMmt()), run(sc, ThrMmt())
+    assert a == b and a["migrations"] > 0 and a["energy_kwh"] > 0
+    # after a step's migrations no host that had room elsewhere is above the threshold
+    pol = ThrMmt()
+    state = pol.start(sc, initial_placement(sc))
+    for k in range(sc.steps):
+        state = pol.step(sc, k, state)
+        load = np.bincount(state.place, weights=sc.requested(k), minlength=sc.n_hosts)
+        assert (load <= sc.host_mips + 1e-6).all()
+
+
+def test_ram_aware_thr_mmt_keeps_ram():
+    sc = small(memory="configured")
+    pol = make_policy("thr-mmt-ram")
+    state = pol.start(sc, initial_placement(sc))
+    for k in range(sc.steps):
+        state = pol.step(sc, k, state)
+        ram = np.bincount(state.place, weights=sc.vm_ram, minlength=sc.n_hosts)
+        assert (ram <= sc.host_ram + 1e-6).all()
+
+
+def test_energy_counts_only_hosts_with_load_or_kept_on():
+    sc = small(steps=2)
+    place = initial_placement(sc)
+    m = Metrics()
+    measure_step(sc, 0, State(place), State(place), m)
+    used = np.zeros(sc.n_hosts, dtype=bool)
+    used[place] = True
+    on = State(place, on=np.ones(sc.n_hosts, dtype=bool))
+    m2 = Metrics()
+    measure_step(sc, 0, on, on, m2)
+    assert m2.energy_j > m.energy_j  # the hosts kept on with nothing to run draw their idle power
+    assert m.migrations == 0 and m.lost_mips_s == 0
+
+
+@pytest.mark.parametrize("memory", ["cloudsim", "vsphere"])
+def test_the_balancer_policy_keeps_vms_on_hosts_that_are_on(memory):
+    sc = planetlab_cloudsim("20110303", hosts=60, vms=60, steps=12, memory=memory)
+    pol = make_policy("balancer")
+    state = pol.start(sc, initial_placement(sc))
+    for k in range(sc.steps):
+        state = pol.step(sc, k, state)
+        assert state.on[state.place].all(), "no VM on a host in standby"
+        load = np.bincount(state.place, weights=sc.requested(k), minlength=sc.n_hosts)
+        assert (load <= sc.host_mips + 1e-6).all()  # within capacity
+    assert (~state.on).sum() > 0, "a quiet cluster puts hosts into standby once the window is covered"
+
+
+def test_simulate_cli_runs_the_scenario(tmp_path):
+    r = run_cli("simulate", "--scenario", "planetlab-cloudsim", "--trace", "20110303", "--policy", "thr-mmt",
+                "--hosts", "40", "--vms", "50", "--steps", "6", "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["hosts"] == 40 and out["vms"] == 50 and out["steps"] == 6
+    assert {"energy_kwh", "slatah_pct", "pdm_pct", "slav", "esv", "migrations", "overload_host_min"} <= set(out)
+    r = run_cli("simulate", "--trace", "20110303", "--policy", "thr-mmt", cwd=tmp_path)
+    assert r.returncode != 0 and "embedded scenario" in r.stderr
