@@ -389,6 +389,28 @@ def history(config_path, last, cluster, fmt) -> None:
             render_history(journal, last, Console(width=None if sys.stdout.isatty() else 160), cluster)
 
 
+@cli.command("hash-password")
+@click.option("--user", "user_name", help="Print a whole users-file entry for this user (with --role).")
+@click.option("--role", type=click.Choice(["viewer", "operator"]), default="viewer", show_default=True,
+              help="The entry's role (with --user).")
+def hash_password_cmd(user_name, role) -> None:
+    """Hash a console user's password for console.users_file (read from the terminal, twice; or one line
+    of standard input). The password itself is never printed nor stored."""
+    from .web.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        raise InputError("a console password has at least 8 characters")
+    hashed = hash_password(password)
+    if user_name:
+        click.echo(f"  - name: {json.dumps(user_name)}\n    role: {role}\n    password_hash: \"{hashed}\"")
+    else:
+        click.echo(hashed)
+
+
 @cli.command()
 @click.option("--trace", required=True, help="Trace .csv.gz (vm,t000,...,t287) or a packaged day (YYYYMMDD).")
 @click.option("--scenario", type=click.Choice(["embedded", "planetlab-cloudsim"]), default="embedded", show_default=True,

@@ -16,6 +16,7 @@ from ..errors.validation import file_problem
 from ..journal.backends import read_journal_password
 from ..metrics.http import read_auth_password
 from ..sources.registry import kind_of
+from ..web.auth import load_users
 
 
 def check_config(file: str) -> tuple[Config, list[str]]:
@@ -55,6 +56,11 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
     if metrics.basic_auth is None and not is_loopback(metrics.listen_host):
         warnings.append(f"{what}: metrics.listen {metrics.listen} is reachable from other machines and "
                         "metrics.basic_auth is not set: anyone who can reach it reads the cluster's and hosts' names and load")
+    if cfg.console.users_file is not None:
+        try:
+            load_users(cfg.console.users_file)  # names the file and the entry
+        except InputError as exc:
+            raise InputError(f"{what}: {exc}") from None
     several = cfg.clusters is not None
     for name, one in cfg.cluster_configs():
         where = f"{what}: cluster {name}: " if several else f"{what}: "

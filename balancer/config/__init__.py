@@ -285,6 +285,19 @@ class MetricsConfig(_Section):
         return int(self.listen.rpartition(":")[2])
 
 
+class ConsoleConfig(_Section):
+    """The web console and HTTP API on the metrics listener (docs/console.md)."""
+
+    # users and roles (viewer, operator) with hashed passwords (`balancer hash-password`); without it
+    # and without metrics.basic_auth the console is read-only
+    users_file: FilePath | None = None
+    # a recommendation made from a snapshot older than this (on the cluster's clock) cannot be approved
+    max_age: Annotated[Duration, Field(gt=0)] = 900.0
+    refresh: Annotated[Duration, Field(ge=1)] = 10.0  # the console's pages refresh themselves this often
+    # an approval waits this long for the cluster's cycle in progress to end (then 409: try again)
+    lock_wait: Annotated[Duration, Field(ge=0)] = 60.0
+
+
 class JournalConfig(_Section):
     # the embedded SQLite journal; with url, only where the embedded simulator keeps its state
     path: FilePath = Path("balancer-journal.sqlite")
@@ -393,6 +406,7 @@ class Config(_Section):
     dpm: DpmConfig = DpmConfig()
     sdrs: SdrsConfig = SdrsConfig()
     metrics: MetricsConfig = MetricsConfig()
+    console: ConsoleConfig = ConsoleConfig()
     journal: JournalConfig = JournalConfig()
     service: ServiceConfig = ServiceConfig()
     clusters: list[ClusterConfig] | None = None  # several clusters; instead of source/sim/vcenter
@@ -481,7 +495,7 @@ def resolve_clusters(cfg: Config) -> list[tuple[str, Config]]:
             drs=_override(cfg.drs, entry.drs, f"{where}.drs"),
             dpm=_override(cfg.dpm, entry.dpm, f"{where}.dpm"),
             sdrs=_override(cfg.sdrs, entry.sdrs, f"{where}.sdrs"),
-            metrics=cfg.metrics, journal=cfg.journal, service=cfg.service, clusters=None,
+            metrics=cfg.metrics, console=cfg.console, journal=cfg.journal, service=cfg.service, clusters=None,
         )
         out.append((name, single))
     return out

@@ -23,7 +23,14 @@ def _when(ts: float | None) -> str:
 
 def history_data(journal: Journal, last: int, cluster: str | None = None) -> list[dict[str, Any]]:
     out = []
-    for c in journal.cycles(last, cluster):
+    cycles = journal.cycles(last, cluster)
+    decided: dict[int, list[dict[str, Any]]] = {}  # cycle -> its recommendations a user approved or dismissed
+    for name in sorted({c.cluster for c in cycles}):
+        for r in journal.recommendations(name, ("approved", "dismissed"), tuple(c.id for c in cycles)):
+            decided.setdefault(r.cycle_id, []).append(
+                {"id": r.id, "kind": r.kind, "subject": r.subject, "source": r.source, "target": r.target,
+                 "decision": r.state, "user": r.decided_by, "at": r.decided_at, "approve_cycle": r.approve_cycle_id})
+    for c in cycles:
         actions = journal.actions(c.id)
         out.append({
             "cycle": c.id, "kind": c.kind, "cluster": c.cluster, "status": c.status, "phase": c.phase, "error": c.error,
@@ -37,9 +44,10 @@ def history_data(journal: Journal, last: int, cluster: str | None = None) -> lis
             "actions": [{"step": a.step, "kind": a.kind, "cluster": a.cluster, "subject": a.subject, "source": a.source,
                          "target": a.target,
                          "reason": a.reason, "state": a.state, "message": a.message, "recovered": a.recovered,
-                         "task": a.task}
+                         "task": a.task, "approved_by": a.approved_by}
                         for a in actions],
             "suppressed": journal.suppressed(c.id),
+            "decisions": decided.get(c.id, []),
         })
     return out
 
@@ -73,7 +81,7 @@ def render_history(journal: Journal, last: int, console: Console, cluster: str |
     acts = [(c, a) for c in cycles for a in c["actions"]]
     if acts:
         t = Table(title="actions")
-        for col in ("cycle", "step", "action", "reason", "outcome", "message"):
+        for col in ("cycle", "step", "action", "reason", "outcome", "approved by", "message"):
             t.add_column(col)
         for c, a in acts:
             what = (f"move {a['subject']} {a['source']} → {a['target']}" if a["kind"] == "move"
@@ -82,7 +90,19 @@ def render_history(journal: Journal, last: int, console: Console, cluster: str |
                     else f"move {a['subject']} {a['cluster']}/{a['source']} → {a['target']}" if a["kind"] == "cross"
                     else f"{a['target']} {a['subject']}")
             outcome = a["state"] + (" (after restart)" if a["recovered"] else "")
-            t.add_row(str(c["cycle"]), str(a["step"]), what, a["reason"] or "", outcome, a["message"] or "")
+            t.add_row(str(c["cycle"]), str(a["step"]), what, a["reason"] or "", outcome, a["approved_by"] or "",
+                      a["message"] or "")
+        console.print(t)
+    decisions = [(c, d) for c in cycles for d in c["decisions"]]
+    if decisions:
+        t = Table(title="recommendations decided (console, HTTP API)")
+        for col in ("cycle", "recommendation", "action", "decision", "by", "at (UTC)", "carried out in"):
+            t.add_column(col)
+        for c, d in decisions:
+            what = (f"{d['kind']} {d['subject']} {d['source']} → {d['target']}" if d["kind"] in ("move", "storage")
+                    else f"{d['target']} {d['subject']}")
+            t.add_row(str(c["cycle"]), d["id"], what, d["decision"], d["user"] or "", _when(d["at"]),
+                      f"cycle {d['approve_cycle']}" if d["approve_cycle"] else "-")
         console.print(t)
     unfinished = journal.unfinished(cluster)
     if unfinished:

@@ -101,6 +101,36 @@ ALTER TABLE actions ADD COLUMN task TEXT;  -- the cluster's task carrying it out
 -- action stays started until the task ends: cancelled, success (the cancel was not honoured) or failed
 ALTER TABLE actions ADD COLUMN cancel_requested_at {real};
 """),
+    (7, "pending recommendations, approved / dismissed by whom; actions.approved_by", """
+-- a service cycle's recommended actions it did not carry out itself (manual mode, partial mode's
+-- optional moves, VMs or hosts left to an admin), for the console and the HTTP API (docs/console.md)
+CREATE TABLE IF NOT EXISTS recommendations (
+    id TEXT PRIMARY KEY,             -- "<cycle>-<step>" of the cycle that first recommended it
+    cluster TEXT NOT NULL,
+    cycle_id INTEGER NOT NULL,       -- the last cycle that recommended it
+    step INTEGER NOT NULL,           -- its step in that cycle's recommended plan
+    kind TEXT NOT NULL,              -- move | storage | power
+    subject TEXT NOT NULL,           -- the VM, or the host
+    source TEXT,
+    target TEXT,
+    reason TEXT,
+    detail TEXT,
+    gain {real},
+    vmotion_seconds {real},
+    mandatory INTEGER NOT NULL DEFAULT 0,
+    action TEXT NOT NULL,            -- the plan's action (JSON)
+    cluster_time {real},             -- the cluster's clock at the last cycle's collection
+    created_at {real} NOT NULL,      -- first recommended (wall clock)
+    updated_at {real} NOT NULL,      -- last recommended
+    state TEXT NOT NULL,             -- pending | superseded | approved | dismissed
+    decided_by TEXT,                 -- the user who approved or dismissed it
+    decided_at {real},
+    approve_cycle_id INTEGER,        -- approved: the cycle (kind approve) that carried it out
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS recommendations_cluster ON recommendations (cluster, state);
+ALTER TABLE actions ADD COLUMN approved_by TEXT;  -- carried out on a user's approval (console, API)
+"""),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

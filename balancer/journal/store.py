@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 # Kinds of cycle: the service's own, and the one-off commands that act on a cluster.
 # cycle: a cluster's service cycle; domain: a balancing domain's (its moves between clusters)
-CYCLE_KINDS = ("cycle", "domain", "apply", "evacuate", "exit-maintenance", "evacuate-datastore")
+# approve: recommendations a user approved (the console, the HTTP API)
+CYCLE_KINDS = ("cycle", "domain", "approve", "apply", "evacuate", "exit-maintenance", "evacuate-datastore")
 SERVICE_KINDS = ("cycle", "domain")  # the service's own cycles: made under the leader lease
 
 FINISHED = ("success", "failed", "skipped", "interrupted", "cancelled")
@@ -67,6 +68,7 @@ class ActionRow:
     epoch: int | None = None  # the leader lease's epoch the action was planned under (None: no lease)
     task: str | None = None  # the id of the cluster's task carrying it out, once the cluster accepted it
     cancel_requested_at: float | None = None  # when its task was asked to cancel (past its deadline)
+    approved_by: str | None = None  # carried out on this user's approval (console, HTTP API)
 
     @property
     def words(self) -> str:
@@ -104,6 +106,47 @@ class CycleRow:
     kind: str = "cycle"
     epoch: int | None = None
     planned_storage: int | None = None  # storage moves in the recommended plan (None: journaled before they were counted)
+
+
+@dataclass(frozen=True)
+class RecommendationRow:
+    """A recommended action a service cycle did not carry out itself, pending a user's decision."""
+
+    id: str
+    cluster: str
+    cycle_id: int
+    step: int
+    kind: str
+    subject: str
+    source: str | None
+    target: str | None
+    reason: str | None
+    detail: str | None
+    gain: float | None
+    vmotion_seconds: float | None
+    mandatory: bool
+    action: str  # the plan's action (JSON)
+    cluster_time: float | None
+    created_at: float
+    updated_at: float
+    state: str  # pending | superseded | approved | dismissed
+    decided_by: str | None
+    decided_at: float | None
+    approve_cycle_id: int | None
+    note: str | None
+
+    @property
+    def key(self) -> tuple[str, str, str | None, str | None]:
+        return (self.kind, self.subject, self.source, self.target)
+
+    @property
+    def words(self) -> str:
+        if self.kind in ("move", "storage"):
+            return f"{self.kind} {self.subject} {self.source} -> {self.target}"
+        return f"{self.target} {self.subject}"
+
+
+RECOMMENDATION_STATES = ("pending", "superseded", "approved", "dismissed")
 
 
 class LeaseLost(BalancerError):
@@ -292,6 +335,78 @@ class Journal:
     def suppressed(self, cycle_id: int) -> list[dict]:
         return self._rows("SELECT vm, target, reason, detail FROM suppressed WHERE cycle_id=?", (cycle_id,))
 
+    # --- recommendations (the console, the HTTP API) ----------------------------------------
+    def record_recommendations(self, cycle_id: int, cluster: str, plan: Plan, carried_out: Plan | None,
+                               cluster_time: float | None) -> dict[str, int]:
+        """A service cycle's recommended actions that it does not carry out itself (not in ``carried_out``)
+        become the cluster's pending recommendations: one still pending from an earlier cycle with the
+        same action (kind, subject, source, target) keeps its id and is brought up to this cycle; the
+        others still pending are superseded by this cycle. Counts: {"new", "kept", "superseded"}."""
+        now = self.clock()
+        done = {action_endpoints(a) for a in carried_out.actions} if carried_out is not None else set()
+        wanted = [a for a in plan.actions if action_endpoints(a) not in done]
+        counts = {"new": 0, "kept": 0, "superseded": 0}
+        with self.db.transaction():
+            pending = {(r["kind"], r["subject"], r["source"], r["target"]): r["id"] for r in self._rows(
+                "SELECT id, kind, subject, source, target FROM recommendations WHERE cluster=? AND state='pending'",
+                (cluster,))}
+            for a in wanted:
+                key = action_endpoints(a)
+                vmotion = getattr(a, "vmotion", None) or getattr(a, "storage_vmotion", None)
+                fields = (cycle_id, a.step, a.reason, a.detail or None, getattr(a, "gain", None),
+                          vmotion.seconds if vmotion is not None else None, int(getattr(a, "mandatory", False)),
+                          json.dumps(a.model_dump(mode="json", exclude_none=True), separators=(",", ":")),
+                          cluster_time, now)
+                rid = pending.pop(key, None)
+                if rid is not None:
+                    self._exec("UPDATE recommendations SET cycle_id=?, step=?, reason=?, detail=?, gain=?, "
+                               "vmotion_seconds=?, mandatory=?, action=?, cluster_time=?, updated_at=? "
+                               "WHERE id=? AND state='pending'", (*fields, rid))
+                    counts["kept"] += 1
+                    continue
+                self._exec("INSERT INTO recommendations (cycle_id, step, reason, detail, gain, vmotion_seconds, "
+                           "mandatory, action, cluster_time, updated_at, id, cluster, kind, subject, source, target, "
+                           "created_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                           (*fields, f"{cycle_id}-{a.step}", cluster, *key, now))
+                counts["new"] += 1
+            for rid in pending.values():
+                self._exec("UPDATE recommendations SET state='superseded', decided_at=?, note=? "
+                           "WHERE id=? AND state='pending'", (now, f"superseded by cycle {cycle_id}", rid))
+                counts["superseded"] += 1
+        return counts
+
+    def recommendations(self, cluster: str, states: tuple[str, ...] = ("pending",),
+                        cycle_ids: tuple[int, ...] | None = None) -> list[RecommendationRow]:
+        """The cluster's recommendations in ``states`` (of the cycles ``cycle_ids``), in step order."""
+        marks = ",".join("?" * len(states))
+        sql = f"SELECT * FROM recommendations WHERE cluster=? AND state IN ({marks})"
+        args: tuple = (cluster, *states)
+        if cycle_ids is not None:
+            if not cycle_ids:
+                return []
+            sql += f" AND cycle_id IN ({','.join('?' * len(cycle_ids))})"
+            args += tuple(cycle_ids)
+        return [_recommendation(r) for r in self._rows(sql + " ORDER BY cycle_id, step", args)]
+
+    def recommendation(self, cluster: str, rid: str) -> RecommendationRow | None:
+        row = self.db.one("SELECT * FROM recommendations WHERE cluster=? AND id=?", (cluster, rid))
+        return _recommendation(row) if row else None
+
+    def decide(self, rid: str, state: str, user: str, note: str | None = None) -> bool:
+        """A user's decision on a pending recommendation (approved / dismissed); False when it is no longer
+        pending (superseded, or decided by someone else meanwhile)."""
+        assert state in ("approved", "dismissed"), state
+        return self._exec("UPDATE recommendations SET state=?, decided_by=?, decided_at=?, note=COALESCE(?, note) "
+                          "WHERE id=? AND state='pending'", (state, user, self.clock(), note, rid)) > 0
+
+    def approval_carried_out(self, rids: list[str], cycle_id: int, action_ids: list[int], user: str) -> None:
+        """Approved recommendations ``rids`` were carried out by the approve cycle ``cycle_id`` as ``action_ids``."""
+        with self.db.transaction():
+            for rid in rids:
+                self._exec("UPDATE recommendations SET approve_cycle_id=? WHERE id=?", (cycle_id, rid))
+            for aid in action_ids:
+                self._exec("UPDATE actions SET approved_by=? WHERE id=?", (user, aid))
+
     # --- actions ----------------------------------------------------------------------------
     def add_actions(self, cycle_id: int, cluster: str, plan: Plan, cluster_time: float | None) -> dict[int, int]:
         """Journal a plan's actions as pending, before any is carried out: step -> action id.
@@ -427,6 +542,12 @@ class Journal:
         """Actions per state (for reports and tests)."""
         sql = "SELECT state, COUNT(*) AS n FROM actions" + (" WHERE cluster=?" if cluster else "") + " GROUP BY state"
         return {r["state"]: int(r["n"]) for r in self._rows(sql, (cluster,) if cluster else ())}
+
+
+def _recommendation(r: dict) -> RecommendationRow:
+    d = dict(r)
+    d["mandatory"] = bool(d["mandatory"])
+    return RecommendationRow(**d)
 
 
 def _action(r: dict) -> ActionRow:

@@ -221,13 +221,7 @@ class Metrics:
             for s in plan.suppressed:
                 self.suppressed.labels(name, s.reason).inc()
             self._observe_pools(name, plan)
-        for r in res.results:
-            if r.kind == "move":
-                self.migrations.labels(name, r.reason or "balance", r.outcome).inc()
-            elif r.kind == "storage":
-                self.storage_moves.labels(name, r.reason or "space", r.outcome).inc()
-            elif r.kind == "power":
-                self.power_actions.labels(name, r.action, r.outcome).inc()
+        self.observe_actions(name, res.results)
         now = res.finished_at or self.clock()
         self.last_cycle.labels(name).set(now)
         if res.status == "ok":
@@ -238,6 +232,16 @@ class Metrics:
             h.last_unreachable = res.unreachable
             h.last_failed = sum(1 for r in res.results if r.outcome in ("failed", "cancelled"))
             h.running_since, h.last_mark, h.mark_reachable, h.mark_detail = None, None, True, ""
+
+    def observe_actions(self, name: str, results) -> None:
+        """Count actions carried out (a cycle's, or recommendations a user approved)."""
+        for r in results:
+            if r.kind == "move":
+                self.migrations.labels(name, r.reason or "balance", r.outcome).inc()
+            elif r.kind == "storage":
+                self.storage_moves.labels(name, r.reason or "space", r.outcome).inc()
+            elif r.kind == "power":
+                self.power_actions.labels(name, r.action, r.outcome).inc()
 
     def add_domain(self, name: str, clusters: list[str]) -> None:
         """Make a balancing domain's series (its moves between every two of its clusters start at 0)."""

@@ -1,6 +1,7 @@
-"""The metrics endpoint: GET /metrics (Prometheus text format), GET /healthz and POST /place (a VM's
-initial placement, when the service offers it), with optional TLS and HTTP basic auth. A small WSGI
-app served by cheroot (CherryPy's WSGI server) from background threads: a bounded pool of workers, a
+"""The HTTP endpoint: GET /metrics (Prometheus text format), GET /healthz, POST /place (a VM's
+initial placement, when the service offers it) and, for the service, the web console and the HTTP
+API (docs/console.md), with optional TLS and HTTP basic auth. A Flask app (balancer/web/app.py)
+served by cheroot (CherryPy's WSGI server) from background threads: a bounded pool of workers, a
 bounded queue of waiting connections, a timeout on every read (the TLS handshake, headers, body), and
 one log line per error.
 
@@ -10,10 +11,7 @@ The basic-auth password comes from an environment variable or a file (config
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hmac
-import json
 import logging
 import os
 import queue
@@ -24,18 +22,18 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterable
-from urllib.parse import parse_qs
+from typing import Callable
 
 from cheroot.server import HTTPConnection
 from cheroot.ssl import Adapter
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 from cheroot.wsgi import Server as CherootWSGIServer
-from prometheus_client import make_wsgi_app
 
-from ..config import BasicAuthConfig, MetricsConfig
+from ..config import BasicAuthConfig, ConsoleConfig, MetricsConfig
 from ..errors import InputError
 from ..logs import event
+from ..web import app as web_app
+from ..web.auth import load_users
 from .exporter import Metrics
 
 log = logging.getLogger("balancer.metrics")
@@ -53,70 +51,9 @@ def read_auth_password(auth: BasicAuthConfig) -> str:
     return read_secret_file(auth.password_file, "metrics.basic_auth: password_file")
 
 
-# POST /place: (request body, query string) -> (HTTP status, JSON answer)
-PlaceHandler = Callable[[bytes, str], "tuple[int, dict]"]
-MAX_PLACE_BODY = 64 * 1024  # a VM spec is a few hundred bytes
-
-_STATUS = {200: "200 OK", 400: "400 Bad Request", 405: "405 Method Not Allowed", 409: "409 Conflict",
-           411: "411 Length Required", 413: "413 Payload Too Large", 500: "500 Internal Server Error", 503: "503 Service Unavailable"}
-
-
-def _json(start_response: Callable, code: int, body: dict, headers: list | None = None) -> list[bytes]:
-    start_response(_STATUS.get(code, f"{code} Error"), [("Content-Type", "application/json"), *(headers or [])])
-    return [json.dumps(body).encode() + b"\n"]
-
-
-def _place(environ: dict, start_response: Callable, place: PlaceHandler) -> list[bytes]:
-    if environ.get("REQUEST_METHOD") != "POST":
-        return _json(start_response, 405, {"error": "POST a VM spec (JSON) to /place"}, [("Allow", "POST")])
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or "")
-    except ValueError:
-        return _json(start_response, 411, {"error": "Content-Length required"})
-    if length < 0 or length > MAX_PLACE_BODY:
-        return _json(start_response, 413, {"error": f"a VM spec is at most {MAX_PLACE_BODY} bytes"})
-    body = environ["wsgi.input"].read(length)
-    code, answer = place(body, environ.get("QUERY_STRING", ""))
-    return _json(start_response, code, answer)
-
-
-def make_app(metrics: Metrics, auth: tuple[str, str] | None = None, place: PlaceHandler | None = None) -> Callable:
-    """WSGI app: /metrics from the metrics registry, /healthz from the clusters' last cycles, POST /place
-    from ``place`` (absent: 404)."""
-    prom = make_wsgi_app(metrics.registry)
-    expected = None
-    if auth is not None:
-        expected = b"Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode())
-
-    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if expected is not None:
-            given = environ.get("HTTP_AUTHORIZATION", "").encode()
-            if not hmac.compare_digest(given, expected):
-                start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="balancer"'),
-                                                    ("Content-Type", "text/plain")])
-                return [b"unauthorized\n"]
-        path = environ.get("PATH_INFO", "/")
-        if path == "/metrics":
-            return prom(environ, start_response)
-        if path == "/healthz":
-            # ok and degraded: 200 (a liveness probe must not restart the balancer because vCenter is
-            # down); unhealthy: 503; with ?strict (a readiness probe, an alert) degraded is 503 too
-            status, clusters = metrics.health()
-            strict = "strict" in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-            failing = status == "unhealthy" or (strict and status == "degraded")
-            body = json.dumps({"status": status, "role": metrics.current_role,
-                               "clusters": clusters}).encode() + b"\n"
-            start_response("503 Service Unavailable" if failing else "200 OK", [("Content-Type", "application/json")])
-            return [body]
-        if path == "/place" and place is not None:
-            return _place(environ, start_response, place)
-        if path == "/":
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"balancer: see /metrics and /healthz" + (b"; POST /place" if place else b"") + b"\n"]
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found\n"]
-
-    return app
+PlaceHandler = web_app.PlaceHandler
+MAX_PLACE_BODY = web_app.MAX_PLACE_BODY
+make_app = web_app.make_app  # the Flask app (balancer/web/app.py): /metrics, /healthz, /place, the console, the API
 
 
 # The server is cheroot (CherryPy's WSGI server): a fixed pool of worker threads answers requests;
@@ -234,11 +171,13 @@ class MetricsServer:
     ``timeout``: CONNECTION_TIMEOUT, lower in tests."""
 
     def __init__(self, metrics: Metrics, config: MetricsConfig, place: PlaceHandler | None = None,
-                 timeout: float = CONNECTION_TIMEOUT):
+                 timeout: float = CONNECTION_TIMEOUT, console=None, console_config: ConsoleConfig | None = None):
         host, port = config.listen_host, config.listen_port
         auth = None
         if config.basic_auth is not None:
             auth = (config.basic_auth.user, read_auth_password(config.basic_auth))
+        console_config = console_config or ConsoleConfig()
+        users = load_users(console_config.users_file) if console_config.users_file is not None else None
         ctx = None
         if config.tls_cert is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -246,7 +185,9 @@ class MetricsServer:
                 ctx.load_cert_chain(str(config.tls_cert), str(config.tls_key))
             except (OSError, ssl.SSLError) as exc:
                 raise InputError(f"metrics.tls_cert / tls_key: cannot load: {exc}") from None
-        self.httpd = _Server((host, port), make_app(metrics, auth, place), timeout)
+        app = make_app(metrics, auth, place, console=console, users=users, refresh=float(console_config.refresh),
+                       tls=ctx is not None)
+        self.httpd = _Server((host, port), app, timeout)
         if ctx is not None:
             self.httpd.ssl_adapter = _TLSAdapter(ctx, str(config.tls_cert), str(config.tls_key))
         # Bound in a daemon thread: the workers it starts are daemons too, and never hold up the exit.

@@ -107,6 +107,7 @@ class ClusterCycle:
         # the last collection and the VMs' recent demand then: what `POST /place` ranks hosts on
         self.last_seen: tuple[Snapshot, dict[str, tuple[float, float]]] | None = None
         self.cycles_run = 0  # cycles of this object (a balancing domain waits for each cluster's first)
+        self.last_result: CycleResult | None = None  # the last cycle's (the console shows its hosts, its plan)
         # actions of an earlier run the cluster was still carrying out at the last collection
         self.in_flight: list[ActionRow] = []
         # told when a cycle starts and at each mark of progress in it: (the cluster answered, what
@@ -188,6 +189,7 @@ class ClusterCycle:
                     event(log, "cycle end", logging.INFO if res.status != "error" else logging.WARNING,
                           status=res.status, phase=res.phase,
                           **{f"{k}_s": round(v, 3) for k, v in res.durations.items()})
+            self.last_result = res
             return res
         finally:
             self._busy.release()
@@ -258,6 +260,8 @@ class ClusterCycle:
             res.executed = self._execution_plan(snap, rec, rec_options, past)
             if res.executed is not None and res.executed is not rec:
                 self.journal.record_plan(res.cycle_id, self.name, "executed", res.executed)
+            if rec.status == "ok":  # what it does not carry out itself waits for a user (console, HTTP API)
+                self.journal.record_recommendations(res.cycle_id, self.name, rec, res.executed, now)
         except Exception as exc:  # noqa: BLE001
             res.durations["plan"] = time.monotonic() - t0
             self._fail(res, "plan", exc)

@@ -42,6 +42,7 @@ from ..journal import Journal, Lease, connect, instance_id
 from ..logs import event
 from ..metrics import Metrics, MetricsServer
 from ..sources.registry import kind_of
+from .console import ServiceConsole
 from .cycle import ClusterCycle, CycleResult
 from .domain_cycle import DomainCycle
 from .workers import PlanPool
@@ -117,9 +118,11 @@ class Service:
         if self.leader:
             self.runners = self._make_runners()
         if self.serve_metrics:
-            self.server = MetricsServer(self.metrics, self.config.metrics, place=self._place)
+            self.server = MetricsServer(self.metrics, self.config.metrics, place=self._place,
+                                        console=ServiceConsole(self), console_config=self.config.console)
         event(log, "service start", clusters=",".join(n for n, _ in clusters), journal=self.journal.where,
-              metrics=f"{self.server.url}/metrics" if self.server else None, unfinished=len(unfinished) or None,
+              metrics=f"{self.server.url}/metrics" if self.server else None,
+              console=f"{self.server.url}/" if self.server else None, unfinished=len(unfinished) or None,
               role="leader" if self.leader else "standby", instance=self.lease.holder if self.lease else None,
               workers=self.pool.workers if self.pool else 1, pid=os.getpid())
 
