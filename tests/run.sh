@@ -19,14 +19,15 @@ if [ -f tests/vcsim/build.sh ]; then
   bash tests/vcsim/build.sh || { [ "${CI:-}" = "true" ] && exit 1; echo "warning: vCenter simulator not built; its tests will skip" >&2; }
 fi
 
-# Headless Chromium (and a font) for the HTML report test, from Debian.
-if ! command -v chromium >/dev/null 2>&1; then
+# Headless Chromium (and a font) for the HTML report test, and its WebDriver for the console test
+# (Selenium drives Debian's chromium through Debian's chromedriver, of the same version), from Debian.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; } \
-      || { [ "${CI:-}" = "true" ] && exit 1; echo "warning: chromium not installed; the HTML report browser test will skip" >&2; }
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-dejavu-core >/dev/null; } \
+      || { [ "${CI:-}" = "true" ] && exit 1; echo "warning: chromium not installed; the browser tests will skip" >&2; }
   else
     [ "${CI:-}" = "true" ] && { echo "chromium is missing and installing it needs root" >&2; exit 1; }
-    echo "warning: chromium is missing (apt-get install chromium as root); the HTML report browser test will skip" >&2
+    echo "warning: chromium is missing (apt-get install chromium chromium-driver as root); the browser tests will skip" >&2
   fi
 fi
 

@@ -35,8 +35,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("balancer.config",),
     # where snapshots come from and plans are carried out
     ("balancer.sources",),
-    # what is kept and shown: the journal, the metrics and their endpoint, the plan reports
-    ("balancer.journal", "balancer.metrics", "balancer.report"),
+    # what is kept and shown: the journal, the metrics and their endpoint (its app: the web console and
+    # the HTTP API, which reach the service through web/backend.py's interface), the plan reports
+    ("balancer.journal", "balancer.metrics", "balancer.web", "balancer.report"),
     # the use cases, one module each, called by the CLI, the service and POST /place
     ("balancer.app",),
     # `balancer run`: the cycles, scheduling, the service's HTTP endpoint wiring

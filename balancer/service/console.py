@@ -39,23 +39,13 @@ from ..journal.render import history_data
 from ..journal.store import RecommendationRow
 from ..logs import event
 from ..plan import Move, Plan, PowerAction, StorageMove
+from ..web.backend import MAX_IDS, ConsoleError
 
 if TYPE_CHECKING:
     from .cycle import ClusterCycle
     from .runner import Service
 
 log = logging.getLogger("balancer.console")
-
-MAX_IDS = 64  # recommendations approved or dismissed in one request
-
-
-class ConsoleError(Exception):
-    """A request the console refuses: its HTTP status and one line saying why."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class ServiceConsole:
@@ -249,8 +239,8 @@ class ServiceConsole:
             journal.record_collection(cid, now, *cluster_demand(fresh))
             journal.record_plan(cid, runner.name, "executed", plan)  # (the recommended plan is its cycle's)
             with JournaledActions(journal, source, runner.name, cid, plan, now,
-                                  should_stop=lambda: service.stopping.is_set() or not service.may_act(),
-                                  progress=runner._progress) as acts:
+                                  should_stop=lambda: service.stopping.is_set() or not service.may_act()) as acts:
+                # (no progress marks: /healthz reads those as a cycle in progress, which this is not)
                 journal.approval_carried_out([r.id for r in rows], cid, list(acts.ids.values()), user)
                 acts.results = source.execute(plan)
             failed = [r for r in acts.results if r.outcome != "success"]
@@ -287,4 +277,4 @@ def not_pending(r: RecommendationRow) -> str:
     return f"recommendation {r.id} is no longer pending: {r.state} by {r.decided_by or 'someone'} at {when}"
 
 
-__all__ = ["ConsoleError", "ServiceConsole", "recommendation_data"]
+__all__ = ["ServiceConsole", "recommendation_data"]

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..service.console import MAX_IDS, ConsoleError
+from .backend import MAX_IDS, ConsoleError
 from .app import MAX_API_BODY, current_user, json_error, may_read, refusal_to_decide, state
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")

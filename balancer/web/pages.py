@@ -14,7 +14,7 @@ import time
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
 
-from ..service.console import ConsoleError
+from .backend import ConsoleError
 from .app import current_user, login_user, may_read, refusal_to_decide, safe_next, state
 
 pages = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
