@@ -59,13 +59,14 @@ def test_a_version_1_snapshot_reads_as_the_current_version_with_no_storage():
             item.pop(name, None)
     doc["rules"] = [r for r in doc["rules"] if not r["type"].startswith(("vmdk", "vm-datastore"))]
     snap = parse_snapshot(doc)
-    assert snap.version == 5 and snap.datastores == [] and all(v.disks == [] for v in snap.vms)
+    assert snap.version == 6 and snap.datastores == [] and all(v.disks == [] for v in snap.vms)
     assert snap.evc_mode is None and all(h.networks == [] and h.max_evc_mode is None for h in snap.hosts)
-    assert json.loads(snapshot_json(snap))["version"] == 5
+    assert json.loads(snapshot_json(snap))["version"] == 6
     assert parse_snapshot({**doc, "version": 2}) == snap
     assert parse_snapshot({**doc, "version": 3}) == snap
     assert parse_snapshot({**doc, "version": 4}) == snap
     assert parse_snapshot({**doc, "version": 5}) == snap
+    assert parse_snapshot({**doc, "version": 6}) == snap
     assert snap.resource_pools == [] and all(v.resource_pool is None and v.cpu_limit_mhz is None for v in snap.vms)
 
 
@@ -75,7 +76,7 @@ def test_a_version_3_field_in_a_version_2_snapshot_is_named():
     from balancer.errors import InputError
 
     doc = {"version": 2, "cluster": "c", "hosts": [{"name": "h1", "cpu_capacity_mhz": 1000, "mem_capacity_mb": 1000}]}
-    assert parse_snapshot(doc).version == 5
+    assert parse_snapshot(doc).version == 6
     for bad, where in ((dict(doc, evc_mode="intel-skylake"), "evc_mode"),
                        (dict(doc, hosts=[dict(doc["hosts"][0], networks=["VM Network"])]), "hosts.0.networks"),
                        (dict(doc, hosts=[dict(doc["hosts"][0], max_evc_mode="amd-zen3")]), "hosts.0.max_evc_mode")):
@@ -152,3 +153,25 @@ def test_a_version_4_field_in_a_version_3_snapshot_is_named():
     assert parse_snapshot(dict(doc, version=4, hosts=[dict(host, cpu_threads=16)])).hosts[0].cpu_threads == 16
     with pytest.raises(InputError, match="cpu_threads .4. is below cpu_cores .8."):
         parse_snapshot(dict(doc, version=4, hosts=[dict(host, cpu_threads=4)]))
+
+
+def test_a_version_6_field_in_a_version_5_snapshot_is_named():
+    import pytest
+
+    from balancer.errors import InputError
+
+    host = {"name": "h1", "cpu_capacity_mhz": 1000, "mem_capacity_mb": 1000}
+    vm = {"name": "v1", "host": "h1", "vcpus": 1, "mem_mb": 512, "cpu_demand_mhz": 100, "mem_demand_mb": 100}
+    doc = {"version": 5, "cluster": "c", "hosts": [host], "vms": [vm]}
+    assert parse_snapshot(doc).hosts[0].health is None and parse_snapshot(doc).vms[0].cpu_ready_pct is None
+    for bad, where in ((dict(doc, hosts=[dict(host, health="severe")]), "hosts.0.health"),
+                       (dict(doc, hosts=[dict(host, nic_mbps=20000.0)]), "hosts.0.nic_mbps"),
+                       (dict(doc, vms=[dict(vm, cpu_ready_pct=5.0)]), "vms.0.cpu_ready_pct")):
+        with pytest.raises(InputError, match=where.replace(".", r"\.") + ": a version 6 field in a version 5 snapshot"):
+            parse_snapshot(bad)
+    new = parse_snapshot(dict(doc, version=6, hosts=[dict(host, health="moderate", health_reason="fan 2 failed",
+                                                          nic_mbps=20000.0, net_rx_mbps=17000.0, net_tx_mbps=3000.0)],
+                              vms=[dict(vm, cpu_ready_pct=5.0, mem_ballooned_mb=10.0, mem_swapped_mb=0.0)]))
+    assert new.hosts[0].health == "moderate" and new.hosts[0].net_utilisation == 0.85
+    with pytest.raises(InputError, match="health"):
+        parse_snapshot(dict(doc, version=6, hosts=[dict(host, health="grey")]))

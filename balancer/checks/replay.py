@@ -280,7 +280,7 @@ def _why_not(cluster, v: int, t: int, place, loads) -> str:
         if after[r] > cluster.bound[t, r] + 1e-6:
             return f"puts {hn[t]} at {tally_refusal(tally, float(after[r]), float(cluster.limit[t, r]))}"
     vm = cluster.snapshot.vms[v]
-    duty = refusal(cluster.snapshot, cluster.snapshot.hosts[t], vm.mem_mb, vm.vcpus, vm)
+    duty = refusal(cluster.snapshot, cluster.snapshot.hosts[t], vm.mem_mb, vm.vcpus, vm, cluster.closed)
     if duty is not None:
         return f"is not allowed ({hn[t]}: {duty})"
     return f"is not allowed ({hn[t]} may not receive {vn[v]})"

@@ -128,6 +128,9 @@ class StorageOptions:
         return MoveBudget(self.max_moves)
 
 
+HEALTH_REMEDIATIONS = ("quarantine", "mixed", "maintenance", "off")
+
+
 @dataclass(frozen=True)
 class PlanOptions:
     threshold: int = 3  # DRS migration threshold 1 (mandatory only) .. 5 (aggressive)
@@ -160,8 +163,24 @@ class PlanOptions:
     # the hosts that are on, plus this share, rounded up (a limit of ours, kept like the headroom); None: off
     vm_distribution: float | None = None
     storage: StorageOptions | None = None  # None: Storage DRS off (no storage moves)
+    # Proactive HA's remediation of a degraded host (engine/compute/compat.py, docs/vsphere7.md): quarantine
+    # (moderate and severe: no new VMs, VMs moved off when it costs no rule nor capacity), mixed (moderate:
+    # quarantine, severe: maintenance, its VMs evacuated) or maintenance (both evacuated); off: health ignored
+    health_remediation: str = "mixed"
+    # host health set by the admin or by external monitoring, over what the snapshot says: (host, state, reason)
+    health_overrides: tuple[tuple[str, str, str], ...] = ()
+    # network-aware placement: a host whose busier NIC direction is above this share of its link speed
+    # receives no VM (None: not judged); vSphere's own limit is 80 %
+    max_network_utilization: float | None = 0.80
 
     def __post_init__(self) -> None:
+        if self.health_remediation not in HEALTH_REMEDIATIONS:
+            raise ValueError(f"health_remediation must be one of {', '.join(HEALTH_REMEDIATIONS)}")
+        for _, state, _ in self.health_overrides:
+            if state not in ("healthy", "moderate", "severe"):
+                raise ValueError("a host's health is healthy, moderate or severe")
+        if self.max_network_utilization is not None and not 0.0 < self.max_network_utilization <= 1.0:
+            raise ValueError("max_network_utilization must be in (0, 1] (or None: not judged)")
         if not 1 <= self.threshold <= 5:
             raise ValueError("threshold must be 1..5")
         if self.max_moves is not None and self.max_moves < 0:

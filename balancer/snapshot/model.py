@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 from ..errors.limits import Name, Text, clip, quote
 from .pools import ResourcePool, Shares, check_pools, check_within_limit
 
-SNAPSHOT_VERSION = 5  # the version written
-READ_VERSIONS = (1, 2, 3, 4, 5)  # the versions read; older ones are migrated on reading (docs/snapshot-format.md)
+SNAPSHOT_VERSION = 6  # the version written
+READ_VERSIONS = (1, 2, 3, 4, 5, 6)  # the versions read; older ones are migrated on reading (docs/snapshot-format.md)
 
 # Upper bounds, far above any real hardware (vSphere 8: 24 TiB hosts, 768 vCPUs, 24 TiB VMs), that keep
 # every figure the engine derives (sums over 10,000 VMs, scaled solver coefficients) in range.
@@ -82,6 +82,9 @@ class Automation(str, Enum):
         return self in (Automation.DEFAULT, Automation.FULLY_AUTOMATED)
 
 
+HostHealth = Literal["healthy", "moderate", "severe"]  # Proactive HA's states (vSphere: green, yellow, red)
+
+
 class Host(_Strict):
     name: Name
     cpu_capacity_mhz: Annotated[Positive, Field(ge=1, le=MAX_CPU_MHZ)]
@@ -102,6 +105,14 @@ class Host(_Strict):
     # IPMI/iLO; None: not known)
     dpm: Literal["default", "disabled", "manual", "automatic"] = "default"
     wake: Annotated[bool, Field(strict=True)] | None = None
+    # version 6: its hardware health as vCenter's health update providers report it (Proactive HA; None: no
+    # provider), and the provider's words; its physical NICs' link speed summed (Mb/s) and the traffic
+    # received and sent through them over the window (Mb/s) (docs/vsphere7.md)
+    health: HostHealth | None = None
+    health_reason: Text | None = None
+    nic_mbps: Annotated[Positive, Field(le=MAX_MBPS)] | None = None
+    net_rx_mbps: Annotated[NonNegative, Field(le=MAX_MBPS)] | None = None
+    net_tx_mbps: Annotated[NonNegative, Field(le=MAX_MBPS)] | None = None
 
     @model_validator(mode="after")
     def _power_order(self) -> "Host":
@@ -114,6 +125,13 @@ class Host(_Strict):
     @property
     def is_on(self) -> bool:
         return self.state is HostState.ON
+
+    @property
+    def net_utilisation(self) -> float | None:
+        """The busier direction of its physical NICs' traffic over their link speed (None: not known)."""
+        if self.nic_mbps is None or (self.net_rx_mbps is None and self.net_tx_mbps is None):
+            return None
+        return max(self.net_rx_mbps or 0.0, self.net_tx_mbps or 0.0) / self.nic_mbps
 
 
 class DatastoreState(str, Enum):
@@ -175,6 +193,11 @@ class VM(_Strict):
     mem_shares: Shares = Shares()
     cpu_limit_mhz: NonNegative | None = None
     mem_limit_mb: NonNegative | None = None
+    # version 6: how well its host serves it over the window (the VM score, engine/compute/vmscore.py): the
+    # share of time its vCPUs were ready but not scheduled (CPU ready, %), memory ballooned and swapped (MB)
+    cpu_ready_pct: Annotated[NonNegative, Field(le=100)] | None = None
+    mem_ballooned_mb: Annotated[NonNegative, Field(le=MAX_MEM_MB)] | None = None
+    mem_swapped_mb: Annotated[NonNegative, Field(le=MAX_MEM_MB)] | None = None
 
     @field_validator("cpu_demand_mhz", "cpu_reservation_mhz")
     @classmethod
@@ -383,6 +406,8 @@ _SINCE: dict[int, list[tuple[str, str]]] = {
     4: [("hosts", "cpu_threads")],
     5: [("", "resource_pools"), ("", "scalable_shares"), ("hosts", "dpm"), ("hosts", "wake"), ("vms", "resource_pool"), ("vms", "cpu_shares"),
         ("vms", "mem_shares"), ("vms", "cpu_limit_mhz"), ("vms", "mem_limit_mb")],
+    6: [("hosts", "health"), ("hosts", "health_reason"), ("hosts", "nic_mbps"), ("hosts", "net_rx_mbps"),
+        ("hosts", "net_tx_mbps"), ("vms", "cpu_ready_pct"), ("vms", "mem_ballooned_mb"), ("vms", "mem_swapped_mb")],
 }
 
 
@@ -392,17 +417,19 @@ def migrate(data: dict, version: int) -> dict:
     Version 1 had no storage (no datastores, disks, HA or storage rules); version 2 had none of
     the cross-cluster facts of version 3 (networks, CPU vendor, EVC modes, datastore URLs);
     version 3 had no hosts' logical CPUs (``cpu_threads``) nor the automation values ``fullyAutomated`` and
-    ``partiallyAutomated`` (version 4); version 4 had no resource pools, shares nor limits (version 5).
+    ``partiallyAutomated`` (version 4); version 4 had no resource pools, shares nor limits (version 5); version 5
+    had no host health, NIC capacity and traffic, nor the VMs' CPU ready, ballooned and swapped memory (version 6).
     """
     for since in range(version + 1, SNAPSHOT_VERSION + 1):
         hint = f"a version {since} field in a version {version} snapshot (set \"version\": {SNAPSHOT_VERSION})"
         for where, name in _SINCE.get(since, []):
+            # (a newer field given as null is absent: what a model dump of an older snapshot writes)
             if not where:
-                if name in data:
+                if data.get(name) is not None:
                     raise ValueError(f"{name}: {hint}")
                 continue
             for i, item in enumerate(data.get(where) or []):
-                if isinstance(item, dict) and name in item:
+                if isinstance(item, dict) and item.get(name) is not None:
                     raise ValueError(f"{where}.{i}.{name}: {hint}")
     if version < 4:
         for i, vm in enumerate(data.get("vms") or []):

@@ -14,7 +14,7 @@ import numpy as np
 from ...snapshot import Automation, HostState, Snapshot
 from ...snapshot.model import clamp
 from ..mounts import vm_reach
-from .compat import restrict
+from .compat import closed_hosts, restrict
 from .entitlement import entitle
 from .constraints import Constraint, HostSet, Index, Shape, compile_rules
 from ..options import PlanOptions
@@ -51,6 +51,7 @@ class Cluster:
     wanted: np.ndarray | None = None  # (V, 2) the load before entitlement (demand within reservation and limit)
     manual: np.ndarray | None = None  # (V,) bool: movable only as a recommendation for an admin (manual override)
     tallies: tuple[str, ...] = ()  # names of the columns after CPU and memory (VCPUS, VMS)
+    closed: dict[str, str] = field(default_factory=dict)  # host -> why it receives no VM (health, network: compat.py)
 
     @property
     def n_hosts(self) -> int:
@@ -166,7 +167,8 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
     for g in rules:
         g.narrow(allowed)  # mandatory host-shaped rules
 
-    restrict(snapshot, allowed, mem_mb, place)  # host duties and compatibility (compat.py)
+    closed = closed_hosts(snapshot, options)
+    restrict(snapshot, allowed, mem_mb, place, closed)  # host duties and compatibility (compat.py)
     if snapshot.datastores and V:
         allowed &= _reach(snapshot, options, on, place, allowed)
 
@@ -198,6 +200,7 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
         power_idle_w=idle,
         power_peak_w=peak,
         tallies=tallies,
+        closed=closed,
     )
 
 

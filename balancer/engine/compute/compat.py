@@ -14,6 +14,14 @@ balancing, repairs, DPM's and maintenance's evacuations, initial placement:
   needs): the same vendor and an EVC mode at least as new (judged when both are known; with EVC on
   every host of the cluster offers the cluster's mode, so this matters in clusters without EVC).
 
+Two duties are judged with the plan's options (``closed_hosts``), vSphere 7's (docs/vsphere7.md):
+
+- a host whose **health** is degraded (Proactive HA: moderate, severe -- the snapshot's, or the admin's or
+  external monitoring's over it, ``PlanOptions.health_overrides``) is quarantined or put into maintenance
+  (``health_remediation``): either way it receives no VM;
+- a host whose physical NICs are busier than ``max_network_utilization`` of their link speed (network-aware
+  DRS, 80 % by default) receives no VM.
+
 A VM already on such a host may stay (no plan makes that worse; an evacuation still moves it off).
 ``cluster.build_cluster`` narrows the ``allowed`` mask with ``restrict``; ``refusal`` says in
 words why one host is refused, for reports and placement.
@@ -23,7 +31,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Collection, Mapping
+
 from ...snapshot import VM, Host, Snapshot
+from ..options import PlanOptions
 
 # EVC modes of each vendor, oldest first (vSphere's EVC mode keys).
 EVC_MODES = {
@@ -64,9 +75,59 @@ def failover_hosts(snapshot: Snapshot) -> set[str]:
     return set(ha.failover_hosts) if ha is not None and ha.policy == "failover-hosts" else set()
 
 
-def refusal(snapshot: Snapshot, host: Host, mem_mb: float, vcpus: int = 1, vm: VM | None = None) -> str | None:
+def host_health(snapshot: Snapshot, options: PlanOptions) -> dict[str, tuple[str, str]]:
+    """Host -> (health, reason in words) of every host whose health is known: the overrides (the admin's,
+    external monitoring's) over the snapshot's (vCenter's health update providers)."""
+    out = {h.name: (h.health, f"health provider: {h.health_reason}" if h.health_reason else "health provider")
+           for h in snapshot.hosts if h.health is not None}
+    names = snapshot.hosts_by_name()
+    for name, state, reason in options.health_overrides:
+        if name in names:
+            out[name] = (state, reason or "set by the admin")
+    return out
+
+
+def remediation(state: str, options: PlanOptions) -> str | None:
+    """What a host in health ``state`` gets: ``quarantine``, ``maintenance`` or None (healthy, or health ignored)."""
+    how = options.health_remediation
+    if state == "healthy" or how == "off":
+        return None
+    if how == "maintenance" or (how == "mixed" and state == "severe"):
+        return "maintenance"
+    return "quarantine"
+
+
+def degraded_hosts(snapshot: Snapshot, options: PlanOptions) -> dict[str, tuple[str, str, str]]:
+    """Host -> (remediation, health, reason) of every host whose health calls for a remediation."""
+    out = {}
+    for name, (state, reason) in host_health(snapshot, options).items():
+        what = remediation(state, options)
+        if what is not None:
+            out[name] = (what, state, reason)
+    return out
+
+
+def closed_hosts(snapshot: Snapshot, options: PlanOptions) -> dict[str, str]:
+    """Host -> why it receives no VM under the options' duties: its health's remediation, its network's load."""
+    out = {name: f"health {state} ({reason}): {'in quarantine' if what == 'quarantine' else 'to be evacuated'}, "
+                 "it receives no VM"
+           for name, (what, state, reason) in degraded_hosts(snapshot, options).items()}
+    cap = options.max_network_utilization
+    if cap is not None:
+        for h in snapshot.hosts:
+            used = h.net_utilisation
+            if h.name not in out and used is not None and used > cap + 1e-9:
+                out[h.name] = (f"its physical NICs are {100 * used:.0f} % busy, above the {100 * cap:.0f} % "
+                               "network limit (drs.max_network_utilization): it receives no VM")
+    return out
+
+
+def refusal(snapshot: Snapshot, host: Host, mem_mb: float, vcpus: int = 1, vm: VM | None = None,
+            closed: Mapping[str, str] | None = None) -> str | None:
     """Why ``host`` may not receive a VM of ``mem_mb`` configured memory and ``vcpus`` (None: it may);
-    ``vm``: the VM, when known, for its networks and CPU features."""
+    ``vm``: the VM, when known, for its networks and CPU features; ``closed``: ``closed_hosts`` of the plan."""
+    if closed and host.name in closed:
+        return closed[host.name]
     if host.name in failover_hosts(snapshot):
         return "a dedicated HA failover host: it receives no VM"
     if host.cpu_threads is not None and vcpus > host.cpu_threads:
@@ -78,12 +139,13 @@ def refusal(snapshot: Snapshot, host: Host, mem_mb: float, vcpus: int = 1, vm: V
     return None
 
 
-def restrict(snapshot: Snapshot, allowed: np.ndarray, mem_mb: np.ndarray, place: np.ndarray) -> np.ndarray:
+def restrict(snapshot: Snapshot, allowed: np.ndarray, mem_mb: np.ndarray, place: np.ndarray,
+             closed: Collection[str] = ()) -> np.ndarray:
     """Narrow ``allowed`` ((V, H), in place) by the host duties and compatibility; a VM may stay where it is.
 
     Only the rows and columns that can be refused are touched (the failover hosts; the VMs larger than
     the smallest host's memory or logical CPUs), so a 30,000-VM, 5,000-host cluster needs no second
-    (V, H) array."""
+    (V, H) array. ``closed``: hosts that receive no VM for the plan's duties (``closed_hosts``)."""
     hosts = snapshot.hosts
     V = len(mem_mb)
     if not V:
@@ -91,7 +153,7 @@ def restrict(snapshot: Snapshot, allowed: np.ndarray, mem_mb: np.ndarray, place:
     rows = np.arange(V)
     here = allowed[rows, place].copy()
     failover = failover_hosts(snapshot)
-    cols = [h for h, host in enumerate(hosts) if host.name in failover]
+    cols = [h for h, host in enumerate(hosts) if host.name in failover or host.name in closed]
     if cols:
         allowed[:, cols] = False
     host_mem = np.array([h.mem_capacity_mb for h in hosts], dtype=float)
@@ -128,10 +190,11 @@ def restrict(snapshot: Snapshot, allowed: np.ndarray, mem_mb: np.ndarray, place:
     return allowed
 
 
-def compatible(snapshot: Snapshot, mem_mb: np.ndarray, place: np.ndarray) -> np.ndarray:
+def compatible(snapshot: Snapshot, mem_mb: np.ndarray, place: np.ndarray, closed: Collection[str] = ()) -> np.ndarray:
     """(V, H) may each VM (``mem_mb``: configured memory; vCPUs from the snapshot) be sent to each host
     under the host duties and compatibility? (True where it is.)"""
-    return restrict(snapshot, np.ones((len(mem_mb), len(snapshot.hosts)), dtype=bool), mem_mb, place)
+    return restrict(snapshot, np.ones((len(mem_mb), len(snapshot.hosts)), dtype=bool), mem_mb, place, closed)
 
 
-__all__ = ["EVC_MODES", "compatible", "evc_offers", "failover_hosts", "refusal", "restrict"]
+__all__ = ["EVC_MODES", "closed_hosts", "compatible", "degraded_hosts", "evc_offers", "failover_hosts", "host_health",
+           "refusal", "remediation", "restrict"]

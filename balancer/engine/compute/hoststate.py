@@ -27,7 +27,7 @@ def host_mask(cluster: Cluster, hosts: Iterable[int]) -> np.ndarray:
 def rule_allowed(cluster: Cluster) -> np.ndarray:
     """(V, H) bool: hosts each VM may run on under the mandatory VM-host rules and the host duties and
     compatibility (compat.py), whatever the host states."""
-    allowed = compatible(cluster.snapshot, cluster.mem_mb, cluster.place)
+    allowed = compatible(cluster.snapshot, cluster.mem_mb, cluster.place, cluster.closed)
     for g in cluster.rules:
         g.narrow(allowed)
     return allowed

@@ -129,7 +129,7 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
     for h, host in enumerate(snapshot.hosts):
         why, broken = _rule_refusals(cluster, vm, h, running)
         if why is None:
-            why = refusal(snapshot, host, mem_mb, vcpus, registered)  # host duties and compatibility (compat.py)
+            why = refusal(snapshot, host, mem_mb, vcpus, registered, cluster.closed)  # host duties and compatibility (compat.py)
         if why is None and host.state not in (HostState.ON, HostState.STANDBY):
             why = f"{host.state.words}: receives no VM"
         if why is None:

@@ -24,6 +24,7 @@ from ..options import PlanOptions
 from .order import order_moves
 from .hoststate import host_mask, vms_on
 from .power import PowerPlan, evacuation, interleave_standby, plan_power
+from .health import HealthRemedy
 from .rules import all_violations
 from .vmotion import estimate
 
@@ -54,7 +55,9 @@ def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history
     violations_before = all_violations(cluster, cluster.place)
     conflicts = find_conflicts(cluster)
     note = "the mandatory rules cannot all hold: nothing is moved until they are changed"
-    evac = evacuation(cluster, options)  # maintenance mode: computed once, used below
+    health = HealthRemedy.of(cluster, options) if not conflicts else HealthRemedy()
+    options = health.options(options)  # a severe host to evacuate: this plan is its maintenance evacuation
+    evac = health.evac if health.evac is not None else evacuation(cluster, options)  # maintenance mode: computed once
     if not conflicts and evac is not None and (conflicts := evac.conflicts):
         note = "the hosts cannot be emptied (see conflicts): nothing is moved"
     if conflicts:
@@ -70,7 +73,10 @@ def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history
         )
 
     held = apply_history(cluster, history, options)  # anti-oscillation holds (engine/compute/holds.py)
-    power = plan_power(cluster, options, history, evac)  # DPM and maintenance: hosts leaving or woken (engine/compute/power.py)
+    # DPM and maintenance: hosts leaving or woken; quarantined hosts emptied where it costs nothing (power.py)
+    power = plan_power(cluster, options, history, evac, health.quarantine)
+    power.notes[:0] = health.notes + [f"{name}: {why}" for name, why in cluster.closed.items()
+                                      if name not in health.words and cluster.on[cluster.host_index(name)]]
 
     def build(result: OptimiseResult) -> Plan:
         # each candidate settles its own copy of the power plan (settling keeps hosts on and adds notes)
@@ -84,6 +90,20 @@ def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history
             plan = build(OptimiseResult(repaired.place, 0, 0, False, **repaired.result_fields()))
             if breaks_held(plan):
                 plan = build(OptimiseResult(power.planning.place.copy(), 0, 0, False))
+    return _health_words(plan, health)
+
+
+def _health_words(plan: Plan, health: HealthRemedy) -> Plan:
+    """The plan's moves off, and maintenance of, a host evacuated for its health say so, with the reason."""
+    if not health.evacuate:
+        return plan
+    words = health.words
+    for m in plan.moves:
+        if m.reason == "evacuate" and m.source in words:
+            m.detail = f"{m.detail}: {words[m.source]}" if m.detail else words[m.source]
+    for p in plan.power:
+        if p.action == "enter-maintenance" and p.host in words:
+            p.detail = f"{words[p.host]}; {p.detail}" if p.detail else words[p.host]
     return plan
 
 
@@ -125,7 +145,9 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
     # a hard repair may have filled a host beyond its headroom limit: its steps may too (no other step)
     stretched = replace(cluster, bound=np.maximum(cluster.bound, result.bound)) if result.bound is not None else None
     why = [reasons.get(v, ("balance", "", None)) for v in range(cluster.n_vms)]
-    mandatory = np.array([_mandatory(cluster, reason, rule) for reason, _, rule in why], dtype=bool)
+    soft = power.soft_moves()  # leaving a quarantined host: named evacuate, not mandatory
+    mandatory = np.array([_mandatory(cluster, reason, rule) and v not in soft for v, (reason, _, rule) in enumerate(why)],
+                         dtype=bool)
     ordering = order_moves(cluster, cluster.place, result.place, priority,
                            power.step_budget(options.moves_budget, result.repair_moves), stretched, mandatory)
 
@@ -164,7 +186,7 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
                     data_mb=round(est.data_mb, 1), converges=est.converges,
                 ),
                 mem_mb=float(cluster.mem_mb[v]),
-                mandatory=_mandatory(cluster, reason, rule),
+                mandatory=bool(mandatory[v]),
             )
         )
         score, im = new_score, new_im

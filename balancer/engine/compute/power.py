@@ -39,7 +39,7 @@ from ..budget import MoveBudget
 from ..history import History
 from .hoststate import host_mask, vms_on, with_hosts_leaving, with_hosts_woken
 from .optimizer import Clock, Mended, mend, move_costs
-from .rules import rule_violations
+from .rules import all_violations, rule_violations
 from ..options import PlanOptions
 
 EVACUATION_TIME_LIMIT_S = 10.0  # wall-clock safety net of the evacuation stage (it stops once every VM is placed)
@@ -57,6 +57,7 @@ class PowerPlan:
     notes: list[str] = field(default_factory=list)
     evacuation_moves: int = 0
     exempt_rules: list[str] = field(default_factory=list)  # mandatory rules left broken by VMs that may not move
+    quarantined: dict[int, str] = field(default_factory=dict)  # VM -> why it leaves a quarantined host (in words)
 
     @property
     def every_vm(self) -> bool:
@@ -85,7 +86,14 @@ class PowerPlan:
                     out[int(v)] = ("evacuate", f"{names[h]} enters maintenance", None)
                 else:
                     out[int(v)] = ("dpm", f"empties {names[h]} for standby", None)
+        for v, words in self.quarantined.items():
+            if final[v] != self.original.place[v]:
+                out.setdefault(v, ("evacuate", words, None))
         return out
+
+    def soft_moves(self) -> set[int]:
+        """VMs whose move is not mandatory though named ``evacuate``: those leaving a quarantined host."""
+        return set(self.quarantined)
 
     def settle(self, place: np.ndarray) -> Cluster:
         """The cluster after the plan, given the placement the ordering reached: a host not emptied stays on.
@@ -201,14 +209,18 @@ def unchanged(cluster: Cluster, notes: list[str] | None = None) -> PowerPlan:
     return PowerPlan(original=cluster, cluster=cluster, planning=cluster, notes=list(notes or []))
 
 
-def plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: Evacuation | None = None) -> PowerPlan:
+def plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: Evacuation | None = None,
+               quarantine: dict[int, str] | None = None) -> PowerPlan:
     """Host changes for this plan (DPM or maintenance) and the evacuation stage; see the module doc.
 
     ``evac``: the maintenance evacuation already computed for this cluster and options (``evacuation``).
+    ``quarantine``: host -> why it is quarantined (health): its VMs move off where that costs no rule nor capacity.
     """
     power = _plan_power(cluster, options, history, evac)
     if not options.evacuate:
         _empty_maintenance_hosts(power, options)
+        if quarantine:
+            _leave_quarantine(power, options, quarantine)
     # rules already broken by VMs that may not move: relaxed for them, for planning only
     exemptions = pinned_exemptions(power.cluster)
     if exemptions.broken:
@@ -239,6 +251,45 @@ def _empty_maintenance_hosts(power: PowerPlan, options: PlanOptions) -> None:
     if moved:  # (a host it filled beyond its headroom limit keeps that bound for the planner and the ordering)
         power.planning = replace(power.planning, place=place, bound=np.maximum(power.planning.bound, evacuated.bound))
         power.evacuation_moves += moved
+
+
+def _leave_quarantine(power: PowerPlan, options: PlanOptions, hosts: dict[int, str]) -> None:
+    """Move the VMs off quarantined ``hosts`` where that costs no rule and no capacity (Proactive HA's
+    quarantine): each within its target's headroom limit and its mandatory rules (the evacuation stage,
+    never stretched), and none of it at all when the moves would break a rule, mandatory or should, that
+    holds now. They count against neither cap (like an evacuation); none when no move is allowed."""
+    base = power.planning
+    if options.moves_budget.nothing and options.repair_budget.nothing:
+        return
+    mask = host_mask(base, hosts)
+    leave = vms_on(base, mask) & base.movable & ~base.must_leave
+    if not leave.any():
+        return
+    work = replace(with_hosts_leaving(base, mask), movable=leave, must_leave=leave)
+    place = _evacuate(work, options).place
+    moved = place != base.place
+    if not moved.any():
+        return
+    names = power.original.host_names
+    before = {(v.kind, v.name) for v in all_violations(base, base.place)}
+    broken = [v for v in all_violations(base, place) if (v.kind, v.name) not in before]
+    if broken or np.any(base.host_loads(place) > np.maximum(base.limit, base.host_loads(base.place)) + 1e-6):
+        what = f"rule {broken[0].name}" if broken and broken[0].kind == "rule" else "a host's limit"
+        power.notes.append(f"quarantine: the VMs stay on {', '.join(names[h] for h in hosts)}: moving them off "
+                           f"would break {what}")
+        return
+    allowed = base.allowed.copy()
+    cols = np.flatnonzero(mask)
+    for v in np.flatnonzero(moved):
+        allowed[v, cols] = False  # the planner does not bring them back
+        h = int(base.place[v])
+        power.quarantined[int(v)] = f"{names[h]} is quarantined: {hosts[h]}"
+    power.planning = replace(base, place=place, allowed=allowed)
+    power.evacuation_moves += int(moved.sum())
+    left = int((leave & ~moved).sum())
+    if left:
+        power.notes.append(f"quarantine: {left} VM(s) stay on {', '.join(names[h] for h in hosts)}: no other host "
+                           "has room for them within its limit and the mandatory rules")
 
 
 def _plan_power(cluster: Cluster, options: PlanOptions, history: History, evac: Evacuation | None) -> PowerPlan:

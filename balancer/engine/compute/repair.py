@@ -424,7 +424,7 @@ def host_refusals(cluster: Cluster, vms: np.ndarray) -> str:
     vcpus = max(cluster.snapshot.vms[int(v)].vcpus for v in vms)
     for h in np.flatnonzero(cluster.on):
         host = cluster.snapshot.hosts[int(h)]
-        words = refusal(cluster.snapshot, host, mem, vcpus) or next(
+        words = refusal(cluster.snapshot, host, mem, vcpus, closed=cluster.closed) or next(
             (w for w in (refusal(cluster.snapshot, host, 0.0, 1, cluster.snapshot.vms[int(v)]) for v in vms) if w), None)
         if words is not None:
             why.append(f"{cluster.host_names[int(h)]}: {words}")
