@@ -274,3 +274,18 @@ def test_a_users_file_must_hold_hashes(tmp_path):
     path.write_text("users:\n  - {name: eve, role: admin, password_hash: 'scrypt:1:8:1$a$b'}\n", encoding="utf-8")
     with pytest.raises(InputError, match="role must be viewer or operator"):
         load_users(path)
+
+
+def test_setting_a_hosts_health_over_http_needs_an_operator_and_is_journaled_with_the_user(service):
+    running, cluster, _ = service
+    url = running.url
+    body = {"host": "esx03", "state": "moderate", "reason": "fan 2 failed"}
+    assert call(url, "/host-health", method="POST", body=body)[0] == 401  # no credentials
+    code, answer = call(url, "/host-health", VIEWER, "POST", body)
+    assert code == 403 and "operator" in answer["error"]
+    code, answer = call(url, "/host-health", OPERATOR, "POST", body)  # a script: basic auth, no CSRF token
+    assert code == 200 and answer["clusters"][cluster]["api"]["esx03"]["state"] == "moderate"
+    assert call(url, "/host-health")[0] == 200  # reading it is open, as /healthz
+    notes = [c.note for c in running.service.journal.cycles(50) if c.kind == "host-health"]
+    assert notes == ["olga set host esx03: moderate (fan 2 failed)"]
+    assert call(url, "/host-health", OPERATOR, "POST", {"host": "esx03", "state": None})[0] == 200

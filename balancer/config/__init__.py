@@ -138,6 +138,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class HostHealthConfig(_Section):
+    """A host's health set by the admin (``drs.host_health``): healthy, moderate or severe, and why."""
+
+    state: Literal["healthy", "moderate", "severe"]
+    reason: Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""
+
+
 class DrsConfig(_Section):
     automation: Literal["manual", "partial", "full"] = "manual"
     migration_threshold: Annotated[int, Field(ge=1, le=5)] = 3
@@ -168,6 +175,14 @@ class DrsConfig(_Section):
     oscillation_window: Duration = 14400.0  # a VM does not go back to a host it left within this time
     max_vmotions_per_host: Annotated[int, Field(ge=1)] = 4
     max_vmotions_per_cluster: Annotated[int, Field(ge=1)] = 16
+    # vSphere 7 (docs/vsphere7.md). Network-aware DRS: a host whose physical NICs are busier than this share
+    # of their link speed receives no VM (null: not judged)
+    max_network_utilization: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = 0.80
+    # Proactive HA: what a degraded host gets -- quarantine (moderate and severe), mixed (moderate:
+    # quarantine, severe: maintenance), maintenance (both), off (health ignored)
+    health_remediation: Literal["quarantine", "mixed", "maintenance", "off"] = "mixed"
+    # hosts' health set here, over what vCenter's health providers say (host -> state and reason)
+    host_health: dict[Name, HostHealthConfig] = {}
 
     @model_validator(mode="after")
     def _interval_positive(self) -> "DrsConfig":

@@ -52,7 +52,20 @@ def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | Non
         manual_vms=not automatic,
         max_vcpus_per_core=drs.max_vcpus_per_core,
         vm_distribution=drs.vm_distribution_tolerance / 100.0 if drs.vm_distribution else None,
+        max_network_utilization=drs.max_network_utilization,
+        health_remediation=drs.health_remediation,
+        health_overrides=health_overrides(cfg),
     )
+
+
+def health_overrides(cfg: Config, api: dict[str, tuple[str, str]] | None = None) -> tuple[tuple[str, str, str], ...]:
+    """Hosts' health set by the config (``drs.host_health``) and, over it, by the HTTP API (``api``: host ->
+    (state, reason)), as PlanOptions.health_overrides."""
+    out = {name: (h.state, f"set in the config: {h.reason}" if h.reason else "set in the config")
+           for name, h in cfg.drs.host_health.items()}
+    out.update({name: (state, f"set through the API: {reason}" if reason else "set through the API")
+                for name, (state, reason) in (api or {}).items()})
+    return tuple((name, state, reason) for name, (state, reason) in sorted(out.items()))
 
 
 def storage_options(cfg: Config, evacuate: tuple[str, ...] = ()) -> StorageOptions:

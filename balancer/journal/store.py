@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 # Kinds of cycle: the service's own, and the one-off commands that act on a cluster.
 # cycle: a cluster's service cycle; domain: a balancing domain's (its moves between clusters)
 # approve: recommendations a user approved (the console, the HTTP API)
-CYCLE_KINDS = ("cycle", "domain", "approve", "apply", "evacuate", "exit-maintenance", "evacuate-datastore")
+CYCLE_KINDS = ("cycle", "domain", "approve", "apply", "evacuate", "exit-maintenance", "evacuate-datastore",
+               "host-health")
 SERVICE_KINDS = ("cycle", "domain")  # the service's own cycles: made under the leader lease
 
 FINISHED = ("success", "failed", "skipped", "interrupted", "cancelled")

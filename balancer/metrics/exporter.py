@@ -54,6 +54,9 @@ class _ClusterHealth:
     mark_detail: str = ""
 
 
+HOST_HEALTH = ("healthy", "moderate", "severe")  # Proactive HA's host health states
+
+
 class Metrics:
     """Every balancer metric, registered in ``self.registry`` (not the process-global registry)."""
 
@@ -70,6 +73,12 @@ class Metrics:
                                  ["cluster", "host", "resource"], registry=r)
         self.power_state = Gauge("balancer_host_power_state", "1 for the host's current state, 0 for the others",
                                  ["cluster", "host", "state"], registry=r)
+        self.host_health = Gauge("balancer_host_health", "1 for the host's health (healthy, moderate, severe: health "
+                                 "providers, the config, the API), 0 for the others; absent when not known",
+                                 ["cluster", "host", "state"], registry=r)
+        self.network = Gauge("balancer_host_network_utilization_ratio",
+                             "The busier direction of a host's physical NIC traffic / their link speed",
+                             ["cluster", "host"], registry=r)
         self.planned_moves = Gauge("balancer_planned_moves", "Moves in the last cycle's recommended plan",
                                    ["cluster"], registry=r)
         self.planned_power = Gauge("balancer_planned_power_actions",
@@ -280,6 +289,16 @@ class Metrics:
             self.utilisation.labels(name, h.name, "mem").set(load[h.name].mem_load_mb / h.mem_capacity_mb)
             for state in HostState:
                 self.power_state.labels(name, h.name, state.value).set(1.0 if h.state is state else 0.0)
+            health = res.host_health.get(h.name)
+            for state in HOST_HEALTH:
+                if health is not None:
+                    self.host_health.labels(name, h.name, state).set(1.0 if health[0] == state else 0.0)
+                else:
+                    self._remove(self.host_health, (name, h.name, state))
+            if h.net_utilisation is not None:
+                self.network.labels(name, h.name).set(h.net_utilisation)
+            else:
+                self._remove(self.network, (name, h.name))
         with self._lock:
             gone = self._hosts.get(name, set()) - hosts
             self._hosts[name] = hosts
@@ -288,6 +307,9 @@ class Metrics:
                 self._remove(self.utilisation, (name, host, resource))
             for state in HostState:
                 self._remove(self.power_state, (name, host, state.value))
+            for health in HOST_HEALTH:
+                self._remove(self.host_health, (name, host, health))
+            self._remove(self.network, (name, host))
         stores = {d.name for d in snap.datastores}
         for d in snap.datastores:
             self.datastore_space.labels(name, d.name).set(d.used_gb / d.capacity_gb)

@@ -52,6 +52,7 @@ def read_auth_password(auth: BasicAuthConfig) -> str:
 
 
 PlaceHandler = web_app.PlaceHandler
+HostHealthHandler = web_app.HostHealthHandler
 MAX_PLACE_BODY = web_app.MAX_PLACE_BODY
 make_app = web_app.make_app  # the Flask app (balancer/web/app.py): /metrics, /healthz, /place, the console, the API
 
@@ -171,7 +172,8 @@ class MetricsServer:
     ``timeout``: CONNECTION_TIMEOUT, lower in tests."""
 
     def __init__(self, metrics: Metrics, config: MetricsConfig, place: PlaceHandler | None = None,
-                 timeout: float = CONNECTION_TIMEOUT, console=None, console_config: ConsoleConfig | None = None):
+                 timeout: float = CONNECTION_TIMEOUT, console=None, console_config: ConsoleConfig | None = None,
+                 host_health: HostHealthHandler | None = None):
         host, port = config.listen_host, config.listen_port
         auth = None
         if config.basic_auth is not None:
@@ -186,7 +188,7 @@ class MetricsServer:
             except (OSError, ssl.SSLError) as exc:
                 raise InputError(f"metrics.tls_cert / tls_key: cannot load: {exc}") from None
         app = make_app(metrics, auth, place, console=console, users=users, refresh=float(console_config.refresh),
-                       tls=ctx is not None)
+                       tls=ctx is not None, host_health=host_health)
         self.httpd = _Server((host, port), app, timeout)
         if ctx is not None:
             self.httpd.ssl_adapter = _TLSAdapter(ctx, str(config.tls_cert), str(config.tls_key))

@@ -26,7 +26,8 @@ from typing import Any, Callable, Iterator
 
 from ..checks.premise import POWER_RESULT, freshness_limit
 from ..config import Config
-from ..config.plan_options import plan_options
+from ..config.plan_options import health_overrides, plan_options
+from ..engine.compute.compat import host_health
 from ..engine import History, PlanOptions, make_plan
 from ..journal import ActionRow, Journal
 from ..journal.actions import JournaledActions
@@ -52,6 +53,7 @@ class CycleResult:
     phase: str | None = None  # the phase that failed
     error: str | None = None
     snapshot: Snapshot | None = None
+    host_health: dict[str, tuple[str, str]] = field(default_factory=dict)  # host -> (health, why): compat.host_health
     recommendation: Plan | None = None
     executed: Plan | None = None  # the plan carried out (None: nothing to carry out)
     results: list[ActionResult] = field(default_factory=list)
@@ -91,6 +93,8 @@ class ClusterCycle:
         # PlanOptions fields set on every plan whatever the config says (a replay's deterministic
         # work budget, balancer/whatif); empty for the service
         self.plan_overrides = dict(plan_overrides or {})
+        # hosts' health set through the HTTP API (POST /host-health): host -> (state, reason), over the config's
+        self.health_api: dict[str, tuple[str, str]] = {}
         # make_plan, or the same run in a worker process (the service's pool, balancer/service/workers.py)
         self.make_plan = planner or make_plan
         # False: this instance lost the leader lease -- no action starts, the simulator's clock stays
@@ -116,6 +120,8 @@ class ClusterCycle:
 
     def _plan_options(self, **kw: Any) -> PlanOptions:
         options = plan_options(self.config, **kw)
+        if self.health_api:
+            options = replace(options, health_overrides=health_overrides(self.config, dict(self.health_api)))
         return replace(options, **self.plan_overrides) if self.plan_overrides else options
 
     @property
@@ -255,6 +261,7 @@ class ClusterCycle:
                            f"{HOST_SWINGS} times within the cooldown", logging.WARNING, host=host)
             self._oscillating = set(past.oscillating_hosts)
             rec_options = self._plan_options()
+            res.host_health = host_health(snap, rec_options)
             res.recommendation = rec = self.make_plan(snap, rec_options, past.history)
             self.journal.record_plan(res.cycle_id, self.name, "recommended", rec)
             res.executed = self._execution_plan(snap, rec, rec_options, past)

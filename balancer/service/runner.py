@@ -36,6 +36,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
+from ..app.host_health import host_health_request
 from ..app.place import place_request
 from ..config import Config
 from ..journal import Journal, Lease, connect, instance_id
@@ -119,7 +120,8 @@ class Service:
             self.runners = self._make_runners()
         if self.serve_metrics:
             self.server = MetricsServer(self.metrics, self.config.metrics, place=self._place,
-                                        console=ServiceConsole(self), console_config=self.config.console)
+                                        console=ServiceConsole(self), console_config=self.config.console,
+                                        host_health=self._host_health)
         event(log, "service start", clusters=",".join(n for n, _ in clusters), journal=self.journal.where,
               metrics=f"{self.server.url}/metrics" if self.server else None,
               console=f"{self.server.url}/" if self.server else None, unfinished=len(unfinished) or None,
@@ -132,6 +134,14 @@ class Service:
         if not self.leader or not runners:
             return 503, {"error": "this instance is a standby: ask the leader (its /healthz says role leader)"}
         return place_request(runners, body, query)
+
+    def _host_health(self, body: bytes, query: str, user: str) -> tuple[int, dict]:
+        """GET / POST /host-health: hosts' health set through the API by ``user`` (the leader's;
+        docs/vsphere7.md); a change is journaled with the user."""
+        runners = tuple(self.runners)
+        if not self.leader or not runners:
+            return 503, {"error": "this instance is a standby: ask the leader (its /healthz says role leader)"}
+        return host_health_request(runners, body, query, user, self.journal)
 
     def _make_runners(self) -> list[ClusterCycle]:
         assert self.journal is not None

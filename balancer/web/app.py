@@ -34,6 +34,8 @@ log = logging.getLogger("balancer.metrics")
 # POST /place: (request body, query string) -> (HTTP status, JSON answer)
 PlaceHandler = Callable[[bytes, str], "tuple[int, dict]"]
 MAX_PLACE_BODY = 64 * 1024  # a VM spec is a few hundred bytes
+# GET / POST /host-health: (request body, query string, the user setting it) -> (HTTP status, JSON answer)
+HostHealthHandler = Callable[[bytes, str, str], "tuple[int, dict]"]
 MAX_API_BODY = 64 * 1024
 MAX_ERROR = 300  # an error's text, at most
 
@@ -52,7 +54,7 @@ def json_error(code: int, message: str, headers: dict | None = None) -> Response
 
 def make_app(metrics: Metrics, auth: tuple[str, str] | None = None, place: PlaceHandler | None = None,
              console: Any = None, users: dict[str, tuple[str, str]] | None = None, refresh: float = 10.0,
-             tls: bool = False) -> Flask:
+             tls: bool = False, host_health: HostHealthHandler | None = None) -> Flask:
     """The WSGI app: /metrics from the metrics registry, /healthz from the clusters' last cycles, POST
     /place from ``place`` (absent: 404); with ``console`` (balancer/service/console.py) the console and
     the API. ``auth``: metrics.basic_auth's (user, password); ``users``: the users file's."""
@@ -129,6 +131,28 @@ def make_app(metrics: Metrics, auth: tuple[str, str] | None = None, place: Place
             return json_error(413, f"a VM spec is at most {MAX_PLACE_BODY} bytes")
         body = request.environ["wsgi.input"].read(length)
         code, answer = place(body, request.environ.get("QUERY_STRING", ""))
+        return Response(json.dumps(answer).encode() + b"\n", status=code, content_type="application/json")
+
+    @app.route("/host-health", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    def _host_health() -> Response:
+        if host_health is None:
+            return Response(b"not found\n", status=404, content_type="text/plain")
+        if request.method == "GET":
+            code, answer = host_health(b"", request.environ.get("QUERY_STRING", ""), "")
+            return Response(json.dumps(answer).encode() + b"\n", status=code, content_type="application/json")
+        if request.method != "POST":
+            return json_error(405, "GET, or POST a host's health (JSON), at /host-health", {"Allow": "GET, POST"})
+        refused = refusal_to_change()
+        if refused is not None:
+            return json_error(*refused)
+        try:
+            length = int(request.environ.get("CONTENT_LENGTH") or "")
+        except ValueError:
+            return json_error(411, "Content-Length required")
+        if length <= 0 or length > MAX_PLACE_BODY:
+            return json_error(413 if length > 0 else 400, f"a host's health is a JSON object of at most {MAX_PLACE_BODY} bytes")
+        body = request.environ["wsgi.input"].read(length)
+        code, answer = host_health(body, request.environ.get("QUERY_STRING", ""), current_user().name)
         return Response(json.dumps(answer).encode() + b"\n", status=code, content_type="application/json")
 
     if console is None:
@@ -218,6 +242,21 @@ def refusal_to_decide() -> tuple[int, str] | None:
     return None
 
 
+def refusal_to_change() -> tuple[int, str] | None:
+    """(status, why) when the request may not change the service's state outside the console (POST
+    /host-health): an operator, by HTTP basic auth (a script: no cookie, so no CSRF token needed) or by the
+    console's session with its CSRF token; None when it may."""
+    user = current_user()
+    if not state()["auth"].configured:
+        return 403, ("no users are configured (console.users_file or metrics.basic_auth): the service's state "
+                     "cannot be changed over HTTP")
+    if user is not None and g.get("via") == "basic":
+        if not user.may_decide:
+            return 403, f"user {user.name} has the role {user.role}: changing the service's state needs the role operator"
+        return None
+    return refusal_to_decide()
+
+
 def login_user(user: User) -> None:
     session.clear()
     session.permanent = True
@@ -232,4 +271,4 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-__all__ = ["MAX_PLACE_BODY", "PlaceHandler", "make_app", "redirect"]
+__all__ = ["HostHealthHandler", "MAX_PLACE_BODY", "PlaceHandler", "make_app", "redirect"]
