@@ -175,3 +175,26 @@ def test_no_plan_sends_a_vm_to_a_degraded_or_busy_host_nor_breaks_an_obligation(
         assert_order_of_obligations(plan)
     evacuated = {p.host for p in plan.power if p.action == "enter-maintenance"}
     assert len(evacuated) <= 1 and all(s.host(h).health == "severe" for h in evacuated if how != "maintenance")
+
+
+def test_the_vmotion_network_speed_is_the_slowest_link_behind_the_vmotion_vmknic():
+    from types import SimpleNamespace as O
+
+    from balancer.sources.vcenter.collector import host_network
+
+    network = O(pnic=[O(key="key-vim.host.PhysicalNic-vmnic0", linkSpeed=O(speedMb=10000)),
+                      O(key="key-vim.host.PhysicalNic-vmnic1", linkSpeed=O(speedMb=25000)),
+                      O(key="key-vim.host.PhysicalNic-vmnic2", linkSpeed=O(speedMb=25000)),
+                      O(key="key-vim.host.PhysicalNic-vmnic3", linkSpeed=None)],  # no link
+                vnic=[O(device="vmk0", key="key-vim.host.VirtualNic-vmk0", portgroup="Management Network"),
+                      O(device="vmk1", key="key-vim.host.VirtualNic-vmk1", portgroup="vMotion")],
+                portgroup=[O(spec=O(name="Management Network", vswitchName="vSwitch0")),
+                           O(spec=O(name="vMotion", vswitchName="vSwitch1"))],
+                vswitch=[O(name="vSwitch0", pnic=["key-vim.host.PhysicalNic-vmnic0"]),
+                         O(name="vSwitch1", pnic=["key-vim.host.PhysicalNic-vmnic1", "key-vim.host.PhysicalNic-vmnic2"])])
+    vnics = O(netConfig=[O(nicType="management", selectedVnic=["management.key-vim.host.VirtualNic-vmk0"]),
+                         O(nicType="vmotion", selectedVnic=["vmotion.key-vim.host.VirtualNic-vmk1"])])
+    out = host_network(network, vnics, {"net.received.average": 1200.0, "net.transmitted.average": 300.0})
+    assert out == {"nic_mbps": 60000.0, "net_rx_mbps": 1200.0, "net_tx_mbps": 300.0, "vmotion_mbps": 25000.0}
+    assert host_network(network, O(netConfig=[]), {}) == {"nic_mbps": 60000.0}  # no vMotion NIC, no counters
+    assert host_network(None, None, {}) == {}

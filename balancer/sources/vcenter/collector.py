@@ -42,7 +42,9 @@ LATENCY_COUNTERS = ("datastore.totalReadLatency.average", "datastore.totalWriteL
 GB = 1024.0 ** 3
 
 HOST_PATHS = ["name", "summary.hardware", "summary.maxEVCModeKey", "runtime", "network", "datastore",
-              "config.wakeOnLanCapable", "config.ipmi"]
+              "config.wakeOnLanCapable", "config.ipmi", "config.network", "config.virtualNicManagerInfo"]
+# per host (instance "": every physical NIC), KBps: network-aware placement (docs/vsphere7.md)
+NET_COUNTERS = ("net.received.average", "net.transmitted.average")
 VM_PATHS = ["name", "runtime.host", "runtime.powerState", "summary.config", "summary.quickStats",
             "config.hardware.device", "layoutEx.disk", "layoutEx.file", "network", "runtime.minRequiredEVCModeKey",
             "resourcePool", "config.cpuAllocation", "config.memoryAllocation"]
@@ -106,6 +108,7 @@ class Collector:
         self.conn = conn
         self.cluster_name = cluster_name
         self._counter_ids: dict[str, int] | None = None
+        self.host_net: dict[str, dict[str, float]] = {}  # host moid -> {NET_COUNTERS: Mb/s} of the last query_perf
 
     # --- inventory ------------------------------------------------------------------------
     def read_cluster(self) -> tuple[Any, dict[str, Any], list[tuple[Any, dict]], list[tuple[Any, dict]], "Storage"]:
@@ -207,11 +210,14 @@ class Collector:
         ids = self.counter_ids()
         vm_ids = {k: v for k, v in ids.items() if k in COUNTERS}
         ds_ids = [v for k, v in ids.items() if k in LATENCY_COUNTERS]
-        if not ids or (not vms and not (hosts and ds_ids)):
+        net_ids = [v for k, v in ids.items() if k in NET_COUNTERS]
+        self.host_net = {}
+        if not ids or (not vms and not (hosts and (ds_ids or net_ids))):
             return {}, {}
         by_id = {v: k for k, v in ids.items()}
         metric_ids = [vim.PerformanceManager.MetricId(counterId=i, instance="") for i in vm_ids.values()]
-        latency_ids = [vim.PerformanceManager.MetricId(counterId=i, instance="*") for i in ds_ids]
+        latency_ids = [vim.PerformanceManager.MetricId(counterId=i, instance="*") for i in ds_ids] + \
+            [vim.PerformanceManager.MetricId(counterId=i, instance="") for i in net_ids]
         pm = self.conn.content.perfManager
         out: dict[str, dict[str, list[float]]] = {}
         latency: dict[str, list[float]] = {}
@@ -238,7 +244,13 @@ class Collector:
                 if moid(em.entity) in host_ids:
                     for s in getattr(em, "value", None) or []:
                         instance = getattr(s.id, "instance", "") or ""
-                        if not instance or by_id.get(s.id.counterId) not in LATENCY_COUNTERS:
+                        counter = by_id.get(s.id.counterId)
+                        if not instance and counter in NET_COUNTERS:
+                            vals = [float(v) for v in (getattr(s, "value", None) or []) if v is not None and v >= 0]
+                            if vals:  # KBps -> Mb/s
+                                self.host_net.setdefault(moid(em.entity), {})[counter] = sum(vals) / len(vals) * 8 / 1000
+                            continue
+                        if not instance or counter not in LATENCY_COUNTERS:
                             continue
                         vals = [float(v) for v in (getattr(s, "value", None) or []) if v is not None and v >= 0]
                         if vals:
@@ -298,6 +310,9 @@ class Collector:
 
         powered_on = [vm for vm, p in vm_objs if str(p.get("runtime.powerState")) == "poweredOn"]
         perf, latency = self.query_perf(powered_on, [h for h, p in host_objs if host_state(p.get("runtime")) is HostState.ON])
+        hosts = [h.model_copy(update=host_network(p.get("config.network"), p.get("config.virtualNicManagerInfo"),
+                                                  self.host_net.get(moid(obj), {})))
+                 for h, (obj, p) in zip(hosts, host_objs)]
         # mounts are read from both sides: a datastore's host list and each host's datastore list (a real
         # vCenter fills both; a stock simulator only the hosts' fully)
         host_mounts = {moid(h): {moid(d) for d in (p.get("datastore") or [])} for h, p in host_objs}
@@ -414,6 +429,49 @@ class Collector:
                 url=url or None,
             ))
         return out, names
+
+
+def host_network(network: Any, vnic_manager: Any, net: dict[str, float]) -> dict[str, Any]:
+    """The host's physical NICs' link speed summed (those with a link), the vMotion network's speed (the
+    slowest link of the vSwitch behind the vmkernel NIC selected for vMotion; None when not found) and the
+    traffic received / sent (Mb/s, ``net``: NET_COUNTERS' means): Host fields of snapshot version 6."""
+    out: dict[str, Any] = {}
+    speeds: dict[str, float] = {}
+    for pnic in getattr(network, "pnic", None) or []:
+        speed = _finite(getattr(getattr(pnic, "linkSpeed", None), "speedMb", None))
+        key = getattr(pnic, "key", None)
+        if speed and speed > 0 and key:
+            speeds[key] = speed
+    if speeds:
+        out["nic_mbps"] = float(sum(speeds.values()))
+        rx, tx = net.get("net.received.average"), net.get("net.transmitted.average")
+        if rx is not None:
+            out["net_rx_mbps"] = float(rx)
+        if tx is not None:
+            out["net_tx_mbps"] = float(tx)
+        vmotion = vmotion_link_mbps(network, vnic_manager, speeds)
+        if vmotion is not None:
+            out["vmotion_mbps"] = vmotion
+    return out
+
+
+def vmotion_link_mbps(network: Any, vnic_manager: Any, speeds: dict[str, float]) -> float | None:
+    """The slowest link speed (Mb/s) of the physical NICs of the standard vSwitch whose port group the
+    vMotion vmkernel NIC is on (None: no vMotion NIC selected, or on a distributed switch)."""
+    selected: set[str] = set()
+    for cfg in getattr(vnic_manager, "netConfig", None) or []:
+        if getattr(cfg, "nicType", None) == "vmotion":
+            for key in getattr(cfg, "selectedVnic", None) or []:
+                selected.add(str(key).rsplit("-", 1)[-1])  # "vmotion.key-vim.host.VirtualNic-vmk1" -> "vmk1"
+    if not selected:
+        return None
+    groups = {getattr(v, "portgroup", None) for v in getattr(network, "vnic", None) or []
+              if getattr(v, "device", None) in selected or getattr(v, "key", None) in selected}
+    switches = {getattr(getattr(pg, "spec", None), "vswitchName", None) for pg in getattr(network, "portgroup", None) or []
+                if getattr(getattr(pg, "spec", None), "name", None) in groups}
+    links = [speeds[k] for sw in getattr(network, "vswitch", None) or [] if getattr(sw, "name", None) in switches
+             for k in (getattr(sw, "pnic", None) or []) if k in speeds]
+    return float(min(links)) if links else None
 
 
 def wake_method(wake_on_lan: Any, ipmi: Any) -> bool | None:
