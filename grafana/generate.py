@@ -391,6 +391,25 @@ def overview() -> dm.Dashboard:
         q(f"sum by (state) (balancer_host_power_state{{{C}}})", "{{state}}"),
     )
     b.panel(
+        ts("Host health", "Each host's health (Proactive HA: vCenter's health providers, the config's "
+           "drs.host_health or POST /host-health): 0 healthy, 1 moderate (quarantine), 2 severe (maintenance, "
+           "as drs.health_remediation says). Hosts of unknown health are not shown.", "none")
+        .decimals(0)
+        .min(0)
+        .max(2),
+        q(f'(balancer_host_health{{{C},{H},state="moderate"}} == 1) * 1 '
+          f'or (balancer_host_health{{{C},{H},state="severe"}} == 1) * 2 '
+          f'or (balancer_host_health{{{C},{H},state="healthy"}} == 1) * 0', "{{host}}"),
+    )
+    b.panel(
+        utilisation(
+            "Network utilisation per host",
+            "The busier direction of each host's physical NIC traffic over their link speed. A host above "
+            "drs.max_network_utilization (80 % by default) receives no VM (network-aware placement).",
+        ).data_links([host_link()]),
+        q(f"balancer_host_network_utilization_ratio{{{C},{H}}}", "{{host}}"),
+    )
+    b.panel(
         bars("DPM actions by action and result", "Host power actions (standby, power-on, maintenance) per interval."),
         q(
             f"sum by (action, result) (increase(balancer_power_actions_total{{{C}}}[$__rate_interval]))",

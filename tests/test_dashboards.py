@@ -40,6 +40,8 @@ METRICS |= {"balancer_datastore_space_used_ratio", "balancer_datastore_latency_s
 METRICS |= {"balancer_domain_cluster_utilization_ratio", "balancer_domain_moves_total"}
 # Resource pools: demand, entitlement, reservation and limit per pool, and its VMs.
 METRICS |= {"balancer_pool_cpu_hertz", "balancer_pool_memory_bytes", "balancer_pool_vms"}
+# vSphere 7 (#34): hosts' health (Proactive HA) and network utilisation.
+METRICS |= {"balancer_host_health", "balancer_host_network_utilization_ratio"}
 BUILTIN_VARIABLES = {"__rate_interval", "__interval", "__range", "__field", "__url_time_range"}
 
 
