@@ -7,33 +7,27 @@ import logging
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
 from . import __version__
-from .app.apply import apply_plan_file
-from .app.evacuate import Evacuation, evacuate_datastore as evacuate_datastore_plan, evacuate_host
-from .app.exit_maintenance import exit_maintenance as exit_maintenance_now
-from .app.history import history_journal
-from .app.oneoff import cluster_of, config_at
-from .app.place import place_from_spec
-from .app.recommend import recommend_cluster, recommend_domain
-from .app.snapshot import take_snapshot
-from .config import Config, parse_duration
-from .engine import PLANNERS
 from .errors import BalancerError, InputError
 from .errors.limits import clip_line
-from .journal.render import history_data, render_history
-from .logs import ShortFormatter, setup_logging
-from .plan import Plan
-from .plan.result import ActionResult
-from .report import dpm_band, render
-from .report.domain_plan import DOMAIN_FORMATS, render_domain
-from .report.placement import placement_json, render_placement
-from .report.table import render_results
-from .snapshot import Snapshot
-from .snapshot.io import snapshot_json
+
+# The engine, the solver, the reports (matplotlib) and the sources are imported inside the commands
+# that use them, so `balancer --help` and `balancer check-config` start fast (docs/benchmarks.md,
+# "Start-up time"; benchmarks/startup.py).
+
+if TYPE_CHECKING:
+    from .app.evacuate import Evacuation
+    from .config import Config
+    from .plan import Plan
+    from .plan.result import ActionResult
+    from .snapshot import Snapshot
+
+# The planners' names (balancer.engine.PLANNERS; tests/test_cli.py checks they agree).
+PLANNER_NAMES = ["cp-sat", "greedy"]
 
 
 cluster_option = click.option("--cluster", "cluster_name", metavar="NAME",
@@ -75,6 +69,8 @@ class Duration(click.ParamType):
         if isinstance(value, float):
             return value
         try:
+            from .config import parse_duration
+
             seconds = parse_duration(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
@@ -86,6 +82,9 @@ class Duration(click.ParamType):
 def _show_plan(plan: Plan, fmt: str, out: str | None, snapshot: Snapshot | None = None,
                cfg: Config | None = None) -> None:
     """Print (or write to --out) the plan in `fmt`; `snapshot` is the one the plan was made from (html needs it)."""
+    from .config import Config
+    from .report import dpm_band, render
+
     dpm = (cfg or Config()).dpm
     tty = out is None and sys.stdout.isatty()
     text = render(plan, snapshot, fmt, dpm_band=dpm_band(dpm.target, dpm.tolerance), color=tty,
@@ -132,7 +131,7 @@ def _with(options):
               help="Cap on repair moves (hard violations, hosts above their limit) [config: drs.max_repair_moves; "
                    "default: no cap].")
 @click.option("--threshold", type=click.IntRange(1, 5), help="Migration threshold 1 (mandatory only) .. 5 (aggressive).")
-@click.option("--planner", type=click.Choice(sorted(PLANNERS)), help="Planner [config: drs.planner, default cp-sat].")
+@click.option("--planner", type=click.Choice(PLANNER_NAMES), help="Planner [config: drs.planner, default cp-sat].")
 @click.option("--time-limit", type=Duration(minimum=0.1),
               help="Solver time limit: 3s, 1m or seconds [config: drs.time_limit].")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead of standard output.")
@@ -155,7 +154,12 @@ def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, max_repa
 
     Exit status: 0 with a plan, 2 on bad input, 3 when the mandatory rules cannot all hold.
     """
+    from .app.recommend import recommend_cluster, recommend_domain
+
     if domain_name is not None:
+        from .app.oneoff import config_at
+        from .report.domain_plan import DOMAIN_FORMATS, render_domain
+
         given = [o for o, v in (("--snapshot", snapshot_path), ("--cluster", cluster_name), ("--max-moves", max_moves),
                                 ("--max-repair-moves", max_repair_moves), ("--threshold", threshold), ("--planner", planner), ("--time-limit", time_limit),
                                 ("--dpm", dpm or None), ("--all-steps", all_steps or None)) if v is not None]
@@ -192,6 +196,8 @@ def evacuate(host, config_path, cluster_name, snapshot_path, fmt, execute, out) 
     emptied, 1 when an action failed, 2 on bad input, 3 when the rules or the room left make
     it impossible (the message names the rule).
     """
+    from .app.evacuate import evacuate_host
+
     evacuation = evacuate_host(host, config_path, cluster_name, snapshot_path, execute,
                                None if execute and fmt == "json" else _plan_shower(fmt, out))
     if evacuation.results is not None:
@@ -216,6 +222,11 @@ def place(spec_path, config_path, cluster_name, snapshot_path, fmt, execute) -> 
     hosts (one is woken only when no host that is on fits). Exit status: 0 with a host, 1 when
     --execute failed, 2 on bad input, 3 when the VM fits nowhere (the message says why).
     """
+    from rich.console import Console
+
+    from .app.place import place_from_spec
+    from .report.placement import placement_json, render_placement
+
     def show(p) -> None:
         if fmt != "json":
             render_placement(p, Console())
@@ -247,6 +258,8 @@ def evacuate_datastore(datastore, config_path, cluster_name, snapshot_path, fmt,
     emptied, 1 when an action failed, 2 on bad input, 3 when the rules or the room left make
     it impossible (the message names the rule, or the disks with no room).
     """
+    from .app.evacuate import evacuate_datastore as evacuate_datastore_plan
+
     evacuation = evacuate_datastore_plan(datastore, config_path, cluster_name, snapshot_path, execute,
                                          None if execute and fmt == "json" else _plan_shower(fmt, out))
     if evacuation.results is not None:
@@ -268,6 +281,8 @@ def exit_maintenance(name, config_path, cluster_name, is_datastore, fmt) -> None
     `apply`. Exit status: 0 when NAME is back, 1 when the action failed, 2 on bad input (NAME
     unknown, or not in maintenance).
     """
+    from .app.exit_maintenance import exit_maintenance as exit_maintenance_now
+
     results = exit_maintenance_now(name, config_path, cluster_name, is_datastore)
     if fmt == "json":
         _write(json.dumps([r.to_json_dict() for r in results], indent=2) + "\n", None)
@@ -280,6 +295,9 @@ def exit_maintenance(name, config_path, cluster_name, is_datastore, fmt) -> None
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the snapshot JSON.")
 def snapshot(config_path, cluster_name, out) -> None:
     """Write the configured source's current snapshot as JSON."""
+    from .app.snapshot import take_snapshot
+    from .snapshot.io import snapshot_json
+
     snap = take_snapshot(config_path, cluster_name)
     _write(snapshot_json(snap), out)
     click.echo(f"wrote {out}: cluster {snap.cluster}, {len(snap.hosts)} hosts, {len(snap.vms)} VMs, "
@@ -331,6 +349,8 @@ def apply(plan_file, config_path, cluster_name, max_age, max_moves, fmt) -> None
     A domain plan (`recommend --domain --format json`) is carried out move by move, each re-checked
     on fresh snapshots of its two clusters; --config must name its domain.
     """
+    from .app.apply import apply_plan_file
+
     applied = apply_plan_file(plan_file, config_path, cluster_name, max_age, max_moves)
     if applied.nothing_to_do is not None:
         click.echo(applied.nothing_to_do, err=True)
@@ -346,6 +366,10 @@ def _finish_results(results: list[ActionResult], fmt: str) -> None:
     """Carried-out actions as a table (JSON is printed by the caller); exit 1 unless every one succeeded
     (a move that had already been made counts as done: applying a plan twice is not a failure)."""
     if fmt != "json":
+        from rich.console import Console
+
+        from .report.table import render_results
+
         render_results(results, Console())
     if not all(r.done for r in results):
         raise SystemExit(1)
@@ -364,6 +388,8 @@ def run(config_path, once, cycles, log_format) -> None:
     (/metrics, /healthz). SIGTERM or Ctrl-C stops it cleanly (exit 0). With --once or --cycles
     it exits when done: 0 when every cycle succeeded, 1 otherwise.
     """
+    from .app.oneoff import config_at
+    from .logs import setup_logging
     from .service import Service  # the service's modules (metrics endpoint, worker pool) only for `run`
 
     if once and cycles:
@@ -382,6 +408,11 @@ def run(config_path, once, cycles, log_format) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def history(config_path, last, cluster, fmt) -> None:
     """Print the journal: the last cycles with their plans, actions and outcomes."""
+    from rich.console import Console
+
+    from .app.history import history_journal
+    from .journal.render import history_data, render_history
+
     with history_journal(config_path, cluster) as journal:
         if fmt == "json":
             click.echo(json.dumps(history_data(journal, last, cluster), indent=2))
@@ -453,8 +484,10 @@ def simulate(trace, scenario, hosts, vms, memory, interval, policy, dpm, seed, s
     host-hours and energy.
     """
     # deferred to `simulate`: the simulated cluster, the service's cycle and the progress bar
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from .app.oneoff import cluster_of
     from .whatif import replay, replay_spec
     from .whatif.report import render_table
 
@@ -500,6 +533,8 @@ def _warnings_to_stderr() -> None:
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
+        from .logs import ShortFormatter
+
         handler.setFormatter(ShortFormatter())
         handler.setLevel(logging.WARNING)
         root.addHandler(handler)
@@ -515,6 +550,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: every error becomes one line on stderr and an exit status, never a traceback."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     args = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--debug"]
+    if not args:  # `balancer` alone: the help, as `balancer --help` (exit 0), not a usage error
+        args = ["--help"]
     _warnings_to_stderr()
     try:
         cli.main(args=args, prog_name="balancer", standalone_mode=False)

@@ -145,6 +145,40 @@ def test_help_lists_commands():
         assert cmd in r.stdout
 
 
+def test_balancer_alone_prints_the_help_and_exits_0():
+    r = run_cli()
+    assert r.returncode == 0, r.stderr
+    assert "Commands:" in r.stdout and "recommend" in r.stdout and r.stderr == ""
+
+
+def test_the_clis_planner_names_are_the_engines():
+    from balancer.cli import PLANNER_NAMES
+    from balancer.engine import PLANNERS
+
+    assert PLANNER_NAMES == sorted(PLANNERS)
+
+
+# What `--help` and `check-config` must not import: they start fast without them (the figures are in
+# docs/benchmarks.md, "Start-up time"; measured by benchmarks/startup.py, not asserted here).
+HEAVY_MODULES = ("numpy", "ortools", "pandas", "matplotlib", "pyVmomi", "balancer.engine", "balancer.report",
+                 "balancer.sources.sim.cluster", "balancer.service", "cheroot", "jinja2", "rich")
+
+
+def test_help_and_check_config_do_not_import_the_engine(tmp_path):
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom balancer.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "heavy = %r\nprint('IMPORTED', sorted(m for m in sys.modules if m.split('.')[0] in heavy or "
+             "any(m == h or m.startswith(h + '.') for h in heavy)))\n" % (HEAVY_MODULES,))
+    for args in (["--help"], ["check-config", str(ROOT / "config" / "sim-fast.yaml")]):
+        r = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, cwd=tmp_path,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        line = next(x for x in r.stdout.splitlines() if x.startswith("IMPORTED"))
+        assert line == "IMPORTED []", (args, line)
+
+
 def test_recommend_on_the_service_cluster_keeps_the_journals_cooldown(tmp_path):
     # apply a plan on the embedded cluster, then recommend again: the VMs just moved are in their
     # cooldown (1 h on the cluster's clock), so the new plan moves none of them

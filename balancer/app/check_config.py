@@ -13,10 +13,7 @@ from pathlib import Path
 from ..config import Config, is_loopback, load_config
 from ..errors import InputError
 from ..errors.validation import file_problem
-from ..journal.backends import read_journal_password
-from ..metrics.http import read_auth_password
 from ..sources.registry import kind_of
-from ..web.auth import load_users
 
 
 def check_config(file: str) -> tuple[Config, list[str]]:
@@ -32,6 +29,8 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
     warnings: list[str] = []
     journal_dir = Path(cfg.journal.path).parent
     if cfg.journal.url is not None:
+        from ..journal.backends import read_journal_password  # here: the journal's modules only when needed
+
         try:  # read as `run` reads it at start (the value itself is not kept); as for vCenter, a warning
             read_journal_password(cfg.journal.password_env, cfg.journal.password_file)
         except InputError as exc:
@@ -49,6 +48,8 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
             raise InputError(f"{what}: metrics.tls_cert / tls_key: cannot load the certificate and key: "
                              f"{getattr(exc, 'reason', None) or exc}") from None
     if metrics.basic_auth is not None:
+        from ..metrics.http import read_auth_password  # the endpoint's modules (cheroot) only for a password
+
         try:  # read as `run` reads it at start (the value itself is not kept)
             read_auth_password(metrics.basic_auth)
         except InputError as exc:
@@ -58,6 +59,8 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
                         "metrics.basic_auth is not set: anyone who can reach it reads the cluster's and hosts' names and load")
     if cfg.console.users_file is not None:
         try:
+            from ..web.auth import load_users  # the console's modules (werkzeug) only for a users file
+
             load_users(cfg.console.users_file)  # names the file and the entry
         except InputError as exc:
             raise InputError(f"{what}: {exc}") from None

@@ -8,10 +8,13 @@ import io
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ...errors import InputError
 from ...errors.limits import MAX_TRACE_BYTES, MiB, clip, quote
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SAMPLE_SECONDS = 300
 
@@ -28,6 +31,22 @@ def load_trace(name_or_path: str) -> np.ndarray:
 
 def load_trace_rows(name_or_path: str) -> tuple[list[str], np.ndarray]:
     """The trace's VM ids (its first column, one a row) and its (VMs, samples) utilisation in [0, 1]."""
+    import numpy as np  # here, not at the top: `check-config` checks a trace without numpy
+
+    ids, values = read_trace_rows(name_or_path)
+    return ids, np.array(values, dtype=float) / 100.0
+
+
+def check_trace(name_or_path: str) -> None:
+    """InputError when the trace would not load: a packaged day must exist (the packaged files are the
+    package's own, read by the tests); a file is read and checked row by row, as `load_trace` would."""
+    if not Path(name_or_path).exists() and name_or_path in packaged_days():
+        return
+    read_trace_rows(name_or_path)
+
+
+def read_trace_rows(name_or_path: str) -> tuple[list[str], list[list[float]]]:
+    """The trace's VM ids and its samples in percent, checked (InputError naming the bad line)."""
     path = Path(name_or_path)
     if path.exists():
         try:
@@ -77,4 +96,4 @@ def load_trace_rows(name_or_path: str) -> tuple[list[str], np.ndarray]:
         ids.append(row[0])
     if not values:
         raise InputError(f"trace {label}: no VM rows")
-    return ids, np.array(values, dtype=float) / 100.0
+    return ids, values

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors.validation import file_problem
-from . import VCenterSource
 
 if TYPE_CHECKING:
     from ...config import Config
+    from . import VCenterSource
 
-SOURCE = VCenterSource
 MIN_VCENTER_INTERVAL_S = 60.0  # a cycle interval below this on vCenter gets a warning
+
+# The vCenter client (pyVmomi) is imported when first used, not with this module: `check-config`
+# reads only `check` (docs/benchmarks.md, "Start-up time").
+
+
+def __getattr__(name: str):
+    if name == "SOURCE":
+        from . import VCenterSource
+
+        return VCenterSource
+    raise AttributeError(name)
 
 
 def open(config: "Config") -> VCenterSource:  # noqa: A001 - the kind's contract
+    from . import VCenterSource
+
     assert config.vcenter is not None
     return VCenterSource(config.vcenter, config.drs, config.sdrs)
 
