@@ -115,7 +115,7 @@ def test_health_of_a_long_cycle_follows_its_progress():
     m.observe(CycleResult("a", 2, 10.0, status="ok", finished_at=1130.0,
                           results=[ActionResult(1, "move", "vm", "h1 -> h2", "failed")] * 3))
     now[0] = 1131.0
-    assert m.health() == ("degraded", {"a": "degraded: last cycle: 3 action(s) failed"})
+    assert m.health() == ("degraded", {"a": "degraded: last cycle: 3 actions failed"})
     m.observe(CycleResult("a", 3, 10.0, status="error", phase="collect", error="vcenter down", finished_at=1140.0,
                           unreachable=True))
     assert m.health() == ("degraded", {"a": "degraded: source unreachable: vcenter down"})

@@ -18,6 +18,7 @@ from ..snapshot import DatastoreState, Snapshot
 from ..sources.abilities import CanMaintainDatastores, has
 from ..plan.result import ActionResult
 from .oneoff import acting, check_source, cluster_of, snapshot_of
+from ..words import counted
 
 if TYPE_CHECKING:
     from ..sources.base import Source
@@ -52,7 +53,7 @@ def _not_ready(source: "Source", results: list[ActionResult], host: str) -> str 
     still = [v.name for v in fresh.vms if v.host == host]
     if still:
         names = ", ".join(still[:5]) + (" ..." if len(still) > 5 else "")
-        return f"not entered: {len(still)} VM(s) still registered on {host} ({names})"
+        return f"not entered: {counted(len(still), 'VM')} still registered on {host} ({names})"
     return None
 
 
@@ -82,7 +83,7 @@ def carry_out_datastore_evacuation(source: "Source", plan: Plan, datastore: str)
         left = disks_left_on(Plan.model_construct(moves=[], storage_moves=[]), datastore, source.snapshot())
         if left:
             res = ActionResult(step, "datastore", datastore, what, "skipped", "evacuate",
-                               f"not entered: {len(left)} disk(s) still on {datastore} ({', '.join(left[:5])})")
+                               f"not entered: {counted(len(left), 'disk')} still on {datastore} ({', '.join(left[:5])})")
         else:
             res = replace(source.enter_datastore_maintenance(datastore), step=step)
     return [*results, res]
@@ -113,7 +114,7 @@ def evacuate_host(host: str, config_path: str | None, cluster_name: str | None, 
 
     def plan_it(snap: Snapshot, cfg: Config) -> Plan:
         if host not in snap.hosts_by_name():
-            raise InputError(f"host {quote(host)}: not in cluster {snap.cluster}")
+            raise InputError(f"host {quote(host)}: not in cluster {snap.cluster} (its hosts: {_some(h.name for h in snap.hosts)})")
         return make_plan(snap, plan_options(cfg, evacuate=(host,)))
 
     def refusal(plan: Plan, snap: Snapshot) -> str | None:
@@ -121,7 +122,7 @@ def evacuate_host(host: str, config_path: str | None, cluster_name: str | None, 
             return "; ".join(c.removeprefix(f"evacuating {host}: ") for c in plan.conflicts)
         left = vms_left_on(plan, host, [v.name for v in snap.vms if v.host == host])
         if left:
-            return f"{len(left)} VM(s) would stay on it ({', '.join(left[:5])}); " + " ".join(plan.notes)
+            return f"{counted(len(left), 'VM')} would stay on it ({', '.join(left[:5])}); " + " ".join(plan.notes)
         return None
 
     return _evacuate(f"evacuate {host}", "evacuate", config_path, cluster_name, snapshot_path, execute, show,
@@ -136,8 +137,8 @@ def evacuate_datastore(datastore: str, config_path: str | None, cluster_name: st
     def plan_it(snap: Snapshot, cfg: Config) -> Plan:
         found = next((d for d in snap.datastores if d.name == datastore), None)
         if found is None:
-            known = ", ".join(d.name for d in snap.datastores[:10]) or "none"
-            raise InputError(f"datastore {quote(datastore)}: not in cluster {snap.cluster} (its datastores: {known})")
+            raise InputError(f"datastore {quote(datastore)}: not in cluster {snap.cluster} "
+                             f"(its datastores: {_some(d.name for d in snap.datastores)})")
         if found.state is DatastoreState.MAINTENANCE and execute:
             raise InputError(f"datastore {datastore} is already in maintenance")
         return make_plan(snap, plan_options(cfg, evacuate_datastores=(datastore,)))
@@ -148,7 +149,7 @@ def evacuate_datastore(datastore: str, config_path: str | None, cluster_name: st
             return "; ".join(why[:3]) + (f"; and {len(why) - 3} more" if len(why) > 3 else "")
         left = disks_left_on(plan, datastore, snap)
         if left:
-            return (f"{len(left)} disk(s) would stay on it ({', '.join(left[:5])}{' ...' if len(left) > 5 else ''})"
+            return (f"{counted(len(left), 'disk')} would stay on it ({', '.join(left[:5])}{' ...' if len(left) > 5 else ''})"
                     + "".join(f"; {n}" for n in plan.notes if datastore in n or "disk" in n))
         return None
 
@@ -177,6 +178,14 @@ def _evacuate(what: str, kind: str, config_path: str | None, cluster_name: str |
         if act is None:
             return Evacuation(plan, None)
         return Evacuation(plan, act.carry_out(plan, snap, run))
+
+
+
+def _some(names) -> str:
+    """The first ten names, and how many more: the valid names in a one-line error (at most 300 characters)."""
+    names = list(names)
+    text = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return text or "none"
 
 
 __all__ = ["Evacuation", "carry_out_datastore_evacuation", "carry_out_datastore_exit", "carry_out_evacuation",

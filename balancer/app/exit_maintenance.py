@@ -31,7 +31,10 @@ def exit_maintenance(name: str, config_path: str | None, cluster_name: str | Non
             ds = next((d for d in snap.datastores if d.name == name), None)
             if ds is None:
                 what = "datastore" if is_datastore else "host or datastore"
-                raise InputError(f"{what} {quote(name)}: not in cluster {snap.cluster}")
+                hosts = [h.name for h in snap.hosts if h.state is HostState.MAINTENANCE]
+                stores = [d.name for d in snap.datastores if d.state is DatastoreState.MAINTENANCE]
+                inside = ", ".join(hosts[:5] + stores[:5]) or "none"
+                raise InputError(f"{what} {quote(name)}: not in cluster {snap.cluster} (in maintenance there: {inside})")
             if ds.state is not DatastoreState.MAINTENANCE:
                 raise InputError(f"datastore {name} is not in maintenance")
             return act.carry_out(only([]), snap, lambda source, p: carry_out_datastore_exit(source, name))

@@ -1,7 +1,7 @@
 """The service's Prometheus metrics, in their own registry, updated from each cycle's outcome.
 
 Metric names and labels are a public interface (dashboards and alerts are built on them); they
-are listed in README.md.
+are listed in docs/monitoring.md.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from ..plan.result import Outcome
 from ..plan.model import MoveReason, PowerAction, StorageReason
 from ..snapshot import HostState
+from ..words import counted
 
 if TYPE_CHECKING:
     from ..service.cycle import CycleResult
@@ -35,7 +36,7 @@ ROLES = ("leader", "standby")  # of an instance: the leader acts; a standby wait
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
-# /healthz states (README, "Health"): ok and degraded answer 200 (a liveness probe must not restart the
+# /healthz states (docs/monitoring.md, "Health"): ok and degraded answer 200 (a liveness probe must not restart the
 # service because vCenter is down or an action failed), unhealthy 503; ``?strict`` answers 503 for degraded too.
 HEALTH_STATES = ("ok", "degraded", "unhealthy")
 
@@ -403,7 +404,7 @@ class Metrics:
         if not h.last_ok:
             return "unhealthy", f"last cycle failed: {h.last_error or 'error'}"
         if h.last_failed:
-            return "degraded", f"last cycle: {h.last_failed} action(s) failed"
+            return "degraded", f"last cycle: {counted(h.last_failed, 'action')} failed"
         if h.running_since is None and now - h.last_end > limit:
             return "unhealthy", f"no cycle for {now - h.last_end:.0f} s (interval {h.interval:g} s)"
         return "ok", "ok"

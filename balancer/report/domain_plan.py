@@ -10,6 +10,7 @@ from rich.table import Table
 from ..engine.words import pct as _pct
 from ..errors import InputError
 from ..plan.domain_plan import DomainPlan, domain_plan_json
+from ..words import counted
 
 DOMAIN_FORMATS = ["table", "json", "markdown"]
 
@@ -43,7 +44,7 @@ def _table(plan: DomainPlan, color: bool, width: int | None) -> str:
         t.add_row(*r)
     console.print(t)
     if moves:
-        t = Table(*MOVE_HEAD, title=f"{len(moves)} move(s) between clusters")
+        t = Table(*MOVE_HEAD, title=f"{counted(len(moves), 'move')} between clusters")
         for r in moves:
             t.add_row(*r)
         console.print(t)

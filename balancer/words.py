@@ -1,0 +1,16 @@
+"""Counts in words for people: "1 VM", "3 VMs" -- never "1 datastores" or "1 VM(s)"."""
+
+from __future__ import annotations
+
+_IRREGULAR = {"VM": "VMs", "datastore": "datastores", "disk": "disks", "host": "hosts", "action": "actions",
+              "cycle": "cycles", "move": "moves", "rule": "rules", "error": "errors", "vCPU": "vCPUs"}
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun, singular for exactly one: counted(1, "VM") -> "1 VM", counted(2, "VM") -> "2 VMs"."""
+    if n == 1:
+        return f"{n} {noun}"
+    return f"{n} {plural or _IRREGULAR.get(noun, noun + 's')}"
+
+
+__all__ = ["counted"]
