@@ -98,6 +98,35 @@ def test_history_command_prints_the_journal(tmp_path):
     cycles = json.loads(r.stdout)
     assert [c["status"] for c in cycles] == ["ok", "ok"]
     assert cycles[0]["actions"] and all(a["state"] == "success" for a in cycles[0]["actions"])
+    # times as ISO 8601 text in UTC, not epoch seconds
+    import re
+
+    for c in cycles:
+        for key in ("started_at", "finished_at", "cluster_time"):
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", c[key]), (key, c[key])
+    # the table ends its cycles with a count over the whole journal, naming the last cycle that acted
+    done = sum(len(c["actions"]) for c in cycles)
+    r = run_cli("history", "--config", str(cfg), "--last", "1")
+    assert r.returncode == 0, r.stderr
+    assert f"the whole journal: 2 cycles, {done} actions carried out successfully, the last in cycle" in r.stdout
+
+
+def test_action_log_lines_label_what_the_action_took_and_its_prediction(tmp_path):
+    cfg = write_config(tmp_path, sim_config(tmp_path, drs={"interval": "0.2s"}))
+    r = run_cli("run", "--config", str(cfg), "--once", "--log-format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    actions = [e for e in map(json.loads, r.stderr.splitlines()) if e.get("event") == "action"]
+    moves = [e for e in actions if e["kind"] == "move"]
+    assert moves and "seconds" not in moves[0]
+    for e in moves:
+        # the simulator acts at once (sim.action_seconds 0): what it took is far less than the prediction
+        assert 0 <= e["took_s"] < e["predicted_s"], e
+    # `recommend` next on the same cluster says it starts from the service's state, and why figures differ
+    r = run_cli("recommend", "--config", str(cfg), "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    notes = json.loads(r.stdout)["notes"]
+    assert any(n.startswith("started from the service's saved state") and "drs.demand_window (2 h" in n
+               for n in notes), notes
     r = run_cli("history", "--config", str(cfg), "--last", "1")
     assert r.returncode == 0 and "sim-cluster" in r.stdout and "cycle" in r.stdout
 

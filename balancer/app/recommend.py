@@ -12,7 +12,10 @@ from ..plan import Plan
 from ..plan.domain_plan import DomainPlan
 from ..snapshot import Snapshot
 from . import balancing_domains
+from ..sources.registry import kind_of
+from ..sources.state import sim_state_path
 from .oneoff import check_source, cluster_of, journaled_past, snapshot_of
+from ..words import counted
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,27 @@ def recommend_cluster(config_path: str | None, cluster_name: str | None, snapsho
     plan = make_plan(snap, options, history)
     if options.storage is None:
         plan = _storage_off_note(plan, cfg)
+    if not snapshot_path:
+        plan = _service_state_note(plan, name, cfg, snap)
     return Recommendation(plan, snap, cfg)
+
+
+def _service_state_note(plan: Plan, name: str, cfg: Config, snap: Snapshot) -> Plan:
+    """On the embedded cluster the service keeps: say the plan starts from its saved state, and why its
+    imbalance can differ from what the service's next cycle logs (the demand window)."""
+    if not kind_of(cfg).simulated or str(cfg.journal.path) == ":memory:":
+        return plan
+    state = sim_state_path(cfg.journal.path, name)
+    if not state.is_file():
+        return plan
+    when = f", at trace time {snap.collected_at:%H:%M}" if snap.collected_at is not None else ""
+    note = (f"started from the service's saved state ({state}): the cluster as its last cycle left it{when}. "
+            "This plan is on this sample's demand")
+    if cfg.drs.demand_window > 0:
+        note += (f"; the service plans on each VM's demand over drs.demand_window ({cfg.drs.demand_window / 3600:g} h, "
+                 "mean + 1 standard deviation), so the imbalance its next cycle logs can differ")
+    note += "."
+    return plan.model_copy(update={"notes": [*plan.notes, note]})
 
 
 def _storage_off_note(plan: Plan, cfg: Config) -> Plan:
@@ -47,7 +70,7 @@ def _storage_off_note(plan: Plan, cfg: Config) -> Plan:
         return plan
     fullest = max(over, key=lambda d: d.utilisation_before)
     return plan.model_copy(update={"notes": [*plan.notes, (
-        f"sdrs automation is off: no storage moves planned, though {len(over)} datastore(s) are above the "
+        f"sdrs automation is off: no storage moves planned, though {counted(len(over), 'datastore')} {'is' if len(over) == 1 else 'are'} above the "
         f"{100 * cfg.sdrs.space_threshold:g} % space threshold (fullest: {fullest.name} "
         f"{100 * fullest.utilisation_before:.0f} %)")]})
 

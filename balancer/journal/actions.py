@@ -61,7 +61,7 @@ class JournaledActions:
             event(log, "action", logging.INFO if result.done else logging.WARNING,
                   cluster=name, cycle=cid, step=result.step, kind=result.kind, subject=result.subject,
                   action=result.action, reason=result.reason, outcome=result.outcome,
-                  message=result.message or None, seconds=result.seconds)
+                  message=result.message or None, took_s=result.seconds, predicted_s=_predicted(action))
 
         def task_started(action: Move | StorageMove | PowerAction, key: str) -> None:
             journal.action_task(ids[action.step], key)
@@ -96,6 +96,12 @@ class JournaledActions:
                 event(log, "action", logging.INFO if r.done else logging.WARNING,
                       cluster=self.cluster, cycle=self.cycle_id, step=r.step, kind=r.kind, subject=r.subject,
                       action=r.action, reason=r.reason, outcome=r.outcome, message=r.message or None)
+
+
+def _predicted(action: Move | StorageMove | PowerAction) -> float | None:
+    """The plan's predicted time of a vMotion or Storage vMotion (None for a host action or without one)."""
+    cost = action.vmotion if isinstance(action, Move) else action.storage_vmotion if isinstance(action, StorageMove) else None
+    return None if cost is None else cost.seconds
 
 
 __all__ = ["JournaledActions"]

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .store import Journal
+from ..words import counted
 
 
 def _count(n: int, word: str) -> str:
@@ -17,8 +18,17 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) if ts else "-"
+def _when(iso: str | None) -> str:
+    """An ISO 8601 time of ``history_data`` for the table: ``2025-05-14 09:30:01``."""
+    return iso[:19].replace("T", " ") if iso else "-"
+
+
+def _iso(ts: float | None) -> str | None:
+    """A time of the journal as ISO 8601 in UTC, to the millisecond (``2025-05-14T09:30:01.716Z``); None stays None."""
+    if ts is None:
+        return None
+    ms = int(round(ts * 1000))
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 def history_data(journal: Journal, last: int, cluster: str | None = None) -> list[dict[str, Any]]:
@@ -34,7 +44,7 @@ def history_data(journal: Journal, last: int, cluster: str | None = None) -> lis
         actions = journal.actions(c.id)
         out.append({
             "cycle": c.id, "kind": c.kind, "cluster": c.cluster, "status": c.status, "phase": c.phase, "error": c.error,
-            "started_at": c.started_at, "finished_at": c.finished_at, "cluster_time": c.cluster_time,
+            "started_at": _iso(c.started_at), "finished_at": _iso(c.finished_at), "cluster_time": _iso(c.cluster_time),
             "automation": c.automation, "dpm_automation": c.dpm_automation,
             "imbalance_before": None if c.imbalance_cpu is None else {"cpu": c.imbalance_cpu, "mem": c.imbalance_mem},
             "imbalance_after": None if c.imbalance_after_cpu is None else {"cpu": c.imbalance_after_cpu,
@@ -57,7 +67,7 @@ def render_history(journal: Journal, last: int, console: Console, cluster: str |
     if not cycles:
         console.print("the journal has no cycles yet")
         return
-    table = Table(title=f"last {len(cycles)} cycle(s) — {journal.where}", show_lines=False)
+    table = Table(title=f"last {counted(len(cycles), 'cycle')} — {journal.where}", show_lines=False)
     for col in ("cycle", "cluster", "started (UTC)", "cluster time", "status", "imbalance cpu/mem", "planned",
                 "carried out", "held back"):
         table.add_column(col)
@@ -78,6 +88,13 @@ def render_history(journal: Journal, last: int, console: Console, cluster: str |
         table.add_row(str(c["cycle"]), c["cluster"], _when(c["started_at"]), _when(c["cluster_time"]), status, im,
                       planned, done, ", ".join(f"{n} {r}" for r, n in sorted(held.items())) or "-")
     console.print(table)
+    total, moved, last_moved = journal.acted(cluster)
+    summary = f"the whole journal: {counted(total, 'cycle')}, {counted(moved, 'action')} carried out successfully"
+    if last_moved is not None:
+        summary += f", the last in cycle {last_moved}"
+        if last_moved < cycles[0]["cycle"]:
+            summary += f" (before these; `--last {total}` shows every cycle)"
+    console.print(summary)
     acts = [(c, a) for c in cycles for a in c["actions"]]
     if acts:
         t = Table(title="actions")
@@ -106,8 +123,8 @@ def render_history(journal: Journal, last: int, console: Console, cluster: str |
         console.print(t)
     unfinished = journal.unfinished(cluster)
     if unfinished:
-        console.print(f"[bold yellow]{len(unfinished)} action(s) unfinished[/] (the service stopped while they ran; "
+        console.print(f"[bold yellow]{counted(len(unfinished), 'action')} unfinished[/] (the service stopped while they ran; "
                       "`balancer run` checks them against the cluster at its next cycle, and leaves those "
                       "vCenter is still carrying out for the cycle after):")
         for a in unfinished:
-            console.print(f"  cycle {a.cycle_id} step {a.step}: {a.words} ({a.state})")
+            console.print(f"  cycle {a.cycle_id} step {a.step}: {a.words.replace(' -> ', ' → ')} ({a.state})")

@@ -539,6 +539,15 @@ class Journal:
             "AND cluster_time <= ? ORDER BY cluster_time DESC, id DESC LIMIT ?", (cluster, until, last))
         return [float(r["cluster_time"]) for r in reversed(rows)]
 
+    def acted(self, cluster: str | None = None) -> tuple[int, int, int | None]:
+        """(cycles, successful actions, the last cycle with a successful action or None) over the whole journal."""
+        where = " WHERE cluster=?" if cluster else ""
+        args = (cluster,) if cluster else ()
+        cycles = self._rows("SELECT COUNT(*) AS n FROM cycles" + where, args)[0]["n"]
+        done = self._rows("SELECT COUNT(*) AS n, MAX(cycle_id) AS last FROM actions WHERE state='success'"
+                          + (" AND cluster=?" if cluster else ""), args)[0]
+        return int(cycles), int(done["n"]), None if done["last"] is None else int(done["last"])
+
     def counts(self, cluster: str | None = None) -> dict[str, int]:
         """Actions per state (for reports and tests)."""
         sql = "SELECT state, COUNT(*) AS n FROM actions" + (" WHERE cluster=?" if cluster else "") + " GROUP BY state"
