@@ -12,23 +12,31 @@ from ..plan.placement import Placement
 
 def render_placement(p: Placement, console: Console) -> None:
     where = f" (registered on {p.registered_on}, powered off)" if p.registered_on else ""
-    console.print(f"[bold]Placement of {p.vm}[/bold]{where} in {p.cluster}: "
-                  f"{p.load.cpu:.0f} MHz, {p.load.mem:.0f} MB; imbalance now CPU {p.imbalance_before.cpu:.3f}, "
-                  f"memory {p.imbalance_before.mem:.3f}")
+    # two short lines, so neither wraps mid-phrase in an 80-column terminal
+    console.print(f"[bold]Placement of {p.vm}[/bold]{where} in {p.cluster}")
+    console.print(f"expected demand {p.load.cpu:.0f} MHz, {p.load.mem:.0f} MB; "
+                  f"imbalance now CPU {p.imbalance_before.cpu:.3f}, memory {p.imbalance_before.mem:.3f}")
     if p.hosts:
-        t = Table(title="Hosts, best first", show_header=True, header_style="bold")
-        for col, just in [("rank", "right"), ("host", "left"), ("CPU", "right"), ("memory", "right"),
-                          ("imbalance after", "right"), ("note", "left")]:
-            t.add_column(col, justify=just)
+        notes = []
         for c in p.hosts:
             note = []
             if c.power_on:
                 note.append("power on from standby: no host that is on fits")
             if c.should_rules_broken:
                 note.append("breaks should-rule " + ", ".join(c.should_rules_broken))
-            t.add_row(str(c.rank), c.host, f"{100 * c.cpu_before:.0f} % → {100 * c.cpu_after:.0f} %",
-                      f"{100 * c.mem_before:.0f} % → {100 * c.mem_after:.0f} %",
-                      f"{c.imbalance_after.cpu:.3f} / {c.imbalance_after.mem:.3f}", "; ".join(note))
+            notes.append("; ".join(note))
+        t = Table(title="Hosts, best first", show_header=True, header_style="bold")
+        columns = [("rank", "right"), ("host", "left"), ("CPU", "right"), ("memory", "right"),
+                   ("imbalance after (CPU / memory)", "right")]
+        if any(notes):  # the note column only when a host has one
+            columns.append(("note", "left"))
+        for col, just in columns:
+            t.add_column(col, justify=just)
+        for c, note in zip(p.hosts, notes):
+            row = [str(c.rank), c.host, f"{100 * c.cpu_before:.0f} % → {100 * c.cpu_after:.0f} %",
+                   f"{100 * c.mem_before:.0f} % → {100 * c.mem_after:.0f} %",
+                   f"{c.imbalance_after.cpu:.3f} / {c.imbalance_after.mem:.3f}"]
+            t.add_row(*(row + [note] if any(notes) else row))
         console.print(t)
     else:
         console.print(f"[bold red]impossible:[/bold red] {p.why_not}")
@@ -39,10 +47,6 @@ def render_placement(p: Placement, console: Console) -> None:
         for r in p.rejected:
             t.add_row(r.host, r.why)
         console.print(t)
-
-
-def placement_json(p: Placement) -> str:
-    return json.dumps(p.to_json_dict(), indent=2) + "\n"
 
 
 def placement_json(p: Placement) -> str:
