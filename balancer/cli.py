@@ -80,15 +80,22 @@ class Duration(click.ParamType):
 
 
 def _show_plan(plan: Plan, fmt: str, out: str | None, snapshot: Snapshot | None = None,
-               cfg: Config | None = None) -> None:
-    """Print (or write to --out) the plan in `fmt`; `snapshot` is the one the plan was made from (html needs it)."""
+               cfg: Config | None = None, apply_hint: str | None = None) -> None:
+    """Print (or write to --out) the plan in `fmt`; `snapshot` is the one the plan was made from (html needs it).
+    `apply_hint`: the plan is a dry run, and this says how to carry it out."""
+    from datetime import datetime, timezone
+
     from .config import Config
     from .report import dpm_band, render
 
-    dpm = (cfg or Config()).dpm
+    cfg = cfg or Config()
+    dpm = cfg.dpm
     tty = out is None and sys.stdout.isatty()
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if fmt == "html" else None
     text = render(plan, snapshot, fmt, dpm_band=dpm_band(dpm.target, dpm.tolerance), color=tty,
-                  width=shutil.get_terminal_size().columns if tty else None)
+                  width=shutil.get_terminal_size().columns if tty else None,
+                  headroom=(cfg.drs.cpu_headroom, cfg.drs.mem_headroom), generated_at=generated,
+                  apply_hint=None if fmt == "json" else apply_hint)
     _write(text, out)
 
 
@@ -176,7 +183,13 @@ def recommend(config_path, cluster_name, snapshot_path, fmt, max_moves, max_repa
         return
     rec = recommend_cluster(config_path, cluster_name, snapshot_path, threshold, max_moves, max_repair_moves, planner,
                             time_limit, dpm, all_steps)
-    _show_plan(rec.plan, fmt, out, rec.snapshot, rec.config)
+    hint = None
+    if rec.plan.actions:
+        where = "" if snapshot_path else "".join(f" {o} {v}" for o, v in (("--config", config_path),
+                                                                           ("--cluster", cluster_name)) if v)
+        hint = (f"To carry it out: save it as JSON (the same command with --format json --out plan.json) and run "
+                f"balancer apply plan.json{where}, which checks it again on a fresh snapshot first.")
+    _show_plan(rec.plan, fmt, out, rec.snapshot, rec.config, hint)
     if rec.plan.status == "infeasible":
         raise SystemExit(3)
 
@@ -199,14 +212,19 @@ def evacuate(host, config_path, cluster_name, snapshot_path, fmt, execute, out) 
     from .app.evacuate import evacuate_host
 
     evacuation = evacuate_host(host, config_path, cluster_name, snapshot_path, execute,
-                               None if execute and fmt == "json" else _plan_shower(fmt, out))
+                               None if execute and fmt == "json" else
+                               _plan_shower(fmt, out, None if execute or snapshot_path else _EXECUTE_HINT))
     if evacuation.results is not None:
         _finish_evacuation(evacuation, fmt, out)
 
 
-def _plan_shower(fmt: str, out: str | None):
-    """Shows a plan (in ``fmt``, to --out or standard output) before it is carried out or refused."""
-    return lambda plan, snapshot, cfg: _show_plan(plan, fmt, out, snapshot, cfg)
+def _plan_shower(fmt: str, out: str | None, hint: str | None = None):
+    """Shows a plan (in ``fmt``, to --out or standard output) before it is carried out or refused; ``hint``:
+    a dry run, and how to carry it out."""
+    return lambda plan, snapshot, cfg: _show_plan(plan, fmt, out, snapshot, cfg, hint if plan.actions else None)
+
+
+_EXECUTE_HINT = "To carry it out: the same command with --execute."
 
 
 @cli.command()
@@ -261,7 +279,8 @@ def evacuate_datastore(datastore, config_path, cluster_name, snapshot_path, fmt,
     from .app.evacuate import evacuate_datastore as evacuate_datastore_plan
 
     evacuation = evacuate_datastore_plan(datastore, config_path, cluster_name, snapshot_path, execute,
-                                         None if execute and fmt == "json" else _plan_shower(fmt, out))
+                                         None if execute and fmt == "json" else
+                                         _plan_shower(fmt, out, None if execute or snapshot_path else _EXECUTE_HINT))
     if evacuation.results is not None:
         _finish_evacuation(evacuation, fmt, out)
 
@@ -300,8 +319,10 @@ def snapshot(config_path, cluster_name, out) -> None:
 
     snap = take_snapshot(config_path, cluster_name)
     _write(snapshot_json(snap), out)
-    click.echo(f"wrote {out}: cluster {snap.cluster}, {len(snap.hosts)} hosts, {len(snap.vms)} VMs, "
-               f"{len(snap.datastores)} datastores, {len(snap.rules)} rules", err=True)
+    from .words import counted
+
+    click.echo(f"wrote {out}: cluster {snap.cluster}, {counted(len(snap.hosts), 'host')}, {counted(len(snap.vms), 'VM')}, "
+               f"{counted(len(snap.datastores), 'datastore')}, {counted(len(snap.rules), 'rule')}", err=True)
 
 
 @cli.command("check-config")

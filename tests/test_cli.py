@@ -220,3 +220,30 @@ def test_vmotion_cost_trades_balance_for_cheaper_migrations(tmp_path):
     assert any(m["reason"] == "balance" for m in free["moves"])
     assert not any(m["reason"] == "balance" for m in dear["moves"])
     assert dear["totals"]["data_mb"] < free["totals"]["data_mb"]
+
+
+def test_an_unknown_host_is_named_with_the_clusters_hosts(tmp_path):
+    r = run_cli("evacuate", "esx99", cwd=tmp_path)
+    assert r.returncode == 2
+    line = r.stderr.strip()
+    assert len(line.splitlines()) == 1 and len(line) <= 300
+    assert "host 'esx99': not in cluster sim-cluster (its hosts: esx01, esx02" in line
+
+
+def test_place_table_has_no_empty_note_column_and_a_header_that_fits(tmp_path):
+    r = run_cli("place", "--vm-spec", str(ROOT / "docs" / "example-vm-spec.yaml"), cwd=tmp_path,
+                env={"COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "Placement of web-054 in sim-cluster"
+    assert lines[1].startswith("expected demand 3000 MHz, 8192 MB; imbalance now CPU ") and len(lines[1]) <= 80
+    header = next(x for x in lines if "rank" in x)
+    assert "note" not in header
+
+
+def test_snapshot_counts_in_words(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("sim:\n  hosts: 2\n  vms: 1\n  datastores: 1\n")
+    r = run_cli("snapshot", "--config", str(cfg), "--out", str(tmp_path / "s.json"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "2 hosts, 1 VM, 1 datastore," in r.stderr

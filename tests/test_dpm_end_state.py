@@ -261,7 +261,7 @@ def test_recommend_all_steps_from_a_snapshot(tmp_path):
     for fmt, needle in (("table", "DPM end state at this demand"), ("markdown", "## DPM end state at this demand")):
         r = run_cli("recommend", "--snapshot", str(path), "--dpm", "--format", fmt, cwd=tmp_path)
         assert r.returncode == 0 and needle in r.stdout
-        assert "of 16 host(s) on at the end state" in r.stdout
+        assert "of 16 hosts on at the end state" in r.stdout
 
 
 def test_all_steps_with_storage_moves_keeps_one_step_sequence():

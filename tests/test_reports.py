@@ -341,3 +341,46 @@ def test_storage_rules_read_in_words():
         "VM db-01: a, b on different datastores"
     assert rule_words(VmDatastoreRule(name="r", type="vm-datastore-anti-affinity", vms=["a", "b"])) == \
         "a, b: disks on different datastores"
+
+
+def test_counts_in_words():
+    from balancer.words import counted
+
+    assert [counted(1, "VM"), counted(2, "VM"), counted(1, "datastore"), counted(0, "datastore")] == \
+        ["1 VM", "2 VMs", "1 datastore", "0 datastores"]
+
+
+def test_html_band_only_with_dpm_headroom_line_and_host_names_under_both_charts(plan, snapshot):
+    no_dpm = plan.model_copy(update={"power": [], "dpm_end_state": None,
+                                     "moves": [m for m in plan.moves if m.reason != "dpm"]})
+    html = render(no_dpm, snapshot, "html", headroom=(0.1, 0.2))
+    ids = {a["id"] for _, a in _parse(html).tags if "id" in a}
+    assert not {"cpu-dpm-band", "mem-dpm-band"} & ids and "DPM band" not in html
+    assert {"cpu-headroom", "mem-headroom"} <= ids
+    assert "capacity minus headroom (90 %)" in html and "capacity minus headroom (80 %)" in html
+    chart = html[html.index("<svg"):html.index("</svg>")]
+    for h in snapshot.hosts:  # tick labels under the CPU chart and under the memory chart
+        assert chart.count(f">{h.name}<") == 2, h.name
+    ids = {a["id"] for _, a in _parse(render(plan, snapshot, "html")).tags if "id" in a}
+    assert {"cpu-dpm-band", "mem-dpm-band"} <= ids  # a DPM plan: the band
+
+
+def test_reports_say_a_dry_run_and_when(plan, snapshot):
+    hint = "To carry it out: balancer apply plan.json."
+    html = render(plan, snapshot, "html", generated_at="2025-05-14 09:30:01 UTC", apply_hint=hint)
+    text = re.sub(r"\s+", " ", "".join(_parse(html).text))
+    assert "Dry run: nothing has been changed." in text and hint in text
+    assert "report generated 2025-05-14 09:30:01 UTC" in text
+    for fmt in ("table", "markdown"):
+        assert "nothing has been changed" in render(plan, snapshot, fmt, apply_hint=hint, width=200)
+        assert "nothing has been changed" not in render(plan, snapshot, fmt, width=200)
+
+
+def test_negative_gains_and_still_broken_rules_are_explained(plan, snapshot):
+    moves = list(plan.moves)
+    moves[0] = moves[0].model_copy(update={"gain": -0.004})
+    text = render(plan.model_copy(update={"moves": moves}), snapshot, "table", width=240)
+    assert "a negative gain is the price in balance of a move made for a mandatory reason" in text
+    # the should-rule a host in standby cannot hold is listed with why it stays broken
+    row = next(line for line in text.splitlines() if "idle-on-spare" in line)
+    assert "still broken:" in row

@@ -16,18 +16,20 @@ from .hosts import HostLoad
 BEFORE_COLOUR = "#b8bec6"
 AFTER_COLOUR = "#2f6db5"
 BAND_COLOUR = "#3a9d5d"
+HEADROOM_COLOUR = "#c8473d"
 
 _PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
 
 
-def utilisation_svg(hosts: list[HostLoad], dpm_band: tuple[float, float]) -> str:
-    """CPU and memory utilisation per host, before and after the plan, with the DPM band shaded."""
+def utilisation_svg(hosts: list[HostLoad], dpm_band: tuple[float, float] | None,
+                    headroom: tuple[float, float] | None = None) -> str:
+    """CPU and memory utilisation per host, before and after the plan, with the DPM band shaded (None: DPM is
+    not part of the plan, no band) and capacity minus headroom as a dashed line (cpu-headroom, mem-headroom)."""
     import matplotlib
     from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
 
     n = len(hosts)
-    lo, hi = dpm_band
     width = min(max(11.0, 0.45 * n + 2.0), 40.0)
     with matplotlib.rc_context({"svg.hashsalt": "balancer-report", "svg.fonttype": "none",
                                 "font.family": "DejaVu Sans", "font.size": 10}):
@@ -35,12 +37,19 @@ def utilisation_svg(hosts: list[HostLoad], dpm_band: tuple[float, float]) -> str
         axes = fig.subplots(2, 1, sharex=True)
         x = list(range(n))
         w = 0.38
-        for ax, res, label in ((axes[0], "cpu", "CPU"), (axes[1], "mem", "memory")):
+        for k, (ax, res, label) in enumerate(((axes[0], "cpu", "CPU"), (axes[1], "mem", "memory"))):
             before = [getattr(h, f"{res}_before") for h in hosts]
             after = [getattr(h, f"{res}_after") for h in hosts]
-            band = ax.axhspan(lo, hi, color=BAND_COLOUR, alpha=0.13, lw=0,
-                              label=f"DPM band {100 * lo:.0f}–{100 * hi:.0f} %")
-            band.set_gid(f"{res}-dpm-band")
+            if dpm_band is not None:
+                lo, hi = dpm_band
+                band = ax.axhspan(lo, hi, color=BAND_COLOUR, alpha=0.13, lw=0,
+                                  label=f"DPM band {100 * lo:.0f}–{100 * hi:.0f} %")
+                band.set_gid(f"{res}-dpm-band")
+            if headroom is not None:
+                limit = 1.0 - headroom[k]
+                line = ax.axhline(limit, color=HEADROOM_COLOUR, lw=1.0, ls="--",
+                                  label=f"capacity minus headroom ({100 * limit:.0f} %)")
+                line.set_gid(f"{res}-headroom")
             bars_b = ax.bar([i - w / 2 for i in x], before, w, color=BEFORE_COLOUR, label="before")
             bars_a = ax.bar([i + w / 2 for i in x], after, w, color=AFTER_COLOUR, label="after")
             for i, (bb, ba) in enumerate(zip(bars_b, bars_a)):
@@ -58,10 +67,12 @@ def utilisation_svg(hosts: list[HostLoad], dpm_band: tuple[float, float]) -> str
             ax.set_axisbelow(True)
             ax.spines[["top", "right"]].set_visible(False)
             ax.set_title(label, loc="left", fontsize=11, fontweight="bold")
-            ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2, ncols=3, fontsize=8,
+            ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2, ncols=4, fontsize=8,
                       frameon=False)
-        axes[1].set_xticks(x, [h.name for h in hosts], rotation=45 if n > 10 else 0,
-                           ha="right" if n > 10 else "center")
+            # host names under both charts (a shared x axis would name them under the last one only)
+            ax.set_xticks(x, [h.name for h in hosts], rotation=45 if n > 10 else 0,
+                          ha="right" if n > 10 else "center")
+            ax.tick_params(axis="x", labelbottom=True)
         buf = io.StringIO()
         # no metadata: no date (deterministic output) and no links to outside vocabularies
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .view import ReportView
+from .view import ReportView, gain_legend
 from ..engine.words import pct
 from .words import totals_words
 
@@ -57,6 +57,8 @@ def render_markdown(view: ReportView) -> str:
             rows.append([str(a.step), md(a.subject), md(change), md(a.words), gain, vmotion, downtime])
         lines += _table(["step", "VM / host", "from → to", "reason", "gain", "vMotion", "downtime"], rows,
                         right={0, 4, 5, 6})
+        if legend := gain_legend(view):
+            lines += [md(legend), ""]
     else:
         lines += ["No actions.", ""]
 
@@ -69,7 +71,8 @@ def render_markdown(view: ReportView) -> str:
 
     if view.hosts:
         lo, hi = view.dpm_band
-        lines += ["## Hosts", "", f"Utilisation is demand / capacity; DPM's band is {pct(lo)}–{pct(hi)}.", ""]
+        band = f"; DPM's band is {pct(lo)}–{pct(hi)}" if view.dpm_on else ""
+        lines += ["## Hosts", "", f"Utilisation is demand / capacity{band}.", ""]
         rows = []
         for h in view.hosts:
             state = h.state_before if h.state_before == h.state_after else f"{h.state_before} → {h.state_after}"
@@ -107,4 +110,6 @@ def render_markdown(view: ReportView) -> str:
 
     if plan.notes:
         lines += ["## Notes", ""] + [f"- {md(n)}" for n in plan.notes] + [""]
+    if view.apply_hint:
+        lines += [f"**Dry run: nothing has been changed.** {md(view.apply_hint)}", ""]
     return "\n".join(lines)

@@ -52,16 +52,19 @@ FORMATS: dict[str, Callable[..., str]] = {"table": _table, "json": _json, "markd
 
 
 def render(plan: Plan, snapshot: Snapshot | None, fmt: str, *, dpm_band: tuple[float, float] = DEFAULT_DPM_BAND,
-           color: bool = False, width: int | None = None) -> str:
+           color: bool = False, width: int | None = None, headroom: tuple[float, float] | None = None,
+           generated_at: str | None = None, apply_hint: str | None = None) -> str:
     """The plan as text in format `fmt` (table, json, markdown, html).
 
     `snapshot` must be the one the plan was made from (checked by digest), or None. `dpm_band` is
     (dpm.target - dpm.tolerance, dpm.target + dpm.tolerance). `color` and `width` apply to the
-    table only (terminal colours; columns, 160 by default).
+    table only (terminal colours; columns, 160 by default). `headroom` (cpu, mem) draws capacity minus
+    headroom on the HTML charts; `generated_at` (text) dates the report, `apply_hint` says it is a dry run
+    and how to carry it out (both left out when None: the same plan then gives the same bytes).
     """
     if fmt not in FORMATS:
         raise InputError(f"--format {fmt}: unknown report format (one of {', '.join(FORMATS)})")
-    return FORMATS[fmt](plan, lambda: build_view(plan, snapshot, dpm_band), color, width)
+    return FORMATS[fmt](plan, lambda: build_view(plan, snapshot, dpm_band, headroom, generated_at, apply_hint), color, width)
 
 
 def dpm_band(target: float, tolerance: float) -> tuple[float, float]:

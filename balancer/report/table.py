@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..plan.result import ActionResult
-from .view import ReportView
+from .view import ReportView, gain_legend
 from ..engine.words import pct
 from .words import totals_words
 
@@ -50,6 +50,8 @@ def render_view(view: ReportView, console: Console) -> None:
                 vmotion += " copy"
             t.add_row(str(a.step), a.subject, a.change + (f"\n{a.disks}" if a.disks else ""), a.words, gain, vmotion)
         console.print(t)
+        if legend := gain_legend(view):
+            console.print(legend)
     else:
         console.print("No actions.")
 
@@ -60,7 +62,8 @@ def render_view(view: ReportView, console: Console) -> None:
 
     if view.hosts:
         lo, hi = view.dpm_band
-        t = Table(title=f"Hosts (DPM band {pct(lo)}–{pct(hi)})", show_header=True, header_style="bold")
+        t = Table(title=f"Hosts (DPM band {pct(lo)}–{pct(hi)})" if view.dpm_on else "Hosts", show_header=True,
+                  header_style="bold")
         for col, just in [("host", "left"), ("state", "left"), ("VMs", "right"), ("CPU", "right"),
                           ("memory", "right")]:
             t.add_column(col, justify=just)
@@ -113,6 +116,8 @@ def render_view(view: ReportView, console: Console) -> None:
         console.print(t)
     for n in plan.notes:
         console.print(f"note: {n}")
+    if view.apply_hint:
+        console.print(f"Dry run: nothing has been changed. {view.apply_hint}")
 
 
 def _disks(d) -> str:
@@ -125,5 +130,5 @@ def render_results(results: list[ActionResult], console: Console) -> None:
         t.add_column(col)
     colour = {"success": "green", "failed": "red", "cancelled": "red", "skipped": "yellow"}
     for r in results:
-        t.add_row(str(r.step), r.subject, r.action, f"[{colour[r.outcome]}]{r.outcome}[/]", r.message)
+        t.add_row(str(r.step), r.subject, r.action.replace(" -> ", " → "), f"[{colour[r.outcome]}]{r.outcome}[/]", r.message)
     console.print(t)

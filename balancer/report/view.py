@@ -80,7 +80,7 @@ def dpm_end_view(end: DpmEndState) -> DpmEndView:
     for i, s in enumerate(end.steps):
         when = "now" if i == 0 else ("later" if s.standby and s.standby not in now else "this plan")
         steps.append(DpmStepRow(i, s.hosts_on, s.cpu, s.mem, s.standby or "", when))
-    lines = [f"{end.hosts_on} of {end.hosts_now} host(s) on at the end state, at this demand "
+    lines = [f"{end.hosts_on} of {end.hosts_now} {'host' if end.hosts_now == 1 else 'hosts'} on at the end state, at this demand "
              f"(DPM band {pct(end.band_low)}–{pct(end.band_high)})"]
     if end.power_on:
         lines.append(f"this plan powers on: {', '.join(end.power_on)}")
@@ -154,6 +154,14 @@ class ReportView:
     dpm_end: DpmEndView | None = None  # DPM plans: the end state at this demand
     datastores: list[DatastoreRow] = field(default_factory=list)  # empty when the cluster has none
     pools: list[PoolRow] = field(default_factory=list)  # empty when the cluster has no resource pools
+    headroom: tuple[float, float] | None = None  # (cpu, mem) share kept free: the charts draw capacity minus it
+    generated_at: str | None = None  # when the report was made (the CLI's; None keeps the output deterministic)
+    apply_hint: str | None = None  # a dry run: how to carry the plan out (None: not a dry run)
+
+    @property
+    def dpm_on(self) -> bool:
+        """The plan is DPM's too (an end state, or a DPM action): only then is DPM's band drawn."""
+        return self.dpm_end is not None or any(a.reason == "dpm" for a in self.actions)
 
     @property
     def moves(self) -> list[ActionRow]:
@@ -173,7 +181,8 @@ class ReportView:
 
 
 def build_view(plan: Plan, snapshot: Snapshot | None = None,
-               dpm_band: tuple[float, float] = DEFAULT_DPM_BAND) -> ReportView:
+               dpm_band: tuple[float, float] = DEFAULT_DPM_BAND, headroom: tuple[float, float] | None = None,
+               generated_at: str | None = None, apply_hint: str | None = None) -> ReportView:
     actions = []
     for a in plan.actions:
         if isinstance(a, Move):
@@ -211,7 +220,36 @@ def build_view(plan: Plan, snapshot: Snapshot | None = None,
         dpm_end=dpm_end_view(plan.dpm_end_state) if plan.dpm_end_state is not None else None,
         datastores=datastore_rows(plan, snapshot),
         pools=pool_rows(plan),
+        headroom=headroom,
+        generated_at=generated_at,
+        apply_hint=apply_hint,
     )
+
+
+NEGATIVE_GAIN = ("a negative gain is the price in balance of a move made for a mandatory reason "
+                 "(an evacuation, a rule, capacity): it must be made even though it evens the load less")
+
+
+def gain_legend(view: "ReportView") -> str | None:
+    """The words under the actions when a move's gain is negative (None otherwise)."""
+    if any(a.gain is not None and a.gain < 0 for a in view.actions):
+        return f"gain: how much the move lowers the imbalance measure; {NEGATIVE_GAIN}."
+    return None
+
+
+def _why_still_broken(plan: Plan, v) -> str:
+    """Why the plan leaves a rule or limit broken: the plan's note that names it, else what the order of
+    obligations says about its kind."""
+    names = (f"rule {v.name}", f"{v.name} ", f"{v.name}:", f"{v.name})")
+    for note in plan.notes:
+        if any(n in note for n in names):
+            return note
+    if v.kind == "rule" and not v.mandatory:
+        return ("a should-rule is mended only when a move that mends it pays for itself within the move cap "
+                "and breaks no other rule")
+    if v.kind == "headroom":
+        return "no host with room within its headroom limit could take the VMs (or the move cap was reached)"
+    return "no move that mends it keeps every mandatory rule and capacity at every step"
 
 
 def _status(plan: Plan, snapshot: Snapshot | None) -> list[StatusRow]:
@@ -223,7 +261,7 @@ def _status(plan: Plan, snapshot: Snapshot | None) -> list[StatusRow]:
     for v in plan.violations_before:
         rule = rules.get(v.name) if v.kind == "rule" else None
         rows.append(StatusRow(v.kind, v.name, v.mandatory, rule_words(rule) if rule else "", v.detail,
-                              "still broken" if (v.kind, v.name) in after else "repaired"))
+                              f"still broken: {_why_still_broken(plan, v)}" if (v.kind, v.name) in after else "repaired"))
     for key, v in after.items():
         if key not in before:
             rule = rules.get(v.name) if v.kind == "rule" else None

@@ -171,7 +171,7 @@ def test_dpm_end_state_chart_shows_hosts_on_over_the_steps(dpm_page):
     assert drawn["dpm-steps-band"][0] > 300 and drawn["dpm-steps-band"][1] > 10
     assert drawn["dpm-cpu"][0] > 300 and drawn["dpm-mem"][0] > 300
     text = b.evaluate("document.querySelector('#dpm-end-state').innerText")
-    assert f"{end.hosts_on} of 16 host(s) on at the end state" in text
+    assert f"{end.hosts_on} of 16 hosts on at the end state" in text
     assert ", ".join(end.standby_later) in text
 
 
