@@ -1,5 +1,5 @@
 """The package's layering, read from the source with ``ast``: no import circle among modules, and no import
-from a lower layer to a higher one (README, "Project layout").
+from a lower layer to a higher one (docs/development.md, "Project layout").
 
 (a) Circles count module-level imports (what runs when a module is first imported); imports under
     ``if TYPE_CHECKING:`` are left out (they never run).
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "balancer"
 
 # The layers, lowest first: a module may import from its own layer and the layers below it only.
-# A module belongs to the longest prefix listed here. The same order is in README's "Project layout".
+# A module belongs to the longest prefix listed here. The same order is in docs/development.md, "Project layout".
 LAYERS: list[tuple[str, ...]] = [
     # the version, errors (and turning parse errors into one line), logs, packaged data
     ("balancer", "balancer.errors", "balancer.logs", "balancer.data"),

@@ -1,4 +1,4 @@
-"""The YAML configuration file, validated with pydantic. Documented in README.md."""
+"""The YAML configuration file, validated with pydantic. Documented in docs/configuration.md."""
 
 from __future__ import annotations
 
@@ -237,7 +237,7 @@ class DpmConfig(_Section):
 
 
 class SdrsConfig(_Section):
-    """Storage DRS: disks between datastores by Storage vMotion (README "Storage DRS")."""
+    """Storage DRS: disks between datastores by Storage vMotion (docs/storage-drs.md)."""
 
     automation: Literal["off", "manual", "full"] = "manual"  # off: no storage moves; manual: recommend only
     space_threshold: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.80  # used / capacity

@@ -4,7 +4,7 @@
 (a file, or ``Journal(":memory:")`` for a replay) and a way to open the source, and call
 ``run()`` once per cycle. It returns a ``CycleResult`` that the service folds into its metrics.
 
-What is carried out (see README, "Automation levels"):
+What is carried out (see docs/operations.md, "Automation levels"):
 - the *recommendation* is always the plan for the configured threshold with the configured DPM;
   it is journaled, logged and exported whatever the automation level;
 - ``drs.automation`` manual: no vMotion is carried out; partial: the plan made at threshold 1

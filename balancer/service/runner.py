@@ -11,7 +11,7 @@ the cluster at the next start. A second signal exits at once -- unless it comes 
 ``REPEAT_SIGNAL_WINDOW`` of the first: `timeout`, for one, sends SIGTERM to the process and then to
 its process group, and that is one stop request, not two.
 
-Several instances (active/standby, README "Running more than one instance"): with a PostgreSQL
+Several instances (active/standby, docs/operations.md, "Running more than one instance"): with a PostgreSQL
 journal, every instance starts as a standby and tries to take the leader lease
 (balancer/journal/lease.py); only the holder schedules cycles. The leader renews the lease every
 third of its length and steps down -- no new action, its cycles unscheduled -- when it cannot;

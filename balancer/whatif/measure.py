@@ -1,7 +1,7 @@
 """What a replay measures, step by step: overload, imbalance, powered-on hosts, energy, migrations.
 
 Pure: hosts' loads and action outcomes in, numbers out (no clock, no I/O). The definitions
-(README, "What-if replay"; docs/evaluation.md):
+(docs/simulator.md, "What-if replay"; docs/evaluation.md):
 
 - ``overload_minutes``: over every step and every powered-on host, the step's minutes when the
   host's CPU demand (the sum of its VMs' CPU demand) is above its CPU capacity; ``hot_minutes``

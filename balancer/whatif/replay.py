@@ -1,6 +1,6 @@
 """What-if replay: a trace day through the embedded simulated cluster and the service's own cycle.
 
-The loop (README, "What-if replay"):
+The loop (docs/simulator.md, "What-if replay"):
 
 1. The cluster: the embedded simulator (balancer/sources/sim) with the chosen hosts, VMs and
    seed, one VM per trace row by default. Its start is the simulator's own — the first hosts

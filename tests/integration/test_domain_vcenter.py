@@ -1,5 +1,5 @@
 """Balancing domains against the vCenter simulator: a move to another cluster of one vCenter, and to
-another vCenter (two simulators) with a service locator, through the README's commands."""
+another vCenter (two simulators) with a service locator, through the commands of docs/domains.md."""
 
 from __future__ import annotations
 

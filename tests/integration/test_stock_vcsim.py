@@ -1,5 +1,5 @@
 """Against govmomi's simulator exactly as the library ships it (tests/vcsim/stock: the VPX model, nothing
-of the launcher's fixes or instrumentation), through the README's commands: a snapshot, host moves planned
+of the launcher's fixes or instrumentation), through the commands of docs/vcsim.md: a snapshot, host moves planned
 and carried out, and a VM with more vCPUs than a host's logical CPUs never planned there."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Repairs: the moves that mend what is wrong now, in the order of obligations, on clusters of any size.
 
-The order every planner holds to (docs/optimizer.md, README "How it decides"):
+The order every planner holds to (docs/optimizer.md, docs/design.md):
 
 1. **hard** -- mandatory rules, host duties (a powered-on VM runs on a host that is on and that
    the mandatory VM-host rules allow) and physical capacity (100 %): no move breaks one that holds;
