@@ -64,4 +64,5 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
   fi
 fi
 
-exec .venv/bin/python -m pytest "$@"
+# the 15 slowest tests at the end of every run, so slow ones show in CI
+exec .venv/bin/python -m pytest --durations=15 "$@"
