@@ -5,6 +5,7 @@ import json
 import jsonschema
 
 from balancer.plan import plan_schema
+from balancer.snapshot import SNAPSHOT_VERSION
 from helpers import DATA, ROOT, run_cli
 
 
@@ -28,7 +29,7 @@ def test_snapshot_then_recommend_from_it(tmp_path):
     r = run_cli("snapshot", "--out", str(out))
     assert r.returncode == 0, r.stderr
     snap = json.loads(out.read_text())
-    assert snap["version"] == 5 and len(snap["hosts"]) == 8 and len(snap["vms"]) == 160
+    assert snap["version"] == SNAPSHOT_VERSION and len(snap["hosts"]) == 8 and len(snap["vms"]) == 160
     r = run_cli("recommend", "--snapshot", str(out), "--format", "json", "--time-limit", "1")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["snapshot_digest"].startswith("sha256:")

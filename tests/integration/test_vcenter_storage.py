@@ -14,7 +14,7 @@ import pytest
 
 from balancer.engine import PlanOptions, make_plan
 from balancer.plan import CopyEstimate, DiskMove, Move, StorageMove
-from balancer.snapshot import load_snapshot
+from balancer.snapshot import SNAPSHOT_VERSION, load_snapshot
 from test_vcenter_cli import balancer, write_config
 from vcsim_harness import host_name, vm_name
 
@@ -54,7 +54,7 @@ def test_the_snapshot_lists_the_simulator_s_datastores_and_disks(sim, tmp_path):
     for v in snap.vms:
         [disk] = v.disks
         assert disk.datastore == "LocalDS_0" and disk.size_gb == pytest.approx(5.0) and disk.space_gb == pytest.approx(5.0)
-    assert json.loads(out.read_text())["version"] == 5
+    assert json.loads(out.read_text())["version"] == SNAPSHOT_VERSION
 
 
 def test_apply_of_a_storage_move_lands_the_disk_on_the_target_datastore(sim, tmp_path):
