@@ -27,15 +27,17 @@ def datastore(name, capacity=1000.0, hosts=(), other_gb=0.0, **kw):
             "_other": float(other_gb), **kw}
 
 
-def storage_snap(hosts, datastores, vms, rules=()):
+def storage_snap(hosts, datastores, vms, rules=(), pods=()):
     used = {d["name"]: d.pop("_other", 0.0) for d in datastores}
     for v in vms:
         for k in v["disks"]:
             used[k["datastore"]] += k.get("used_gb", k["size_gb"])
     for d in datastores:
         d["free_gb"] = max(d["capacity_gb"] - used[d["name"]], 0.0)
-    return parse_snapshot({"version": 2, "cluster": "t", "hosts": hosts, "vms": vms, "datastores": datastores,
-                           "rules": list(rules)})
+    doc = {"version": 2, "cluster": "t", "hosts": hosts, "vms": vms, "datastores": datastores, "rules": list(rules)}
+    if pods:  # the datastore clusters' own Storage DRS settings (version 6)
+        doc.update(version=6, datastore_clusters=list(pods))
+    return parse_snapshot(doc)
 
 
 def replay(snapshot, plan, storage):
@@ -52,6 +54,9 @@ def replay(snapshot, plan, storage):
     def mounted(ds, h):
         return not stores[ds].hosts or h in stores[ds].hosts
 
+    # each datastore's space threshold: its datastore cluster's (the plan says it) or the options'
+    threshold = {d.name: d.space_threshold if d.space_threshold is not None else storage.space_threshold
+                 for d in plan.datastores} if storage else {}
     last_compute = max((m.step for m in plan.moves), default=0)
     for a in plan.actions:
         if hasattr(a, "source") and hasattr(a, "vmotion"):  # a compute move
@@ -78,7 +83,7 @@ def replay(snapshot, plan, storage):
                 used[d.target] += space[(a.vm, d.disk)]
                 where[(a.vm, d.disk)] = d.target
             for d in {x.target for x in a.disks}:
-                assert used[d] <= storage.space_threshold * stores[d].capacity_gb + EPS, \
+                assert used[d] <= threshold[d] * stores[d].capacity_gb + EPS, \
                     "every intermediate state keeps the target within the space threshold"
     for (vm_name, k), ds in where.items():
         assert mounted(ds, host_of[vm_name]), f"{vm_name}'s disk {k} ends on {ds}, which its host does not mount"

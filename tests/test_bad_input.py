@@ -70,7 +70,7 @@ CASES = {
         ]),
         "web-spread",
     ),
-    "unknown version": (lambda s: s.update(version=6), "version"),
+    "unknown version": (lambda s: s.update(version=7), "version"),
     "v3 field in v2": (lambda s: s.update(version=2, evc_mode="intel-skylake"), "evc_mode"),
     "v2 field in v1": (lambda s: s.update(version=1, datastores=[]), "datastores"),
     "version as string": (lambda s: s.update(version="1"), "version"),

@@ -8,7 +8,7 @@ import pytest
 from balancer.engine import PlanOptions, make_plan
 from balancer.errors import InputError
 from balancer.plan import parse_plan, plan_json, plan_schema
-from balancer.plan.io import V2_FIELDS
+from balancer.plan.io import V2_FIELDS, V4_DATASTORE_FIELDS
 from balancer.snapshot import parse_snapshot
 from balancer.snapshot.io import snapshot_json
 from helpers import ROOT, example_snapshot
@@ -87,7 +87,7 @@ def test_a_version_3_field_in_a_version_2_snapshot_is_named():
 def test_a_version_1_plan_still_reads_and_keeps_its_steps():
     plan = make_plan(parse_snapshot(example_snapshot()), PlanOptions(time_limit_s=1))
     data = json.loads(plan_json(plan))
-    assert data["version"] == 3
+    assert data["version"] == 4
     data["version"] = 1
     for name in V2_FIELDS:
         data.pop(name, None)
@@ -97,7 +97,7 @@ def test_a_version_1_plan_still_reads_and_keeps_its_steps():
         for v in data[field]:
             v["kind"] = "capacity" if v["kind"] == "headroom" else v["kind"]
     old = parse_plan(data)
-    assert old.version == 3 and [m.vm for m in old.moves] == [m.vm for m in plan.moves]
+    assert old.version == 4 and [m.vm for m in old.moves] == [m.vm for m in plan.moves]
     assert old.totals == plan.totals  # derived from the moves
 
 
@@ -137,7 +137,36 @@ def test_a_version_2_plan_reads_as_version_3_and_refuses_a_version_3_value():
     for field in ("violations_before", "violations_after"):
         for v in old[field]:
             v["kind"] = "capacity" if v["kind"] == "headroom" else v["kind"]
-    assert parse_plan(old).version == 3
+    assert parse_plan(old).version == 4
+
+
+def test_a_version_3_plan_reads_as_version_4_and_refuses_a_version_4_field():
+    from storage_helpers import datastore, disk, host, storage_snap, vm
+
+    from balancer.engine.options import StorageOptions
+
+    snap = storage_snap([host("h0")], [datastore("a0", hosts=["h0"], datastore_cluster="pod-a")],
+                        [vm("v", "h0", [disk("Hard disk 1", "a0", 10)])], pods=[{"name": "pod-a", "space_threshold": 0.7}])
+    data = json.loads(plan_json(make_plan(snap, PlanOptions(storage=StorageOptions()))))
+    assert data["version"] == 4 and data["datastores"][0]["space_threshold"] == 0.7
+    with pytest.raises(InputError, match=r"datastores\[0\]\.datastore_cluster: a version 4 field in a version 3 plan"):
+        parse_plan({**data, "version": 3})
+    old = {**data, "version": 3, "datastores": [{k: v for k, v in d.items() if k not in V4_DATASTORE_FIELDS}
+                                                  for d in data["datastores"]]}
+    assert parse_plan(old).version == 4
+
+
+def test_a_version_6_field_in_a_version_5_snapshot_is_named():
+    host = {"name": "h1", "cpu_capacity_mhz": 1000, "mem_capacity_mb": 1000}
+    ds = {"name": "a0", "capacity_gb": 100.0, "free_gb": 90.0}
+    k = {"name": "Hard disk 1", "datastore": "a0", "size_gb": 20.0, "used_gb": 10.0, "thin": True}
+    v = {"name": "v", "host": "h1", "vcpus": 1, "mem_mb": 1024, "cpu_demand_mhz": 0.0, "mem_demand_mb": 0.0}
+    doc = {"version": 5, "cluster": "c", "hosts": [host], "datastores": [ds], "vms": [dict(v, disks=[k])]}
+    assert parse_snapshot(doc).version == 6
+    grows = dict(doc, vms=[dict(v, disks=[dict(k, growth_gb_per_day=1.5)])])
+    with pytest.raises(InputError, match=r"vms\.0\.disks\.0\.growth_gb_per_day: a version 6 field in a version 5 snapshot"):
+        parse_snapshot(grows)
+    assert parse_snapshot(dict(grows, version=6)).vms[0].disks[0].growth_gb_per_day == 1.5
 
 
 def test_a_version_4_field_in_a_version_3_snapshot_is_named():

@@ -53,6 +53,32 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class PodConfig(_Section):
+    """One datastore cluster's own Storage DRS settings (as vCenter's podConfig); a key left out: ``sdrs:``'s."""
+
+    enabled: bool | None = None  # Storage DRS on for the pod (false: no disk moves there but to evacuate)
+    automation: Literal["manual", "automated"] | None = None  # manual: its storage moves stay recommendations
+    space_threshold: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
+    free_space_gb: Annotated[float, Field(ge=0, le=1e7, allow_inf_nan=False)] | None = None  # instead of the above
+    min_space_difference: Fraction | None = None
+    io_balancing: bool | None = None
+    latency_threshold_ms: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = None
+    keep_disks_together: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_space_rule(self) -> "PodConfig":
+        if self.space_threshold is not None and self.free_space_gb is not None:
+            raise ValueError("set space_threshold or free_space_gb, not both")
+        if (self.space_threshold is not None and self.min_space_difference is not None
+                and self.min_space_difference >= self.space_threshold):
+            raise ValueError(f"min_space_difference {self.min_space_difference:g} must be below space_threshold "
+                             f"{self.space_threshold:g}")
+        return self
+
+
+SIM_DATASTORE_CLUSTER = "sim-datastores"  # the simulated cluster's one datastore cluster (sources/sim/storage.py)
+
+
 class SimConfig(_Section):
     """The embedded simulated cluster."""
 
@@ -75,6 +101,9 @@ class SimConfig(_Section):
     networks: Annotated[list[Name], Field(min_length=1)] = ["VM Network"]
     # per-host DPM overrides (host name -> disabled / manual / automatic), as vCenter's dpmHostConfig
     dpm_hosts: dict[Name, Literal["disabled", "manual", "automatic"]] = {}
+    # the datastore cluster's own Storage DRS settings (as vCenter keeps them per storage pod), by its name
+    # (sim-datastores); what a pod leaves out, sdrs: gives
+    datastore_clusters: dict[Name, PodConfig] = {}
 
     @model_validator(mode="after")
     def _dpm_hosts_known(self) -> "SimConfig":
@@ -83,6 +112,10 @@ class SimConfig(_Section):
             if name not in names:
                 raise ValueError(f"dpm_hosts: unknown host {quote(name)} (the simulated cluster's hosts are esx01 to "
                                  f"esx{self.hosts:02d})")
+        for name in self.datastore_clusters:
+            if name != SIM_DATASTORE_CLUSTER or not self.datastores:
+                raise ValueError(f"datastore_clusters: unknown datastore cluster {quote(name)} (the simulated cluster's "
+                                 + (f"datastores are in {SIM_DATASTORE_CLUSTER})" if self.datastores else "has no datastores)"))
         return self
 
 

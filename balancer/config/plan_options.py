@@ -3,6 +3,8 @@ one place, shared by the application's commands and the service."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..engine import DomainMember, DomainOptions, PlanOptions
 from ..engine.options import DpmOptions, StorageOptions
 from . import Config, DomainConfig, vcenter_key
@@ -48,7 +50,7 @@ def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | Non
                        mem_tolerance=cfg.dpm.mem_tolerance,
                        all_steps=dpm_all_steps, manual_hosts=not automatic) if dpm_on and not evacuate else None,
         evacuate=tuple(evacuate),
-        storage=storage_options(cfg, evacuate_datastores) if storage_on else None,
+        storage=replace(storage_options(cfg, evacuate_datastores), manual_pods=not automatic) if storage_on else None,
         manual_vms=not automatic,
         max_vcpus_per_core=drs.max_vcpus_per_core,
         vm_distribution=drs.vm_distribution_tolerance / 100.0 if drs.vm_distribution else None,

@@ -110,6 +110,9 @@ class StorageOptions:
     # never leave the fullest datastore fuller than "largest disk off the fullest datastore" would with
     # as many moves (select.py); off: the space stage's own plan, the least predicted copy time
     hold_to_heuristic: bool = True
+    # datastore clusters whose automation is manual (snapshot datastore_clusters) are recommended moves, as
+    # vSphere does; off for a plan carried out automatically, which moves no disk of theirs but to evacuate
+    manual_pods: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.space_threshold <= 1.0:

@@ -26,6 +26,8 @@ def parse_plan(data: Any, what: str = "plan") -> Plan:
             data = _migrate_v1(data, what)
         if version in (1, 2):
             data = _migrate_v2(data, what, version)
+        if version in (1, 2, 3):
+            data = _migrate_v3(data, what, version)
     return validate_model(Plan, data, what, strict=True)
 
 
@@ -53,6 +55,20 @@ def _migrate_v2(data: dict, what: str, version: int) -> dict:
         for i, v in enumerate(data.get(field) or []):
             if isinstance(v, dict) and v.get("kind") == "headroom":
                 raise InputError(f"{what}: {field}[{i}].kind: 'headroom' is a version 3 value in a version {version} plan")
+    return {**data, "version": 3}
+
+
+V4_DATASTORE_FIELDS = ("datastore_cluster", "space_threshold", "latency_threshold_ms", "automation", "provisioned_gb",
+                       "growth_gb")
+
+
+def _migrate_v3(data: dict, what: str, version: int) -> dict:
+    """A version-1, 2 or 3 plan as version 4: the same steps, its datastores without what Storage DRS
+    judged them by; a version-4 field in it is refused by name."""
+    for i, d in enumerate(data.get("datastores") or []):
+        for name in V4_DATASTORE_FIELDS:
+            if isinstance(d, dict) and name in d:
+                raise InputError(f"{what}: datastores[{i}].{name}: a version 4 field in a version {version} plan")
     return {**data, "version": PLAN_VERSION}
 
 

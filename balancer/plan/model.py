@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..errors.limits import Name, Text, clip, quote
 
-PLAN_VERSION = 3  # the version written
+PLAN_VERSION = 4  # the version written
 # older plans read as version 3 with none of the newer fields or values (docs/plan-format.md)
-READ_VERSIONS = (1, 2, 3)
+READ_VERSIONS = (1, 2, 3, 4)
 
 MoveReason = Literal["rule", "capacity", "evacuate", "dpm", "balance"]
 StorageReason = Literal["space", "latency", "rule", "evacuate", "follows-host"]
@@ -127,6 +127,18 @@ class DatastoreChange(_Model):
     used_after_gb: Amount
     latency_ms: Amount | None = None  # as measured; a plan does not predict latency
     state: Literal["normal", "maintenance"] = "normal"
+    # version 4: what Storage DRS judged it by (with Storage DRS on): its datastore cluster, that cluster's
+    # (or sdrs's) space threshold as used / capacity and latency threshold (absent: latency not judged), and
+    # whether its disks move only on an admin's say (manual) or not at all but to evacuate (off)
+    datastore_cluster: Name | None = None
+    space_threshold: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+    latency_threshold_ms: Amount | None = None
+    automation: Literal["automated", "manual", "off"] | None = None
+    # version 4: thin provisioning: the disks' provisioned sizes (thin disks at their full size; over-commitment
+    # is provisioned / capacity) and the thin disks' expected growth within sdrs.growth_horizon, counted in
+    # what the datastore is judged by (space used after + growth)
+    provisioned_gb: Amount | None = None
+    growth_gb: Amount | None = None
 
     @property
     def utilisation_before(self) -> float:
@@ -242,7 +254,7 @@ def plan_totals(moves: list[Move], storage_moves: list[StorageMove]) -> Totals:
 
 
 class Plan(_Model):
-    version: Literal[1, 2, 3] = PLAN_VERSION
+    version: Literal[1, 2, 3, 4] = PLAN_VERSION
     cluster: Name
     snapshot_digest: Text
     collected_at: Text | None = None

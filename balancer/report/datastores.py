@@ -26,6 +26,29 @@ class DatastoreRow:
     latency_ms: float | None
     disks_before: int | None = None
     disks_after: int | None = None
+    # what Storage DRS judged it by (plan version 4; None: not said) and thin provisioning
+    datastore_cluster: str | None = None
+    space_threshold: float | None = None
+    latency_threshold_ms: float | None = None
+    automation: str | None = None
+    provisioned_gb: float | None = None
+    growth_gb: float | None = None
+
+    @property
+    def judged_by(self) -> str:
+        """Its Storage DRS settings in words: "pod-a: 80 %, 15 ms", "80 %, latency not judged, manual"."""
+        if self.space_threshold is None:
+            return ""
+        words = [f"{100 * self.space_threshold:.0f} %",
+                 f"{self.latency_threshold_ms:g} ms" if self.latency_threshold_ms is not None else "latency not judged"]
+        if self.automation in ("manual", "off"):
+            words.append("manual" if self.automation == "manual" else "Storage DRS off")
+        return (f"{self.datastore_cluster}: " if self.datastore_cluster else "") + ", ".join(words)
+
+    @property
+    def overcommit(self) -> float | None:
+        """Provisioned / capacity (thin disks at their full size), when known."""
+        return None if self.provisioned_gb is None else self.provisioned_gb / self.capacity_gb
 
     @property
     def space_before(self) -> float:
@@ -34,6 +57,17 @@ class DatastoreRow:
     @property
     def space_after(self) -> float:
         return self.used_after_gb / self.capacity_gb
+
+
+def datastore_thin_words(d: DatastoreRow) -> str:
+    """Provisioned space and over-commitment in words: "1,200 GB (120 %)", with the thin disks' expected
+    growth within the horizon when the plan gives it ("1,200 GB (120 %), +35 GB growth")."""
+    if d.provisioned_gb is None:
+        return ""
+    words = f"{d.provisioned_gb:,.0f} GB ({100 * d.overcommit:.0f} %)"
+    if d.growth_gb:
+        words += f", +{d.growth_gb:,.0f} GB growth"
+    return words
 
 
 def datastore_changes(plan: Plan, snapshot: Snapshot) -> list[DatastoreChange]:
@@ -70,7 +104,9 @@ def datastore_rows(plan: Plan, snapshot: Snapshot | None) -> list[DatastoreRow]:
             after[ds] = after.get(ds, 0) + 1
     return [DatastoreRow(c.name, c.state, c.capacity_gb, c.used_before_gb, c.used_after_gb, c.latency_ms,
                          before.get(c.name, 0) if snapshot is not None else None,
-                         after.get(c.name, 0) if snapshot is not None else None) for c in changes]
+                         after.get(c.name, 0) if snapshot is not None else None,
+                         c.datastore_cluster, c.space_threshold, c.latency_threshold_ms, c.automation,
+                         c.provisioned_gb, c.growth_gb) for c in changes]
 
 
-__all__ = ["DatastoreRow", "datastore_changes", "datastore_rows"]
+__all__ = ["DatastoreRow", "datastore_changes", "datastore_rows", "datastore_thin_words"]

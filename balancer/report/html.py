@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from .. import __version__
 from .charts import dpm_steps_svg, utilisation_svg
+from .datastores import datastore_thin_words
 from .view import ReportView, gain_legend
 from ..engine.words import pct
 from .words import duration, size_mb
@@ -33,6 +34,6 @@ def render_html(view: ReportView) -> str:
     end = view.dpm_end
     dpm_chart = Markup(dpm_steps_svg(end.steps, view.dpm_band)) if end is not None and len(end.steps) > 1 else None
     return _env.get_template("report.html.j2").render(
-        view=view, plan=view.plan, chart=chart, dpm_chart=dpm_chart, chart_min_px=40 * len(view.hosts), band_lo=f"{100 * lo:.0f}", band_hi=f"{100 * hi:.0f}", pct=pct,
+        view=view, plan=view.plan, chart=chart, dpm_chart=dpm_chart, chart_min_px=40 * len(view.hosts), band_lo=f"{100 * lo:.0f}", band_hi=f"{100 * hi:.0f}", pct=pct, thin_words=datastore_thin_words,
         duration=duration, size_mb=size_mb, version=__version__, gain_legend=gain_legend(view),
     )

@@ -6,6 +6,7 @@ import re
 
 from .view import ReportView, gain_legend
 from ..engine.words import pct
+from .datastores import datastore_thin_words
 from .words import totals_words
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
@@ -83,12 +84,21 @@ def render_markdown(view: ReportView) -> str:
     if view.datastores:
         lines += ["## Datastores", "", "Space is used / capacity; latency is the mean I/O latency measured.", ""]
         rows = []
+        judged = any(d.judged_by for d in view.datastores)
+        thin = any(d.overcommit is not None for d in view.datastores)
         for d in view.datastores:
             disks = "" if d.disks_before is None else f"{d.disks_before} → {d.disks_after}"
-            rows.append([md(d.name), md(d.state), disks, f"{d.capacity_gb:,.0f} GB",
-                         f"{pct(d.space_before)} → {pct(d.space_after)}",
-                         f"{d.latency_ms:.1f} ms" if d.latency_ms is not None else ""])
-        lines += _table(["datastore", "state", "disks", "capacity", "space", "latency"], rows, right={2, 3, 4, 5})
+            row = [md(d.name), md(d.state), disks, f"{d.capacity_gb:,.0f} GB",
+                   f"{pct(d.space_before)} → {pct(d.space_after)}",
+                   f"{d.latency_ms:.1f} ms" if d.latency_ms is not None else ""]
+            if thin:
+                row.append(datastore_thin_words(d))
+            if judged:
+                row.append(md(d.judged_by))
+            rows.append(row)
+        head = ["datastore", "state", "disks", "capacity", "space", "latency"]
+        lines += _table(head + (["provisioned"] if thin else []) + (["Storage DRS"] if judged else []), rows,
+                        right={2, 3, 4, 5, 6} if thin else {2, 3, 4, 5})
 
     if view.pools:
         lines += ["## Resource pools", "", "Demand of each pool's VMs (those below it too), what they are entitled to, "

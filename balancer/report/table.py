@@ -8,6 +8,7 @@ from rich.table import Table
 from ..plan.result import ActionResult
 from .view import ReportView, gain_legend
 from ..engine.words import pct
+from .datastores import datastore_thin_words
 from .words import totals_words
 
 
@@ -75,12 +76,16 @@ def render_view(view: ReportView, console: Console) -> None:
 
     if view.datastores:
         t = Table(title="Datastores (space used / capacity)", show_header=True, header_style="bold")
+        judged = any(d.judged_by for d in view.datastores)
+        thin = any(d.overcommit is not None for d in view.datastores)
         for col, just in [("datastore", "left"), ("state", "left"), ("disks", "right"), ("capacity", "right"),
-                          ("space", "right"), ("latency", "right")]:
+                          ("space", "right"), ("latency", "right")] + ([("provisioned", "right")] if thin else []) \
+                + ([("Storage DRS", "left")] if judged else []):
             t.add_column(col, justify=just)
         for d in view.datastores:
             t.add_row(d.name, d.state, _disks(d), f"{d.capacity_gb:,.0f} GB", f"{pct(d.space_before)} → {pct(d.space_after)}",
-                      f"{d.latency_ms:.1f} ms" if d.latency_ms is not None else "")
+                      f"{d.latency_ms:.1f} ms" if d.latency_ms is not None else "",
+                      *([datastore_thin_words(d)] if thin else []), *([d.judged_by] if judged else []))
         console.print(t)
 
     if view.pools:

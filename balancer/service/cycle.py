@@ -343,6 +343,12 @@ class ClusterCycle:
         manual_vms = {v.name for v in snap.vms if v.automation.value == "manual"}
         if not any(m.vm in manual_vms for m in rec.moves):  # nor a move of a VM left to an admin
             options = replace(options, manual_vms=rec_options.manual_vms)
+        manual_pods = {c.name for c in snap.datastore_clusters if c.automation == "manual"}
+        pod_of = {d.name: d.datastore_cluster for d in snap.datastores}
+        if (options.storage is not None and rec_options.storage is not None
+                and not any(pod_of.get(k.source) in manual_pods for m in rec.storage_moves for k in m.disks)):
+            # no storage move in a datastore cluster left to an admin
+            options = replace(options, storage=replace(options.storage, manual_pods=rec_options.storage.manual_pods))
         if not with_storage:
             options = replace(options, storage=None)
         if options == rec_options:

@@ -5,6 +5,7 @@ from .model import (
     SNAPSHOT_VERSION,
     VM,
     Datastore,
+    DatastoreCluster,
     DatastoreState,
     Disk,
     VmDatastoreRule,
@@ -22,6 +23,6 @@ from .pools import ResourcePool, Shares
 from .io import dump_snapshot, load_snapshot, parse_snapshot, snapshot_digest
 
 __all__ = [
-    "READ_VERSIONS", "SNAPSHOT_VERSION", "VM", "Datastore", "DatastoreState", "Disk", "VmDatastoreRule", "VmdkRule", "Automation", "HaAdmissionControl", "Host", "HostState", "Rule", "Snapshot",
+    "READ_VERSIONS", "SNAPSHOT_VERSION", "VM", "Datastore", "DatastoreCluster", "DatastoreState", "Disk", "VmDatastoreRule", "VmdkRule", "Automation", "HaAdmissionControl", "Host", "HostState", "Rule", "Snapshot",
     "ResourcePool", "Shares", "VmHostRule", "VmVmRule", "dump_snapshot", "load_snapshot", "parse_snapshot", "snapshot_digest",
 ]

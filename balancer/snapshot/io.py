@@ -36,6 +36,8 @@ def snapshot_digest(snapshot: Snapshot) -> str:
     # to_json_dict(), several times faster on a large snapshot)
     # Fields at their defaults are left out: a field a newer version adds with a default does not change the
     # digest of a snapshot that does not use it.
-    body = json.dumps(json.loads(snapshot.model_dump_json(exclude_none=True, exclude_defaults=True)), sort_keys=True,
-                      separators=(",", ":"))
+    # The format's version is left out too (since version 6): a snapshot read from an older version has the
+    # same content, so the same digest, whichever version the balancer writes.
+    body = json.dumps(json.loads(snapshot.model_dump_json(exclude_none=True, exclude_defaults=True,
+                                                          exclude={"version"})), sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(body.encode()).hexdigest()[:16]

@@ -165,6 +165,9 @@ class Disk(_Strict):
     size_gb: Annotated[Positive, Field(le=MAX_GB)]  # provisioned size
     used_gb: Annotated[NonNegative, Field(le=MAX_GB)] | None = None  # space it takes now (thin); default size_gb
     thin: Annotated[bool, Field(strict=True)] = False
+    # version 6: a thin disk's growth, GB a day (the trend of its used space over the collection window);
+    # None: not known (no growth assumed). Ignored for a thick disk (it takes its full size already)
+    growth_gb_per_day: Annotated[NonNegative, Field(le=MAX_GB)] | None = None
 
     @property
     def space_gb(self) -> float:
@@ -274,6 +277,32 @@ class VmDatastoreRule(_Strict):
 Rule = Annotated[Union[VmVmRule, VmHostRule, VmdkRule, VmDatastoreRule], Field(discriminator="type")]
 
 
+class DatastoreCluster(_Strict):
+    """A datastore cluster's (storage pod's) own Storage DRS settings (version 6), as vCenter keeps them in
+    ``podStorageDrsEntry.storageDrsConfig.podConfig``. A setting left out (None) is the balancer's
+    ``sdrs:`` default; the datastores in no datastore cluster always follow ``sdrs:``."""
+
+    name: Name
+    enabled: Annotated[bool, Field(strict=True)] | None = None  # Storage DRS on for the pod (False: evacuation only)
+    automation: Literal["manual", "automated"] | None = None  # defaultVmBehavior: manual = recommendations only
+    space_threshold: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False, strict=True)] | None = None
+    free_space_gb: Annotated[NonNegative, Field(le=MAX_GB)] | None = None  # instead: less free than this is over
+    min_space_difference: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False, strict=True)] | None = None
+    io_balancing: Annotated[bool, Field(strict=True)] | None = None  # ioLoadBalanceEnabled
+    latency_threshold_ms: Annotated[Positive, Field(le=1e6)] | None = None  # ioLatencyThreshold
+    keep_disks_together: Annotated[bool, Field(strict=True)] | None = None  # defaultIntraVmAffinity
+
+    @model_validator(mode="after")
+    def _one_space_rule(self) -> "DatastoreCluster":
+        if self.space_threshold is not None and self.free_space_gb is not None:
+            raise ValueError(f"datastore cluster {self.name}: set space_threshold or free_space_gb, not both")
+        if (self.space_threshold is not None and self.min_space_difference is not None
+                and self.min_space_difference >= self.space_threshold):
+            raise ValueError(f"datastore cluster {self.name}: min_space_difference {self.min_space_difference:g} "
+                             f"must be below space_threshold {self.space_threshold:g}")
+        return self
+
+
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, strict=True)]
 
 
@@ -326,6 +355,7 @@ class Snapshot(_Strict):
     evc_mode: EvcMode | None = None  # version 3: the cluster's EVC mode (None: EVC off or not known)
     resource_pools: list[ResourcePool] = []  # version 5: the pools below the root pool
     scalable_shares: Annotated[bool, Field(strict=True)] = False  # version 5: vSphere 7's scalable shares
+    datastore_clusters: list[DatastoreCluster] = []  # version 6: the datastore clusters' own Storage DRS settings
 
     _host_index: dict[str, Host] | None = PrivateAttr(default=None)
     _vm_index: dict[str, VM] | None = PrivateAttr(default=None)
@@ -407,7 +437,8 @@ _SINCE: dict[int, list[tuple[str, str]]] = {
     5: [("", "resource_pools"), ("", "scalable_shares"), ("hosts", "dpm"), ("hosts", "wake"), ("vms", "resource_pool"), ("vms", "cpu_shares"),
         ("vms", "mem_shares"), ("vms", "cpu_limit_mhz"), ("vms", "mem_limit_mb")],
     6: [("hosts", "health"), ("hosts", "health_reason"), ("hosts", "nic_mbps"), ("hosts", "net_rx_mbps"),
-        ("hosts", "net_tx_mbps"), ("vms", "cpu_ready_pct"), ("vms", "mem_ballooned_mb"), ("vms", "mem_swapped_mb")],
+        ("hosts", "net_tx_mbps"), ("vms", "cpu_ready_pct"), ("vms", "mem_ballooned_mb"), ("vms", "mem_swapped_mb"),
+        ("", "datastore_clusters")],
 }
 
 
@@ -418,7 +449,8 @@ def migrate(data: dict, version: int) -> dict:
     the cross-cluster facts of version 3 (networks, CPU vendor, EVC modes, datastore URLs);
     version 3 had no hosts' logical CPUs (``cpu_threads``) nor the automation values ``fullyAutomated`` and
     ``partiallyAutomated`` (version 4); version 4 had no resource pools, shares nor limits (version 5); version 5
-    had no host health, NIC capacity and traffic, nor the VMs' CPU ready, ballooned and swapped memory (version 6).
+    had no host health, NIC capacity and traffic, nor the VMs' CPU ready, ballooned and swapped memory, nor the
+    datastore clusters' own settings and the disks' growth (version 6).
     """
     for since in range(version + 1, SNAPSHOT_VERSION + 1):
         hint = f"a version {since} field in a version {version} snapshot (set \"version\": {SNAPSHOT_VERSION})"
@@ -436,6 +468,12 @@ def migrate(data: dict, version: int) -> dict:
             if isinstance(vm, dict) and vm.get("automation") in ("fullyAutomated", "partiallyAutomated"):
                 raise ValueError(f"vms.{i}.automation: {quote(vm['automation'])} is a version 4 value in a version {version} "
                                  f"snapshot (set \"version\": {SNAPSHOT_VERSION})")
+    if version < 6:
+        for i, vm in enumerate(data.get("vms") or []):
+            for j, disk in enumerate((vm.get("disks") or []) if isinstance(vm, dict) else []):
+                if isinstance(disk, dict) and "growth_gb_per_day" in disk:
+                    raise ValueError(f"vms.{i}.disks.{j}.growth_gb_per_day: a version 6 field in a version {version} "
+                                     f"snapshot (set \"version\": {SNAPSHOT_VERSION})")
     if version < 2:
         for i, rule in enumerate(data.get("rules") or []):
             if isinstance(rule, dict) and rule.get("type") in STORAGE_RULE_TYPES:
@@ -565,6 +603,13 @@ def _check_storage(s: Snapshot, hosts: Mapping[str, Host]) -> None:
         if on.get(d.name, 0.0) > d.used_gb + slack:
             raise ValueError(f"datastore {clip(d.name)}: its disks take {on[d.name]:,.0f} GB, more than the "
                              f"{d.used_gb:,.0f} GB used on it (capacity_gb {d.capacity_gb:g} - free_gb {d.free_gb:g})")
+    pods = {d.datastore_cluster for d in s.datastores if d.datastore_cluster}
+    dup = _duplicates([c.name for c in s.datastore_clusters])
+    if dup:
+        raise ValueError(f"datastore_clusters: {dup!r} listed twice")
+    for c in s.datastore_clusters:
+        if c.name not in pods:
+            raise ValueError(f"datastore_clusters: no datastore is in datastore cluster {c.name!r}")
     for r in s.rules:
         if isinstance(r, VmdkRule):
             if r.vm not in disks:

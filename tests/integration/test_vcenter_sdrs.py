@@ -172,3 +172,44 @@ def test_a_datastore_above_the_latency_threshold_gets_storage_moves_off_it(start
 def test_without_latency_figures_the_simulator_s_datastores_have_none(sim, tmp_path):
     _, snap = _snapshot(sim, tmp_path)
     assert [d.latency_ms for d in snap.datastores] == [None, None, None]
+
+
+def test_the_pods_own_storage_drs_settings_reach_the_snapshot_and_change_the_plan(start_vcsim, tmp_path):
+    from pyVmomi import vim
+
+    sim = start_vcsim(**STORAGE, datastore_latency_ms="LocalDS_0=40,LocalDS_1=5")
+    admin = sim.connect()
+    config, snap = _snapshot(sim, tmp_path)
+    # the launcher's pod has the settings vCenter gives a new datastore cluster, fully automated
+    [pod] = snap.datastore_clusters
+    assert pod.model_dump() == {"name": "DC0_POD0", "enabled": True, "automation": "automated", "space_threshold": 0.8,
+                                "free_space_gb": None, "min_space_difference": 0.05, "io_balancing": True,
+                                "latency_threshold_ms": 15.0, "keep_disks_together": True}
+
+    def recommend():
+        proc = balancer("recommend", "--config", config, "--format", "json")
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    assert recommend()["storage_moves"], "LocalDS_0 at 40 ms is above the pod's 15 ms"
+    # the pod's latency threshold raised to 50 ms: nothing to shed
+    _configure(admin, ioLoadBalanceConfig=vim.storageDrs.IoLoadBalanceConfig(ioLatencyThreshold=50))
+    _, snap = _snapshot(sim, tmp_path)
+    assert snap.datastore_clusters[0].latency_threshold_ms == 50.0
+    plan = recommend()
+    assert plan["storage_moves"] == []
+    assert {d["name"]: d.get("latency_threshold_ms") for d in plan["datastores"]}["LocalDS_0"] == 50.0
+    # 30 ms and manual automation: the moves are recommendations for an admin
+    _configure(admin, defaultVmBehavior="manual", ioLoadBalanceConfig=vim.storageDrs.IoLoadBalanceConfig(ioLatencyThreshold=30))
+    plan = recommend()
+    assert plan["storage_moves"] and all("automation is manual" in m["detail"] for m in plan["storage_moves"])
+    assert {d["automation"] for d in plan["datastores"] if d.get("datastore_cluster") == "DC0_POD0"} == {"manual"}
+    # the I/O metric off in the pod: latency is not judged there
+    _configure(admin, ioLoadBalanceEnabled=False)
+    plan = recommend()
+    assert plan["storage_moves"] == [] and all("latency_threshold_ms" not in d for d in plan["datastores"])
+    # a free-space threshold: read in GB
+    _configure(admin, spaceLoadBalanceConfig=vim.storageDrs.SpaceLoadBalanceConfig(
+        spaceThresholdMode="freeSpace", freeSpaceThresholdGB=30, minSpaceUtilizationDifference=5))
+    _, snap = _snapshot(sim, tmp_path)
+    assert snap.datastore_clusters[0].free_space_gb == 30.0 and snap.datastore_clusters[0].space_threshold is None

@@ -619,6 +619,7 @@ func setupStorage(cluster *simulator.ClusterComputeResource, partial int, capaci
 			p := e.(*simulator.StoragePod)
 			ctx := &simulator.Context{}
 			p.MoveIntoFolderTask(ctx, &types.MoveIntoFolder_Task{This: p.Self, List: all})
+			defaultPodConfig(p)
 			break
 		}
 	}

@@ -7,8 +7,12 @@ package main
 //     StorageResourceManager (pyVmomi refuses to read it: not a ManagedEntity). The layer in front
 //     (wrap) serves it instead, in a task on the pod, storing in the pod's
 //     podStorageDrsEntry.storageDrsConfig podConfigSpec.enabled, ioLoadBalanceEnabled,
-//     defaultVmBehavior, defaultIntraVmAffinity and rule (add, edit, remove: a rule without a key
-//     gets one), and vmConfigSpec (add, edit, remove by VM).
+//     defaultVmBehavior, defaultIntraVmAffinity, spaceLoadBalanceConfig, ioLoadBalanceConfig and rule
+//     (add, edit, remove: a rule without a key gets one), and vmConfigSpec (add, edit, remove by VM).
+//   - A pod's settings at creation: the simulator sets only enabled; -pod gives DC0_POD0 the
+//     settings vCenter gives a new datastore cluster (I/O metric on, 80 % space threshold, 5 %
+//     minimum difference, 15 ms latency threshold, VMDKs kept together), fully automated
+//     (defaultPodConfig).
 //   - Datastore latency: the simulator's QueryPerf answers a host's datastore counters
 //     (datastore.totalReadLatency.average, totalWriteLatency.average) with zeros under the
 //     instance asked for ("*"), so a collector learns no datastore's latency. With
@@ -71,6 +75,14 @@ func configureStorageDrs(w http.ResponseWriter, body interface{}) bool {
 					v := *s.DefaultIntraVmAffinity
 					cfg.PodConfig.DefaultIntraVmAffinity = &v
 				}
+				if s.SpaceLoadBalanceConfig != nil {
+					v := *s.SpaceLoadBalanceConfig
+					cfg.PodConfig.SpaceLoadBalanceConfig = &v
+				}
+				if s.IoLoadBalanceConfig != nil {
+					v := *s.IoLoadBalanceConfig
+					cfg.PodConfig.IoLoadBalanceConfig = &v
+				}
 				for _, r := range s.Rule {
 					cfg.PodConfig.Rule = updateRules(cfg.PodConfig.Rule, r)
 				}
@@ -86,6 +98,22 @@ func configureStorageDrs(w http.ResponseWriter, body interface{}) bool {
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, soapResponse, "ConfigureStorageDrsForPod_Task", ref.Value, "ConfigureStorageDrsForPod_Task")
 	return true
+}
+
+// defaultPodConfig gives a pod the Storage DRS settings of a new datastore cluster, fully automated.
+func defaultPodConfig(pod *simulator.StoragePod) {
+	if pod.PodStorageDrsEntry == nil {
+		pod.PodStorageDrsEntry = new(types.PodStorageDrsEntry)
+	}
+	together := true
+	cfg := &pod.PodStorageDrsEntry.StorageDrsConfig.PodConfig
+	cfg.Enabled = true
+	cfg.IoLoadBalanceEnabled = true
+	cfg.DefaultVmBehavior = "automated"
+	cfg.DefaultIntraVmAffinity = &together
+	cfg.SpaceLoadBalanceConfig = &types.StorageDrsSpaceLoadBalanceConfig{
+		SpaceThresholdMode: "utilization", SpaceUtilizationThreshold: 80, MinSpaceUtilizationDifference: 5}
+	cfg.IoLoadBalanceConfig = &types.StorageDrsIoLoadBalanceConfig{IoLatencyThreshold: 15}
 }
 
 func updateRules(rules []types.BaseClusterRuleInfo, spec types.ClusterRuleSpec) []types.BaseClusterRuleInfo {

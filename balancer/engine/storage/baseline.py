@@ -22,25 +22,28 @@ from .layout import EPS, Layout, units_on
 def fullest(lay: Layout) -> float:
     """The space utilisation of the fullest datastore in service."""
     p = lay.pool
-    util = np.where(p.leaving, -np.inf, lay.used / p.cap)
-    return float(util.max()) if len(util) and not p.leaving.all() else 0.0
+    ok = lay.in_service()
+    util = np.where(ok, lay.used / p.cap, -np.inf)
+    return float(util.max()) if ok.any() else 0.0
 
 
 def largest_first(lay: Layout, n_moves: int, min_difference: bool = True) -> list[float]:
     """Up to ``n_moves`` of the heuristic's moves on ``lay`` (its steps, reason space). Returns the
     fullest datastore's utilisation before the first move and after each one (shorter than
     ``n_moves + 1`` when no unit moves any more)."""
-    p, o = lay.pool, lay.options
+    p = lay.pool
     units = lay.rules.units
-    hot = (p.latency > o.latency_threshold_ms) if o.io_balancing else np.zeros(p.n_datastores, dtype=bool)
+    st = lay.settings
+    hot = st.io & (p.latency > st.latency)
     stuck: set[int] = set()
     out = [fullest(lay)]
     while len(out) <= n_moves:
         moved = False
-        for d in sorted((d for d in range(p.n_datastores) if not p.leaving[d]), key=lambda d: (-lay.util(d), d)):
+        ok = lay.in_service()
+        for d in sorted((d for d in range(p.n_datastores) if ok[d]), key=lambda d: (-lay.util(d), d)):
             mask = ~hot
             if min_difference:
-                mask = mask & (lay.used / p.cap <= lay.util(d) - o.min_space_difference + EPS)
+                mask = mask & (lay.used / p.cap <= lay.util(d) - st.min_difference[d] + EPS)
             start = lay.util(d)
             for u in sorted((u for u in units_on(lay, d) if u not in stuck),
                             key=lambda u: (-float(p.disk_space[units[u].disks].sum()), u)):
@@ -48,8 +51,8 @@ def largest_first(lay: Layout, n_moves: int, min_difference: bool = True) -> lis
                 if target is None:
                     stuck.add(u)
                     continue
-                if start > o.space_threshold + EPS:
-                    detail = f"{p.ds_names[d]} at {pct(start)} is above the {pct(o.space_threshold)} space threshold"
+                if start > st.threshold[d] + EPS:
+                    detail = f"{p.ds_names[d]} at {pct(start)} is above the {st.threshold_words(d)} space threshold"
                 else:
                     detail = f"{p.ds_names[d]} at {pct(start)} is the fullest datastore"
                 lay.move(u, target, "space", detail)

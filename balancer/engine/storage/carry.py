@@ -22,6 +22,7 @@ from ..options import StorageOptions
 from .copy import copy_seconds
 from .pool import build_pool
 from .rules import build_rules
+from .settings import settings
 from .layout import Layout
 
 
@@ -48,7 +49,7 @@ def carry_disks(snapshot: Snapshot, plan: Plan, storage: StorageOptions | None) 
             moves.append(m)
             continue
         if lay is None:
-            rules = build_rules(pool, options.keep_disks_together)
+            rules = build_rules(pool, settings(snapshot, options).together)
             lay = Layout(pool, rules, options)
         here = pool.mounts[:, t] & ~pool.leaving
         also = here & pool.mounts[:, hidx[final[m.vm]]]
@@ -62,7 +63,7 @@ def carry_disks(snapshot: Snapshot, plan: Plan, storage: StorageOptions | None) 
                     break
             if target is None:
                 conflicts.append(f"moving {m.vm} to {m.target}: no datastore {m.target} mounts has room for "
-                                 f"{lay.describe(u)} within the {100 * options.space_threshold:.0f} % space threshold")
+                                 f"{lay.describe(u)} within {lay.settings.all_words(np.flatnonzero(here))}")
                 continue
             step = lay.move(u, target, "follows-host", f"{m.target} does not mount the datastore")
             carried += [DiskMove(disk=pool.disk_names[k], source=pool.ds_names[s], target=pool.ds_names[target],

@@ -10,6 +10,7 @@ import numpy as np
 from ..options import StorageOptions
 from .pool import Pool
 from .rules import StorageRules
+from .settings import settings
 
 EPS = 1e-9
 
@@ -42,8 +43,17 @@ class Layout:
         self.pool, self.rules, self.options = pool, rules, options
         self.disk_ds = pool.disk_ds.copy()
         self.used = pool.used.copy()
-        self.ceiling = options.space_threshold * pool.cap
+        self.settings = settings(pool.snapshot, options)  # per datastore: its datastore cluster's or sdrs's
+        self.ceiling = self.settings.threshold * pool.cap
+        # the datastores the space stage judges now (None: all): the datastore clusters are held to the
+        # largest-disk heuristic one space threshold at a time (select.space_scopes)
+        self.scope: np.ndarray | None = None
         self.steps: list[Step] = []
+
+    def in_service(self) -> np.ndarray:
+        """(D,) bool: the datastores in service within the scope."""
+        ok = ~self.pool.leaving
+        return ok if self.scope is None else ok & self.scope
 
     def util(self, d: int) -> float:
         return float(self.used[d] / self.pool.cap[d])
@@ -139,9 +149,12 @@ class Layout:
 
 
 def units_on(lay: Layout, d: int) -> list[int]:
-    """The units wholly on datastore ``d`` whose VM Storage DRS may move."""
+    """The units wholly on datastore ``d`` whose VM Storage DRS may move (none when ``d``'s datastore
+    cluster leaves its disks where they are: Storage DRS off there, or manual in an automatic plan)."""
     p, rules = lay.pool, lay.rules
     out = []
+    if not lay.settings.balanced[d]:
+        return out
     for u in sorted({int(rules.unit_of_disk[k]) for k in np.flatnonzero(lay.disk_ds == d)}):
         unit = rules.units[u]
         if p.vm_auto[unit.vm] and (lay.disk_ds[unit.disks] == d).all():

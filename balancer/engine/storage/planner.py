@@ -18,10 +18,13 @@ from .carry import carry_disks
 from .copy import copy_seconds
 from .pool import Pool, build_pool
 from .rules import StorageRules, build_rules
+from .settings import Settings, settings
 from ..words import pct
 from .select import Choice, Step, choose
 
 AFTER_MOVES = ("standby", "enter-maintenance")  # power actions numbered after the last move
+# a recommended storage move in a datastore cluster whose automation is manual (StorageOptions.manual_pods)
+MANUAL_POD_WORDS = "datastore cluster {pod}'s automation is manual: a recommendation for an admin, not made automatically"
 
 
 def plan_storage(snapshot: Snapshot, options: PlanOptions, plan: Plan) -> Plan:
@@ -39,23 +42,24 @@ def _plan_storage(snapshot: Snapshot, options: PlanOptions, plan: Plan) -> Plan:
     final_host = {m.vm: m.target for m in plan.moves}  # the last move of a VM wins (hops come first)
     carried = {(m.vm, d.disk): d.target for m in plan.moves for d in m.disks}
     unknown = [n for n in (storage.evacuate if storage else ()) if n not in {d.name for d in snapshot.datastores}]
+    st = settings(snapshot, storage) if storage is not None else None
     if unknown:
         return _infeasible(plan, build_pool(snapshot, final_host, (), carried),
-                           [f"evacuating {n}: no datastore of that name in the cluster" for n in unknown])
+                           [f"evacuating {n}: no datastore of that name in the cluster" for n in unknown], st)
     pool = build_pool(snapshot, final_host, storage.evacuate if storage else (), carried)
-    rules = build_rules(pool, storage.keep_disks_together if storage else True)
+    rules = build_rules(pool, st.together if st is not None else True)
     broken = _broken_rules(pool, rules, _snapshot_disk_ds(pool))
     plan = plan.model_copy(update={"violations_before": list(plan.violations_before) + broken})
     if carry_conflicts:
-        return _infeasible(plan, build_pool(snapshot), carry_conflicts)
+        return _infeasible(plan, build_pool(snapshot), carry_conflicts, st)
     if storage is None or plan.status != "ok":
-        return plan.model_copy(update={"datastores": _datastores(pool, pool.used, evacuated=False),
+        return plan.model_copy(update={"datastores": _datastores(pool, pool.used, evacuated=False, st=st),
                                        "violations_after": list(plan.violations_after) + broken})
     choice = choose(pool, rules, storage)
     if choice.conflicts:
-        return _infeasible(plan, pool, choice.conflicts)
+        return _infeasible(plan, pool, choice.conflicts, st)
     first = _first_step(plan)
-    moves = _storage_moves(pool, storage, choice, first_step=first)
+    moves = _storage_moves(pool, storage, choice, first_step=first, st=st)
     # a host action after the last compute move follows the storage moves (one before it, as a standby
     # right after the moves that empty its host in an --all-steps plan, keeps its step)
     power = [p.model_copy(update={"step": p.step + len(moves)}) if p.action in AFTER_MOVES and p.step >= first else p
@@ -65,7 +69,7 @@ def _plan_storage(snapshot: Snapshot, options: PlanOptions, plan: Plan) -> Plan:
         notes.append(_quiet_note(pool, storage))
     return plan.model_copy(update={
         "storage_moves": moves, "power": power, "notes": notes,
-        "datastores": _datastores(pool, choice.used),
+        "datastores": _datastores(pool, choice.used, st=st),
         "violations_after": list(plan.violations_after) + _broken_rules(pool, rules, choice.disk_ds),
     })
 
@@ -88,12 +92,12 @@ def _first_step(plan: Plan) -> int:
     return max(before, default=0) + 1
 
 
-def _infeasible(plan: Plan, pool: Pool, conflicts: list[str]) -> Plan:
+def _infeasible(plan: Plan, pool: Pool, conflicts: list[str], st: Settings | None = None) -> Plan:
     return plan.model_copy(update={
         "status": "infeasible", "moves": [], "power": [], "storage_moves": [], "suppressed": [],
         "violations_after": plan.violations_before, "conflicts": list(plan.conflicts) + conflicts,
         "notes": [_infeasible_note(conflicts)],
-        "datastores": _datastores(pool, pool.used, evacuated=False),
+        "datastores": _datastores(pool, pool.used, evacuated=False, st=st),
     })
 
 
@@ -118,7 +122,8 @@ def spread(pool: Pool, used: np.ndarray) -> float:
     return total / n if n else 0.0
 
 
-def _storage_moves(pool: Pool, options: StorageOptions, choice: Choice, first_step: int) -> list[StorageMove]:
+def _storage_moves(pool: Pool, options: StorageOptions, choice: Choice, first_step: int,
+                   st: Settings | None = None) -> list[StorageMove]:
     used = pool.used.copy()
     score = spread(pool, used)
     out: list[StorageMove] = []
@@ -133,6 +138,8 @@ def _storage_moves(pool: Pool, options: StorageOptions, choice: Choice, first_st
         if step.reason in ("space", "latency"):
             detail += (f": {pool.ds_names[src]} {pct(before[0])} → {pct(used[src] / pool.cap[src])}, "
                        f"{pool.ds_names[step.target]} {pct(before[1])} → {pct(used[step.target] / pool.cap[step.target])}")
+        if st is not None and st.manual[src] and step.reason != "evacuate":
+            detail += f"; {MANUAL_POD_WORDS.format(pod=pool.pod_names[pool.pod[src]])}"
         out.append(_move(pool, options, step, first_step + i, detail, round(score - new, 6)))
         score = new
     return out
@@ -155,18 +162,25 @@ def _move(pool: Pool, options: StorageOptions, step: Step, number: int, detail: 
     )
 
 
-def _datastores(pool: Pool, used_after: np.ndarray, evacuated: bool = True) -> list[DatastoreChange]:
+def _datastores(pool: Pool, used_after: np.ndarray, evacuated: bool = True,
+                st: Settings | None = None) -> list[DatastoreChange]:
     """Every datastore before and after; ``state`` after the plan (``evacuated``: the datastores
-    being emptied enter maintenance)."""
+    being emptied enter maintenance); ``st``: with Storage DRS on, what each was judged by."""
     s = pool.snapshot
-    return [
-        DatastoreChange(
+    out = []
+    for i, d in enumerate(s.datastores):
+        judged = {}
+        if st is not None:
+            judged = {"space_threshold": round(float(st.threshold[i]), 6),
+                      "latency_threshold_ms": float(st.latency[i]) if st.io[i] else None,
+                      "automation": "off" if not st.enabled[i] else "manual" if st.manual[i] else "automated"}
+        out.append(DatastoreChange(
             name=d.name, capacity_gb=d.capacity_gb, used_before_gb=round(d.used_gb, 3) + 0.0,
             used_after_gb=max(round(float(used_after[i]), 3), 0.0) + 0.0, latency_ms=d.latency_ms,
             state="maintenance" if evacuated and pool.leaving[i] else d.state.value,
-        )
-        for i, d in enumerate(s.datastores)
-    ]
+            datastore_cluster=d.datastore_cluster, provisioned_gb=d.provisioned_gb, **judged,
+        ))
+    return out
 
 
 def _quiet_note(pool: Pool, options: StorageOptions) -> str:
@@ -176,9 +190,16 @@ def _quiet_note(pool: Pool, options: StorageOptions) -> str:
         return f"{', '.join(options.evacuate)}: no disks on {them}; nothing to move"
     if options.moves_budget.nothing:
         return "sdrs max moves 0: no storage moves allowed"
+    st = settings(pool.snapshot, options)
     util = pool.used / pool.cap
     top = int(np.argmax(np.where(pool.leaving, -1.0, util)))
-    words = f"datastores within the {pct(options.space_threshold)} space threshold (fullest: {pool.ds_names[top]} {pct(util[top])})"
-    if options.io_balancing:
-        words += f" and the {options.latency_threshold_ms:g} ms latency threshold"
+    service = np.flatnonzero(~pool.leaving)
+    space = st.all_words(service)
+    words = f"datastores within {space.replace('their', 'their own')} (fullest: {pool.ds_names[top]} {pct(util[top])})"
+    judged = service[st.io[service]]
+    lat = {float(st.latency[d]) for d in judged}
+    if len(lat) == 1:
+        words += f" and the {lat.pop():g} ms latency threshold"
+    elif lat:
+        words += " and their own latency thresholds"
     return words + ": no storage moves"

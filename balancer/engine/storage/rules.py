@@ -105,7 +105,9 @@ class StorageRules:
         return out
 
 
-def build_rules(pool: Pool, keep_disks_together: bool = True) -> StorageRules:
+def build_rules(pool: Pool, keep_disks_together: bool | np.ndarray = True) -> StorageRules:
+    """The units and rules of ``pool``; ``keep_disks_together``: VMDK affinity by default, for all or
+    (a (D,) bool array, per datastore cluster) for the disks on the datastores where it is true."""
     s = pool.snapshot
     N = pool.n_disks
     vm_idx = {n: i for i, n in enumerate(pool.vm_names)}
@@ -121,9 +123,10 @@ def build_rules(pool: Pool, keep_disks_together: bool = True) -> StorageRules:
     rules = [r for r in s.storage_rules if r.enabled]
     apart_vms = [vm_idx[r.vm] for r in rules if isinstance(r, VmdkRule) and r.type == "vmdk-anti-affinity"]
     # the starting units: with the default affinity a VM's disks on one datastore, otherwise each disk
-    if keep_disks_together:
+    together = np.asarray(keep_disks_together, dtype=bool)
+    if together.any():
         key = pool.disk_vm * max(pool.n_datastores, 1) + pool.disk_ds
-        alone = np.zeros(N, dtype=bool)
+        alone = ~together[pool.disk_ds] if together.ndim else np.zeros(N, dtype=bool)
         for v in apart_vms:
             alone[disks_of(v)] = True
         key = np.where(alone, -1 - np.arange(N), key)

@@ -81,8 +81,11 @@ def choose(pool: Pool, rules: StorageRules, options: StorageOptions) -> Choice:
     budget = options.moves_budget.allowance()
     if not options.evacuate:  # datastore maintenance: only the evacuation moves, as for hosts
         _mend_rules(lay, out, budget)
-        _relieve_space(lay, out, budget)
-        if options.io_balancing:
+        for scope in space_scopes(lay):
+            lay.scope = scope
+            _relieve_space(lay, out, budget)
+        lay.scope = None
+        if lay.settings.io.any():
             _relieve_latency(lay, out, budget)
     out.steps = lay.steps
     out.disk_ds, out.used = lay.disk_ds, lay.used
@@ -105,7 +108,7 @@ def _evacuate(lay: Layout, out: Choice) -> None:
                                      "off every datastore with room")
             else:
                 out.conflicts.append(f"evacuating {p.ds_names[src]}: no room for {lay.describe(u)} on a datastore "
-                                     f"its host mounts, within the {pct(lay.options.space_threshold)} space threshold")
+                                     f"its host mounts, within the {lay.settings.threshold_words(src)} space threshold")
             continue
         lay.move(u, target, "evacuate", f"{p.ds_names[src]} {why}", mandatory=True)
 
@@ -121,6 +124,11 @@ def _mend_rules(lay: Layout, out: Choice, budget: Allowance) -> None:
             return
         if not p.vm_auto[rules.units[u].vm]:
             unmended.setdefault(rule, f"VM {p.vm_names[rules.units[u].vm]} may not be moved automatically")
+            return
+        if not lay.settings.balanced[lay.home(u)]:
+            unmended.setdefault(rule, f"datastore cluster {p.pod_names[p.pod[lay.home(u)]]} leaves its disks where they are "
+                                      + ("(Storage DRS off there)" if not lay.settings.manual[lay.home(u)]
+                                         else "(manual automation: a recommendation only)"))
             return
         target = None
         if include_own:  # gathering a VM's disks: onto the datastore already holding most of them, when it has room
@@ -168,17 +176,39 @@ def _mend_rules(lay: Layout, out: Choice, budget: Allowance) -> None:
 
 
 # --- 3. space ----------------------------------------------------------------------------------
+def space_scopes(lay: Layout) -> list[np.ndarray | None]:
+    """The datastores the space stage judges together: all of them when they share one space threshold
+    (no datastore cluster has one of its own), else the datastore clusters grouped by their threshold (a
+    free-space pod, whose threshold differs per datastore, on its own), the group with a datastore
+    furthest above its threshold first. Each is held to the largest-disk heuristic on its own: a datastore
+    at 85 % within its pod's 90 % is not "the fullest" for a pod held to 80 % (no move crosses pools)."""
+    p, thr = lay.pool, lay.settings.threshold
+    if len(np.unique(thr)) <= 1:
+        return [None]
+    keys: dict[object, np.ndarray] = {}
+    for q in range(len(p.pod_names)):
+        members = p.pod == q
+        values = np.unique(thr[members])
+        key = float(values[0]) if len(values) == 1 else ("pod", q)
+        keys[key] = keys.get(key, np.zeros(p.n_datastores, dtype=bool)) | members
+    excess = {k: float(np.max(np.where(m & ~p.leaving, lay.used / p.cap - thr, -np.inf))) for k, m in keys.items()}
+    return [keys[k] for k in sorted(keys, key=lambda k: (-excess[k], str(k)))]
+
+
 def relief_levels(lay: Layout) -> np.ndarray:
     """(D,) the utilisation a datastore above the space threshold is relieved to, and the most a
     space move fills a target to: its pool's fullest datastore within the threshold, bounded to
     [threshold - relief_margin, threshold]."""
     p, o = lay.pool, lay.options
     util = lay.used / p.cap
-    level = np.full(p.n_datastores, o.space_threshold - o.relief_margin)
+    thr = lay.settings.threshold
+    floor = np.maximum(thr - o.relief_margin, 0.0)
+    level = floor.copy()
     for q in range(len(p.pod_names)):
-        within = (p.pod == q) & ~p.leaving & (util <= o.space_threshold + EPS)
+        members = p.pod == q
+        within = members & ~p.leaving & (util <= thr + EPS)
         if within.any():
-            level[p.pod == q] = min(o.space_threshold, max(float(util[within].max()), o.space_threshold - o.relief_margin))
+            level[members] = np.minimum(thr[members], np.maximum(float(util[within].max()), floor[members]))
     return level
 
 
@@ -354,6 +384,9 @@ def _relieve_space(lay: Layout, out: Choice, budget: Allowance) -> None:
     if not any(plan[1] for plan in own):
         keep(own[0])
         return
+    # (the lowest space threshold in service in the scope: every datastore's in a scope but a free-space pod's)
+    ok = lay.in_service()
+    low_threshold = float(lay.settings.threshold[ok].min()) if ok.any() else 1.0
     trial = Layout(p, lay.rules, o)
     trial.restore(start)
     span = min(left, max(plan[1] for plan in own) + 8)
@@ -365,7 +398,7 @@ def _relieve_space(lay: Layout, out: Choice, budget: Allowance) -> None:
         return reached[-1] if len(reached) <= span else None  # it stopped: more moves change nothing
 
     def holds(plan: tuple) -> bool:
-        if plan[2] <= o.space_threshold - 2 * o.relief_margin + EPS:
+        if plan[2] <= low_threshold - 2 * o.relief_margin + EPS:
             return True  # the fullest datastore ends a relief margin below the relief floor
         b = bound(plan[1])
         return b is not None and plan[2] <= b + EPS
@@ -415,13 +448,14 @@ def _relieve_to(lay: Layout, out: Choice, budget: Allowance, cap: float | None =
     p, o = lay.pool, lay.options
     level = relief_levels(lay)
     if cap is not None:  # every datastore relieved to the cap (no further margin: it would cost moves)
-        level = np.full(p.n_datastores, min(cap, o.space_threshold))
+        level = np.minimum(cap, lay.settings.threshold)
     # the most a datastore may keep, and a target take when none takes a unit within the relief level
     goal = lay.ceiling if cap is None else np.minimum(lay.ceiling, cap * p.cap)
     allowance = dict(allowance) if allowance is not None else None  # moves left off each datastore
     tried: set[int] = set()
     for _ in range(1 if cap is None else CAP_ROUNDS):  # (a target filled above the cap is relieved in turn)
-        over = [d for d in range(p.n_datastores) if not p.leaving[d] and lay.used[d] > goal[d] + EPS
+        ok = lay.in_service()
+        over = [d for d in range(p.n_datastores) if ok[d] and lay.used[d] > goal[d] + EPS
                 and d not in tried and (allowance is None or allowance.get(d, 0) > 0)]
         if not over:
             break
@@ -455,16 +489,16 @@ def _relieve_one(lay: Layout, out: Choice, budget: Allowance, d: int, level: np.
         return
     start = lay.util(d)
     if lay.used[d] > lay.ceiling[d] + EPS:
-        detail = f"{p.ds_names[d]} at {pct(start)} is above the {pct(o.space_threshold)} space threshold"
+        detail = f"{p.ds_names[d]} at {pct(start)} is above the {lay.settings.threshold_words(d)} space threshold"
     else:
         detail = f"{p.ds_names[d]} at {pct(start)} is above the {pct(level[d])} relief level"
 
     def targets(d=d):
         # a target at least min_space_difference less utilised than the source, filled to the
         # relief level, or else (no such target takes the unit) to the threshold
-        mask = lay.used / p.cap <= lay.util(d) - o.min_space_difference + EPS
-        if o.io_balancing:  # a space move does not send data to a datastore above the latency threshold
-            mask &= ~(p.latency > o.latency_threshold_ms)
+        mask = lay.used / p.cap <= lay.util(d) - lay.settings.min_difference[d] + EPS
+        # a space move does not send data to a datastore above the latency threshold (where latency is judged)
+        mask &= ~(lay.settings.io & (p.latency > lay.settings.latency))
         return [(np.minimum(lay.ceiling, level[d] * p.cap), mask), (lay.ceiling, mask)]
 
     need = lay.used[d] - level[d] * p.cap[d]
@@ -513,23 +547,25 @@ def _relieve_one(lay: Layout, out: Choice, budget: Allowance, d: int, level: np.
     if lay.used[d] > lay.ceiling[d] + EPS:
         why = "the move cap is reached" if budget.spent else (
             "no disk there fits on another datastore of its pool that its VM's hosts mount, within the threshold, "
-            f"that is at least {pct(o.min_space_difference)} less utilised")
+            f"that is at least {pct(lay.settings.min_difference[d])} less utilised")
         out.notes.append(f"{p.ds_names[d]} stays above its space threshold at {pct(lay.util(d))}: {why}")
 
 
 # --- 4. latency --------------------------------------------------------------------------------
 def _relieve_latency(lay: Layout, out: Choice, budget: Allowance) -> None:
-    p, o = lay.pool, lay.options
-    thr = o.latency_threshold_ms
-    over = [d for d in range(p.n_datastores) if not p.leaving[d] and p.latency[d] > thr]
+    p = lay.pool
+    lat = lay.settings.latency  # (D,) each datastore's latency threshold
+    over = [d for d in range(p.n_datastores) if not p.leaving[d] and lay.settings.io[d] and p.latency[d] > lat[d]
+            and lay.settings.balanced[d]]
     over.sort(key=lambda d: (-p.latency[d], d))
-    cool = p.latency < thr  # NaN (not measured): never a latency target
+    cool = p.latency < lat  # NaN (not measured): never a latency target
     base = lay.used.copy()  # the data each latency was measured with
 
     for d in over:
         if budget.spent:
             out.notes.append(f"{p.ds_names[d]} stays above its latency threshold: the move cap is reached")
             continue
+        thr = float(lat[d])
         share = min(1.0 - thr / float(p.latency[d]), MAX_LATENCY_SHARE)
         need = share * float(base[d])
         detail = (f"{p.ds_names[d]} at {p.latency[d]:.1f} ms is above the {thr:g} ms latency threshold")
@@ -537,7 +573,7 @@ def _relieve_latency(lay: Layout, out: Choice, budget: Allowance) -> None:
         def targets():
             # the predicted latency, lat x used / used at measurement, stays below the threshold
             with np.errstate(divide="ignore", invalid="ignore"):
-                room = np.where(p.latency > 0, base * thr / p.latency, np.inf)
+                room = np.where(p.latency > 0, base * lat / p.latency, np.inf)
             return [(np.minimum(lay.ceiling, room), cool)]
 
         short = _relieve(lay, budget, d, need, "latency", detail, targets)

@@ -228,6 +228,8 @@ class SimulatedCluster:
             vm_groups=vm_groups, host_groups=self.host_groups, rules=rules, datastores=datastores,
             resource_pools=self.pools,
             evc_mode=self.config.evc_mode or None,
+            datastore_clusters=[{"name": name, **pod.model_dump(exclude_none=True)}
+                                for name, pod in self.config.datastore_clusters.items()] if datastores else [],
         ))
 
     def advance(self) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ...snapshot import Datastore, DatastoreState, Disk
 
-DATASTORE_CLUSTER = "sim-datastores"
+from ...config import SIM_DATASTORE_CLUSTER as DATASTORE_CLUSTER  # noqa: E402
 SAMPLES_PER_HOUR = 12
 # per VM size: (provisioned GB, thin) of each disk
 DISKS = {

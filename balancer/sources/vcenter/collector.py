@@ -27,7 +27,7 @@ from ...snapshot import (SNAPSHOT_VERSION, VM, Automation, Datastore, DatastoreS
 from .connection import Connection
 from .inventory import (ClusterRefs, duplicate_error, duplicates, find_cluster, moid, objects_spec, props, read_view, retrieve,
                         vc_name)
-from .sdrs import pod_rules
+from .sdrs import pod_rules, pod_settings
 
 log = logging.getLogger("balancer.vcenter")
 
@@ -374,6 +374,8 @@ class Collector:
                 datastores=datastores,
                 evc_mode=evc_key(getattr(cprops.get("summary"), "currentEVCModeKey", None)),
                 resource_pools=pools,
+                datastore_clusters=pod_settings(storage.pod_entries,
+                                                {d.datastore_cluster for d in datastores if d.datastore_cluster}),
                 scalable_shares=str(getattr(getattr(config, "drsConfig", None), "scaleDescendantsShares", "") or "")
                 == "scaleCpuAndMemoryShares",
             )

@@ -11,9 +11,16 @@ name in the collector's datastore request (no request more, whatever the number 
   VM's disks by device key) becomes a ``vmdk-anti-affinity`` rule; ``virtualDiskRules`` (vSphere
   6.7 and later) ``antiAffinity`` / ``affinity`` become ``vmdk-anti-affinity`` / ``vmdk-affinity``;
   ``intraVmAffinity`` true becomes a ``vmdk-affinity`` rule over all the VM's disks.
-- ``intraVmAffinity`` false, or ``podConfig.defaultIntraVmAffinity`` false for a VM without its own
-  setting: the VM's disks may be apart. No snapshot rule says so: the planner keeps a VM's disks
-  on one datastore together unless ``sdrs.keep_disks_together`` is off (logged once per pod).
+- ``podConfig.defaultIntraVmAffinity`` false: the pod's ``keep_disks_together`` is false (its VMs'
+  disks may be apart). ``intraVmAffinity`` false for one VM in a pod that keeps disks together: no
+  snapshot rule says "may be apart", so the planner keeps that VM's disks together (logged once per pod).
+
+Each pod's own settings (``pod_settings``) become a ``datastore_clusters`` entry of the snapshot, for the
+pods the cluster's datastores belong to: ``podConfig.enabled``, ``defaultVmBehavior`` (automated /
+manual), ``spaceLoadBalanceConfig`` (``spaceThresholdMode`` utilization: ``spaceUtilizationThreshold`` %;
+freeSpace: ``freeSpaceThresholdGB``; ``minSpaceUtilizationDifference`` %), ``ioLoadBalanceEnabled``,
+``ioLoadBalanceConfig.ioLatencyThreshold`` (ms) and ``defaultIntraVmAffinity``. A setting vCenter
+leaves unset (or out of range) is left out: the config's ``sdrs:`` then holds for it.
 
 Disks the cluster's snapshot does not list (on datastores its hosts do not mount) are left out of
 a rule, and a rule left with fewer than two disks or VMs is dropped (logged). A rule is enabled
@@ -26,7 +33,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ...snapshot import VmDatastoreRule, VmdkRule
+from ...snapshot import DatastoreCluster, VmDatastoreRule, VmdkRule
 from .inventory import moid, vc_name
 
 log = logging.getLogger("balancer.vcenter")
@@ -113,9 +120,62 @@ def pod_rules(entries: dict[str, tuple[str, Any]], vm_name: dict[str, str], disk
                 out.append(VmdkRule(name=name_of(pod, None, f"{vm}-disks-together"), type="vmdk-affinity", vm=vm))
             elif together is False and not apart_noted:
                 apart_noted = True
-                log.info("datastore cluster %s: VM %s's disks may be apart (intraVmAffinity false); the planner keeps "
-                         "a VM's disks together unless sdrs.keep_disks_together is off", pod, vm)
-        if not default_together:
-            log.info("datastore cluster %s: VMs' disks may be apart by default (defaultIntraVmAffinity false); the "
-                     "planner keeps a VM's disks together unless sdrs.keep_disks_together is off", pod)
+                if default_together:
+                    log.info("datastore cluster %s: VM %s's disks may be apart (intraVmAffinity false); the planner "
+                             "keeps them together as the pod's default (defaultIntraVmAffinity) says", pod, vm)
+    return out
+
+
+def _percent(value: Any) -> float | None:
+    """A vCenter percentage (1..100) as a share, None when unset or out of range."""
+    try:
+        v = int(value)
+    except (TypeError, ValueError):
+        return None
+    return v / 100.0 if 0 < v <= 100 else None
+
+
+def pod_settings(entries: dict[str, tuple[str, Any]], names: set[str]) -> list[DatastoreCluster]:
+    """The Storage DRS settings of the pods named in ``names`` (those the cluster's datastores belong to):
+    ``entries`` pod moid -> (pod name, podStorageDrsEntry)."""
+    out: list[DatastoreCluster] = []
+    seen: set[str] = set()
+    for pod_id in sorted(entries):
+        pod, entry = entries[pod_id]
+        if pod not in names or pod in seen:
+            continue
+        seen.add(pod)
+        config = getattr(getattr(entry, "storageDrsConfig", None), "podConfig", None)
+        if config is None:
+            continue
+        found: dict[str, Any] = {}
+        enabled = getattr(config, "enabled", None)
+        if isinstance(enabled, bool):
+            found["enabled"] = enabled
+        behaviour = str(getattr(config, "defaultVmBehavior", "") or "")
+        if behaviour in ("automated", "manual"):
+            found["automation"] = behaviour
+        space = getattr(config, "spaceLoadBalanceConfig", None)
+        if space is not None:
+            mode = str(getattr(space, "spaceThresholdMode", "") or "utilization")
+            free = getattr(space, "freeSpaceThresholdGB", None)
+            if mode == "freeSpace" and isinstance(free, int) and free > 0:
+                found["free_space_gb"] = float(free)
+            elif (share := _percent(getattr(space, "spaceUtilizationThreshold", None))) is not None:
+                found["space_threshold"] = share
+            diff = getattr(space, "minSpaceUtilizationDifference", None)
+            if isinstance(diff, int) and 0 < diff < 100 and (found.get("space_threshold", 1.0) > diff / 100.0):
+                found["min_space_difference"] = diff / 100.0
+        io = getattr(config, "ioLoadBalanceEnabled", None)
+        if isinstance(io, bool):
+            found["io_balancing"] = io
+        latency = getattr(getattr(config, "ioLoadBalanceConfig", None), "ioLatencyThreshold", None)
+        if isinstance(latency, int) and latency > 0:
+            found["latency_threshold_ms"] = float(latency)
+        together = getattr(config, "defaultIntraVmAffinity", None)
+        if isinstance(together, bool):
+            found["keep_disks_together"] = together
+        out.append(DatastoreCluster(name=pod, **found))
+        log.info("datastore cluster %s: Storage DRS settings %s", pod,
+                 ", ".join(f"{k}={v}" for k, v in found.items()) or "none set (sdrs: holds)")
     return out
