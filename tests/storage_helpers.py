@@ -37,6 +37,8 @@ def storage_snap(hosts, datastores, vms, rules=(), pods=()):
     doc = {"version": 2, "cluster": "t", "hosts": hosts, "vms": vms, "datastores": datastores, "rules": list(rules)}
     if pods:  # the datastore clusters' own Storage DRS settings (version 6)
         doc.update(version=6, datastore_clusters=list(pods))
+    if any("growth_gb_per_day" in k for v in vms for k in v["disks"]):  # thin disks' growth (version 6)
+        doc["version"] = 6
     return parse_snapshot(doc)
 
 

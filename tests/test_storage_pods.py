@@ -212,3 +212,56 @@ def test_the_simulated_clusters_pod_settings_come_from_its_config_and_change_the
     assert proc.returncode == 2
     err = proc.stderr.strip()
     assert "\n" not in err and len(err) <= 300 and "unknown datastore cluster 'pod-x'" in err, err
+
+
+# --- thin disks that grow ------------------------------------------------------------------------------
+def _growing(rate, days=None):
+    """ds0 and ds1 of 1000 GB; on ds0 a thin 400 GB disk using 200 GB and growing ``rate`` GB a day, and
+    thick disks to 70 %; ds1 empty."""
+    hosts = [host("h0")]
+    stores = [datastore("ds0", hosts=["h0"]), datastore("ds1", hosts=["h0"])]
+    thin = disk("Hard disk 1", "ds0", 400, used=200, thin=True)
+    thin["growth_gb_per_day"] = rate
+    vms = [vm("grower", "h0", [thin])] + [vm(f"v{j}", "h0", [disk("Hard disk 1", "ds0", 50)]) for j in range(10)]
+    return storage_snap(hosts, stores, vms)
+
+
+def test_thin_growth_within_the_horizon_counts_against_the_threshold_and_is_shown():
+    snap = _growing(20.0)  # 70 % today, +140 GB within 7 days: 84 %
+    assert not _plan(snap).storage_moves, "70 % today is within 80 %"
+    plan = _plan(snap, growth_days=7.0)
+    assert plan.storage_moves and all(m.reason == "space" for m in plan.storage_moves)
+    by = {d.name: d for d in plan.datastores}
+    grown = {"ds0": 0.0, "ds1": 0.0}
+    grown[next(m.disks[0].target for m in plan.storage_moves if m.vm == "grower")
+          if any(m.vm == "grower" for m in plan.storage_moves) else "ds0"] = 140.0
+    assert {n: d.growth_gb for n, d in by.items()} == grown
+    for d in plan.datastores:  # within the threshold with the growth
+        assert d.used_after_gb + d.growth_gb <= 0.8 * d.capacity_gb + 1e-6
+    # the copy is today's space: growth is not copied
+    for m in plan.storage_moves:
+        assert m.storage_vmotion.data_gb == sum(k.size_gb for k in m.disks)
+    # capped at the provisioned size: 1000 GB a day grows the disk by 200 GB at most
+    capped = _plan(_growing(1000.0), growth_days=7.0)
+    assert sum(d.growth_gb for d in capped.datastores) == 200.0
+
+
+@SETTINGS
+@given(st.integers(1, 6), st.floats(0.0, 60.0), st.sampled_from([1.0, 7.0, 30.0]), st.integers(0, 8))
+def test_thin_growth_never_pushes_a_target_past_its_threshold_within_the_horizon(n_thin, rate, days, thick):
+    hosts = [host("h0")]
+    stores = [datastore(f"ds{i}", capacity=1000.0, hosts=["h0"]) for i in range(3)]
+    vms = []
+    for j in range(n_thin):
+        k = disk("Hard disk 1", "ds0", 120, used=40, thin=True)
+        k["growth_gb_per_day"] = rate
+        vms.append(vm(f"t{j}", "h0", [k]))
+    vms += [vm(f"v{j}", "h0", [disk("Hard disk 1", f"ds{j % 2}", 60)]) for j in range(thick)]
+    snap = storage_snap(hosts, stores, vms)
+    plan = make_plan(snap, PlanOptions(threshold=1, storage=StorageOptions(growth_days=days, io_balancing=False)))
+    assert plan.status == "ok"
+    moved = {d.target for m in plan.storage_moves for d in m.disks}
+    for d in plan.datastores:
+        assert d.growth_gb is not None and d.used_after_gb + d.growth_gb <= d.capacity_gb + 1e-6
+        if d.name in moved:  # a target keeps room for what it received and for its disks' growth
+            assert d.used_after_gb + d.growth_gb <= 0.8 * d.capacity_gb + 1e-6

@@ -283,6 +283,8 @@ class SdrsConfig(_Section):
     max_svmotions_per_datastore: Annotated[int, Field(ge=1)] = 2  # concurrent Storage vMotions per datastore
     relief_margin: Fraction = 0.01  # a relieved datastore ends at most this much below the space threshold
     hold_to_heuristic: bool = True  # never fuller than "largest disk off the fullest datastore" at as many moves
+    # thin disks' growth (their trend) over this horizon is counted against the space threshold (0: off), e.g. 168h
+    growth_horizon: Duration = 0.0
 
     @model_validator(mode="after")
     def _below_the_threshold(self) -> "SdrsConfig":

@@ -78,6 +78,7 @@ def storage_options(cfg: Config, evacuate: tuple[str, ...] = ()) -> StorageOptio
         io_balancing=sdrs.io_balancing, min_space_difference=sdrs.min_space_difference, copy_mbps=sdrs.copy_mbps,
         keep_disks_together=sdrs.keep_disks_together, max_moves=None if evacuate else sdrs.max_moves_per_cycle,
         evacuate=tuple(evacuate), relief_margin=sdrs.relief_margin, hold_to_heuristic=sdrs.hold_to_heuristic,
+        growth_days=sdrs.growth_horizon / 86400.0,
     )
 
 

@@ -113,6 +113,9 @@ class StorageOptions:
     # datastore clusters whose automation is manual (snapshot datastore_clusters) are recommended moves, as
     # vSphere does; off for a plan carried out automatically, which moves no disk of theirs but to evacuate
     manual_pods: bool = True
+    # thin disks' growth (Disk.growth_gb_per_day) over this many days, capped at their provisioned size, is
+    # counted in what each datastore and each moved disk takes (0: today's used space only)
+    growth_days: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.space_threshold <= 1.0:
@@ -123,6 +126,8 @@ class StorageOptions:
             raise ValueError("sdrs min_space_difference must be in [0, 1)")
         if self.max_moves is not None and self.max_moves < 0:
             raise ValueError("sdrs max_moves must be >= 0")
+        if not self.growth_days >= 0.0:
+            raise ValueError("sdrs growth_days must be >= 0")
         if not 0.0 <= self.relief_margin < self.space_threshold:
             raise ValueError("sdrs relief_margin must be in [0, space_threshold)")
 

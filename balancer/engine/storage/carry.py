@@ -67,7 +67,7 @@ def carry_disks(snapshot: Snapshot, plan: Plan, storage: StorageOptions | None) 
                 continue
             step = lay.move(u, target, "follows-host", f"{m.target} does not mount the datastore")
             carried += [DiskMove(disk=pool.disk_names[k], source=pool.ds_names[s], target=pool.ds_names[target],
-                                 size_gb=round(float(pool.disk_space[k]), 3)) for k, s in step.disks]
+                                 size_gb=round(float(pool.disk_copy[k]), 3)) for k, s in step.disks]
         if carried:
             gb = sum(d.size_gb for d in carried)
             est = m.vmotion

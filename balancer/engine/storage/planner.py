@@ -46,7 +46,8 @@ def _plan_storage(snapshot: Snapshot, options: PlanOptions, plan: Plan) -> Plan:
     if unknown:
         return _infeasible(plan, build_pool(snapshot, final_host, (), carried),
                            [f"evacuating {n}: no datastore of that name in the cluster" for n in unknown], st)
-    pool = build_pool(snapshot, final_host, storage.evacuate if storage else (), carried)
+    pool = build_pool(snapshot, final_host, storage.evacuate if storage else (), carried,
+                      storage.growth_days if storage else 0.0)
     rules = build_rules(pool, st.together if st is not None else True)
     broken = _broken_rules(pool, rules, _snapshot_disk_ds(pool))
     plan = plan.model_copy(update={"violations_before": list(plan.violations_before) + broken})
@@ -69,7 +70,7 @@ def _plan_storage(snapshot: Snapshot, options: PlanOptions, plan: Plan) -> Plan:
         notes.append(_quiet_note(pool, storage))
     return plan.model_copy(update={
         "storage_moves": moves, "power": power, "notes": notes,
-        "datastores": _datastores(pool, choice.used, st=st),
+        "datastores": _datastores(pool, choice.used, st=st, disk_ds=choice.disk_ds),
         "violations_after": list(plan.violations_after) + _broken_rules(pool, rules, choice.disk_ds),
     })
 
@@ -147,27 +148,31 @@ def _storage_moves(pool: Pool, options: StorageOptions, choice: Choice, first_st
 
 def _move(pool: Pool, options: StorageOptions, step: Step, number: int, detail: str, gain: float) -> StorageMove:
     vm = pool.snapshot.vms[int(pool.disk_vm[step.disks[0][0]])]
+    copied = float(sum(pool.disk_copy[k] for k, _ in step.disks))  # (today's space: growth is not copied)
     return StorageMove(
         step=number,
         vm=vm.name,
         disks=[DiskMove(disk=pool.disk_names[k], source=pool.ds_names[s], target=pool.ds_names[step.target],
-                        size_gb=round(float(pool.disk_space[k]), 3)) for k, s in step.disks],
+                        size_gb=round(float(pool.disk_copy[k]), 3)) for k, s in step.disks],
         reason=step.reason,
         detail=detail,
         rule=step.rule,
         gain=gain,
-        storage_vmotion=CopyEstimate(seconds=round(copy_seconds(step.size_gb, options.copy_mbps), 1),
-                                     data_gb=round(step.size_gb, 3)),
+        storage_vmotion=CopyEstimate(seconds=round(copy_seconds(copied, options.copy_mbps), 1),
+                                     data_gb=round(copied, 3)),
         mandatory=step.mandatory,
     )
 
 
 def _datastores(pool: Pool, used_after: np.ndarray, evacuated: bool = True,
-                st: Settings | None = None) -> list[DatastoreChange]:
+                st: Settings | None = None, disk_ds: np.ndarray | None = None) -> list[DatastoreChange]:
     """Every datastore before and after; ``state`` after the plan (``evacuated``: the datastores
     being emptied enter maintenance); ``st``: with Storage DRS on, what each was judged by."""
     s = pool.snapshot
     out = []
+    growth = pool.growth_on(pool.disk_ds if disk_ds is None else disk_ds)
+    grows = pool.growth_days > 0
+    used_after = used_after - growth  # (the space used now; the growth is said apart)
     for i, d in enumerate(s.datastores):
         judged = {}
         if st is not None:
@@ -179,6 +184,7 @@ def _datastores(pool: Pool, used_after: np.ndarray, evacuated: bool = True,
             used_after_gb=max(round(float(used_after[i]), 3), 0.0) + 0.0, latency_ms=d.latency_ms,
             state="maintenance" if evacuated and pool.leaving[i] else d.state.value,
             datastore_cluster=d.datastore_cluster, provisioned_gb=d.provisioned_gb, **judged,
+            growth_gb=round(float(growth[i]), 3) if grows else None,
         ))
     return out
 

@@ -44,7 +44,10 @@ class Pool:
     disk_vm: np.ndarray  # (N,) VM index
     disk_names: list[str]
     disk_ds: np.ndarray  # (N,) datastore index at the start
-    disk_space: np.ndarray  # (N,) GB the disk takes (what a Storage vMotion copies)
+    disk_space: np.ndarray  # (N,) GB the disk takes within the growth horizon (today's space + its growth)
+    disk_copy: np.ndarray | None = None  # (N,) GB a Storage vMotion copies now (today's space); None: disk_space
+    disk_growth: np.ndarray | None = None  # (N,) a thin disk's expected growth within the horizon, GB
+    growth_days: float = 0.0  # the horizon (0: growth not counted)
 
     @property
     def n_datastores(self) -> int:
@@ -59,13 +62,25 @@ class Pool:
 
     def __post_init__(self) -> None:
         self._ds_idx = {n: i for i, n in enumerate(self.ds_names)}
+        if self.disk_copy is None:
+            self.disk_copy = self.disk_space
+        if self.disk_growth is None:
+            self.disk_growth = np.zeros(len(self.disk_names))
+
+    def growth_on(self, disk_ds: np.ndarray) -> np.ndarray:
+        """(D,) the expected growth of the thin disks on each datastore, with the disks on ``disk_ds``."""
+        return np.bincount(disk_ds, weights=self.disk_growth, minlength=self.n_datastores) if self.n_disks \
+            else np.zeros(self.n_datastores)
 
 
 def build_pool(snapshot: Snapshot, final_host: Mapping[str, str] | None = None,
-               evacuate: Sequence[str] = (), moved_disks: Mapping[tuple[str, str], str] | None = None) -> Pool:
+               evacuate: Sequence[str] = (), moved_disks: Mapping[tuple[str, str], str] | None = None,
+               growth_days: float = 0.0) -> Pool:
     """The pool for ``snapshot``: ``final_host`` VM -> the host the compute moves leave it on;
     ``moved_disks`` (VM, disk) -> datastore for the disks compute moves carry (Move.disks);
-    ``evacuate``: datastores being emptied."""
+    ``evacuate``: datastores being emptied; ``growth_days``: the thin disks' growth counted over this
+    horizon (their trend, ``Disk.growth_gb_per_day``, capped at their provisioned size): in each
+    datastore's space used and in each disk's space, so a target keeps room for a moved disk's growth."""
     stores = snapshot.datastores
     ds_idx = {d.name: i for i, d in enumerate(stores)}
     hidx = {h.name: i for i, h in enumerate(snapshot.hosts)}
@@ -86,7 +101,7 @@ def build_pool(snapshot: Snapshot, final_host: Mapping[str, str] | None = None,
         pod[i] = pod_names.index(key)
     mounts = host_mounts(snapshot)
 
-    disk_vm, disk_names, disk_ds, disk_space = [], [], [], []
+    disk_vm, disk_names, disk_ds, disk_space, disk_growth = [], [], [], [], []
     moved_disks = moved_disks or {}
     for v, vm in enumerate(snapshot.vms):
         for k in vm.disks:
@@ -101,12 +116,18 @@ def build_pool(snapshot: Snapshot, final_host: Mapping[str, str] | None = None,
             disk_names.append(k.name)
             disk_ds.append(where)
             disk_space.append(space)
+            grow = 0.0
+            if growth_days > 0 and k.thin and k.growth_gb_per_day:
+                grow = max(min(k.growth_gb_per_day * growth_days, k.size_gb - space), 0.0)
+            disk_growth.append(grow)
     V = len(snapshot.vms)
     start = np.array([hidx[vm.host] for vm in snapshot.vms], dtype=np.int64)
     final = start.copy()
     for v, vm in enumerate(snapshot.vms):
         if final_host and vm.name in final_host:
             final[v] = hidx[final_host[vm.name]]
+    if disk_growth and growth_days > 0:  # each datastore judged with its thin disks' growth
+        used += np.bincount(np.array(disk_ds, dtype=np.int64), weights=np.array(disk_growth), minlength=D)
     vm_ok = (mounts[:, start] & mounts[:, final]).T if V else np.zeros((0, D), dtype=bool)
     vm_auto = np.array([vm.automation.moves for vm in snapshot.vms], dtype=bool)
     return Pool(
@@ -127,5 +148,8 @@ def build_pool(snapshot: Snapshot, final_host: Mapping[str, str] | None = None,
         disk_vm=np.array(disk_vm, dtype=np.int64),
         disk_names=disk_names,
         disk_ds=np.array(disk_ds, dtype=np.int64),
-        disk_space=np.array(disk_space, dtype=float),
+        disk_space=np.array(disk_space, dtype=float) + np.array(disk_growth, dtype=float),
+        disk_copy=np.array(disk_space, dtype=float),
+        disk_growth=np.array(disk_growth, dtype=float),
+        growth_days=growth_days,
     )

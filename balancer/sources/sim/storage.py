@@ -124,7 +124,8 @@ class SimStorage:
             provisioned[d.datastore] += d.size_gb
             disks.setdefault(d.vm, []).append(Disk(
                 name=d.name, datastore=self.datastores[d.datastore].name, size_gb=d.size_gb,
-                used_gb=round(min(s, d.size_gb), 2), thin=d.thin))
+                used_gb=round(min(s, d.size_gb), 2), thin=d.thin,
+                growth_gb_per_day=round(24 * d.growth_gb_h, 3) if d.thin and s < d.size_gb else None))
         stores = []
         for i, ds in enumerate(self.datastores):
             mounts = host_names if ds.hosts is None else [host_names[h] for h in ds.hosts]
