@@ -470,8 +470,8 @@ def test_a_host_whose_dpm_override_is_manual_is_recommended_but_not_powered_off(
         journal.record_collection(cid, now.collected_at.timestamp() - 300 * k, *cluster_demand(now))
         journal.end_cycle(cid, "ok")
     res = cycle.run()
-    (p,) = [p for p in res.recommendation.power if p.action == "standby"]
-    assert "DPM override is manual" in p.detail
+    standby = [p for p in res.recommendation.power if p.action == "standby"]  # the pace may take several
+    assert standby and all("DPM override is manual" in p.detail for p in standby)
     assert not [r for r in res.results if r.kind == "power"]
     assert all(h.state.value == "on" for h in source.snapshot().hosts)
     assert not [m for m in res.results if m.reason == "dpm"]
