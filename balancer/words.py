@@ -13,4 +13,9 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {plural or _IRREGULAR.get(noun, noun + 's')}"
 
 
-__all__ = ["counted"]
+def plural(n: int, noun: str, plural_form: str | None = None) -> str:
+    """The noun alone, singular for exactly one: plural(1, "rule") -> "rule", plural(2, "rule") -> "rules"."""
+    return noun if n == 1 else (plural_form or _IRREGULAR.get(noun, noun + "s"))
+
+
+__all__ = ["counted", "plural"]

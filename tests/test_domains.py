@@ -477,12 +477,12 @@ def test_the_evc_mode_a_vm_runs_with_is_what_the_target_must_offer():
 def test_a_vm_moved_across_keeps_its_pool_by_name_or_the_domains_map_else_the_root():
     from balancer.engine import plan_domain
     from balancer.engine.domain.planner import target_pool
-    from balancer.snapshot import parse_snapshot
+    from balancer.snapshot import SNAPSHOT_VERSION, parse_snapshot
     from domain_helpers import busy, cluster, options
 
     def with_pools(snap, pools, vm_pool=None):
         doc = snap.model_dump(mode="json", exclude_none=True)
-        doc["version"] = 5
+        doc["version"] = SNAPSHOT_VERSION
         doc["resource_pools"] = [{"name": p} for p in pools]
         for v in doc["vms"]:
             if vm_pool:

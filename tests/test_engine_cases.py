@@ -290,7 +290,7 @@ def test_a_mandatory_rule_left_broken_for_lack_of_room_is_named_in_a_note(thresh
     # the note names what is in the way: no room for the VM that must leave, with the most any host has
     assert plan.notes[0] == ("still broken after this plan: rule spread (w1 and w2 share a) — no host it may use has "
                              "room for w2 (3000 MHz, 1000 MB): the most is on b (1500 MHz, 9000 MB free of its "
-                             "capacity; 1 host(s) allowed)")
+                             "capacity; 1 host allowed)")
 
 
 def test_balancing_within_the_target_imbalance_says_which_trigger_fired():

@@ -33,6 +33,7 @@ from ..snapshot import Snapshot, load_snapshot
 from ..sources.base import Source
 from ..sources.registry import kind_of
 from ..sources.state import open_with_state
+from ..words import counted
 
 
 def config_at(path: str | None) -> Config:
@@ -115,7 +116,7 @@ class Acting:
             with JournaledActions(self.journal, self.source, self.name, cid, plan, now) as acts:
                 acts.results = (run or (lambda s, p: s.execute(p)))(self.source, plan)
             failed = [r for r in acts.results if r.outcome != "success"]
-            status, error = "ok", (f"{len(failed)} action(s) did not succeed" if failed else None)
+            status, error = "ok", (f"{counted(len(failed), 'action')} did not succeed" if failed else None)
             return acts.results
         except BaseException as exc:
             error = " ".join(str(exc).split()) or type(exc).__name__

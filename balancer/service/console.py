@@ -40,6 +40,7 @@ from ..journal.store import RecommendationRow
 from ..logs import event
 from ..plan import Move, Plan, PowerAction, StorageMove
 from ..web.backend import MAX_IDS, ConsoleError
+from ..words import counted
 
 if TYPE_CHECKING:
     from .cycle import ClusterCycle
@@ -174,7 +175,7 @@ class ServiceConsole:
                 raise ConsoleError(409, f"cluster {cluster}: a cycle is still running after {wait:.0f} s; try again")
             rows = self._rows(cluster, ids)  # again: the cycle we waited for may have superseded them
             if runner.in_flight:
-                raise ConsoleError(409, f"cluster {cluster}: {len(runner.in_flight)} action(s) of an earlier run "
+                raise ConsoleError(409, f"cluster {cluster}: {counted(len(runner.in_flight), 'action')} of an earlier run "
                                         "still in flight; try again after the next cycle")
             try:
                 source = runner.connected_source()
@@ -245,7 +246,7 @@ class ServiceConsole:
                 acts.results = source.execute(plan)
             failed = [r for r in acts.results if r.outcome != "success"]
             status, error = "ok", None
-            note = f"approved by {user}" + (f"; {len(failed)} action(s) did not succeed" if failed else "")
+            note = f"approved by {user}" + (f"; {counted(len(failed), 'action')} did not succeed" if failed else "")
             return acts.results, cid
         except Exception as exc:
             runner.close()

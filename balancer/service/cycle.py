@@ -40,6 +40,7 @@ from ..sources.abilities import CanAdvance, CanReportTasks, has
 from ..sources.base import ClusterTask, Source
 from ..sources.state import open_with_state, profile_path
 from .forecast import DailyProfile, plan_demand
+from ..words import counted
 
 log = logging.getLogger("balancer.cycle")
 
@@ -298,7 +299,7 @@ class ClusterCycle:
         if res.in_flight:
             # the plan was made with their VMs (hosts) where they were before the cluster finishes them:
             # starting it could move such a VM a second time, or run more vMotions than the limits allow
-            res.note = (f"not carried out: {len(res.in_flight)} action(s) of an earlier run still in flight "
+            res.note = (f"not carried out: {counted(len(res.in_flight), 'action')} of an earlier run still in flight "
                         "in the cluster")
             event(log, res.note, logging.WARNING)
             return

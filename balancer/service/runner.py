@@ -47,6 +47,7 @@ from .console import ServiceConsole
 from .cycle import ClusterCycle, CycleResult
 from .domain_cycle import DomainCycle
 from .workers import PlanPool
+from ..words import counted
 
 log = logging.getLogger("balancer.service")
 
@@ -306,7 +307,7 @@ class Service:
             if self.lease is not None:
                 self._lease_tick()
             self._stop_requested.wait(wait)
-        reason = "signal" if self._stop_requested.is_set() else f"{self.max_cycles} cycle(s) done"
+        reason = "signal" if self._stop_requested.is_set() else f"{counted(self.max_cycles, 'cycle')} done"
         return self.shutdown(reason)
 
     def _schedule(self) -> None:

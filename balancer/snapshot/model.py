@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 
 from ..errors.limits import Name, Text, clip, quote
 from .pools import ResourcePool, Shares, check_pools, check_within_limit
+from ..words import counted
 
 SNAPSHOT_VERSION = 6  # the version written
 READ_VERSIONS = (1, 2, 3, 4, 5, 6)  # the versions read; older ones are migrated on reading (docs/snapshot-format.md)
@@ -44,7 +45,7 @@ def cpu_within_vcpus(value: float, info: ValidationInfo) -> float:
     """A CPU figure (MHz) a VM's vCPUs can reach: at most vcpus x MAX_MHZ_PER_VCPU (a field validator's body)."""
     vcpus = info.data.get("vcpus")
     if vcpus is not None and value > vcpus * MAX_MHZ_PER_VCPU:
-        raise ValueError(f"{value:g} MHz is more than {vcpus} vCPU(s) can use "
+        raise ValueError(f"{value:g} MHz is more than {counted(vcpus, 'vCPU')} can use "
                          f"(at most {MAX_MHZ_PER_VCPU:g} MHz per vCPU)")
     return value
 

@@ -73,7 +73,7 @@ def test_all_steps_plan_keeps_the_failover_host_and_apply_carries_it_out(start_v
         assert end["hosts_now"] == 6 and end["hosts_on"] == 2  # min_hosts_on 2, the failover host one of them
         assert failover not in end["standby_now"] + end["standby_later"]
         assert len(end["standby_now"]) == 1 and len(end["standby_later"]) == 3
-        assert end["ha"] == f"HA admission control: failover host(s) {failover}"
+        assert end["ha"] == f"HA admission control: failover host {failover}"
 
         plan_file = tmp_path / "all.json"
         proc = run_balancer("recommend", "--config", config, "--all-steps", "--format", "json", "--out", str(plan_file))

@@ -49,6 +49,7 @@ from ..history import History
 from .hoststate import host_mask, vms_on, with_hosts_leaving
 from ..options import DpmOptions
 from ..words import pct
+from ...words import counted, plural
 
 SIGMAS = 2.0  # a window's demand: mean + SIGMAS x standard deviation
 
@@ -153,7 +154,7 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
     ha_broken = not headroom_ok(cluster, on, d_on, lost)
     if ha_broken:
         wake_reasons.append((cluster_scope, f"{_headroom_words(cluster, dpm)}: the demand no longer fits with the "
-                                            f"{lost} largest host(s) lost"))
+                                            f"{counted(lost, 'largest host')} lost"))
     in_standby = np.array([h.state is HostState.STANDBY and host_override(cluster, dpm, i, "on") is None
                            for i, h in enumerate(cluster.snapshot.hosts)], dtype=bool)
     standby = in_standby & ~held
@@ -356,7 +357,7 @@ def lost_hosts(cluster: Cluster, dpm: DpmOptions) -> int:
 def _headroom_words(cluster: Cluster, dpm: DpmOptions) -> str:
     ha = cluster.snapshot.ha
     if ha is not None and ha.policy == "host-failures" and ha.host_failures > dpm.headroom_hosts:
-        return f"HA admission control ({ha.host_failures} host failure(s) tolerated)"
+        return f"HA admission control ({counted(ha.host_failures, 'host failure')} tolerated)"
     return "HA headroom"
 
 
@@ -366,10 +367,10 @@ def ha_words(cluster: Cluster) -> str | None:
     if ha is None:
         return None
     if ha.policy == "host-failures":
-        return f"HA admission control: {ha.host_failures} host failure(s) tolerated"
+        return f"HA admission control: {counted(ha.host_failures, 'host failure')} tolerated"
     if ha.policy == "percentage":
         return f"HA admission control: {ha.cpu_percent:g} % CPU and {ha.mem_percent:g} % memory kept for failover"
-    return f"HA admission control: failover host(s) {', '.join(ha.failover_hosts)}"
+    return f"HA admission control: {plural(len(ha.failover_hosts), 'failover host')} {', '.join(ha.failover_hosts)}"
 
 
 def ha_shortfall(cluster: Cluster, hosts_on: np.ndarray, demand: np.ndarray) -> str | None:
@@ -388,7 +389,7 @@ def ha_shortfall(cluster: Cluster, hosts_on: np.ndarray, demand: np.ndarray) -> 
         rest = hosts_on & ~failover
         if not headroom_ok(cluster, rest, demand, 0):
             return (f"HA admission control: the demand would not fit within the limits of the hosts on besides "
-                    f"the failover host(s) {', '.join(ha.failover_hosts)}")
+                    f"the {plural(len(ha.failover_hosts), 'failover host')} {', '.join(ha.failover_hosts)}")
     return None
 
 
@@ -466,7 +467,7 @@ def _standby_refusal(cluster: Cluster, dpm: DpmOptions, remaining: np.ndarray, l
     lost = lost_hosts(cluster, dpm)
     if not headroom_ok(cluster, remaining, scopes[0].demand_off, lost, level=dpm.highs):
         top = _pct(dpm.highs[CPU]) if dpm.same_band else f"CPU {_pct(dpm.highs[CPU])} / memory {_pct(dpm.highs[MEM])}"
-        return (f"{_headroom_words(cluster, dpm)}: with the {lost} largest host(s) lost the demand would be above "
+        return (f"{_headroom_words(cluster, dpm)}: with the {counted(lost, 'largest host')} lost the demand would be above "
                 f"{top} of the rest")
     short = ha_shortfall(cluster, remaining, scopes[0].demand_off)
     if short:

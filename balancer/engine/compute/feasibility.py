@@ -19,6 +19,7 @@ from ...snapshot import HostState
 from .cluster import Cluster
 from .constraints import Constraint, Shape
 from .repair import host_refusals
+from ...words import counted, plural
 
 
 def _candidate_hosts(cluster: Cluster, v: int) -> set[int]:
@@ -174,7 +175,7 @@ def find_conflicts(cluster: Cluster) -> list[str]:
         v = int(v)
         rules = _host_rules_of(cluster, [v])
         if rules:
-            conflicts.append(f"VM {cluster.vm_names[v]}: no powered-on host satisfies rule(s) {', '.join(rules)}")
+            conflicts.append(f"VM {cluster.vm_names[v]}: no powered-on host satisfies {plural(len(rules), 'rule')} {', '.join(rules)}")
         elif cluster.on.any():
             conflicts.append(f"VM {cluster.vm_names[v]}: no host that is on may run it "
                              f"({host_refusals(cluster, np.array([v]))})")
@@ -192,8 +193,8 @@ def find_conflicts(cluster: Cluster) -> list[str]:
         if _matching_size(options) < len(options):
             rules = [g.rule] + _host_rules_of(cluster, g.vms)
             conflicts.append(
-                f"rule(s) {', '.join(rules)}: {len(options)} VMs must run on separate hosts, "
-                f"but the rules leave room for only {_matching_size(options)} ({hosts_on} host(s) on)"
+                f"{plural(len(rules), 'rule')} {', '.join(rules)}: {len(options)} VMs must run on separate hosts, "
+                f"but the rules leave room for only {_matching_size(options)} ({counted(hosts_on, 'host')} on)"
             )
     # 3. affinity: a connected group of VMs needs one common host
     parent = list(range(cluster.n_vms))
@@ -219,11 +220,11 @@ def find_conflicts(cluster: Cluster) -> list[str]:
         common = [int(h) for h in np.flatnonzero(common_mask)]
         if not common:
             rules = [g.rule for g in gs] + _host_rules_of(cluster, members)
-            conflicts.append(f"rule(s) {', '.join(rules)}: VMs that must run together have no host they may all run on")
+            conflicts.append(f"{plural(len(rules), 'rule')} {', '.join(rules)}: VMs that must run together have no host they may all run on")
             continue
         demand = cluster.load[members].sum(axis=0)
         if not any(np.all(demand <= cluster.cap[h]) for h in common):
             rules = [g.rule for g in gs]
-            conflicts.append(f"rule(s) {', '.join(rules)}: VMs that must run together need more than any one host's capacity")
+            conflicts.append(f"{plural(len(rules), 'rule')} {', '.join(rules)}: VMs that must run together need more than any one host's capacity")
     # anti-affinity inside an affinity group is rejected when the snapshot is read
     return conflicts

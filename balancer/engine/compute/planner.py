@@ -27,6 +27,7 @@ from .power import PowerPlan, evacuation, interleave_standby, plan_power
 from .health import HealthRemedy
 from .rules import all_violations
 from .vmotion import estimate
+from ...words import counted
 
 # A planner turns the cluster into a plan, given how to build a plan from a placement: ``cp-sat``
 # builds several and keeps the best (portfolio.py), ``greedy`` builds the hill-climb's.
@@ -308,7 +309,7 @@ def _unmended_notes(cluster: Cluster, place: np.ndarray, violations: list, exemp
     if result.repair_capped:
         what = "; ".join(_subject(v) for v in left[:3]) + (f"; {len(left) - 3} more" if len(left) > 3 else "")
         return [f"still broken after this plan: {what} — the repair cap (max_repair_moves "
-                f"{options.max_repair_moves}) stopped the repairs after {result.repair_moves} move(s)"]
+                f"{options.max_repair_moves}) stopped the repairs after {counted(result.repair_moves, 'move')}"]
     reasons = unmended_reasons(cluster, place)
     pinned, room = [], []
     for v in left:

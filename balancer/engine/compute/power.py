@@ -41,6 +41,7 @@ from .hoststate import host_mask, vms_on, with_hosts_leaving, with_hosts_woken
 from .optimizer import Clock, Mended, mend, move_costs
 from .rules import all_violations, rule_violations
 from ..options import PlanOptions
+from ...words import counted, plural
 
 EVACUATION_TIME_LIMIT_S = 10.0  # wall-clock safety net of the evacuation stage (it stops once every VM is placed)
 
@@ -136,7 +137,7 @@ class PowerPlan:
                                        detail=self.why.get(h, ""), saves_w=saves))
             step += 1
         if self.leaving and not self.every_vm and c.power_idle_w is not None:
-            self.notes.append(f"DPM: {len(self.leaving)} host(s) to standby, predicted saving ~{total:.0f} W")
+            self.notes.append(f"DPM: {counted(len(self.leaving), 'host')} to standby, predicted saving ~{total:.0f} W")
         return out
 
     def _saving(self, h: int, final: np.ndarray) -> float | None:
@@ -168,7 +169,7 @@ class PowerPlan:
         end = end_state(c, dpm, history, list(self.leaving), list(self.woken))
         names = c.host_names
         now = set(self.leaving)
-        note = f"DPM end state at this demand: {int(end.hosts_on.sum())} of {int(c.on.sum())} host(s) on"
+        note = f"DPM end state at this demand: {int(end.hosts_on.sum())} of {counted(int(c.on.sum()), 'host')} on"
         later = [names[h] for h in end.standby if h not in now]
         if later:
             pace = (f" ({dpm.standby_cap} a plan)" if dpm.standby_cap == 1 else
@@ -288,7 +289,7 @@ def _leave_quarantine(power: PowerPlan, options: PlanOptions, hosts: dict[int, s
     power.evacuation_moves += int(moved.sum())
     left = int((leave & ~moved).sum())
     if left:
-        power.notes.append(f"quarantine: {left} VM(s) stay on {', '.join(names[h] for h in hosts)}: no other host "
+        power.notes.append(f"quarantine: {counted(left, 'VM')} stay on {', '.join(names[h] for h in hosts)}: no other host "
                            "has room for them within its limit and the mandatory rules")
 
 
@@ -404,12 +405,12 @@ def evacuation(cluster: Cluster, options: PlanOptions) -> Evacuation | None:
     if conflicts:
         return Evacuation(work, hosts, conflicts)
     if options.moves_budget.nothing and vms_on(cluster, mask, every_vm=True).any():
-        return Evacuation(work, hosts, [f"{what}: max moves is 0, and the host(s) still have VMs registered on them"])
+        return Evacuation(work, hosts, [f"{what}: max moves is 0, and the {plural(len(hosts), 'host')} still {'have' if len(hosts) > 1 else 'has'} VMs registered on {'them' if len(hosts) > 1 else 'it'}"])
     place = _evacuate(work, options).place
     stuck = np.flatnonzero(vms_on(cluster, mask, every_vm=True) & mask[place])
     if len(stuck):
         names = ", ".join(cluster.vm_names[v] for v in stuck[:5]) + (" ..." if len(stuck) > 5 else "")
-        return Evacuation(work, hosts, [f"{what}: no room for {len(stuck)} VM(s) ({names}) on the other hosts "
+        return Evacuation(work, hosts, [f"{what}: no room for {counted(len(stuck), 'VM')} ({names}) on the other hosts "
                                         "within capacity minus headroom and the mandatory rules"])
     return Evacuation(work, hosts, [], place)
 
@@ -417,7 +418,7 @@ def evacuation(cluster: Cluster, options: PlanOptions) -> Evacuation | None:
 def _maintenance(cluster: Cluster, evac: Evacuation) -> PowerPlan:
     assert evac.place is not None, "an evacuation with conflicts is not planned"
     work, hosts, place = evac.work, evac.hosts, evac.place
-    why = {h: f"{len(np.flatnonzero(vms_on(cluster, host_mask(cluster, [h]), every_vm=True)))} VM(s) registered on it moved off"
+    why = {h: f"{counted(len(np.flatnonzero(vms_on(cluster, host_mask(cluster, [h]), every_vm=True))), 'VM')} registered on it moved off"
            for h in hosts}
     # The planner gets nothing more to move: an evacuation plan moves only the evacuated VMs, once.
     planning = replace(work, place=place, movable=np.zeros(cluster.n_vms, dtype=bool))

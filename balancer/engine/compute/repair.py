@@ -41,6 +41,7 @@ from ...snapshot import HostState
 from ..budget import MoveBudget
 from .cluster import CPU, MEM, Cluster
 from .compat import refusal
+from ...words import counted, plural
 
 EPS = 1e-6
 CHAIN_HOSTS = 32  # candidate hosts tried for an ejection chain
@@ -419,7 +420,7 @@ def hard_violations(cluster: Cluster, place: np.ndarray) -> np.ndarray:
 def host_refusals(cluster: Cluster, vms: np.ndarray) -> str:
     """Why the hosts that are on refuse ``vms``, in words: mandatory VM-host rules, host duties, compatibility."""
     rules = [g.rule for g in cluster.host_sets if g.mandatory and np.isin(g.vms, vms).any()]
-    why = [f"rule(s) {', '.join(rules)}"] if rules else []
+    why = [f"{plural(len(rules), 'rule')} {', '.join(rules)}"] if rules else []
     mem = float(cluster.mem_mb[vms].max())
     vcpus = max(cluster.snapshot.vms[int(v)].vcpus for v in vms)
     for h in np.flatnonzero(cluster.on):
@@ -455,9 +456,9 @@ def _why_host_stays_over(rep: Repairer, h: int) -> str:
             held.update(g.rule for g in c.host_sets if g.mandatory and np.isin(g.vms, unit).any())
             continue
         blocked.append((unit, ok))
-    rules = f" (rule(s) {', '.join(sorted(held))})" if held else ""
+    rules = f" ({plural(len(held), 'rule')} {', '.join(sorted(held))})" if held else ""
     if not blocked:
-        return f"the mandatory rules and host duties keep all of its {len(here)} movable VM(s) here{rules}"
+        return f"the mandatory rules and host duties keep all of its {counted(len(here), 'movable VM')} here{rules}"
     size = [float((c.load[u].sum(axis=0) / c.cap[h]).max()) for u, _ in blocked]
     unit, ok = blocked[int(np.argmin(size))]
     total = c.load[unit].sum(axis=0)
@@ -465,8 +466,8 @@ def _why_host_stays_over(rep: Repairer, h: int) -> str:
     most = int(np.argmax((room / c.cap).min(axis=1)))
     names = ", ".join(vn[int(v)] for v in unit[:3]) + (" ..." if len(unit) > 3 else "")
     also = f"; {len(units) - len(blocked)} more are held by the mandatory rules{rules}" if len(blocked) < len(units) else ""
-    return (f"no host their rules allow has room within capacity minus headroom for any of its {len(blocked)} "
-            f"movable VM(s) or groups (the smallest, {names}, needs {_amounts(c, total, last='and')}; "
+    return (f"no host their rules allow has room within capacity minus headroom for any of its "
+            f"{counted(len(blocked), 'movable VM or group', 'movable VMs or groups')} (the smallest, {names}, needs {_amounts(c, total, last='and')}; "
             f"the most room it may use is on {hn[most]}: {_amounts(c, np.maximum(room[most], 0))}){also}")
 
 
@@ -508,7 +509,7 @@ def unmended_reasons(cluster: Cluster, place: np.ndarray) -> dict[str, str]:
                 return f"{names} must join {vn[int(pinned[0])]}, which may not move, on {hn[int(place[pinned[0]])]}, " \
                        "and the rules do not allow it there"
             rules = sorted({g.rule for v in unit for g in c.apart_of.get(int(v), ())})
-            return f"every host that may run {names} runs a VM of rule(s) {', '.join(rules)}"
+            return f"every host that may run {names} runs a VM of {plural(len(rules), 'rule')} {', '.join(rules)}"
         need = rep._need(unit)
         room = np.where(ok[:, None], c.cap - rep.loads, -np.inf)
         short = np.where(ok, ((need - room) / c.cap).max(axis=1), np.inf)
@@ -516,7 +517,7 @@ def unmended_reasons(cluster: Cluster, place: np.ndarray) -> dict[str, str]:
         total = c.load[unit].sum(axis=0)
         return (f"no host it may use has room for {names} ({_amounts(c, total)}): "
                 f"the most is on {hn[best]} ({_amounts(c, np.maximum(room[best], 0))} "
-                f"free of its capacity; {int(ok.sum())} host(s) allowed)")
+                f"free of its capacity; {counted(int(ok.sum()), 'host')} allowed)")
 
     bad = c.powered & (~c.on[place] | ~c.allowed[np.arange(V), place]) if V else np.zeros(0, dtype=bool)
     for v in np.flatnonzero(bad):  # (a VM that may not move is judged alone: its group cannot move it)

@@ -6,6 +6,7 @@ import numpy as np
 
 from ...plan import Violation
 from .cluster import CPU, MEM, Cluster, tally_over
+from ...words import counted
 
 _RES = {CPU: "CPU", MEM: "memory"}
 
@@ -49,7 +50,7 @@ def evacuation_violations(cluster: Cluster, place: np.ndarray) -> list[Violation
         n = int(((place == h) & stranded).sum())
         state = cluster.snapshot.hosts[int(h)].state.words
         out.append(Violation(kind="capacity", name=cluster.host_names[int(h)],
-                             detail=f"{n} powered-on VM(s) on a host that is {state}"))
+                             detail=f"{counted(n, 'powered-on VM')} on a host that is {state}"))
     return out
 
 

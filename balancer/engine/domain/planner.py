@@ -34,6 +34,7 @@ from ..options import DomainOptions
 from ..storage.copy import copy_seconds
 from .compat import (check_cpu, check_headroom, check_network, check_size, check_tallies, disks_reachable, pick_datastore,
                      same_in_target)
+from ...words import counted
 
 CANDIDATES = 40  # VMs of an over cluster judged in full per move, the cheapest per unit of relief first
 # Each move between clusters is priced this many seconds on top of its migration time: such moves
@@ -198,7 +199,7 @@ def plan_domain(snapshots: Mapping[str, Snapshot], options: DomainOptions,
         if max(src.share()) > options.high and len(moves) >= options.max_moves \
                 and not any(n.startswith(f"cluster {name} ") for n in notes):
             notes.append(f"cluster {name} stays over {_pct(options.high)} of its capacity: the domain's cap of "
-                         f"{options.max_moves} move(s) per plan is reached")
+                         f"{counted(options.max_moves, 'move')} per plan is reached")
     loads = [ClusterLoad(cluster=n, snapshot_digest=snapshot_digest(c.snapshot),
                          collected_at=c.snapshot.collected_at.isoformat() if c.snapshot.collected_at else None,
                          cpu_before=round(before[n][0], 4), mem_before=round(before[n][1], 4),

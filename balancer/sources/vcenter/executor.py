@@ -36,6 +36,7 @@ from .collector import Collector, host_state
 from .connection import Connection, ObjectGone, Unanswered
 from .inventory import ClusterRefs, moid, objects_spec, props, read_view, retrieve
 from .tasks import describe_fault, recent_tasks
+from ...words import counted
 
 if TYPE_CHECKING:
     from ...plan.domain_plan import CrossMove
@@ -570,7 +571,7 @@ class Executor:
                 return result("skipped", f"datastore {name} is already in maintenance (done before)")
             left = [f"{v.name}/{k.name}" for v in snap.vms for k in v.disks if k.datastore == name]
             if left:
-                return result("skipped", f"datastore {name} still holds {len(left)} disk(s) ({', '.join(left[:5])})")
+                return result("skipped", f"datastore {name} still holds {counted(len(left), 'disk')} ({', '.join(left[:5])})")
             ref = self.collector.refs().datastores.get(name)
             if ref is None:
                 return result("skipped", f"datastore {name} no longer exists")

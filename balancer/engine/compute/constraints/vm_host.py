@@ -8,6 +8,7 @@ import numpy as np
 
 from ....snapshot import VmHostRule
 from .base import Constraint, Encoding, Index, Shape
+from ....words import counted
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class HostSet(Constraint):
     def detail(self, place, hosts, vms) -> str:
         bad = [int(v) for v in self.outside(place)]
         names = ", ".join(f"{vms[v]} on {hosts[place[v]]}" for v in bad[:3]) + (" ..." if len(bad) > 3 else "")
-        return f"{len(bad)} VM(s) {self.misplaced()}: {names}"
+        return f"{counted(len(bad), 'VM')} {self.misplaced()}: {names}"
 
     def reasons(self, place, moved, hosts, vms) -> dict[int, str]:
         return {int(v): f"rule {self.rule}: {vms[int(v)]} belongs {self.where()}, not on {hosts[place[v]]}"
