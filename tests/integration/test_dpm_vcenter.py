@@ -21,7 +21,7 @@ def test_dpm_standby_then_power_on_reach_the_simulator(vcsim, admin, tmp_path):
     # The simulator's load is tiny: DPM empties hosts down to min_hosts_on and puts them into standby.
     config = write_config(vcsim, tmp_path / "vc.yaml")
     cfg = yaml.safe_load(open(config))
-    cfg["dpm"] = {"max_standby_per_cycle": 2}  # both spare hosts in one plan (the default is one per plan)
+    cfg["dpm"] = {"max_standby_per_cycle": 2, "pace": 1.0}  # both spare hosts in one plan (the pace takes half the gap)
     open(config, "w").write(yaml.safe_dump(cfg))
     plan_file = tmp_path / "plan.json"
     proc = run_balancer("recommend", "--config", config, "--dpm", "--format", "json", "--out", str(plan_file))
