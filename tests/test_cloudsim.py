@@ -62,7 +62,7 @@ def test_ram_aware_thr_mmt_keeps_ram():
     state = pol.start(sc, initial_placement(sc))
     for k in range(sc.steps):
         state = pol.step(sc, k, state)
-        ram = np.bincount(state.place, weights=sc.vm_ram, minlength=sc.n_hosts)
+        ram = np.bincount(state.place, weights=sc.vm_ram * sc.alive(k), minlength=sc.n_hosts)  # departed VMs hold none
         assert (ram <= sc.host_ram + 1e-6).all()
 
 
@@ -102,3 +102,24 @@ def test_simulate_cli_runs_the_scenario(tmp_path):
     assert {"energy_kwh", "slatah_pct", "pdm_pct", "slav", "esv", "migrations", "overload_host_min"} <= set(out)
     r = run_cli("simulate", "--trace", "20110303", "--policy", "thr-mmt", cwd=tmp_path)
     assert r.returncode != 0 and "embedded scenario" in r.stderr
+
+
+def test_a_vm_departs_at_two_zeros_in_a_row_and_is_not_moved_after():
+    sc = planetlab_cloudsim("20110303", hosts=60, vms=80, steps=24)
+    z = sc.util <= 0
+    two = z & np.concatenate([z[:, 1:], z[:, -1:]], axis=1)
+    gone = two.any(axis=1)
+    assert gone.any() and (sc.vm_end[~gone] == sc.steps).all()
+    v = int(np.flatnonzero(gone)[0])
+    end = int(sc.vm_end[v])
+    assert sc.alive(end - 1)[v] if end else True
+    assert all(sc.requested(k)[v] == 0 and not sc.alive(k)[v] for k in range(end, sc.steps))
+    pol = ThrMmt()
+    state = pol.start(sc, initial_placement(sc))
+    for k in range(1, sc.steps):
+        after = pol.step(sc, k, state)
+        departed = ~sc.alive(k)
+        assert (after.place[departed] == state.place[departed]).all()
+        state = after
+    kept = planetlab_cloudsim("20110303", hosts=60, vms=80, steps=24, departures=False)
+    assert kept.vm_end is None and kept.alive(5).all()
