@@ -8,7 +8,8 @@ service's history kept here on the trace's clock: the DPM windows (mean + 2 sigm
 power-off windows), the hold time per host, the standby block until the power-off window is
 covered, each VM's recent demand (mean + 1 sigma over drs.demand_window). The plan's moves and power
 actions are carried out at once; a host woken draws power for the step it boots and runs VMs from
-the next. Hosts with no VM at CloudSim's start are in standby.
+the next. Hosts with no VM at CloudSim's start are in standby. VMs that have departed (cloudsim.py) are
+left out of the snapshot: they run nowhere and hold nothing.
 
 Not the service's ClusterCycle (no journal, no cooldown / back-and-forth memory): the engine's plan
 with the history the service would give it.
@@ -56,7 +57,8 @@ class BalancerPolicy:
 
         cfg = self._cfg()
         r = sc.requested(k)
-        mem = self._mem(sc, k)
+        mem = self._mem(sc, k) * sc.alive(k)
+        alive = np.flatnonzero(sc.alive(k))  # departed VMs have left the data centre: not in the snapshot
         on = state.on | state.booting  # a host booted last step is on now
         hosts = [{"name": f"h{h:03d}", "cpu_capacity_mhz": float(sc.host_mips[h]), "mem_capacity_mb": float(sc.host_ram[h]),
                   "state": "on" if on[h] else "standby",
@@ -64,7 +66,7 @@ class BalancerPolicy:
                  for h in range(sc.n_hosts)]
         vms = [{"name": f"v{v:04d}", "host": f"h{state.place[v]:03d}", "vcpus": 1, "mem_mb": float(sc.vm_ram[v]),
                 "cpu_demand_mhz": round(float(r[v]), 1), "mem_demand_mb": round(float(mem[v]), 1)}
-               for v in range(sc.n_vms)]
+               for v in alive]
         snap = parse_snapshot({"version": 3, "cluster": "cloudsim", "hosts": hosts, "vms": vms})
         # the service's history on the trace's clock
         total = (float(r.sum()), float(mem.sum()))
@@ -79,7 +81,7 @@ class BalancerPolicy:
         mm = np.array([x[1] for x in recent])
         vm_demand = {f"v{v:04d}": (float(cpu[:, v].mean() + cpu[:, v].std()),
                                    float(min(sc.vm_ram[v], mm[:, v].mean() + mm[:, v].std())))
-                     for v in range(sc.n_vms)}
+                     for v in alive}
         history = History(
             power_hold=frozenset(f"h{h:03d}" for h, t in self._changed.items() if k - t < hold),
             demand_power_on=window_demand(list(self._hist)[-n_on:]),
