@@ -1,5 +1,5 @@
 """The CloudSim PlanetLab scenario on whole trace days (not for CI: a day of THR-MMT takes about
-1.5 minutes on the 2-core machine, a day of the balancer about 20; tests/test_cloudsim.py runs a slice).
+5 seconds on the 2-core machine, a day of the balancer about 20; tests/test_cloudsim.py runs a slice).
 
     python benchmarks/cloudsim.py --days 20110303 --policies thr-mmt,balancer [--memory cloudsim]
 

@@ -123,3 +123,14 @@ def test_a_vm_departs_at_two_zeros_in_a_row_and_is_not_moved_after():
         state = after
     kept = planetlab_cloudsim("20110303", hosts=60, vms=80, steps=24, departures=False)
     assert kept.vm_end is None and kept.alive(5).all()
+
+
+def test_a_vm_that_fits_nowhere_at_the_start_is_not_created():
+    sc = planetlab_cloudsim("20110303", hosts=4, vms=12, steps=3)  # 2 G5s cannot take three 2,500-MIPS VMs
+    place = initial_placement(sc)
+    not_started = sc.vm_end == 0
+    assert not_started.any() and not not_started.all()
+    assert all((sc.requested(k)[not_started] == 0).all() for k in range(sc.steps))
+    ok = ~not_started
+    assert (sc.pe_mips[place[ok]] >= sc.vm_mips[ok]).all()
+    assert (np.bincount(place[ok], weights=sc.vm_mips[ok], minlength=sc.n_hosts) <= sc.host_mips).all()

@@ -44,7 +44,7 @@ class BalancerPolicy:
 
     def start(self, sc: Scenario, place: np.ndarray) -> State:
         on = np.zeros(sc.n_hosts, dtype=bool)
-        on[np.unique(place)] = True
+        on[np.unique(place[sc.alive(0)])] = True  # a VM not started or gone at once holds no host on
         return State(place=place.copy(), on=on, booting=np.zeros(sc.n_hosts, dtype=bool))
 
     def _cfg(self) -> Config:
