@@ -32,15 +32,17 @@ def test_the_scenario_is_the_literatures():
     assert power_w(curve, np.array([0.0, 0.05])).tolist() == pytest.approx([86.0, 95.35])
 
 
-def test_initial_placement_respects_cores_ram_and_the_threshold():
+def test_initial_placement_respects_cores_ram_and_bandwidth():
     sc = planetlab_cloudsim("20110303", hosts=800, vms=1052, steps=1)
     place = initial_placement(sc)
     load = np.bincount(place, weights=sc.vm_mips, minlength=sc.n_hosts)
     ram = np.bincount(place, weights=sc.vm_ram, minlength=sc.n_hosts)
     assert (sc.pe_mips[place] >= sc.vm_mips).all()  # a 2,500 MIPS VM only on a G5's 2,660 MIPS core
     assert (ram <= sc.host_ram).all() and (load <= sc.host_mips).all()
-    many = np.bincount(place, minlength=sc.n_hosts) > 1
-    assert (load[many] / sc.host_mips[many] <= 0.8 + 1e-9).all()  # above the threshold only alone
+    assert (np.bincount(place, minlength=sc.n_hosts) <= 10).all()  # 100 Mbit/s each on 1 Gbit/s
+    # every host reports 0 % at the start: the rise is from idle, so the VMs spread over all 800 hosts
+    # (the threshold does not bind: the VMs already there request nothing yet)
+    assert sc.not_started == 0 and len(np.unique(place)) == sc.n_hosts
 
 
 def test_thr_mmt_is_deterministic_and_relieves_overloaded_hosts():
@@ -129,7 +131,7 @@ def test_a_vm_that_fits_nowhere_at_the_start_is_not_created():
     sc = planetlab_cloudsim("20110303", hosts=4, vms=12, steps=3)  # 2 G5s cannot take three 2,500-MIPS VMs
     place = initial_placement(sc)
     not_started = sc.vm_end == 0
-    assert not_started.any() and not not_started.all()
+    assert sc.not_started > 0 and not not_started.all()
     assert all((sc.requested(k)[not_started] == 0).all() for k in range(sc.steps))
     ok = ~not_started
     assert (sc.pe_mips[place[ok]] >= sc.vm_mips[ok]).all()

@@ -8,8 +8,8 @@ trace day, 5-minute steps; ``Scenario`` holds the cluster, ``run`` drives a poli
 - **VMs**: one per trace row, VM *i* of *N* of type *i* // ceil(N/4): 2,500 MIPS / 870 MB, 2,000 / 1,740,
   1,000 / 1,740, 500 / 613; one core each; requested MIPS = the row's utilisation x the VM's MIPS;
 - **start**: CloudSim's initial placement: each VM in turn at its full MIPS, on the host whose power rises
-  least (power-aware best fit), within the PE's MIPS, the host's free MIPS and RAM, and not above the
-  threshold (0.8) unless the host is empty. Hosts left without VMs are off;
+  least from idle (every host reports 0 % until the first step, so the VMs spread out), within the PE's
+  MIPS, the host's free MIPS, RAM and bandwidth (``initial_placement``). Hosts left without VMs are off;
 - **departures**: CloudSim takes a VM that requests 0 MIPS at a step (a 0 in its trace row) for finished and
   removes it for good (``HostDynamicWorkload.getCompletedVms``): from its first 0 on it runs nowhere, holds
   nothing and is not moved. On 20110303 that is 750 of the 1,052 VMs, 578 of them within the first two
@@ -51,6 +51,7 @@ VM_TYPES = ((2500.0, 870.0), (2000.0, 1740.0), (1000.0, 1740.0), (500.0, 613.0))
 BANDWIDTH_MBPS = 1000.0  # host network, Mbit/s
 MIGRATION_SHARE = 0.9  # the MIPS a VM gets while it migrates
 THRESHOLD = 0.8
+VMS_PER_HOST_BW = 10  # a VM's 100 Mbit/s at its start on a host's 1 Gbit/s (after the start VMs request none)
 MEMORY_MODES = ("cloudsim", "configured", "vsphere")
 
 
@@ -80,6 +81,7 @@ class Scenario:
     memory: str = "cloudsim"
     mem_demand: np.ndarray | None = None  # (V, T) MB: the memory the balancer sees as demand (vsphere mode)
     vm_end: np.ndarray | None = None  # (V,) the step a VM leaves at (its first 0); None: none leaves
+    not_started: int = 0  # VMs the initial placement found no host for (initial_placement sets it)
 
     @property
     def n_hosts(self) -> int:
@@ -193,19 +195,24 @@ def pabfd(sc: Scenario, r: np.ndarray, load: np.ndarray, ram_used: np.ndarray, v
 def initial_placement(sc: Scenario) -> np.ndarray:
     """CloudSim's start: each VM in order, at its full MIPS and RAM, by power-aware best fit — the rise
     measured from idle, as every host reports 0 % before the first step, so the VMs spread out (on the
-    literature's 800 hosts and 1,052 VMs every host gets one). A VM that fits on no host is not created, as
-    CloudSim's broker leaves a VM whose creation failed: it counts as departed from step 0 (``sc.vm_end``
-    is set) and is parked on host 0, where it holds and runs nothing. (On the 800 hosts that happens on
-    the days with more VMs: with the 2,500-MIPS VMs each on a G5 of its own, a 2,000-MIPS VM fits neither
-    a G4's 1,860-MIPS core nor, under the threshold, a G5 beside a 2,500.)"""
+    literature's 800 hosts and 1,052 VMs every host gets one). The threshold does not bind here: the VMs
+    already created request nothing until their cloudlets arrive, so a host is judged on the new VM alone
+    (which is always under 0.8 of a host); what binds is a core's MIPS, the MIPS left at the VMs' full
+    MIPS, the RAM and the bandwidth (100 Mbit/s a VM on 1 Gbit/s: 10 VMs). A VM that fits on no host is not
+    created, as CloudSim's broker leaves a VM whose creation failed: it counts as departed from step 0
+    (``sc.vm_end``), is parked on host 0, where it holds and runs nothing, and is counted in
+    ``sc.not_started``."""
     load = np.zeros(sc.n_hosts)
     idle = np.zeros(sc.n_hosts)
     ram = np.zeros(sc.n_hosts)
+    count = np.zeros(sc.n_hosts)
     place = np.full(sc.n_vms, -1)
-    allowed = np.ones(sc.n_hosts, dtype=bool)
+    sc.not_started = 0
     for v in range(sc.n_vms):
-        h = pabfd(sc, sc.vm_mips, load, ram, v, allowed, sc.vm_ram[v], base=idle)
+        allowed = count < VMS_PER_HOST_BW
+        h = pabfd(sc, sc.vm_mips, load, ram, v, allowed, sc.vm_ram[v], threshold=np.inf, base=idle)
         if h < 0:
+            sc.not_started += 1
             if sc.vm_end is None:
                 sc.vm_end = np.full(sc.n_vms, sc.steps)
             sc.vm_end[v] = 0
@@ -214,6 +221,7 @@ def initial_placement(sc: Scenario) -> np.ndarray:
         place[v] = h
         load[h] += sc.vm_mips[v]
         ram[h] += sc.vm_ram[v]
+        count[h] += 1
     return place
 
 

@@ -176,6 +176,5 @@ def run_scenario(trace: str, policy: str = "balancer", hosts: int = 800, vms: in
         metrics = run(sc, pol, on_step)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    not_started = int((sc.vm_end == 0).sum()) if sc.vm_end is not None else 0
     return {"scenario": "planetlab-cloudsim", "trace": trace, "policy": policy, "memory": memory, "hosts": sc.n_hosts,
-            "vms": sc.n_vms, "vms_not_started": not_started, "steps": sc.steps, **metrics, "wall_seconds": round(time.perf_counter() - t0, 1)}
+            "vms": sc.n_vms, "vms_not_started": sc.not_started, "steps": sc.steps, **metrics, "wall_seconds": round(time.perf_counter() - t0, 1)}
