@@ -475,10 +475,10 @@ def hash_password_cmd(user_name, role) -> None:
               help="planetlab-cloudsim: memory as CloudSim models it (0 MB requested after the start), at the "
                    "VMs' configured size, or as vSphere judges it (active + idle share).")
 @click.option("--interval", default="5m", show_default=True, help="Cycle interval: a multiple of 5m.")
-@click.option("--policy", type=click.Choice(["ours", "greedy", "none", "balancer", "thr-mmt", "thr-mmt-ram"]),
+@click.option("--policy", type=click.Choice(["ours", "greedy", "none", "balancer", "thr-mmt", "thr-mmt-ram", "dvfs"]),
               help="embedded: ours (the optimiser, default), greedy (DRS's hill-climb), none; planetlab-cloudsim: "
                    "balancer (default: the engine's plan every 5 minutes, DPM automatic), thr-mmt (THR 0.8 + "
-                   "minimum migration time, Beloglazov & Buyya), thr-mmt-ram (the same, RAM counted).")
+                   "minimum migration time, Beloglazov & Buyya), thr-mmt-ram (the same, RAM counted), dvfs (first fit, no migration).")
 @click.option("--dpm", type=click.Choice(["on", "off"]), default="off", show_default=True,
               help="DPM automatic (hosts to standby and back) or off.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Simulator seed: VM sizes, trace rows, start.")

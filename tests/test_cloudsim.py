@@ -136,3 +136,13 @@ def test_a_vm_that_fits_nowhere_at_the_start_is_not_created():
     ok = ~not_started
     assert (sc.pe_mips[place[ok]] >= sc.vm_mips[ok]).all()
     assert (np.bincount(place[ok], weights=sc.vm_mips[ok], minlength=sc.n_hosts) <= sc.host_mips).all()
+
+
+def test_dvfs_packs_first_fit_and_never_migrates():
+    sc = small(steps=6)
+    pol = make_policy("dvfs")
+    state = pol.start(sc, initial_placement(sc))
+    used = len(np.unique(state.place))
+    assert used < len(np.unique(initial_placement(sc)))  # packed, where CloudSim's power-aware start spreads
+    out = run(sc, pol)
+    assert out["migrations"] == 0 and out["energy_kwh"] > 0

@@ -21,6 +21,10 @@ Departed VMs (cloudsim.py) are neither selected nor moved.
 5. a switched-off host is one that reported no load (CloudSim's view): it draws nothing;
 6. the step's migrations are the placements made: a VM moved in step 3 and again in step 4 counts twice.
 
+``dvfs``: CloudSim's no-migration yardstick: the VMs placed first fit at their full MIPS (the first host
+with a core, MIPS, RAM and bandwidth for the VM, as CloudSim's simple power-aware allocation does) and
+never moved; a host's power follows its load.
+
 ``ram_aware``: the RAM of the VMs counts at every placement (a RAM-aware THR-MMT), not only at the start.
 """
 
@@ -31,7 +35,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .cloudsim import THRESHOLD, Metrics, Scenario, State, initial_placement, measure_step, pabfd
+from .cloudsim import THRESHOLD, VMS_PER_HOST_BW, Metrics, Scenario, State, initial_placement, measure_step, pabfd
 
 
 class Policy(Protocol):
@@ -123,6 +127,28 @@ class ThrMmt:
         return State(place=place, migrations=migrations)
 
 
+@dataclass
+class Dvfs:
+    name: str = "dvfs"
+
+    def start(self, sc: Scenario, place: np.ndarray) -> State:
+        load, ram, count = np.zeros(sc.n_hosts), np.zeros(sc.n_hosts), np.zeros(sc.n_hosts)
+        first = place.copy()
+        for v in range(sc.n_vms):
+            ok = ((sc.pe_mips >= sc.vm_mips[v]) & (sc.host_mips - load >= sc.vm_mips[v])
+                  & (sc.host_ram - ram >= sc.vm_ram[v]) & (count < VMS_PER_HOST_BW))
+            if ok.any():
+                h = int(np.flatnonzero(ok)[0])
+                first[v] = h
+                load[h] += sc.vm_mips[v]
+                ram[h] += sc.vm_ram[v]
+                count[h] += 1
+        return State(place=first)
+
+    def step(self, sc: Scenario, k: int, state: State) -> State:
+        return State(place=state.place, migrations=0)
+
+
 def run(sc: Scenario, policy: Policy, on_step: Callable[[int, int], None] | None = None) -> dict:
     """Drive ``policy`` over the scenario's day from CloudSim's initial placement; the metrics. As in
     CloudSim (no reallocation at the instant the cloudlets are submitted), the first 5 minutes run on the
@@ -141,7 +167,7 @@ def run(sc: Scenario, policy: Policy, on_step: Callable[[int, int], None] | None
     return m.summary()
 
 
-POLICY_NAMES = ("thr-mmt", "thr-mmt-ram", "balancer")
+POLICY_NAMES = ("thr-mmt", "thr-mmt-ram", "balancer", "dvfs")
 
 
 def make_policy(name: str, **kw) -> Policy:
@@ -149,6 +175,8 @@ def make_policy(name: str, **kw) -> Policy:
         return ThrMmt()
     if name == "thr-mmt-ram":
         return ThrMmt(ram_aware=True, name="thr-mmt-ram")
+    if name == "dvfs":
+        return Dvfs()
     if name == "balancer":
         from .cloudsim_balancer import BalancerPolicy
         return BalancerPolicy(**kw)
