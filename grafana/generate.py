@@ -410,6 +410,21 @@ def overview() -> dm.Dashboard:
         q(f"balancer_host_network_utilization_ratio{{{C},{H}}}", "{{host}}"),
     )
     b.panel(
+        ts("VMs by VM score", "How many powered-on VMs score in each bucket of the VM score (how well their host "
+           "serves them: CPU ready, ballooned and swapped memory, entitlement against demand; docs/vsphere7.md).",
+           "none", width=8)
+        .decimals(0)
+        .min(0)
+        .fill_opacity(60)
+        .stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL)),
+        q(f"sum by (bucket) (balancer_vm_score{{{C}}})", "{{bucket}} %"),
+    )
+    b.panel(
+        big("Cluster score", "The mean VM score of the powered-on VMs (0-100; docs/vsphere7.md).", "none",
+            decimals=0),
+        q(f"balancer_cluster_score{{{C}}}", "{{cluster}}"),
+    )
+    b.panel(
         bars("DPM actions by action and result", "Host power actions (standby, power-on, maintenance) per interval."),
         q(
             f"sum by (action, result) (increase(balancer_power_actions_total{{{C}}}[$__rate_interval]))",

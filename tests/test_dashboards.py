@@ -42,6 +42,8 @@ METRICS |= {"balancer_domain_cluster_utilization_ratio", "balancer_domain_moves_
 METRICS |= {"balancer_pool_cpu_hertz", "balancer_pool_memory_bytes", "balancer_pool_vms"}
 # vSphere 7 (#34): hosts' health (Proactive HA) and network utilisation.
 METRICS |= {"balancer_host_health", "balancer_host_network_utilization_ratio"}
+# ... and the VM scores: VMs per score bucket, the cluster score.
+METRICS |= {"balancer_vm_score", "balancer_cluster_score"}
 BUILTIN_VARIABLES = {"__rate_interval", "__interval", "__range", "__field", "__url_time_range"}
 
 

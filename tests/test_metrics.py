@@ -282,3 +282,26 @@ def test_pool_metrics_follow_the_plan_and_removed_pools_leave():
                           finished_at=2.0))
     text = generate_latest(m.registry).decode()
     assert {dict(ls)["pool"] for (n, ls) in samples(text) if n == "balancer_pool_vms"} == {plan.pools[0].name}
+
+
+def test_vm_scores_are_a_gauge_per_bucket_and_a_cluster_score():
+    from prometheus_client import generate_latest
+
+    from balancer.snapshot import parse_snapshot
+
+    def vm(name, host, cpu, **kw):
+        return {"name": name, "host": host, "vcpus": 4, "mem_mb": 4096.0, "cpu_demand_mhz": cpu,
+                "mem_demand_mb": 1000.0, **kw}
+
+    # a at 90 % CPU: both VMs 81.25 (docs/vsphere7.md); b's VM measured 8 % ready on an idle host: 60
+    snap = parse_snapshot({"version": 6, "cluster": "a", "hosts": [
+        {"name": "a", "cpu_capacity_mhz": 10000.0, "mem_capacity_mb": 65536.0},
+        {"name": "b", "cpu_capacity_mhz": 10000.0, "mem_capacity_mb": 65536.0}],
+        "vms": [vm("v1", "a", 4500.0), vm("v2", "a", 4500.0), vm("w", "b", 1000.0, cpu_ready_pct=8.0)]})
+    m = Metrics()
+    m.add_cluster("a", 10.0)
+    m.observe(CycleResult("a", 1, 10.0, snapshot=snap, finished_at=1.0))
+    text = generate_latest(m.registry).decode()
+    counts = {dict(ls)["bucket"]: v for (n, ls), v in samples(text).items() if n == "balancer_vm_score"}
+    assert counts == {"0-20": 0.0, "20-40": 0.0, "40-60": 0.0, "60-80": 1.0, "80-100": 2.0}
+    assert value(text, "balancer_cluster_score", cluster="a") == pytest.approx((81.25 * 2 + 60) / 3)

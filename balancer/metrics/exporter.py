@@ -80,6 +80,11 @@ class Metrics:
         self.network = Gauge("balancer_host_network_utilization_ratio",
                              "The busier direction of a host's physical NIC traffic / their link speed",
                              ["cluster", "host"], registry=r)
+        self.vm_score = Gauge("balancer_vm_score", "Powered-on VMs whose VM score (how well their host serves them, "
+                              "0-100: docs/vsphere7.md) is in each bucket (0-20 ... 80-100)",
+                              ["cluster", "bucket"], registry=r)
+        self.cluster_score = Gauge("balancer_cluster_score", "The mean VM score of the powered-on VMs (0-100)",
+                                   ["cluster"], registry=r)
         self.planned_moves = Gauge("balancer_planned_moves", "Moves in the last cycle's recommended plan",
                                    ["cluster"], registry=r)
         self.planned_power = Gauge("balancer_planned_power_actions",
@@ -300,6 +305,15 @@ class Metrics:
                 self.network.labels(name, h.name).set(h.net_utilisation)
             else:
                 self._remove(self.network, (name, h.name))
+        from ..engine.compute.vmscore import bucket_counts, cluster_score, snapshot_scores  # (numpy: only when used)
+        scores = snapshot_scores(snap)
+        for bucket, count in bucket_counts(scores).items():
+            self.vm_score.labels(name, bucket).set(count)
+        score = cluster_score(scores)
+        if score is not None:
+            self.cluster_score.labels(name).set(score)
+        else:
+            self._remove(self.cluster_score, (name,))
         with self._lock:
             gone = self._hosts.get(name, set()) - hosts
             self._hosts[name] = hosts
