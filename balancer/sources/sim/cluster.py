@@ -17,6 +17,7 @@ import numpy as np
 
 from ...config import SimConfig
 from ...checks.premise import move_premise, power_premise, storage_premise
+from ...engine.compute.vmscore import modelled_ready_pct, modelled_reclaim
 from ...plan.result import ActionResult, action_words
 from ...plan import Move, Plan, PowerAction, StorageMove
 from ...snapshot import SNAPSHOT_VERSION, VM, Datastore, DatastoreState, Disk, Host, HostState, Snapshot
@@ -207,10 +208,11 @@ class SimulatedCluster:
                               cpu_vendor=self.config.host_evc_mode.split("-", 1)[0],
                               max_evc_mode=self.config.host_evc_mode, wake=True,
                               dpm=self.config.dpm_hosts.get(h["name"], "default")))
+        served = self._served(util)
         vms = []
         for j, v in enumerate(self.vms):
             u = util[j]
-            vms.append(VM(
+            vms.append(VM(**served[j],
                 name=v.name, host=self.hosts[v.host]["name"], vcpus=v.vcpus, mem_mb=v.mem_mb,
                 cpu_demand_mhz=round(u * v.vcpus * VCPU_MHZ, 1) if v.powered_on else 0.0,
                 mem_demand_mb=round(memory_demand(v.mem_mb, u, v.base_active, self.idle_share), 1) if v.powered_on else 0.0,
@@ -231,6 +233,31 @@ class SimulatedCluster:
             datastore_clusters=[{"name": name, **pod.model_dump(exclude_none=True)}
                                 for name, pod in self.config.datastore_clusters.items()] if datastores else [],
         ))
+
+    def _served(self, util: list[float]) -> list[dict]:
+        """How each powered-on VM's host serves it (CPU ready, ballooned and swapped memory), from its host's
+        demand over capacity by the VM score's own model (engine/compute/vmscore.py), plus a little ready time
+        that grows with the VM's width and its host's load (co-scheduling its vCPUs): a busy host's VMs wait."""
+        H = len(self.hosts)
+        demand = np.zeros((H, 2))
+        for j, v in enumerate(self.vms):
+            if v.powered_on:
+                demand[v.host] += (util[j] * v.vcpus * VCPU_MHZ, memory_demand(v.mem_mb, util[j], v.base_active,
+                                                                                 self.idle_share))
+        cap = np.array([[h["size"][1] * h["size"][2], h["size"][3]] for h in self.hosts], dtype=float).reshape(H, 2)
+        u = demand / cap
+        out = []
+        for v in self.vms:
+            if not v.powered_on:
+                out.append({})
+                continue
+            uc, um = float(u[v.host, 0]), float(u[v.host, 1])
+            ready = float(modelled_ready_pct(uc)) + 0.1 * v.vcpus * min(uc, 1.0)
+            reclaim = min(float(modelled_reclaim(um)), 1.0)  # ballooned + 3 x swapped over its memory
+            out.append({"cpu_ready_pct": round(min(ready, 100.0), 2),
+                        "mem_ballooned_mb": round(0.75 * reclaim * v.mem_mb, 1),
+                        "mem_swapped_mb": round(reclaim / 12.0 * v.mem_mb, 1)})
+        return out
 
     def advance(self) -> None:
         """One cycle later: the trace clock moves on and hosts powering on come back."""
