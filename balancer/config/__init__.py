@@ -197,6 +197,8 @@ class DrsConfig(_Section):
     mem_headroom: Fraction = 0.10
     time_limit: Annotated[Duration, Field(ge=0.1)] = 3.0  # seconds, as --time-limit
     planner: Literal["cp-sat", "greedy"] = "cp-sat"  # greedy: DRS's own hill-climb (faster, less thorough)
+    # imbalance: DRS's std-dev of host load; vm-score: also raise the worst-served VMs' scores (docs/vsphere7.md)
+    model: Literal["imbalance", "vm-score"] = "imbalance"
     demand_window: Duration = 7200.0  # VM demand judged over this much of the recent past (0: latest sample)
     # plan on max(recent demand, each VM's forecast for the next hour from its daily profile): service/forecast.py
     predictive: bool = False

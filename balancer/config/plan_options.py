@@ -42,6 +42,7 @@ def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | Non
         mem_headroom=drs.mem_headroom,
         time_limit_s=time_limit if time_limit is not None else drs.time_limit,
         planner=planner if planner is not None else drs.planner,
+        model=drs.model,
         min_gain=drs.min_gain,
         cost_per_vmotion_second=drs.vmotion_cost,
         dpm=DpmOptions(target=cfg.dpm.target, tolerance=cfg.dpm.tolerance, min_hosts_on=cfg.dpm.min_hosts_on,

@@ -137,6 +137,7 @@ class StorageOptions:
 
 
 HEALTH_REMEDIATIONS = ("quarantine", "mixed", "maintenance", "off")
+MODELS = ("imbalance", "vm-score")
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,9 @@ class PlanOptions:
     soft_rule_weight: float = 0.05  # penalty of a broken should-rule (per VM), in combined variance units
     seed: int = 0
     planner: str = "cp-sat"  # cp-sat | greedy
+    # what balancing aims at: imbalance (DRS's std-dev of host load) or vm-score (then also raise the VM scores
+    # of the worst-served VMs, engine/compute/scoremode.py, under the same obligations and prices)
+    model: str = "imbalance"
     dpm: DpmOptions | None = None  # None: DPM off (no host power decisions)
     # Hosts entering maintenance: every VM registered on them (powered-off ones too) moves off,
     # nothing else moves, and the plan ends with their enter-maintenance actions (engine/compute/power.py).
@@ -182,6 +186,8 @@ class PlanOptions:
     max_network_utilization: float | None = 0.80
 
     def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}")
         if self.health_remediation not in HEALTH_REMEDIATIONS:
             raise ValueError(f"health_remediation must be one of {', '.join(HEALTH_REMEDIATIONS)}")
         for _, state, _ in self.health_overrides:

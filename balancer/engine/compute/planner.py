@@ -26,6 +26,7 @@ from .hoststate import host_mask, vms_on
 from .power import PowerPlan, evacuation, interleave_standby, plan_power
 from .health import HealthRemedy
 from .rules import all_violations
+from .scoremode import raise_scores
 from .vmotion import estimate
 from ...words import counted
 
@@ -81,7 +82,11 @@ def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history
 
     def build(result: OptimiseResult) -> Plan:
         # each candidate settles its own copy of the power plan (settling keeps hosts on and adds notes)
-        return _build_plan(result, _own(power), options, history, base, before, target, violations_before, held)
+        scored: dict[int, tuple[float, float]] = {}
+        if options.model == "vm-score":  # then raise the worst-served VMs' scores (scoremode.py)
+            result, scored = raise_scores(power.planning, options, result)
+        plan = _build_plan(result, _own(power), options, history, base, before, target, violations_before, held)
+        return _score_words(plan, power.planning, scored)
 
     # the planners' matrix products are small: extra BLAS threads only contend for the cores
     with threadpool_limits(limits=1, user_api="blas"):
@@ -92,6 +97,17 @@ def plan_compute(snapshot: Snapshot, options: PlanOptions | None = None, history
             if breaks_held(plan):
                 plan = build(OptimiseResult(power.planning.place.copy(), 0, 0, False))
     return _health_words(plan, health)
+
+
+def _score_words(plan: Plan, cluster: Cluster, scored: dict[int, tuple[float, float]]) -> Plan:
+    """A move the vm-score mode made says the VM's score before and after it."""
+    if not scored:
+        return plan
+    words = {cluster.vm_names[v]: f"VM score {a:.0f} → {b:.0f}" for v, (a, b) in scored.items()}
+    for m in plan.moves:
+        if m.reason == "balance" and m.vm in words and not m.detail.startswith("temporary hop"):
+            m.detail = f"{words[m.vm]}; {m.detail}" if m.detail else words[m.vm]
+    return plan
 
 
 def _health_words(plan: Plan, health: HealthRemedy) -> Plan:
