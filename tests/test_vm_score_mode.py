@@ -75,3 +75,17 @@ def test_the_score_mode_never_breaks_an_obligation_the_imbalance_mode_keeps(snap
     assert {(v.kind, v.name) for v in plan.violations_after} <= kept, "the score mode broke what the imbalance mode keeps"
     if max_moves is not None:
         assert sum(1 for m in plan.moves if m.reason == "balance") <= max_moves
+
+
+def test_reports_show_the_vms_served_worst_before_and_after():
+    from balancer.report.markdown import render_markdown
+    from balancer.report.view import build_view
+
+    snap = within_tolerance()
+    plan = make_plan(snap, PlanOptions(threshold=2, model="vm-score"))
+    view = build_view(plan, snap)
+    assert view.scores is not None and view.scores.cluster_after > view.scores.cluster_before
+    name, where, before, after = view.scores.worst[0]
+    assert name.startswith("a") and before == 83.75
+    text = render_markdown(view)
+    assert "## VMs served worst" in text and "| 84 → " in text

@@ -81,6 +81,13 @@ def render_markdown(view: ReportView) -> str:
                          f"{pct(h.cpu_before)} → {pct(h.cpu_after)}", f"{pct(h.mem_before)} → {pct(h.mem_after)}"])
         lines += _table(["host", "state", "VMs", "CPU", "memory"], rows, right={2, 3, 4})
 
+    if view.scores is not None:
+        sc = view.scores
+        lines += ["## VMs served worst", "", f"VM score (0–100, docs/vsphere7.md): the cluster's "
+                  f"{sc.cluster_before:.0f} → {sc.cluster_after:.0f}.", ""]
+        rows = [[md(n), md(where), f"{a:.0f} → {b:.0f}"] for n, where, a, b in sc.worst]
+        lines += _table(["VM", "host", "score"], rows, right={2})
+
     if view.datastores:
         lines += ["## Datastores", "", "Space is used / capacity; latency is the mean I/O latency measured.", ""]
         rows = []

@@ -74,6 +74,16 @@ def render_view(view: ReportView, console: Console) -> None:
                       f"{pct(h.cpu_before)} → {pct(h.cpu_after)}", f"{pct(h.mem_before)} → {pct(h.mem_after)}")
         console.print(t)
 
+    if view.scores is not None:
+        sc = view.scores
+        t = Table(title=f"VMs served worst (VM score; the cluster's {sc.cluster_before:.0f} → {sc.cluster_after:.0f})",
+                  show_header=True, header_style="bold")
+        for col, just in [("VM", "left"), ("host", "left"), ("score", "right")]:
+            t.add_column(col, justify=just)
+        for n, where, a, b in sc.worst:
+            t.add_row(n, where, f"{a:.0f} → {b:.0f}")
+        console.print(t)
+
     if view.datastores:
         t = Table(title="Datastores (space used / capacity)", show_header=True, header_style="bold")
         judged = any(d.judged_by for d in view.datastores)

@@ -142,6 +142,30 @@ def pool_rows(plan: Plan) -> list[PoolRow]:
     return sorted(rows, key=lambda r: r.name)
 
 
+WORST_SHOWN = 10  # VMs listed under "VMs served worst"
+
+
+@dataclass(frozen=True)
+class ScoreView:
+    """VM scores (engine/compute/vmscore.py) before and after the plan: the cluster score and the VMs served worst."""
+
+    cluster_before: float
+    cluster_after: float
+    worst: list[tuple[str, str, float, float]]  # (VM, its host before → after, score before, after)
+
+
+def score_view(plan: Plan, snapshot: Snapshot) -> ScoreView | None:
+    from ..engine.compute.vmscore import cluster_score, snapshot_scores
+    moves = {m.vm: m.target for m in plan.moves}  # (in step order: the last move of a VM wins)
+    before, after = snapshot_scores(snapshot), snapshot_scores(snapshot, moves)
+    if not before:
+        return None
+    hosts = {v.name: v.host for v in snapshot.vms}
+    worst = sorted(before, key=lambda n: (before[n], n))[:WORST_SHOWN]
+    return ScoreView(cluster_score(before), cluster_score(after),
+                     [(n, hosts[n] + (f" → {moves[n]}" if n in moves else ""), before[n], after[n]) for n in worst])
+
+
 @dataclass
 class ReportView:
     plan: Plan
@@ -157,6 +181,7 @@ class ReportView:
     headroom: tuple[float, float] | None = None  # (cpu, mem) share kept free: the charts draw capacity minus it
     generated_at: str | None = None  # when the report was made (the CLI's; None keeps the output deterministic)
     apply_hint: str | None = None  # a dry run: how to carry the plan out (None: not a dry run)
+    scores: ScoreView | None = None  # VM scores before and after (with the snapshot)
 
     @property
     def dpm_on(self) -> bool:
@@ -223,6 +248,7 @@ def build_view(plan: Plan, snapshot: Snapshot | None = None,
         headroom=headroom,
         generated_at=generated_at,
         apply_hint=apply_hint,
+        scores=score_view(plan, snapshot) if snapshot is not None else None,
     )
 
 
