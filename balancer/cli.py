@@ -486,6 +486,8 @@ def hash_password_cmd(user_name, role) -> None:
               help="First trace sample (0 = 00:00, 5-minute samples).")
 @click.option("--steps", type=click.IntRange(min=1), help="Samples to replay (default: to the end of the trace).")
 @click.option("--threshold", type=click.IntRange(1, 5), help="Migration threshold [config: drs.migration_threshold].")
+@click.option("--model", type=click.Choice(["imbalance", "vm-score"]),
+              help="What balancing aims at [config: drs.model]: imbalance, or vm-score (also the worst-served VMs).")
 @click.option("--predictive", type=click.Choice(["on", "off"]),
               help="Plan on each VM's forecast for the next hour too [config: drs.predictive].")
 @click.option("--history", "history", metavar="DAY,DAY",
@@ -496,7 +498,7 @@ def hash_password_cmd(user_name, role) -> None:
 @click.option("--cluster", "cluster_name", metavar="NAME",
               help="With --config: whose tuning, of the config's clusters (needed when it has several).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def simulate(trace, scenario, hosts, vms, memory, interval, policy, dpm, seed, start, steps, threshold, predictive,
+def simulate(trace, scenario, hosts, vms, memory, interval, policy, dpm, seed, start, steps, threshold, model, predictive,
              history, config_path, cluster_name, fmt) -> None:
     """What-if replay: a trace day through the embedded simulated cluster, balanced by a policy.
 
@@ -534,7 +536,7 @@ def simulate(trace, scenario, hosts, vms, memory, interval, policy, dpm, seed, s
         raise InputError(f"--hosts {hosts}: the embedded cluster has at most 96 hosts (a vSphere cluster's maximum)")
     spec = replay_spec(base, trace, history, None if predictive is None else predictive == "on", hosts=hosts, vms=vms,
                        interval=interval, policy=policy, dpm=dpm == "on", seed=seed, start=start, steps=steps,
-                       threshold=threshold)
+                       threshold=threshold, model=model)
     err = Console(stderr=True)
     if err.is_terminal:
         with Progress(TextColumn("replaying {task.description}"), BarColumn(), MofNCompleteColumn(),

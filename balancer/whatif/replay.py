@@ -39,6 +39,7 @@ from ..service.cycle import ClusterCycle
 from ..sources.sim import SimulatedCluster
 from ..sources.sim.cluster import VCPU_MHZ, memory_demand
 from ..sources.sim.traces import SAMPLE_SECONDS, load_trace, load_trace_rows, packaged_days
+from ..engine.compute.vmscore import snapshot_scores
 from .measure import STEP_MINUTES, Measure, host_loads
 
 POLICIES = ("ours", "greedy", "none")
@@ -66,6 +67,7 @@ class ReplaySpec:
     start: int = 0  # first trace sample (0 = 00:00)
     steps: int | None = None  # samples to replay; None: to the end of the trace
     threshold: int | None = None  # None: the config's drs.migration_threshold
+    model: str | None = None  # None: the config's drs.model (imbalance | vm-score)
     work_limit: float = WORK_LIMIT
     predictive: bool | None = None  # None: the config's drs.predictive
     # Trace days (or files) before this one whose rows give each VM's daily profile its history
@@ -123,6 +125,8 @@ def replay_config(spec: ReplaySpec, base: Config | None, vms: int) -> Config:
         drs_over["planner"] = PLANNER[spec.policy]
     if spec.threshold is not None:
         drs_over["migration_threshold"] = spec.threshold
+    if spec.model is not None:
+        drs_over["model"] = spec.model
     if spec.predictive is not None:
         drs_over["predictive"] = spec.predictive
     drs = DrsConfig.model_validate({**base.drs.model_dump(), **drs_over})
@@ -160,8 +164,10 @@ def replay(spec: ReplaySpec, base: Config | None = None,
         "work_limit": spec.work_limit if spec.policy == "ours" else None,
         "predictive": "on" if cfg.drs.predictive and spec.policy == "ours" else "off",
         "history": list(spec.history),
+        "model": cfg.drs.model if spec.policy != "none" else None,
     }
     measure = Measure()
+    scores: list[np.ndarray] = []  # each step's VM scores (docs/vsphere7.md)
     cycle = None
     if spec.policy != "none":
         cycle = ClusterCycle(CLUSTER, cfg, Journal(":memory:"), open_source=lambda: sim,
@@ -191,6 +197,7 @@ def replay(spec: ReplaySpec, base: Config | None = None,
                 res, snap = None, sim.snapshot()
             powering_on -= {h.name for h in snap.hosts if h.is_on}
             measure.step(host_loads(snap, powering_on))
+            scores.append(np.array(list(snapshot_scores(snap).values()) or [100.0]))
             if res is not None and res.executed is not None and res.results:
                 measure.actions(res.executed, res.results)
                 powering_on |= {r.subject for r in res.results
@@ -205,8 +212,19 @@ def replay(spec: ReplaySpec, base: Config | None = None,
             cycle.journal.close()
             cycle.close()
     result.wall_seconds = time.perf_counter() - t0
-    result.metrics = measure.summary()
+    result.metrics = {**measure.summary(), **score_summary(scores)}
     return result
+
+
+def score_summary(scores: list[np.ndarray]) -> dict:
+    """The VM scores over the replay's steps: the mean cluster score, the mean of each step's 5th percentile
+    and lowest VM score, and the VM-hours spent below 80."""
+    if not scores:
+        return {}
+    return {"vm_score_mean": round(float(np.mean([s.mean() for s in scores])), 3),
+            "vm_score_p5": round(float(np.mean([np.percentile(s, 5) for s in scores])), 3),
+            "vm_score_min": round(float(np.mean([s.min() for s in scores])), 3),
+            "vm_hours_below_80": round(float(sum((s < 80).sum() for s in scores)) * STEP_MINUTES / 60.0, 3)}
 
 
 def feed_history(profile, sim: SimulatedCluster, trace: str, history: tuple[str, ...], start: int) -> int:
