@@ -9,7 +9,7 @@ from typing import Literal
 
 from .model import Finite, ResourcePair, _Model
 
-PLACEMENT_VERSION = 1
+PLACEMENT_VERSION = 2  # version 2: disks, datastores, rejected_datastores (a VM spec that lists disks)
 
 
 class HostChoice(_Model):
@@ -34,8 +34,42 @@ class Rejection(_Model):
     why: str
 
 
+class DiskChoice(_Model):
+    """Where one of the VM's disks goes (at the best host: every host listed mounts it)."""
+
+    disk: str
+    datastore: str
+    datastore_cluster: str | None = None
+    size_gb: Finite  # provisioned
+    space_gb: Finite  # what it takes there: a thin disk's used space and its growth within sdrs.growth_horizon
+    thin: bool = False
+    moved_from: str | None = None  # a disk the VM has, now on another datastore: --execute moves it first
+
+
+class DatastoreChoice(_Model):
+    """A datastore that receives disks, and its space and latency after."""
+
+    datastore: str
+    datastore_cluster: str | None = None
+    disks: list[str]
+    space_before: Finite  # used / capacity (with its thin disks' growth within the horizon)
+    space_after: Finite
+    space_threshold: Finite  # its datastore cluster's (or sdrs:'s), as used / capacity
+    latency_ms: Finite | None = None  # measured; placement does not predict its change
+    latency_threshold_ms: Finite | None = None  # None: latency not judged there (I/O metric off)
+    over_threshold: bool = False  # above its space or latency threshold after: no datastore had room within them
+    reason: str
+
+
+class DatastoreRejection(_Model):
+    """A datastore the disks did not go to, and why."""
+
+    datastore: str
+    why: str
+
+
 class Placement(_Model):
-    version: Literal[1] = PLACEMENT_VERSION
+    version: Literal[2] = PLACEMENT_VERSION
     cluster: str
     collected_at: str | None = None
     vm: str
@@ -46,6 +80,11 @@ class Placement(_Model):
     hosts: list[HostChoice] = []  # best first
     rejected: list[Rejection] = []
     why_not: str | None = None  # status impossible: why no host fits, in one line
+    # version 2, a spec that lists disks: where each goes (every host listed mounts them), the datastores
+    # receiving them, and why the others were not chosen
+    disks: list[DiskChoice] = []
+    datastores: list[DatastoreChoice] = []
+    rejected_datastores: list[DatastoreRejection] = []
 
     @property
     def best(self) -> HostChoice | None:
@@ -55,4 +94,5 @@ class Placement(_Model):
         return self.model_dump(mode="json", exclude_none=True)
 
 
-__all__ = ["PLACEMENT_VERSION", "HostChoice", "Placement", "Rejection"]
+__all__ = ["PLACEMENT_VERSION", "DatastoreChoice", "DatastoreRejection", "DiskChoice", "HostChoice", "Placement",
+           "Rejection"]

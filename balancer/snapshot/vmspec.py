@@ -13,10 +13,23 @@ from typing import Annotated
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..errors.limits import quote
-from .model import MAX_MEM_MB, MAX_VCPUS, Count, Name, NonNegative, Positive, _Strict, cpu_within_vcpus
+from .model import MAX_GB, MAX_MEM_MB, MAX_VCPUS, Count, Name, NonNegative, Positive, _Strict, cpu_within_vcpus
 from .pools import check_within_limit
 
-VM_SPEC_VERSION = 1
+VM_SPEC_VERSION = 2  # version 2: disks, keep_disks_together
+
+
+class SpecDisk(_Strict):
+    """A disk of the VM to place on a datastore (version 2). For a VM the cluster has, a disk of the same
+    name is that disk (where it is now counts: leaving it there moves nothing)."""
+
+    name: Name | None = None  # default "Hard disk N" (N: its place in the list, from 1)
+    size_gb: Annotated[Positive, Field(le=MAX_GB)]  # provisioned size
+    thin: Annotated[bool, Field(strict=True)] = False
+    # a thin disk: the space it takes now (default: its full size, the safe assumption for a disk with no past)
+    used_gb: Annotated[NonNegative, Field(le=MAX_GB)] | None = None
+    growth_gb_per_day: Annotated[NonNegative, Field(le=MAX_GB)] | None = None  # a thin disk's expected growth
+    datastore_cluster: Name | None = None  # the datastore cluster (storage pod) it goes to; None: any datastore
 
 
 class VmSpec(_Strict):
@@ -36,11 +49,20 @@ class VmSpec(_Strict):
     resource_pool: Name | None = None
     cpu_limit_mhz: NonNegative | None = None
     mem_limit_mb: NonNegative | None = None
+    # version 2: its disks, each placed on a datastore; kept on one datastore (per datastore cluster asked)
+    # unless keep_disks_together is false (default: the datastore cluster's, else sdrs.keep_disks_together)
+    disks: list[SpecDisk] = []
+    keep_disks_together: Annotated[bool, Field(strict=True)] | None = None
 
     @field_validator("cpu_demand_mhz", "cpu_reservation_mhz")
     @classmethod
     def _cpu_within_vcpus(cls, value: float, info: ValidationInfo) -> float:
         return cpu_within_vcpus(value, info)
+
+    @field_validator("disks")
+    @classmethod
+    def _disk_names(cls, disks: list[SpecDisk]) -> list[SpecDisk]:
+        return [d if d.name else d.model_copy(update={"name": f"Hard disk {i + 1}"}) for i, d in enumerate(disks)]
 
     @model_validator(mode="after")
     def _memory_within_size(self) -> "VmSpec":
@@ -50,6 +72,18 @@ class VmSpec(_Strict):
                 raise ValueError(f"{field}: {value:g} MB is more than the VM's memory (mem_mb {self.mem_mb:g})")
         check_within_limit("VM spec", self.cpu_reservation_mhz, self.cpu_limit_mhz, "cpu", "MHz")
         check_within_limit("VM spec", self.mem_reservation_mb, self.mem_limit_mb, "mem", "MB")
+        if self.version < 2 and (self.disks or self.keep_disks_together is not None):
+            raise ValueError(f"{'disks' if self.disks else 'keep_disks_together'}: a version 2 field in a version "
+                             f"{self.version} VM spec")
+        for i, d in enumerate(self.disks):
+            if d.used_gb is not None and d.used_gb > d.size_gb:
+                raise ValueError(f"disks.{i}.used_gb: {d.used_gb:g} GB is more than its size_gb {d.size_gb:g}")
+            if not d.thin and (d.used_gb is not None or d.growth_gb_per_day is not None):
+                raise ValueError(f"disks.{i}: used_gb and growth_gb_per_day are for a thin disk (thin: true)")
+        names = [d.name for d in self.disks]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise ValueError(f"disks: {quote(dup)} listed twice")
         for field in ("rules", "vm_groups"):
             names = getattr(self, field)
             if len(set(names)) != len(names):
@@ -58,4 +92,4 @@ class VmSpec(_Strict):
         return self
 
 
-__all__ = ["VM_SPEC_VERSION", "VmSpec"]
+__all__ = ["VM_SPEC_VERSION", "SpecDisk", "VmSpec"]

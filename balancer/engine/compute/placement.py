@@ -19,7 +19,7 @@ import numpy as np
 
 from ...plan.model import ResourcePair
 from ...plan.placement import HostChoice, Placement, Rejection
-from ...snapshot import VM, Automation, HostState, Snapshot, VmHostRule, VmVmRule
+from ...snapshot import VM, Automation, HostState, Snapshot, VmDatastoreRule, VmHostRule, VmVmRule
 from ...snapshot.model import clamp
 from ..words import pct as _pct
 from ...snapshot.vmspec import VmSpec
@@ -29,6 +29,7 @@ from .cluster import BALANCED, CPU, MEM, VCPUS, VMS, Cluster, build_cluster, tal
 from .compat import refusal
 from .entitlement import admission_refusal
 from .dpm import _wake_order
+from ..storage.placement import describe, disk_context, pinned_refusal, plan_disks
 
 
 def spec_problem(snapshot: Snapshot, spec: VmSpec) -> str | None:
@@ -45,15 +46,27 @@ def spec_problem(snapshot: Snapshot, spec: VmSpec) -> str | None:
         rule = rules.get(name)
         if rule is None:
             return f"rules: unknown rule {name!r} (cluster {snapshot.cluster})"
+        if isinstance(rule, VmDatastoreRule) and spec.disks:
+            continue  # its disks kept off the datastores of the rule's other VMs (engine/storage/placement.py)
         if not isinstance(rule, VmVmRule):
             what = "a VM-host rule: join its VM group (vm_groups) instead" if isinstance(rule, VmHostRule) \
-                else "a Storage DRS rule"
+                else "a Storage DRS rule (a vm-datastore-anti-affinity rule applies to a spec that lists disks)"
             return f"rules: {name!r} is {what}"
     for name in spec.vm_groups:
         if name not in snapshot.vm_groups:
             return f"vm_groups: unknown VM group {name!r} (cluster {snapshot.cluster})"
     if spec.resource_pool is not None and spec.resource_pool not in {p.name for p in snapshot.resource_pools}:
         return f"resource_pool: unknown resource pool {spec.resource_pool!r} (cluster {snapshot.cluster})"
+    pods = {d.datastore_cluster for d in snapshot.datastores if d.datastore_cluster}
+    own = {k.name for k in vm.disks} if vm is not None else set()
+    for i, d in enumerate(spec.disks):
+        if d.datastore_cluster is not None and d.datastore_cluster not in pods:
+            return f"disks.{i}.datastore_cluster: unknown datastore cluster {d.datastore_cluster!r} (cluster {snapshot.cluster})"
+        if vm is not None and d.name not in own:
+            return (f"disks.{i}: VM {spec.name} has no disk {d.name!r} (its disks: {', '.join(sorted(own)) or 'none'}; "
+                    "placement moves the disks a VM has)")
+    if spec.disks and not snapshot.datastores:
+        return f"disks: cluster {snapshot.cluster} lists no datastore"
     mem_mb = spec.mem_mb if spec.mem_mb is not None else vm.mem_mb  # type: ignore[union-attr]
     for field in ("mem_demand_mb", "mem_reservation_mb"):
         value = getattr(spec, field)
@@ -126,6 +139,10 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
 
     rejected: dict[int, str] = {}
     soft: dict[int, list[str]] = {}
+    disks = disk_context(snapshot, spec, options)
+    pinned = None if disks is not None or registered is None or not registered.disks or not snapshot.hosts \
+        else disk_context(snapshot, spec.model_copy(update={"disks": []}), options, pinned_only=True)
+    disk_plans = {}
     for h, host in enumerate(snapshot.hosts):
         why, broken = _rule_refusals(cluster, vm, h, running)
         if why is None:
@@ -134,6 +151,10 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
             why = f"{host.state.words}: receives no VM"
         if why is None:
             why = _capacity(cluster, loads, h, need)
+        if why is None and pinned is not None:  # a VM the cluster has: the host reaches its disks
+            why = pinned_refusal(pinned, h)
+        if why is None and disks is not None:  # its disks: a datastore the host mounts takes each
+            disk_plans[h], why = plan_disks(disks, h)
         if why is not None:
             rejected[h] = why
             continue
@@ -168,6 +189,30 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
             choices.append(_choice(cluster, len(choices) + 1, h, after[h, BALANCED] / cluster.cap[h, BALANCED], (cpu, mem), soft[h],
                                    before, power_on=True, loads=loads))
 
+    chosen_disks = None
+    if disks is not None and choices:
+        # the best host: the fewest units above a threshold, then its rank; the hosts listed mount its datastores
+        by_host = {c.host: i for i, c in enumerate(choices)}
+        hidx = {n: i for i, n in enumerate(cluster.host_names)}
+        best = min(choices, key=lambda c: (disk_plans[hidx[c.host]].over, disk_plans[hidx[c.host]].hot,
+                                           by_host[c.host]))
+        bh = hidx[best.host]
+        plan = disk_plans[bh]
+        chosen_disks = describe(disks, plan, bh)
+        needed = sorted(set(plan.where))
+        kept = [best]
+        for c in choices:
+            if c is best:
+                continue
+            missing = [d for d in needed if not disks.pool.mounts[d, hidx[c.host]]]
+            if missing:
+                names = [n.name for i, n in enumerate(disks.needs) if plan.where[i] == missing[0]]
+                rejected[hidx[c.host]] = (f"does not mount datastore {disks.pool.ds_names[missing[0]]}, chosen for "
+                                          f"the VM's {', '.join(names)} at {best.host}")
+            else:
+                kept.append(c)
+        choices = [c.model_copy(update={"rank": r}) for r, c in enumerate(kept, start=1)]
+
     out = Placement(
         cluster=snapshot.cluster,
         collected_at=snapshot.collected_at.isoformat() if snapshot.collected_at else None,
@@ -178,8 +223,11 @@ def place_vm(snapshot: Snapshot, spec: VmSpec, options: PlanOptions | None = Non
         hosts=choices,
         rejected=[Rejection(host=cluster.host_names[h], why=w) for h, w in sorted(rejected.items())],
     )
+    if chosen_disks is not None:
+        out.disks, out.datastores, out.rejected_datastores = chosen_disks
     if admission is not None:  # vCenter's admission control would refuse to power it on anywhere
         out.hosts, out.status, out.why_not, out.rejected = [], "impossible", admission, []
+        out.disks, out.datastores, out.rejected_datastores = [], [], []
     elif not choices:
         out.status = "impossible"
         out.why_not = _why_not(spec, need, out.rejected)
