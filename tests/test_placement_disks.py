@@ -197,3 +197,26 @@ def test_property_disks_on_mounted_datastores_and_none_above_its_threshold_while
                     continue
                 limit = thr.get(o.datastore_cluster or "", 0.8) * o.capacity_gb
                 assert used[other] + disk.space_gb > limit - 1e-6
+
+
+def test_execute_moves_the_disks_the_placement_puts_elsewhere_then_powers_on():
+    from balancer.app.place import execute_placement
+    from balancer.sources.abilities import CanPowerOnVM
+
+    class Fake:
+        abilities = frozenset({CanPowerOnVM})
+
+        def __init__(self):
+            self.calls = []
+
+        def power_on_vm(self, vm_name, host_name, disks=None):
+            self.calls.append((vm_name, host_name, disks))
+            return "done"
+
+    off = vm("old", "a", [("Hard disk 1", "hot", 100)], powered_on=False)
+    s = snap(["a"], [ds("hot", 150, ["a"]), ds("cool", 800, ["a"])], vms=[off])
+    p = place_vm(s, VmSpec.model_validate({"name": "old", "cpu_demand_mhz": 100,
+                                            "disks": [{"name": "Hard disk 1", "size_gb": 100}]}))
+    fake = Fake()
+    assert execute_placement(fake, p, s) == "done"
+    assert fake.calls == [("old", "a", {"Hard disk 1": "cool"})]

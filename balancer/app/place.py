@@ -67,7 +67,8 @@ def fail_if_impossible(p: Placement) -> None:
 
 
 def execute_placement(source: Any, p: Placement, snapshot: Snapshot) -> str:
-    """Power the VM on at the best host through the source (vCenter); a one-line outcome, or SourceError."""
+    """Power the VM on at the best host through the source (vCenter), first moving its disks the placement
+    puts elsewhere (with the relocation); a one-line outcome, or SourceError."""
     best = p.best
     assert best is not None
     vm = snapshot.vms_by_name().get(p.vm)
@@ -85,7 +86,8 @@ def execute_placement(source: Any, p: Placement, snapshot: Snapshot) -> str:
         if not all(r.done for r in results):
             raise SourceError(f"powering on host {best.host} for {p.vm} failed: "
                               + "; ".join(r.message for r in results if r.message))
-    return source.power_on_vm(p.vm, best.host)
+    moves = {d.disk: d.datastore for d in p.disks if d.moved_from}  # its disks not where the placement wants them
+    return source.power_on_vm(p.vm, best.host, moves) if moves else source.power_on_vm(p.vm, best.host)
 
 
 def place_from_spec(spec_path: str, config_path: str | None, cluster_name: str | None, snapshot_path: str | None,

@@ -40,6 +40,28 @@ def render_placement(p: Placement, console: Console) -> None:
         console.print(t)
     else:
         console.print(f"[bold red]impossible:[/bold red] {p.why_not}")
+    if p.disks and p.hosts:
+        t = Table(title="Disks", show_header=True, header_style="bold")
+        for col, just in (("disk", "left"), ("GB", "right"), ("datastore", "left"), ("note", "left")):
+            t.add_column(col, justify=just)
+        for d in p.disks:
+            note = (f"moved from {d.moved_from}" if d.moved_from else "") + (" thin" if d.thin else "")
+            t.add_row(d.disk, f"{d.space_gb:.0f}", d.datastore + (f" ({d.datastore_cluster})" if d.datastore_cluster else ""),
+                      note.strip())
+        console.print(t)
+        t = Table(title="Datastores after", show_header=True, header_style="bold")
+        t.add_column("datastore")
+        t.add_column("space and latency")
+        for s in p.datastores:
+            t.add_row(s.datastore, ("[yellow]" + s.reason + "[/yellow]") if s.over_threshold else s.reason)
+        console.print(t)
+        if p.rejected_datastores:
+            t = Table(title="Datastores not chosen", show_header=True, header_style="bold")
+            t.add_column("datastore")
+            t.add_column("why not")
+            for r in p.rejected_datastores:
+                t.add_row(r.datastore, r.why)
+            console.print(t)
     if p.rejected:
         t = Table(title="Hosts it may not go to", show_header=True, header_style="bold")
         t.add_column("host")

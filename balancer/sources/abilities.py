@@ -8,7 +8,7 @@ method happens to be there. A subclass that adds an ability declares it
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TypeGuard, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, TypeGuard, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from ..plan.result import ActionResult
@@ -88,9 +88,10 @@ class CanAdvance(Protocol):
 
 @runtime_checkable
 class CanPowerOnVM(Protocol):
-    """Powers a powered-off VM on at a host (``balancer place --execute``); a one-line outcome."""
+    """Powers a powered-off VM on at a host (``balancer place --execute``), first moving the disks named in
+    ``disks`` (disk -> datastore); a one-line outcome."""
 
-    def power_on_vm(self, vm_name: str, host_name: str) -> str: ...
+    def power_on_vm(self, vm_name: str, host_name: str, disks: Mapping[str, str] | None = None) -> str: ...
 
 
 class ExecutionHooks(Protocol):

@@ -94,3 +94,32 @@ def test_place_execute_wakes_a_standby_host_only_when_no_host_that_is_on_fits(st
         assert admin.placement()[vm] == host_name(2) and power_state(admin, vm) == "poweredOn"
     finally:
         admin.close()
+
+
+def test_place_with_disks_picks_datastores_every_listed_host_mounts(start_vcsim, tmp_path):
+    """#33: the last datastore is mounted by hosts 0 and 1 only (-partial-datastores 1): a spec whose three disks
+    are not kept together spreads them (the least used after first), and every host listed mounts each one."""
+    sim = start_vcsim(hosts=4, vms_per_host=1, datastores=3, partial_datastores=1, datastore_gb=100,
+                      datastore_free_gb=40, disk_gb=5)
+    config = write_config(sim, tmp_path / "vc.yaml")
+    spec = tmp_path / "vm.json"
+    spec.write_text(json.dumps({"name": "new-vm", "vcpus": 1, "mem_mb": 64, "cpu_demand_mhz": 100,
+                                "keep_disks_together": False,
+                                "disks": [{"size_gb": 10}, {"size_gb": 10}, {"size_gb": 10, "thin": True}]}))
+    proc = balancer("place", "--vm-spec", str(spec), "--config", config, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    p = json.loads(proc.stdout)
+    snap_path = tmp_path / "s.json"
+    assert balancer("snapshot", "--config", config, "--out", str(snap_path)).returncode == 0
+    mounts = {d["name"]: set(d["hosts"]) for d in json.loads(snap_path.read_text())["datastores"]}
+    assert mounts["LocalDS_2"] == {host_name(0), host_name(1)}
+    chosen = {d["datastore"] for d in p["disks"]}
+    assert len(p["disks"]) == 3 and p["hosts"]
+    for c in p["hosts"]:
+        assert all(c["host"] in mounts[d] for d in chosen)
+    rejected = {r["host"]: r["why"] for r in p["rejected"]}
+    if "LocalDS_2" in chosen:
+        assert "does not mount datastore LocalDS_2" in rejected[host_name(2)]
+    else:
+        assert "not mounted by" in {r["datastore"]: r["why"] for r in p["rejected_datastores"]}["LocalDS_2"]
+    assert all(s["space_after"] <= s["space_threshold"] for s in p["datastores"])

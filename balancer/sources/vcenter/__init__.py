@@ -9,7 +9,7 @@ See docs/vcenter.md.
 from __future__ import annotations
 
 import logging
-from typing import Callable, ClassVar, Sequence
+from typing import Callable, ClassVar, Mapping, Sequence
 
 from ...config import DrsConfig, SdrsConfig, VCenterConfig
 from ...plan.result import ActionResult
@@ -61,9 +61,9 @@ class VCenterSource:
         """The hooks are the executor's (called in its worker threads)."""
         return self.executor
 
-    def power_on_vm(self, vm_name: str, host_name: str) -> str:
-        """Power a powered-off VM on at ``host_name`` (relocating it there first); a one-line outcome."""
-        return self.executor.power_on_vm(vm_name, host_name)
+    def power_on_vm(self, vm_name: str, host_name: str, disks: Mapping[str, str] | None = None) -> str:
+        """Power a powered-off VM on at ``host_name`` (relocating it and ``disks`` there first); a one-line outcome."""
+        return self.executor.power_on_vm(vm_name, host_name, disks)
 
     def recent_tasks(self, keys: Sequence[str] = ()) -> list[ClusterTask]:
         """The relocations of the cluster's VMs and the host actions of its hosts vCenter is running,

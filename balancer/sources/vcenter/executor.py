@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ...config import DrsConfig, SdrsConfig
 from ...errors import SourceError
@@ -515,9 +515,11 @@ class Executor:
         return power_premise(p, host_state(runtime), busy)
 
     # --- initial placement (`balancer place --execute`) -------------------------------------
-    def power_on_vm(self, vm_name: str, host_name: str) -> str:
+    def power_on_vm(self, vm_name: str, host_name: str, disks: Mapping[str, str] | None = None) -> str:
         """Power on a powered-off VM at ``host_name``: RelocateVM_Task there first when it is registered
-        elsewhere, then PowerOnVM_Task(host). A one-line outcome; SourceError when it cannot be done."""
+        elsewhere or ``disks`` (disk label -> datastore) are to move (a locator per disk, and the VM's home
+        when all its disks go to one datastore), then PowerOnVM_Task(host). A one-line outcome; SourceError
+        when it cannot be done."""
         from pyVmomi import vim
 
         refs = self.collector.refs()
@@ -527,7 +529,7 @@ class Executor:
         if vm is None or host is None:
             raise SourceError(f"{'VM ' + vm_name if vm is None else 'host ' + host_name} no longer exists")
         found = self.conn.call(f"re-reading VM {vm_name}", lambda: retrieve(self.conn.content, [objects_spec(
-            [(vm, vim.VirtualMachine, ["runtime.host", "runtime.powerState"]),
+            [(vm, vim.VirtualMachine, ["runtime.host", "runtime.powerState", "config.hardware.device"]),
              (host, vim.HostSystem, ["runtime"])])]))
         by_id = {moid(oc.obj): props(oc) for oc in found}
         vp, hp = by_id.get(moid(vm), {}), by_id.get(moid(host), {})
@@ -539,15 +541,22 @@ class Executor:
         deadline = max(self.timeout, 60.0)
         current = vp.get("runtime.host")
         moved = ""
-        if current is None or moid(current) != moid(host):
+        locators, home = self._power_on_locators(vm_name, vp, refs, disks or {})
+        if current is None or moid(current) != moid(host) or locators:
             spec = vim.vm.RelocateSpec(host=host)  # the VM stays in its own resource pool
+            if locators:
+                spec.disk = locators
+                if home is not None:
+                    spec.datastore = home
             task = self.conn.call(f"relocating VM {vm_name} to {host_name}",
                                   lambda: vm.RelocateVM_Task(spec=spec, priority="defaultPriority"))
             try:
                 self._wait(task, deadline)
             except ActionFailed as exc:
                 raise SourceError(f"relocating VM {vm_name} to {host_name}: {exc}") from None
-            moved = f"relocated to {host_name}, "
+            moved = f"relocated to {host_name}, " if current is None or moid(current) != moid(host) else ""
+            if locators:
+                moved += f"disks moved ({', '.join(f'{k} to {t}' for k, t in sorted((disks or {}).items()))}), "
         task = self.conn.call(f"powering on VM {vm_name}", lambda: vm.PowerOnVM_Task(host=host))
         try:
             self._wait(task, deadline)
@@ -555,6 +564,40 @@ class Executor:
             raise SourceError(f"powering on VM {vm_name} on {host_name}: {exc}") from None
         log.info("VM %s %spowered on at %s", vm_name, moved, host_name)
         return f"VM {vm_name} {moved}powered on at {host_name}"
+
+    def _power_on_locators(self, vm_name: str, vp: dict, refs: ClusterRefs,
+                           disks: Mapping[str, str]) -> tuple[list[Any], Any]:
+        """A DiskLocator per disk of ``disks`` not yet on its datastore, and the VM's home datastore when every
+        disk ends on one; SourceError naming a disk or datastore that is gone."""
+        from pyVmomi import vim
+
+        if not disks:
+            return [], None
+        ds_names = {moid(d): n for n, d in refs.datastores.items()}
+        label_dev: dict[str, Any] = {}
+        for dev in vp.get("config.hardware.device") or []:
+            if isinstance(dev, vim.vm.device.VirtualDisk):
+                label = getattr(getattr(dev, "deviceInfo", None), "label", None) or f"disk {dev.key}"
+                label_dev.setdefault(label, dev)
+                label_dev[f"{label} ({dev.key})"] = dev
+        locators, ends = [], {}
+        for dev in {id(d): d for d in label_dev.values()}.values():
+            backing = getattr(dev, "backing", None)
+            where = getattr(backing, "datastore", None)
+            ends[dev.key] = ds_names.get(moid(where), "") if where is not None else ""
+        for name, target in sorted(disks.items()):
+            dev = label_dev.get(name)
+            if dev is None:
+                raise SourceError(f"VM {vm_name} has no disk {name!r} any more: nothing done")
+            ref = refs.datastores.get(target)
+            if ref is None:
+                raise SourceError(f"datastore {target} no longer exists: VM {vm_name} not powered on")
+            if ends.get(dev.key) != target:
+                locators.append(vim.vm.RelocateSpec.DiskLocator(diskId=dev.key, datastore=ref))
+                ends[dev.key] = target
+        targets = set(ends.values())
+        home = refs.datastores.get(targets.pop()) if len(targets) == 1 and locators else None
+        return locators, home
 
     # --- datastores -----------------------------------------------------------------------
     def enter_datastore_maintenance(self, name: str) -> ActionResult:
