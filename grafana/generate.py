@@ -36,6 +36,7 @@ TAGS = ["balancer", "vsphere", "drs"]
 _DPM = DpmConfig()
 DPM_LOW = round(_DPM.target - _DPM.tolerance, 2)  # below: DPM may consolidate and power hosts down
 DPM_HIGH = round(_DPM.target + _DPM.tolerance, 2)  # above: DPM powers standby hosts on
+OVERCOMMIT_ALERT = 1.5  # config/alerts.yml BalancerDatastoreOvercommitted
 SDRS_SPACE = SdrsConfig().space_threshold  # Storage DRS relieves a datastore above this space used
 HOST_HOT = 0.90  # config/alerts.yml BalancerHostHot fires above this for 15 minutes
 
@@ -470,6 +471,16 @@ def overview() -> dm.Dashboard:
             width=8,
         ).min(0),
         q(f"balancer_datastore_latency_seconds{{{C}}}", "{{datastore}}"),
+    )
+    b.panel(
+        utilisation(
+            "Datastore over-commitment",
+            "Provisioned / capacity per datastore: its disks' full sizes (thin disks as if full) over its "
+            "capacity. Above 100 % (the dashed line) its thin disks can outgrow it; the BalancerDatastoreOvercommitted "
+            "alert fires above 150 %. Where the source reports no provisioned space, none.",
+            width=8,
+        ).thresholds(steps("green", (1.0, "orange"), (OVERCOMMIT_ALERT, "red"))),
+        q(f"balancer_datastore_overcommit_ratio{{{C}}}", "{{datastore}}"),
     )
     b.panel(
         bars(

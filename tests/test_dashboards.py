@@ -36,6 +36,8 @@ METRICS |= {"balancer_last_success_timestamp_seconds", "balancer_cycles_total", 
 METRICS |= {"balancer_datastore_space_used_ratio", "balancer_datastore_latency_seconds",
             "balancer_datastore_maintenance", "balancer_datastore_capacity_bytes",
             "balancer_datastore_planned_moves", "balancer_datastore_moves_total"}
+# #33: over-commitment (provisioned / capacity).
+METRICS |= {"balancer_datastore_overcommit_ratio"}
 # Balancing domains: each cluster's share in its domain and the moves between clusters.
 METRICS |= {"balancer_domain_cluster_utilization_ratio", "balancer_domain_moves_total"}
 # Resource pools: demand, entitlement, reservation and limit per pool, and its VMs.

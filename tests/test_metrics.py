@@ -255,6 +255,26 @@ def test_storage_moves_count_by_reason_and_result_and_gone_datastores_leave():
     text = generate_latest(m.registry).decode()
     names = {dict(ls).get("datastore") for (n, ls) in samples(text) if n == "balancer_datastore_space_used_ratio"}
     assert names == {d.name for d in snap.datastores[:2]}
+    over = {dict(ls).get("datastore") for (n, ls) in samples(text) if n == "balancer_datastore_overcommit_ratio"}
+    assert over <= names  # (a gone datastore leaves its over-commitment too)
+
+
+def test_overcommitment_is_provisioned_over_capacity_where_the_source_reports_it():
+    from prometheus_client import generate_latest
+
+    from balancer.snapshot import parse_snapshot
+
+    snap = parse_snapshot({"version": 6, "cluster": "a", "hosts": [{"name": "h", "cpu_capacity_mhz": 1000,
+                                                                      "mem_capacity_mb": 1000}],
+                           "datastores": [{"name": "thin", "capacity_gb": 100, "free_gb": 50, "provisioned_gb": 180},
+                                          {"name": "plain", "capacity_gb": 100, "free_gb": 50}], "vms": []})
+    m = Metrics()
+    m.add_cluster("a", 10.0)
+    m.observe(CycleResult("a", 1, 10.0, snapshot=snap, finished_at=1.0))
+    text = generate_latest(m.registry).decode()
+    assert value(text, "balancer_datastore_overcommit_ratio", cluster="a", datastore="thin") == 1.8
+    assert not any(n == "balancer_datastore_overcommit_ratio" and dict(ls).get("datastore") == "plain"
+                   for n, ls in samples(text))
 
 
 def test_pool_metrics_follow_the_plan_and_removed_pools_leave():

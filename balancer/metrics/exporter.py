@@ -114,6 +114,10 @@ class Metrics:
         self.datastore_latency = Gauge("balancer_datastore_latency_seconds",
                                        "Datastore mean I/O latency (absent when the source does not measure it)",
                                        ["cluster", "datastore"], registry=r)
+        self.datastore_overcommit = Gauge("balancer_datastore_overcommit_ratio",
+                                          "Datastore over-commitment: its disks' provisioned size (thin disks at their "
+                                          "full size) / capacity; above 1 its thin disks can outgrow it",
+                                          ["cluster", "datastore"], registry=r)
         self.datastore_maintenance = Gauge("balancer_datastore_maintenance", "1 when the datastore is in maintenance mode",
                                            ["cluster", "datastore"], registry=r)
         self.pool_cpu = Gauge("balancer_pool_cpu_hertz", "A resource pool's CPU: its VMs' demand, their entitlement, "
@@ -330,6 +334,10 @@ class Metrics:
             self.datastore_space.labels(name, d.name).set(d.used_gb / d.capacity_gb)
             self.datastore_capacity.labels(name, d.name).set(d.capacity_gb * 1024 ** 3)
             self.datastore_maintenance.labels(name, d.name).set(1.0 if d.state.value == "maintenance" else 0.0)
+            if d.provisioned_gb is not None:
+                self.datastore_overcommit.labels(name, d.name).set(d.provisioned_gb / d.capacity_gb)
+            else:
+                self._remove(self.datastore_overcommit, (name, d.name))
             if d.latency_ms is not None:
                 self.datastore_latency.labels(name, d.name).set(d.latency_ms / 1000.0)
             else:
@@ -339,7 +347,7 @@ class Metrics:
             self._datastores[name] = stores
         for ds in gone:
             for metric in (self.datastore_space, self.datastore_capacity, self.datastore_latency,
-                           self.datastore_maintenance):
+                           self.datastore_maintenance, self.datastore_overcommit):
                 self._remove(metric, (name, ds))
 
     def _observe_pools(self, name: str, plan) -> None:
