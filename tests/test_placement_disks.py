@@ -220,3 +220,20 @@ def test_execute_moves_the_disks_the_placement_puts_elsewhere_then_powers_on():
     fake = Fake()
     assert execute_placement(fake, p, s) == "done"
     assert fake.calls == [("old", "a", {"Hard disk 1": "cool"})]
+
+
+def test_the_growth_horizon_is_set_through_the_config(tmp_path):
+    """sdrs.growth_horizon (config/clusters.yaml's lab cluster: 168h) reaches the planner as days, and a
+    thin disk's growth then counts in its placement."""
+    from balancer.app.oneoff import cluster_of
+    from balancer.config.plan_options import plan_options
+    from helpers import ROOT
+
+    _, cfg = cluster_of(str(ROOT / "config" / "clusters.yaml"), "lab")
+    options = plan_options(cfg)
+    assert options.storage is not None and options.storage.growth_days == pytest.approx(7.0)
+    _, cfg = cluster_of(str(ROOT / "config" / "vcenter.yaml"), None)
+    assert plan_options(cfg).storage.growth_days == 0.0
+    s = snap(["a"], [ds("ds1", 300, ["a"])])
+    p = place_vm(s, spec([{"size_gb": 500, "thin": True, "used_gb": 10, "growth_gb_per_day": 2}]), options)
+    assert p.disks[0].space_gb == pytest.approx(24)
