@@ -189,14 +189,18 @@ def test_property_disks_on_mounted_datastores_and_none_above_its_threshold_while
             assert store.space_after <= store.space_threshold + 1e-9
             continue
         # above its threshold: no other datastore the best host mounts, in the disks' datastore cluster, had room
+        # for the unit (the disks asking for one datastore cluster, when kept together: VMDK affinity is a rule)
+        asked_of = {x.name: x.datastore_cluster for x in sp.disks}
         for name in store.disks:
-            disk = next(d for d in p.disks if d.disk == name)
-            asked = next(x.datastore_cluster for x in sp.disks if x.name == name)
+            asked = asked_of[name]
+            unit = [d for d in p.disks if d.datastore == store.datastore and asked_of[d.disk] == asked] \
+                if sp.keep_disks_together is not False else [d for d in p.disks if d.disk == name]
+            gb = sum(d.space_gb for d in unit)
             for other, o in stores.items():
                 if other == store.datastore or best not in o.hosts or (asked and o.datastore_cluster != asked):
                     continue
                 limit = thr.get(o.datastore_cluster or "", 0.8) * o.capacity_gb
-                assert used[other] + disk.space_gb > limit - 1e-6
+                assert used[other] + gb > limit - 1e-6
 
 
 def test_execute_moves_the_disks_the_placement_puts_elsewhere_then_powers_on():
