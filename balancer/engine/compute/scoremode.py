@@ -25,7 +25,7 @@ import numpy as np
 from .balance import MIN_GAIN
 from .cluster import BALANCED, Cluster
 from .optimizer import OptimiseResult, move_costs
-from .vmscore import ScoreInputs, modelled_ready_pct, modelled_reclaim, measured_reclaim
+from .vmscore import ScoreInputs, with_residuals
 from ..options import PlanOptions
 
 CANDIDATES = 24  # the worst-served movable VMs weighed at each step
@@ -39,16 +39,7 @@ def cluster_score_inputs(cluster: Cluster) -> ScoreInputs:
     inp = ScoreInputs(demand=demand, entitled=cluster.load[:, BALANCED], mem_mb=cluster.mem_mb,
                       powered=cluster.powered, cap=cluster.cap[:, BALANCED], ready_resid=np.zeros(V),
                       reclaim_resid=np.zeros(V))
-    if not V:
-        return inp
-    u = inp.host_utilisation(cluster.place)[cluster.place]
-    for i, v in enumerate(cluster.snapshot.vms):
-        if v.cpu_ready_pct is not None:
-            inp.ready_resid[i] = v.cpu_ready_pct - float(modelled_ready_pct(u[i, 0]))
-        reclaim = measured_reclaim(v)
-        if reclaim is not None:
-            inp.reclaim_resid[i] = reclaim - float(modelled_reclaim(u[i, 1]))
-    return inp
+    return with_residuals(inp, cluster.snapshot.vms, cluster.place)
 
 
 def _penalty(scores: np.ndarray) -> np.ndarray:

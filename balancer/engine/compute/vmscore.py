@@ -110,7 +110,15 @@ def score_inputs(snapshot: Snapshot, demand: np.ndarray | None = None, entitled:
                       mem_mb=np.array([v.mem_mb for v in vms], dtype=float),
                       powered=np.array([v.powered_on for v in vms], dtype=bool), cap=cap,
                       ready_resid=np.zeros(V), reclaim_resid=np.zeros(V))
-    u = inp.host_utilisation(place)[place] if V else np.zeros((0, 2))
+    return with_residuals(inp, vms, place)
+
+
+def with_residuals(inp: ScoreInputs, vms, place: np.ndarray) -> ScoreInputs:
+    """``inp`` with each VM's measured CPU ready and reclaimed memory, less what its host's load at ``place``
+    (where they were measured) explains: the part that follows the VM when it moves."""
+    if not len(vms):
+        return inp
+    u = inp.host_utilisation(place)[place]
     for i, v in enumerate(vms):
         if v.cpu_ready_pct is not None:
             inp.ready_resid[i] = v.cpu_ready_pct - float(modelled_ready_pct(u[i, 0]))
