@@ -5,6 +5,7 @@ import json
 import jsonschema
 
 from balancer.plan import plan_schema
+from balancer.plan.model import PLAN_VERSION
 from balancer.snapshot import SNAPSHOT_VERSION
 from helpers import DATA, ROOT, run_cli
 
@@ -14,7 +15,7 @@ def test_recommend_json_on_embedded_cluster_is_a_valid_plan():
     assert r.returncode == 0, r.stderr
     plan = json.loads(r.stdout)
     jsonschema.validate(plan, plan_schema())
-    assert plan["version"] == 3 and plan["cluster"] == "sim-cluster"
+    assert plan["version"] == PLAN_VERSION and plan["cluster"] == "sim-cluster"
     assert plan["moves"], "the embedded cluster starts skewed and with a broken rule"
     assert {"before", "after"} <= set(plan["imbalance"])
     after = plan["imbalance"]["after"]
