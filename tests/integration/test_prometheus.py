@@ -169,9 +169,18 @@ def test_every_template_variable_has_values(variables):
         assert set(variables[name]) >= {v["name"] for v in dashboard["templating"]["list"]}
 
 
+# panels whose data the embedded simulated cluster does not make: their query must evaluate, not return data
+NO_DATA_ON_THE_SIMULATED_CLUSTER = {
+    "balancer-overview: Network utilisation per host [A]": "it has no network traffic model (vCenter reports it)",
+}
+
+
 @pytest.mark.parametrize("query", panel_queries(), ids=lambda q: q.id)
 def test_panel_query_returns_data(stack, variables, query: PanelQuery):
     expr = substitute(query.expr, variables[query.dashboard])
+    if query.id in NO_DATA_ON_THE_SIMULATED_CLUSTER:
+        stack.prometheus.query(expr)  # raises PromQLError when it does not evaluate
+        return
     result = wait_for(stack, expr)
     assert result, f"{query.id}: no data for\n{expr}\nservice log:\n{stack.service.log_tail()}"
 

@@ -206,7 +206,7 @@ class SimulatedCluster:
                               state=h["state"], power_idle_w=idle, power_peak_w=peak, vmotion_mbps=10_000.0,
                               cpu_cores=cores, cpu_threads=2 * cores, networks=list(self.config.networks),
                               cpu_vendor=self.config.host_evc_mode.split("-", 1)[0],
-                              max_evc_mode=self.config.host_evc_mode, wake=True,
+                              max_evc_mode=self.config.host_evc_mode, wake=True, health="healthy",
                               dpm=self.config.dpm_hosts.get(h["name"], "default")))
         served = self._served(util)
         vms = []
