@@ -39,7 +39,7 @@ def history_data(journal: Journal, last: int, cluster: str | None = None) -> lis
         for r in journal.recommendations(name, ("approved", "dismissed"), tuple(c.id for c in cycles)):
             decided.setdefault(r.cycle_id, []).append(
                 {"id": r.id, "kind": r.kind, "subject": r.subject, "source": r.source, "target": r.target,
-                 "decision": r.state, "user": r.decided_by, "at": r.decided_at, "approve_cycle": r.approve_cycle_id})
+                 "decision": r.state, "user": r.decided_by, "at": _iso(r.decided_at), "approve_cycle": r.approve_cycle_id})
     for c in cycles:
         actions = journal.actions(c.id)
         out.append({

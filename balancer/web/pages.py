@@ -24,8 +24,13 @@ HISTORY_CYCLES = 30
 
 
 @pages.app_template_filter("when")
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) if ts else "-"
+def _when(ts: float | str | None) -> str:
+    """A time as the page shows it (UTC): from Unix seconds or the journal's ISO 8601 text."""
+    if not ts:
+        return "-"
+    if isinstance(ts, str):
+        return ts.replace("T", " ")[:19]
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
 
 
 @pages.app_template_filter("pct")
