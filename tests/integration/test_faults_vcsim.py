@@ -128,9 +128,11 @@ def _figures(case: str, **figures: int) -> None:
 
 
 def test_kill_9_twenty_times_mid_vmotion(start_vcsim, tmp_path):
-    sim = start_vcsim(hosts=6, vms_per_host=8, cpu_mhz=1000, cores=2, mem_mb=4096, relocate_task_ms=1000)
+    # 96 VMs piled on one small host: far more repairs to make than 20 runs of the service
+    # can start before each is killed, however many a loaded machine lets a run start
+    sim = start_vcsim(hosts=6, vms_per_host=16, cpu_mhz=1000, cores=2, mem_mb=4096, relocate_task_ms=1000)
     _pile_up(sim)
-    cfg = write_config(tmp_path, _config(sim, tmp_path))
+    cfg = write_config(tmp_path, _config(sim, tmp_path, migration_threshold=5))
     kills = 0
     for _ in range(20):
         known = {r["task"] for r in _rows(tmp_path) if r["task"]}
