@@ -129,6 +129,23 @@ def test_refusals_unknown_id_wrong_role_no_csrf_token(service):
     assert rid in {r["id"] for r in pending(url, cluster)}  # nothing was decided
 
 
+def test_an_approval_honours_the_host_health_set_through_the_api(service):
+    # a host set severe through POST /host-health receives no VM: approving a move onto it is refused
+    running, cluster, _ = service
+    url = running.url
+    moves = [r for r in pending(url, cluster) if r["kind"] == "move"]
+    assert len(moves) >= 3, "the fixture's cycle recommends several moves"
+    last = moves[-1]
+    health = {"host": last["target"], "state": "severe", "reason": "PSU 1 failed"}
+    assert call(url, "/host-health", OPERATOR, "POST", health)[0] == 200
+    try:
+        code, err = call(url, f"/api/v1/clusters/{cluster}/recommendations/{last['id']}/approve", OPERATOR, "POST",
+                         csrf=token(url, OPERATOR))
+        assert code == 409 and last["target"] in err["error"], err
+    finally:
+        assert call(url, "/host-health", OPERATOR, "POST", {"host": last["target"], "state": None})[0] == 200
+
+
 def test_dismiss_then_approve_carried_out_and_journaled_with_the_user(service):
     running, cluster, tmp = service
     url = running.url
@@ -287,5 +304,39 @@ def test_setting_a_hosts_health_over_http_needs_an_operator_and_is_journaled_wit
     assert code == 200 and answer["clusters"][cluster]["api"]["esx03"]["state"] == "moderate"
     assert call(url, "/host-health")[0] == 200  # reading it is open, as /healthz
     notes = [c.note for c in running.service.journal.cycles(50) if c.kind == "host-health"]
-    assert notes == ["olga set host esx03: moderate (fan 2 failed)"]
+    assert "olga set host esx03: moderate (fan 2 failed)" in notes
     assert call(url, "/host-health", OPERATOR, "POST", {"host": "esx03", "state": None})[0] == 200
+
+
+def test_a_users_file_naming_the_basic_auth_user_is_refused(tmp_path, monkeypatch):
+    # the two would share one identity: a viewer of the users file would act as basic auth's operator
+    from balancer.web.auth import Authenticator
+
+    with pytest.raises(InputError, match="user 'olga'|user olga.*is also metrics.basic_auth's user"):
+        Authenticator({"olga": ("viewer", hash_password("x" * 12))}, ("olga", "secret-password"))
+    path = tmp_path / "users.yaml"
+    path.write_text(yaml.safe_dump({"users": [{"name": "olga", "role": "viewer", "password_hash": hash_password("x" * 12)}]}))
+    monkeypatch.setenv("BASIC_PW", "secret-password")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"console": {"users_file": str(path)},
+                                   "metrics": {"basic_auth": {"user": "olga", "password_env": "BASIC_PW"}}}))
+    from helpers import run_cli
+
+    out = run_cli("check-config", str(cfg), env={"BASIC_PW": "secret-password"})
+    assert out.returncode == 2 and "is also metrics.basic_auth's user" in out.stderr, out.stderr
+
+
+def test_login_never_redirects_to_another_site_and_bad_numbers_are_400(service):
+    from balancer.web.app import safe_next
+
+    running, cluster, _ = service
+    from flask import Flask
+
+    app = Flask(__name__)
+    app.add_url_rule("/", "pages.index", lambda: "")
+    with app.test_request_context():
+        for bad in ("//evil.example", "/\t/evil.example", "/\n/x", "/\\evil", "https://evil.example/", None, "x"):
+            assert safe_next(bad) == "/", bad
+        assert safe_next("/clusters/c1") == "/clusters/c1"
+    code, err = call(running.url, f"/api/v1/clusters/{cluster}/history?last=%C2%B2", VIEWER)
+    assert code == 400 and "whole number" in err["error"]

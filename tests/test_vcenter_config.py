@@ -218,3 +218,6 @@ def test_a_call_that_got_no_answer_is_told_apart_from_one_never_sent_or_answered
     assert _unanswered(ConnectionResetError())
     assert not _unanswered(ConnectionRefusedError()) and not _unanswered(socket.gaierror())
     assert not _unanswered(vim.fault.InvalidState())
+    import ssl
+
+    assert _unanswered(ssl.SSLEOFError()) and not _unanswered(ssl.SSLCertVerificationError())

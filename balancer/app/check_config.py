@@ -61,7 +61,11 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
         try:
             from ..web.auth import load_users  # the console's modules (werkzeug) only for a users file
 
-            load_users(cfg.console.users_file)  # names the file and the entry
+            users = load_users(cfg.console.users_file)  # names the file and the entry
+            if metrics.basic_auth is not None and metrics.basic_auth.user in users:
+                from ..web.auth import overlap_error
+
+                raise InputError(overlap_error(metrics.basic_auth.user))
         except InputError as exc:
             raise InputError(f"{what}: {exc}") from None
     several = cfg.clusters is not None

@@ -143,7 +143,7 @@ def place_request(runners: Sequence["ClusterCycle"], body: bytes, query: str) ->
             raise InputError("vm spec: not UTF-8") from None
         spec = parse_vm_spec(parse_json_text(text, "vm spec"), "vm spec")
         snap, vm_demand = seen
-        options = plan_options(runner.config)
+        options = runner.plan_options()  # the config's, with the host health the API set
         placement = rank(snap, spec, options, vm_demand=vm_demand)
     except InputError as exc:
         return 400, {"error": clip_line(str(exc))}

@@ -31,7 +31,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..checks import check_plan_against, check_plan_steps
-from ..config.plan_options import plan_options
 from ..errors import InputError
 from ..journal.actions import JournaledActions
 from ..journal.past import cluster_demand
@@ -174,6 +173,9 @@ class ServiceConsole:
             if not got:
                 raise ConsoleError(409, f"cluster {cluster}: a cycle is still running after {wait:.0f} s; try again")
             rows = self._rows(cluster, ids)  # again: the cycle we waited for may have superseded them
+            if runner.last_result is None:  # the actions an earlier run left in vCenter are settled by the first cycle
+                raise ConsoleError(409, f"cluster {cluster}: no cycle has run since the balancer started; "
+                                        "try again after the first cycle")
             if runner.in_flight:
                 raise ConsoleError(409, f"cluster {cluster}: {counted(len(runner.in_flight), 'action')} of an earlier run "
                                         "still in flight; try again after the next cycle")
@@ -197,7 +199,7 @@ class ServiceConsole:
             what = f"recommendation{'s' if len(rows) > 1 else ''} {', '.join(r.id for r in rows)}"
             try:
                 check_plan_against(fresh, plan, what)
-                check_plan_steps(fresh, plan, plan_options(cfg), what)
+                check_plan_steps(fresh, plan, runner.plan_options(), what)  # with the host health the API set
             except InputError as exc:
                 raise ConsoleError(409, " ".join(str(exc).split())[:300]) from None
             for row in rows:

@@ -119,7 +119,8 @@ class ClusterCycle:
         # happened); the service's health (metrics.Metrics.progress)
         self.on_progress: Callable[[bool, str], None] = lambda reachable, detail: None
 
-    def _plan_options(self, **kw: Any) -> PlanOptions:
+    def plan_options(self, **kw: Any) -> PlanOptions:
+        """The engine's options for this cluster now: the config's, with the host health set through the API."""
         options = plan_options(self.config, **kw)
         if self.health_api:
             options = replace(options, health_overrides=health_overrides(self.config, dict(self.health_api)))
@@ -261,7 +262,7 @@ class ClusterCycle:
                 event(log, "host balancing back and forth: its balance moves changed direction "
                            f"{HOST_SWINGS} times within the cooldown", logging.WARNING, host=host)
             self._oscillating = set(past.oscillating_hosts)
-            rec_options = self._plan_options()
+            rec_options = self.plan_options()
             res.host_health = host_health(snap, rec_options)
             res.recommendation = rec = self.make_plan(snap, rec_options, past.history)
             self.journal.record_plan(res.cycle_id, self.name, "recommended", rec)
@@ -332,11 +333,11 @@ class ClusterCycle:
             if not with_dpm and not with_storage:
                 return None
             # host power actions and storage moves that need no vMotion
-            options = self._plan_options(no_moves=True, dpm=with_dpm, automatic=True)
+            options = self.plan_options(no_moves=True, dpm=with_dpm, automatic=True)
         elif drs.automation == "partial":
-            options = self._plan_options(threshold=1, dpm=with_dpm, automatic=True)
+            options = self.plan_options(threshold=1, dpm=with_dpm, automatic=True)
         else:
-            options = self._plan_options(dpm=with_dpm, automatic=True)
+            options = self.plan_options(dpm=with_dpm, automatic=True)
         manual = {h.name for h in snap.hosts if h.dpm == "manual"}
         if options.dpm is not None and rec_options.dpm is not None and not any(p.host in manual for p in rec.power):
             # no power change of a host left to an admin: the recommendation is what may be carried out

@@ -73,7 +73,7 @@ def hosts(cluster: str) -> Response:
 @api.get("/clusters/<cluster>/history")
 def history(cluster: str) -> Response:
     raw = request.args.get("last", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_HISTORY:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= MAX_HISTORY:
         return json_error(400, f"last must be a whole number from 1 to {MAX_HISTORY}, got {raw[:40]!r}")
     return _call(lambda: {"cluster": cluster, "cycles": state()["console"].history(cluster, int(raw))})
 

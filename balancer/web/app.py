@@ -266,7 +266,11 @@ def login_user(user: User) -> None:
 
 def safe_next(target: str | None) -> str:
     """A local path to go to after logging in (never another site)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    # no backslash, whitespace or control character either: a browser drops a tab or a line break, so
+    # "/\t/evil.example" would become "//evil.example", another site
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(c.isspace() or not c.isprintable() for c in target)
+            or urlsplit(target).scheme or urlsplit(target).netloc):
         return url_for("pages.index")
     return target
 

@@ -31,6 +31,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import InputError
+from ..errors.limits import clip
 
 ROLES = ("viewer", "operator")
 HASH_PREFIXES = ("scrypt:", "pbkdf2:")
@@ -85,10 +86,18 @@ def load_users(path: str | Path) -> dict[str, tuple[str, str]]:
     return out
 
 
+def overlap_error(name: str) -> str:
+    """A user of the users file with metrics.basic_auth's name: the two would share one identity and role."""
+    return (f"console.users_file: user {clip(name)} is also metrics.basic_auth's user (an operator): "
+            "give them different names")
+
+
 class Authenticator:
     """Checks credentials against the users file and the basic-auth user; signs and checks CSRF tokens."""
 
     def __init__(self, users: dict[str, tuple[str, str]] | None = None, basic: tuple[str, str] | None = None):
+        if basic is not None and users and basic[0] in users:
+            raise InputError(overlap_error(basic[0]))
         self.users = dict(users or {})
         self.basic = basic  # (user, password) of metrics.basic_auth: an operator
         self.key = secrets.token_bytes(32)  # per process: a restart logs everyone out

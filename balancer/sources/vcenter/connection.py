@@ -108,8 +108,10 @@ class Unanswered(SourceError):
 def _unanswered(exc: BaseException) -> bool:
     """Did the call fail after it may have been sent, with no answer from vCenter (not a fault it answered,
     nor a connection that was never made)?"""
-    if isinstance(exc, (ConnectionRefusedError, socket.gaierror, ssl.SSLError)):
-        return False
+    if isinstance(exc, (ConnectionRefusedError, socket.gaierror, ssl.SSLCertVerificationError)):
+        return False  # never connected: the call was not sent
+    if isinstance(exc, ssl.SSLError):
+        return True  # the TLS connection broke (EOF, reset) while the call or its reply was on the way
     return isinstance(exc, (socket.timeout, TimeoutError, http.client.HTTPException, OSError))
 
 
