@@ -13,7 +13,7 @@ import click
 
 from . import __version__
 from .errors import BalancerError, InputError
-from .errors.limits import clip_line
+from .errors.lines import clip_line
 
 # The engine, the solver, the reports (matplotlib) and the sources are imported inside the commands
 # that use them, so `balancer --help` and `balancer check-config` start fast (docs/benchmarks.md,

@@ -6,7 +6,9 @@ meanwhile slows every row alike, and the median of --runs samples is printed per
 
 - `python -c pass`: the interpreter's own start (with this environment's site packages);
 - the eager import: the modules `balancer/cli.py` imported before its imports were made lazy (every use
-  case, the engine, the reports with matplotlib, the sources) -- what `--help` used to pay.
+  case, the engine, the reports with matplotlib, the sources) -- what `--help` used to pay;
+- the libraries' floor: click, PyYAML and pydantic imported and nothing of the balancer -- what any command
+  that validates the config pays before it reads a line of it.
 
 Results: docs/benchmarks.md, "Start-up time".
 
@@ -34,6 +36,9 @@ EAGER = ("import balancer.app.apply, balancer.app.evacuate, balancer.app.exit_ma
          "balancer.report.domain_plan, balancer.report.placement, balancer.report.table, balancer.snapshot.io, "
          "rich.console")
 
+# the libraries a config's validation needs (pydantic's plugin loader is imported with the first model)
+FLOOR = "import click, yaml; from pydantic import BaseModel, ConfigDict, Field; import pydantic.plugin._loader"
+
 
 def sample(cmd: list[str], cwd: str) -> float:
     t0 = time.perf_counter()
@@ -56,6 +61,7 @@ def main() -> None:
         rows = {
             "python -c pass (baseline: the interpreter)": [py, "-c", "pass"],
             "eager import of the engine, reports, sources (baseline: the old `--help`)": [py, "-c", EAGER],
+            "click + PyYAML + pydantic imported (baseline: what validating a config needs)": [py, "-c", FLOOR],
             "balancer --help": [py, "-m", "balancer", "--help"],
             "balancer (no arguments: the help)": [py, "-m", "balancer"],
             "balancer check-config config/sim-fast.yaml": [py, "-m", "balancer", "check-config",

@@ -7,7 +7,6 @@ machine where check-config runs, so that `check-config` passing means `run` can 
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 
 from ..config import Config, is_loopback, load_config
@@ -42,6 +41,8 @@ def check_config_files(cfg: Config, what: str) -> list[str]:
     if metrics.tls_cert is not None and metrics.tls_key is not None:
         _exists(metrics.tls_cert, f"{what}: metrics.tls_cert")
         _exists(metrics.tls_key, f"{what}: metrics.tls_key")
+        import ssl  # only when TLS is configured: check-config starts without it
+
         try:
             ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(metrics.tls_cert), str(metrics.tls_key))
         except (ssl.SSLError, OSError) as exc:

@@ -50,7 +50,7 @@ Fraction = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
 class _Section(BaseModel):
     # strict: a YAML string, number or bool is taken only where that type is asked for ("yes" is no bool,
     # "0.8" no number); paths and durations are converted from their text on purpose
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
 
 class PodConfig(_Section):

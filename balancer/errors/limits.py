@@ -2,9 +2,8 @@
 
 Every file the balancer reads (snapshot, plan, domain plan, VM spec, config) and the body of POST /place
 is bounded: in size (checked before it is read), in nesting (lists and objects in lists and objects) and
-in its names (length, no control characters). An error message quotes a name the user gave through
-``quote`` (escaped, clipped), and the command line prints every error through ``clip_line``: one line of
-at most ``MAX_LINE`` characters, whatever the message holds.
+in its names (length, no control characters). How a name appears in an error line (``quote``, ``clip_line``)
+is in ``lines``, re-exported here.
 """
 
 from __future__ import annotations
@@ -13,6 +12,9 @@ import re
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, ValidationInfo
+
+# how user text appears in an error line (errors/lines.py; re-exported here beside the input limits)
+from .lines import CONTROL, MAX_LINE, NO_CONTROL_PATTERN, QUOTE_MAX, _CONTROL, clip, clip_line, no_control, quote
 
 MiB = 1024 * 1024
 
@@ -37,53 +39,6 @@ MAX_DEPTH = 64
 # cluster's name in the config also names the files kept beside the journal: at most 80 characters.
 NAME_MAX = 256
 CLUSTER_NAME_MAX = 80
-
-MAX_LINE = 300  # an error line, "error: " included
-QUOTE_MAX = 60  # a name quoted in an error message, its escapes included
-
-# C0 controls, DEL, C1 controls (ESC's 8-bit form CSI among them), the Unicode line and paragraph
-# separators and the bidirectional overrides and isolates: what could break a log line in two or rewrite
-# what a terminal shows.
-CONTROL = "\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-_CONTROL = re.compile(f"[{CONTROL}]")
-# the same for JSON Schema (ECMA-262 regular expressions)
-NO_CONTROL_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]*$"
-
-
-def quote(value: object, limit: int = QUOTE_MAX) -> str:
-    """``value`` (a name the user gave) as ``repr`` shows it, for an error message: quoted, a control character
-    escaped (``\\n``, ``\\x1b``), at most ``limit`` characters between the quotes, ``…`` where cut."""
-    text = repr(value)
-    if len(text) > limit + 2:
-        text = text[:limit + 1] + "…" + (text[-1] if isinstance(value, str) else "")
-    return text
-
-
-def clip(name: str, limit: int = QUOTE_MAX) -> str:
-    """``name`` unquoted, for an error message: as it is when at most ``limit`` characters, else cut (``…``);
-    a control character escaped."""
-    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], name)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-def clip_line(text: str, limit: int = MAX_LINE) -> str:
-    """``text`` as one harmless line of at most ``limit`` characters: control characters escaped, and a
-    long text cut in the middle (``…``), so that both the item it names and what is wrong with it stay."""
-    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
-    if len(text) > limit:
-        head = (limit - 1) * 2 // 3
-        text = text[:head] + "…" + text[len(text) - (limit - 1 - head):]
-    return text
-
-
-def no_control(value: str) -> str:
-    """``value`` unchanged; ValueError when it holds a control character (a pydantic validator's body)."""
-    m = _CONTROL.search(value)
-    if m:
-        raise ValueError(f"control character {m.group()!r} at character {m.start() + 1} "
-                         f"(names and text may not hold control characters)")
-    return value
-
 
 # the validation context under which stored data of an earlier version is read back (the journal's plans):
 # a control character there is escaped (``\n``), not refused, so the history stays readable and harmless

@@ -9,7 +9,7 @@ from ...errors.validation import file_problem
 
 if TYPE_CHECKING:
     from ...config import Config
-    from . import VCenterSource
+    from .source import VCenterSource
 
 MIN_VCENTER_INTERVAL_S = 60.0  # a cycle interval below this on vCenter gets a warning
 
@@ -19,14 +19,14 @@ MIN_VCENTER_INTERVAL_S = 60.0  # a cycle interval below this on vCenter gets a w
 
 def __getattr__(name: str):
     if name == "SOURCE":
-        from . import VCenterSource
+        from .source import VCenterSource
 
         return VCenterSource
     raise AttributeError(name)
 
 
 def open(config: "Config") -> VCenterSource:  # noqa: A001 - the kind's contract
-    from . import VCenterSource
+    from .source import VCenterSource
 
     assert config.vcenter is not None
     return VCenterSource(config.vcenter, config.drs, config.sdrs)
