@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import ClassVar, Protocol
 
 from ..plan.result import ActionResult
@@ -19,7 +20,8 @@ class ClusterTask:
     ``power-on``, ``enter-maintenance``, ``exit-maintenance``); ``name`` is the cluster's own name for
     it (vCenter: ``RelocateVM_Task``); ``state`` ``queued``, ``running``, ``success`` or ``error``;
     ``key`` the cluster's id of the task (vCenter: the Task's managed object id, "" when unknown) and
-    ``error`` the cluster's message when it ended in error.
+    ``error`` the cluster's message when it ended in error; ``queued_at`` when the cluster queued it, by the
+    cluster's own clock (vCenter: ``info.queueTime``; None when unknown).
     """
 
     subject: str
@@ -28,6 +30,7 @@ class ClusterTask:
     state: str
     key: str = ""
     error: str = ""
+    queued_at: datetime | None = None  # by the cluster's clock: compared only with other readings of that clock
 
     @property
     def cancelled(self) -> bool:

@@ -346,6 +346,28 @@ def test_a_vmotion_whose_reply_is_lost_is_found_among_vcenters_tasks_and_has_its
     assert sim.stats()["methods"]["RelocateVM_Task"] == 1, "one vMotion: the action's own, not a second"
 
 
+@pytest.mark.parametrize("fail", [False, True], ids=["moved", "failed"])
+def test_a_vmotion_whose_reply_is_lost_after_it_ended_has_vcenters_outcome(start_vcsim, fail):
+    """The reply is lost and the relocation has already ended when the executor looks: the task vCenter
+    queued after the call (by its own clock) is the action's, and its outcome is the action's — the VM
+    moved (success) or vCenter's own task error — never "failed: connection lost"."""
+    sim = start_vcsim(hosts=2, vms_per_host=2)
+    if fail:
+        sim.fail_relocate(vm_name(0))
+    sim.drop_reply(1)
+    with sim.source() as src:
+        out = src.execute(make_plan((vm_name(0), host_name(0), host_name(1))))
+    assert [r.outcome for r in out] == ["failed" if fail else "success"], out
+    if fail:
+        assert "connection" not in out[0].message.lower() and "Fault" in out[0].message, out[0].message
+    admin = sim.connect()
+    try:
+        assert admin.placement()[vm_name(0)] == host_name(0 if fail else 1)
+    finally:
+        admin.close()
+    assert sim.stats()["methods"]["RelocateVM_Task"] == 1, "one vMotion: the action's own, not a second"
+
+
 def test_moves_keep_the_vms_resource_pool(vcsim, admin):
     """A vMotion inside the cluster never takes a VM out of its child resource pool."""
     from pyVmomi import vim

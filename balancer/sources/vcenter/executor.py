@@ -236,29 +236,42 @@ class Executor:
     def _start_relocation(self, a: Move | StorageMove, refs: ClusterRefs, what: str, call: Callable[[], Any]) -> Any:
         """Start a RelocateVM_Task; its Task. When the call got no answer (the reply lost, the connection
         broken after it was sent) vCenter may have started the task all the same: its recent tasks are
-        read, and a relocation of the VM it is running is the action's task (waited for as if accepted).
-        A fault vCenter answered (the VM busy with another's vMotion, say) is a failure: no task is adopted."""
+        read, and a relocation of the VM vCenter queued after the call was sent (by vCenter's clock, read
+        just before it) is the action's task, waited for as if accepted — still running or already ended,
+        so its outcome is the one vCenter gives. A fault vCenter answered (the VM busy with another's
+        vMotion, say) is a failure: no task is adopted."""
+        sent = self._vcenter_time()
         try:
             return self.conn.call(what, call)
         except Unanswered as exc:
-            task = self._started_anyway(a, refs)
+            task = self._started_anyway(a, refs, sent)
             if task is None:
                 raise
-            log.warning("step %s: %s failed (%s) but vCenter is running task %s for VM %s: waiting for it",
+            log.warning("step %s: %s failed (%s) but vCenter has task %s for VM %s: taking its outcome",
                         a.step, what, exc, moid(task), a.vm)
             return task
 
-    def _started_anyway(self, a: Move | StorageMove, refs: ClusterRefs) -> Any:
-        """The relocation of ``a``'s VM vCenter has queued or is running (None: none, several, or vCenter
-        cannot be read)."""
+    def _vcenter_time(self) -> Any:
+        """vCenter's clock now (None when it cannot be read: then only a task still queued or running is
+        adopted after a lost reply)."""
+        try:
+            return self.conn.call("reading vCenter's time", lambda: self.conn.si.CurrentTime())
+        except SourceError:
+            return None
+
+    def _started_anyway(self, a: Move | StorageMove, refs: ClusterRefs, sent: Any = None) -> Any:
+        """The relocation of ``a``'s VM vCenter queued since ``sent`` (vCenter's time before the call), in
+        any state; without ``sent``, the one it has queued or is running. None: none, several, or vCenter
+        cannot be read."""
         from pyVmomi import vim
 
         try:
             tasks = recent_tasks(self.conn, refs)
         except SourceError:
             return None
-        mine = [t for t in tasks if t.subject == a.vm and t.action == "relocate" and t.state in ("queued", "running")
-                and t.key]
+        mine = [t for t in tasks if t.subject == a.vm and t.action == "relocate" and t.key
+                and (t.queued_at >= sent if sent is not None and t.queued_at is not None
+                     else t.state in ("queued", "running"))]
         if len(mine) != 1:
             return None
         return vim.Task(mine[0].key, self.conn.si._stub)

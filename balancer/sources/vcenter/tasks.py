@@ -16,7 +16,8 @@ from ..base import ClusterTask
 from .connection import Connection
 from .inventory import ClusterRefs, moid, objects_spec, props, retrieve
 
-TASK_PATHS = ["info.key", "info.entity", "info.name", "info.descriptionId", "info.state", "info.error"]
+TASK_PATHS = ["info.key", "info.entity", "info.name", "info.descriptionId", "info.state", "info.error",
+              "info.queueTime"]
 STATES = ("queued", "running", "success", "error")
 
 # vCenter's method (info.name without _Task, or the last part of info.descriptionId), lower case
@@ -87,7 +88,8 @@ def recent_tasks(conn: Connection, refs: ClusterRefs, keys: Sequence[str] = ()) 
         if action is not None:
             error = describe_fault(p.get("info.error")) if state == "error" else ""
             subject = names.get(moid(entity), moid(entity))
-            out.append(ClusterTask(subject, action, str(p.get("info.name") or action), state, key, error))
+            out.append(ClusterTask(subject, action, str(p.get("info.name") or action), state, key, error,
+                                   queued_at=p.get("info.queueTime")))
     return out
 
 
