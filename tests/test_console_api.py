@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -340,3 +341,40 @@ def test_login_never_redirects_to_another_site_and_bad_numbers_are_400(service):
         assert safe_next("/clusters/c1") == "/clusters/c1"
     code, err = call(running.url, f"/api/v1/clusters/{cluster}/history?last=%C2%B2", VIEWER)
     assert code == 400 and "whole number" in err["error"]
+
+
+def test_logging_out_revokes_the_session_cookie_wherever_it_was_copied(service):
+    """A session cookie copied before logout is refused after it: the process forgets the session."""
+    import http.cookiejar
+    import re
+
+    running, _, _ = service
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = browser.open(running.url + "/login", timeout=60).read().decode()
+    login_token = re.search(r'name="login_token" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"username": OPERATOR[0], "password": OPERATOR[1], "login_token": login_token})
+    browser.open(running.url + "/login", data=form.encode(), timeout=60).read()
+    cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+    assert "balancer_session=" in cookie
+
+    def session_as(cookie_header: str) -> tuple[int, dict]:
+        req = urllib.request.Request(running.url + "/api/v1/session", headers={"Cookie": cookie_header})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    code, body = session_as(cookie)
+    assert code == 200 and body["user"] == OPERATOR[0]
+    csrf = body["csrf_token"]
+    browser.open(running.url + "/logout", data=urllib.parse.urlencode({"csrf_token": csrf}).encode(), timeout=60).read()
+    code, body = session_as(cookie)  # the copy taken before logging out
+    assert code == 401 or body.get("user") is None, (code, body)
+    # and an approval with the old cookie and its CSRF token is refused
+    req = urllib.request.Request(running.url + "/api/v1/clusters/x/recommendations/1/approve", method="POST",
+                                 data=b"", headers={"Cookie": cookie, "X-CSRF-Token": csrf})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=60)
+    assert refused.value.code in (401, 403)

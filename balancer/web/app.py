@@ -22,12 +22,12 @@ from datetime import timedelta
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, jsonify, redirect, request, session, url_for
+from flask import Flask, Response, current_app, g, jsonify, redirect, request, session, url_for
 from prometheus_client import make_wsgi_app
 
 from ..logs import event
 from ..metrics.exporter import Metrics
-from .auth import Authenticator, User
+from .auth import SESSION_LIFETIME_S, Authenticator, User
 
 log = logging.getLogger("balancer.metrics")
 
@@ -64,7 +64,7 @@ def make_app(metrics: Metrics, auth: tuple[str, str] | None = None, place: Place
     app.config.update(
         PROPAGATE_EXCEPTIONS=True,  # a failure goes to cheroot: 500 and one log line (http.py's error_log)
         SESSION_COOKIE_NAME="balancer_session", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
-        SESSION_COOKIE_SECURE=tls, PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        SESSION_COOKIE_SECURE=tls, PERMANENT_SESSION_LIFETIME=timedelta(seconds=SESSION_LIFETIME_S),
         MAX_CONTENT_LENGTH=None, JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False
@@ -83,8 +83,10 @@ def make_app(metrics: Metrics, auth: tuple[str, str] | None = None, place: Place
                 return _unauthorized()
             g.user, g.via = user, "basic"
         elif "user" in session:
-            g.user, g.via = authn.user(session["user"]), "session"
-            if g.user is None:
+            # the session must still be one the process keeps (not logged out, not ended) and its user's
+            g.user, g.via = authn.session_user(session.get("sid")), "session"
+            if g.user is None or g.user.name != session["user"]:
+                g.user = None
                 session.clear()
         path = request.path
         if g.user is None and auth is not None and not (path in ("/login", "/favicon.ico")
@@ -261,6 +263,7 @@ def login_user(user: User) -> None:
     session.clear()
     session.permanent = True
     session["user"] = user.name
+    session["sid"] = current_app.extensions["balancer"]["auth"].open_session(user.name)
     event(log, "console login", user=user.name, role=user.role, client=request.remote_addr)
 
 

@@ -10,6 +10,10 @@ Password hashes are Werkzeug's (``scrypt:...`` or ``pbkdf2:...``, salted), made 
 logged, nor kept: a successful check is remembered (for the HTTP API's basic auth, which sends the
 password on every request) only as an HMAC of user and password under a per-process key.
 
+Sessions: the console's signed cookie carries a session id the process keeps (at most ``MAX_SESSIONS``,
+each for ``SESSION_LIFETIME_S``); logging out forgets the id, so a copy of the cookie taken before is
+refused from then on, as is every session after a restart (the key is per process).
+
 CSRF: every state-changing request (a POST) must carry a token -- the ``X-CSRF-Token`` header or a
 ``csrf_token`` form field -- signed (itsdangerous, per-process key, 12 h) for the user making the
 request. A page can read it (the console embeds it in its forms; an API client GETs
@@ -23,6 +27,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +41,8 @@ from ..errors.limits import clip
 ROLES = ("viewer", "operator")
 HASH_PREFIXES = ("scrypt:", "pbkdf2:")
 CSRF_MAX_AGE = 12 * 3600
+SESSION_LIFETIME_S = 12 * 3600  # as the cookie's (web/app.py, PERMANENT_SESSION_LIFETIME)
+MAX_SESSIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,7 @@ class Authenticator:
         self.key = secrets.token_bytes(32)  # per process: a restart logs everyone out
         self._csrf = URLSafeTimedSerializer(self.key, salt="balancer-csrf")
         self._verified: set[bytes] = set()
+        self._sessions: dict[str, tuple[str, float]] = {}  # session id -> (user, when it ends: time.monotonic())
         self._lock = threading.Lock()
         # a hash checked for an unknown user, so that a wrong name costs as long as a wrong password
         self._dummy = hash_password(secrets.token_hex(8))
@@ -136,6 +144,36 @@ class Authenticator:
             return User(name, "operator")
         entry = self.users.get(name)
         return User(name, entry[0]) if entry else None
+
+    def open_session(self, name: str) -> str:
+        """A new session of user ``name``: its id, for the signed cookie."""
+        sid = secrets.token_urlsafe(32)
+        now = time.monotonic()
+        with self._lock:
+            if len(self._sessions) >= MAX_SESSIONS:  # the ended ones first, then the oldest
+                self._sessions = {k: v for k, v in self._sessions.items() if v[1] > now}
+                while len(self._sessions) >= MAX_SESSIONS:
+                    self._sessions.pop(next(iter(self._sessions)))
+            self._sessions[sid] = (name, now + SESSION_LIFETIME_S)
+        return sid
+
+    def session_user(self, sid: object) -> User | None:
+        """The user of a live session ``sid`` as they are now (None: unknown, logged out, ended, or the
+        user removed since)."""
+        if not isinstance(sid, str):
+            return None
+        with self._lock:
+            entry = self._sessions.get(sid)
+            if entry is not None and entry[1] <= time.monotonic():
+                del self._sessions[sid]
+                entry = None
+        return self.user(entry[0]) if entry else None
+
+    def close_session(self, sid: object) -> None:
+        """Log a session out: its cookie is refused from now on, wherever it was copied to."""
+        if isinstance(sid, str):
+            with self._lock:
+                self._sessions.pop(sid, None)
 
     def csrf_token(self, name: str) -> str:
         return self._csrf.dumps(name)

@@ -136,6 +136,7 @@ def login() -> Response | str:
 def logout() -> Response:
     user = current_user()
     if user is not None and state()["auth"].csrf_ok(request.form.get("csrf_token"), user.name):
+        state()["auth"].close_session(session.get("sid"))
         session.clear()
     return redirect(url_for("pages.login"))
 
