@@ -39,10 +39,15 @@ EAGER = ("import balancer.app.apply, balancer.app.evacuate, balancer.app.exit_ma
 # the libraries a config's validation needs (pydantic's plugin loader is imported with the first model)
 FLOOR = "import click, yaml; from pydantic import BaseModel, ConfigDict, Field; import pydantic.plugin._loader"
 
+# A package installed as usual has its bytecode cached (pip compiles it; Python writes it on first import).
+# This environment may set PYTHONDONTWRITEBYTECODE, which would make every process compile the balancer
+# anew (about 0.9 s of the cluster maximum's plan): the processes timed here may write and read the cache.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
 
 def sample(cmd: list[str], cwd: str) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, check=False, env=ENV)
     took = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[:300]}")
