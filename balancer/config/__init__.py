@@ -287,12 +287,21 @@ class SdrsConfig(_Section):
     hold_to_heuristic: bool = True  # never fuller than "largest disk off the fullest datastore" at as many moves
     # thin disks' growth (their trend) over this horizon is counted against the space threshold (0: off), e.g. 168h
     growth_horizon: Duration = 0.0
+    # where the trend comes from when the cluster gives none (vCenter): the least-squares slope of the space a
+    # datastore's thin disks take over this window of collections (journal/past.py), trusted from this many
+    # collections spanning this long (docs/storage.md)
+    growth_window: Annotated[Duration, Field(gt=0)] = 259_200.0  # 72h
+    growth_min_samples: Annotated[int, Field(ge=2)] = 12
+    growth_min_span: Annotated[Duration, Field(gt=0)] = 43_200.0  # 12h
 
     @model_validator(mode="after")
     def _below_the_threshold(self) -> "SdrsConfig":
         for key in ("relief_margin", "min_space_difference"):
             if getattr(self, key) >= self.space_threshold:
                 raise ValueError(f"{key} {getattr(self, key):g} must be below space_threshold {self.space_threshold:g}")
+        if self.growth_min_span > self.growth_window:
+            raise ValueError(f"growth_min_span ({self.growth_min_span:g} s) must be within growth_window "
+                             f"({self.growth_window:g} s)")
         return self
 
 

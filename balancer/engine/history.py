@@ -34,6 +34,11 @@ class History:
     # capacity on max(this, the VM's reservation) instead of the single latest sample, so moves
     # do not chase five-minute noise. VMs missing from it use the snapshot's demand.
     vm_demand: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # Datastore -> the trend of the space its thin disks take, GB a day (0 when falling), fitted over the
+    # collection window (journal/past.py). With StorageOptions.growth_days on, it is shared out to the
+    # datastore's thin disks that have no Disk.growth_gb_per_day of their own (storage/growth.py).
+    # Datastores missing from it (too few collections yet) count no growth.
+    datastore_growth: Mapping[str, float] = field(default_factory=dict)
 
 
 NO_HISTORY = History()

@@ -8,6 +8,7 @@ from .compute import PLANNERS, plan_compute
 from .history import NO_HISTORY, History
 from .options import PlanOptions
 from .storage import plan_storage
+from .storage.growth import with_trends
 
 __all__ = ["PLANNERS", "make_plan"]
 
@@ -16,4 +17,7 @@ def make_plan(snapshot: Snapshot, options: PlanOptions | None = None, history: H
     """Plan one snapshot: the compute planner (hosts), then the storage planner (datastores)."""
     options = options or PlanOptions()
     history = history or NO_HISTORY
-    return plan_storage(snapshot, options, plan_compute(snapshot, options, history))
+    plan = plan_compute(snapshot, options, history)
+    if history.datastore_growth and options.storage is not None and options.storage.growth_days > 0:
+        snapshot = with_trends(snapshot, history.datastore_growth)  # thin disks' growth from their datastores' trend
+    return plan_storage(snapshot, options, plan)

@@ -2,6 +2,6 @@
 PostgreSQL (shared by an active/standby pair, with the leader lease)."""
 
 from .lease import Lease, instance_id
-from .store import ActionRow, CycleRow, Journal, LeaseLost, RecommendationRow, connect, open_journal
+from .store import ActionRow, CycleRow, DatastoreSpace, Journal, LeaseLost, RecommendationRow, connect, open_journal
 
-__all__ = ["ActionRow", "CycleRow", "Journal", "Lease", "LeaseLost", "RecommendationRow", "connect", "instance_id", "open_journal"]
+__all__ = ["ActionRow", "CycleRow", "DatastoreSpace", "Journal", "Lease", "LeaseLost", "RecommendationRow", "connect", "instance_id", "open_journal"]

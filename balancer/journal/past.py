@@ -19,21 +19,30 @@ and a live vCenter are judged alike.
   window further apart than a quarter of it, or than two intervals, or than twice the usual
   spacing of the collections on the cluster's clock (whichever is longest). A service
   that just started, or that missed collections for a while, does not power hosts off on a few
-  samples.
+  samples;
+- datastore_growth: each datastore's thin disks' growth, GB a day, from the space they took at the
+  collections within ``sdrs.growth_window`` (``growth_trend``): the least-squares slope, fitted within
+  each run of collections holding the same thin disks (a disk moved in or out, a VM created or deleted,
+  starts a new run, so a Storage vMotion is not taken for growth), trusted from
+  ``sdrs.growth_min_samples`` collections spanning ``sdrs.growth_min_span``; a falling trend counts as 0.
+  Only with ``sdrs.growth_horizon`` on. The service writes the samples at every collection
+  (``space_rows``, ``Journal.record_datastore_space``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+from itertools import groupby
 
 import numpy as np
 
-from ..config import DpmConfig, DrsConfig
+from ..config import DpmConfig, DrsConfig, SdrsConfig
 from ..engine import History
 from ..engine.compute.dpm import window_demand as dpm_window_demand
-from . import ActionRow, Journal
+from . import ActionRow, DatastoreSpace, Journal
 from ..snapshot import Snapshot
 
 HOST_SWINGS = 3  # direction changes (gave -> received -> gave -> received) that make a host "oscillating"
@@ -102,8 +111,59 @@ def swinging_hosts(moves: list[ActionRow], swings: int = HOST_SWINGS) -> list[st
     return out
 
 
+def space_rows(snapshot: Snapshot) -> list[DatastoreSpace]:
+    """Each datastore's space at this collection: used (capacity - free), what its thin disks take and a
+    digest of which thin disks those are (VM and disk names)."""
+    thin: dict[str, list[tuple[str, str, float]]] = {}
+    for vm in snapshot.vms:
+        for k in vm.disks:
+            if k.thin:
+                thin.setdefault(k.datastore, []).append((vm.name, k.name, k.space_gb))
+    out = []
+    for d in snapshot.datastores:
+        disks = sorted(thin.get(d.name, []))
+        digest = hashlib.sha256("\n".join(f"{v}\t{k}" for v, k, _ in disks).encode()).hexdigest()[:16]
+        out.append(DatastoreSpace(d.name, round(d.used_gb, 6), round(sum(gb for _, _, gb in disks), 6), digest))
+    return out
+
+
+def growth_trend(samples: list[tuple[float, float, str]], min_samples: int, min_span: float) -> float | None:
+    """GB a day: the least-squares slope of used space over cluster time (seconds), ``samples`` being
+    (time, GB, run) oldest first. Each run of successive samples with the same ``run`` (the same thin
+    disks) gets an intercept of its own and all share one slope: sum((t - mean_t) * (y - mean_y)) over
+    sum((t - mean_t) ** 2), the means taken within each run. None (not trusted) with fewer than
+    ``min_samples`` samples in runs of two or more, or when those runs span less than ``min_span``
+    seconds together; a falling trend is 0."""
+    num = den = span = 0.0
+    n = 0
+    for _, run in groupby(samples, key=lambda s: s[2]):
+        pts = list(run)
+        if len(pts) < 2:
+            continue
+        t = np.array([p[0] for p in pts], dtype=float)
+        y = np.array([p[1] for p in pts], dtype=float)
+        dt = t - t.mean()
+        num += float(dt @ (y - y.mean()))
+        den += float(dt @ dt)
+        span += float(t.max() - t.min())
+        n += len(pts)
+    if n < min_samples or span < min_span or den <= 0:
+        return None
+    return max(num / den * 86400.0, 0.0)
+
+
+def datastore_growth(journal: Journal, cluster: str, now: float, sdrs: SdrsConfig) -> dict[str, float]:
+    """Datastore -> its thin disks' trend, GB a day (``growth_trend``), for those with a trusted one."""
+    out = {}
+    for ds, samples in journal.datastore_space(cluster, now - sdrs.growth_window, now).items():
+        g = growth_trend(samples, sdrs.growth_min_samples, sdrs.growth_min_span)
+        if g is not None:
+            out[ds] = round(g, 6)
+    return out
+
+
 def build_past(journal: Journal, cluster: str, now: float, snapshot: Snapshot, drs: DrsConfig,
-               dpm: DpmConfig) -> Past:
+               dpm: DpmConfig, sdrs: SdrsConfig | None = None) -> Past:
     """The History for a cycle of ``cluster`` whose snapshot was collected at ``now`` (cluster clock)."""
     horizon = max(drs.cooldown, drs.oscillation_window)
     moves = journal.recent_actions(cluster, "move", now - horizon, now)
@@ -127,6 +187,8 @@ def build_past(journal: Journal, cluster: str, now: float, snapshot: Snapshot, d
         demand_power_on=window_demand(journal.demand_samples(cluster, now - dpm.power_on_window, now)),
         demand_power_off=window_demand(journal.demand_samples(cluster, now - dpm.power_off_window, now)),
         standby_blocked=off_window_gap(times, now, dpm.power_off_window, max_gap),
+        datastore_growth=datastore_growth(journal, cluster, now, sdrs)
+        if sdrs is not None and sdrs.growth_horizon > 0 and snapshot.datastores else {},
     )
     return Past(history, tuple(swinging))
 

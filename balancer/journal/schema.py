@@ -131,6 +131,19 @@ CREATE TABLE IF NOT EXISTS recommendations (
 CREATE INDEX IF NOT EXISTS recommendations_cluster ON recommendations (cluster, state);
 ALTER TABLE actions ADD COLUMN approved_by TEXT;  -- carried out on a user's approval (console, API)
 """),
+    (8, "datastore space per collection (thin disks' growth trend)", """
+-- each datastore's used space at each collection of a cluster, for the trend of its thin disks' growth
+-- (journal/past.py); rows older than sdrs.growth_window are deleted as new ones are written
+CREATE TABLE IF NOT EXISTS datastore_space (
+    cluster TEXT NOT NULL,
+    cluster_time {real} NOT NULL,    -- the cluster's clock at the collection
+    datastore TEXT NOT NULL,
+    used_gb {real} NOT NULL,         -- capacity - free, as the cluster reports it
+    thin_used_gb {real} NOT NULL,    -- the space its thin disks take
+    thin_disks TEXT NOT NULL         -- a digest of which thin disks are on it: a change starts a new run
+);
+CREATE INDEX IF NOT EXISTS datastore_space_cluster ON datastore_space (cluster, cluster_time);
+"""),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

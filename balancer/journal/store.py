@@ -147,6 +147,16 @@ class RecommendationRow:
         return f"{self.target} {self.subject}"
 
 
+@dataclass(frozen=True)
+class DatastoreSpace:
+    """A datastore's space at one collection (the journal's ``datastore_space``)."""
+
+    datastore: str
+    used_gb: float  # capacity - free
+    thin_used_gb: float  # what its thin disks take
+    thin_disks: str  # a digest of which thin disks are on it
+
+
 RECOMMENDATION_STATES = ("pending", "superseded", "approved", "dismissed")
 
 
@@ -538,6 +548,28 @@ class Journal:
             "SELECT cluster_time FROM cycles WHERE cluster=? AND demand_cpu_mhz IS NOT NULL "
             "AND cluster_time <= ? ORDER BY cluster_time DESC, id DESC LIMIT ?", (cluster, until, last))
         return [float(r["cluster_time"]) for r in reversed(rows)]
+
+    def record_datastore_space(self, cluster: str, cluster_time: float, rows: Iterable[DatastoreSpace],
+                               keep: float) -> None:
+        """A collection's datastores (their used space and their thin disks'), in one transaction; the
+        cluster's rows older than ``keep`` seconds (cluster time) before this one are deleted."""
+        with self.db.transaction():
+            self._exec("DELETE FROM datastore_space WHERE cluster=? AND cluster_time < ?", (cluster, cluster_time - keep))
+            for r in rows:
+                self._exec("INSERT INTO datastore_space (cluster, cluster_time, datastore, used_gb, thin_used_gb, "
+                           "thin_disks) VALUES (?, ?, ?, ?, ?, ?)",
+                           (cluster, cluster_time, r.datastore, r.used_gb, r.thin_used_gb, r.thin_disks))
+
+    def datastore_space(self, cluster: str, since: float, until: float) -> dict[str, list[tuple[float, float, str]]]:
+        """Datastore -> (cluster time, its thin disks' used GB, their digest) of the cluster's collections with
+        cluster time in [since, until], oldest first."""
+        out: dict[str, list[tuple[float, float, str]]] = {}
+        for r in self._rows("SELECT datastore, cluster_time, thin_used_gb, thin_disks FROM datastore_space "
+                            "WHERE cluster=? AND cluster_time >= ? AND cluster_time <= ? ORDER BY cluster_time",
+                            (cluster, since, until)):
+            out.setdefault(r["datastore"], []).append((float(r["cluster_time"]), float(r["thin_used_gb"]),
+                                                       r["thin_disks"]))
+        return out
 
     def acted(self, cluster: str | None = None) -> tuple[int, int, int | None]:
         """(cycles, successful actions, the last cycle with a successful action or None) over the whole journal."""

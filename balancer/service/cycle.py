@@ -29,9 +29,10 @@ from ..config import Config
 from ..config.plan_options import health_overrides, plan_options
 from ..engine.compute.compat import host_health
 from ..engine import History, PlanOptions, make_plan
+from ..engine.storage.growth import with_trends
 from ..journal import ActionRow, Journal
 from ..journal.actions import JournaledActions
-from ..journal.past import HOST_SWINGS, Past, RecentDemand, build_past, cluster_demand
+from ..journal.past import HOST_SWINGS, Past, RecentDemand, build_past, cluster_demand, space_rows
 from ..logs import cycle_context, event
 from ..plan import Plan
 from ..plan.result import ActionResult
@@ -235,6 +236,8 @@ class ClusterCycle:
         now = snap.collected_at.timestamp() if snap.collected_at else collected_wall
         demand = cluster_demand(snap)
         self.journal.record_collection(res.cycle_id, now, *demand)
+        if snap.datastores:  # for the trend of thin disks' growth (journal/past.py)
+            self.journal.record_datastore_space(self.name, now, space_rows(snap), self.config.sdrs.growth_window)
         event(log, "collected", hosts=len(snap.hosts), vms=len(snap.vms),
               cluster_time=snap.collected_at.isoformat() if snap.collected_at else None,
               demand_cpu_mhz=round(demand[0]), demand_mem_mb=round(demand[1]))
@@ -244,7 +247,7 @@ class ClusterCycle:
         # --- plan ---
         t0 = time.monotonic()
         try:
-            past = build_past(self.journal, self.name, now, snap, self.config.drs, self.config.dpm)
+            past = build_past(self.journal, self.name, now, snap, self.config.drs, self.config.dpm, self.config.sdrs)
             vm_demand = self._recent.add(snap, now, self.config.drs.demand_window)
             if self.profile is not None:  # from the samples before this one
                 forecast = self.profile.forecast(snap, now, vm_demand, self.config.drs.demand_window)
@@ -257,7 +260,9 @@ class ClusterCycle:
             if vm_demand:
                 past = replace(past, history=replace(past.history, vm_demand=vm_demand))
             res.history, res.oscillating_hosts = past.history, past.oscillating_hosts
-            self.last_seen = (snap, dict(vm_demand or {}))
+            # (POST /place judges the datastores as the cycle does: thin disks' growth from their trend)
+            self.last_seen = (with_trends(snap, past.history.datastore_growth) if self.config.sdrs.growth_horizon > 0
+                              else snap, dict(vm_demand or {}))
             for host in sorted(set(past.oscillating_hosts) - self._oscillating):
                 event(log, "host balancing back and forth: its balance moves changed direction "
                            f"{HOST_SWINGS} times within the cooldown", logging.WARNING, host=host)

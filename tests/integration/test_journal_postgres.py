@@ -91,6 +91,31 @@ def test_a_cycle_s_planned_storage_moves_are_counted_on_both_databases(journal_f
     assert j.cycles(1)[0].planned_storage == len(plan.storage_moves)
 
 
+def test_datastore_space_is_kept_pruned_and_trended_alike_on_both_databases(journal_factory):
+    """The datastore space per collection (thin disks' growth trend, #33): written, pruned to the window,
+    read back and fitted the same on SQLite and PostgreSQL."""
+    from balancer.config import SdrsConfig
+    from balancer.journal import DatastoreSpace
+    from balancer.journal.past import datastore_growth
+
+    j = journal_factory()
+    hour = 3600.0
+    for i in range(6):  # ds0's thin disks: +1 GB an hour; a 5 GB disk moves in after the third collection
+        moved = 5.0 if i >= 3 else 0.0
+        j.record_datastore_space("c1", i * hour, [DatastoreSpace("ds0", 500.0 + i + moved, 100.0 + i + moved,
+                                                                 "b" if i >= 3 else "a"),
+                                                  DatastoreSpace("ds1", 300.0 - i, 50.0 - i, "z")], keep=4.5 * hour)
+    j.close()
+    j = journal_factory()
+    got = j.datastore_space("c1", 0.0, 10 * hour)
+    # written at 5 h, keeping 4.5 h: the 0 h collection is gone
+    assert got["ds0"] == [(hour, 101.0, "a"), (2 * hour, 102.0, "a"), (3 * hour, 108.0, "b"), (4 * hour, 109.0, "b"),
+                          (5 * hour, 110.0, "b")]
+    sdrs = SdrsConfig(growth_window="5h", growth_min_samples=5, growth_min_span="3h")
+    assert datastore_growth(j, "c1", 5 * hour, sdrs) == {"ds0": pytest.approx(24.0), "ds1": 0.0}
+    assert datastore_growth(j, "c1", 5 * hour, SdrsConfig(growth_min_samples=6)) == {}
+
+
 def test_migrations_bring_the_schema_up_once(pg_url):
     a = Journal(url=pg_url, password=PASSWORD)
     b = Journal(url=pg_url, password=PASSWORD)  # a second instance: nothing left to migrate

@@ -1,0 +1,172 @@
+"""Thin disks' growth where the cluster gives no figure (vCenter, #33): the journal keeps each datastore's
+used space per collection, journal/past.py fits the trend and the planner shares it out to the thin disks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from balancer.config import SdrsConfig
+from balancer.engine import History, PlanOptions, make_plan
+from balancer.engine.options import StorageOptions
+from balancer.engine.storage.growth import with_trends
+from balancer.journal import DatastoreSpace, Journal
+from balancer.journal.past import datastore_growth, growth_trend, space_rows
+from balancer.journal.schema import SCHEMA_VERSION
+from service_helpers import config_of, sim_config
+from storage_helpers import datastore, disk, host, storage_snap, vm
+
+DAY = 86400.0
+
+
+# --- the slope ------------------------------------------------------------------------------------
+
+def test_the_slope_is_the_least_squares_fit_in_gb_a_day():
+    # (0 h, 10 GB), (12 h, 13 GB), (24 h, 14 GB), (36 h, 19 GB): mean t 18 h, mean y 14 GB;
+    # sum dt*dy = (-18)(-4) + (-6)(-1) + 6*0 + 18*5 = 168 GB h; sum dt^2 = 324 + 36 + 36 + 324 = 720 h^2;
+    # slope 168 / 720 = 0.2333 GB an hour = 5.6 GB a day
+    h = 3600.0
+    samples = [(0.0, 10.0, "a"), (12 * h, 13.0, "a"), (24 * h, 14.0, "a"), (36 * h, 19.0, "a")]
+    assert growth_trend(samples, 4, 36 * h) == pytest.approx(5.6)
+    # not trusted: too few samples, or too short a span
+    assert growth_trend(samples, 5, 0.0) is None
+    assert growth_trend(samples, 2, 37 * h) is None
+    # falling: 0
+    assert growth_trend([(t, -y, r) for t, y, r in samples], 2, 0.0) == 0.0
+
+
+def test_a_change_of_the_thin_disks_on_a_datastore_starts_a_new_run_so_a_move_in_is_no_growth():
+    # run a: 100 -> 102 GB in a day; a 500 GB disk moves in; run b: 602 -> 604 GB in the next day.
+    # Fitted within each run (one slope, an intercept each): 2 GB a day, not the jump.
+    # by hand: run a dt = -/+ 12 h, dy = -/+ 1; run b the same: sum dt*dy = 4 * 12 = 48 GB h;
+    # sum dt^2 = 4 * 144 = 576 h^2; 48 / 576 GB an hour = 2 GB a day
+    samples = [(0.0, 100.0, "a"), (DAY, 102.0, "a"), (DAY + 1, 602.0, "b"), (2 * DAY + 1, 604.0, "b")]
+    assert growth_trend(samples, 4, 2 * DAY) == pytest.approx(2.0)
+    # taken as one run the move would look like growth of about 250 GB a day
+    assert growth_trend([(t, y, "x") for t, y, _ in samples], 4, 0) > 200
+    # a run of a single sample counts for nothing: neither a sample nor span
+    assert growth_trend(samples[:3], 3, 0.0) is None
+    assert growth_trend(samples[:3], 2, DAY) == pytest.approx(2.0)
+
+
+def test_space_rows_digest_which_thin_disks_are_on_each_datastore():
+    snap = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"]), datastore("ds1", hosts=["h0"])],
+                        [vm("a", "h0", [disk("Hard disk 1", "ds0", 100, used=30, thin=True), disk("Hard disk 2", "ds0", 50)]),
+                         vm("b", "h0", [disk("Hard disk 1", "ds0", 10, used=5, thin=True)])])
+    rows = {r.datastore: r for r in space_rows(snap)}
+    assert (rows["ds0"].used_gb, rows["ds0"].thin_used_gb) == (85.0, 35.0)
+    assert (rows["ds1"].used_gb, rows["ds1"].thin_used_gb) == (0.0, 0.0)
+    grown = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"]), datastore("ds1", hosts=["h0"])],
+                         [vm("a", "h0", [disk("Hard disk 1", "ds0", 100, used=40, thin=True), disk("Hard disk 2", "ds0", 50)]),
+                          vm("b", "h0", [disk("Hard disk 1", "ds0", 10, used=5, thin=True)])])
+    assert space_rows(grown)[0].thin_disks == rows["ds0"].thin_disks  # the same disks, grown: one run
+    moved = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"]), datastore("ds1", hosts=["h0"])],
+                         [vm("a", "h0", [disk("Hard disk 1", "ds0", 100, used=30, thin=True), disk("Hard disk 2", "ds0", 50)]),
+                          vm("b", "h0", [disk("Hard disk 1", "ds1", 10, used=5, thin=True)])])
+    assert {r.datastore: r.thin_disks for r in space_rows(moved)}["ds0"] != rows["ds0"].thin_disks
+
+
+# --- sharing a datastore's trend out to its thin disks ---------------------------------------------
+
+def test_a_datastore_trend_goes_to_its_thin_disks_without_a_figure_by_the_room_they_have():
+    k1 = disk("Hard disk 1", "ds0", 100, used=20, thin=True)  # room 80
+    k2 = disk("Hard disk 1", "ds0", 60, used=40, thin=True)  # room 20
+    own = dict(disk("Hard disk 1", "ds0", 100, used=10, thin=True), growth_gb_per_day=1.0)
+    full = disk("Hard disk 1", "ds0", 50, used=50, thin=True)
+    snap = storage_snap([host("h0")], [datastore("ds0", hosts=["h0"]), datastore("ds1", hosts=["h0"])],
+                        [vm("a", "h0", [k1]), vm("b", "h0", [k2]), vm("c", "h0", [own]), vm("d", "h0", [full]),
+                         vm("e", "h0", [disk("Hard disk 1", "ds1", 10, used=1, thin=True)])])
+    out = with_trends(snap, {"ds0": 11.0})
+    by = out.vms_by_name()
+    # 11 GB a day, less c's own 1: 10 shared 80 : 20
+    assert [by[n].disks[0].growth_gb_per_day for n in "abcde"] == [pytest.approx(8.0), pytest.approx(2.0), 1.0, 0.0, None]
+    assert with_trends(snap, {"ds0": 0.0}) is snap and with_trends(out, {"ds0": 11.0}).vms == out.vms  # idempotent
+
+
+# --- the journal ------------------------------------------------------------------------------------
+
+def test_the_journal_keeps_datastore_space_within_the_window_and_the_schema_has_it(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    assert SCHEMA_VERSION >= 8
+    for i in range(5):
+        j.record_datastore_space("c", 1000.0 + i * 100, [DatastoreSpace("ds0", 50.0 + i, 10.0 + i, "k"),
+                                                         DatastoreSpace("ds1", 1.0, 0.0, "e")], keep=250.0)
+    j.record_datastore_space("other", 1400.0, [DatastoreSpace("ds0", 9.0, 9.0, "k")], keep=250.0)
+    got = j.datastore_space("c", 0.0, 5000.0)
+    # written at 1400 with keep 250: the rows before 1150 are gone
+    assert got["ds0"] == [(1200.0, 12.0, "k"), (1300.0, 13.0, "k"), (1400.0, 14.0, "k")]
+    assert [t for t, _, _ in got["ds1"]] == [1200.0, 1300.0, 1400.0]
+    assert j.datastore_space("c", 1250.0, 1350.0)["ds0"] == [(1300.0, 13.0, "k")]
+    assert j.datastore_space("other", 0.0, 5000.0)["ds0"] == [(1400.0, 9.0, "k")]
+    sdrs = SdrsConfig(growth_window="300s", growth_min_samples=3, growth_min_span="200s")
+    assert datastore_growth(j, "c", 1400.0, sdrs) == {"ds0": pytest.approx(864.0), "ds1": 0.0}  # 1 GB per 100 s
+    j.close()
+
+
+# --- a service cycle on a rising history ------------------------------------------------------------
+
+T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+
+
+def _vcenter_like(day: int):
+    """As vCenter reports it: no growth figure. ds0 at 85 % must give an 85 GB disk away; ds1 (560 GB used on
+    day 0, 600 GB on day 2) holds a thin 400 GB disk using 100 GB + 20 GB a day; ds2 is fuller today (620 GB)
+    but does not grow."""
+    hosts = [host("h0")]
+    stores = [datastore("ds0", hosts=["h0"]), datastore("ds1", hosts=["h0"], other_gb=460),
+              datastore("ds2", hosts=["h0"], other_gb=620)]
+    vms = [vm("grower", "h0", [disk("Hard disk 1", "ds1", 400, used=100 + 20 * day, thin=True)])]
+    vms += [vm(f"v{j}", "h0", [disk("Hard disk 1", "ds0", 85)]) for j in range(10)]
+    snap = storage_snap(hosts, stores, vms)
+    return snap.model_copy(update={"collected_at": T0 + timedelta(days=day)})
+
+
+class Scripted:
+    """A source that collects the snapshots it is given, one per cycle, and carries nothing out."""
+
+    name = "c"
+    abilities = frozenset()
+
+    def __init__(self, snaps):
+        self.snaps = list(snaps)
+
+    def snapshot(self):
+        return self.snaps.pop(0)
+
+    def execute(self, plan):
+        return []
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("horizon", ["168h", "0"])
+def test_a_rising_history_makes_the_cycle_refuse_a_target_without_room_for_the_growth(tmp_path, horizon):
+    # trusted from 3 collections over 2 days; the growth horizon a week: ds1 (600 GB) would take 85 GB and
+    # 140 GB more from its growing disk within the week: 825 GB, above 80 %; ds2 ends at 705 GB
+    cfg = config_of(sim_config(tmp_path, drs={"automation": "manual"},
+                               sdrs={"automation": "manual", "growth_horizon": horizon, "growth_window": "96h",
+                                     "growth_min_samples": 3, "growth_min_span": "48h"}))
+    from balancer.service import ClusterCycle
+
+    journal = Journal(":memory:")
+    cycle = ClusterCycle("c", cfg, journal, open_source=lambda: Scripted([_vcenter_like(d) for d in range(3)]))
+    results = [cycle.run() for _ in range(3)]
+    assert all(r.status == "ok" for r in results), [r.error for r in results]
+    first, last = results[0], results[-1]
+    target = {m.disks[0].target for m in last.recommendation.storage_moves}
+    if horizon == "0":  # growth not counted: the least used target, whatever its trend
+        assert last.history.datastore_growth == {}
+        assert target == {"ds1"}
+        return
+    assert last.history.datastore_growth == {"ds0": 0.0, "ds1": pytest.approx(20.0), "ds2": 0.0}
+    assert first.history.datastore_growth == {}  # one collection: not trusted yet
+    assert {m.disks[0].target for m in first.recommendation.storage_moves} == {"ds1"}
+    assert target == {"ds2"}, last.recommendation.storage_moves
+    ds1 = {d.name: d for d in last.recommendation.datastores}["ds1"]
+    assert ds1.growth_gb == pytest.approx(140.0)  # the trend shared out to grower's disk, over 7 days
+    # the snapshot the plan was made on is the one collected (its digest), not the one with the growth filled in
+    assert last.snapshot.vms_by_name()["grower"].disks[0].growth_gb_per_day is None
+    # POST /place judges the datastores as the cycle did
+    assert cycle.last_seen[0].vms_by_name()["grower"].disks[0].growth_gb_per_day == pytest.approx(20.0)
