@@ -123,3 +123,46 @@ def test_place_with_disks_picks_datastores_every_listed_host_mounts(start_vcsim,
     else:
         assert "not mounted by" in {r["datastore"]: r["why"] for r in p["rejected_datastores"]}["LocalDS_2"]
     assert all(s["space_after"] <= s["space_threshold"] for s in p["datastores"])
+
+
+def test_place_execute_moves_the_disk_the_placement_wants_elsewhere_then_powers_on(start_vcsim, tmp_path):
+    """#33: a powered-off VM whose disk is on a datastore above its space threshold: `place --execute` with a
+    spec listing the disk moves the disk to the datastore the placement chose (with the relocation) and powers
+    the VM on at the chosen host; vCenter, read back, has the VM on at that host and its disk on that datastore."""
+    from pyVmomi import vim
+
+    sim = start_vcsim(hosts=2, vms_per_host=2, datastores=2, datastore_gb=100, datastore_free_gb=50, disk_gb=10)
+    admin = sim.connect()
+    try:
+        vm = vm_name(1)
+        stores = admin.datastores()
+        # four 10 GB disks go from LocalDS_0 to LocalDS_1: LocalDS_1 at 90 % (above 80 %), LocalDS_0 at 10 %
+        for i in range(4):
+            admin.wait(admin.vms()[vm_name(i)].RelocateVM_Task(spec=vim.vm.RelocateSpec(datastore=stores["LocalDS_1"])))
+        admin.wait(admin.vms()[vm].PowerOffVM_Task())
+        (label_key, on) = next(iter(admin.disks()[vm].items()))
+        assert on == "LocalDS_1"
+        config = write_config(sim, tmp_path / "vc.yaml")
+        snap_path = tmp_path / "s.json"
+        assert balancer("snapshot", "--config", config, "--out", str(snap_path)).returncode == 0
+        snap = json.loads(snap_path.read_text())
+        used = {d["name"]: 1 - d["free_gb"] / d["capacity_gb"] for d in snap["datastores"]}
+        assert used == {"LocalDS_0": pytest.approx(0.1), "LocalDS_1": pytest.approx(0.9)}
+        (disk,) = next(v for v in snap["vms"] if v["name"] == vm)["disks"]
+        spec = tmp_path / "vm.json"
+        spec.write_text(json.dumps({"name": vm, "cpu_demand_mhz": 100, "disks": [{"name": disk["name"],
+                                                                                  "size_gb": disk["size_gb"]}]}))
+
+        proc = balancer("place", "--vm-spec", str(spec), "--config", config, "--execute", "--format", "json")
+        assert proc.returncode == 0, proc.stderr
+        done = json.loads(proc.stdout)
+        best = done["placement"]["hosts"][0]["host"]
+        assert [(d["disk"], d["datastore"], d["moved_from"]) for d in done["placement"]["disks"]] == \
+            [(disk["name"], "LocalDS_0", "LocalDS_1")]
+        assert f"disks moved ({disk['name']} to LocalDS_0)" in done["result"] and f"powered on at {best}" in done["result"]
+        # read back from vCenter
+        assert admin.placement()[vm] == best and power_state(admin, vm) == "poweredOn"
+        assert admin.disks()[vm] == {label_key: "LocalDS_0"}
+        assert admin.disks()[vm_name(0)] == {next(iter(admin.disks()[vm_name(0)])): "LocalDS_1"}  # the others stay
+    finally:
+        admin.close()
