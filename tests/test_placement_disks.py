@@ -241,3 +241,47 @@ def test_the_growth_horizon_is_set_through_the_config(tmp_path):
     s = snap(["a"], [ds("ds1", 300, ["a"])])
     p = place_vm(s, spec([{"size_gb": 500, "thin": True, "used_gb": 10, "growth_gb_per_day": 2}]), options)
     assert p.disks[0].space_gb == pytest.approx(24)
+
+
+def test_post_place_with_disks_names_a_datastore_per_disk_and_a_disk_that_fits_nowhere_is_a_4xx_naming_it(tmp_path):
+    """POST /place on the service's endpoint (balancer/web) with a VM spec listing disks: the answer names a
+    datastore per disk (every host listed mounts it); a disk no datastore has room for is a 409 whose
+    one-line reason names it; a disk spec that cannot be is a 400 with one line naming the item."""
+    import json
+
+    from test_placement import _post
+    from service_helpers import Running, config_of, sim_config
+
+    svc = Running(config_of(sim_config(tmp_path, drs={"interval": "0.3s"})))
+    disks = [{"name": "os", "size_gb": 40}, {"name": "data", "size_gb": 200, "thin": True, "used_gb": 20}]
+    try:
+        svc.wait_cycles("sim-cluster", 1)
+        snap, _ = svc.service.runners[0].last_seen
+        mounts = {d.name: set(d.hosts) for d in snap.datastores}
+        base = {"name": "new-01", "vcpus": 2, "mem_mb": 4096, "cpu_demand_mhz": 500}
+        for together in (True, False):
+            code, answer = _post(svc.url, json.dumps({**base, "disks": disks, "keep_disks_together": together}).encode())
+            assert code == 200 and answer["status"] == "ok", answer
+            assert [d["disk"] for d in answer["disks"]] == ["os", "data"]
+            chosen = {d["disk"]: d["datastore"] for d in answer["disks"]}
+            assert set(chosen.values()) <= set(mounts)
+            if together:
+                assert len(set(chosen.values())) == 1
+            for c in answer["hosts"]:
+                assert all(c["host"] in mounts[ds] for ds in chosen.values())
+            assert {s["datastore"] for s in answer["datastores"]} == set(chosen.values())
+
+        huge = [disks[0], {"name": "archive", "size_gb": 90000}]
+        code, answer = _post(svc.url, json.dumps({**base, "disks": huge, "keep_disks_together": False}).encode())
+        assert code == 409 and answer["status"] == "impossible", answer
+        why = answer["why_not"]
+        assert "\n" not in why and len(why) <= 300 and "disk archive (90000 GB)" in why and "disk os" not in why
+
+        bad = [{"name": "os", "size_gb": 40, "datastore_cluster": "nope"}]
+        code, answer = _post(svc.url, json.dumps({**base, "disks": bad}).encode())
+        assert code == 400 and list(answer) == ["error"], answer
+        assert "\n" not in answer["error"] and len(answer["error"]) <= 300 and "'nope'" in answer["error"]
+        code, answer = _post(svc.url, json.dumps({**base, "disks": [{"name": "os", "size_gb": -1}]}).encode())
+        assert code == 400 and "disks[0] (os).size_gb" in answer["error"] and "\n" not in answer["error"], answer
+    finally:
+        assert svc.stop() == 0
