@@ -170,3 +170,70 @@ def test_a_rising_history_makes_the_cycle_refuse_a_target_without_room_for_the_g
     assert last.snapshot.vms_by_name()["grower"].disks[0].growth_gb_per_day is None
     # POST /place judges the datastores as the cycle did
     assert cycle.last_seen[0].vms_by_name()["grower"].disks[0].growth_gb_per_day == pytest.approx(20.0)
+
+
+# --- property: the trend from the journal holds a target to room for its growth ----------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from test_engine_properties import SETTINGS  # noqa: E402
+
+
+@st.composite
+def trended_clusters(draw):
+    """Datastores of different sizes in two datastore clusters of their own thresholds; thin disks with no
+    growth figure (as vCenter reports them) and some thick ones; a trend per datastore, as journal/past.py
+    gives it (some datastores without one)."""
+    stores, pods = [], [{"name": "p0", "space_threshold": draw(st.sampled_from([0.7, 0.8]))},
+                        {"name": "p1", "space_threshold": draw(st.sampled_from([0.75, 0.85, 0.9]))}]
+    for i in range(draw(st.integers(2, 5))):
+        stores.append(datastore(f"ds{i}", capacity=float(draw(st.sampled_from([500, 1000, 1500]))), hosts=["h0"],
+                                datastore_cluster=draw(st.sampled_from(["p0", "p1"]))))
+    vms = []
+    for j in range(draw(st.integers(1, 24))):
+        ds = stores[0] if draw(st.booleans()) else draw(st.sampled_from(stores))  # ds0 often crowded
+        size = float(draw(st.integers(10, 200)))
+        if draw(st.booleans()):
+            k = disk("Hard disk 1", ds["name"], size, used=round(size * draw(st.floats(0.05, 1.0)), 2), thin=True)
+        else:
+            k = disk("Hard disk 1", ds["name"], size)
+        vms.append(vm(f"v{j}", "h0", [k]))
+    used = {d["name"]: 0.0 for d in stores}
+    for v in vms:
+        k = v["disks"][0]
+        used[k["datastore"]] += k.get("used_gb", k["size_gb"])
+    for d in stores:  # never over capacity today
+        d["capacity_gb"] = max(d["capacity_gb"], used[d["name"]] + 1.0)
+    trends = {d["name"]: draw(st.floats(0.0, 80.0)) for d in stores if draw(st.booleans())}
+    days = draw(st.sampled_from([1.0, 7.0, 30.0]))
+    in_use = {d["datastore_cluster"] for d in stores}
+    return storage_snap([host("h0")], stores, vms, pods=[p for p in pods if p["name"] in in_use]), trends, days
+
+
+@SETTINGS
+@given(trended_clusters())
+def test_property_a_trend_from_the_journal_never_pushes_a_target_past_its_threshold_or_capacity(case):
+    snap, trends, days = case
+    storage = StorageOptions(growth_days=days, io_balancing=False)
+    plan = make_plan(snap, PlanOptions(threshold=1, storage=storage), History(datastore_growth=trends))
+    assert plan.status == "ok", plan.conflicts
+    targets = {d.target for m in plan.storage_moves for d in m.disks}
+    grown = with_trends(snap, trends)
+    where = {(m.vm, k.disk): k.target for m in plan.storage_moves for k in m.disks}
+    # judged independently of the planner's bookkeeping: today's space after the moves, from the snapshot,
+    # and the growth of the thin disks there after the plan (the trend shared out, capped at their size)
+    today = {d.name: d.used_gb for d in snap.datastores}
+    growth = {d.name: 0.0 for d in snap.datastores}
+    for v in grown.vms:
+        for k in v.disks:
+            there = where.get((v.name, k.name), k.datastore)
+            today[k.datastore] -= k.space_gb
+            today[there] += k.space_gb
+            if k.thin and k.growth_gb_per_day:
+                growth[there] += min(k.growth_gb_per_day * days, k.size_gb - k.space_gb)
+    for d in plan.datastores:
+        assert d.growth_gb == pytest.approx(growth[d.name], abs=1e-3)
+        assert d.used_after_gb == pytest.approx(today[d.name], abs=1e-3)
+        if d.name in targets:  # a target keeps room for what it received and for the growth of all its thin disks
+            assert today[d.name] + growth[d.name] <= d.space_threshold * d.capacity_gb + 1e-6, (d, plan.storage_moves)
