@@ -237,3 +237,30 @@ def test_property_a_trend_from_the_journal_never_pushes_a_target_past_its_thresh
         assert d.used_after_gb == pytest.approx(today[d.name], abs=1e-3)
         if d.name in targets:  # a target keeps room for what it received and for the growth of all its thin disks
             assert today[d.name] + growth[d.name] <= d.space_threshold * d.capacity_gb + 1e-6, (d, plan.storage_moves)
+
+
+def test_one_off_recommend_and_place_read_the_trend_the_service_journaled(tmp_path):
+    """`recommend` and `place` on the service's cluster (not from a snapshot file) judge thin disks' growth
+    from the trend the service's cycles journaled, as the cycles do."""
+    from balancer.app.oneoff import journaled_past
+    from balancer.app.place import with_journaled_growth
+    from balancer.journal import connect
+    from balancer.service import ClusterCycle
+
+    cfg = config_of(sim_config(tmp_path, drs={"automation": "manual"},
+                               sdrs={"automation": "manual", "growth_horizon": "168h", "growth_window": "96h",
+                                     "growth_min_samples": 3, "growth_min_span": "48h"}))
+    journal = connect(cfg.journal)
+    try:
+        cycle = ClusterCycle("c", cfg, journal, open_source=lambda: Scripted([_vcenter_like(d) for d in range(3)]))
+        assert all(cycle.run().status == "ok" for _ in range(3))
+    finally:
+        journal.close()
+    now = _vcenter_like(2)
+    past = journaled_past("c", cfg, now)
+    assert past is not None and past.datastore_growth["ds1"] == pytest.approx(20.0)
+    grown = with_journaled_growth("c", cfg, now)
+    assert grown.vms_by_name()["grower"].disks[0].growth_gb_per_day == pytest.approx(20.0)
+    assert now.vms_by_name()["grower"].disks[0].growth_gb_per_day is None  # the collected snapshot untouched
+    off = cfg.model_copy(update={"sdrs": cfg.sdrs.model_copy(update={"growth_horizon": 0.0})})
+    assert with_journaled_growth("c", off, now) is now

@@ -80,8 +80,9 @@ def journaled_past(name: str, cfg: Config, snapshot: Snapshot) -> History | None
 
     So a `recommend` on the service's cluster does not propose moving a VM the service (or an
     `apply`) moved within the cooldown, or back where it came from, nor reversing a power change
-    at once. Demand is the snapshot's: the VMs' recent demand is the service's, in memory, and
-    DPM judges a one-off plan on the current demand (no windows).
+    at once; and thin disks' growth from the trend of the datastores' space the service journaled
+    (with ``sdrs.growth_horizon`` on). Demand is the snapshot's: the VMs' recent demand is the
+    service's, in memory, and DPM judges a one-off plan on the current demand (no windows).
     """
     path = cfg.journal.path
     if snapshot.collected_at is None:
@@ -90,8 +91,10 @@ def journaled_past(name: str, cfg: Config, snapshot: Snapshot) -> History | None
         return None
     journal = connect(cfg.journal)
     try:
-        past = build_past(journal, name, snapshot.collected_at.timestamp(), snapshot, cfg.drs, cfg.dpm).history
-        return History(cooling=past.cooling, left=past.left, power_hold=past.power_hold)
+        past = build_past(journal, name, snapshot.collected_at.timestamp(), snapshot, cfg.drs, cfg.dpm,
+                          cfg.sdrs).history
+        return History(cooling=past.cooling, left=past.left, power_hold=past.power_hold,
+                       datastore_growth=past.datastore_growth)
     finally:
         journal.close()
 

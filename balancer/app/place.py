@@ -28,9 +28,10 @@ from ..snapshot import Snapshot
 from ..snapshot.vmspec import VmSpec
 from ..sources.abilities import CanPowerOnVM, has
 from ..sources.registry import able, kind_of, open_source
-from .oneoff import check_source, cluster_of, snapshot_of
+from .oneoff import check_source, cluster_of, journaled_past, snapshot_of
 
 if TYPE_CHECKING:
+    from ..config import Config
     from ..service.cycle import ClusterCycle
 
 log = logging.getLogger("balancer.place")
@@ -90,6 +91,17 @@ def execute_placement(source: Any, p: Placement, snapshot: Snapshot) -> str:
     return source.power_on_vm(p.vm, best.host, moves) if moves else source.power_on_vm(p.vm, best.host)
 
 
+def with_journaled_growth(name: str, cfg: "Config", snap: Snapshot) -> Snapshot:
+    """``snap`` with its thin disks' growth from the trend the service journaled (``sdrs.growth_horizon`` on;
+    docs/storage.md), as the service's cycles and POST /place judge the datastores."""
+    if cfg.sdrs.growth_horizon <= 0:
+        return snap
+    from ..engine.storage.growth import with_trends
+
+    past = journaled_past(name, cfg, snap)
+    return with_trends(snap, past.datastore_growth) if past is not None else snap
+
+
 def place_from_spec(spec_path: str, config_path: str | None, cluster_name: str | None, snapshot_path: str | None,
                     execute: bool, show: Callable[[Placement], None]) -> tuple[Placement, str | None]:
     """`balancer place`: the hosts ranked for the VM of the spec file (``show`` gets them first);
@@ -102,14 +114,15 @@ def place_from_spec(spec_path: str, config_path: str | None, cluster_name: str |
                          + " or ".join(able(CanPowerOnVM)) + " (the embedded simulated cluster's VMs all replay traces)")
     options = plan_options(cfg)
     if not execute:
-        p = rank(snapshot_of(name, cfg, snapshot_path), spec, options, f"vm spec {spec_path}")
+        snap = snapshot_of(name, cfg, snapshot_path)
+        p = rank(snap if snapshot_path else with_journaled_growth(name, cfg, snap), spec, options, f"vm spec {spec_path}")
         show(p)
         fail_if_impossible(p)
         return p, None
     source = open_source(cfg)
     try:
         snap = source.snapshot()
-        p = rank(snap, spec, options, f"vm spec {spec_path}")
+        p = rank(with_journaled_growth(name, cfg, snap), spec, options, f"vm spec {spec_path}")
         show(p)
         fail_if_impossible(p)
         return p, execute_placement(source, p, snap)
