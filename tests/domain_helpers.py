@@ -45,3 +45,10 @@ def options(*names: str, vcenters: dict[str, str] | None = None, **kw) -> Domain
 
 def busy(n: int, cpu: float = 6_000.0, mem: float = 8_192.0) -> list[tuple[float, float]]:
     return [(cpu, mem)] * n
+
+
+def with_hosts(snap, **changes: dict) -> object:
+    """``snap`` with fields of some hosts changed (host name -> fields), as a snapshot of the current version."""
+    doc = snap.to_json_dict()
+    doc["hosts"] = [dict(h, **changes.get(h["name"], {})) for h in doc["hosts"]]
+    return parse_snapshot(doc)

@@ -13,7 +13,7 @@ from balancer.engine.domain import check_cpu
 from balancer.errors import InputError
 from balancer.checks.cross import cross_premise
 from balancer.plan.domain_plan import domain_plan_json, domain_plan_schema, parse_domain_plan
-from domain_helpers import busy, cluster, options
+from domain_helpers import busy, cluster, options, with_hosts
 from helpers import ROOT, run_cli
 
 
@@ -164,6 +164,80 @@ def test_the_premise_is_checked_again_on_fresh_snapshots():
     full = parse_snapshot({**b, "vms": b["vms"] + [dict(b["vms"][0], name=f"filler{i}", host=move.target, disks=[],
                                                         cpu_demand_mhz=8_000.0) for i in range(7)]})
     assert "would pass its headroom" in cross_premise(move, snaps["a"], full, opts)
+
+
+BUSY_NICS = {"nic_mbps": 20_000.0, "net_rx_mbps": 17_000.0, "net_tx_mbps": 1_000.0}  # 85 % > the 80 % limit
+
+
+@pytest.mark.parametrize("closed, words", [({"health": "moderate"}, "in quarantine, it receives no VM"),
+                                           ({"health": "severe"}, "to be evacuated, it receives no VM"),
+                                           (BUSY_NICS, "above the 80 % network limit")])
+def test_a_degraded_or_busy_target_host_receives_no_vm_from_another_cluster(closed, words):
+    snaps = _over_and_room()
+    assert {m.target for m in plan_domain(snaps, options("a", "b", max_moves=10)).moves} == {"b-h0", "b-h1"}
+    snaps["b"] = with_hosts(snaps["b"], **{"b-h0": closed})
+    plan = plan_domain(snaps, options("a", "b", max_moves=10))
+    assert plan.moves and {m.target for m in plan.moves} == {"b-h1"}
+    snaps["b"] = with_hosts(snaps["b"], **{"b-h1": closed})  # both hosts closed: nowhere to go, said why
+    plan = plan_domain(snaps, options("a", "b", max_moves=10))
+    assert plan.moves == [] and any(r.why.startswith("host b-h") and words in r.why for r in plan.refused), plan.refused
+    assert any("cluster a stays over" in n for n in plan.notes)
+
+
+def test_the_targets_own_duties_decide_its_config_and_api_health_and_network_limit():
+    from dataclasses import replace
+
+    snaps = _over_and_room()
+    snaps["b"] = with_hosts(snaps["b"], **{"b-h0": {"health": "moderate"}, "b-h1": BUSY_NICS})
+    base = options("a", "b", max_moves=10)
+    assert plan_domain(snaps, base).moves == []
+    # health ignored and the network limit off in cluster b: both hosts receive VMs
+    b = replace(base.member("b"), health_remediation="off", max_network_utilization=None)
+    assert {m.target for m in plan_domain(snaps, replace(base, members=(base.member("a"), b))).moves} == {"b-h0", "b-h1"}
+    # the admin (config or the HTTP API) says b-h0 is healthy now; b-h1's NICs still close it
+    b = replace(base.member("b"), health_overrides=(("b-h0", "healthy", "set through the API"),))
+    assert {m.target for m in plan_domain(snaps, replace(base, members=(base.member("a"), b))).moves} == {"b-h0"}
+    # ... and the admin's severe wins over a provider's silence
+    fresh = _over_and_room()
+    b = replace(base.member("b"), health_overrides=(("b-h1", "severe", "set in the config: PSU"),))
+    plan = plan_domain(fresh, replace(base, members=(base.member("a"), b)))
+    assert {m.target for m in plan.moves} == {"b-h0"}
+
+
+def test_a_saved_or_planned_move_onto_a_host_that_degraded_since_is_refused():
+    from balancer.engine.domain import replay_problem
+
+    snaps = _over_and_room()
+    opts = options("a", "b")
+    move = plan_domain(snaps, opts).moves[0]
+    degraded = with_hosts(snaps["b"], **{move.target: {"health": "severe", "health_reason": "fan"}})
+    why = cross_premise(move, snaps["a"], degraded, opts)
+    assert why and f"host {move.target} of b: health severe (health provider: fan)" in why
+    plan = plan_domain(snaps, opts)
+    assert replay_problem(plan, {"a": snaps["a"], "b": degraded}, opts).startswith("step 1 (VM ")
+    busy_now = with_hosts(snaps["b"], **{move.target: BUSY_NICS})
+    assert "network limit" in cross_premise(move, snaps["a"], busy_now, opts)
+    assert replay_problem(plan, {"a": snaps["a"], "b": snaps["b"]}, opts) is None
+
+
+def test_the_config_gives_each_member_its_clusters_duties_and_the_api_health_over_them():
+    from balancer.config import Config
+    from balancer.config.plan_options import domain_options
+
+    cfg = Config.model_validate({
+        "clusters": [{"name": "a", "sim": {"hosts": 2, "vm_prefix": "a-"}},
+                     {"name": "b", "sim": {"hosts": 2, "vm_prefix": "b-"},
+                      "drs": {"health_remediation": "quarantine", "max_network_utilization": 0.6,
+                              "host_health": {"b-h0": {"state": "moderate", "reason": "ECC"}}}}],
+        "domains": [{"name": "d", "clusters": ["a", "b"]}]})
+    opts = domain_options(cfg, cfg.domain("d"))
+    b = opts.member("b")
+    assert (b.health_remediation, b.max_network_utilization) == ("quarantine", 0.6)
+    assert b.health_overrides == (("b-h0", "moderate", "set in the config: ECC"),)
+    assert opts.member("a").max_network_utilization == 0.8 and opts.member("a").health_overrides == ()
+    api = domain_options(cfg, cfg.domain("d"), health_api={"b": {"b-h1": ("severe", "PSU")}}).member("b")
+    assert api.health_overrides == (("b-h0", "moderate", "set in the config: ECC"),
+                                    ("b-h1", "severe", "set through the API: PSU"))
 
 
 # --- the format ----------------------------------------------------------------------------------
@@ -478,7 +552,7 @@ def test_a_vm_moved_across_keeps_its_pool_by_name_or_the_domains_map_else_the_ro
     from balancer.engine import plan_domain
     from balancer.engine.domain.planner import target_pool
     from balancer.snapshot import SNAPSHOT_VERSION, parse_snapshot
-    from domain_helpers import busy, cluster, options
+    from domain_helpers import busy, cluster, options, with_hosts
 
     def with_pools(snap, pools, vm_pool=None):
         doc = snap.model_dump(mode="json", exclude_none=True)

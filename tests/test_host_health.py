@@ -111,6 +111,39 @@ def test_quarantine_moves_nothing_that_costs_a_rule():
     assert [m.vm for m in plan.moves] == ["v3"] and plan.moves[0].reason == "evacuate"
 
 
+BUSY = dict(nic_mbps=10000.0, net_rx_mbps=9000.0)  # 90 % > the 80 % limit
+
+
+@pytest.mark.parametrize("shut", [dict(health="moderate"), dict(health="severe"), BUSY])
+def test_dpm_does_not_wake_a_host_that_would_receive_no_vm(shut):
+    from balancer.engine.options import DpmOptions
+
+    def rising(**h2):  # 17,000 MHz on 20,000: above DPM's 81 % band edge; h2 and h3 in standby
+        return snap([host("h0", cpu=10000.0), host("h1", cpu=10000.0), host("h2", cpu=10000.0, state="standby", **h2),
+                     host("h3", cpu=10000.0, state="standby")],
+                    [vm(f"v{i}-{j}", f"h{i}", cpu=1700.0, mem=800.0) for i in range(2) for j in range(5)])
+
+    dpm = PlanOptions(time_limit_s=1, dpm=DpmOptions(max_standby=None))
+    assert [(p.host, p.action) for p in make_plan(rising(), dpm).power] == [("h2", "power-on")]  # the first choice
+    plan = make_plan(rising(**shut), dpm)
+    assert [(p.host, p.action) for p in plan.power] == [("h3", "power-on")] and all(m.target != "h2" for m in plan.moves)
+    alone = snap([host("h0", cpu=10000.0), host("h1", cpu=10000.0), host("h2", cpu=10000.0, state="standby", **shut)],
+                 [vm(f"v{i}-{j}", f"h{i}", cpu=1700.0, mem=800.0) for i in range(2) for j in range(5)])
+    plan = make_plan(alone, dpm)
+    assert plan.power == [] and any("no standby host can be powered on (h2: " in n for n in plan.notes), plan.notes
+
+
+@pytest.mark.parametrize("shut", [dict(health="moderate"), BUSY])
+def test_a_maintenance_evacuation_sends_no_vm_to_a_host_that_receives_none(shut):
+    s = snap([host("a"), host("b", mem=16384.0), host("c", **shut)], [vm(f"v{i}", "a") for i in range(6)])
+    plan = make_plan(s, PlanOptions(time_limit_s=1, evacuate=("a",), health_remediation="quarantine"))
+    assert plan.status == "ok" and {m.vm for m in plan.moves} == {f"v{i}" for i in range(6)}
+    assert {m.target for m in plan.moves} == {"b"}  # c would have the room; it is closed
+    crowded = snap([host("a"), host("b", mem=8192.0), host("c", **shut)], [vm(f"v{i}", "a") for i in range(6)])
+    plan = make_plan(crowded, PlanOptions(time_limit_s=1, evacuate=("a",), health_remediation="quarantine"))
+    assert all(m.target != "c" for m in plan.moves)
+
+
 def test_config_and_api_overrides_win_over_the_providers():
     s = skewed(health="severe")
     cfg = Config.model_validate({"drs": {"host_health": {"c": {"state": "healthy", "reason": "replaced PSU"}}}})

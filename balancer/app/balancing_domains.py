@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 from ..checks.cross import cross_premise
 from ..checks.replay import check_age
@@ -60,12 +60,14 @@ def excluded(domain: DomainConfig, snapshots: dict[str, Snapshot]) -> frozenset[
 
 def make_domain_plan(cfg: Config, domain: DomainConfig, snapshots: dict[str, Snapshot], journal: Journal | None,
                      demand: dict[str, dict[str, tuple[float, float]]] | None = None,
-                     unreachable: dict[str, str] | None = None) -> DomainPlan:
+                     unreachable: dict[str, str] | None = None,
+                     health_api: Mapping[str, Mapping[str, tuple[str, str]]] | None = None) -> DomainPlan:
     """The domain's plan on these snapshots, the VMs held (cooldown) or excluded left where they are.
 
-    ``unreachable``: clusters that could not be collected (name -> why): planned without them."""
+    ``unreachable``: clusters that could not be collected (name -> why): planned without them.
+    ``health_api``: cluster -> host -> (health, reason) set through the service's HTTP API."""
     held = held_vms(journal, domain, cluster_time(snapshots)) | excluded(domain, snapshots)
-    options = domain_options(cfg, domain, held)
+    options = domain_options(cfg, domain, held, health_api)
     if unreachable:
         options = replace(options, members=tuple(m for m in options.members if m.cluster not in unreachable))
     plan = plan_domain(snapshots, options, demand)
@@ -98,6 +100,8 @@ class OpenDomain:
     domain: DomainConfig
     journal: Journal | None  # None: only looking, and there is no journal yet
     sources: dict[str, Source]
+    # cluster -> host -> (health, reason) set through the service's HTTP API (host duties: a move is re-checked with it)
+    health_api: Mapping[str, Mapping[str, tuple[str, str]]] = field(default_factory=dict)
 
     def _collect(self) -> tuple[dict[str, Snapshot], dict[str, str]]:
         """(snapshots of the clusters that could be collected, cluster -> why for the others)."""
@@ -129,7 +133,7 @@ class OpenDomain:
                   ) -> list[ActionResult]:
         """Each move of ``plan`` re-checked on fresh snapshots of its two clusters, then made; all journaled."""
         assert self.journal is not None
-        options = domain_options(self.cfg, self.domain)
+        options = domain_options(self.cfg, self.domain, health_api=self.health_api)
         results: list[ActionResult] = []
         for move in plan.moves:
             what = f"{move.source_cluster}/{move.source} -> {move.target_cluster}/{move.target}"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..engine.domain import check_cpu, check_headroom, check_network, check_size, disks_reachable
+from ..engine.compute.compat import closed_hosts
+from ..engine.domain import check_cpu, check_duties, check_headroom, check_network, check_size, disks_reachable
 from ..engine.options import DomainOptions
 from ..plan.domain_plan import CrossMove
 from ..snapshot import DatastoreState, Snapshot
@@ -28,11 +29,12 @@ def cross_premise(move: CrossMove, source: Snapshot, target: Snapshot, options: 
         return f"host {move.target} is no longer in cluster {move.target_cluster}"
     if not host.is_on:
         return f"host {move.target} of {move.target_cluster} is {host.state.words}"
-    why = check_cpu(source, source.host(vm.host), target, host, vm) or check_network(vm, target, host) \
+    member = options.member(move.target_cluster)
+    why = check_duties(target, host, closed_hosts(target, member)) \
+        or check_cpu(source, source.host(vm.host), target, host, vm) or check_network(vm, target, host) \
         or check_size(vm, target, host)
     if why:
         return why
-    member = options.member(move.target_cluster)
     totals = target.host_totals()[host.name]
     why = check_headroom(host, (totals.cpu_load_mhz + vm.cpu_load_mhz, totals.mem_load_mb + vm.mem_load_mb),
                          member.cpu_headroom, member.mem_headroom, move.target_cluster)

@@ -4,6 +4,7 @@ one place, shared by the application's commands and the service."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Mapping
 
 from ..engine import DomainMember, DomainOptions, PlanOptions
 from ..engine.options import DpmOptions, StorageOptions
@@ -83,19 +84,28 @@ def storage_options(cfg: Config, evacuate: tuple[str, ...] = ()) -> StorageOptio
     )
 
 
+def _member(name: str, one: Config, health_api: Mapping[str, tuple[str, str]] | None) -> DomainMember:
+    own = plan_options(one)  # its host duties and limits as its own planners see them
+    return DomainMember(cluster=name, vcenter=vcenter_key(one), cpu_headroom=own.cpu_headroom,
+                        mem_headroom=own.mem_headroom, space_threshold=one.sdrs.space_threshold,
+                        max_vcpus_per_core=own.max_vcpus_per_core, vm_distribution=own.vm_distribution,
+                        health_remediation=own.health_remediation,
+                        health_overrides=health_overrides(one, dict(health_api)) if health_api else own.health_overrides,
+                        max_network_utilization=own.max_network_utilization)
+
+
 def members(cfg: Config, domain: DomainConfig) -> list[tuple[str, Config]]:
     """The domain's clusters as (name, single-cluster config), in the domain's order."""
     by_name = dict(cfg.cluster_configs())
     return [(name, by_name[name]) for name in domain.clusters]
 
 
-def domain_options(cfg: Config, domain: DomainConfig, held: frozenset[str] = frozenset()) -> DomainOptions:
+def domain_options(cfg: Config, domain: DomainConfig, held: frozenset[str] = frozenset(),
+                   health_api: Mapping[str, Mapping[str, tuple[str, str]]] | None = None) -> DomainOptions:
+    """The domain's options; each member with its cluster's limits and host duties (``health_api``: cluster ->
+    host -> (state, reason) set through the HTTP API, over its config's ``drs.host_health``)."""
     return DomainOptions(
         name=domain.name,
-        members=tuple(DomainMember(cluster=name, vcenter=vcenter_key(one), cpu_headroom=one.drs.cpu_headroom,
-                                   mem_headroom=one.drs.mem_headroom, space_threshold=one.sdrs.space_threshold,
-                                   max_vcpus_per_core=one.drs.max_vcpus_per_core,
-                                   vm_distribution=plan_options(one).vm_distribution)
-                      for name, one in members(cfg, domain)),
+        members=tuple(_member(name, one, (health_api or {}).get(name)) for name, one in members(cfg, domain)),
         high=domain.high, room=domain.room, max_moves=domain.max_moves_per_cycle,
         vmotion_mbps=domain.vmotion_mbps, copy_mbps=domain.copy_mbps, held_vms=held, pool_map=dict(domain.pool_map))

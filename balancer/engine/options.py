@@ -140,6 +140,18 @@ HEALTH_REMEDIATIONS = ("quarantine", "mixed", "maintenance", "off")
 MODELS = ("imbalance", "vm-score")
 
 
+def check_host_duties(duties: "PlanOptions | DomainMember") -> None:
+    """The host duties' options (health remediation and overrides, the network limit: compute/compat.py's
+    ``closed_hosts``) are valid; ValueError otherwise. PlanOptions and DomainMember carry the same three."""
+    if duties.health_remediation not in HEALTH_REMEDIATIONS:
+        raise ValueError(f"health_remediation must be one of {', '.join(HEALTH_REMEDIATIONS)}")
+    for _, state, _ in duties.health_overrides:
+        if state not in ("healthy", "moderate", "severe"):
+            raise ValueError("a host's health is healthy, moderate or severe")
+    if duties.max_network_utilization is not None and not 0.0 < duties.max_network_utilization <= 1.0:
+        raise ValueError("max_network_utilization must be in (0, 1] (or None: not judged)")
+
+
 @dataclass(frozen=True)
 class PlanOptions:
     threshold: int = 3  # DRS migration threshold 1 (mandatory only) .. 5 (aggressive)
@@ -188,13 +200,7 @@ class PlanOptions:
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}")
-        if self.health_remediation not in HEALTH_REMEDIATIONS:
-            raise ValueError(f"health_remediation must be one of {', '.join(HEALTH_REMEDIATIONS)}")
-        for _, state, _ in self.health_overrides:
-            if state not in ("healthy", "moderate", "severe"):
-                raise ValueError("a host's health is healthy, moderate or severe")
-        if self.max_network_utilization is not None and not 0.0 < self.max_network_utilization <= 1.0:
-            raise ValueError("max_network_utilization must be in (0, 1] (or None: not judged)")
+        check_host_duties(self)
         if not 1 <= self.threshold <= 5:
             raise ValueError("threshold must be 1..5")
         if self.max_moves is not None and self.max_moves < 0:
@@ -232,6 +238,15 @@ class DomainMember:
     space_threshold: float = 0.80  # a datastore receiving a VM's disks stays at or below this used/capacity
     max_vcpus_per_core: float | None = None  # its drs.max_vcpus_per_core: a receiving host stays within it
     vm_distribution: float | None = None  # its drs.vm_distribution: a receiving host stays within the mean + this share
+    # its host duties (compute/compat.py's closed_hosts, the same as its own planner's, PlanOptions'): a host
+    # degraded in health (the snapshot's, or these overrides: config, HTTP API) or whose NICs are busier than
+    # max_network_utilization receives no VM from another cluster either
+    health_remediation: str = "mixed"
+    health_overrides: tuple[tuple[str, str, str], ...] = ()
+    max_network_utilization: float | None = 0.80
+
+    def __post_init__(self) -> None:
+        check_host_duties(self)
 
 
 @dataclass(frozen=True)

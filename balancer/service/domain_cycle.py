@@ -84,7 +84,8 @@ class DomainCycle:
         res = DomainResult(self.domain.name, cid)
         try:
             sources = {r.name: r.connected_source() for r in self.runners}
-            d = OpenDomain(self.cfg, self.domain, self.journal, sources)
+            health_api = {r.name: dict(r.health_api) for r in self.runners if r.health_api}
+            d = OpenDomain(self.cfg, self.domain, self.journal, sources, health_api)
             t0 = time.monotonic()
             snaps, failed = d.reachable_snapshots()
             if len(snaps) < 2:
@@ -93,7 +94,7 @@ class DomainCycle:
             # each cluster judged on the recent demand its own cycle planned on (drs.demand_window)
             demand = {r.name: r.last_seen[1] for r in self.runners
                       if r.name in snaps and r.last_seen is not None and r.last_seen[1]}
-            res.plan = plan = make_domain_plan(self.cfg, self.domain, snaps, self.journal, demand, failed)
+            res.plan = plan = make_domain_plan(self.cfg, self.domain, snaps, self.journal, demand, failed, health_api)
             self.journal.record_domain_plan(cid, plan)
             event(log, "domain plan", domain=self.domain.name, moves=len(plan.moves),
                   over=",".join(c.cluster for c in plan.clusters if c.over) or None,

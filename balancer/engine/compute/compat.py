@@ -14,7 +14,9 @@ balancing, repairs, DPM's and maintenance's evacuations, initial placement:
   needs): the same vendor and an EVC mode at least as new (judged when both are known; with EVC on
   every host of the cluster offers the cluster's mode, so this matters in clusters without EVC).
 
-Two duties are judged with the plan's options (``closed_hosts``), vSphere 7's (docs/vsphere7.md):
+Two duties are judged with the plan's options (``closed_hosts``), vSphere 7's (docs/vsphere7.md); the
+options are a cluster's (``PlanOptions``), or a balancing domain's member's (``DomainMember``, the same three
+fields) when another cluster's VM would come in (engine/domain/): one notion for every planner:
 
 - a host whose **health** is degraded (Proactive HA: moderate, severe -- the snapshot's, or the admin's or
   external monitoring's over it, ``PlanOptions.health_overrides``) is quarantined or put into maintenance
@@ -31,10 +33,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from typing import Collection, Mapping
+from typing import Collection, Mapping, Protocol
 
 from ...snapshot import VM, Host, Snapshot
-from ..options import PlanOptions
+
+
+class HostDuties(Protocol):
+    """What the host duties are judged with: ``PlanOptions`` of a cluster, ``DomainMember`` of a domain."""
+
+    @property
+    def health_remediation(self) -> str: ...
+
+    @property
+    def health_overrides(self) -> tuple[tuple[str, str, str], ...]: ...
+
+    @property
+    def max_network_utilization(self) -> float | None: ...
 
 # EVC modes of each vendor, oldest first (vSphere's EVC mode keys).
 EVC_MODES = {
@@ -75,7 +89,7 @@ def failover_hosts(snapshot: Snapshot) -> set[str]:
     return set(ha.failover_hosts) if ha is not None and ha.policy == "failover-hosts" else set()
 
 
-def host_health(snapshot: Snapshot, options: PlanOptions) -> dict[str, tuple[str, str]]:
+def host_health(snapshot: Snapshot, options: HostDuties) -> dict[str, tuple[str, str]]:
     """Host -> (health, reason in words) of every host whose health is known: the overrides (the admin's,
     external monitoring's) over the snapshot's (vCenter's health update providers)."""
     out = {h.name: (h.health, f"health provider: {h.health_reason}" if h.health_reason else "health provider")
@@ -87,7 +101,7 @@ def host_health(snapshot: Snapshot, options: PlanOptions) -> dict[str, tuple[str
     return out
 
 
-def remediation(state: str, options: PlanOptions) -> str | None:
+def remediation(state: str, options: HostDuties) -> str | None:
     """What a host in health ``state`` gets: ``quarantine``, ``maintenance`` or None (healthy, or health ignored)."""
     how = options.health_remediation
     if state == "healthy" or how == "off":
@@ -97,7 +111,7 @@ def remediation(state: str, options: PlanOptions) -> str | None:
     return "quarantine"
 
 
-def degraded_hosts(snapshot: Snapshot, options: PlanOptions) -> dict[str, tuple[str, str, str]]:
+def degraded_hosts(snapshot: Snapshot, options: HostDuties) -> dict[str, tuple[str, str, str]]:
     """Host -> (remediation, health, reason) of every host whose health calls for a remediation."""
     out = {}
     for name, (state, reason) in host_health(snapshot, options).items():
@@ -107,7 +121,7 @@ def degraded_hosts(snapshot: Snapshot, options: PlanOptions) -> dict[str, tuple[
     return out
 
 
-def closed_hosts(snapshot: Snapshot, options: PlanOptions) -> dict[str, str]:
+def closed_hosts(snapshot: Snapshot, options: HostDuties) -> dict[str, str]:
     """Host -> why it receives no VM under the options' duties: its health's remediation, its network's load."""
     out = {name: f"health {state} ({reason}): {'in quarantine' if what == 'quarantine' else 'to be evacuated'}, "
                  "it receives no VM"
@@ -196,5 +210,5 @@ def compatible(snapshot: Snapshot, mem_mb: np.ndarray, place: np.ndarray, closed
     return restrict(snapshot, np.ones((len(mem_mb), len(snapshot.hosts)), dtype=bool), mem_mb, place, closed)
 
 
-__all__ = ["EVC_MODES", "closed_hosts", "compatible", "degraded_hosts", "evc_offers", "failover_hosts", "host_health",
+__all__ = ["EVC_MODES", "HostDuties", "closed_hosts", "compatible", "degraded_hosts", "evc_offers", "failover_hosts", "host_health",
            "refusal", "remediation", "restrict"]

@@ -157,13 +157,18 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
                                             f"{counted(lost, 'largest host')} lost"))
     in_standby = np.array([h.state is HostState.STANDBY and host_override(cluster, dpm, i, "on") is None
                            for i, h in enumerate(cluster.snapshot.hosts)], dtype=bool)
+    # a host its duties close (health, network: compat.closed_hosts) would receive no VM: woken, it adds nothing
+    closed = in_standby & host_mask(cluster, (cluster._host_idx[n] for n in cluster.closed if n in cluster._host_idx))
+    in_standby &= ~closed
     standby = in_standby & ~held
     if wake_reasons:
         # Capacity comes before anti-flapping: when the HA headroom is broken, a host held after
         # going to standby is woken too (after the others).
         extra = in_standby & held if ha_broken else np.zeros_like(held)
         if not standby.any() and not extra.any():
-            out.notes.append(f"DPM: {wake_reasons[0][1]}, and no standby host can be powered on")
+            shut = [cluster.host_names[h] for h in np.flatnonzero(closed)]
+            out.notes.append(f"DPM: {wake_reasons[0][1]}, and no standby host can be powered on"
+                             + (f" ({', '.join(shut)}: {cluster.closed[shut[0]]})" if shut else ""))
             return out
         order = _wake_order(cluster, standby) + _wake_order(cluster, extra)
         woken = on.copy()

@@ -9,6 +9,9 @@ Each check returns None when it passes, or one line saying why not, naming the i
   the same family (``intel-broadwell`` -> ``intel-skylake``, never back). What is not known is
   not allowed: a careful admin would rather not move a VM than see vMotion refuse it midway.
 - Network: every network the VM's adapters use exists on the target host (by name).
+- Host duties (the target cluster's, judged as its own planners judge them: compute/compat.py's
+  ``closed_hosts`` with the member's options): a host degraded in health (quarantine, maintenance) or whose
+  physical NICs are busier than the network limit receives no VM.
 - Size: the target host has at least as many cores as the VM has vCPUs.
 - Headroom (the balancer's own rule, not vCenter's): with the VM, the target host's CPU and
   memory load stay within capacity x (1 - the target cluster's headroom).
@@ -66,6 +69,12 @@ def check_network(vm: VM, target: Snapshot, target_host: Host) -> str | None:
     if not target_host.networks:
         return f"host {target_host.name} of {target.cluster} reports no networks (VM {vm.name} uses {missing[0]!r})"
     return f"network {missing[0]!r} is missing on host {target_host.name} of {target.cluster}"
+
+
+def check_duties(target: Snapshot, target_host: Host, closed: dict[str, str]) -> str | None:
+    """``closed``: ``closed_hosts`` of the target cluster with its member's options (compute/compat.py)."""
+    why = closed.get(target_host.name)
+    return f"host {target_host.name} of {target.cluster}: {why}" if why else None
 
 
 def check_size(vm: VM, target: Snapshot, target_host: Host) -> str | None:
@@ -150,5 +159,5 @@ def pick_datastore(space_gb: float, target: Snapshot, target_host: Host, used_gb
     return best
 
 
-__all__ = ["EVC_MODES", "check_cpu", "check_headroom", "check_network", "check_size", "cpu_features", "disks_reachable",
+__all__ = ["EVC_MODES", "check_cpu", "check_duties", "check_headroom", "check_network", "check_size", "cpu_features", "disks_reachable",
            "pick_datastore", "same_datastore", "same_in_target"]

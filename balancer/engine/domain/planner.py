@@ -13,7 +13,8 @@ that takes the most off the over dimension (up to what is needed) per second of 
 (vMotion, plus the copy of its disks when the target host cannot reach them, plus
 ``MOVE_OVERHEAD_S`` for the move itself). Where: the other cluster with the lowest
 share after the move, on the compatible host (engine/domain/compat.py) that is least loaded
-after it and stays within its cluster's headroom. Each choice is greedy and explainable; a
+after it and stays within its cluster's headroom; never a host its cluster's duties close (a degraded
+health, NICs above the network limit: compute/compat.py's ``closed_hosts``, as its own planners judge). Each choice is greedy and explainable; a
 cross-cluster move is rare and dear, so there are few of them and each is judged on its own.
 """
 
@@ -30,10 +31,11 @@ from ...snapshot.io import snapshot_digest
 from ...snapshot.model import clamp
 from ..words import pct as _pct
 from ..compute.vmotion import estimate, modelled_dirty_rate_mbps
-from ..options import DomainOptions
+from ..options import DomainMember, DomainOptions
 from ..storage.copy import copy_seconds
-from .compat import (check_cpu, check_headroom, check_network, check_size, check_tallies, disks_reachable, pick_datastore,
-                     same_in_target)
+from ..compute.compat import closed_hosts
+from .compat import (check_cpu, check_duties, check_headroom, check_network, check_size, check_tallies, disks_reachable,
+                     pick_datastore, same_in_target)
 from ...words import counted
 
 CANDIDATES = 40  # VMs of an over cluster judged in full per move, the cheapest per unit of relief first
@@ -56,6 +58,7 @@ class _Cluster:
     host_vms: dict[str, int] = field(default_factory=dict)  # ... and how many powered-on VMs they hold
     ds_used: dict[str, float] = field(default_factory=dict)
     vm_names: set[str] = field(default_factory=set)
+    closed: dict[str, str] = field(default_factory=dict)  # hosts that receive no VM: its host duties (compat.py)
 
     @property
     def usable(self) -> bool:
@@ -85,7 +88,8 @@ def _ha_reserve(snap: Snapshot, hosts: list[Host]) -> list[float]:
     return [sum(sorted(c, reverse=True)[:ha.host_failures]) for c in caps]  # host-failures
 
 
-def _cluster(name: str, snap: Snapshot, demand: Mapping[str, tuple[float, float]] | None) -> _Cluster:
+def _cluster(name: str, snap: Snapshot, demand: Mapping[str, tuple[float, float]] | None,
+             duties: DomainMember) -> _Cluster:
     judged = [h for h in snap.hosts if h.state in (HostState.ON, HostState.STANDBY, HostState.MAINTENANCE)]
     receiving = [h for h in judged if h.state is not HostState.MAINTENANCE]
     reserve = _ha_reserve(snap, receiving)
@@ -111,6 +115,7 @@ def _cluster(name: str, snap: Snapshot, demand: Mapping[str, tuple[float, float]
                 c.host_vcpus[v.host] += v.vcpus
                 c.host_vms[v.host] += 1
     c.ds_used = {d.name: d.used_gb for d in snap.datastores}
+    c.closed = closed_hosts(snap, duties)  # health, network: the same duties its own planners keep
     return c
 
 
@@ -149,7 +154,7 @@ def plan_domain(snapshots: Mapping[str, Snapshot], options: DomainOptions,
     missing = [m.cluster for m in options.members if m.cluster not in snapshots]
     if missing:
         raise ValueError(f"domain {options.name}: no snapshot of cluster {missing[0]}")
-    clusters = {m.cluster: _cluster(m.cluster, snapshots[m.cluster], (demand or {}).get(m.cluster))
+    clusters = {m.cluster: _cluster(m.cluster, snapshots[m.cluster], (demand or {}).get(m.cluster), m)
                 for m in options.members}
     notes: list[str] = [f"cluster {n} has no host that is on, in standby or in maintenance: left out"
                         for n, c in clusters.items() if not c.usable]
@@ -250,7 +255,8 @@ def _best_target(vm: VM, host: Host, src: _Cluster, clusters: Mapping[str, _Clus
             if h.name not in tgt.host_load:
                 continue
             after = (tgt.host_load[h.name][0] + load[0], tgt.host_load[h.name][1] + load[1])
-            reason = check_cpu(src.snapshot, host, tgt.snapshot, h, vm) or check_network(vm, tgt.snapshot, h) \
+            reason = check_duties(tgt.snapshot, h, tgt.closed) \
+                or check_cpu(src.snapshot, host, tgt.snapshot, h, vm) or check_network(vm, tgt.snapshot, h) \
                 or check_size(vm, tgt.snapshot, h) \
                 or check_headroom(h, after, member.cpu_headroom, member.mem_headroom, tname) \
                 or check_tallies(h, tgt.host_vcpus[h.name] + vm.vcpus, tgt.host_vms[h.name] + 1, vms_limit,
@@ -350,9 +356,10 @@ def replay_problem(plan: DomainPlan, snapshots: Mapping[str, Snapshot], options:
     cluster, not the source) is passed over.
 
     What it checks is what the planner holds to: the clusters and hosts exist, the VM is movable,
-    in no rule of its cluster and not held (moved across within the cooldown), and the target
-    cluster stays within ``room`` with it and the moves before it."""
-    clusters = {m.cluster: _cluster(m.cluster, snapshots[m.cluster], None)
+    in no rule of its cluster and not held (moved across within the cooldown), the target host
+    receives VMs under its cluster's host duties (health, network), and the target cluster stays
+    within ``room`` with it and the moves before it."""
+    clusters = {m.cluster: _cluster(m.cluster, snapshots[m.cluster], None, m)
                 for m in options.members if m.cluster in snapshots}
     for m in plan.moves:
         where = f"step {m.step} (VM {m.vm})"
@@ -375,6 +382,9 @@ def replay_problem(plan: DomainPlan, snapshots: Mapping[str, Snapshot], options:
             return f"{where}: VM {m.vm} is in a rule of cluster {m.source_cluster}, which would not follow it"
         if m.vm in options.held_vms:
             return f"{where}: VM {m.vm} was moved between clusters within the domain's cooldown"
+        why = check_duties(tgt.snapshot, tgt.snapshot.host(m.target), tgt.closed)
+        if why:
+            return f"{where}: {why}"
         load = src.vm_load[m.vm]
         if tgt.room_share(load) > options.room:
             return (f"{where}: cluster {m.target_cluster} would be at {_pct(tgt.room_share(load))} of the capacity "
