@@ -195,12 +195,15 @@ def test_a_version_6_field_in_a_version_5_snapshot_is_named():
     assert parse_snapshot(doc).hosts[0].health is None and parse_snapshot(doc).vms[0].cpu_ready_pct is None
     for bad, where in ((dict(doc, hosts=[dict(host, health="severe")]), "hosts.0.health"),
                        (dict(doc, hosts=[dict(host, nic_mbps=20000.0)]), "hosts.0.nic_mbps"),
-                       (dict(doc, vms=[dict(vm, cpu_ready_pct=5.0)]), "vms.0.cpu_ready_pct")):
+                       (dict(doc, vms=[dict(vm, cpu_ready_pct=5.0)]), "vms.0.cpu_ready_pct"),
+                       (dict(doc, vms=[dict(vm, mem_compressed_mb=5.0)]), "vms.0.mem_compressed_mb")):
         with pytest.raises(InputError, match=where.replace(".", r"\.") + ": a version 6 field in a version 5 snapshot"):
             parse_snapshot(bad)
     new = parse_snapshot(dict(doc, version=6, hosts=[dict(host, health="moderate", health_reason="fan 2 failed",
                                                           nic_mbps=20000.0, net_rx_mbps=17000.0, net_tx_mbps=3000.0)],
-                              vms=[dict(vm, cpu_ready_pct=5.0, mem_ballooned_mb=10.0, mem_swapped_mb=0.0)]))
+                              vms=[dict(vm, cpu_ready_pct=5.0, mem_ballooned_mb=10.0, mem_swapped_mb=0.0,
+                                        mem_compressed_mb=2.0)]))
+    assert new.vms[0].mem_compressed_mb == 2.0 and parse_snapshot(dict(doc, version=6)).vms[0].mem_compressed_mb is None
     assert new.hosts[0].health == "moderate" and new.hosts[0].net_utilisation == 0.85
     with pytest.raises(InputError, match="health"):
         parse_snapshot(dict(doc, version=6, hosts=[dict(host, health="grey")]))

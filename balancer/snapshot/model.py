@@ -198,10 +198,12 @@ class VM(_Strict):
     cpu_limit_mhz: NonNegative | None = None
     mem_limit_mb: NonNegative | None = None
     # version 6: how well its host serves it over the window (the VM score, engine/compute/vmscore.py): the
-    # share of time its vCPUs were ready but not scheduled (CPU ready, %), memory ballooned and swapped (MB)
+    # share of time its vCPUs were ready but not scheduled (CPU ready, %), memory ballooned, swapped and
+    # compressed (MB); None: not known (not measured, or vCenter returned no sample)
     cpu_ready_pct: Annotated[NonNegative, Field(le=100)] | None = None
     mem_ballooned_mb: Annotated[NonNegative, Field(le=MAX_MEM_MB)] | None = None
     mem_swapped_mb: Annotated[NonNegative, Field(le=MAX_MEM_MB)] | None = None
+    mem_compressed_mb: Annotated[NonNegative, Field(le=MAX_MEM_MB)] | None = None
 
     @field_validator("cpu_demand_mhz", "cpu_reservation_mhz")
     @classmethod
@@ -439,7 +441,7 @@ _SINCE: dict[int, list[tuple[str, str]]] = {
         ("vms", "mem_shares"), ("vms", "cpu_limit_mhz"), ("vms", "mem_limit_mb")],
     6: [("hosts", "health"), ("hosts", "health_reason"), ("hosts", "nic_mbps"), ("hosts", "net_rx_mbps"),
         ("hosts", "net_tx_mbps"), ("vms", "cpu_ready_pct"), ("vms", "mem_ballooned_mb"), ("vms", "mem_swapped_mb"),
-        ("", "datastore_clusters")],
+        ("vms", "mem_compressed_mb"), ("", "datastore_clusters")],
 }
 
 
@@ -450,7 +452,7 @@ def migrate(data: dict, version: int) -> dict:
     the cross-cluster facts of version 3 (networks, CPU vendor, EVC modes, datastore URLs);
     version 3 had no hosts' logical CPUs (``cpu_threads``) nor the automation values ``fullyAutomated`` and
     ``partiallyAutomated`` (version 4); version 4 had no resource pools, shares nor limits (version 5); version 5
-    had no host health, NIC capacity and traffic, nor the VMs' CPU ready, ballooned and swapped memory, nor the
+    had no host health, NIC capacity and traffic, nor the VMs' CPU ready, ballooned, swapped and compressed memory, nor the
     datastore clusters' own settings and the disks' growth (version 6).
     """
     for since in range(version + 1, SNAPSHOT_VERSION + 1):

@@ -60,7 +60,7 @@ class VcSim:
                  relocate_task_ms: int = 0, datastores: int = 1, partial_datastores: int = 0, pod: bool = False,
                  datastore_gb: float = 0, datastore_free_gb: float = -1, disk_gb: float = 0, clusters: int = 1,
                  name_prefix: str = "", evc: str = "", host_evc: str = "", host_networks: str = "",
-                 datastore_latency_ms: str = "", stock_mounts: bool = False, host_wake: str = ""):
+                 datastore_latency_ms: str = "", stock_mounts: bool = False, host_wake: str = "", vm_memory_kb: str = ""):
         self.hosts, self.vms_per_host, self.clusters, self.name_prefix = hosts, vms_per_host, clusters, name_prefix
         self.cpu_mhz, self.cores, self.mem_mb = cpu_mhz, cores, mem_mb
         last = ""
@@ -74,7 +74,8 @@ class VcSim:
                     "-disk-gb", str(disk_gb), "-clusters", str(clusters), "-name-prefix", name_prefix,
                     "-evc", evc, "-host-evc", host_evc, "-host-networks", host_networks,
                     "-datastore-latency-ms", datastore_latency_ms] + (["-pod"] if pod else []) \
-                + (["-stock-mounts"] if stock_mounts else []) + (["-host-wake", host_wake] if host_wake else [])
+                + (["-stock-mounts"] if stock_mounts else []) + (["-host-wake", host_wake] if host_wake else []) \
+                + (["-vm-memory-kb", vm_memory_kb] if vm_memory_kb else [])
             self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             line = self._first_line(startup_timeout)
             if line.startswith("http"):

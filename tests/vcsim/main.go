@@ -906,6 +906,8 @@ func main() {
 	esx.HostHardwareInfo.CpuInfo.Hz = int64(*cpuMhz) * 1000 * 1000
 	esx.HostHardwareInfo.MemorySize = *memMB * 1024 * 1024
 
+	setupVMMemory()
+
 	m := simulator.VPX()
 	m.Host = 0 // no standalone host: the cluster is the whole inventory
 	m.Cluster = *clusters

@@ -12,9 +12,12 @@ of the powered-on VMs on it over its physical capacity), D its demand and E its 
     mem      = served_m x max(0, 1 - reclaim / RECLAIM_ZERO)
     score    = 100 x cpu x mem
 
-The measured inputs (snapshot version 6: ``cpu_ready_pct``; ``mem_ballooned_mb`` + SWAP_WEIGHT x
-``mem_swapped_mb`` over the VM's configured memory) enter through the residuals: what was measured minus
-what the model says for the host the VM was measured on (0 when not measured). So the part of its ready
+The measured inputs (snapshot version 6: ``cpu_ready_pct``; ``mem_ballooned_mb`` + ``mem_compressed_mb`` +
+SWAP_WEIGHT x ``mem_swapped_mb`` over the VM's configured memory) enter through the residuals: what was measured
+minus what the model says for the host the VM was measured on. An unknown input (None: not measured, or vCenter
+returned no sample) is not taken as 0: CPU ready unknown gives a residual of 0 (the model's figure for its host
+stands); the memory inputs count when at least one of the three is known, the unknown ones then as 0 (the
+counters come in one query: one missing beside others is reclaiming nothing); all three unknown, the model's. So the part of its ready
 time or reclaimed memory its host's load explains follows the host (a move changes it), and the rest
 follows the VM. The cluster score is the mean of the powered-on VMs' scores.
 
@@ -36,7 +39,7 @@ READY_ZERO = 20.0  # CPU ready (%) at which the CPU part of the score is 0
 RECLAIM_KNEE = 0.95  # memory utilisation above which the host balloons and swaps
 RECLAIM_SLOPE = 2.0  # modelled share of a VM's memory reclaimed per unit of utilisation above the knee
 RECLAIM_ZERO = 0.5  # share of its memory reclaimed (ballooned + weighted swapped) at which the memory part is 0
-SWAP_WEIGHT = 3.0  # a swapped MB hurts as three ballooned ones
+SWAP_WEIGHT = 3.0  # a swapped MB hurts as three ballooned (or compressed) ones
 BUCKETS = ("0-20", "20-40", "40-60", "60-80", "80-100")
 
 
@@ -87,10 +90,12 @@ class ScoreInputs:
 
 
 def measured_reclaim(v) -> float | None:
-    """A VM's measured reclaimed share of memory (ballooned + SWAP_WEIGHT x swapped over its memory), or None."""
-    if v.mem_ballooned_mb is None and v.mem_swapped_mb is None:
+    """A VM's measured reclaimed share of memory ((ballooned + compressed + SWAP_WEIGHT x swapped) over its
+    memory), or None when none of the three is known."""
+    if v.mem_ballooned_mb is None and v.mem_swapped_mb is None and v.mem_compressed_mb is None:
         return None
-    return ((v.mem_ballooned_mb or 0.0) + SWAP_WEIGHT * (v.mem_swapped_mb or 0.0)) / v.mem_mb
+    return ((v.mem_ballooned_mb or 0.0) + (v.mem_compressed_mb or 0.0) + SWAP_WEIGHT * (v.mem_swapped_mb or 0.0)) \
+        / v.mem_mb
 
 
 def score_inputs(snapshot: Snapshot, demand: np.ndarray | None = None, entitled: np.ndarray | None = None

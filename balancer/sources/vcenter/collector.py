@@ -36,7 +36,10 @@ PERF_SAMPLES = 15  # the last 5 minutes; without maxSample the simulator returns
 PERF_BATCH = 2000  # VMs per QueryPerf call
 IDLE_MEMORY_SHARE = 0.25  # DRS counts active memory + 25 % of idle consumed memory (drs.idle_memory_percent)
 
-COUNTERS = ("cpu.usagemhz.average", "cpu.ready.summation", "mem.active.average", "mem.consumed.average")
+# per VM (instance "": the VM as a whole). cpu.ready.summation: ms its vCPUs were ready but not scheduled, summed
+# over them, per 20 s sample; mem.*: KB. The last three: how its host serves it (the VM score, docs/vsphere7.md)
+COUNTERS = ("cpu.usagemhz.average", "cpu.ready.summation", "mem.active.average", "mem.consumed.average",
+            "mem.vmmemctl.average", "mem.swapped.average", "mem.compressed.average")
 # per host and datastore (instance: the datastore's id, the last part of its URL), milliseconds
 LATENCY_COUNTERS = ("datastore.totalReadLatency.average", "datastore.totalWriteLatency.average")
 GB = 1024.0 ** 3
@@ -195,7 +198,7 @@ class Collector:
             ids: dict[str, int] = {}
             for c in counters or []:
                 key = f"{c.groupInfo.key}.{c.nameInfo.key}.{c.rollupType}"
-                if key in COUNTERS or key in LATENCY_COUNTERS:
+                if key in COUNTERS or key in LATENCY_COUNTERS or key in NET_COUNTERS:
                     ids[key] = c.key
             self._counter_ids = ids
         return self._counter_ids
@@ -359,6 +362,7 @@ class Collector:
                 disks=vm_disks(p, ds_name, disk_keys.setdefault(mid, {})),
                 networks=network_names(p.get("network"), storage.networks),
                 min_evc_mode=evc_key(p.get("runtime.minRequiredEVCModeKey")) if on else None,
+                **(served(perf.get(mid), vcpus, mem_mb) if on else {}),
             ))
             vm_name[mid] = p.get("name", mid)
 
@@ -578,6 +582,40 @@ def demand(series: dict[str, list[float]] | None, quick: Any, core_mhz: float,
         c = _finite(getattr(quick, "hostMemoryUsage", None)) or _finite(getattr(quick, "guestMemoryUsage", None)) or a
         mem = a + idle_share * max(0.0, c - a)
     return max(0.0, cpu), max(0.0, mem)
+
+
+def _mean(samples: list[float] | None) -> float | None:
+    return sum(samples) / len(samples) if samples else None
+
+
+def ready_pct(ready_ms: list[float] | None, vcpus: int, interval_s: float = PERF_INTERVAL) -> float | None:
+    """CPU ready in % of the time of each vCPU from ``cpu.ready.summation`` samples (ms ready in each
+    ``interval_s`` sample, summed over the VM's vCPUs): mean ms / (interval x 1000 x vCPUs) x 100, at most 100;
+    None when there is no sample (not known, not 0)."""
+    mean = _mean(ready_ms)
+    if mean is None:
+        return None
+    return min(100.0, max(0.0, mean / (interval_s * 1000.0 * max(vcpus, 1)) * 100.0))
+
+
+MEMORY_SERVED = (("mem.vmmemctl.average", "mem_ballooned_mb"), ("mem.swapped.average", "mem_swapped_mb"),
+                 ("mem.compressed.average", "mem_compressed_mb"))
+
+
+def served(series: dict[str, list[float]] | None, vcpus: int, mem_mb: float) -> dict[str, float]:
+    """How its host serves a powered-on VM, from its perf samples: ``cpu_ready_pct`` and memory ballooned,
+    swapped and compressed (KB samples averaged, in MB, at most its memory). A counter vCenter returned no
+    sample for is left out (the snapshot field stays None: not known)."""
+    series = series or {}
+    out: dict[str, float] = {}
+    ready = ready_pct(series.get("cpu.ready.summation"), vcpus)
+    if ready is not None:
+        out["cpu_ready_pct"] = round(ready, 3)
+    for counter, name in MEMORY_SERVED:
+        kb = _mean(series.get(counter))
+        if kb is not None:
+            out[name] = round(min(max(kb, 0.0) / 1024.0, mem_mb), 1)
+    return out
 
 
 def groups(config: Any, vm_name: dict[str, str], host_name: dict[str, str]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
