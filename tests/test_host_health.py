@@ -231,3 +231,104 @@ def test_the_vmotion_network_speed_is_the_slowest_link_behind_the_vmotion_vmknic
     assert out == {"nic_mbps": 60000.0, "net_rx_mbps": 1200.0, "net_tx_mbps": 300.0, "vmotion_mbps": 25000.0}
     assert host_network(network, O(netConfig=[]), {}) == {"nic_mbps": 60000.0}  # no vMotion NIC, no counters
     assert host_network(None, None, {}) == {}
+
+
+# --- vCenter's health update providers (sources/vcenter/health.py) --------------------------------------------
+
+def test_health_updates_map_to_the_worst_component_of_each_host():
+    from balancer.sources.vcenter.health import host_health
+
+    updates = [("host-1", "p/fan", "green", "fan: Fan 3"), ("host-1", "p/psu", "yellow", "power: PSU 1 redundancy lost"),
+               ("host-2", "p/fan", "red", "fan: Fan 1 failed"), ("host-2", "p/mem", "yellow", "memory: ECC errors"),
+               ("host-3", "p/fan", "green", "fan: Fan 2"),
+               ("host-4", "p/fan", "gray", "fan: Fan 1"),  # unknown: says nothing
+               ("host-5", "p/fan", "red", "fan: Fan 4 failed"), ("host-5", "p/fan", "green", "fan: Fan 4"),  # mended
+               ("host-6", "p/psu", "red", "power: PSU 1 failed"), ("host-6", "q/psu", "red", "power: PSU 2 failed")]
+    assert host_health(updates) == {
+        "host-1": ("moderate", "power: PSU 1 redundancy lost"),
+        "host-2": ("severe", "fan: Fan 1 failed"),
+        "host-3": ("healthy", ""),
+        "host-5": ("healthy", ""),
+        "host-6": ("severe", "power: PSU 1 failed; power: PSU 2 failed"),
+    }
+    assert host_health([]) == {}
+    assert host_health([("h", "c", "RED", "a\nmulti-line\tdescription")]) == {"h": ("severe", "a multi-line description")}
+
+
+class _Ref:
+    def __init__(self, moid):
+        self.moid = moid
+
+    def _GetMoId(self):
+        return self.moid
+
+
+class _Manager:
+    """A HealthUpdateManager as pyVmomi shows it, with two providers."""
+
+    def __init__(self, fail=None, broken=()):
+        from types import SimpleNamespace as O
+
+        self.fail, self.broken = fail, broken
+        self.infos = {"p1": [O(id="fan1", componentType="fan", description="Fan 1")],
+                      "p2": [O(id="psu", componentType="power", description="PSU 2")]}
+        self.updates = {"p1": [O(entity=_Ref("host-1"), healthUpdateInfoId="fan1", status="yellow", remediation="")],
+                        "p2": [O(entity=_Ref("host-2"), healthUpdateInfoId="psu", status="red",
+                                 remediation="replace the PSU"),
+                               O(entity=_Ref("host-9"), healthUpdateInfoId="psu", status="red", remediation="")]}
+        self.calls = 0
+
+    def QueryProviderList(self):
+        self.calls += 1
+        if self.fail is not None:
+            raise self.fail
+        return ["p1", "p2"]
+
+    def QueryHealthUpdateInfos(self, providerId):
+        return self.infos[providerId]
+
+    def QueryHealthUpdates(self, providerId):
+        if providerId in self.broken:
+            raise RuntimeError("provider p1 is broken")
+        return self.updates[providerId]
+
+
+def _reader(manager):
+    from types import SimpleNamespace as O
+
+    from balancer.sources.vcenter.health import HealthReader
+
+    return HealthReader(O(content=O(healthUpdateManager=manager)))
+
+
+def test_the_health_reader_reads_every_provider_or_the_clusters_own_and_is_guarded():
+    from types import SimpleNamespace as O
+
+    from pyVmomi import vmodl
+
+    hosts = {"host-1", "host-2", "host-3"}  # host-9 is another cluster's
+    assert _reader(_Manager()).read(None, hosts) == {
+        "host-1": ("moderate", "fan: Fan 1"), "host-2": ("severe", "power: PSU 2 (replace the PSU)")}
+    # the cluster's Proactive HA names its providers: only theirs count
+    only_p1 = O(infraUpdateHaConfig=O(providers=["p1"]))
+    assert _reader(_Manager()).read(only_p1, hosts) == {"host-1": ("moderate", "fan: Fan 1")}
+    # a broken provider is left out, the others read
+    assert _reader(_Manager(broken=("p1",))).read(None, hosts) == {"host-2": ("severe", "power: PSU 2 (replace the PSU)")}
+    # no manager at all, or one vCenter does not implement (vcsim 0.24): no health, asked once
+    assert _reader(None).read(None, hosts) == {}
+    missing = _Manager(fail=vmodl.fault.MethodNotFound())
+    reader = _reader(missing)
+    assert reader.read(None, hosts) == {} and reader.read(None, hosts) == {} and missing.calls == 1
+    # any other failure: no health this time, asked again next time
+    flaky = _Manager(fail=RuntimeError("timeout"))
+    reader = _reader(flaky)
+    assert reader.read(None, hosts) == {} and reader.read(None, hosts) == {} and flaky.calls == 2
+
+
+def test_provider_health_reaches_the_plan_and_the_config_wins_over_it():
+    s = skewed(health="severe", health_reason="power: PSU 2 (replace the PSU)")  # as the collector writes it
+    plan = make_plan(s, PlanOptions(time_limit_s=1))
+    assert [(p.host, p.action) for p in plan.power] == [("c", "enter-maintenance")]
+    assert "health provider: power: PSU 2 (replace the PSU)" in plan.power[0].detail
+    cfg = Config.model_validate({"drs": {"host_health": {"c": {"state": "healthy", "reason": "provider wrong"}}}})
+    assert any(m.target == "c" for m in make_plan(s, plan_options(cfg)).moves)

@@ -8,6 +8,8 @@ Per collection, whatever the number of hosts, VMs, datastores and disks:
   1 QueryPerf per PERF_BATCH powered-on VMs (one call up to 2,000 VMs; the hosts' datastore
     latency counters go in the first call),
   plus 1 request on the first collection to learn the performance counter ids,
+  plus the hosts' health (health.py): 1 QueryProviderList, and 2 requests per health update provider
+    (none again once vCenter has said it has no HealthUpdateManager),
   plus ContinueRetrievePropertiesEx pages when vCenter splits a large result.
 """
 
@@ -27,6 +29,7 @@ from ...snapshot import (SNAPSHOT_VERSION, VM, Automation, Datastore, DatastoreS
 from .connection import Connection
 from .inventory import (ClusterRefs, duplicate_error, duplicates, find_cluster, moid, objects_spec, props, read_view, retrieve,
                         vc_name)
+from .health import HealthReader
 from .sdrs import pod_rules, pod_settings
 
 log = logging.getLogger("balancer.vcenter")
@@ -112,6 +115,7 @@ class Collector:
         self.cluster_name = cluster_name
         self._counter_ids: dict[str, int] | None = None
         self.host_net: dict[str, dict[str, float]] = {}  # host moid -> {NET_COUNTERS: Mb/s} of the last query_perf
+        self.health = HealthReader(conn)  # vCenter's health update providers (Proactive HA)
 
     # --- inventory ------------------------------------------------------------------------
     def read_cluster(self) -> tuple[Any, dict[str, Any], list[tuple[Any, dict]], list[tuple[Any, dict]], "Storage"]:
@@ -310,6 +314,11 @@ class Collector:
         overrides = {moid(o.key): o for o in (getattr(config, "drsVmConfig", None) or []) if getattr(o, "key", None)}
         dpm_hosts = {moid(o.key): o for o in (getattr(config, "dpmHostConfig", None) or []) if getattr(o, "key", None)}
         hosts = [h.model_copy(update={"dpm": host_dpm(dpm_hosts.get(moid(obj)))}) for h, (obj, _) in zip(hosts, host_objs)]
+        # health from vCenter's health update providers, where there are any (else unknown: the config's or the
+        # HTTP API's value stands)
+        health = self.health.read(config, set(host_name))
+        hosts = [h.model_copy(update={"health": health[moid(obj)][0], "health_reason": health[moid(obj)][1] or None})
+                 if moid(obj) in health else h for h, (obj, _) in zip(hosts, host_objs)]
 
         powered_on = [vm for vm, p in vm_objs if str(p.get("runtime.powerState")) == "poweredOn"]
         perf, latency = self.query_perf(powered_on, [h for h, p in host_objs if host_state(p.get("runtime")) is HostState.ON])
