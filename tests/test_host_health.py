@@ -69,6 +69,10 @@ def test_place_refuses_a_degraded_host_and_says_why():
     refused = {r.host: r.why for r in p.rejected}
     assert "c" in refused and "health moderate (health provider: fan 3 failed)" in refused["c"]
     assert p.hosts and all(c.host != "c" for c in p.hosts)
+    busy = place_vm(skewed(nic_mbps=20000.0, net_tx_mbps=18000.0), VmSpec(name="new", vcpus=1, mem_mb=1024.0,
+                                                                          cpu_demand_mhz=100.0))
+    assert "above the 80 % network limit" in {r.host: r.why for r in busy.rejected}["c"]
+    assert busy.hosts and all(c.host != "c" for c in busy.hosts)
 
 
 def test_a_severe_host_is_evacuated_and_enters_maintenance_with_its_reason():
