@@ -1,4 +1,4 @@
-"""Counts in words for people: "1 VM", "3 VMs" -- never "1 datastores" or "1 VM(s)"."""
+"""Counts in words for people: "1 VM", "3 VMs" -- never "1 datastores" or "1 VM(s)"; a few names of many."""
 
 from __future__ import annotations
 
@@ -18,4 +18,12 @@ def plural(n: int, noun: str, plural_form: str | None = None) -> str:
     return noun if n == 1 else (plural_form or _IRREGULAR.get(noun, noun + "s"))
 
 
-__all__ = ["counted", "plural"]
+def some_names(names, first: int = 10) -> str:
+    """The first ``first`` names and how many more ("esx01, esx02 and 94 more"; "none"): valid names in a
+    one-line message."""
+    names = list(names)
+    text = ", ".join(names[:first]) + (f" and {len(names) - first} more" if len(names) > first else "")
+    return text or "none"
+
+
+__all__ = ["counted", "plural", "some_names"]

@@ -32,6 +32,12 @@ def snap(hosts, vms, **kw):
     return parse_snapshot({"version": 6, "cluster": "c", "hosts": hosts, "vms": vms, **kw})
 
 
+def on_vcenter(drs: dict) -> Config:
+    """A config of a vCenter cluster (its hosts' names known only when it is read) with this drs section."""
+    return Config.model_validate({"source": "vcenter", "drs": drs, "vcenter": {
+        "host": "vc.example", "user": "u", "cluster": "c", "password_env": "VC_PASSWORD"}})
+
+
 def skewed(**empty):
     """a carries 9 VMs at 90 % CPU, b 1 VM; c is empty (balancing would love it)."""
     return snap([host("a"), host("b"), host("c", **empty)],
@@ -150,7 +156,7 @@ def test_a_maintenance_evacuation_sends_no_vm_to_a_host_that_receives_none(shut)
 
 def test_config_and_api_overrides_win_over_the_providers():
     s = skewed(health="severe")
-    cfg = Config.model_validate({"drs": {"host_health": {"c": {"state": "healthy", "reason": "replaced PSU"}}}})
+    cfg = on_vcenter({"host_health": {"c": {"state": "healthy", "reason": "replaced PSU"}}})
     options = plan_options(cfg)
     assert options.health_overrides == (("c", "healthy", "set in the config: replaced PSU"),)
     assert any(m.target == "c" for m in make_plan(s, options).moves)
@@ -176,11 +182,25 @@ def test_the_http_api_sets_and_clears_a_hosts_health_and_refuses_bad_input_in_on
     assert host_health_request([r], b"", "")[0] == 200
 
 
+def test_a_host_the_cluster_does_not_have_is_named():
+    """A misspelt host in drs.host_health: refused by name where the config names the hosts (the simulated
+    cluster), and named in every plan where only the cluster knows them (vCenter), never silently ignored."""
+    from balancer.config import parse_config
+    from balancer.errors import InputError
+
+    with pytest.raises(InputError, match=r"drs.host_health: unknown host 'esx9' \(the simulated cluster's hosts are esx01"):
+        parse_config({"drs": {"host_health": {"esx9": {"state": "severe", "reason": "PSU failed"}}}})
+    plan = make_plan(skewed(), plan_options(on_vcenter({"host_health": {"cc": {"state": "severe"}}})))
+    assert "host health is set for host cc, which is not in cluster c (its hosts: a, b, c): nothing is done for it" \
+        in plan.notes
+    assert not plan.power
+
+
 def test_a_bad_config_value_is_refused():
     from pydantic import ValidationError
 
     for drs in ({"health_remediation": "sometimes"}, {"max_network_utilization": 1.5},
-                {"host_health": {"c": {"state": "grey"}}}):
+                {"host_health": {"esx01": {"state": "grey"}}}, {"host_health": {"esx9": {"state": "severe"}}}):
         with pytest.raises(ValidationError):
             Config.model_validate({"drs": drs})
 
@@ -334,5 +354,5 @@ def test_provider_health_reaches_the_plan_and_the_config_wins_over_it():
     plan = make_plan(s, PlanOptions(time_limit_s=1))
     assert [(p.host, p.action) for p in plan.power] == [("c", "enter-maintenance")]
     assert "health provider: power: PSU 2 (replace the PSU)" in plan.power[0].detail
-    cfg = Config.model_validate({"drs": {"host_health": {"c": {"state": "healthy", "reason": "provider wrong"}}}})
+    cfg = on_vcenter({"host_health": {"c": {"state": "healthy", "reason": "provider wrong"}}})
     assert any(m.target == "c" for m in make_plan(s, plan_options(cfg)).moves)

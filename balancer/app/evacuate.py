@@ -18,7 +18,7 @@ from ..snapshot import DatastoreState, Snapshot
 from ..sources.abilities import CanMaintainDatastores, has
 from ..plan.result import ActionResult
 from .oneoff import acting, check_source, cluster_of, snapshot_of
-from ..words import counted
+from ..words import counted, some_names
 
 if TYPE_CHECKING:
     from ..sources.base import Source
@@ -114,7 +114,7 @@ def evacuate_host(host: str, config_path: str | None, cluster_name: str | None, 
 
     def plan_it(snap: Snapshot, cfg: Config) -> Plan:
         if host not in snap.hosts_by_name():
-            raise InputError(f"host {quote(host)}: not in cluster {snap.cluster} (its hosts: {_some(h.name for h in snap.hosts)})")
+            raise InputError(f"host {quote(host)}: not in cluster {snap.cluster} (its hosts: {some_names(h.name for h in snap.hosts)})")
         return make_plan(snap, plan_options(cfg, evacuate=(host,)))
 
     def refusal(plan: Plan, snap: Snapshot) -> str | None:
@@ -138,7 +138,7 @@ def evacuate_datastore(datastore: str, config_path: str | None, cluster_name: st
         found = next((d for d in snap.datastores if d.name == datastore), None)
         if found is None:
             raise InputError(f"datastore {quote(datastore)}: not in cluster {snap.cluster} "
-                             f"(its datastores: {_some(d.name for d in snap.datastores)})")
+                             f"(its datastores: {some_names(d.name for d in snap.datastores)})")
         if found.state is DatastoreState.MAINTENANCE and execute:
             raise InputError(f"datastore {datastore} is already in maintenance")
         return make_plan(snap, plan_options(cfg, evacuate_datastores=(datastore,)))
@@ -180,12 +180,6 @@ def _evacuate(what: str, kind: str, config_path: str | None, cluster_name: str |
         return Evacuation(plan, act.carry_out(plan, snap, run))
 
 
-
-def _some(names) -> str:
-    """The first ten names, and how many more: the valid names in a one-line error (at most 300 characters)."""
-    names = list(names)
-    text = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-    return text or "none"
 
 
 __all__ = ["Evacuation", "carry_out_datastore_evacuation", "carry_out_datastore_exit", "carry_out_evacuation",

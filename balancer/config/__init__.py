@@ -105,13 +105,19 @@ class SimConfig(_Section):
     # (sim-datastores); what a pod leaves out, sdrs: gives
     datastore_clusters: dict[Name, PodConfig] = {}
 
+    def host_names(self) -> set[str]:
+        """The simulated cluster's host names (esx01, esx02, ...)."""
+        return {f"esx{i + 1:02d}" for i in range(self.hosts)}
+
+    def unknown_host(self, name: str, where: str) -> str:
+        return f"{where}: unknown host {quote(name)} (the simulated cluster's hosts are esx01 to esx{self.hosts:02d})"
+
     @model_validator(mode="after")
     def _dpm_hosts_known(self) -> "SimConfig":
-        names = {f"esx{i + 1:02d}" for i in range(self.hosts)}  # the simulated cluster's host names
+        names = self.host_names()
         for name in self.dpm_hosts:
             if name not in names:
-                raise ValueError(f"dpm_hosts: unknown host {quote(name)} (the simulated cluster's hosts are esx01 to "
-                                 f"esx{self.hosts:02d})")
+                raise ValueError(self.unknown_host(name, "dpm_hosts"))
         for name in self.datastore_clusters:
             if name != SIM_DATASTORE_CLUSTER or not self.datastores:
                 raise ValueError(f"datastore_clusters: unknown datastore cluster {quote(name)} (the simulated cluster's "
@@ -478,6 +484,10 @@ class Config(_Section):
         kind = source_kind(self.source)
         if kind.section_required and kind.settings(self) is None:
             raise ValueError(f"source is {kind.name} but there is no {kind.section} section")
+        section = kind.settings(self)
+        if self.clusters is None and hasattr(section, "host_names"):  # a cluster whose hosts the config names
+            for name in sorted(set(self.drs.host_health) - section.host_names()):
+                raise ValueError(section.unknown_host(name, "drs.host_health"))
         if "source" not in self.model_fields_set:  # the default source, while another's section is given
             other = sorted(k.name for k in SOURCES.values() if k.section_required and k.section in self.model_fields_set
                            and k.name != kind.name)

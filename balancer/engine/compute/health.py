@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ...snapshot import HostState
+from ...words import some_names
 from ..options import PlanOptions
 from .cluster import Cluster
 from .compat import degraded_hosts
@@ -39,6 +40,10 @@ class HealthRemedy:
     @classmethod
     def of(cls, cluster: Cluster, options: PlanOptions) -> "HealthRemedy":
         out = cls()
+        known = cluster.snapshot.hosts_by_name()
+        for name in sorted({n for n, _, _ in options.health_overrides} - set(known)):  # a misspelt or removed host
+            out.notes.append(f"host health is set for host {name}, which is not in cluster "
+                             f"{cluster.snapshot.cluster} (its hosts: {some_names(sorted(known))}): nothing is done for it")
         degraded = degraded_hosts(cluster.snapshot, options)
         if not degraded:
             return out
