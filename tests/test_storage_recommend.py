@@ -122,3 +122,22 @@ def test_the_journal_counts_each_cycle_s_planned_storage_moves_and_history_shows
     assert row["planned_storage"] == planned
     r = run_cli("history", "--config", str(cfg))
     assert r.returncode == 0 and f"{planned} storage move" in r.stdout
+
+
+def test_a_datastore_too_full_for_the_others_is_refused_with_the_totals(tmp_path):
+    """ds-01 holds more than the other datastores have below their threshold: the one error line says so with
+    the totals (not one VM's disks cut in the middle), exit 3, nothing moved."""
+    cfg = write_config(tmp_path, sim_config(tmp_path))
+    snap_path = tmp_path / "s.json"
+    assert run_cli("snapshot", "--config", str(cfg), "--out", str(snap_path)).returncode == 0
+    snap = Snapshot.model_validate(json.loads(snap_path.read_text()))
+    need = sum(k.space_gb for v in snap.vms for k in v.disks if k.datastore == "ds-01")
+    room = sum(max(0.0, THRESHOLD * d.capacity_gb - d.used_gb) for d in snap.datastores if d.name != "ds-01")
+    assert need > room  # the embedded cluster's first datastore: the case at hand
+    r = run_cli("evacuate-datastore", "ds-01", "--config", str(cfg), "--format", "json")
+    assert r.returncode == 3
+    line = r.stderr.strip().splitlines()[-1]
+    assert len(line) <= 300 and "…" not in line, line
+    n = sum(1 for v in snap.vms for k in v.disks if k.datastore == "ds-01")
+    assert line.startswith(f"error: cannot evacuate datastore ds-01: its {n} disks take {need:,.0f} GB and the other "
+                           f"datastores have {room:,.0f} GB below their space threshold: "), line

@@ -146,7 +146,11 @@ def evacuate_datastore(datastore: str, config_path: str | None, cluster_name: st
     def refusal(plan: Plan, snap: Snapshot) -> str | None:
         if plan.status == "infeasible":
             why = [c.removeprefix(f"evacuating {datastore}: ") for c in plan.conflicts]
-            return "; ".join(why[:3]) + (f"; and {len(why) - 3} more" if len(why) > 3 else "")
+            short = too_little_room(plan, snap, datastore)
+            if short:  # the cause, whichever disk would be named first
+                return f"{short}: {counted(len(why), 'VM')} whose disks find no room"
+            # the first reason whole (one line holds one), and how many others there are
+            return why[0] + (f"; and {counted(len(why) - 1, 'more VM')} whose disks find no room" if len(why) > 1 else "")
         left = disks_left_on(plan, datastore, snap)
         if left:
             return (f"{counted(len(left), 'disk')} would stay on it ({', '.join(left[:5])}{' ...' if len(left) > 5 else ''})"
@@ -156,6 +160,19 @@ def evacuate_datastore(datastore: str, config_path: str | None, cluster_name: st
     return _evacuate(f"evacuate datastore {datastore}", "evacuate-datastore", config_path, cluster_name,
                      snapshot_path, execute, show, plan_it, refusal,
                      lambda source, p: carry_out_datastore_evacuation(source, p, datastore))
+
+
+def too_little_room(plan: Plan, snap: Snapshot, datastore: str) -> str | None:
+    """Why, when the disks on ``datastore`` add up to more than the other datastores hold below their space
+    threshold; None otherwise."""
+    need = sum(k.space_gb for v in snap.vms for k in v.disks if k.datastore == datastore)
+    n = sum(1 for v in snap.vms for k in v.disks if k.datastore == datastore)
+    room = sum(max(0.0, (d.space_threshold if d.space_threshold is not None else 1.0) * d.capacity_gb - d.used_after_gb)
+               for d in plan.datastores if d.name != datastore and d.state != "maintenance")
+    if need <= room:
+        return None
+    return (f"its {counted(n, 'disk')} take {need:,.0f} GB and the other datastores have {room:,.0f} GB below their "
+            "space threshold")
 
 
 def _evacuate(what: str, kind: str, config_path: str | None, cluster_name: str | None, snapshot_path: str | None,
