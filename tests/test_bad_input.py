@@ -200,6 +200,10 @@ CONFIG_CASES = {
                               "metrics.basic_auth.username: unknown field (did you mean user?)"),
     "bare off in YAML": ("dpm:\n  automation: off\n", "dpm.automation: Input should be 'off', 'manual' or "
                          "'automatic' (got false); a bare off/on/yes/no in YAML is read as false/true: quote it"),
+    "bare number for a text in YAML": ("sim:\n  trace: 20110322\n", "sim.trace: Input should be a valid string (got "
+                                       "20110322); a bare number in YAML is read as a number: quote it"),
+    "unknown host in drs.host_health": ("drs:\n  host_health: {esx9: {state: severe}}\n",
+                                        "drs.host_health: unknown host 'esx9' (the simulated cluster's hosts are esx01"),
     "bad sdrs automation": ("sdrs:\n  automation: partial\n", "sdrs.automation"),
     "sdrs space threshold in percent": ("sdrs:\n  space_threshold: 80\n", "sdrs.space_threshold"),
     "negative sdrs latency": ("sdrs:\n  latency_threshold_ms: -5\n", "sdrs.latency_threshold_ms"),
@@ -296,3 +300,10 @@ def test_a_json_plan_with_a_boolean_gets_no_yaml_hint(tmp_path):
     (tmp_path / "p.json").write_text(json.dumps(plan))
     r = run_cli("apply", str(tmp_path / "p.json"), cwd=tmp_path)
     assert r.returncode == 2 and "moves[0]" in r.stderr and "YAML" not in r.stderr, r.stderr
+
+
+def test_a_snapshot_given_as_a_plan_is_named_as_one(tmp_path):
+    r = run_cli("apply", str(ROOT / "docs" / "example-snapshot.json"), cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "this is a snapshot (hosts and VMs), not a plan: make a plan of it with `balancer recommend --snapshot" \
+        in r.stderr, r.stderr

@@ -126,6 +126,8 @@ def one_line(exc: ValidationError, data: Any, what: str, yaml: bool = False) -> 
         hint = "; a bare off/on/yes/no in YAML is read as false/true: quote it"  # YAML 1.1
     elif yaml and isinstance(value, (str, int)) and err.get("type") == "bool_type":
         hint = "; write true or false"
+    elif yaml and isinstance(value, (int, float)) and not isinstance(value, bool) and err.get("type") == "string_type":
+        hint = "; a bare number in YAML is read as a number: quote it"
     extra = f"; {len(errors) - 1} more error" + ("s" if len(errors) > 2 else "") if len(errors) > 1 else ""
     where = f"{loc}: " if err.get("loc") else ""
     return InputError(f"{what}: {where}{msg}{shown}{hint}{extra}")

@@ -17,10 +17,13 @@ def parse_plan(data: Any, what: str = "plan") -> Plan:
     if isinstance(data, dict) and "version" not in data and {"plan", "results"} <= set(data):
         raise InputError(f"{what}: this is the output of `evacuate --execute --format json` (a plan already carried "
                          "out, with its results); the plan itself is under \"plan\"")
+    if isinstance(data, dict) and {"hosts", "vms"} <= set(data) and "moves" not in data:
+        raise InputError(f"{what}: this is a snapshot (hosts and VMs), not a plan: make a plan of it with "
+                         "`balancer recommend --snapshot FILE --format json --out plan.json`")
     if isinstance(data, dict):
         version = data.get("version")
         if version not in READ_VERSIONS or isinstance(version, bool):
-            readable = " and ".join(str(v) for v in READ_VERSIONS)
+            readable = ", ".join(str(v) for v in READ_VERSIONS[:-1]) + f" and {READ_VERSIONS[-1]}"
             raise InputError(f"{what}: version: unsupported plan version {version!r} (this balancer reads versions {readable})")
         if version == 1:
             data = _migrate_v1(data, what)
