@@ -292,6 +292,11 @@ def test_a_users_file_must_hold_hashes(tmp_path):
     path.write_text("users:\n  - {name: eve, role: admin, password_hash: 'scrypt:1:8:1$a$b'}\n", encoding="utf-8")
     with pytest.raises(InputError, match="role must be viewer or operator"):
         load_users(path)
+    # the example file's placeholders are no hashes: refused, not taken for users no password lets in
+    with pytest.raises(InputError, match=r"\(alice\): password_hash must be a hash made by `balancer hash-password`"):
+        load_users(Path(__file__).resolve().parent.parent / "config" / "console-users.yml")
+    path.write_text(f"users:\n  - {{name: eve, role: viewer, password_hash: '{hash_password('pw')}'}}\n", encoding="utf-8")
+    assert load_users(path) == {"eve": ("viewer", load_users(path)["eve"][1])}
 
 
 def test_setting_a_hosts_health_over_http_needs_an_operator_and_is_journaled_with_the_user(service):
