@@ -506,19 +506,19 @@ def test_no_second_standby_within_the_hold_time_cluster_wide():
     s = snap(hosts, vms)
     one = DpmOptions(max_standby=1)
     plan = make_plan(s, PlanOptions(dpm=one, **FAST), History(power_hold=frozenset({"h6"})))
-    assert plan.power == [] and any("h6 changed power state within the hold time" in n for n in plan.notes)
+    assert plan.power == [] and any("h6 changed power or maintenance state within the hold time" in n for n in plan.notes)
     assert [p.action for p in make_plan(s, PlanOptions(dpm=one, **FAST)).power][:1] == ["standby"]
     # paced: a plan that would take a single host (near the band) waits too ...
     paced = DpmOptions(max_standby=None, pace=0.3)  # 3 could go: ceil(0.9) = 1
     plan = make_plan(s, PlanOptions(dpm=paced, **FAST), History(power_hold=frozenset({"h6"})))
-    assert plan.power == [] and any("h6 changed power state within the hold time" in n for n in plan.notes)
+    assert plan.power == [] and any("h6 changed power or maintenance state within the hold time" in n for n in plan.notes)
     # ... while far from the band (several hosts this plan) it goes on; h6 stays in standby
     plan = make_plan(s, PlanOptions(dpm=DPM, **FAST), History(power_hold=frozenset({"h6"})))
     assert len([p for p in plan.power if p.action == "standby"]) == 3
     # a host woken within the hold time holds every standby back, whatever the pace
     hosts2, vms2 = low_load()
     plan = make_plan(snap(hosts2, vms2), PlanOptions(dpm=DPM, **FAST), History(power_hold=frozenset({"h5"})))
-    assert plan.power == [] and any("h5 changed power state" in n for n in plan.notes)
+    assert plan.power == [] and any("h5 changed power or maintenance state" in n for n in plan.notes)
     # while power-on is never held back that way
     plan = make_plan(rising(), PlanOptions(dpm=DPM, **FAST), History(power_hold=frozenset({"h0"})))
     assert [p.action for p in plan.power] == ["power-on"]

@@ -79,7 +79,7 @@ def render_history(journal: Journal, last: int, console: Console, cluster: str |
         outcomes = Counter(a["state"] for a in c["actions"])
         done = ", ".join(f"{n} {s}" for s, n in sorted(outcomes.items())) or "-"
         planned = "-" if c["planned_moves"] is None else _count(c["planned_moves"], "move") + (
-            f", {c['planned_power']} power" if c["planned_power"] else "") + (
+            f", {_count(c['planned_power'], 'host action')}" if c["planned_power"] else "") + (  # power, maintenance
             f", {_count(c['planned_storage'], 'storage move')}" if c["planned_storage"] else "")
         held = Counter(s["reason"] for s in c["suppressed"])
         status = c["status"] + (f" ({c['phase']}: {c['error']})" if c["error"] else "")

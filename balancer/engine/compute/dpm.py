@@ -16,7 +16,7 @@ default, as in DRS):
   demand fits with the ``headroom_hosts`` largest remaining hosts lost, every mandatory
   VM-host rule's host group keeps its VMs' demand at or below the target, and the mandatory
   rules can still all hold;
-- hosts in ``History.power_hold`` (their power state changed within the hold time) are left
+- hosts in ``History.power_hold`` (their power or maintenance state changed within the hold time) are left
   as they are, so a decision is not reversed at once; while any host is held (it was just
   powered on, or just went to standby) no other host goes to standby either, so consolidation
   waits a hold time between steps (power-on is never held back that way); a host with a VM
@@ -204,7 +204,7 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
         return out
     recent = [cluster.host_names[h] for h in np.flatnonzero(held)]
     hold_words = (f"DPM: demand {_describe(u_off)}{window} is below the band, but {', '.join(recent)} "
-                  f"changed power state within the hold time; no host goes to standby until it has passed")
+                  f"changed power or maintenance state within the hold time; no host goes to standby until it has passed")
     if not dpm.all_steps and ((held & on).any() or (recent and (dpm.standby_cap == 1 or (
             dpm.max_standby_share is not None and dpm.max_standby_share * on.sum() <= 1)))):
         # cluster-wide hold: a power-on within the hold time is followed by no standby until it has
