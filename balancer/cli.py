@@ -450,6 +450,9 @@ def hash_password_cmd(user_name, role) -> None:
     of standard input). The password itself is never printed nor stored."""
     from .web.auth import hash_password
 
+    if user_name is None and click.get_current_context().get_parameter_source("role").name != "DEFAULT":
+        raise InputError("--role goes with --user: the role belongs to a users-file entry (without --user only the "
+                         "hash is printed)")
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:

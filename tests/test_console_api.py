@@ -383,3 +383,27 @@ def test_logging_out_revokes_the_session_cookie_wherever_it_was_copied(service):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(req, timeout=60)
     assert refused.value.code in (401, 403)
+
+
+def test_hash_password_prints_an_entry_the_users_file_takes(tmp_path):
+    import subprocess
+    import sys
+
+    def hp(*args: str, password: str = "s3cret-password") -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "balancer", "hash-password", *args], input=password + "\n",
+                              capture_output=True, text=True, timeout=60)
+
+    r = hp("--user", "olga", "--role", "operator")
+    assert r.returncode == 0, r.stderr
+    assert "s3cret-password" not in r.stdout
+    path = tmp_path / "users.yaml"
+    path.write_text("users:\n" + r.stdout, encoding="utf-8")
+    role, hashed = load_users(path)["olga"]
+    from werkzeug.security import check_password_hash
+
+    assert role == "operator" and check_password_hash(hashed, "s3cret-password")
+    assert hp().stdout.strip().startswith("scrypt:")
+    for args, password, said in ((("--role", "operator"), "s3cret-password", "--role goes with --user"),
+                                 ((), "short", "at least 8 characters")):
+        r = hp(*args, password=password)
+        assert r.returncode == 2 and said in r.stderr and r.stderr.count("\n") == 1, r.stderr
