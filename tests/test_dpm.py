@@ -544,14 +544,15 @@ def _service_cycle(tmp_path, drs, **dpm):
     from balancer.service import ClusterCycle
     from service_helpers import config_of, sim_config
 
-    dpm = {"automation": "automatic", **({"max_standby_per_cycle": dpm["max_standby"]} if "max_standby" in dpm else {})}
+    dpm = {"automation": "automatic", **({"max_standby_per_cycle": dpm.pop("max_standby")} if "max_standby" in dpm else {}),
+           **dpm}
     cfg = config_of(sim_config(tmp_path, drs=drs, sim={"vms": 60, "start": 24}, dpm=dpm))
     source = SimulatedCluster(cfg.sim)
     return ClusterCycle("c", cfg, Journal(":memory:"), open_source=lambda: source), cfg
 
 
 def test_service_standby_waits_for_the_window_and_a_hold_time_between_hosts(tmp_path):
-    cycle, cfg = _service_cycle(tmp_path, {"automation": "full"}, max_standby=1)
+    cycle, cfg = _service_cycle(tmp_path, {"automation": "full"}, max_standby=1, scale_partial_window=False)
     window, hold = timedelta(seconds=cfg.dpm.power_off_window), timedelta(seconds=cfg.dpm.hold_time)
     start, standby = None, []
     for _ in range(22):

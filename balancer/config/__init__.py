@@ -249,6 +249,9 @@ class DpmConfig(_Section):
     power_on_window: Duration = 300.0
     power_off_window: Duration = 2400.0
     hold_time: Duration = 1800.0
+    # before the power-off window is covered (a service that just started), judge the demand seen so far
+    # scaled up by window / time covered instead of keeping every host on until it is (false: wait)
+    scale_partial_window: bool = True
 
     @model_validator(mode="after")
     def _band_within_capacity(self) -> "DpmConfig":

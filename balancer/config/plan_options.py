@@ -49,7 +49,7 @@ def plan_options(cfg: Config, threshold: int | None = None, max_moves: int | Non
         dpm=DpmOptions(target=cfg.dpm.target, tolerance=cfg.dpm.tolerance, min_hosts_on=cfg.dpm.min_hosts_on,
                        headroom_hosts=cfg.dpm.headroom_hosts, max_standby=cfg.dpm.standby_number,
                        max_standby_share=cfg.dpm.standby_share, pace=cfg.dpm.pace, mem_target=cfg.dpm.mem_target,
-                       mem_tolerance=cfg.dpm.mem_tolerance,
+                       mem_tolerance=cfg.dpm.mem_tolerance, scale_partial_window=cfg.dpm.scale_partial_window,
                        all_steps=dpm_all_steps, manual_hosts=not automatic) if dpm_on and not evacuate else None,
         evacuate=tuple(evacuate),
         storage=replace(storage_options(cfg, evacuate_datastores), manual_pods=not automatic) if storage_on else None,

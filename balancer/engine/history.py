@@ -29,6 +29,17 @@ class History:
     # by samples: the service just started, or collections stopped for a while). None: standby
     # is judged as usual. Power-on is never blocked by it.
     standby_blocked: str | None = None
+    # The share of the power-off window the samples cover, when ``standby_blocked`` is only that the
+    # window is not yet covered (a service that just started; not a gap in the collections): with
+    # DpmOptions.scale_partial_window the standby decision then goes ahead on the demand seen so far
+    # divided by this share (5 minutes of a 40-minute window: the demand counted 8x), so a cluster far
+    # below the band need not wait the whole window. None (or 0): standby_blocked blocks as before.
+    off_window_covered: float | None = None
+    # A paced consolidation is under way: the last power action within the power-off window put hosts
+    # into standby (and none was woken since). Standby then goes on while the demand is below the
+    # band's target, not only below its bottom: a descent paced over several plans ends where a
+    # one-step consolidation would (the target), instead of stopping as soon as it enters the band.
+    dpm_descending: bool = False
     # VM -> its demand (CPU MHz, memory MB) judged over the recent past (mean + 1 sigma of the
     # last samples). When given and PlanOptions.recent_demand is on, the plan balances and checks
     # capacity on max(this, the VM's reservation) instead of the single latest sample, so moves

@@ -36,6 +36,9 @@ class DpmOptions:
     # hosts whose per-host DPM override is manual may be recommended (False: for a plan carried out
     # automatically, they keep their power state, as vSphere leaves them to the admin)
     manual_hosts: bool = True
+    # History.off_window_covered is used: before the power-off window is covered (a fresh start), the
+    # demand seen so far, scaled up by the share of the window not yet seen, is judged (False: wait)
+    scale_partial_window: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.target < 1.0 or not 0.0 <= self.tolerance < 1.0:

@@ -27,6 +27,11 @@ and a live vCenter are judged alike.
   ``sdrs.growth_min_samples`` collections spanning ``sdrs.growth_min_span``; a falling trend counts as 0.
   Only with ``sdrs.growth_horizon`` on. The service writes the samples at every collection
   (``space_rows``, ``Journal.record_datastore_space``).
+- off_window_covered: while the power-off window is not yet covered only because the collections began
+  less than a window ago (no gap), the share of it they cover (the engine may judge the demand seen so
+  far, scaled up by it: ``dpm.scale_partial_window``);
+- dpm_descending: the last successful power action within ``dpm.power_off_window`` put a host into
+  standby (a paced consolidation under way: it goes on to the band's target).
 """
 
 from __future__ import annotations
@@ -86,6 +91,25 @@ def off_window_gap(times: list[float], now: float, window: float, max_gap: float
         return (f"a {_minutes(gap)} gap between collections within the {_minutes(window)} power-off window "
                 f"(more than {_minutes(max_gap)})")
     return None
+
+
+def off_window_covered(times: list[float], now: float, window: float, max_gap: float) -> float | None:
+    """The share of the power-off window the collections at ``times`` cover when they do not cover it
+    yet only because they started less than a window ago (a service that just started) and have no
+    gap longer than ``max_gap``; None otherwise (covered, a gap, or no collection before ``now``)."""
+    if not times or window <= 0 or times[0] <= now - window + COVER_SLACK * window:
+        return None
+    inside = list(times) + ([now] if times[-1] < now else [])
+    if len(inside) < 2 or max(b - a for a, b in zip(inside, inside[1:])) > max_gap:
+        return None
+    return max(0.0, min(1.0, (now - times[0]) / window))
+
+
+def descending(power: list[ActionRow], now: float, window: float) -> bool:
+    """A paced DPM descent is under way: the last successful power action within ``window`` (before ``now``)
+    put a host into standby."""
+    recent = [a for a in power if a.cluster_time is not None and a.cluster_time >= now - window]
+    return bool(recent) and recent[-1].target == "standby"
 
 
 def _minutes(seconds: float) -> str:
@@ -176,19 +200,21 @@ def build_past(journal: Journal, cluster: str, now: float, snapshot: Snapshot, d
         if m.source:
             left.setdefault(m.subject, set()).add(m.source)
     swinging = swinging_hosts([m for m in balance if m.cluster_time >= now - drs.cooldown])
-    power = journal.recent_actions(cluster, "power", now - dpm.hold_time, now)
+    power = journal.recent_actions(cluster, "power", now - max(dpm.hold_time, dpm.power_off_window), now)
     times = journal.collection_times(cluster, now, COVER_LOOKBACK)
     spacing = float(np.median(np.diff(times[-21:]))) if len(times) >= 2 else 0.0
     max_gap = max(dpm.power_off_window / 4, 2 * drs.interval, 2 * spacing)
     history = History(
         cooling=cooling,
         left={vm: frozenset(hosts) for vm, hosts in left.items()},
-        power_hold=frozenset(a.subject for a in power),
+        power_hold=frozenset(a.subject for a in power if a.cluster_time is not None and a.cluster_time >= now - dpm.hold_time),
         demand_power_on=window_demand(journal.demand_samples(cluster, now - dpm.power_on_window, now)),
         demand_power_off=window_demand(journal.demand_samples(cluster, now - dpm.power_off_window, now)),
         standby_blocked=off_window_gap(times, now, dpm.power_off_window, max_gap),
         datastore_growth=datastore_growth(journal, cluster, now, sdrs)
         if sdrs is not None and sdrs.growth_horizon > 0 and snapshot.datastores else {},
+        off_window_covered=off_window_covered(times, now, dpm.power_off_window, max_gap),
+        dpm_descending=descending(power, now, dpm.power_off_window),
     )
     return Past(history, tuple(swinging))
 

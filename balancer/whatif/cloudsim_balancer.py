@@ -6,7 +6,8 @@ the VM's RAM, ``vsphere`` the active memory plus the idle share), planned with t
 config's drs / dpm settings as the service plans them (DPM automatic, fully automated), with the
 service's history kept here on the trace's clock: the DPM windows (mean + 2 sigma over the power-on /
 power-off windows), the hold time per host, the standby block until the power-off window is
-covered, each VM's recent demand (mean + 1 sigma over drs.demand_window). The plan's moves and power
+covered (or the share covered so far, ``dpm.scale_partial_window``), a paced descent under way (the last
+power action within the power-off window a standby), each VM's recent demand (mean + 1 sigma over drs.demand_window). The plan's moves and power
 actions are carried out at once; a host woken draws power for the step it boots and runs VMs from
 the next. Hosts with no VM at CloudSim's start are in standby. VMs that have departed (cloudsim.py) are
 left out of the snapshot: they run nowhere and hold nothing.
@@ -40,6 +41,7 @@ class BalancerPolicy:
     _hist: deque = field(default_factory=lambda: deque(maxlen=64))
     _vm_hist: deque = field(default_factory=lambda: deque(maxlen=64))
     _changed: dict = field(default_factory=dict)
+    _power: list = field(default_factory=list)  # (step, action) of the power actions carried out
     plan_seconds: float = 0.0
 
     def start(self, sc: Scenario, place: np.ndarray) -> State:
@@ -87,6 +89,8 @@ class BalancerPolicy:
             demand_power_on=window_demand(list(self._hist)[-n_on:]),
             demand_power_off=window_demand(list(self._hist)[-n_off:]),
             standby_blocked=None if len(self._hist) >= n_off else "the power-off window is not yet covered by samples",
+            off_window_covered=None if len(self._hist) >= n_off else (len(self._hist) - 1) / n_off,
+            dpm_descending=bool(self._power) and self._power[-1][1] == "standby" and k - self._power[-1][0] <= n_off,
             vm_demand=vm_demand)
         options = replace(plan_options(cfg, dpm=True, automatic=True), work_limit=self.work_limit,
                           time_limit_s=self.time_limit_s)
@@ -101,6 +105,7 @@ class BalancerPolicy:
         booting = np.zeros(sc.n_hosts, dtype=bool)
         for p in plan.power:
             h = int(p.host[1:])
+            self._power.append((k, p.action))
             if p.action == "standby":
                 new_on[h] = False
                 self._changed[h] = k

@@ -67,10 +67,14 @@ def window_demand(samples: Sequence[Sequence[float]], sigmas: float = SIGMAS) ->
 class PowerChoice:
     power_on: list[int] = field(default_factory=list)  # standby hosts to wake, in order
     standby: list[int] = field(default_factory=list)  # hosts to empty and put into standby
+    # hosts that could also go at this demand (after ``standby``, in order, each check passed with all of
+    # them gone): a plan takes one in place of a chosen host whose VMs cannot all be moved
+    spare: list[int] = field(default_factory=list)
     why: dict[int, str] = field(default_factory=dict)  # host -> the decision in words
     notes: list[str] = field(default_factory=list)
     demand_off: np.ndarray | None = None  # (2,) the demand the standby decision was judged on
     windowed_off: bool = False
+    scaled: str | None = None  # the power-off window only partly seen: the share, in words (off_demand)
 
 
 @dataclass
@@ -130,7 +134,7 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
     on = cluster.on.copy()
     current = cluster.load[:, BALANCED].sum(axis=0) if cluster.n_vms else np.zeros(2)
     d_on = np.array(history.demand_power_on, dtype=float) if history.demand_power_on is not None else current
-    d_off = np.array(history.demand_power_off, dtype=float) if history.demand_power_off is not None else current
+    d_off, blocked, scaled = off_demand(history, dpm, current)
     windowed_on = history.demand_power_on is not None
     windowed_off = history.demand_power_off is not None
     lo, hi = np.array(dpm.lows), np.array(dpm.highs)
@@ -189,18 +193,22 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
 
     # --- standby ----------------------------------------------------------------------------------
     u_off = utilisation(cluster, on, d_off)
-    window = " (power-off window)" if windowed_off else ""
-    if (u_off >= lo).any():
+    window = f" (power-off window, {scaled} seen so far)" if scaled else " (power-off window)" if windowed_off else ""
+    # a paced descent under way goes on to the target; otherwise standby starts below the band's bottom
+    floor = np.array(dpm.targets) if history.dpm_descending else lo
+    if (u_off >= floor - (1e-9 if history.dpm_descending else 0.0)).any():
         if windowed_on or windowed_off:
             judged = (f"{_describe(utilisation(cluster, on, d_on))} over the power-on window and "
-                      f"{_describe(u_off)} over the power-off window")
+                      f"{_describe(u_off)} over the power-off window{f' ({scaled} seen so far)' if scaled else ''}")
         else:
             judged = _describe(u_off)
-        out.notes.append(f"DPM: demand {judged} is within the {band} band; no power change")
+        where = f"at or above the {_target_words(dpm)} target" if history.dpm_descending and (u_off < lo).all() \
+            else f"within the {band} band"
+        out.notes.append(f"DPM: demand {judged} is {where}; no power change")
         return out
-    if history.standby_blocked:
+    if blocked:
         out.notes.append(f"DPM: demand {_describe(u_off)}{window} is below the band, but no host goes to standby: "
-                         f"{history.standby_blocked}")
+                         f"{blocked}")
         return out
     recent = [cluster.host_names[h] for h in np.flatnonzero(held)]
     hold_words = (f"DPM: demand {_describe(u_off)}{window} is below the band, but {', '.join(recent)} "
@@ -225,7 +233,8 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
     cap = 1 if one and not dpm.all_steps else dpm.standby_cap
     picked, refusals = _pick_standby(cluster, dpm, on, candidates, scopes, 1 if cap == 1 else None)
     if cap != 1 and not dpm.all_steps:
-        picked = picked[:paced(cluster, dpm, on, picked)]
+        take = paced(cluster, dpm, on, picked)
+        picked, out.spare = picked[:take], picked[take:]
         if recent and len(picked) == 1:
             # near the band (one host this plan): the hold time after the last standby is waited for
             out.notes.append(hold_words)
@@ -239,9 +248,22 @@ def choose_power(cluster: Cluster, dpm: DpmOptions, history: History, empty_only
         return out
     out.demand_off = d_off
     out.windowed_off = windowed_off
+    out.scaled = scaled
     for h in out.standby:
         out.why[h] = standby_reason(cluster, dpm, out, on & ~chosen, h)
     return out
+
+
+def off_demand(history: History, dpm: DpmOptions, current: np.ndarray) -> tuple[np.ndarray, str | None, str | None]:
+    """The demand standby decisions judge, why standby is blocked (None: it is not), and, when the
+    power-off window is only partly covered and ``dpm.scale_partial_window`` is on, the share seen in
+    words: the demand seen so far is then divided by that share (the part of the window not yet seen
+    is assumed to raise it in proportion) and standby is not blocked for the window alone."""
+    d_off = np.array(history.demand_power_off, dtype=float) if history.demand_power_off is not None else current
+    blocked, covered = history.standby_blocked, history.off_window_covered
+    if blocked and dpm.scale_partial_window and covered is not None and 0.0 < covered < 1.0:
+        return d_off / covered, None, f"{covered:.0%} of it, demand counted {1.0 / covered:.3g}x"
+    return d_off, blocked, None
 
 
 def band_words(dpm: DpmOptions) -> str:
@@ -284,7 +306,8 @@ def standby_reason(cluster: Cluster, dpm: DpmOptions, choice: PowerChoice, remai
                    h: int | None = None) -> str:
     """A standby decision in words: the demand that was judged, and the hosts that stay on (and, for a
     host ``h`` whose DPM override is manual, that an admin carries it out)."""
-    window = " (power-off window)" if choice.windowed_off else ""
+    window = f" (power-off window, {choice.scaled} seen so far)" if choice.scaled else \
+        " (power-off window)" if choice.windowed_off else ""
     before = utilisation(cluster, cluster.on, choice.demand_off)
     after = utilisation(cluster, remaining, choice.demand_off)
     manual = " (the host's DPM override is manual: a recommendation for an admin)" \
@@ -505,13 +528,14 @@ def end_state(cluster: Cluster, dpm: DpmOptions, history: History, standby_now: 
     on = cluster.on.copy()
     current = cluster.load[:, BALANCED].sum(axis=0) if cluster.n_vms else np.zeros(2)
     d_on = np.array(history.demand_power_on, dtype=float) if history.demand_power_on is not None else current
-    d_off = np.array(history.demand_power_off, dtype=float) if history.demand_power_off is not None else current
+    d_off = off_demand(history, dpm, current)[0]
     steps: list[tuple[int, np.ndarray, int | None]] = [(int(on.sum()), utilisation(cluster, on, d_off), None)]
     if woken:
         end = on | host_mask(cluster, woken)
         steps.append((int(end.sum()), utilisation(cluster, end, d_on), None))
         return EndState(end, [], None, steps, None)
-    if not on.any() or (utilisation(cluster, on, d_off) >= np.array(dpm.lows)).any():
+    floor = np.array(dpm.targets) - 1e-9 if history.dpm_descending else np.array(dpm.lows)
+    if not on.any() or (utilisation(cluster, on, d_off) >= floor).any():
         return EndState(on, [], None, steps, None)
     scopes = _scopes(cluster, d_on, d_off, current)
     candidates = _standby_candidates(cluster, on)
@@ -542,5 +566,5 @@ def end_state(cluster: Cluster, dpm: DpmOptions, history: History, standby_now: 
     return EndState(end, picked, limit, steps, total)
 
 
-__all__ = ["EndState", "PowerChoice", "band_words", "choose_power", "paced", "end_state", "ha_words", "headroom_ok", "saving_estimate_w", "standby_reason", "utilisation",
+__all__ = ["EndState", "PowerChoice", "band_words", "choose_power", "off_demand", "paced", "end_state", "ha_words", "headroom_ok", "saving_estimate_w", "standby_reason", "utilisation",
            "window_demand"]

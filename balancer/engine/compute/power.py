@@ -330,6 +330,9 @@ def _evacuate(work: Cluster, options: PlanOptions, stretch: bool = False, costs:
                 may_move=relaxed.movable & (relaxed.powered | relaxed.must_leave), stretch=stretch)
 
 
+SPARE_ROUNDS = 2  # evacuations retried with spare hosts in place of those whose VMs could not all move
+
+
 def _standby(cluster: Cluster, options: PlanOptions, choice: PowerChoice) -> PowerPlan:
     hosts, notes = list(choice.standby), list(choice.notes)
     work = with_hosts_leaving(cluster, host_mask(cluster, hosts))
@@ -349,6 +352,28 @@ def _standby(cluster: Cluster, options: PlanOptions, choice: PowerChoice) -> Pow
             place = _evacuate(step, options, costs=priced[1]).place
     else:
         place = _evacuate(replace(work, movable=work.movable & vms_on(cluster, host_mask(cluster, hosts))), options).place
+        spare, tried = list(choice.spare), 0
+        while tried < SPARE_ROUNDS and spare:
+            # a host whose VMs cannot all be moved is replaced by the next that could go at this demand
+            # (each check passed with every spare gone too, so a subset keeps them), tried a few rounds
+            stuck = [h for h in hosts if (vms_on(cluster, host_mask(cluster, [h])) & (place == h)).any()]
+            if not stuck:
+                break
+            tried += 1
+            swap, spare = spare[:len(stuck)], spare[len(stuck):]
+            kept = [h for h in hosts if h not in stuck]
+            n_kept, n_on = len(kept), int(cluster.on.sum())
+            for h in swap:  # within the vMotion limit, as the pace (dpm.paced) counts it
+                moving = int(vms_on(cluster, host_mask(cluster, kept + [h])).sum())
+                if moving <= options.dpm.moves_per_host * (n_on - len(kept) - 1):
+                    kept.append(h)
+            if len(kept) == n_kept:
+                break  # no spare within the limit: the stuck hosts stay on (below)
+            for h in stuck:
+                notes.append(f"DPM: {cluster.host_names[h]} stays on: its VMs could not all be moved (capacity, rules or the solver's time budget)")
+            hosts = kept
+            work = with_hosts_leaving(cluster, host_mask(cluster, hosts))
+            place = _evacuate(replace(work, movable=work.movable & vms_on(cluster, host_mask(cluster, hosts))), options).place
     stuck = [h for h in hosts if (vms_on(cluster, host_mask(cluster, [h])) & (place == h)).any()]
     if stuck:
         # Those hosts stay on: their VMs stay where they were (nothing moved onto a leaving host).
