@@ -467,10 +467,12 @@ def hash_password_cmd(user_name, role) -> None:
 
 
 @cli.command()
-@click.option("--trace", required=True, help="Trace .csv.gz (vm,t000,...,t287) or a packaged day (YYYYMMDD).")
-@click.option("--scenario", type=click.Choice(["embedded", "planetlab-cloudsim"]), default="embedded", show_default=True,
+@click.option("--trace", help="Trace .csv.gz (vm,t000,...,t287) or a packaged day (YYYYMMDD); required unless a "
+                             "scenario file names one.")
+@click.option("--scenario", metavar="embedded|planetlab-cloudsim|FILE.yaml", default="embedded", show_default=True,
               help="embedded: the simulated cluster and the service's cycles; planetlab-cloudsim: the consolidation "
-                   "literature's scenario (800 HP G4/G5 hosts, CloudSim's mechanics and metrics).")
+                   "literature's scenario (800 HP G4/G5 hosts, CloudSim's mechanics and metrics); FILE.yaml: that "
+                   "scenario with the file's host types, power curves, VM types and trace (docs/evaluation.md).")
 @click.option("--hosts", type=click.IntRange(1, 2000), help="Hosts in the cluster [default: 40; planetlab-cloudsim: 800; "
                                                              "embedded: at most 96].")
 @click.option("--vms", type=click.IntRange(1, 10_000), help="VMs (default: one per trace row; more reuse rows).")
@@ -521,16 +523,23 @@ def simulate(trace, scenario, hosts, vms, memory, interval, policy, dpm, seed, s
         raise InputError("--cluster picks one of the config's clusters: use it with --config")
     # a config with clusters: the chosen cluster's tuning (its own drs / dpm overrides included)
     base = cluster_of(config_path, cluster_name)[1] if config_path else None
-    if scenario == "planetlab-cloudsim":
+    if scenario != "embedded":
         from .whatif.cloudsim_policies import run_scenario
 
-        out = run_scenario(trace, policy or "balancer", hosts or 800, vms, steps, memory, base)
+        if scenario == "planetlab-cloudsim":
+            if not trace:
+                raise InputError("--trace is required (a packaged day YYYYMMDD or a trace file)")
+            out = run_scenario(trace, policy or "balancer", hosts or 800, vms, steps, memory, base)
+        else:
+            out = run_scenario(trace, policy or "balancer", hosts, vms, steps, memory, base, scenario_file=scenario)
         if fmt == "json":
             click.echo(json.dumps(out, indent=2))
         else:
             for key, value in out.items():
                 click.echo(f"{key:<20} {value}")
         return
+    if not trace:
+        raise InputError("--trace is required (a packaged day YYYYMMDD or a trace file)")
     policy = policy or "ours"
     if policy not in ("ours", "greedy", "none"):
         raise InputError(f"--policy {policy}: the embedded scenario's policies are ours, greedy and none")

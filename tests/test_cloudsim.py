@@ -4,6 +4,7 @@ driving it — on a small slice for CI (the full day is benchmarks/cloudsim.py).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,3 +147,44 @@ def test_dvfs_packs_first_fit_and_never_migrates():
     assert used < len(np.unique(initial_placement(sc)))  # packed, where CloudSim's power-aware start spreads
     out = run(sc, pol)
     assert out["migrations"] == 0 and out["energy_kwh"] > 0
+
+
+def test_a_scenario_file_is_the_scenario_it_describes(tmp_path):
+    # the literature's scenario written as a file gives the same figures as --scenario planetlab-cloudsim
+    shipped = Path(__file__).resolve().parents[1] / "config" / "scenarios" / "planetlab-cloudsim.yaml"
+    args = ("--policy", "thr-mmt", "--vms", "60", "--steps", "8", "--format", "json")
+    a = run_cli("simulate", "--scenario", str(shipped), *args, cwd=tmp_path)  # the file names the trace
+    b = run_cli("simulate", "--scenario", "planetlab-cloudsim", "--trace", "20110303", *args, cwd=tmp_path)
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    fa, fb = json.loads(a.stdout), json.loads(b.stdout)
+    assert fa["hosts"] == 800 and fa["trace"] == "20110303"
+    for key in ("energy_kwh", "migrations", "slav", "host_hours"):
+        assert fa[key] == fb[key], key
+    # its own hosts: 3 small hosts of one type, more VMs than they hold at the start
+    own = tmp_path / "small.yaml"
+    own.write_text("trace: '20110303'\nhosts:\n  - {name: s, count: 3, cores: 1, mips_per_core: 3000, ram_mb: 2048,\n"
+                   "     power_w: [50, 55, 60, 65, 70, 75, 80, 85, 90, 95, 100]}\nvm_types:\n  - {mips: 1000, ram_mb: 500}\n")
+    r = run_cli("simulate", "--scenario", str(own), *args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["hosts"] == 3 and out["vms_not_started"] > 0 and out["energy_kwh"] > 0
+
+
+@pytest.mark.parametrize("text, item", [
+    ("hosts:\n  - {name: s, count: 2, cores: 1, mips_per_core: 3000, ram_mb: 2048, power_w: [50, 60]}\n"
+     "vm_types: [{mips: 1000, ram_mb: 500}]\n", "power_w"),
+    ("hosts:\n  - {name: s, count: 2, cores: 1, mips_per_core: 3000, ram_mb: 2048, power_w: [9, 8, 7, 6, 5, 4, 3, 2, 1, 1, 1]}\n"
+     "vm_types: [{mips: 1000, ram_mb: 500}]\n", "power_w"),
+    ("hosts:\n  - {name: s, count: 2, cores: 1, mips: 3000, ram_mb: 2048, power_w: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]}\n"
+     "vm_types: [{mips: 1000, ram_mb: 500}]\n", "mips"),
+    ("hosts: []\nvm_types: [{mips: 1000, ram_mb: 500}]\n", "hosts"),
+    ("hosts:\n  - {name: s, count: 2, cores: 1, mips_per_core: 3000, ram_mb: 2048, power_w: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]}\n"
+     "vm_types: [{mips: -5, ram_mb: 500}]\n", "vm_types"),
+])
+def test_a_bad_scenario_file_is_one_line_naming_the_item(tmp_path, text, item):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    r = run_cli("simulate", "--scenario", str(bad), "--trace", "20110303", "--steps", "2", cwd=tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and len(lines[0]) <= 300 and item in lines[0] and "bad.yaml" in lines[0], r.stderr

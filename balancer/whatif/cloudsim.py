@@ -116,10 +116,13 @@ class Scenario:
 
 
 def planetlab_cloudsim(trace: str, hosts: int = 800, vms: int | None = None, steps: int | None = None,
-                       memory: str = "cloudsim", idle_share: float = 0.25, departures: bool = True) -> Scenario:
+                       memory: str = "cloudsim", idle_share: float = 0.25, departures: bool = True,
+                       host_types: tuple = HOST_TYPES, vm_types: tuple = VM_TYPES,
+                       kinds: np.ndarray | None = None) -> Scenario:
     """The literature's scenario on a trace day: ``hosts`` alternating G4 / G5, one VM per trace row
     (or the first ``vms`` rows), ``steps`` samples (None: the whole day); ``departures``: a VM leaves at
-    its first 0, as in CloudSim."""
+    its first 0, as in CloudSim. A scenario file (scenario_file.py) gives its own ``host_types`` (cores,
+    MIPS per core, MB, 11-point power curve), ``kinds`` (each host's type) and ``vm_types`` (MIPS, MB)."""
     if memory not in MEMORY_MODES:
         raise ValueError(f"memory {memory!r}: expected one of {', '.join(MEMORY_MODES)}")
     util = load_trace(trace)
@@ -128,13 +131,14 @@ def planetlab_cloudsim(trace: str, hosts: int = 800, vms: int | None = None, ste
     if steps is not None:
         util = util[:, :steps]
     n = util.shape[0]
-    kinds = np.arange(hosts) % 2
-    cores = np.array([HOST_TYPES[t][0] for t in kinds], dtype=float)
-    pe = np.array([HOST_TYPES[t][1] for t in kinds])
-    per_type = math.ceil(n / 4)
-    vtype = np.minimum(np.arange(n) // per_type, 3)
-    vm_mips = np.array([VM_TYPES[t][0] for t in vtype])
-    vm_ram = np.array([VM_TYPES[t][1] for t in vtype])
+    if kinds is None:
+        kinds = np.arange(hosts) % len(host_types)
+    cores = np.array([host_types[t][0] for t in kinds], dtype=float)
+    pe = np.array([host_types[t][1] for t in kinds], dtype=float)
+    per_type = math.ceil(n / len(vm_types))
+    vtype = np.minimum(np.arange(n) // per_type, len(vm_types) - 1)
+    vm_mips = np.array([vm_types[t][0] for t in vtype], dtype=float)
+    vm_ram = np.array([vm_types[t][1] for t in vtype], dtype=float)
     mem_demand = None
     if memory == "vsphere":
         # DRS's memory demand as balancer/sources/sim models a VM without a memory trace (memory_demand):
@@ -151,8 +155,8 @@ def planetlab_cloudsim(trace: str, hosts: int = 800, vms: int | None = None, ste
         zero = (util <= 0) & (nxt <= 0)
         vm_end = np.where(zero.any(axis=1), zero.argmax(axis=1), util.shape[1])
     return Scenario(trace=trace, host_cores=cores, pe_mips=pe, host_mips=cores * pe,
-                    host_ram=np.array([HOST_TYPES[t][2] for t in kinds]),
-                    curve=np.array([HOST_TYPES[t][3] for t in kinds]), host_type=kinds,
+                    host_ram=np.array([host_types[t][2] for t in kinds], dtype=float),
+                    curve=np.array([host_types[t][3] for t in kinds], dtype=float), host_type=kinds,
                     vm_mips=vm_mips, vm_ram=vm_ram, util=util, memory=memory, mem_demand=mem_demand,
                     vm_end=vm_end)
 

@@ -183,10 +183,11 @@ def make_policy(name: str, **kw) -> Policy:
     raise ValueError(f"policy {name!r}: expected one of {', '.join(POLICY_NAMES)}")
 
 
-def run_scenario(trace: str, policy: str = "balancer", hosts: int = 800, vms: int | None = None,
+def run_scenario(trace: str | None, policy: str = "balancer", hosts: int | None = 800, vms: int | None = None,
                  steps: int | None = None, memory: str = "cloudsim", config=None,
-                 on_step: Callable[[int, int], None] | None = None) -> dict:
-    """`balancer simulate --scenario planetlab-cloudsim`: the scenario on ``trace``, driven by ``policy``."""
+                 on_step: Callable[[int, int], None] | None = None, scenario_file: str | None = None) -> dict:
+    """`balancer simulate --scenario planetlab-cloudsim` (or ``scenario_file``, a YAML file: scenario_file.py):
+    the scenario on ``trace``, driven by ``policy``."""
     import time
 
     from ..errors import InputError
@@ -195,8 +196,21 @@ def run_scenario(trace: str, policy: str = "balancer", hosts: int = 800, vms: in
     if policy not in POLICY_NAMES:
         raise InputError(f"--policy {policy}: the planetlab-cloudsim scenario's policies are {', '.join(POLICY_NAMES)}")
     t0 = time.perf_counter()
+    extra: dict = {}
+    name = "planetlab-cloudsim"
+    if scenario_file is not None:
+        from .scenario_file import load_scenario_file
+
+        spec = load_scenario_file(scenario_file)
+        if hosts is not None:
+            raise InputError(f"--hosts: the scenario file {scenario_file} gives its hosts (their counts)")
+        trace = trace or spec.trace
+        extra = {"host_types": spec.host_types(), "vm_types": spec.vm_types_tuple(), "kinds": spec.host_kinds()}
+        hosts, name = len(extra["kinds"]), str(scenario_file)
+    if not trace:
+        raise InputError("--trace: give a trace day or file (the scenario file names none)")
     try:
-        sc = planetlab_cloudsim(trace, hosts=hosts, vms=vms, steps=steps, memory=memory)
+        sc = planetlab_cloudsim(trace, hosts=hosts or 800, vms=vms, steps=steps, memory=memory, **extra)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     pol = make_policy(policy, config=config) if policy == "balancer" else make_policy(policy)
@@ -204,5 +218,5 @@ def run_scenario(trace: str, policy: str = "balancer", hosts: int = 800, vms: in
         metrics = run(sc, pol, on_step)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    return {"scenario": "planetlab-cloudsim", "trace": trace, "policy": policy, "memory": memory, "hosts": sc.n_hosts,
+    return {"scenario": name, "trace": trace, "policy": policy, "memory": memory, "hosts": sc.n_hosts,
             "vms": sc.n_vms, "vms_not_started": sc.not_started, "steps": sc.steps, **metrics, "wall_seconds": round(time.perf_counter() - t0, 1)}

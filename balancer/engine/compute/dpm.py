@@ -23,7 +23,12 @@ default, as in DRS):
   that may not be moved (manual or disabled override, or within its cooldown) is not put into
   standby;
 - ``History.standby_blocked`` (set by the service while the power-off window is not covered by
-  samples) keeps every host on; ``empty_only`` (a plan allowed no moves) lets only hosts with no
+  samples) keeps every host on, unless only the start of the window is missing
+  (``History.off_window_covered``) and ``scale_partial_window`` is on: then the demand seen so far,
+  divided by the share of the window seen, is judged (``off_demand``);
+- ``History.dpm_descending`` (a paced descent under way) lets standby go on while the demand is below
+  the band's target, not only below its bottom; a chosen host whose VMs cannot all move is replaced
+  by the next that could go (``PowerChoice.spare``, power.py); ``empty_only`` (a plan allowed no moves) lets only hosts with no
   powered-on VM go to standby;
 - the HA headroom has a margin: a standby host is powered on when the demand no longer fits
   within the limits (capacity minus headroom) with the largest hosts lost, while a host goes
