@@ -20,7 +20,7 @@ def standby(plan):
 
 def test_a_fresh_start_judges_the_window_seen_so_far_scaled_up():
     s = snap(*low_load())  # 12,000 MHz on 6 x 10,000: 20 %; with the whole window, 3 hosts go (HA headroom)
-    dpm = DpmOptions(max_standby=None)
+    dpm = DpmOptions(max_standby=None, scale_partial_window=True)
     assert len(standby(make_plan(s, PlanOptions(dpm=dpm, **FAST)))) == 3
     # an eighth of the window seen: the demand counts 8x (160 %): nothing goes
     plan = make_plan(s, PlanOptions(dpm=dpm, **FAST), History(standby_blocked=WHY, off_window_covered=0.125))
@@ -31,9 +31,9 @@ def test_a_fresh_start_judges_the_window_seen_so_far_scaled_up():
     assert len(standby(plan)) == 2
     assert any("50% of it, demand counted 2x" in p.detail for p in plan.power), [p.detail for p in plan.power]
     replay(s, plan, options)
-    # without the share, or with scale_partial_window off, the block holds as before
+    # without the share, or with scale_partial_window off (the default), the block holds as before
     assert standby(make_plan(s, options, History(standby_blocked=WHY))) == []
-    off = DpmOptions(max_standby=None, scale_partial_window=False)
+    off = DpmOptions(max_standby=None)
     assert standby(make_plan(s, PlanOptions(dpm=off, **FAST), History(standby_blocked=WHY, off_window_covered=0.5))) == []
 
 
@@ -88,7 +88,7 @@ def test_service_before_the_window_is_covered_judges_the_demand_scaled_up(tmp_pa
 
     from test_dpm import _service_cycle
 
-    cycle, cfg = _service_cycle(tmp_path, {"automation": "full"})
+    cycle, cfg = _service_cycle(tmp_path, {"automation": "full"}, scale_partial_window=True)
     window = timedelta(seconds=cfg.dpm.power_off_window)
     start, early = None, []
     for _ in range(9):

@@ -250,8 +250,9 @@ class DpmConfig(_Section):
     power_off_window: Duration = 2400.0
     hold_time: Duration = 1800.0
     # before the power-off window is covered (a service that just started), judge the demand seen so far
-    # scaled up by window / time covered instead of keeping every host on until it is (false: wait)
-    scale_partial_window: bool = True
+    # scaled up by window / time covered instead of keeping every host on until it is (false: wait). Off by
+    # default: on the embedded replay of 20110403 it changed the day's path and added 5 overload host-minutes
+    scale_partial_window: bool = False
 
     @model_validator(mode="after")
     def _band_within_capacity(self) -> "DpmConfig":

@@ -38,7 +38,7 @@ class DpmOptions:
     manual_hosts: bool = True
     # History.off_window_covered is used: before the power-off window is covered (a fresh start), the
     # demand seen so far, scaled up by the share of the window not yet seen, is judged (False: wait)
-    scale_partial_window: bool = True
+    scale_partial_window: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.target < 1.0 or not 0.0 <= self.tolerance < 1.0:
