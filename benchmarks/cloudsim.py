@@ -2,6 +2,7 @@
 5 seconds on the 2-core machine, a day of the balancer about 20; tests/test_cloudsim.py runs a slice).
 
     python benchmarks/cloudsim.py --days 20110303 --policies thr-mmt,balancer [--memory cloudsim]
+        [--config config/planetlab-cloudsim.yaml]   # the balancer's drs / dpm settings (default: the service's)
 
 One JSON line per (day, policy): energy kWh, SLATAH, PDM, SLAV, ESV, migrations, overload minutes,
 host-hours, wall seconds. CloudSim 3.0.3 on 20110303 (issue #36): THR-MMT 0.8 192.62 kWh, SLATAH 4.91 %,
@@ -26,11 +27,17 @@ def main() -> None:
     ap.add_argument("--memory", default="cloudsim", choices=["cloudsim", "configured", "vsphere"])
     ap.add_argument("--hosts", type=int, default=800)
     ap.add_argument("--steps", type=int)
+    ap.add_argument("--config", help="a config file whose drs / dpm settings the balancer plans with")
     a = ap.parse_args()
+    cfg = None
+    if a.config:
+        from balancer.config import load_config
+        cfg = load_config(a.config)
     days = MARCH if a.days == "march" else APRIL if a.days == "april" else a.days.split(",")
     for day in days:
         for policy in a.policies.split(","):
-            out = run_scenario(day, policy, a.hosts, None, a.steps, a.memory)
+            out = run_scenario(day, policy, a.hosts, None, a.steps, a.memory, cfg)
+            out["load_average"] = open("/proc/loadavg").read().split()[0]  # the shared machine's load at the end
             print(json.dumps(out), flush=True)
 
 
