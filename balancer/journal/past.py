@@ -26,7 +26,7 @@ and a live vCenter are judged alike.
   starts a new run, so a Storage vMotion is not taken for growth), trusted from
   ``sdrs.growth_min_samples`` collections spanning ``sdrs.growth_min_span``; a falling trend counts as 0.
   Only with ``sdrs.growth_horizon`` on. The service writes the samples at every collection
-  (``space_rows``, ``Journal.record_datastore_space``).
+  (``space_rows``, ``Journal.record_datastore_space``);
 - off_window_covered: while the power-off window is not yet covered only because the collections began
   less than a window ago (no gap), the share of it they cover (the engine may judge the demand seen so
   far, scaled up by it: ``dpm.scale_partial_window``);
