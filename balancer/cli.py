@@ -540,6 +540,9 @@ def simulate(trace, scenario, hosts, vms, memory, interval, policy, dpm, seed, s
         return
     if not trace:
         raise InputError("--trace is required (a packaged day YYYYMMDD or a trace file)")
+    if click.get_current_context().get_parameter_source("memory").name != "DEFAULT":
+        raise InputError("--memory is for --scenario planetlab-cloudsim or a scenario file: the embedded cluster "
+                         "models its VMs' memory demand itself (docs/simulator.md)")
     policy = policy or "ours"
     if policy not in ("ours", "greedy", "none"):
         raise InputError(f"--policy {policy}: the embedded scenario's policies are ours, greedy and none")

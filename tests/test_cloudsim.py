@@ -105,6 +105,8 @@ def test_simulate_cli_runs_the_scenario(tmp_path):
     assert {"energy_kwh", "slatah_pct", "pdm_pct", "slav", "esv", "migrations", "overload_host_min"} <= set(out)
     r = run_cli("simulate", "--trace", "20110303", "--policy", "thr-mmt", cwd=tmp_path)
     assert r.returncode != 0 and "embedded scenario" in r.stderr
+    r = run_cli("simulate", "--trace", "20110303", "--memory", "vsphere", "--steps", "1", cwd=tmp_path)
+    assert r.returncode == 2 and "--memory is for --scenario planetlab-cloudsim" in r.stderr, r.stderr
 
 
 def test_a_vm_departs_at_two_zeros_in_a_row_and_is_not_moved_after():
