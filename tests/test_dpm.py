@@ -551,18 +551,26 @@ def _service_cycle(tmp_path, drs, **dpm):
     return ClusterCycle("c", cfg, Journal(":memory:"), open_source=lambda: source), cfg
 
 
-def test_service_standby_waits_for_the_window_and_a_hold_time_between_hosts(tmp_path):
-    cycle, cfg = _service_cycle(tmp_path, {"automation": "full"}, max_standby=1, scale_partial_window=False)
-    window, hold = timedelta(seconds=cfg.dpm.power_off_window), timedelta(seconds=cfg.dpm.hold_time)
-    start, standby = None, []
-    for _ in range(22):
+def run_cycles(cycle, n: int):
+    """``n`` cycles of the service, each ok: (its result, its collection time, that time since the first)."""
+    start = None
+    for _ in range(n):
         res = cycle.run()
         assert res.status == "ok", res.error
         now = res.snapshot.collected_at
         start = start or now
+        yield res, now, now - start
+
+
+def test_service_standby_waits_for_the_window_and_a_hold_time_between_hosts(tmp_path):
+    cycle, cfg = _service_cycle(tmp_path, {"automation": "full"}, max_standby=1, scale_partial_window=False)
+    window, hold = timedelta(seconds=cfg.dpm.power_off_window), timedelta(seconds=cfg.dpm.hold_time)
+    start, standby = None, []
+    for res, now, since in run_cycles(cycle, 22):
+        start = start or now
         done = [r for r in res.results if r.kind == "power" and r.action == "standby" and r.outcome == "success"]
         standby += [now] * len(done)
-        if now - start < window:
+        if since < window:
             assert not [p for p in res.recommendation.power if p.action == "standby"]
             assert any("power-off window is not yet covered" in n for n in res.recommendation.notes)
     assert standby, "a quiet night puts hosts into standby once the window is covered"

@@ -86,20 +86,16 @@ def test_a_host_whose_vms_cannot_move_is_replaced_by_the_next():
 def test_service_before_the_window_is_covered_judges_the_demand_scaled_up(tmp_path):
     from datetime import timedelta
 
-    from test_dpm import _service_cycle
+    from test_dpm import _service_cycle, run_cycles
 
     cycle, cfg = _service_cycle(tmp_path, {"automation": "full"}, scale_partial_window=True)
     window = timedelta(seconds=cfg.dpm.power_off_window)
-    start, early = None, []
-    for _ in range(9):
-        res = cycle.run()
-        assert res.status == "ok", res.error
-        now = res.snapshot.collected_at
-        start = start or now
+    early = []
+    for res, now, since in run_cycles(cycle, 9):
         went = [p for p in res.recommendation.power if p.action == "standby"]
-        if now - start < window and went:
-            early.append(now - start)
+        if since < window and went:
+            early.append(since)
             assert all("seen so far" in p.detail for p in went), [p.detail for p in went]
-        if now == start:
+        if not since:
             assert not went, "the first collection alone is no window"
     assert early, "a quiet night far below the band does not wait the whole window"
