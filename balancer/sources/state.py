@@ -79,7 +79,9 @@ def open_with_state(name: str, config: Config, journal_path: str | Path | None, 
     path = sim_state_path(journal_path, name)
     restored = kind.code().attach_state(source, path) if save else kind.code().restore_state(source, path)
     if restored:
-        event(log, "simulator state restored", cluster=name, cycle=getattr(source, "cycle", None), file=str(path))
+        # (the simulator's own count of collections, not the journal's cycle number the log lines carry)
+        event(log, "simulator state restored", cluster=name, sim_collections=getattr(source, "cycle", None),
+              file=str(path))
     return source
 
 
