@@ -165,8 +165,8 @@ def evacuate_datastore(datastore: str, config_path: str | None, cluster_name: st
 def too_little_room(plan: Plan, snap: Snapshot, datastore: str) -> str | None:
     """Why, when the disks on ``datastore`` add up to more than the other datastores hold below their space
     threshold; None otherwise."""
-    need = sum(k.space_gb for v in snap.vms for k in v.disks if k.datastore == datastore)
-    n = sum(1 for v in snap.vms for k in v.disks if k.datastore == datastore)
+    on_it = [k.space_gb for v in snap.vms for k in v.disks if k.datastore == datastore]
+    need, n = sum(on_it), len(on_it)
     room = sum(max(0.0, (d.space_threshold if d.space_threshold is not None else 1.0) * d.capacity_gb - d.used_after_gb)
                for d in plan.datastores if d.name != datastore and d.state != "maintenance")
     if need <= room:

@@ -260,9 +260,9 @@ class ClusterCycle:
             if vm_demand:
                 past = replace(past, history=replace(past.history, vm_demand=vm_demand))
             res.history, res.oscillating_hosts = past.history, past.oscillating_hosts
-            # (POST /place judges the datastores as the cycle does: thin disks' growth from their trend)
-            self.last_seen = (with_trends(snap, past.history.datastore_growth) if self.config.sdrs.growth_horizon > 0
-                              else snap, dict(vm_demand or {}))
+            # (POST /place judges the datastores as the cycle does: thin disks' growth from their trend, which
+            # build_past gives only with sdrs.growth_horizon on)
+            self.last_seen = (with_trends(snap, past.history.datastore_growth), dict(vm_demand or {}))
             for host in sorted(set(past.oscillating_hosts) - self._oscillating):
                 event(log, "host balancing back and forth: its balance moves changed direction "
                            f"{HOST_SWINGS} times within the cooldown", logging.WARNING, host=host)

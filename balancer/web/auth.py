@@ -40,9 +40,8 @@ from ..errors import InputError
 from ..errors.limits import clip
 
 ROLES = ("viewer", "operator")
-HASH_PREFIXES = ("scrypt:", "pbkdf2:")
-# Werkzeug's form: method (scrypt:N:r:p or pbkdf2:sha256:iterations), salt, hex digest -- so a placeholder
-# such as the example users file's is refused, not taken for a hash no password matches
+# Werkzeug's form: method (scrypt:N:r:p or pbkdf2:sha256:iterations), salt, hex digest -- so a placeholder such
+# as the example users file's is refused, not taken for a hash no password matches
 HASH_FORM = re.compile(r"^(scrypt:\d+:\d+:\d+|pbkdf2:sha\d+(:\d+)?)\$[A-Za-z0-9]+\$[0-9a-f]{32,}$")
 CSRF_MAX_AGE = 12 * 3600
 SESSION_LIFETIME_S = 12 * 3600  # as the cookie's (web/app.py, PERMANENT_SESSION_LIFETIME)
@@ -88,7 +87,7 @@ def load_users(path: str | Path) -> dict[str, tuple[str, str]]:
             raise InputError(f"{where}: name must be a non-empty text without ':'")
         if role not in ROLES:
             raise InputError(f"{where} ({name}): role must be viewer or operator")
-        if not isinstance(hashed, str) or not hashed.startswith(HASH_PREFIXES) or not HASH_FORM.match(hashed):
+        if not isinstance(hashed, str) or not HASH_FORM.match(hashed):
             raise InputError(f"{where} ({name}): password_hash must be a hash made by `balancer hash-password` "
                              "(no plaintext passwords)")
         if name in out:
