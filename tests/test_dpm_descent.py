@@ -71,10 +71,11 @@ def test_a_descent_under_way_goes_on_to_the_target():
 
 
 def test_a_host_whose_vms_cannot_move_is_replaced_by_the_next():
-    # h0's one VM (8,000 MHz, the least memory: the first candidate) fits on no other host's 9,000 MHz
-    # limit; the cluster is at 23 %, so 4 hosts could go and the pace takes 2
-    hosts = [host(f"h{i}") for i in range(8)]
-    vms = [vm("big", "h0", cpu=8000, mem=100)] + [vm(f"v{i}", f"h{i}", cpu=1500, mem=500) for i in range(1, 8)]
+    # h0's one VM (8,000 MHz, 1 GB to copy: the cheapest to move over 1 Gbit/s, as the others have 8 GB each) fits on
+    # no other host's 9,000 MHz limit; the cluster is at 23 %, so 4 hosts could go and the pace takes 2
+    hosts = [host(f"h{i}", vmotion_mbps=1000) for i in range(8)]
+    vms = [vm("big", "h0", cpu=8000, mem=100)] + [vm(f"v{i}", f"h{i}", cpu=1500, mem=500, mem_mb=8000)
+                                                  for i in range(1, 8)]
     s = snap(hosts, vms)
     options = PlanOptions(dpm=PACED, **FAST)
     plan = make_plan(s, options)
@@ -99,3 +100,17 @@ def test_service_before_the_window_is_covered_judges_the_demand_scaled_up(tmp_pa
         if not since:
             assert not went, "the first collection alone is no window"
     assert early, "a quiet night far below the band does not wait the whole window"
+
+
+def test_standby_takes_the_host_whose_vms_are_cheapest_to_move_first():
+    # h0 and h1 hold the same memory; h0's VM is busy (a longer pre-copy, slowed while copied), h1's idle:
+    # one host may go, and it is h1 (by memory alone h0, the first by name, went)
+    hosts = [host(f"h{i}") for i in range(4)]
+    vms = [vm("busy", "h0", cpu=3000, mem=2000), vm("idle", "h1", cpu=50, mem=2000),
+           vm("a", "h2", cpu=1500, mem=4000, mem_mb=6000), vm("b", "h3", cpu=1500, mem=4000, mem_mb=6000)]
+    s = snap(hosts, vms)
+    options = PlanOptions(dpm=DpmOptions(max_standby=1), **FAST)
+    plan = make_plan(s, options)
+    assert standby(plan) == ["h1"]
+    assert [m.vm for m in plan.moves] == ["idle"]
+    replay(s, plan, options)

@@ -52,6 +52,7 @@ from .cluster import BALANCED, CPU, MEM, Cluster
 from .feasibility import find_conflicts
 from ..history import History
 from .hoststate import host_mask, vms_on, with_hosts_leaving
+from .vmotion import seconds as vmotion_seconds
 from ..options import DpmOptions
 from ..words import pct
 from ...words import counted, plural
@@ -361,10 +362,23 @@ def saving_estimate_w(cluster: Cluster, h: int, hosts_on: np.ndarray) -> float |
     return float(cluster.power_idle_w[h] + slope[h] * cpu - elsewhere * cpu)
 
 
+def evacuation_costs(cluster: Cluster) -> np.ndarray:
+    """(V,) what moving each VM costs it, in MHz-seconds: its vMotion seconds (the pre-copy model) times
+    its CPU demand, as a busy VM is slowed while it is copied and dirties its memory faster; at least
+    1 MHz, so an idle VM still costs its seconds. Emptying a host costs the sum over its VMs."""
+    secs = vmotion_seconds(cluster.mem_mb, cluster.dirty_mbps, cluster.bandwidth_mbps[cluster.place])
+    return secs * np.maximum(cluster.load[:, CPU], 1.0)
+
+
 def _standby_candidates(cluster: Cluster, eligible: np.ndarray, empty_only: bool = False) -> list[int]:
-    """Hosts that may go to standby, the cheapest to evacuate per watt saved first."""
+    """Hosts that may go to standby, the cheapest first: what emptying the host costs its VMs
+    (``evacuation_costs``) per watt saved, times the share of the capacity that is on it takes away (a
+    large host gone leaves less room under the band's target, so fewer hosts go in all)."""
     out = []
     key = {}
+    costs = evacuation_costs(cluster)
+    on_cap = cluster.cap[eligible | cluster.on][:, BALANCED]
+    mean_cap = np.maximum(on_cap.mean(axis=0), 1e-9) if len(on_cap) else np.ones(on_cap.shape[1])
     for h in np.flatnonzero(eligible):
         h = int(h)
         leaving = vms_on(cluster, host_mask(cluster, [h]))
@@ -372,9 +386,10 @@ def _standby_candidates(cluster: Cluster, eligible: np.ndarray, empty_only: bool
             continue  # a VM that may not move (or only by an admin's hand) keeps the host on
         if empty_only and leaving.any():
             continue  # no moves allowed: only a host already empty
-        mem = float(cluster.mem_mb[leaving].sum())
+        cost = float(costs[leaving].sum())
         saved = saving_estimate_w(cluster, h, eligible | cluster.on)
-        key[h] = (mem + 1.0) / max(saved, 1.0) if saved is not None else mem
+        size = float((cluster.cap[h, BALANCED] / mean_cap).mean())
+        key[h] = size * ((cost + 1.0) / max(saved, 1.0) if saved is not None else cost)
         out.append(h)
     return sorted(out, key=lambda h: (key[h], h))
 

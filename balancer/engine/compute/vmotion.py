@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 SETUP_S = 1.0  # compatibility checks, handshake, destination VM creation
 RESUME_S = 0.05  # resume on the destination after switch-over
 SWITCHOVER_MB = 64.0  # pre-copy stops when at most this much dirty memory is left
@@ -57,3 +59,20 @@ def estimate(mem_mb: float, dirty_rate_mbps: float, bandwidth_mbps: float) -> Es
     seconds = SETUP_S + sent / r
     downtime_ms = (last / r + RESUME_S) * 1000.0
     return Estimate(seconds, downtime_ms, sent / 8.0, rounds, converges)
+
+
+def seconds(mem_mb: np.ndarray, dirty_rate_mbps: np.ndarray, bandwidth_mbps: np.ndarray) -> np.ndarray:
+    """``estimate(...).seconds`` for many VMs at once (arrays of the same shape)."""
+    mem = np.asarray(mem_mb, dtype=float)
+    v = mem * 8.0
+    r = np.maximum(np.asarray(bandwidth_mbps, dtype=float), 1e-6)
+    lam = np.maximum(np.asarray(dirty_rate_mbps, dtype=float), 0.0) / r
+    threshold = SWITCHOVER_MB * 8.0
+    small = v <= threshold
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        needed = np.ceil(np.log(threshold / np.where(small, threshold, v)) / np.log(np.where((lam > 0) & (lam < 1), lam, 0.5)))
+        rounds = np.where(lam <= 0, np.where(small, 0, 1),
+                          np.where(lam < 1, np.where(small, 0, np.minimum(needed, MAX_ROUNDS)), MAX_ROUNDS))
+        geometric = v * (1 - lam ** (rounds + 1)) / np.where(lam < 1, 1 - lam, 1.0)
+    sent = np.where(lam >= 1, v * (rounds + 1), np.where(lam > 0, geometric, v))
+    return np.where(mem <= 0, SETUP_S, SETUP_S + sent / r)
