@@ -41,7 +41,7 @@ from ..options import PlanOptions
 from .repair import hard_violations, repair
 from .rules import rule_violations
 from .search import Search
-from .vmotion import estimate
+from .vmotion import seconds as vmotion_seconds
 
 SCALE = 4000  # deviations of utilisation are modelled in 1/4000ths
 BIG_PENALTY = 1000.0  # a broken mandatory rule, in variance units (Σ dev²)
@@ -97,13 +97,12 @@ def move_costs(cluster: Cluster, options: PlanOptions,
     else:
         per_second *= min_gain / MIN_GAIN[3]
     out = np.empty(cluster.n_vms) if since is None else since[1].copy()
-    todo = range(cluster.n_vms) if since is None else np.flatnonzero(since[0] != cluster.place)
-    bw = cluster.bandwidth_mbps
-    for v in todo:
-        e = estimate(cluster.mem_mb[v], cluster.dirty_mbps[v], float(bw[cluster.place[v]]))
-        out[v] = min_gain + per_second * e.seconds
-        if cluster.manual is not None and cluster.manual[v]:
-            out[v] *= MANUAL_PRICE  # a move an admin must make: an automatic one that gains as much comes first
+    todo = np.arange(cluster.n_vms) if since is None else np.flatnonzero(since[0] != cluster.place)
+    secs = vmotion_seconds(cluster.mem_mb[todo], cluster.dirty_mbps[todo], cluster.bandwidth_mbps[cluster.place[todo]])
+    out[todo] = min_gain + per_second * secs
+    if cluster.manual is not None:
+        manual = todo[cluster.manual[todo]]
+        out[manual] *= MANUAL_PRICE  # a move an admin must make: an automatic one that gains as much comes first
     return out
 
 

@@ -7,7 +7,6 @@ switch-over threshold or after ``MAX_ROUNDS``; the last round is sent with the V
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,44 +34,38 @@ def modelled_dirty_rate_mbps(mem_demand_mb: float) -> float:
 
 def estimate(mem_mb: float, dirty_rate_mbps: float, bandwidth_mbps: float) -> Estimate:
     """Predicted duration, downtime and data sent for moving a VM with ``mem_mb`` of memory."""
-    if mem_mb <= 0:
-        return Estimate(SETUP_S, RESUME_S * 1000, 0.0, 0, True)
-    v = mem_mb * 8.0  # megabits
-    r = max(bandwidth_mbps, 1e-6)
-    lam = max(dirty_rate_mbps, 0.0) / r
-    threshold = SWITCHOVER_MB * 8.0
-    converges = lam < 1.0
-    if lam <= 0.0:
-        rounds = 0 if v <= threshold else 1
-    elif converges:
-        rounds = 0 if v <= threshold else min(math.ceil(math.log(threshold / v) / math.log(lam)), MAX_ROUNDS)
-    else:
-        rounds = MAX_ROUNDS
-    if converges:
-        sent = v * (1 - lam ** (rounds + 1)) / (1 - lam) if lam > 0 else v
-        last = v * lam**rounds if lam > 0 else (v if rounds == 0 else 0.0)
-    else:
-        # Without throttling pre-copy never shrinks: every round resends the whole dirty set.
-        # vMotion stuns the guest to force convergence; price it as the full rounds plus a full final copy.
-        sent = v * (rounds + 1)
-        last = v
-    seconds = SETUP_S + sent / r
-    downtime_ms = (last / r + RESUME_S) * 1000.0
-    return Estimate(seconds, downtime_ms, sent / 8.0, rounds, converges)
+    secs, downtime_ms, data_mb, rounds, converges = _precopy(np.array([mem_mb], dtype=float),
+                                                             np.array([dirty_rate_mbps], dtype=float),
+                                                             np.array([bandwidth_mbps], dtype=float))
+    return Estimate(float(secs[0]), float(downtime_ms[0]), float(data_mb[0]), int(rounds[0]), bool(converges[0]))
 
 
 def seconds(mem_mb: np.ndarray, dirty_rate_mbps: np.ndarray, bandwidth_mbps: np.ndarray) -> np.ndarray:
     """``estimate(...).seconds`` for many VMs at once (arrays of the same shape)."""
+    return _precopy(mem_mb, dirty_rate_mbps, bandwidth_mbps)[0]
+
+
+def _precopy(mem_mb: np.ndarray, dirty_rate_mbps: np.ndarray, bandwidth_mbps: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The model for many VMs at once: seconds, downtime in ms, data sent in MB, rounds, converges."""
     mem = np.asarray(mem_mb, dtype=float)
-    v = mem * 8.0
+    v = mem * 8.0  # megabits
     r = np.maximum(np.asarray(bandwidth_mbps, dtype=float), 1e-6)
     lam = np.maximum(np.asarray(dirty_rate_mbps, dtype=float), 0.0) / r
     threshold = SWITCHOVER_MB * 8.0
     small = v <= threshold
+    converges = lam < 1.0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        needed = np.ceil(np.log(threshold / np.where(small, threshold, v)) / np.log(np.where((lam > 0) & (lam < 1), lam, 0.5)))
+        needed = np.ceil(np.log(threshold / np.where(small, threshold, v)) / np.log(np.where((lam > 0) & converges, lam, 0.5)))
         rounds = np.where(lam <= 0, np.where(small, 0, 1),
-                          np.where(lam < 1, np.where(small, 0, np.minimum(needed, MAX_ROUNDS)), MAX_ROUNDS))
-        geometric = v * (1 - lam ** (rounds + 1)) / np.where(lam < 1, 1 - lam, 1.0)
-    sent = np.where(lam >= 1, v * (rounds + 1), np.where(lam > 0, geometric, v))
-    return np.where(mem <= 0, SETUP_S, SETUP_S + sent / r)
+                          np.where(converges, np.where(small, 0, np.minimum(needed, MAX_ROUNDS)), MAX_ROUNDS))
+        geometric = v * (1 - lam ** (rounds + 1)) / np.where(converges, 1 - lam, 1.0)
+        tail = v * lam ** rounds
+    # Without throttling pre-copy never shrinks: every round resends the whole dirty set. vMotion stuns the
+    # guest to force convergence; price it as the full rounds plus a full final copy.
+    sent = np.where(~converges, v * (rounds + 1), np.where(lam > 0, geometric, v))
+    last = np.where(~converges, v, np.where(lam > 0, tail, np.where(rounds == 0, v, 0.0)))
+    none = mem <= 0  # nothing to copy: the setup and the resume
+    secs = np.where(none, SETUP_S, SETUP_S + sent / r)
+    downtime_ms = np.where(none, RESUME_S * 1000, (last / r + RESUME_S) * 1000.0)
+    data_mb = np.where(none, 0.0, sent / 8.0)
+    return secs, downtime_ms, data_mb, np.where(none, 0, rounds).astype(int), np.where(none, True, converges)
