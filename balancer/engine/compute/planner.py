@@ -27,7 +27,7 @@ from .power import PowerPlan, evacuation, interleave_standby, plan_power
 from .health import HealthRemedy
 from .rules import all_violations
 from .scoremode import raise_scores
-from .vmotion import estimate
+from .vmotion import estimates
 from ...words import counted
 
 # A planner turns the cluster into a plan, given how to build a plan from a placement: ``cp-sat``
@@ -173,6 +173,10 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
     loads = cluster.host_loads(cur)
     im = imbalance(cluster, loads)
     score = combined(*im)
+    vms = np.array([step.vm for step in ordering.steps], dtype=int)
+    est_of = estimates(cluster.mem_mb[vms], cluster.dirty_mbps[vms],  # each step over the slower of its two hosts
+                       np.minimum(cluster.bandwidth_mbps[[s.source for s in ordering.steps]],
+                                  cluster.bandwidth_mbps[[s.target for s in ordering.steps]]))
     for i, step in enumerate(ordering.steps, start=power.first_step):
         v = step.vm
         loads[step.source] -= cluster.load[v]
@@ -187,7 +191,7 @@ def _build_plan(result: OptimiseResult, power: PowerPlan, options: PlanOptions, 
             detail = f"CPU imbalance {im[0]:.3f} → {new_im[0]:.3f}, memory imbalance {im[1]:.3f} → {new_im[1]:.3f}"
         if cluster.manual is not None and cluster.manual[v] and not cluster.must_leave[v]:
             detail = (detail + "; " if detail else "") + MANUAL_WORDS
-        est = estimate(cluster.mem_mb[v], cluster.dirty_mbps[v], float(min(cluster.bandwidth_mbps[step.source], cluster.bandwidth_mbps[step.target])))
+        est = est_of[i - power.first_step]
         moves.append(
             Move(
                 step=i,

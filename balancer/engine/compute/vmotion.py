@@ -34,10 +34,15 @@ def modelled_dirty_rate_mbps(mem_demand_mb: float) -> float:
 
 def estimate(mem_mb: float, dirty_rate_mbps: float, bandwidth_mbps: float) -> Estimate:
     """Predicted duration, downtime and data sent for moving a VM with ``mem_mb`` of memory."""
-    secs, downtime_ms, data_mb, rounds, converges = _precopy(np.array([mem_mb], dtype=float),
-                                                             np.array([dirty_rate_mbps], dtype=float),
-                                                             np.array([bandwidth_mbps], dtype=float))
-    return Estimate(float(secs[0]), float(downtime_ms[0]), float(data_mb[0]), int(rounds[0]), bool(converges[0]))
+    return estimates(np.array([mem_mb], dtype=float), np.array([dirty_rate_mbps], dtype=float),
+                     np.array([bandwidth_mbps], dtype=float))[0]
+
+
+def estimates(mem_mb: np.ndarray, dirty_rate_mbps: np.ndarray, bandwidth_mbps: np.ndarray) -> list[Estimate]:
+    """``estimate`` for many VMs at once (arrays of the same shape), in one pass of the model."""
+    secs, downtime_ms, data_mb, rounds, converges = _precopy(mem_mb, dirty_rate_mbps, bandwidth_mbps)
+    return [Estimate(float(a), float(b), float(c), int(d), bool(e))
+            for a, b, c, d, e in zip(secs.tolist(), downtime_ms.tolist(), data_mb.tolist(), rounds.tolist(), converges.tolist())]
 
 
 def seconds(mem_mb: np.ndarray, dirty_rate_mbps: np.ndarray, bandwidth_mbps: np.ndarray) -> np.ndarray:
