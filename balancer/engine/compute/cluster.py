@@ -52,6 +52,11 @@ class Cluster:
     manual: np.ndarray | None = None  # (V,) bool: movable only as a recommendation for an admin (manual override)
     tallies: tuple[str, ...] = ()  # names of the columns after CPU and memory (VCPUS, VMS)
     closed: dict[str, str] = field(default_factory=dict)  # host -> why it receives no VM (health, network: compat.py)
+    # a VM's configured CPU: what it could ask at most (cpu_burst): its vCPUs (0 when powered off),
+    # its own CPU limit (inf: none), and each host's MHz per core (0: cores not known)
+    vcpus: np.ndarray | None = None  # (V,)
+    cpu_ceiling_mhz: np.ndarray | None = None  # (V,)
+    core_mhz: np.ndarray | None = None  # (H,)
 
     @property
     def n_hosts(self) -> int:
@@ -101,6 +106,15 @@ class Cluster:
     def balance_point(self) -> np.ndarray:
         """(2,) the utilisation every host that is on would have if the load were spread perfectly."""
         return self.load[:, BALANCED].sum(axis=0) / np.maximum(self.cap[self.on][:, BALANCED].sum(axis=0), 1e-9)
+
+    def cpu_burst(self, vms: np.ndarray, hosts: np.ndarray) -> np.ndarray:
+        """MHz VM ``vms[i]`` could ask on host ``hosts[i]`` above its CPU load now (the two broadcast): a
+        powered-on VM at its configured CPU, its vCPUs x the host's MHz per core within its own CPU limit;
+        0 on a host whose cores are not known. What a VM idle for hours may ask at once (a burst)."""
+        if self.vcpus is None or self.cpu_ceiling_mhz is None or self.core_mhz is None:
+            return np.zeros(np.broadcast(vms, hosts).shape)
+        peak = np.minimum(self.vcpus[vms] * self.core_mhz[hosts], self.cpu_ceiling_mhz[vms])
+        return np.maximum(peak - self.load[vms, CPU], 0.0)
 
     def stranded(self, place: np.ndarray) -> np.ndarray:
         """(V,) bool: powered-on VMs on a host that is not on."""
@@ -177,6 +191,10 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
         idle = np.array([h.power_idle_w for h in hosts], dtype=float)
         peak = np.array([h.power_peak_w for h in hosts], dtype=float)
 
+    vcpus = np.array([v.vcpus if v.powered_on else 0 for v in vms], dtype=float)
+    ceiling = np.array([np.inf if v.cpu_limit_mhz is None else v.cpu_limit_mhz for v in vms], dtype=float)
+    core_mhz = np.array([h.cpu_capacity_mhz / h.cpu_cores if h.cpu_cores else 0.0 for h in hosts], dtype=float)
+
     return Cluster(
         snapshot=snapshot,
         host_names=[h.name for h in hosts],
@@ -201,6 +219,9 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
         power_peak_w=peak,
         tallies=tallies,
         closed=closed,
+        vcpus=vcpus,
+        cpu_ceiling_mhz=ceiling,
+        core_mhz=core_mhz,
     )
 
 

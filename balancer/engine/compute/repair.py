@@ -187,7 +187,7 @@ class Repairer:
 
     def _choose(self, unit: np.ndarray, ceiling: np.ndarray, exclude: int | None = None) -> int | None:
         """The best host for ``unit`` within ``ceiling``: should-rules kept first, then the fewest members
-        to move, then the most room left."""
+        to move, then a host with room for its VMs' configured CPU (a burst), then the most room left."""
         c = self.c
         need = self._need(unit)
         ok = self._targets(unit) & np.all(self.loads + need <= ceiling + EPS, axis=1)
@@ -196,7 +196,9 @@ class Repairer:
         if not ok.any():
             return None
         fill = ((self.loads + need) / c.cap).max(axis=1)
-        score = fill + 10.0 * self._soft_breaks(unit)
+        burst = c.cpu_burst(unit[:, None], np.arange(c.n_hosts)[None, :]).sum(axis=0)
+        short = self.loads[:, CPU] + need[:, CPU] + burst > c.cap[:, CPU] + EPS  # no room for the unit's burst
+        score = fill + 1.0 * short + 10.0 * self._soft_breaks(unit)
         if len(unit) > 1:
             score -= 2.0 * np.bincount(self.place[unit], minlength=c.n_hosts)
         return int(np.argmin(np.where(ok, score, np.inf)))
