@@ -60,12 +60,35 @@ def test_a_vm_s_own_cpu_limit_bounds_its_burst():
 
 
 def test_a_powered_off_vm_asks_for_nothing():
-    s = _evacuation()
+    on = build_cluster(_evacuation(), PlanOptions())
+    big = on.vm_index("big")
+    assert on.cpu_burst(np.array([big]), np.arange(3)).tolist() == [35_200 - 400, 41_600 - 400, 35_200 - 400]
+    off = build_cluster(_evacuation(powered_on=False), PlanOptions())
+    assert off.cpu_burst(np.array([big]), np.arange(3)).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_host_whose_cores_are_not_known_is_not_taken_for_room():
+    # the small host gives no cores: room for the burst is known only on the large one
+    data = _evacuation().model_dump(mode="json", exclude_none=True)
+    for h in data["hosts"]:
+        if h["name"] == "small":
+            del h["cpu_cores"], h["cpu_threads"]
+    plan = make_plan(parse_snapshot(data), PlanOptions())
+    assert [(m.vm, m.target) for m in plan.moves] == [("big", "large")]
+
+
+def test_a_unit_needs_room_for_the_bursts_of_all_its_members():
+    # two idle 8-vCPU VMs that must run together: 2 x 17.6 GHz fit on the large host only
+    s = parse_snapshot({"version": 6, "cluster": "t", "hosts": [
+        host("small", 32, 2200, 524_288), host("large", 64, 2600, 1_048_576),
+        host("leaving", 32, 2200, 524_288, state="maintenance")],
+        "vms": [vm("busy-s", "small", 32, 40_000, 65536), vm("busy-l", "large", 64, 100_000, 131072),
+                vm("a", "leaving", 8, 300), vm("b", "leaving", 8, 300)],
+        "rules": [{"name": "pair", "type": "vm-affinity", "mandatory": True, "vms": ["a", "b"]}]})
     c = build_cluster(s, PlanOptions())
-    big = c.vm_index("big")
-    assert c.cpu_burst(np.array([big]), np.arange(c.n_hosts)).tolist() == [35_200 - 400, 41_600 - 400, 35_200 - 400]
-    c.vcpus[big] = 0  # what build_cluster gives a powered-off VM
-    assert c.cpu_burst(np.array([big]), np.arange(c.n_hosts)).tolist() == [0.0, 0.0, 0.0]
+    assert 40_000 + 600 + 8 * 2200 <= 70_400 < 40_000 + 600 + 2 * (8 * 2200 - 300)  # one burst fits, two do not
+    rep = repair(c)
+    assert [c.host_names[h] for h in rep.place[[c.vm_index("a"), c.vm_index("b")]]] == ["large", "large"]
 
 
 @st.composite
@@ -97,13 +120,15 @@ def test_the_repair_prefers_a_host_with_room_for_the_burst_whenever_one_may_take
     v = c.vm_index("vm")
     rep = repair(c)
     loads = c.host_loads(c.place)
-    within = c.on & np.all(loads + c.load[v] <= c.limit + 1e-6, axis=1)  # hosts the VM may go to within the limit
+    fits = c.allowed[v] & c.on  # hosts the VM may run on (its vCPUs within their threads)
+    within = fits & np.all(loads + c.load[v] <= c.limit + 1e-6, axis=1)
     burst = c.cpu_burst(np.full(c.n_hosts, v), np.arange(c.n_hosts))
     room = within & (loads[:, CPU] + c.load[v, CPU] + burst <= c.cap[:, CPU] + 1e-6)
     to = int(rep.place[v])
-    assert c.on[to], "the VM leaves the host in maintenance"
     if room.any():
         assert room[to], (c.host_names[to], [c.host_names[h] for h in np.flatnonzero(room)])
     elif within.any():
         fill = ((loads + c.load[v]) / c.cap).max(axis=1)
         assert within[to] and fill[to] <= fill[within].min() + 1e-9  # else the emptiest, as before
+    elif (fits & np.all(loads + c.load[v] <= c.cap + 1e-6, axis=1)).any():
+        assert c.on[to]  # a hard repair: above the limit, within capacity

@@ -187,6 +187,10 @@ def repairable(draw):
                                     over_share=over, shape="displace", maintenance=maintenance,
                                     fill=draw(st.sampled_from([0.45, 0.6, 0.7])),
                                     affinity_share=draw(st.sampled_from([0.0, 0.1, 0.3])))
+    core_mhz = draw(st.sampled_from([None, 2000, 2600]))
+    if core_mhz:  # hosts that give their cores: the repair prefers hosts with room for a VM's burst
+        for h in data["hosts"]:
+            h["cpu_cores"] = max(1, round(h["cpu_capacity_mhz"] / core_mhz))
     return parse_snapshot(data), witness
 
 

@@ -116,6 +116,10 @@ class Cluster:
         peak = np.minimum(self.vcpus[vms] * self.core_mhz[hosts], self.cpu_ceiling_mhz[vms])
         return np.maximum(peak - self.load[vms, CPU], 0.0)
 
+    def cores_known(self, hosts: np.ndarray) -> np.ndarray:
+        """Whether each of ``hosts`` gives its cores, so a VM's burst there is judged (cpu_burst)."""
+        return np.zeros(len(hosts), dtype=bool) if self.core_mhz is None else self.core_mhz[hosts] > 0
+
     def stranded(self, place: np.ndarray) -> np.ndarray:
         """(V,) bool: powered-on VMs on a host that is not on."""
         return self.powered & ~self.on[place]

@@ -15,7 +15,8 @@ operations over the hosts), so it mends thousands of VMs on a 5,000-host cluster
 
 - a VM that must move goes with its mandatory affinity group (a *unit*: the group moves as one,
   to a host every member may use) to the allowed host without a member of its anti-affinity rules
-  where it leaves the most room (should-rules it keeps now are kept when a host allows it);
+  where it leaves the most room (should-rules it keeps now are kept when a host allows it, then the
+  fewest members move, then a host with room for the unit's configured CPU is taken first);
 - a host above its ceiling sheds the unit that alone brings it under (the one cheapest to move),
   or else its largest, one after the other;
 - targets stay within capacity minus headroom; when no host has room, one VM on a candidate host
@@ -187,7 +188,8 @@ class Repairer:
 
     def _choose(self, unit: np.ndarray, ceiling: np.ndarray, exclude: int | None = None) -> int | None:
         """The best host for ``unit`` within ``ceiling``: should-rules kept first, then the fewest members
-        to move, then a host with room for its VMs' configured CPU (a burst), then the most room left."""
+        to move, then a host known to have room for its VMs' configured CPU (a burst: Cluster.cpu_burst;
+        a host whose cores are not known is not), then the most room left."""
         c = self.c
         need = self._need(unit)
         ok = self._targets(unit) & np.all(self.loads + need <= ceiling + EPS, axis=1)
@@ -195,13 +197,13 @@ class Repairer:
             ok[exclude] = False
         if not ok.any():
             return None
-        fill = ((self.loads + need) / c.cap).max(axis=1)
-        burst = c.cpu_burst(unit[:, None], np.arange(c.n_hosts)[None, :]).sum(axis=0)
-        short = self.loads[:, CPU] + need[:, CPU] + burst > c.cap[:, CPU] + EPS  # no room for the unit's burst
-        score = fill + 1.0 * short + 10.0 * self._soft_breaks(unit)
-        if len(unit) > 1:
-            score -= 2.0 * np.bincount(self.place[unit], minlength=c.n_hosts)
-        return int(np.argmin(np.where(ok, score, np.inf)))
+        hosts = np.flatnonzero(ok)
+        fill = ((self.loads[hosts] + need[hosts]) / c.cap[hosts]).max(axis=1)
+        burst = c.cpu_burst(unit[:, None], hosts[None, :]).sum(axis=0)
+        room = c.cores_known(hosts) & (self.loads[hosts, CPU] + need[hosts, CPU] + burst <= c.cap[hosts, CPU] + EPS)
+        there = np.bincount(self.place[unit], minlength=c.n_hosts)[hosts] if len(unit) > 1 else np.zeros(len(hosts))
+        soft = self._soft_breaks(unit)[hosts]
+        return int(hosts[np.lexsort((hosts, fill, ~room, -there, soft))[0]])
 
     # ---- moving --------------------------------------------------------------------------
 
