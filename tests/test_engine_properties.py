@@ -22,11 +22,14 @@ SETTINGS = settings(max_examples=int(__import__("os").environ.get("PROP_EXAMPLES
 @st.composite
 def clusters(draw):
     n_hosts = draw(st.integers(2, 7))
+    core_mhz = draw(st.sampled_from([None, 2500]))  # with cores, repairs prefer hosts with room for a VM's burst
     hosts = []
     for i in range(n_hosts):
         state = draw(st.sampled_from(["on"] * 6 + ["maintenance", "standby"])) if i > 1 else "on"
         hosts.append({"name": f"h{i}", "cpu_capacity_mhz": draw(st.sampled_from([20000, 40000, 60000])),
                       "mem_capacity_mb": draw(st.sampled_from([65536, 131072, 262144])), "state": state})
+        if core_mhz:
+            hosts[-1]["cpu_cores"] = hosts[-1]["cpu_capacity_mhz"] // core_mhz
     any_hosts = [h["name"] for h in hosts if h["state"] != "standby"]
     n_vms = draw(st.integers(1, 30))
     vms = []
