@@ -174,7 +174,8 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
     # An evacuation moves powered-on VMs off a maintenance host whatever their automation level.
     movable = (movable | must_leave) & reachable[place] if V else movable
 
-    cap, limit, load, tallies = _tallies(snapshot, options, on, cap, limit, load)
+    vcpus = np.array([v.vcpus if v.powered_on else 0 for v in vms], dtype=float)  # (V,) 0 when powered off
+    cap, limit, load, tallies = _tallies(snapshot, options, on, cap, limit, load, vcpus)
     # Current load may already exceed the limit: such a host must not get worse, and is repaired.
     cur = np.zeros((H, cap.shape[1]))
     np.add.at(cur, place, load)
@@ -195,7 +196,6 @@ def build_cluster(snapshot: Snapshot, options: PlanOptions,
         idle = np.array([h.power_idle_w for h in hosts], dtype=float)
         peak = np.array([h.power_peak_w for h in hosts], dtype=float)
 
-    vcpus = np.array([v.vcpus if v.powered_on else 0 for v in vms], dtype=float)
     ceiling = np.array([np.inf if v.cpu_limit_mhz is None else v.cpu_limit_mhz for v in vms], dtype=float)
     core_mhz = np.array([h.cpu_capacity_mhz / h.cpu_cores if h.cpu_cores else 0.0 for h in hosts], dtype=float)
 
@@ -244,7 +244,7 @@ def tally_over(tally: str, value: float, ceiling: float) -> str:
 
 
 def _tallies(snapshot: Snapshot, options: PlanOptions, on: np.ndarray, cap: np.ndarray, limit: np.ndarray,
-             load: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+             load: np.ndarray, vcpus: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
     """``cap``, ``limit`` and ``load`` with a column per tally the options ask for (VCPUS, VMS).
 
     vCPUs: a powered-on VM counts its vCPUs; a host's ceiling is max_vcpus_per_core x its cores (threads
@@ -260,7 +260,7 @@ def _tallies(snapshot: Snapshot, options: PlanOptions, on: np.ndarray, cap: np.n
     cols_limit: list[np.ndarray] = []
     powered = np.array([v.powered_on for v in vms], dtype=bool)
     if options.max_vcpus_per_core is not None:
-        per_vm = np.array([v.vcpus if v.powered_on else 0 for v in vms], dtype=float)
+        per_vm = vcpus
         never = per_vm.sum() + 1.0
         cores = [h.cpu_cores or h.cpu_threads for h in hosts]
         ceiling = np.array([never if c is None else options.max_vcpus_per_core * c for c in cores], dtype=float)
